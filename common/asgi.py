@@ -1,0 +1,139 @@
+"""Pure ASGI plumbing both apps share: request ids, the error envelope, bounded body reads.
+
+`EnvelopeMiddleware` is the outermost middleware of each app. It gives every request an id
+(the client's `X-Request-ID` if it is sane, else a new UUID), puts it in `scope["state"]`,
+adds it to every response, and turns any exception that escapes a handler into the error
+envelope: `ApiError` with its own status, anything else as a bare 500 `50001` (logged with
+the request id, never echoed to the client).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import uuid
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+from common.errors import HTTP_STATUS, ApiError, ErrorCode, error_body
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+logger = logging.getLogger("agentlink.errors")
+
+_SANE_REQUEST_ID = re.compile(rb"[A-Za-z0-9._:\-]{1,128}")
+_JSON_HEADERS = [(b"content-type", b"application/json")]
+
+
+def request_id_from_headers(headers: list[tuple[bytes, bytes]]) -> str:
+    for name, value in headers:
+        if name == b"x-request-id":
+            if _SANE_REQUEST_ID.fullmatch(value):
+                return value.decode("ascii")
+            break
+    return str(uuid.uuid4())
+
+
+def request_id_of(scope: Scope) -> str:
+    state = scope.get("state") or {}
+    request_id = state.get("request_id")
+    return request_id if isinstance(request_id, str) else str(uuid.uuid4())
+
+
+async def send_error(
+    send: Send,
+    code: ErrorCode,
+    request_id: str,
+    message: str | None = None,
+    *,
+    details: Any = None,
+    headers: dict[str, str] | None = None,
+) -> None:
+    body = error_body(code, message, request_id, details)
+    raw_headers = [*_JSON_HEADERS, (b"content-length", str(len(body)).encode())]
+    raw_headers.append((b"x-request-id", request_id.encode()))
+    for name, value in (headers or {}).items():
+        raw_headers.append((name.lower().encode("latin-1"), value.encode("latin-1")))
+    await send({"type": "http.response.start", "status": HTTP_STATUS[code], "headers": raw_headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+class EnvelopeMiddleware:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = request_id_from_headers(scope["headers"])
+        scope.setdefault("state", {})["request_id"] = request_id
+        id_header = (b"x-request-id", request_id.encode())
+        started = False
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+                headers = list(message.get("headers", ()))
+                if not any(name.lower() == b"x-request-id" for name, _ in headers):
+                    headers.append(id_header)
+                message["headers"] = headers
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        except ClientDisconnected:
+            return
+        except Exception as error:
+            if started:
+                # Starlette's error handler already answered (and logged) before re-raising,
+                # or a stream broke midway: the client has its status; nothing more to send.
+                return
+            if isinstance(error, ApiError):
+                await send_error(
+                    send, error.code, request_id, error.message,
+                    details=error.details, headers=error.headers,
+                )  # fmt: skip
+                return
+            logger.exception("unhandled error", extra={"request_id": request_id})
+            await send_error(send, ErrorCode.INTERNAL, request_id)
+
+
+async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
+    """The whole request body, refusing (413 `41301`) anything over `limit` bytes.
+
+    A declared Content-Length over the limit is refused before reading a byte.
+    """
+    for name, value in scope["headers"]:
+        if name == b"content-length":
+            try:
+                declared = int(value)
+            except ValueError:
+                raise ApiError(ErrorCode.INVALID_REQUEST, "Invalid Content-Length.") from None
+            if declared > limit:
+                raise ApiError(ErrorCode.PAYLOAD_TOO_LARGE, details={"limit_bytes": limit})
+            break
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnected
+        chunk = message.get("body", b"")
+        if chunk:
+            size += len(chunk)
+            if size > limit:
+                raise ApiError(ErrorCode.PAYLOAD_TOO_LARGE, details={"limit_bytes": limit})
+            chunks.append(chunk)
+        if not message.get("more_body", False):
+            break
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+class ClientDisconnected(Exception):
+    """The client went away before we finished reading its request."""

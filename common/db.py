@@ -1,0 +1,31 @@
+"""The asyncpg pool, created once in each app's lifespan and passed to whoever needs it."""
+
+from __future__ import annotations
+
+import asyncpg
+import orjson
+
+
+async def _init_connection(connection: asyncpg.Connection) -> None:
+    # JSON columns come back as Python objects and go in from them, via orjson.
+    for type_name in ("json", "jsonb"):
+        await connection.set_type_codec(
+            type_name,
+            encoder=lambda value: orjson.dumps(value).decode(),
+            decoder=orjson.loads,
+            schema="pg_catalog",
+        )
+
+
+async def create_pool(dsn: str, *, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:
+    pool = await asyncpg.create_pool(
+        dsn,
+        min_size=min_size,
+        max_size=max_size,
+        init=_init_connection,
+        command_timeout=30,
+        # The statement cache is per connection; keep it, it is what makes asyncpg fast.
+        max_inactive_connection_lifetime=300,
+    )
+    assert pool is not None  # create_pool only returns None when used as an async context
+    return pool

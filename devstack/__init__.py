@@ -1,0 +1,1 @@
+"""Local development and test infrastructure: embedded PostgreSQL and Valkey, the whole stack."""

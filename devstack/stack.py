@@ -1,0 +1,237 @@
+"""`./dev up`: the whole stack on one machine, from nothing but this checkout.
+
+PostgreSQL and Valkey (unless DATABASE_URL / REDIS_URL point elsewhere), migrations, the demo
+data, then the mock provider (unless OPENAI_API_KEY is set), the control plane, the gateway and
+the worker as child processes. Ctrl-C stops everything it started; data stays under ./.data/.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from common.migrations import migrate_url
+from crypto.envelope import KeyRing, generate_key
+from devstack.demo import Demo, ensure_demo
+from devstack.envfile import read_env_file, write_env_file
+from devstack.servers import PostgresServer, ServerError, ValkeyServer, spawn, stop_process
+
+
+@dataclass
+class StackConfig:
+    data_dir: Path
+    gateway_port: int
+    control_port: int
+    mock_port: int
+    postgres_port: int
+    redis_port: int
+    gateway_workers: int
+
+    @classmethod
+    def from_env(cls, root: Path) -> StackConfig:
+        env = os.environ
+        return cls(
+            data_dir=Path(env.get("AGENTLINK_DATA_DIR", root / ".data")).resolve(),
+            gateway_port=int(env.get("AGENTLINK_GATEWAY_PORT", "8080")),
+            control_port=int(env.get("AGENTLINK_CONTROL_PORT", "8081")),
+            mock_port=int(env.get("AGENTLINK_MOCK_PORT", "9100")),
+            postgres_port=int(env.get("AGENTLINK_PG_PORT", "54329")),
+            redis_port=int(env.get("AGENTLINK_REDIS_PORT", "63799")),
+            gateway_workers=int(env.get("AGENTLINK_GATEWAY_WORKERS", "1")),
+        )
+
+
+@dataclass
+class Child:
+    name: str
+    process: subprocess.Popen[bytes]
+    log: Path
+
+
+@dataclass
+class Stack:
+    config: StackConfig
+    servers: list[PostgresServer | ValkeyServer] = field(default_factory=list)
+    children: list[Child] = field(default_factory=list)
+
+    def stop(self) -> None:
+        for child in reversed(self.children):
+            stop_process(child.process, signal.SIGTERM)
+        self.children.clear()
+        for server in reversed(self.servers):
+            server.stop()
+        self.servers.clear()
+
+
+def _local_secrets(path: Path) -> dict[str, str]:
+    """Keys generated on first start and reused after, so encrypted rows stay readable."""
+    stored = read_env_file(path)
+    changed = False
+    if "AGENTLINK_ENCRYPTION_KEYS" not in stored:
+        stored["AGENTLINK_ENCRYPTION_KEYS"] = f"local1:{generate_key()}"
+        stored["AGENTLINK_ENCRYPTION_ACTIVE_KEY_ID"] = "local1"
+        changed = True
+    if "JWT_SECRET" not in stored:
+        stored["JWT_SECRET"] = generate_key()
+        changed = True
+    if changed:
+        write_env_file(path, stored)
+    return stored
+
+
+def _wait_http(url: str, child: Child, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if child.process.poll() is not None:
+            raise ServerError(
+                f"{child.name} exited with {child.process.returncode}; see {child.log}"
+            )
+        try:
+            if httpx.get(url, timeout=1).status_code < 500:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise ServerError(f"{child.name} did not answer {url} within {timeout}s; see {child.log}")
+
+
+def _start_child(stack: Stack, name: str, argv: list[str], env: dict[str, str]) -> Child:
+    logs = stack.config.data_dir / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    log = logs / f"{name}.log"
+    process = spawn(argv, log, run_as=None, death_signal=signal.SIGTERM, env=env)
+    child = Child(name, process, log)
+    stack.children.append(child)
+    return child
+
+
+def _uvicorn(factory: str, port: int, workers: int = 1) -> list[str]:
+    return [sys.executable, "-m", "uvicorn", "--factory", factory, "--host", "127.0.0.1",
+            "--port", str(port), "--workers", str(workers), "--loop", "uvloop",
+            "--http", "httptools", "--no-access-log", "--log-level", "warning"]  # fmt: skip
+
+
+def start_stack(stack: Stack) -> Demo:
+    config = stack.config
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+    config.data_dir.chmod(0o755)  # as root, postgres runs as `nobody` below this folder
+    env = dict(os.environ)
+    env.update(_local_secrets(config.data_dir / "local-secrets.env"))
+
+    if not env.get("DATABASE_URL"):
+        postgres = PostgresServer(config.data_dir / "postgres", config.postgres_port, durable=True)
+        stack.servers.append(postgres)
+        env["DATABASE_URL"] = postgres.start()
+    if not env.get("REDIS_URL"):
+        valkey = ValkeyServer(config.data_dir / "valkey", config.redis_port, durable=True)
+        stack.servers.append(valkey)
+        env["REDIS_URL"] = valkey.start()
+    applied = asyncio.run(migrate_url(env["DATABASE_URL"]))
+    print(f"migrations: {', '.join(applied) if applied else 'up to date'}")
+
+    keyring = KeyRing.from_env(
+        env["AGENTLINK_ENCRYPTION_KEYS"], env["AGENTLINK_ENCRYPTION_ACTIVE_KEY_ID"]
+    )
+    demo = asyncio.run(
+        ensure_demo(env["DATABASE_URL"], keyring, config.data_dir / "local-secrets.env")
+    )
+
+    if not env.get("OPENAI_API_KEY"):
+        mock_argv = [sys.executable, "-m", "mock_provider", "--host", "127.0.0.1",
+                     "--port", str(config.mock_port)]  # fmt: skip
+        mock = _start_child(stack, "mock-provider", mock_argv, env)
+        _wait_http(f"http://127.0.0.1:{config.mock_port}/health", mock)
+        env["OPENAI_BASE_URL"] = f"http://127.0.0.1:{config.mock_port}/v1"
+        env["OPENAI_API_KEY"] = "mock-provider-key"
+        env.setdefault("ANTHROPIC_BASE_URL", f"http://127.0.0.1:{config.mock_port}")
+        env.setdefault("ANTHROPIC_API_KEY", "mock-provider-key")
+        env.setdefault("GOOGLE_BASE_URL", f"http://127.0.0.1:{config.mock_port}")
+        env.setdefault("GOOGLE_AI_API_KEY", "mock-provider-key")
+
+    control = _start_child(
+        stack, "control-plane", _uvicorn("control_plane.app:create_app", config.control_port), env
+    )
+    gateway_env = dict(env)
+    if config.gateway_workers > 1:
+        metrics_dir = config.data_dir / "prometheus"
+        metrics_dir.mkdir(exist_ok=True)
+        for stale in metrics_dir.glob("*.db"):
+            stale.unlink()
+        gateway_env["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
+    gateway = _start_child(
+        stack,
+        "gateway",
+        _uvicorn("gateway.app:create_app", config.gateway_port, config.gateway_workers),
+        gateway_env,
+    )
+    _start_child(stack, "worker", [sys.executable, "-m", "control_plane.worker"], env)
+    _wait_http(f"http://127.0.0.1:{config.control_port}/healthz", control)
+    _wait_http(f"http://127.0.0.1:{config.gateway_port}/healthz", gateway)
+    return demo
+
+
+def banner(config: StackConfig, demo: Demo) -> str:
+    gateway = f"http://127.0.0.1:{config.gateway_port}"
+    control = f"http://127.0.0.1:{config.control_port}"
+    base_url = f"{gateway}/proxy/v1/agents/{demo.agent_id}"
+    return f"""
+AgentLink is running.  (Ctrl-C stops everything; data stays in {config.data_dir})
+
+  gateway        {gateway}      health: curl -s {gateway}/healthz
+  control plane  {control}      health: curl -s {control}/healthz
+  logs           {config.data_dir}/logs/
+
+Demo accounts (password: {demo.password}): {demo.creator_email}, {demo.developer_email}
+Demo agent id:  {demo.agent_id}
+Demo API key:   {demo.api_key}
+
+Call the demo agent:
+
+  curl -s {base_url}/chat \\
+    -H 'X-AgentLink-Key: {demo.api_key}' -H 'Content-Type: application/json' \\
+    -d '{{"messages": [{{"role": "user", "content": "Write about the sea"}}]}}'
+
+With the OpenAI SDK:
+
+  from openai import OpenAI
+  client = OpenAI(base_url="{base_url}", api_key="{demo.api_key}")
+  reply = client.chat.completions.create(
+      model="agent", messages=[{{"role": "user", "content": "Write about the sea"}}])
+  print(reply.choices[0].message.content)
+"""
+
+
+def run(root: Path) -> int:
+    stack = Stack(StackConfig.from_env(root))
+    stopping = False
+
+    def request_stop(signum: int, frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, request_stop)
+    signal.signal(signal.SIGTERM, request_stop)
+    try:
+        demo = start_stack(stack)
+        print(banner(stack.config, demo), flush=True)
+        while not stopping:
+            for child in stack.children:
+                if child.process.poll() is not None:
+                    print(f"{child.name} exited with {child.process.returncode}; see {child.log}")
+                    return 1
+            time.sleep(0.2)
+        return 0
+    except ServerError as error:
+        print(f"dev up: {error}", file=sys.stderr)
+        return 1
+    finally:
+        print("stopping...", flush=True)
+        stack.stop()

@@ -1,0 +1,94 @@
+"""Test fixtures: a real PostgreSQL and a real Valkey, fresh per test session.
+
+With DATABASE_URL and REDIS_URL both set, the suite uses those servers and starts nothing
+(CI with service containers); otherwise it starts its own on free loopback ports in a
+temporary folder, the same way `./dev up` does.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncpg
+import pytest
+import pytest_asyncio
+import redis.asyncio as redis_asyncio
+
+from common.db import create_pool
+from common.migrations import migrate_url
+from devstack.servers import PostgresServer, ValkeyServer, free_port
+
+
+@dataclass(frozen=True)
+class Servers:
+    postgres_url: str
+    redis_url: str
+    postgres: PostgresServer | None
+    valkey: ValkeyServer | None
+
+
+@pytest.fixture(scope="session")
+def servers() -> Iterator[Servers]:
+    external_db, external_redis = os.environ.get("DATABASE_URL"), os.environ.get("REDIS_URL")
+    if external_db and external_redis:
+        yield Servers(external_db, external_redis, None, None)
+        return
+    root = Path(tempfile.mkdtemp(prefix="agentlink-test-"))
+    root.chmod(0o755)  # as root, postgres runs as `nobody` and must reach its data folder
+    postgres = PostgresServer(root / "postgres", free_port(), durable=False)
+    valkey = ValkeyServer(root / "valkey", free_port(), durable=False)
+    try:
+        postgres.start()
+        valkey.start()
+        yield Servers(postgres.url, valkey.url, postgres, valkey)
+    finally:
+        valkey.stop()
+        postgres.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+async def create_scratch_database(admin_url: str) -> str:
+    """A new empty database on the same server; returns its URL."""
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    connection = await asyncpg.connect(admin_url)
+    try:
+        await connection.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await connection.close()
+    return admin_url.rsplit("/", 1)[0] + "/" + name
+
+
+@pytest_asyncio.fixture(scope="session")
+async def database_url(servers: Servers) -> str:
+    """A database with every migration applied, shared by the session."""
+    url = await create_scratch_database(servers.postgres_url)
+    await migrate_url(url)
+    return url
+
+
+@pytest_asyncio.fixture
+async def scratch_database_url(servers: Servers) -> str:
+    """An empty database of its own, for tests of the migration runner itself."""
+    return await create_scratch_database(servers.postgres_url)
+
+
+@pytest_asyncio.fixture(scope="session")
+async def db_pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
+    pool = await create_pool(database_url, min_size=1, max_size=10)
+    yield pool
+    await pool.close()
+
+
+@pytest_asyncio.fixture
+async def redis_client(servers: Servers) -> AsyncIterator[redis_asyncio.Redis]:
+    """A client on an emptied Redis: each test starts from no keys."""
+    client = redis_asyncio.Redis.from_url(servers.redis_url)
+    await client.flushdb()
+    yield client
+    await client.aclose()

@@ -1,0 +1,44 @@
+"""Helpers the tests share: serve an ASGI app over real HTTP on a loopback port."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import uvicorn
+
+from devstack.servers import free_port
+
+
+@contextlib.contextmanager
+def serve(app: Any, *, health_path: str = "/healthz") -> Iterator[str]:
+    """Run `app` under uvicorn in a background thread; yields its base URL."""
+    port = free_port()
+    config = uvicorn.Config(
+        app,
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        access_log=False,
+        lifespan="on",
+        loop="asyncio",  # uvloop in a non-main thread leaks handles at shutdown
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    base_url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 20
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("app did not start")
+        time.sleep(0.02)
+    httpx.get(base_url + health_path, timeout=5)
+    try:
+        yield base_url
+    finally:
+        server.should_exit = True
+        thread.join(timeout=15)
