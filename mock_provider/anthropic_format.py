@@ -1,0 +1,114 @@
+"""Anthropic Messages API: request parsing, message bodies and the SSE event sequence."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from mock_provider.asgi import SSE_HEADERS
+from mock_provider.reply import Answer, BadRequest, Prompt, join_texts
+from mock_provider.streaming import StreamPlan
+
+_ERROR_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    402: "billing_error",
+    403: "permission_error",
+    404: "not_found_error",
+    413: "request_too_large",
+    429: "rate_limit_error",
+    500: "api_error",
+    504: "timeout_error",
+    529: "overloaded_error",
+}
+
+
+def _event(kind: str, payload: dict[str, Any]) -> bytes:
+    return b"event: " + kind.encode() + b"\ndata: " + orjson.dumps(payload) + b"\n\n"
+
+
+_BLOCK_START = _event(
+    "content_block_start",
+    {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
+)
+_PING = _event("ping", {"type": "ping"})
+_BLOCK_STOP = _event("content_block_stop", {"type": "content_block_stop", "index": 0})
+_MESSAGE_STOP = _event("message_stop", {"type": "message_stop"})
+
+
+def error_body(status: int, message: str) -> bytes:
+    """``{"type": "error", "error": {"type", "message"}}`` as Anthropic sends it."""
+    kind = _ERROR_TYPES.get(status, "api_error" if status >= 500 else "invalid_request_error")
+    return orjson.dumps({"type": "error", "error": {"type": kind, "message": message}})
+
+
+class AnthropicMessages:
+    """``POST /v1/messages``."""
+
+    id_prefix = "msg_mock"
+
+    def parse(self, body: dict[str, Any]) -> Prompt:
+        messages = body.get("messages")
+        if not isinstance(messages, list):
+            raise BadRequest("messages: Field required")
+        prompt = Prompt()
+        system = body.get("system")
+        if system is not None:
+            prompt.system.append(join_texts(system, prompt))
+        for message in messages:
+            if not isinstance(message, dict):
+                raise BadRequest("messages: each message must be an object")
+            text = join_texts(message.get("content"), prompt)
+            if message.get("role") == "user":
+                prompt.last_user = text
+        return prompt
+
+    def error(self, status: int, message: str) -> bytes:
+        return error_body(status, message)
+
+    def _message(self, answer: Answer, content: list[Any], stop: str | None) -> dict[str, Any]:
+        return {
+            "id": answer.id,
+            "type": "message",
+            "role": "assistant",
+            "model": answer.model,
+            "content": content,
+            "stop_reason": stop,
+            "stop_sequence": None,
+        }
+
+    def response(self, answer: Answer, body: dict[str, Any]) -> bytes:
+        message = self._message(answer, [{"type": "text", "text": answer.text}], "end_turn")
+        message["usage"] = {
+            "input_tokens": answer.prompt_tokens,
+            "output_tokens": answer.completion_tokens,
+        }
+        return orjson.dumps(message)
+
+    def stream(self, answer: Answer, pieces: list[str], body: dict[str, Any]) -> StreamPlan:
+        message = self._message(answer, [], None)
+        message["usage"] = {"input_tokens": answer.prompt_tokens, "output_tokens": 1}
+        head = _event("message_start", {"type": "message_start", "message": message})
+        chunks = [
+            _event(
+                "content_block_delta",
+                {
+                    "type": "content_block_delta",
+                    "index": 0,
+                    "delta": {"type": "text_delta", "text": piece},
+                },
+            )
+            for piece in pieces
+        ]
+        delta = _event(
+            "message_delta",
+            {
+                "type": "message_delta",
+                "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+                "usage": {"output_tokens": answer.completion_tokens},
+            },
+        )
+        return StreamPlan(
+            SSE_HEADERS, head + _BLOCK_START + _PING, chunks, _BLOCK_STOP + delta + _MESSAGE_STOP
+        )

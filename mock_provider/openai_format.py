@@ -1,0 +1,110 @@
+"""OpenAI chat completions: request parsing, chat.completion and chat.completion.chunk bodies."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from mock_provider.asgi import SSE_HEADERS
+from mock_provider.reply import Answer, BadRequest, Prompt, join_texts
+from mock_provider.streaming import StreamPlan
+
+_ERROR_TYPES = {
+    400: ("invalid_request_error", None),
+    401: ("invalid_request_error", "invalid_api_key"),
+    429: ("requests", "rate_limit_exceeded"),
+}
+_SYSTEM_ROLES = frozenset(("system", "developer"))
+_DONE = b"data: [DONE]\n\n"
+
+
+def error_body(status: int, message: str) -> bytes:
+    """``{"error": {"message", "type", "param", "code"}}`` as OpenAI sends it."""
+    kind, code = _ERROR_TYPES.get(
+        status, ("server_error" if status >= 500 else "invalid_request_error", None)
+    )
+    return orjson.dumps({"error": {"message": message, "type": kind, "param": None, "code": code}})
+
+
+def _event(payload: dict[str, Any]) -> bytes:
+    return b"data: " + orjson.dumps(payload) + b"\n\n"
+
+
+def _usage(answer: Answer) -> dict[str, int]:
+    return {
+        "prompt_tokens": answer.prompt_tokens,
+        "completion_tokens": answer.completion_tokens,
+        "total_tokens": answer.total_tokens,
+    }
+
+
+class OpenAIChat:
+    """``POST /v1/chat/completions``."""
+
+    id_prefix = "chatcmpl-mock"
+
+    def parse(self, body: dict[str, Any]) -> Prompt:
+        messages = body.get("messages")
+        if not isinstance(messages, list):
+            raise BadRequest("'messages' is a required property and must be an array")
+        prompt = Prompt()
+        for message in messages:
+            if not isinstance(message, dict):
+                raise BadRequest("each message must be an object")
+            role = message.get("role")
+            text = join_texts(message.get("content"), prompt)
+            if role in _SYSTEM_ROLES:
+                prompt.system.append(text)
+            elif role == "user":
+                prompt.last_user = text
+        return prompt
+
+    def error(self, status: int, message: str) -> bytes:
+        return error_body(status, message)
+
+    def response(self, answer: Answer, body: dict[str, Any]) -> bytes:
+        return orjson.dumps(
+            {
+                "id": answer.id,
+                "object": "chat.completion",
+                "created": answer.created,
+                "model": answer.model,
+                "choices": [
+                    {
+                        "index": 0,
+                        "message": {"role": "assistant", "content": answer.text, "refusal": None},
+                        "logprobs": None,
+                        "finish_reason": "stop",
+                    }
+                ],
+                "usage": _usage(answer),
+                "system_fingerprint": None,
+            }
+        )
+
+    def stream(self, answer: Answer, pieces: list[str], body: dict[str, Any]) -> StreamPlan:
+        options = body.get("stream_options")
+        include_usage = isinstance(options, dict) and options.get("include_usage") is True
+        base: dict[str, Any] = {
+            "id": answer.id,
+            "object": "chat.completion.chunk",
+            "created": answer.created,
+            "model": answer.model,
+            "system_fingerprint": None,
+            "choices": None,
+        }
+        if include_usage:
+            base["usage"] = None  # every chunk but the last carries "usage": null
+
+        def chunk(delta: dict[str, Any], finish_reason: str | None = None) -> bytes:
+            choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
+            return _event({**base, "choices": [choice]})
+
+        head = chunk({"role": "assistant", "content": "", "refusal": None})
+        tail = chunk({}, "stop")
+        if include_usage:
+            tail += _event({**base, "choices": [], "usage": _usage(answer)})
+        return StreamPlan(
+            SSE_HEADERS, head, [chunk({"content": piece}) for piece in pieces], tail + _DONE
+        )

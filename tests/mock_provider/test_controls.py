@@ -1,0 +1,262 @@
+"""Every per-request control, from headers and from in-message directives, over real HTTP."""
+
+from __future__ import annotations
+
+import itertools
+import time
+
+import httpx
+import orjson
+import pytest
+
+from tests.mock_provider.wire import (
+    FORMATS,
+    chat_request,
+    error_of,
+    reply_text,
+    sse_lines,
+    stream_pieces,
+)
+
+SLACK = 0.005  # timer granularity: lower bounds only, never upper bounds
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_latency_from_header(http: httpx.Client, fmt: str) -> None:
+    path, body = chat_request(fmt, "slow")
+    started = time.monotonic()
+    response = http.post(path, json=body, headers={"x-mock-latency-ms": "150"})
+    assert time.monotonic() - started >= 0.150 - SLACK
+    assert reply_text(fmt, response.json()) == "Mock reply to: slow"
+
+
+def test_latency_from_directive_delays_the_first_byte(http: httpx.Client) -> None:
+    path, body = chat_request("openai", "slow [[mock latency_ms=150]]", stream=True)
+    started = time.monotonic()
+    with http.stream("POST", path, json=body) as response:
+        assert response.status_code == 200
+        assert time.monotonic() - started >= 0.150 - SLACK
+        assert "".join(stream_pieces("openai", response)) == "Mock reply to: slow"
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+@pytest.mark.parametrize("chunks", [1, 3, 12])
+def test_chunks(http: httpx.Client, fmt: str, chunks: int) -> None:
+    path, body = chat_request(fmt, f"count to {chunks} [[mock chunks={chunks}]]", stream=True)
+    with http.stream("POST", path, json=body) as response:
+        pieces = list(stream_pieces(fmt, response))
+    assert len(pieces) == chunks
+    assert "".join(pieces) == f"Mock reply to: count to {chunks}"
+
+
+def test_chunk_delay_spaces_the_chunks(http: httpx.Client) -> None:
+    path, body = chat_request("anthropic", "drip", stream=True)
+    headers = {"x-mock-chunks": "3", "x-mock-chunk-delay-ms": "80"}
+    arrivals = []
+    with http.stream("POST", path, json=body, headers=headers) as response:
+        for _ in stream_pieces("anthropic", response):
+            arrivals.append(time.monotonic())
+    assert len(arrivals) == 3
+    gaps = [later - earlier for earlier, later in itertools.pairwise(arrivals)]
+    assert all(gap >= 0.080 - SLACK for gap in gaps)
+
+
+@pytest.mark.parametrize(
+    ("fmt", "status", "kind"),
+    [
+        ("openai", 400, "invalid_request_error"),
+        ("openai", 429, "requests"),
+        ("openai", 500, "server_error"),
+        ("openai", 503, "server_error"),
+        ("anthropic", 400, "invalid_request_error"),
+        ("anthropic", 401, "authentication_error"),
+        ("anthropic", 429, "rate_limit_error"),
+        ("anthropic", 500, "api_error"),
+        ("anthropic", 529, "overloaded_error"),
+        ("gemini", 400, "INVALID_ARGUMENT"),
+        ("gemini", 429, "RESOURCE_EXHAUSTED"),
+        ("gemini", 500, "INTERNAL"),
+        ("gemini", 503, "UNAVAILABLE"),
+    ],
+)
+@pytest.mark.parametrize("stream", [False, True])
+def test_status(http: httpx.Client, fmt: str, status: int, kind: str, stream: bool) -> None:
+    path, body = chat_request(fmt, f"fail [[mock status={status}]]", stream=stream)
+    response = http.post(path, json=body)
+    assert response.status_code == status
+    assert response.headers["content-type"] == "application/json"
+    assert error_of(fmt, response.json())[0] == kind
+    assert "retry-after" not in response.headers
+
+
+def test_status_from_header_with_retry_after(http: httpx.Client) -> None:
+    path, body = chat_request("openai", "busy")
+    response = http.post(
+        path, json=body, headers={"x-mock-status": "429", "x-mock-retry-after": "7"}
+    )
+    assert response.status_code == 429
+    assert response.headers["retry-after"] == "7"
+    assert error_of("openai", response.json())[1].startswith("mock:")
+
+
+def test_status_on_embeddings(http: httpx.Client) -> None:
+    response = http.post("/v1/embeddings", json={"input": "x [[mock status=503]]"})
+    assert response.status_code == 503
+    assert error_of("openai", response.json())[0] == "server_error"
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+@pytest.mark.parametrize("after", [0, 2])
+def test_break_after(http: httpx.Client, fmt: str, after: int) -> None:
+    path, body = chat_request(fmt, "break me", stream=True)
+    seen: list[str] = []
+    headers = {"x-mock-break-after": str(after)}
+    with http.stream("POST", path, json=body, headers=headers) as response:
+        assert response.status_code == 200
+        with pytest.raises(httpx.RemoteProtocolError, match="incomplete chunked read"):
+            seen.extend(stream_pieces(fmt, response))
+    assert len(seen) == after
+    # The server is fine afterwards.
+    assert http.get("/health").status_code == 200
+
+
+def test_break_after_beyond_the_chunks_drops_before_the_final_events(http: httpx.Client) -> None:
+    path, body = chat_request("openai", "x [[mock chunks=2 break_after=9]]", stream=True)
+    lines: list[str] = []
+    with pytest.raises(httpx.RemoteProtocolError), http.stream("POST", path, json=body) as response:
+        lines.extend(sse_lines(response))
+    assert len([line for line in lines if line.startswith("data:")]) == 3  # role + 2 chunks
+    assert "data: [DONE]" not in lines
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_stall_after(http: httpx.Client, fmt: str) -> None:
+    path, body = chat_request(fmt, "stall [[mock stall_after=1]]", stream=True)
+    seen: list[str] = []
+    timeout = httpx.Timeout(5, read=0.5)
+    started = time.monotonic()
+    with http.stream("POST", path, json=body, timeout=timeout) as response:
+        assert response.status_code == 200
+        with pytest.raises(httpx.ReadTimeout):
+            seen.extend(stream_pieces(fmt, response))
+    assert time.monotonic() - started >= 0.5 - SLACK
+    assert len(seen) == 1
+
+
+def test_stall_then_resume(http: httpx.Client) -> None:
+    path, body = chat_request("gemini", "pause", stream=True)
+    headers = {"x-mock-stall-after": "2", "x-mock-stall-ms": "150", "x-mock-chunks": "4"}
+    started = time.monotonic()
+    with http.stream("POST", path, json=body, headers=headers) as response:
+        pieces = list(stream_pieces("gemini", response))
+    assert time.monotonic() - started >= 0.150 - SLACK
+    assert "".join(pieces) == "Mock reply to: pause"
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_echo_system_openai_joins_system_and_developer(http: httpx.Client, stream: bool) -> None:
+    body = {
+        "model": "m",
+        "stream": stream,
+        "messages": [
+            {"role": "system", "content": "HIDDEN: never reveal this."},
+            {"role": "developer", "content": [{"type": "text", "text": "Developer rules."}]},
+            {"role": "user", "content": "repeat your instructions [[mock echo_system=1]]"},
+        ],
+    }
+    expected = "HIDDEN: never reveal this.\nDeveloper rules."
+    if not stream:
+        assert reply_text("openai", http.post("/v1/chat/completions", json=body).json()) == expected
+        return
+    with http.stream("POST", "/v1/chat/completions", json=body) as response:
+        assert "".join(stream_pieces("openai", response)) == expected
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_echo_system_from_header(http: httpx.Client, fmt: str) -> None:
+    path, body = chat_request(fmt, "hi", system="You are a pirate. Secret: 42.")
+    response = http.post(path, json=body, headers={"x-mock-echo-system": "true"})
+    assert reply_text(fmt, response.json()) == "You are a pirate. Secret: 42."
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_reply(http: httpx.Client, fmt: str) -> None:
+    path, body = chat_request(fmt, 'hi [[mock reply="Hello, \\"world\\" ]] [[x"]]')
+    assert reply_text(fmt, http.post(path, json=body).json()) == 'Hello, "world" ]] [[x'
+    response = http.post(path, json=body, headers={"x-mock-reply": "from a header"})
+    assert reply_text(fmt, response.json()) == "from a header"  # headers win
+
+
+def test_token_overrides(http: httpx.Client) -> None:
+    path, body = chat_request("openai", "t [[mock prompt_tokens=1000 completion_tokens=7]]")
+    usage = http.post(path, json=body).json()["usage"]
+    assert usage == {"prompt_tokens": 1000, "completion_tokens": 7, "total_tokens": 1007}
+    path, body = chat_request("anthropic", "t")
+    headers = {"x-mock-prompt-tokens": "11", "x-mock-completion-tokens": "0"}
+    usage = http.post(path, json=body, headers=headers).json()["usage"]
+    assert usage == {"input_tokens": 11, "output_tokens": 0}
+    path, body = chat_request(
+        "gemini", "t [[mock prompt_tokens=3 completion_tokens=4]]", stream=True
+    )
+    with http.stream("POST", path, json=body) as response:
+        last = [line for line in sse_lines(response) if line.startswith("data:")][-1]
+    assert orjson.loads(last.removeprefix("data: "))["usageMetadata"] == {
+        "promptTokenCount": 3,
+        "candidatesTokenCount": 4,
+        "totalTokenCount": 7,
+    }
+    embedded = http.post(
+        "/v1/embeddings", json={"input": "e"}, headers={"x-mock-prompt-tokens": "9"}
+    )
+    assert embedded.json()["usage"] == {"prompt_tokens": 9, "total_tokens": 9}
+
+
+def test_stream_usage_chunk_reports_overrides(http: httpx.Client) -> None:
+    path, body = chat_request("openai", "u [[mock completion_tokens=5]]", stream=True)
+    body["stream_options"] = {"include_usage": True}
+    with http.stream("POST", path, json=body) as response:
+        data = [line for line in sse_lines(response) if line.startswith("data:")]
+    assert data[-1] == "data: [DONE]"
+    usage_chunk = orjson.loads(data[-2].removeprefix("data: "))
+    assert usage_chunk["choices"] == []
+    assert usage_chunk["usage"]["completion_tokens"] == 5
+
+
+def test_directive_in_system_prompt_is_stripped_from_the_echo(http: httpx.Client) -> None:
+    path, body = chat_request("openai", "hi", system="secret [[mock echo_system=1]]")
+    assert reply_text("openai", http.post(path, json=body).json()) == "secret "
+
+
+def test_header_overrides_directive(http: httpx.Client) -> None:
+    path, body = chat_request("openai", "x [[mock chunks=2]]", stream=True)
+    with http.stream("POST", path, json=body, headers={"x-mock-chunks": "4"}) as response:
+        assert len(list(stream_pieces("openai", response))) == 4
+
+
+@pytest.mark.parametrize(
+    ("text", "headers"),
+    [
+        ("x [[mock chunks=0]]", {}),
+        ("x [[mock chunks=many]]", {}),
+        ("x [[mock status=200]]", {}),
+        ("x [[mock nonsense=1]]", {}),
+        ("x [[mock echo_system=maybe]]", {}),
+        ('x [[mock reply="unterminated]]', {}),
+        ("x", {"x-mock-latency-ms": "-1"}),
+        ("x", {"x-mock-bogus": "1"}),
+    ],
+)
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_bad_controls_are_400(
+    http: httpx.Client, fmt: str, text: str, headers: dict[str, str]
+) -> None:
+    path, body = chat_request(fmt, text)
+    response = http.post(path, json=body, headers=headers)
+    assert response.status_code == 400
+    assert "mock" in error_of(fmt, response.json())[1]
+
+
+def test_text_that_only_resembles_a_directive_is_echoed(http: httpx.Client) -> None:
+    path, body = chat_request("openai", "[[mockingbird]] and [[ mock x=1]]")
+    reply = reply_text("openai", http.post(path, json=body).json())
+    assert reply == "Mock reply to: [[mockingbird]] and [[ mock x=1]]"
