@@ -56,7 +56,9 @@ def load_migrations(directory: Path) -> list[Migration]:
         version = int(match.group(1))
         if version in migrations:
             raise MigrationError(f"two migration files share version {version:04d}")
-        migrations[version] = Migration(version, match.group(2), path.read_text("utf-8"))
+        # Normalised line endings: a checkout that converts them must not change checksums.
+        sql = path.read_text("utf-8").replace("\r\n", "\n")
+        migrations[version] = Migration(version, match.group(2), sql)
     return [migrations[version] for version in sorted(migrations)]
 
 
@@ -94,6 +96,8 @@ async def migrate(connection: asyncpg.Connection, directory: Path | None = None)
             if migration.version in applied:
                 continue
             async with connection.transaction():
+                # Fail fast rather than queue every other query behind a blocked migration.
+                await connection.execute("SET LOCAL lock_timeout = '10s'")
                 await connection.execute(migration.sql)
                 await connection.execute(
                     "INSERT INTO schema_migrations (version, name, checksum) VALUES ($1, $2, $3)",

@@ -73,9 +73,16 @@ async def database_url(servers: Servers) -> str:
 
 
 @pytest_asyncio.fixture
-async def scratch_database_url(servers: Servers) -> str:
+async def scratch_database_url(servers: Servers) -> AsyncIterator[str]:
     """An empty database of its own, for tests of the migration runner itself."""
-    return await create_scratch_database(servers.postgres_url)
+    url = await create_scratch_database(servers.postgres_url)
+    yield url
+    connection = await asyncpg.connect(servers.postgres_url)
+    try:
+        name = url.rsplit("/", 1)[1]
+        await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await connection.close()
 
 
 @pytest_asyncio.fixture(scope="session")
