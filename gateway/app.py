@@ -15,8 +15,16 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 
 from common.asgi import EnvelopeMiddleware
+from common.db import create_pool
 from common.json_logging import configure_logging
 from common.redis_store import LuaScripts, create_redis
+from crypto.envelope import KeyRing
+from gateway.admission import AdmissionLimits, Admitter
+from gateway.agent_configs import AgentConfigCache
+from gateway.breaker import BreakerSettings, CircuitBreaker
+from gateway.metrics import GatewayMetrics
+from gateway.providers import build_providers
+from gateway.records import RecordLoader
 from gateway.routes import ROUTES, exception_handlers
 from gateway.settings import GatewaySettings
 from gateway.state import GatewayState
@@ -27,17 +35,55 @@ logger = logging.getLogger("agentlink.gateway")
 def create_app(settings: GatewaySettings | None = None) -> Starlette:
     settings = settings or GatewaySettings.from_env()
     configure_logging(settings.log_level)
+    keyring = KeyRing.from_env(settings.encryption_keys, settings.encryption_active_key_id)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, GatewayState]]:
+        storage = settings.storage
         redis = create_redis(
-            settings.storage.redis_url,
-            socket_timeout_s=settings.storage.redis_socket_timeout_s,
-            max_connections=settings.storage.redis_max_connections,
+            storage.redis_url,
+            socket_timeout_s=storage.redis_socket_timeout_s,
+            max_connections=storage.redis_max_connections,
         )
+        # Postgres is touched only on cold misses: no connections until one is needed.
+        db = await create_pool(storage.database_url, min_size=0, max_size=storage.database_pool_max)
         scripts = LuaScripts(redis)
+        metrics = GatewayMetrics(CollectorRegistry())
+        records = RecordLoader(db, redis, scripts, settings.unit_price)
+        limits = AdmissionLimits(
+            free_per_window=settings.rate_limit_free,
+            paid_per_window=settings.rate_limit_paid,
+            window_ms=settings.rate_window_s * 1000,
+            reservation_ms=settings.reservation_s * 1000,
+            trial_calls=settings.trial_calls,
+        )
+        providers = build_providers(settings)
+        breaker_settings = BreakerSettings(
+            failure_ratio=settings.breaker_failure_ratio,
+            interval_s=settings.breaker_interval_s,
+            open_s=settings.breaker_open_s,
+            half_open_calls=settings.breaker_half_open_calls,
+        )
+        breakers = {
+            name: CircuitBreaker(
+                breaker_settings,
+                on_state_change=metrics.breaker_state.labels(name).set,
+            )
+            for name in providers
+        }
+        for name in providers:
+            metrics.breaker_state.labels(name).set(0)
         state = GatewayState(
-            settings=settings, redis=redis, scripts=scripts, registry=CollectorRegistry()
+            settings=settings,
+            redis=redis,
+            db=db,
+            scripts=scripts,
+            metrics=metrics,
+            records=records,
+            admitter=Admitter(scripts, records, limits),
+            agent_configs=AgentConfigCache(db, keyring),
+            providers=providers,
+            breakers=breakers,
         )
         try:
             await scripts.preload()
@@ -47,7 +93,10 @@ def create_app(settings: GatewaySettings | None = None) -> Starlette:
         try:
             yield {"gateway": state}
         finally:
+            for provider in providers.values():
+                await provider.aclose()
             await redis.aclose()
+            await db.close()
 
     return Starlette(
         routes=ROUTES,

@@ -4,15 +4,49 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from decimal import Decimal
 
-from common.settings import Environ, StorageSettings, env_int, env_str
+from common.settings import (
+    Environ,
+    StorageSettings,
+    env_bool,
+    env_decimal,
+    env_float,
+    env_int,
+    env_str,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderEndpoint:
+    name: str
+    base_url: str
+    api_key: str
 
 
 @dataclass(frozen=True, slots=True)
 class GatewaySettings:
     storage: StorageSettings
     log_level: str
+    access_log: bool
     max_body_bytes: int
+    encryption_keys: str
+    encryption_active_key_id: str
+    unit_price: Decimal
+    rate_limit_free: int
+    rate_limit_paid: int
+    rate_window_s: int
+    trial_calls: int
+    reservation_s: int
+    upstream_timeout_s: float
+    stream_first_byte_timeout_s: float
+    stream_idle_timeout_s: float
+    connect_timeout_s: float
+    breaker_failure_ratio: float
+    breaker_interval_s: float
+    breaker_open_s: float
+    breaker_half_open_calls: int
+    providers: tuple[ProviderEndpoint, ...]
 
     @classmethod
     def from_env(cls, env: Environ | None = None) -> GatewaySettings:
@@ -20,5 +54,40 @@ class GatewaySettings:
         return cls(
             storage=StorageSettings.from_env(env),
             log_level=env_str(env, "LOG_LEVEL", "INFO"),
+            access_log=env_bool(env, "GATEWAY_ACCESS_LOG", True),
             max_body_bytes=env_int(env, "GATEWAY_MAX_BODY_BYTES", 1_048_576, minimum=1024),
+            encryption_keys=env_str(env, "AGENTLINK_ENCRYPTION_KEYS"),
+            encryption_active_key_id=env_str(env, "AGENTLINK_ENCRYPTION_ACTIVE_KEY_ID"),
+            unit_price=env_decimal(env, "UNIT_PRICE_USD", "0.01"),
+            rate_limit_free=env_int(env, "RATE_LIMIT_FREE_PER_MIN", 10, minimum=1),
+            rate_limit_paid=env_int(env, "RATE_LIMIT_PAID_PER_MIN", 1000, minimum=1),
+            rate_window_s=env_int(env, "RATE_LIMIT_WINDOW_S", 60, minimum=1),
+            trial_calls=env_int(env, "FREE_TRIAL_CALLS", 3, minimum=0),
+            reservation_s=env_int(env, "RESERVATION_TTL_S", 900, minimum=60),
+            upstream_timeout_s=env_float(env, "UPSTREAM_TIMEOUT_S", 30.0, minimum=0.01),
+            stream_first_byte_timeout_s=env_float(
+                env, "STREAM_FIRST_BYTE_TIMEOUT_S", 30.0, minimum=0.01
+            ),
+            stream_idle_timeout_s=env_float(env, "STREAM_IDLE_TIMEOUT_S", 30.0, minimum=0.01),
+            connect_timeout_s=env_float(env, "UPSTREAM_CONNECT_TIMEOUT_S", 5.0, minimum=0.01),
+            breaker_failure_ratio=env_float(env, "BREAKER_FAILURE_RATIO", 0.5, minimum=0.01),
+            breaker_interval_s=env_float(env, "BREAKER_INTERVAL_S", 10.0, minimum=0.1),
+            breaker_open_s=env_float(env, "BREAKER_OPEN_S", 30.0, minimum=0.01),
+            breaker_half_open_calls=env_int(env, "BREAKER_HALF_OPEN_CALLS", 5, minimum=1),
+            providers=_providers(env),
         )
+
+
+def _providers(env: Environ) -> tuple[ProviderEndpoint, ...]:
+    """Configured providers; one without an API key is left out (calls to it answer 503)."""
+    known = (
+        ("openai", "OPENAI_BASE_URL", "https://api.openai.com/v1", "OPENAI_API_KEY"),
+        ("anthropic", "ANTHROPIC_BASE_URL", "https://api.anthropic.com", "ANTHROPIC_API_KEY"),
+        ("google", "GOOGLE_BASE_URL", "https://generativelanguage.googleapis.com",
+         "GOOGLE_AI_API_KEY"),
+    )  # fmt: skip
+    return tuple(
+        ProviderEndpoint(name, env_str(env, url_var, default), env[key_var])
+        for name, url_var, default, key_var in known
+        if env.get(key_var)
+    )

@@ -4,10 +4,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import asyncpg
 import redis.asyncio as redis_asyncio
-from prometheus_client import CollectorRegistry
 
 from common.redis_store import LuaScripts
+from gateway.admission import Admitter
+from gateway.agent_configs import AgentConfigCache
+from gateway.breaker import CircuitBreaker
+from gateway.metrics import GatewayMetrics
+from gateway.providers.base import ChatProvider
+from gateway.records import RecordLoader
 from gateway.settings import GatewaySettings
 
 
@@ -15,5 +21,11 @@ from gateway.settings import GatewaySettings
 class GatewayState:
     settings: GatewaySettings
     redis: redis_asyncio.Redis
+    db: asyncpg.Pool
     scripts: LuaScripts
-    registry: CollectorRegistry
+    metrics: GatewayMetrics
+    records: RecordLoader
+    admitter: Admitter
+    agent_configs: AgentConfigCache
+    providers: dict[str, ChatProvider]
+    breakers: dict[str, CircuitBreaker]

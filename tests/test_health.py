@@ -14,7 +14,13 @@ from tests.support import serve
 
 
 def _env(database_url: str, redis_url: str) -> dict[str, str]:
-    return {"DATABASE_URL": database_url, "REDIS_URL": redis_url, "REDIS_SOCKET_TIMEOUT_S": "0.5"}
+    return {
+        "DATABASE_URL": database_url,
+        "REDIS_URL": redis_url,
+        "REDIS_SOCKET_TIMEOUT_S": "0.5",
+        "AGENTLINK_ENCRYPTION_KEYS": "t1:" + "A" * 43 + "=",
+        "AGENTLINK_ENCRYPTION_ACTIVE_KEY_ID": "t1",
+    }
 
 
 def test_gateway_health_readiness_and_metrics(servers: Servers, database_url: str) -> None:

@@ -36,5 +36,5 @@ async def readyz(request: Request) -> Response:
 
 
 async def metrics(request: Request) -> Response:
-    body, content_type = render_metrics(_state(request).registry)
+    body, content_type = render_metrics(_state(request).metrics.registry)
     return Response(body, media_type=content_type)

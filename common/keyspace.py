@@ -1,0 +1,78 @@
+"""The Redis keyspace, in one place. Every key the project writes is named here.
+
+Layout (DESIGN.md, "Scaling past one Redis primary"): every user has a virtual shard
+`S` in 0..1023, chosen at registration; API keys are generated so that
+`SHA-256(key) mod 1024 == S`, so the gateway knows the shard from the key alone. Everything a
+user owns lives under the hash tag `{sS}`, so one admission script touches one cluster slot
+for the user's part; agent records live under their own tag `{aID}`.
+
+| key | type | holds | written by | TTL |
+|---|---|---|---|---|
+| `ak:{sS}:<key_hash>` | hash | `user`, `key`, `status` (ok/revoked/unknown) | gateway cold load, control plane (revoke) | 24 h (`unknown`: 60 s) |
+| `usr:{sS}:<user_id>` | hash | `status` (active/suspended/deleted), `tier` (free/paid) | gateway cold load, control plane | 24 h |
+| `quota:{sS}:<user_id>` | string | live quota units remaining | cold load (SET NX), admission, commit, payments | none |
+| `trial:{sS}:<user_id>` | hash | agent_id → trial calls used (0..3) | cold load (HSETNX), admission, commit | none |
+| `rl:{sS}:<user_id>` | zset | admitted request ids scored by admission time (ms) | admission | 60 s |
+| `resv:{sS}` | hash | request_id → reservation (see `Reservation`) | admission, commit, reaper | none |
+| `resvq:{sS}` | zset | request_id scored by reservation deadline (ms) | admission, commit, reaper | none |
+| `usage:{sS}` | stream | usage events (see `common/usage_events.py`) | commit, reaper | entries deleted by the worker once written to Postgres |
+| `agent:{aID}` | hash | `status`, `version`, `units` (quota units per call) | gateway cold load, control plane | 24 h (`unknown`: 30 s) |
+
+The usage stream is per shard so that the commit script (reservation, refund, event) stays
+inside one slot; the worker reads all 1024 streams with one consumer group name.
+
+Quota and trial counters have no TTL: they are the live balance; Postgres catches up through
+the usage stream. The Redis server must run with `maxmemory-policy noeviction`.
+"""
+
+from __future__ import annotations
+
+from crypto.api_keys import SHARD_COUNT
+
+USAGE_CONSUMER_GROUP = "usage-ingest"
+
+
+def shard_tag(shard: int) -> str:
+    if not 0 <= shard < SHARD_COUNT:
+        raise ValueError(f"shard must be in 0..{SHARD_COUNT - 1}")
+    return "{s" + str(shard) + "}"
+
+
+def api_key_record(shard: int, key_hash: str) -> str:
+    return f"ak:{shard_tag(shard)}:{key_hash}"
+
+
+def user_record(shard: int, user_id: str) -> str:
+    return f"usr:{shard_tag(shard)}:{user_id}"
+
+
+def quota(shard: int, user_id: str) -> str:
+    return f"quota:{shard_tag(shard)}:{user_id}"
+
+
+def trials(shard: int, user_id: str) -> str:
+    return f"trial:{shard_tag(shard)}:{user_id}"
+
+
+def rate_window(shard: int, user_id: str) -> str:
+    return f"rl:{shard_tag(shard)}:{user_id}"
+
+
+def reservations(shard: int) -> str:
+    return f"resv:{shard_tag(shard)}"
+
+
+def reservation_deadlines(shard: int) -> str:
+    return f"resvq:{shard_tag(shard)}"
+
+
+def usage_stream(shard: int) -> str:
+    return f"usage:{shard_tag(shard)}"
+
+
+def all_usage_streams() -> list[str]:
+    return [usage_stream(shard) for shard in range(SHARD_COUNT)]
+
+
+def agent_record(agent_id: str) -> str:
+    return "agent:{a" + agent_id + "}"

@@ -1,0 +1,53 @@
+"""Decrypted agent configs, cached in process memory by (agent id, version).
+
+Admission returns the agent's current version with every call, so a cached entry is current
+exactly when its version matches: no invalidation protocol, no TTL. The plaintext prompt
+lives only here, never in Redis, logs, traces, metrics or responses.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+import asyncpg
+
+from common.domain import AgentConfig
+from crypto.envelope import KeyRing
+from gateway.records import SingleFlight
+
+
+class AgentConfigMissing(LookupError):
+    """Admission named a version that Postgres does not have (should never happen)."""
+
+
+class AgentConfigCache:
+    def __init__(self, db: asyncpg.Pool, keyring: KeyRing, *, max_entries: int = 10_000) -> None:
+        self._db = db
+        self._keyring = keyring
+        self._max_entries = max_entries
+        self._entries: OrderedDict[tuple[str, int], AgentConfig] = OrderedDict()
+        self._flights = SingleFlight()
+        self.loads = 0
+
+    async def get(self, agent_id: str, version: int) -> AgentConfig:
+        key = (agent_id, version)
+        config = self._entries.get(key)
+        if config is not None:
+            self._entries.move_to_end(key)
+            return config
+        await self._flights.run(f"{agent_id}:{version}", lambda: self._load(agent_id, version))
+        return self._entries[key]
+
+    async def _load(self, agent_id: str, version: int) -> None:
+        self.loads += 1
+        envelope = await self._db.fetchval(
+            "SELECT config_encrypted FROM agent_versions WHERE agent_id = $1 AND version = $2",
+            agent_id,
+            version,
+        )
+        if envelope is None:
+            raise AgentConfigMissing(f"agent {agent_id} has no version {version}")
+        plaintext = self._keyring.decrypt(envelope, agent_id=agent_id, version=version)
+        self._entries[(agent_id, version)] = AgentConfig.from_json(plaintext)
+        while len(self._entries) > self._max_entries:
+            self._entries.popitem(last=False)

@@ -1,0 +1,125 @@
+"""The developer's chat request: parse and validate it, then build the upstream request.
+
+Validation happens before admission, so a malformed body costs no quota. The upstream
+request puts the creator's system prompt first, then retrieved knowledge, then the
+developer's messages (a developer's own system message is allowed, after the creator's).
+The agent's parameters are authoritative: the developer cannot change model, temperature,
+max_tokens or top_p where the agent sets them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from common.domain import AgentConfig
+from common.errors import ApiError, ErrorCode
+
+MAX_MESSAGES = 512
+_ROLES = frozenset({"system", "developer", "user", "assistant", "tool"})
+_CONTENT_PART_TYPES = frozenset({"text", "image_url", "input_audio", "file"})
+# Optional OpenAI parameters a developer may pass through. Anything else is dropped: `n`
+# would multiply the provider's cost at one call's price, `model` is the agent's choice.
+_PASSTHROUGH = (
+    "stop", "seed", "user", "response_format", "tools", "tool_choice",
+    "presence_penalty", "frequency_penalty", "logit_bias", "parallel_tool_calls",
+)  # fmt: skip
+_AGENT_PARAMETERS = ("temperature", "max_tokens", "top_p")
+
+
+@dataclass(frozen=True, slots=True)
+class ChatRequest:
+    messages: list[dict[str, Any]]
+    stream: bool
+    options: dict[str, Any]  # passthrough and (where the agent leaves them unset) parameters
+
+
+def _invalid(field: str, message: str) -> ApiError:
+    return ApiError(
+        ErrorCode.VALIDATION_FAILED,
+        "The request body failed validation.",
+        details=[{"field": field, "message": message}],
+    )
+
+
+def parse_chat_request(body: bytes) -> ChatRequest:
+    if not body:
+        raise ApiError(ErrorCode.INVALID_REQUEST, "The request body is empty; send JSON.")
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise ApiError(ErrorCode.INVALID_REQUEST, "The request body is not valid JSON.") from None
+    if not isinstance(data, dict):
+        raise ApiError(ErrorCode.INVALID_REQUEST, "The request body must be a JSON object.")
+    messages = data.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise _invalid("messages", "must be a non-empty array")
+    if len(messages) > MAX_MESSAGES:
+        raise _invalid("messages", f"at most {MAX_MESSAGES} messages")
+    for index, message in enumerate(messages):
+        _check_message(index, message)
+    stream = data.get("stream", False)
+    if not isinstance(stream, bool):
+        raise _invalid("stream", "must be a boolean")
+    options: dict[str, Any] = {}
+    for name in _PASSTHROUGH:
+        if name in data:
+            options[name] = data[name]
+    for name in _AGENT_PARAMETERS:
+        value = data.get(name)
+        if value is not None:
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise _invalid(name, "must be a number")
+            options[name] = value
+    return ChatRequest(messages=messages, stream=stream, options=options)
+
+
+def _check_message(index: int, message: Any) -> None:
+    where = f"messages[{index}]"
+    if not isinstance(message, dict):
+        raise _invalid(where, "must be an object")
+    role = message.get("role")
+    if role not in _ROLES:
+        raise _invalid(f"{where}.role", "must be one of " + ", ".join(sorted(_ROLES)))
+    content = message.get("content")
+    if isinstance(content, str):
+        return
+    if content is None:
+        if role == "assistant" and message.get("tool_calls"):
+            return
+        raise _invalid(f"{where}.content", "is required")
+    if not isinstance(content, list) or not content:
+        raise _invalid(f"{where}.content", "must be a string or a non-empty array of parts")
+    for part_index, part in enumerate(content):
+        part_where = f"{where}.content[{part_index}]"
+        if not isinstance(part, dict) or part.get("type") not in _CONTENT_PART_TYPES:
+            raise _invalid(part_where, "must be an object with a known type")
+        if part["type"] == "text" and not isinstance(part.get("text"), str):
+            raise _invalid(f"{part_where}.text", "must be a string")
+
+
+def build_upstream_payload(
+    config: AgentConfig,
+    request: ChatRequest,
+    *,
+    knowledge: list[str] | None = None,
+) -> dict[str, Any]:
+    messages: list[dict[str, Any]] = [{"role": "system", "content": config.system_prompt}]
+    if knowledge:
+        context = "\n\n".join(knowledge)
+        messages.append({"role": "system", "content": f"Reference material:\n{context}"})
+    messages.extend(request.messages)
+    payload: dict[str, Any] = dict(request.options)
+    payload["model"] = config.model
+    payload["messages"] = messages
+    for name in _AGENT_PARAMETERS:
+        value = getattr(config, name)
+        if value is not None:
+            payload[name] = value
+    if request.stream:
+        payload["stream"] = True
+        # Always ask for usage: metering needs it, whether or not the client asked.
+        payload["stream_options"] = {"include_usage": True}
+    return payload

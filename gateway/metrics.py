@@ -1,0 +1,68 @@
+"""The gateway's Prometheus metrics. Labels are bounded sets only: route templates, provider,
+model (the agents' configured models), status class, verdict. Never user, key or agent ids.
+
+Built once per app on its own registry; with PROMETHEUS_MULTIPROC_DIR set, prometheus-client
+writes samples to per-process files and `/metrics` aggregates them (common/metrics.py).
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+_LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+
+
+class GatewayMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+        self.requests = Counter(
+            "agentlink_gateway_requests_total",
+            "Proxied calls by route template and status class.",
+            ["route", "status_class"],
+            registry=registry,
+        )
+        self.request_seconds = Histogram(
+            "agentlink_gateway_request_duration_seconds",
+            "Whole-call latency as the client sees it (to the last byte).",
+            ["route", "stream"],
+            buckets=_LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.provider_seconds = Histogram(
+            "agentlink_gateway_provider_latency_seconds",
+            "Provider latency: whole answer (non-streaming) or whole stream.",
+            ["provider", "model"],
+            buckets=_LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.time_to_first_token = Histogram(
+            "agentlink_gateway_time_to_first_token_seconds",
+            "Streaming: time from sending the request to the provider to its first chunk.",
+            ["provider", "model"],
+            buckets=_LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.admissions = Counter(
+            "agentlink_gateway_admission_verdicts_total",
+            "Admission decisions by verdict.",
+            ["verdict"],
+            registry=registry,
+        )
+        self.breaker_state = Gauge(
+            "agentlink_gateway_circuit_breaker_state",
+            "Circuit breaker state per provider: 0 closed, 1 open, 2 half-open.",
+            ["provider"],
+            multiprocess_mode="max",
+            registry=registry,
+        )
+        self.in_flight = Gauge(
+            "agentlink_gateway_in_flight_requests",
+            "Calls being served right now (the autoscaling signal).",
+            multiprocess_mode="livesum",
+            registry=registry,
+        )
+        self.commit_failures = Counter(
+            "agentlink_gateway_commit_failures_total",
+            "Calls whose settlement could not be written (the reaper gives them back).",
+            registry=registry,
+        )

@@ -1,0 +1,324 @@
+"""The hot path: one call to an agent, top to bottom as DESIGN.md lays it out.
+
+1. key from `X-AgentLink-Key` (or `Authorization: Bearer`), shape check, SHA-256
+2. body parsed and validated (before admission: a bad body costs nothing)
+3. admission: one Lua call (key, user, agent, rate window, trial, quota reservation)
+4. agent config from the in-process cache, by the version admission returned
+5. upstream request built: creator prompt first, developer messages after
+6. provider call behind its circuit breaker; streams are relayed byte for byte
+7. commit: one Lua call keeps or gives back the reservation and appends the usage event
+
+Billing: billable only when the provider answered 2xx and the answer (or stream) completed.
+A client that goes away after the provider answered 2xx is billed, logged as cancelled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+from common.asgi import Receive, Scope, Send, read_body
+from common.errors import ApiError, ErrorCode, error_body
+from crypto.api_keys import hash_api_key, is_well_formed_api_key, shard_of_key_hash
+from gateway.admission import Admission
+from gateway.chat_request import build_upstream_payload, parse_chat_request
+from gateway.providers.base import ChatProvider, Usage
+from gateway.providers.errors import (
+    BreakerOpen,
+    ProviderError,
+    ProviderTimeout,
+    ProviderUnavailable,
+)
+from gateway.state import GatewayState
+
+logger = logging.getLogger("agentlink.access")
+
+_SSE_HEADERS = [
+    (b"content-type", b"text/event-stream; charset=utf-8"),
+    (b"cache-control", b"no-cache"),
+    (b"x-accel-buffering", b"no"),
+]
+_JSON_HEADERS = [(b"content-type", b"application/json")]
+
+
+@dataclass(slots=True)
+class Call:
+    """One admitted call on its way to a provider."""
+
+    state: GatewayState
+    provider: ChatProvider
+    model: str
+    payload: dict[str, Any]
+    admission: Admission
+    request_id: str
+
+
+@dataclass(slots=True)
+class Outcome:
+    """How a call ended, for the commit and the access log."""
+
+    billable: bool = False
+    status: str = "error"  # success | error | timeout | blocked | cancelled
+    http_status: int = 500
+    error_code: str = ""
+    usage: Usage | None = None
+
+
+def api_key_from(headers: list[tuple[bytes, bytes]]) -> str:
+    key = b""
+    for name, value in headers:
+        if name == b"x-agentlink-key":
+            key = value
+            break
+        if name == b"authorization" and value[:7].lower() == b"bearer ":
+            key = value[7:].strip()
+    text = key.decode("latin-1")
+    if not is_well_formed_api_key(text):
+        raise ApiError(ErrorCode.INVALID_API_KEY)
+    return text
+
+
+class ChatEndpoint:
+    """ASGI endpoint for `POST /proxy/v1/agents/{agent_id}/chat[/completions]`."""
+
+    def __init__(self, route: str) -> None:
+        self.route = route
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        state: GatewayState = scope["state"]["gateway"]
+        started = time.perf_counter()
+        request_id: str = scope["state"]["request_id"]
+        agent_id: str = scope["path_params"]["agent_id"]
+        metrics = state.metrics
+        metrics.in_flight.inc()
+        outcome = Outcome()
+        stream = False
+        try:
+            key = api_key_from(scope["headers"])
+            key_hash = hash_api_key(key)
+            body = await read_body(scope, receive, state.settings.max_body_bytes)
+            chat = parse_chat_request(body)
+            stream = chat.stream
+            admission = await state.admitter.admit(
+                key_hash, shard_of_key_hash(key_hash), agent_id, uuid.uuid4().hex
+            )
+            metrics.admissions.labels("ok").inc()
+            try:
+                config = await state.agent_configs.get(agent_id, admission.agent_version)
+                payload = build_upstream_payload(config, chat)
+                provider = state.providers.get(config.provider)
+                if provider is None:
+                    raise ProviderUnavailable(f"Provider {config.provider} is not configured.")
+                call = Call(state, provider, config.model, payload, admission, request_id)
+                if chat.stream:
+                    await _relay_stream(call, outcome, receive, send)
+                else:
+                    await _complete(call, outcome, send)
+            except ProviderError as error:
+                outcome.status = "timeout" if isinstance(error, ProviderTimeout) else "error"
+                outcome.error_code = error.code.value
+                raise ApiError(error.code, error.message) from None
+            finally:
+                await _commit(state, admission, outcome, started, request_id)
+        except ApiError as error:
+            outcome.http_status = error.status
+            outcome.error_code = error.code.value
+            if error.code in (ErrorCode.RATE_LIMITED, ErrorCode.QUOTA_EXHAUSTED,
+                              ErrorCode.INVALID_API_KEY, ErrorCode.AGENT_NOT_FOUND,
+                              ErrorCode.FORBIDDEN):  # fmt: skip
+                metrics.admissions.labels(error.code.name.lower()).inc()
+            raise
+        finally:
+            metrics.in_flight.dec()
+            elapsed = time.perf_counter() - started
+            metrics.requests.labels(self.route, f"{outcome.http_status // 100}xx").inc()
+            metrics.request_seconds.labels(self.route, "true" if stream else "false").observe(
+                elapsed
+            )
+            if state.settings.access_log:
+                logger.info(
+                    "call",
+                    extra={
+                        "request_id": request_id,
+                        "route": self.route,
+                        "agent_id": agent_id,
+                        "status": outcome.http_status,
+                        "latency_ms": round(elapsed * 1000, 2),
+                        "billable": outcome.billable,
+                        "error_code": outcome.error_code or None,
+                    },
+                )
+
+
+def _breaker_call_allowed(state: GatewayState, provider: ChatProvider) -> None:
+    if not state.breakers[provider.name].allow():
+        raise BreakerOpen(f"The {provider.name} provider is failing; try again shortly.")
+
+
+def _record(state: GatewayState, provider: ChatProvider, error: BaseException | None) -> None:
+    failed = isinstance(error, ProviderError) and error.counts_as_failure
+    if isinstance(error, TimeoutError):
+        failed = True
+    state.breakers[provider.name].record(success=not failed)
+
+
+async def _complete(call: Call, outcome: Outcome, send: Send) -> None:
+    state, provider = call.state, call.provider
+    _breaker_call_allowed(state, provider)
+    sent_at = time.perf_counter()
+    error: BaseException | None = None
+    try:
+        async with asyncio.timeout(state.settings.upstream_timeout_s):
+            completion = await provider.complete(call.payload, headers={})
+    except TimeoutError:
+        error = ProviderTimeout("The model provider timed out.")
+        raise error from None
+    except BaseException as caught:
+        error = caught
+        raise
+    finally:
+        _record(state, provider, error)
+    state.metrics.provider_seconds.labels(provider.name, call.model).observe(
+        time.perf_counter() - sent_at
+    )
+    outcome.billable, outcome.status, outcome.http_status = True, "success", 200
+    outcome.usage = completion.usage
+    headers = [*_JSON_HEADERS, (b"content-length", str(len(completion.body)).encode())]
+    headers += call.admission.headers()
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body", "body": completion.body})
+
+
+class _DisconnectWatch:
+    """Cancels the relaying task when the client goes away, so a stalled provider read is
+    abandoned at once instead of after the idle timeout."""
+
+    def __init__(self, receive: Receive) -> None:
+        self.client_gone = False
+        self._finished = False
+        self._relay = asyncio.current_task()
+        self._watcher = asyncio.create_task(_wait_for_disconnect(receive))
+        self._watcher.add_done_callback(self._on_disconnect)
+
+    def _on_disconnect(self, _: asyncio.Task[None]) -> None:
+        if not self._finished and self._relay is not None:
+            self.client_gone = True
+            self._relay.cancel()
+
+    def absorb_cancellation(self) -> bool:
+        """True if a CancelledError was ours (client gone): the task then carries on."""
+        if not self.client_gone or self._relay is None:
+            return False
+        self._relay.uncancel()
+        return True
+
+    def stop(self) -> None:
+        self._finished = True
+        self._watcher.cancel()
+
+
+async def _relay_stream(call: Call, outcome: Outcome, receive: Receive, send: Send) -> None:
+    state, provider = call.state, call.provider
+    _breaker_call_allowed(state, provider)
+    sent_at = time.perf_counter()
+    watch = _DisconnectWatch(receive)
+    error: ProviderError | None = None
+    response_started = False
+    try:
+        async with asyncio.timeout(state.settings.stream_first_byte_timeout_s):
+            opened = provider.stream(call.payload, headers={})
+            chat_stream = await opened.__aenter__()
+        try:
+            headers = [*_SSE_HEADERS, *call.admission.headers()]
+            await send({"type": "http.response.start", "status": 200, "headers": headers})
+            response_started = True
+            await _relay_chunks(call, chat_stream.chunks, send, sent_at)
+        finally:
+            await opened.__aexit__(None, None, None)
+        outcome.billable, outcome.status, outcome.http_status = True, "success", 200
+        outcome.usage = chat_stream.usage
+    except asyncio.CancelledError:
+        if not watch.absorb_cancellation():
+            raise
+        # The client left. Billable only if the provider had answered 2xx (DESIGN.md).
+        outcome.billable = response_started
+        outcome.status, outcome.http_status = "cancelled", 499
+        outcome.error_code = "client_disconnected"
+    except (ProviderError, TimeoutError) as caught:
+        error = (
+            caught
+            if isinstance(caught, ProviderError)
+            else ProviderTimeout("The model provider timed out.")
+        )
+        if not response_started:
+            raise error from None
+        _stream_failed(outcome, error)
+    finally:
+        watch.stop()
+        _record(state, provider, error)
+        state.metrics.provider_seconds.labels(provider.name, call.model).observe(
+            time.perf_counter() - sent_at
+        )
+    if outcome.status == "cancelled":
+        return
+    if error is not None:
+        # The stream broke after we answered 200: tell the client in-band, then end.
+        event = b"data: " + error_body(error.code, error.message, call.request_id) + b"\n\n"
+        await send({"type": "http.response.body", "body": event, "more_body": True})
+    await send({"type": "http.response.body", "body": b""})
+
+
+async def _relay_chunks(
+    call: Call, chunks: AsyncIterator[bytes], send: Send, sent_at: float
+) -> None:
+    first = True
+    async for chunk in chunks:
+        if first:
+            first = False
+            call.state.metrics.time_to_first_token.labels(call.provider.name, call.model).observe(
+                time.perf_counter() - sent_at
+            )
+        await send({"type": "http.response.body", "body": chunk, "more_body": True})
+
+
+def _stream_failed(outcome: Outcome, error: ProviderError) -> None:
+    outcome.billable = False
+    outcome.status = "timeout" if isinstance(error, ProviderTimeout) else "error"
+    outcome.http_status = 200  # the status line went out before the failure
+    outcome.error_code = error.code.value
+
+
+async def _wait_for_disconnect(receive: Receive) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return
+
+
+async def _commit(
+    state: GatewayState, admission: Admission, outcome: Outcome, started: float, request_id: str
+) -> None:
+    usage = outcome.usage or Usage()
+    try:
+        await asyncio.shield(
+            state.admitter.commit(
+                admission,
+                billable=outcome.billable,
+                status=outcome.status,
+                input_tokens=usage.input_tokens,
+                output_tokens=usage.output_tokens,
+                latency_ms=int((time.perf_counter() - started) * 1000),
+                error_code=outcome.error_code,
+                request_id=request_id,
+            )
+        )
+    except Exception:
+        # Redis is down: the reservation stays and the reaper gives it back after its
+        # deadline. The call goes unbilled rather than billed twice.
+        state.metrics.commit_failures.inc()
+        logger.exception("commit failed", extra={"request_id": request_id})

@@ -1,0 +1,158 @@
+"""Cold records: load a key, user or agent from Postgres into Redis when admission says MISS.
+
+This is the only place the gateway touches Postgres on the request path, and only when Redis
+does not know a record yet. Loads are single-flight per record and process: a thousand
+concurrent requests for one cold key cause one query. Unknown keys and agents are cached as
+`unknown` for a short while, so a flood of bad keys cannot hammer Postgres.
+
+Writes never overwrite live state: the quota balance is set only if absent (SET NX) and trial
+counters only if absent (HSETNX), because Redis holds the live values and Postgres catches up
+through the usage stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Awaitable, Callable
+from decimal import Decimal
+
+import asyncpg
+import redis.asyncio as redis_asyncio
+
+from common import keyspace
+from common.domain import units_for_price
+from common.redis_store import LuaScripts
+
+RECORD_TTL_S = 24 * 3600
+UNKNOWN_KEY_TTL_S = 60
+UNKNOWN_AGENT_TTL_S = 30
+
+
+class SingleFlight:
+    """At most one in-flight load per name; concurrent callers await the same result."""
+
+    def __init__(self) -> None:
+        self._inflight: dict[str, asyncio.Future[None]] = {}
+
+    async def run(self, name: str, load: Callable[[], Awaitable[None]]) -> None:
+        pending = self._inflight.get(name)
+        if pending is not None:
+            await asyncio.shield(pending)
+            return
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._inflight[name] = future
+        try:
+            await load()
+            future.set_result(None)
+        except BaseException as error:
+            future.set_exception(error)
+            raise
+        finally:
+            del self._inflight[name]
+            if future.done() and not future.cancelled() and future.exception() is not None:
+                future.exception()  # retrieved: waiters re-raise it, nobody logs it as lost
+
+
+def is_uuid(text: str) -> bool:
+    try:
+        uuid.UUID(text)
+    except ValueError:
+        return False
+    return len(text) == 36
+
+
+class RecordLoader:
+    def __init__(
+        self,
+        db: asyncpg.Pool,
+        redis: redis_asyncio.Redis,
+        scripts: LuaScripts,
+        unit_price: Decimal,
+    ) -> None:
+        self._db = db
+        self._redis = redis
+        self._fill = scripts["fill_record"]
+        self._unit_price = unit_price
+        self._flights = SingleFlight()
+        self._owners: dict[str, str] = {}  # filled by _load_key, read once by load_key
+        self.queries = 0  # Postgres round trips made; tests and metrics read it
+
+    async def load_key(self, key_hash: str, shard: int) -> str | None:
+        """Load a key record; returns its owner's user id (None for an unknown key)."""
+        await self._flights.run(f"key:{key_hash}", lambda: self._load_key(key_hash, shard))
+        owner = self._owners.get(key_hash)
+        return owner
+
+    async def load_user(self, user_id: str, shard: int) -> None:
+        await self._flights.run(f"user:{user_id}", lambda: self._load_user(user_id, shard))
+
+    async def load_agent(self, agent_id: str) -> None:
+        await self._flights.run(f"agent:{agent_id}", lambda: self._load_agent(agent_id))
+
+    async def _load_key(self, key_hash: str, shard: int) -> None:
+        self.queries += 1
+        row = await self._db.fetchrow(
+            """SELECT k.id, k.user_id, k.revoked_at IS NOT NULL AS revoked, u.redis_shard
+               FROM api_keys k JOIN users u ON u.id = k.user_id
+               WHERE k.key_hash = $1""",
+            key_hash,
+        )
+        record = keyspace.api_key_record(shard, key_hash)
+        if row is None or row["redis_shard"] != shard:
+            # A key whose hash names another shard than its owner's was not made by us.
+            await self._fill_record(record, UNKNOWN_KEY_TTL_S, {"status": "unknown"})
+            return
+        status = "revoked" if row["revoked"] else "ok"
+        if len(self._owners) >= 10_000:
+            self._owners.clear()  # only a hint for the caller; losing it costs one retry
+        self._owners[key_hash] = str(row["user_id"])
+        fields = {"status": status, "user": str(row["user_id"]), "key": str(row["id"])}
+        await self._fill_record(record, RECORD_TTL_S, fields)
+
+    async def _load_user(self, user_id: str, shard: int) -> None:
+        self.queries += 1
+        async with self._db.acquire() as connection:
+            user = await connection.fetchrow(
+                """SELECT u.status, u.rate_tier,
+                          COALESCE(q.total_quota + q.free_quota - q.used_quota, 0) AS balance
+                   FROM users u LEFT JOIN quotas q ON q.user_id = u.id
+                   WHERE u.id = $1""",
+                user_id,
+            )
+            trials = await connection.fetch(
+                "SELECT agent_id, calls_used FROM trial_usage WHERE user_id = $1", user_id
+            )
+        if user is None:
+            user_status, tier, balance = "deleted", "free", 0
+        else:
+            user_status, tier, balance = user["status"], user["rate_tier"], max(0, user["balance"])
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.set(keyspace.quota(shard, user_id), balance, nx=True)
+            trial_key = keyspace.trials(shard, user_id)
+            for row in trials:
+                pipe.hsetnx(trial_key, str(row["agent_id"]), row["calls_used"])
+            await pipe.execute()
+        fields = {"status": user_status, "tier": tier}
+        await self._fill_record(keyspace.user_record(shard, user_id), RECORD_TTL_S, fields)
+
+    async def _load_agent(self, agent_id: str) -> None:
+        record = keyspace.agent_record(agent_id)
+        row = None
+        if is_uuid(agent_id):
+            self.queries += 1
+            row = await self._db.fetchrow(
+                "SELECT status, version, price_per_call FROM agents WHERE id = $1", agent_id
+            )
+        if row is None:
+            await self._fill_record(record, UNKNOWN_AGENT_TTL_S, {"status": "unknown"})
+            return
+        units = units_for_price(row["price_per_call"], self._unit_price)
+        fields = {"status": row["status"], "version": str(row["version"]), "units": str(units)}
+        await self._fill_record(record, RECORD_TTL_S, fields)
+
+    async def _fill_record(self, record: str, ttl_s: int, fields: dict[str, str]) -> None:
+        args: list[str | int] = [ttl_s]
+        for name, value in fields.items():
+            args += [name, value]
+        await self._fill(keys=[record], args=args)

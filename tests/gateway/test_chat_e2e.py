@@ -1,0 +1,123 @@
+"""End to end through real HTTP: the official OpenAI SDK → gateway → mock provider, with the
+real Redis and Postgres behind the gateway."""
+
+from __future__ import annotations
+
+import asyncpg
+import httpx
+import openai
+import pytest
+import redis.asyncio as redis_asyncio
+
+from common import keyspace
+from tests.factories import make_agent, make_developer, make_key
+
+
+def sdk(gateway_url: str, agent_id: str, key: str, *, bearer: bool = True) -> openai.AsyncOpenAI:
+    base_url = f"{gateway_url}/proxy/v1/agents/{agent_id}"
+    if bearer:
+        return openai.AsyncOpenAI(base_url=base_url, api_key=key, max_retries=0)
+    return openai.AsyncOpenAI(
+        base_url=base_url, api_key="unused", default_headers={"X-AgentLink-Key": key},
+        max_retries=0,
+    )  # fmt: skip
+
+
+async def usage_events(redis: redis_asyncio.Redis, shard: int) -> list[dict[bytes, bytes]]:
+    entries = await redis.xrange(keyspace.usage_stream(shard))
+    return [fields for _, fields in entries]
+
+
+@pytest.mark.parametrize("bearer", [True, False])
+async def test_non_streaming_call_through_the_openai_sdk(
+    gateway_url: str,
+    mock_provider_url: str,
+    db_pool: asyncpg.Pool,
+    redis: redis_asyncio.Redis,
+    bearer: bool,
+) -> None:
+    developer = await make_developer(db_pool, quota=50)
+    key = await make_key(db_pool, developer)
+    agent = await make_agent(db_pool, system_prompt="HIDDEN PROMPT: speak like a pirate.")
+    client = sdk(gateway_url, agent.agent_id, key.plaintext, bearer=bearer)
+    async with client:
+        raw = await client.chat.completions.with_raw_response.create(
+            model="anything", messages=[{"role": "user", "content": "hello there"}]
+        )
+    completion = raw.parse()
+    assert completion.choices[0].message.content == "Mock reply to: hello there"
+    assert completion.usage is not None
+    assert completion.usage.total_tokens > 0
+    assert raw.headers["x-ratelimit-limit"] == "10"
+    assert raw.headers["x-ratelimit-remaining"] == "9"
+    assert int(raw.headers["x-ratelimit-reset"]) in range(1, 61)
+    assert raw.headers["x-quota-remaining"] == "50"  # a trial call: quota untouched
+    assert raw.headers["x-request-id"]
+    assert "HIDDEN PROMPT" not in raw.http_response.text
+
+    async with httpx.AsyncClient() as http:
+        recorded = (await http.get(f"{mock_provider_url}/_mock/requests")).json()
+    upstream = next(
+        entry["body"] for entry in reversed(recorded)
+        if entry["body"]["messages"][-1]["content"] == "hello there"
+    )  # fmt: skip
+    assert upstream["messages"][0] == {
+        "role": "system", "content": "HIDDEN PROMPT: speak like a pirate."
+    }  # fmt: skip
+    assert upstream["model"] == "mock-model"  # the agent's model, not the developer's
+    assert upstream["temperature"] == 0.3
+
+    [event] = await usage_events(redis, developer.shard)
+    assert event[b"billable"] == b"1"
+    assert event[b"status"] == b"success"
+    assert event[b"agent_id"].decode() == agent.agent_id
+    assert event[b"key_id"].decode() == key.key_id
+    assert event[b"charge"] == b"trial"
+    assert int(event[b"output_tokens"]) > 0
+
+
+async def test_streaming_call_through_the_openai_sdk(
+    gateway_url: str, db_pool: asyncpg.Pool, redis: redis_asyncio.Redis
+) -> None:
+    developer = await make_developer(db_pool)
+    key = await make_key(db_pool, developer)
+    agent = await make_agent(db_pool)
+    async with sdk(gateway_url, agent.agent_id, key.plaintext) as client:
+        stream = await client.chat.completions.create(
+            model="x",
+            messages=[{"role": "user", "content": "stream please [[mock chunks=7]]"}],
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+        pieces, usage = [], None
+        async for chunk in stream:
+            if chunk.choices and chunk.choices[0].delta.content:
+                pieces.append(chunk.choices[0].delta.content)
+            if chunk.usage is not None:
+                usage = chunk.usage
+    assert "".join(pieces) == "Mock reply to: stream please"
+    assert len(pieces) == 7
+    assert usage is not None
+    assert usage.completion_tokens > 0
+    [event] = await usage_events(redis, developer.shard)
+    assert event[b"billable"] == b"1"
+    assert int(event[b"output_tokens"]) == usage.completion_tokens
+
+
+async def test_sse_response_headers_stop_proxy_buffering(
+    gateway_url: str, db_pool: asyncpg.Pool
+) -> None:
+    developer = await make_developer(db_pool)
+    key = await make_key(db_pool, developer)
+    agent = await make_agent(db_pool)
+    async with httpx.AsyncClient() as client:
+        response = await client.post(
+            f"{gateway_url}/proxy/v1/agents/{agent.agent_id}/chat",
+            headers={"X-AgentLink-Key": key.plaintext},
+            json={"messages": [{"role": "user", "content": "hi"}], "stream": True},
+        )
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/event-stream")
+    assert response.headers["cache-control"] == "no-cache"
+    assert response.headers["x-accel-buffering"] == "no"
+    assert response.text.rstrip().endswith("data: [DONE]")
