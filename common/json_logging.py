@@ -56,3 +56,5 @@ def configure_logging(level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    # httpx logs every request at INFO: noise, and CPU on the hot path.
+    logging.getLogger("httpx").setLevel(max(logging.WARNING, root.level))

@@ -1,0 +1,103 @@
+"""`./dev up` end to end: the whole stack from nothing, the printed request works, Ctrl-C
+stops everything, and a restart finds the same data and prints the same key."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from devstack.servers import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def data_dir() -> Iterator[Path]:
+    path = Path(tempfile.mkdtemp(prefix="agentlink-stack-"))
+    path.chmod(0o755)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def _start(env: dict[str, str]) -> tuple[subprocess.Popen[str], str]:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "devstack", "up"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert process.stdout is not None
+    lines: list[str] = []
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        if not line:
+            break
+        lines.append(line)
+        if line.startswith("  print(reply.choices[0].message.content)"):
+            return process, "".join(lines)
+    process.kill()
+    process.communicate()
+    raise AssertionError("stack did not come up:\n" + "".join(lines))
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _stop(process: subprocess.Popen[str]) -> None:
+    process.send_signal(signal.SIGINT)
+    process.communicate(timeout=60)  # drains and closes stdout
+
+
+def test_dev_up_runs_the_stack_and_the_printed_request_works(data_dir: Path) -> None:
+    ports = {name: free_port() for name in ("GATEWAY", "CONTROL", "MOCK", "PG", "REDIS")}
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
+    env.pop("OPENAI_API_KEY", None)
+    env["AGENTLINK_DATA_DIR"] = str(data_dir)
+    for name, port in ports.items():
+        env[f"AGENTLINK_{name}_PORT"] = str(port)
+
+    process, banner = _start(env)
+    try:
+        gateway, control = (f"http://127.0.0.1:{ports[n]}" for n in ("GATEWAY", "CONTROL"))
+        assert httpx.get(f"{gateway}/healthz").json() == {"status": "ok"}
+        assert httpx.get(f"{control}/readyz").json()["status"] == "ready"
+        key = re.search(r"Demo API key:\s+(ak_\w+)", banner)
+        agent = re.search(r"Demo agent id:\s+([0-9a-f-]{36})", banner)
+        assert key is not None
+        assert agent is not None
+        # The printed curl, as a request.
+        reply = httpx.post(
+            f"{gateway}/proxy/v1/agents/{agent.group(1)}/chat",
+            headers={"X-AgentLink-Key": key.group(1)},
+            json={"messages": [{"role": "user", "content": "Write about the sea"}]},
+        )
+        assert reply.status_code == 200, reply.text
+        assert reply.json()["choices"][0]["message"]["content"]
+    finally:
+        _stop(process)
+    assert process.returncode == 0
+    assert not any(_port_open(port) for port in ports.values())
+
+    process, banner_again = _start(env)
+    try:
+        assert "migrations: up to date" in banner_again
+        assert f"Demo API key:   {key.group(1)}" in banner_again
+    finally:
+        _stop(process)
