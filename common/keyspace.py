@@ -31,6 +31,12 @@ from crypto.api_keys import SHARD_COUNT
 
 USAGE_CONSUMER_GROUP = "usage-ingest"
 
+# Records (key, user, agent) are rebuildable from Postgres: a TTL bounds memory, and an
+# expired record is simply loaded again. "unknown" records are negative caches.
+RECORD_TTL_S = 24 * 3600
+UNKNOWN_KEY_TTL_S = 60
+UNKNOWN_AGENT_TTL_S = 30
+
 
 def shard_tag(shard: int) -> str:
     if not 0 <= shard < SHARD_COUNT:

@@ -13,18 +13,29 @@ from typing import Any
 
 import redis.asyncio as redis_asyncio
 from redis.commands.core import AsyncScript
+from redis.maint_notifications import MaintNotificationsConfig
 
 
 def create_redis(
     url: str, *, socket_timeout_s: float = 2.0, max_connections: int = 256
 ) -> redis_asyncio.Redis:
-    """A client whose calls fail fast when Redis is down instead of hanging a request."""
-    pool = redis_asyncio.ConnectionPool.from_url(
+    """A client whose calls fail fast when Redis is down instead of hanging a request.
+
+    The pool blocks (up to the socket timeout) when all `max_connections` are busy: the plain
+    `ConnectionPool` raises MaxConnectionsError instead, which turned a burst of more
+    concurrent requests than connections into 503s.
+    """
+    pool = redis_asyncio.BlockingConnectionPool.from_url(
         url,
         max_connections=max_connections,
+        timeout=socket_timeout_s,
         socket_timeout=socket_timeout_s,
         socket_connect_timeout=socket_timeout_s,
         health_check_interval=30,
+        # redis-py's default ("auto") is truthy and makes the pool skip its check that a
+        # pooled connection is still open, so after a Redis restart every pooled connection
+        # failed one request. Maintenance notifications are a Redis Enterprise feature.
+        maint_notifications_config=MaintNotificationsConfig(enabled=False),
     )
     # from_pool: the client owns the pool, so aclose() also closes its connections.
     return redis_asyncio.Redis.from_pool(pool)

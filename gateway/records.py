@@ -24,9 +24,9 @@ from common import keyspace
 from common.domain import units_for_price
 from common.redis_store import LuaScripts
 
-RECORD_TTL_S = 24 * 3600
-UNKNOWN_KEY_TTL_S = 60
-UNKNOWN_AGENT_TTL_S = 30
+RECORD_TTL_S = keyspace.RECORD_TTL_S
+UNKNOWN_KEY_TTL_S = keyspace.UNKNOWN_KEY_TTL_S
+UNKNOWN_AGENT_TTL_S = keyspace.UNKNOWN_AGENT_TTL_S
 
 
 class SingleFlight:
@@ -91,6 +91,14 @@ class RecordLoader:
         await self._flights.run(f"agent:{agent_id}", lambda: self._load_agent(agent_id))
 
     async def _load_key(self, key_hash: str, shard: int) -> None:
+        record = keyspace.api_key_record(shard, key_hash)
+        # The MISS that sent us here may be stale: admission ran before a load that finished
+        # since then filled the record. Then Postgres need not be asked again.
+        status, owner = await self._redis.hmget(record, ["status", "user"])
+        if status is not None:
+            if isinstance(owner, bytes):
+                self._owners[key_hash] = owner.decode()
+            return
         self.queries += 1
         row = await self._db.fetchrow(
             """SELECT k.id, k.user_id, k.revoked_at IS NOT NULL AS revoked, u.redis_shard
@@ -98,7 +106,6 @@ class RecordLoader:
                WHERE k.key_hash = $1""",
             key_hash,
         )
-        record = keyspace.api_key_record(shard, key_hash)
         if row is None or row["redis_shard"] != shard:
             # A key whose hash names another shard than its owner's was not made by us.
             await self._fill_record(record, UNKNOWN_KEY_TTL_S, {"status": "unknown"})
@@ -111,6 +118,9 @@ class RecordLoader:
         await self._fill_record(record, RECORD_TTL_S, fields)
 
     async def _load_user(self, user_id: str, shard: int) -> None:
+        record, quota = keyspace.user_record(shard, user_id), keyspace.quota(shard, user_id)
+        if await self._redis.exists(record, quota) == 2:
+            return  # filled since the MISS (see _load_key)
         self.queries += 1
         async with self._db.acquire() as connection:
             user = await connection.fetchrow(
@@ -128,16 +138,18 @@ class RecordLoader:
         else:
             user_status, tier, balance = user["status"], user["rate_tier"], max(0, user["balance"])
         async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.set(keyspace.quota(shard, user_id), balance, nx=True)
+            pipe.set(quota, balance, nx=True)
             trial_key = keyspace.trials(shard, user_id)
             for row in trials:
                 pipe.hsetnx(trial_key, str(row["agent_id"]), row["calls_used"])
             await pipe.execute()
         fields = {"status": user_status, "tier": tier}
-        await self._fill_record(keyspace.user_record(shard, user_id), RECORD_TTL_S, fields)
+        await self._fill_record(record, RECORD_TTL_S, fields)
 
     async def _load_agent(self, agent_id: str) -> None:
         record = keyspace.agent_record(agent_id)
+        if await self._redis.exists(record):
+            return  # filled since the MISS (see _load_key)
         row = None
         if is_uuid(agent_id):
             self.queries += 1

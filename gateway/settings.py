@@ -63,7 +63,11 @@ class GatewaySettings:
             rate_limit_paid=env_int(env, "RATE_LIMIT_PAID_PER_MIN", 1000, minimum=1),
             rate_window_s=env_int(env, "RATE_LIMIT_WINDOW_S", 60, minimum=1),
             trial_calls=env_int(env, "FREE_TRIAL_CALLS", 3, minimum=0),
-            reservation_s=env_int(env, "RESERVATION_TTL_S", 900, minimum=60),
+            # Minimum 1 s so a test can watch the reaper give back a dead gateway's reservation
+            # without waiting a minute; production keeps the default (900 s), which must
+            # exceed the longest call (a call outliving it goes unbilled: the reaper gave the
+            # reservation back and the late commit finds nothing to settle).
+            reservation_s=env_int(env, "RESERVATION_TTL_S", 900, minimum=1),
             upstream_timeout_s=env_float(env, "UPSTREAM_TIMEOUT_S", 30.0, minimum=0.01),
             stream_first_byte_timeout_s=env_float(
                 env, "STREAM_FIRST_BYTE_TIMEOUT_S", 30.0, minimum=0.01

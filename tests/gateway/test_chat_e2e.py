@@ -3,6 +3,8 @@ real Redis and Postgres behind the gateway."""
 
 from __future__ import annotations
 
+import asyncio
+
 import asyncpg
 import httpx
 import openai
@@ -10,7 +12,7 @@ import pytest
 import redis.asyncio as redis_asyncio
 
 from common import keyspace
-from tests.factories import make_agent, make_developer, make_key
+from tests.factories import Developer, make_agent, make_developer, make_key
 
 
 def sdk(gateway_url: str, agent_id: str, key: str, *, bearer: bool = True) -> openai.AsyncOpenAI:
@@ -23,9 +25,19 @@ def sdk(gateway_url: str, agent_id: str, key: str, *, bearer: bool = True) -> op
     )  # fmt: skip
 
 
-async def usage_events(redis: redis_asyncio.Redis, shard: int) -> list[dict[bytes, bytes]]:
-    entries = await redis.xrange(keyspace.usage_stream(shard))
-    return [fields for _, fields in entries]
+async def usage_events(
+    redis: redis_asyncio.Redis, developer: Developer
+) -> list[dict[bytes, bytes]]:
+    """The developer's usage events. The stream is per shard and shared with other tests'
+    users; a success is committed just after its response went out, hence the short wait."""
+    user_id = developer.user_id.encode()
+    for _ in range(250):
+        entries = await redis.xrange(keyspace.usage_stream(developer.shard))
+        mine = [fields for _, fields in entries if fields.get(b"user_id") == user_id]
+        if mine:
+            return mine
+        await asyncio.sleep(0.02)
+    return []
 
 
 @pytest.mark.parametrize("bearer", [True, False])
@@ -67,7 +79,7 @@ async def test_non_streaming_call_through_the_openai_sdk(
     assert upstream["model"] == "mock-model"  # the agent's model, not the developer's
     assert upstream["temperature"] == 0.3
 
-    [event] = await usage_events(redis, developer.shard)
+    [event] = await usage_events(redis, developer)
     assert event[b"billable"] == b"1"
     assert event[b"status"] == b"success"
     assert event[b"agent_id"].decode() == agent.agent_id
@@ -99,7 +111,7 @@ async def test_streaming_call_through_the_openai_sdk(
     assert len(pieces) == 7
     assert usage is not None
     assert usage.completion_tokens > 0
-    [event] = await usage_events(redis, developer.shard)
+    [event] = await usage_events(redis, developer)
     assert event[b"billable"] == b"1"
     assert int(event[b"output_tokens"]) == usage.completion_tokens
 

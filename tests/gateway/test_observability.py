@@ -3,6 +3,7 @@ prompt in either."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 import subprocess
 import sys
@@ -73,10 +74,17 @@ async def test_metrics_add_up_across_workers_and_nothing_secret_is_exposed(
                 json={"messages": [{"role": "user", "content": f"call {index}"}]},
             )
             assert response.status_code == 200
-        # Whichever worker answers the scrape, it reports both workers' counts.
-        for _ in range(4):
+        # Whichever worker answers the scrape, it reports both workers' counts. The counter
+        # moves just after the response is sent, so allow the last call a moment to land.
+        seen = []
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
             metrics = (await client.get("/metrics")).text
-            assert _sample(metrics, "agentlink_gateway_requests_total", route) - before == calls
+            seen.append(_sample(metrics, "agentlink_gateway_requests_total", route) - before)
+            if seen[-4:] == [calls] * 4:
+                break
+            await asyncio.sleep(0.05)
+        assert seen[-4:] == [calls] * 4, seen
     assert "agentlink_gateway_in_flight_requests" in metrics
     assert "agentlink_gateway_request_duration_seconds_bucket" in metrics
     for secret in (key.plaintext, key.key_hash, developer.user_id, agent.agent_id, PROMPT):

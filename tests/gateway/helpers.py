@@ -1,0 +1,178 @@
+"""Helpers the gateway tests share: calling the gateway, reading Redis state, waiting boundedly.
+
+Everything here talks to real servers; nothing is mocked. Waits are polls with a deadline, so a
+test fails with a clear message instead of hanging, and never depends on a tight timing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+import asyncpg
+import httpx
+import orjson
+import redis.asyncio as redis_asyncio
+
+from common import keyspace
+from gateway.app import create_app
+from gateway.settings import GatewaySettings
+from tests.factories import Agent, ApiKey, Developer, make_agent, make_developer, make_key
+from tests.support import serve
+
+# A breaker that never opens (the failure ratio can never exceed 1): for gateways that inject
+# many upstream failures on purpose and must not trip into refusing the calls that follow.
+NO_BREAKER = {"BREAKER_FAILURE_RATIO": "2"}
+
+
+@contextlib.contextmanager
+def gateway(env: dict[str, str], **overrides: str) -> Iterator[str]:
+    """A gateway on loopback with `overrides` on top of `env`; yields its base URL.
+
+    For module-scoped gateways (the `start_gateway` fixture is per test)."""
+    with serve(create_app(GatewaySettings.from_env({**env, **overrides}))) as url:
+        yield url
+
+
+@dataclass(frozen=True)
+class Caller:
+    """A developer with a key, and an agent to call."""
+
+    developer: Developer
+    key: ApiKey
+    agent: Agent
+
+    @property
+    def shard(self) -> int:
+        return self.developer.shard
+
+
+async def make_caller(
+    db: asyncpg.Pool,
+    *,
+    quota: int = 100,
+    tier: str = "free",
+    price: Decimal = Decimal("0.01"),
+    status: str = "active",
+    system_prompt: str = "You are a careful assistant. SECRET-PROMPT-MARKER.",
+    trials_used: int = 0,
+) -> Caller:
+    """A fresh developer, key and agent. `trials_used` pre-spends the pair's free trials in
+    Postgres (as earlier calls would have), so the next calls are charged to quota."""
+    developer = await make_developer(db, quota=quota, tier=tier)
+    key = await make_key(db, developer)
+    agent = await make_agent(db, price=price, status=status, system_prompt=system_prompt)
+    if trials_used:
+        await db.execute(
+            "INSERT INTO trial_usage (user_id, agent_id, calls_used) VALUES ($1, $2, $3)",
+            developer.user_id,
+            agent.agent_id,
+            trials_used,
+        )
+    return Caller(developer, key, agent)
+
+
+def chat_url(base_url: str, agent_id: str) -> str:
+    return f"{base_url}/proxy/v1/agents/{agent_id}/chat"
+
+
+async def chat(
+    client: httpx.AsyncClient,
+    base_url: str,
+    caller: Caller,
+    content: str = "hello",
+    *,
+    stream: bool = False,
+    agent_id: str | None = None,
+    key: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> httpx.Response:
+    """One call; the whole response is read (a stream is read to its end)."""
+    body: dict[str, Any] = {"messages": [{"role": "user", "content": content}]}
+    if stream:
+        body["stream"] = True
+    return await client.post(
+        chat_url(base_url, agent_id or caller.agent.agent_id),
+        headers={"X-AgentLink-Key": key or caller.key.plaintext, **(headers or {})},
+        json=body,
+    )
+
+
+def assert_error(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
+    """The response is the error envelope with this status and code; returns the body."""
+    assert response.status_code == status, (response.status_code, response.text)
+    body: dict[str, Any] = response.json()
+    assert body["error"]["code"] == code, body
+    assert body["error"]["message"]
+    assert body["request_id"]
+    assert response.headers["x-request-id"] == body["request_id"]
+    return body
+
+
+def sse_events(text: str) -> list[bytes]:
+    """The `data:` payloads of an SSE body, in order."""
+    return [
+        line[len("data: ") :].encode() for line in text.split("\n") if line.startswith("data: ")
+    ]
+
+
+def in_band_error(text: str) -> dict[str, Any] | None:
+    """The error event the gateway appends to a stream that broke after the 200, if any."""
+    for event in sse_events(text):
+        if event.startswith(b"{"):
+            data = orjson.loads(event)
+            if "error" in data and "request_id" in data:
+                return dict(data)
+    return None
+
+
+async def quota_units(redis: redis_asyncio.Redis, caller: Caller) -> int | None:
+    """The live quota balance in Redis (None until the gateway first loaded it)."""
+    raw = await redis.get(keyspace.quota(caller.shard, caller.developer.user_id))
+    return None if raw is None else int(raw)
+
+
+async def trials_used(redis: redis_asyncio.Redis, caller: Caller) -> int:
+    raw = await redis.hget(
+        keyspace.trials(caller.shard, caller.developer.user_id), caller.agent.agent_id
+    )
+    return 0 if raw is None else int(raw)
+
+
+async def usage_events(redis: redis_asyncio.Redis, caller: Caller) -> list[dict[str, str]]:
+    """This developer's usage events (the stream is per shard, shared with other users)."""
+    entries = await redis.xrange(keyspace.usage_stream(caller.shard))
+    user_id = caller.developer.user_id.encode()
+    return [
+        {name.decode(): value.decode() for name, value in fields.items()}
+        for _, fields in entries
+        if fields.get(b"user_id") == user_id
+    ]
+
+
+async def wait_for_events(
+    redis: redis_asyncio.Redis, caller: Caller, count: int, *, timeout_s: float = 10.0
+) -> list[dict[str, str]]:
+    """Wait until the developer has at least `count` usage events (a successful call is
+    committed just after its response went out), then a moment more to catch any extra."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        events = await usage_events(redis, caller)
+        if len(events) >= count:
+            break
+        if time.monotonic() > deadline:
+            raise AssertionError(f"expected {count} usage events, got {len(events)}: {events}")
+        await asyncio.sleep(0.02)
+    await asyncio.sleep(0.05)
+    return await usage_events(redis, caller)
+
+
+async def mock_requests_containing(client: httpx.AsyncClient, mock_url: str, marker: str) -> int:
+    """How many requests the mock provider received with `marker` in their body."""
+    response = await client.get(f"{mock_url}/_mock/requests")
+    return sum(marker in orjson.dumps(entry["body"]).decode() for entry in response.json())
