@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncpg
 import orjson
+from asyncpg.pool import PoolConnectionProxy
 
 
 async def _init_connection(connection: asyncpg.Connection) -> None:
@@ -29,3 +30,7 @@ async def create_pool(dsn: str, *, min_size: int = 1, max_size: int = 10) -> asy
     )
     assert pool is not None  # create_pool only returns None when used as an async context
     return pool
+
+
+# What repository functions accept: a plain connection or one borrowed from the pool.
+DbConnection = asyncpg.Connection | PoolConnectionProxy

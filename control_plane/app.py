@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from prometheus_client import CollectorRegistry
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
 
 from common.asgi import EnvelopeMiddleware
 from common.db import create_pool
@@ -17,11 +18,20 @@ from common.redis_store import create_redis
 from control_plane.routes import ROUTES
 from control_plane.settings import ControlPlaneSettings
 from control_plane.state import ControlPlaneState
+from crypto.envelope import KeyRing
+from crypto.passwords import PasswordHashing
 
 
-def create_app(settings: ControlPlaneSettings | None = None) -> Starlette:
-    settings = settings or ControlPlaneSettings.from_env()
+def create_app(
+    settings: ControlPlaneSettings | None = None, *, passwords: PasswordHashing | None = None
+) -> Starlette:
+    settings = settings or ControlPlaneSettings.from_env(api=True)
+    api = settings.api
+    if api is None:
+        raise ValueError("the control plane app needs ControlPlaneSettings.from_env(api=True)")
     configure_logging(settings.log_level)
+    keyring = KeyRing.from_env(api.encryption_keys, api.encryption_active_key_id)
+    hashing = passwords or PasswordHashing()
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, ControlPlaneState]]:
@@ -32,15 +42,36 @@ def create_app(settings: ControlPlaneSettings | None = None) -> Starlette:
             max_size=storage.database_pool_max,
         )
         redis = create_redis(storage.redis_url, socket_timeout_s=storage.redis_socket_timeout_s)
+        state = ControlPlaneState(
+            settings=settings,
+            api=api,
+            db=db,
+            redis=redis,
+            registry=CollectorRegistry(),
+            keyring=keyring,
+            passwords=hashing,
+            dummy_password_hash=hashing.hash("not-a-real-password"),
+        )
         try:
-            yield {"control": ControlPlaneState(settings, db, redis, CollectorRegistry())}
+            yield {"control": state}
         finally:
             await redis.aclose()
             await db.close()
 
     return Starlette(
         routes=ROUTES,
-        middleware=[Middleware(EnvelopeMiddleware)],
+        middleware=[
+            Middleware(EnvelopeMiddleware),
+            Middleware(
+                CORSMiddleware,
+                allow_origins=list(api.cors_origins),
+                allow_methods=["GET", "POST", "PUT", "DELETE", "OPTIONS"],
+                allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
+                expose_headers=["X-Request-ID", "X-RateLimit-Remaining"],
+                allow_credentials=True,
+                max_age=12 * 3600,
+            ),
+        ],
         exception_handlers=envelope_exception_handlers(),
         lifespan=lifespan,
     )

@@ -8,12 +8,19 @@ import asyncpg
 import redis.asyncio as redis_asyncio
 from prometheus_client import CollectorRegistry
 
-from control_plane.settings import ControlPlaneSettings
+from control_plane.settings import ApiSettings, ControlPlaneSettings
+from crypto.envelope import KeyRing
+from crypto.passwords import PasswordHashing
 
 
 @dataclass(slots=True)
 class ControlPlaneState:
     settings: ControlPlaneSettings
+    api: ApiSettings
     db: asyncpg.Pool
     redis: redis_asyncio.Redis
     registry: CollectorRegistry
+    keyring: KeyRing
+    passwords: PasswordHashing
+    # Verified against when an email is unknown, so login time does not reveal accounts.
+    dummy_password_hash: str

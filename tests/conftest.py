@@ -99,3 +99,34 @@ async def redis_client(servers: Servers) -> AsyncIterator[redis_asyncio.Redis]:
     await client.flushdb()
     yield client
     await client.aclose()
+
+
+TEST_JWT_SECRET = "test-jwt-secret-at-least-32-characters-long"
+TEST_ENCRYPTION_KEYS = "t1:" + "A" * 43 + "="
+
+
+@pytest.fixture(scope="session")
+def control_env(servers: Servers, database_url: str) -> dict[str, str]:
+    return {
+        "DATABASE_URL": database_url,
+        "REDIS_URL": servers.redis_url,
+        "JWT_SECRET": TEST_JWT_SECRET,
+        "AGENTLINK_ENCRYPTION_KEYS": TEST_ENCRYPTION_KEYS,
+        "AGENTLINK_ENCRYPTION_ACTIVE_KEY_ID": "t1",
+        "CORS_ALLOW_ORIGINS": "https://app.agentlink.test",
+        "LOG_LEVEL": "WARNING",
+    }
+
+
+@pytest.fixture(scope="session")
+def control_url(control_env: dict[str, str]) -> Iterator[str]:
+    """One control plane for the session, over real HTTP, with cheap password hashing."""
+    from control_plane.app import create_app
+    from control_plane.settings import ControlPlaneSettings
+    from crypto.passwords import PasswordHashing
+    from tests.support import serve
+
+    settings = ControlPlaneSettings.from_env(control_env, api=True)
+    cheap = PasswordHashing(time_cost=1, memory_cost=1024, parallelism=1)
+    with serve(create_app(settings, passwords=cheap)) as url:
+        yield url

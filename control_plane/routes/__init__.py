@@ -1,16 +1,57 @@
-"""The control plane's route table: path → handler."""
+"""The control plane's route table: every operation, from each domain's own table.
+
+Deny by default: every `/api/v1` operation requires a valid access token unless it is in
+`PUBLIC_OPERATIONS`, the one list of what anonymous callers may do.
+"""
 
 from __future__ import annotations
 
-from starlette.routing import Route
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.routing import BaseRoute, Route
 
+from control_plane.api import ApiRoute, build_route
+from control_plane.auth import routes as auth
+from control_plane.openapi import build_openapi, docs_page
 from control_plane.routes import health
 
-ROUTES = [
+API_ROUTES: list[ApiRoute] = [
+    *auth.ROUTES,
+]
+
+PUBLIC_OPERATIONS: frozenset[tuple[str, str]] = frozenset(
+    {
+        ("POST", "/api/v1/auth/register"),
+        ("POST", "/api/v1/auth/login"),
+        ("POST", "/api/v1/auth/refresh"),
+        ("GET", "/api/v1/marketplace/agents"),
+        ("GET", "/api/v1/marketplace/agents/{agent_id}"),
+        ("GET", "/api/v1/marketplace/categories"),
+        ("GET", "/api/v1/marketplace/featured"),
+        ("GET", "/api/v1/reviews/agents/{agent_id}"),
+    }
+)
+
+# Infrastructure routes outside /api/v1, also open: probes, metrics, the API description.
+PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/openapi.json", "/docs"})
+
+OPENAPI = build_openapi(API_ROUTES, PUBLIC_OPERATIONS)
+_DOCS = docs_page(OPENAPI)
+
+
+async def openapi_json(request: Request) -> Response:
+    return JSONResponse(OPENAPI)
+
+
+async def docs(request: Request) -> Response:
+    return HTMLResponse(_DOCS)
+
+
+ROUTES: list[BaseRoute] = [
     Route("/healthz", health.healthz, methods=["GET"]),
     Route("/readyz", health.readyz, methods=["GET"]),
     Route("/metrics", health.metrics, methods=["GET"]),
+    Route("/openapi.json", openapi_json, methods=["GET"]),
+    Route("/docs", docs, methods=["GET"]),
+    *(build_route(route, route.operation in PUBLIC_OPERATIONS) for route in API_ROUTES),
 ]
-
-# Routes anyone may call without a token; every other route requires authentication.
-PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})

@@ -1,0 +1,1 @@
+"""Accounts and authentication: register, login, tokens, roles and permissions."""

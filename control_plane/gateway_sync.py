@@ -1,0 +1,67 @@
+"""Write-through of the records the gateway admits calls with (layout: common/keyspace.py).
+
+The control plane writes these authoritatively, inside the Postgres transaction that makes
+the change and before it commits: if Redis refuses, the transaction rolls back and the
+caller gets 503 `50302`, so Postgres and the gateway never disagree. A gateway that filled a
+record from an older read never overwrites these writes (fill_record.lua only fills absent
+records), so publish, unpublish, revocation and suspension hold on the very next request,
+on every gateway instance.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import redis.asyncio as redis_asyncio
+from redis.exceptions import RedisError
+from redis.typing import EncodableT, FieldT
+
+from common import keyspace
+from common.domain import units_for_price
+from common.errors import ApiError, ErrorCode
+
+Fields = dict[FieldT, EncodableT]
+
+
+async def _write(redis: redis_asyncio.Redis, record: str, fields: Fields) -> None:
+    try:
+        async with redis.pipeline(transaction=True) as pipe:
+            pipe.hset(record, mapping=fields)
+            pipe.expire(record, keyspace.RECORD_TTL_S)
+            await pipe.execute()
+    except RedisError:
+        raise ApiError(ErrorCode.STORAGE_UNAVAILABLE) from None
+
+
+async def write_agent(
+    redis: redis_asyncio.Redis,
+    agent_id: str,
+    *,
+    status: str,
+    version: int,
+    price_per_call: Decimal,
+    unit_price: Decimal,
+) -> None:
+    units = units_for_price(price_per_call, unit_price)
+    fields: Fields = {"status": status, "version": str(version), "units": str(units)}
+    await _write(redis, keyspace.agent_record(agent_id), fields)
+
+
+async def write_api_key(
+    redis: redis_asyncio.Redis,
+    *,
+    shard: int,
+    key_hash: str,
+    user_id: str,
+    key_id: str,
+    revoked: bool,
+) -> None:
+    fields: Fields = {"status": "revoked" if revoked else "ok", "user": user_id, "key": key_id}
+    await _write(redis, keyspace.api_key_record(shard, key_hash), fields)
+
+
+async def write_user(
+    redis: redis_asyncio.Redis, *, shard: int, user_id: str, status: str, tier: str
+) -> None:
+    fields: Fields = {"status": status, "tier": tier}
+    await _write(redis, keyspace.user_record(shard, user_id), fields)
