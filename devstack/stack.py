@@ -226,6 +226,7 @@ def run(root: Path) -> int:
             for child in stack.children:
                 if child.process.poll() is not None:
                     print(f"{child.name} exited with {child.process.returncode}; see {child.log}")
+                    print(child.log.read_text(errors="replace")[-2000:], file=sys.stderr)
                     return 1
             time.sleep(0.2)
         return 0

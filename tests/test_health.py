@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import httpx
 
-from control_plane.app import create_app as create_control_plane
-from control_plane.settings import ControlPlaneSettings
 from devstack.servers import free_port
 from gateway.app import create_app as create_gateway
 from gateway.settings import GatewaySettings
@@ -51,11 +49,7 @@ def test_gateway_is_not_ready_without_redis(database_url: str) -> None:
         assert ready.json()["checks"] == {"redis": "unavailable"}
 
 
-def test_control_plane_readiness_checks_postgres_and_redis(
-    servers: Servers, database_url: str
-) -> None:
-    app = create_control_plane(ControlPlaneSettings.from_env(_env(database_url, servers.redis_url)))
-    with serve(app) as base_url:
-        ready = httpx.get(f"{base_url}/readyz")
-        assert ready.status_code == 200, ready.text
-        assert ready.json()["checks"] == {"postgres": "ok", "redis": "ok"}
+def test_control_plane_readiness_checks_postgres_and_redis(control_url: str) -> None:
+    ready = httpx.get(f"{control_url}/readyz")
+    assert ready.status_code == 200, ready.text
+    assert ready.json()["checks"] == {"postgres": "ok", "redis": "ok"}

@@ -52,7 +52,15 @@ def _start(env: dict[str, str]) -> tuple[subprocess.Popen[str], str]:
             return process, "".join(lines)
     process.kill()
     process.communicate()
-    raise AssertionError("stack did not come up:\n" + "".join(lines))
+    logs = "".join(
+        f"--- {log.name}\n{log.read_text()[-2000:]}"
+        for log in (data_dir_of(env) / "logs").glob("*")
+    )
+    raise AssertionError("stack did not come up:\n" + "".join(lines) + logs)
+
+
+def data_dir_of(env: dict[str, str]) -> Path:
+    return Path(env["AGENTLINK_DATA_DIR"])
 
 
 def _port_open(port: int) -> bool:
@@ -70,6 +78,7 @@ def test_dev_up_runs_the_stack_and_the_printed_request_works(data_dir: Path) -> 
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
     env.pop("OPENAI_API_KEY", None)
     env["AGENTLINK_DATA_DIR"] = str(data_dir)
+    env["WORKER_METRICS_PORT"] = str(free_port())
     for name, port in ports.items():
         env[f"AGENTLINK_{name}_PORT"] = str(port)
 
