@@ -8,7 +8,8 @@ import asyncpg
 import redis.asyncio as redis_asyncio
 from prometheus_client import CollectorRegistry
 
-from control_plane.settings import ApiSettings, ControlPlaneSettings
+from control_plane.api_settings import ApiSettings
+from control_plane.settings import ControlPlaneSettings
 from crypto.envelope import KeyRing
 from crypto.passwords import PasswordHashing
 

@@ -1,10 +1,22 @@
 """The worker: the control plane's background jobs, in a process with no HTTP.
 
-Run it with `python -m control_plane.worker`. Each job is a coroutine run on its own interval;
-SIGTERM/SIGINT stop it between runs (Kubernetes sends SIGTERM before killing a pod).
+Run it with `python -m control_plane.worker`. Each periodic job is a coroutine run on its own
+interval; usage ingestion is one long-running loop. SIGTERM/SIGINT set a stop event: periodic
+jobs finish their current run, ingestion finishes (writes and acknowledges) what it has read,
+nothing unfinished is acknowledged, and the process exits (Kubernetes sends SIGTERM before
+killing a pod). Several workers may run at once: the usage streams are read through one
+consumer group, and every job is safe to run concurrently with itself.
 
-Jobs today:
-- call-log partitions: create next months' `call_logs` partitions ahead of time.
+Jobs:
+- usage ingestion (long-running): usage streams -> call_logs and aggregates
+  (`control_plane/usage_ingest.py`);
+- usage claim (`USAGE_CLAIM_INTERVAL_S`): take over entries a dead consumer left pending;
+- usage lag (`USAGE_LAG_INTERVAL_S`): sample the stream lag gauges;
+- reservation reaper (`WORKER_REAPER_INTERVAL_S`): give back expired reservations
+  (`control_plane/reaper.py`);
+- call-log partitions (`WORKER_MAINTENANCE_INTERVAL_S`): create next months' partitions.
+
+Metrics are served on `WORKER_METRICS_PORT` (default 9102; 0 serves none).
 """
 
 from __future__ import annotations
@@ -20,7 +32,11 @@ import asyncpg
 
 from common.db import create_pool
 from common.json_logging import configure_logging
+from common.redis_store import LuaScripts, create_redis
+from control_plane.reaper import reap_expired
 from control_plane.settings import ControlPlaneSettings
+from control_plane.usage_ingest import UsageIngester
+from control_plane.worker_metrics import WorkerMetrics, serve_metrics
 
 logger = logging.getLogger("agentlink.worker")
 
@@ -39,30 +55,70 @@ class PeriodicJob:
     run: Callable[[], Awaitable[None]]
 
 
-async def run_periodically(job: PeriodicJob, stop: asyncio.Event) -> None:
+async def run_periodically(
+    job: PeriodicJob, stop: asyncio.Event, metrics: WorkerMetrics | None = None
+) -> None:
     while not stop.is_set():
         try:
             await job.run()
         except Exception:
+            if metrics is not None:
+                metrics.job_failures.labels(job.name).inc()
             logger.exception("job failed", extra={"event": job.name})
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=job.interval_s)
 
 
-async def run_worker(settings: ControlPlaneSettings, stop: asyncio.Event) -> None:
+async def run_worker(
+    settings: ControlPlaneSettings, stop: asyncio.Event, metrics: WorkerMetrics | None = None
+) -> None:
     storage = settings.storage
+    metrics = WorkerMetrics() if metrics is None else metrics
     db = await create_pool(storage.database_url, min_size=1, max_size=storage.database_pool_max)
+    # A blocking XREADGROUP must not outlive the socket timeout, or it reads as a Redis failure.
+    block_s = settings.usage.read_block_ms / 1000
+    redis = create_redis(
+        storage.redis_url,
+        socket_timeout_s=max(storage.redis_socket_timeout_s, block_s + 1.0),
+        max_connections=storage.redis_max_connections,
+    )
+    scripts = LuaScripts(redis)
+    ingester = UsageIngester(redis, db, settings=settings.usage, metrics=metrics)
+
+    async def reap() -> None:
+        reaped = await reap_expired(redis, scripts, per_call_limit=settings.reaper_per_call_limit)
+        metrics.reservations_reaped.inc(reaped)
+        if reaped:
+            logger.info(
+                "gave back %d expired reservations",
+                reaped,
+                extra={"event": "reaper", "count": reaped},
+            )
+
+    async def claim() -> None:
+        await ingester.claim_stale(stop=stop)
+        await ingester.forget_idle_consumers()
+
+    async def sample_lag() -> None:
+        await ingester.sample_lag()
+
     jobs = [
         PeriodicJob(
             "call_log_partitions",
             settings.worker_maintenance_interval_s,
             lambda: ensure_call_log_partitions(db, settings.partition_months_ahead),
         ),
+        PeriodicJob("reservation_reaper", settings.reaper_interval_s, reap),
+        PeriodicJob("usage_claim", settings.usage.claim_interval_s, claim),
+        PeriodicJob("usage_lag", settings.usage.lag_interval_s, sample_lag),
     ]
-    logger.info("worker started", extra={"count": len(jobs)})
+    logger.info("worker started", extra={"count": len(jobs) + 1})
     try:
-        await asyncio.gather(*(run_periodically(job, stop) for job in jobs))
+        await asyncio.gather(
+            ingester.run(stop), *(run_periodically(job, stop, metrics) for job in jobs)
+        )
     finally:
+        await redis.aclose()
         await db.close()
         logger.info("worker stopped")
 
@@ -76,7 +132,10 @@ def main() -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        await run_worker(settings, stop)
+        metrics = WorkerMetrics()
+        if settings.worker_metrics_port:
+            serve_metrics(metrics, settings.worker_metrics_port)
+        await run_worker(settings, stop, metrics)
 
     asyncio.run(serve())
 

@@ -511,7 +511,11 @@ def test_workloads_read_secrets_only_from_the_secret() -> None:
 # Settings modules whose `env_str(env, "NAME")` calls (no default) each process needs.
 REQUIRED_SETTINGS = {
     GATEWAY: ("common/settings.py", "gateway/settings.py"),
-    CONTROL_PLANE: ("common/settings.py", "control_plane/settings.py"),
+    CONTROL_PLANE: (
+        "common/settings.py",
+        "control_plane/settings.py",
+        "control_plane/api_settings.py",
+    ),
     WORKER: ("common/settings.py", "control_plane/settings.py"),
 }
 
