@@ -16,10 +16,15 @@ for the user's part; agent records live under their own tag `{aID}`.
 | `resv:{sS}` | hash | request_id → reservation (see `Reservation`) | admission, commit, reaper | none |
 | `resvq:{sS}` | zset | request_id scored by reservation deadline (ms) | admission, commit, reaper | none |
 | `usage:{sS}` | stream | usage events (see `common/usage_events.py`) | commit, reaper | entries deleted by the worker once written to Postgres |
+| `usage:dead` | stream | usage entries the worker could not parse or store, with the reason | worker | capped by `USAGE_DEAD_LETTER_MAXLEN` |
+| `login:acct:<sha>`, `login:ip:<ip>` | string | failed-login counters (control plane) | control plane | the throttle window |
 | `agent:{aID}` | hash | `status`, `version`, `units` (quota units per call) | gateway cold load, control plane | 24 h (`unknown`: 30 s) |
 
 The usage stream is per shard so that the commit script (reservation, refund, event) stays
-inside one slot; the worker reads all 1024 streams with one consumer group name.
+inside one slot; the worker reads all 1024 streams with one consumer group name. On a single
+primary (v1) one XREADGROUP names all 1024 streams; under Redis Cluster that read must be
+split per node (cross-slot), and reap.lua's quota/trial keys, which it builds from the shard
+tag rather than declaring, stay in the same slot by construction.
 
 Quota and trial counters have no TTL: they are the live balance; Postgres catches up through
 the usage stream. The Redis server must run with `maxmemory-policy noeviction`.

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 
 
 class MalformedUsageEvent(ValueError):
-    """A stream entry that is not a usage event (kept in the stream for a human to look at)."""
+    """A stream entry that is not a usage event (moved to `usage:dead` for a human to see)."""
 
 
 @dataclass(frozen=True, slots=True)
