@@ -1,0 +1,318 @@
+"""Load harness: the mock provider direct vs through the gateway, on this machine, loopback only.
+
+    python -m loadtests.run [--duration 5] [--concurrency 32] [--workers N]
+                            [--chunk-delay-ms 0] [--profile DIR]
+
+Starts a throwaway Postgres + Valkey, a paid developer with a huge quota and one agent, the
+mock provider (1 worker) and the gateway (uvicorn, N workers), then drives both with `wrk`:
+non-streaming JSON and 20-chunk streams, at fixed concurrency and with one connection. Prints
+RPS, p50/p99, the p50 the gateway adds, and the gateway's CPU time per request (utime+stime of
+the uvicorn master and its workers, from /proc). Stops everything it started.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import collections
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+
+import asyncpg
+import httpx
+import orjson
+
+from common.migrations import migrate_url
+from devstack import servers
+from devstack.servers import free_port
+from loadtests import hotspots
+from tests.factories import make_agent, make_developer, make_key
+
+KEY_SPEC = "t1:" + "A" * 43 + "="  # tests.factories.TEST_KEYRING: a test key, never a real one
+PROMPT = "You are a concise, careful assistant for AgentLink load tests. " * 6
+MAX_ERROR_RATIO = 0.01
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+MODES = ("json", "stream")
+
+# wrk prints one machine-readable line from done(); latency percentiles are in microseconds.
+WRK_LUA = """wrk.method = "POST"
+wrk.body = [==[{body}]==]
+wrk.headers["Content-Type"] = "application/json"
+{headers}
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format("WRK_RESULT %d %d %d %d %d %d\\n", summary.requests, summary.duration,
+    e.status, e.connect + e.read + e.write + e.timeout,
+    latency:percentile(50), latency:percentile(99)))
+end
+"""
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str  # "mock" | "gateway"
+    url: str
+    headers: dict[str, str]
+    body: dict[str, bytes]  # by mode
+    root_pid: int | None  # the process tree whose CPU time is measured
+
+
+@dataclass(frozen=True)
+class Result:
+    target: str
+    mode: str
+    conns: int
+    requests: int
+    seconds: float
+    p50_ms: float
+    p99_ms: float
+    cpu_s: float | None
+
+    @property
+    def cpu_us(self) -> float | None:
+        return None if self.cpu_s is None else self.cpu_s / self.requests * 1e6
+
+
+def process_tree(root: int) -> list[int]:
+    """`root` and all its descendants, from /proc."""
+    children: dict[int, list[int]] = collections.defaultdict(list)
+    for entry in filter(str.isdigit, os.listdir("/proc")):
+        with contextlib.suppress(OSError):
+            stat = Path(f"/proc/{entry}/stat").read_text()
+            children[int(stat.rsplit(")", 1)[1].split()[1])].append(int(entry))
+    tree, pending = [], [root]
+    while pending:
+        tree.append(pid := pending.pop())
+        pending += children.get(pid, [])
+    return tree
+
+
+def cpu_seconds(pid: int) -> float:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime + stime
+
+
+def tree_cpu(root: int | None) -> float:
+    return sum(cpu_seconds(pid) for pid in process_tree(root)) if root else 0.0
+
+
+def wrk(target: Target, mode: str, conns: int, seconds: int, workdir: Path) -> Result:
+    headers = "\n".join(f'wrk.headers["{k}"] = "{v}"' for k, v in target.headers.items())
+    script = workdir / f"{target.name}-{mode}.lua"
+    script.write_text(WRK_LUA.format(body=target.body[mode].decode(), headers=headers))
+    argv = ["wrk", "-t1", f"-c{conns}", f"-d{seconds}s", "--timeout", "10s", "-s", str(script)]
+    cpu_before = tree_cpu(target.root_pid)
+    done = subprocess.run([*argv, target.url], capture_output=True, text=True, check=False)
+    cpu = tree_cpu(target.root_pid) - cpu_before if target.root_pid else None
+    line = next((x for x in done.stdout.splitlines() if x.startswith("WRK_RESULT ")), None)
+    if done.returncode != 0 or line is None:
+        raise SystemExit(f"wrk failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
+    requests, duration_us, non2xx, errors, p50, p99 = (int(x) for x in line.split()[1:])
+    if requests == 0 or non2xx + errors > MAX_ERROR_RATIO * requests:
+        raise SystemExit(
+            f"{target.name} {mode} c{conns}: {non2xx} non-2xx and {errors} socket errors in "
+            f"{requests} requests; numbers measured on errors would be meaningless"
+        )
+    return Result(target.name, mode, conns, requests, duration_us / 1e6, p50 / 1e3, p99 / 1e3, cpu)
+
+
+def request_bodies(direct: bool, chunk_delay_ms: int) -> dict[str, bytes]:
+    """Gateway bodies carry the developer's message; direct ones what the gateway sends on."""
+    question = f"Explain pooling briefly. [[mock chunks=20 chunk_delay_ms={chunk_delay_ms}]]"
+    messages = [{"role": "user", "content": question}]
+    body: dict[str, object] = {"messages": messages}
+    if direct:
+        messages = [{"role": "system", "content": PROMPT}, *messages]
+        body = {"model": "mock-model", "messages": messages, "temperature": 0.3}
+    stream = {**body, "stream": True}
+    if direct:
+        stream["stream_options"] = {"include_usage": True}
+    return {"json": orjson.dumps(body), "stream": orjson.dumps(stream)}
+
+
+def preflight(target: Target) -> None:
+    """One request per mode: 200, a chat completion, a complete 20-chunk stream."""
+    with httpx.Client(timeout=10) as client:
+        for mode, body in target.body.items():
+            answer = client.post(target.url, content=body, headers=target.headers)
+            if answer.status_code != 200:
+                raise SystemExit(f"{target.name} {mode}: HTTP {answer.status_code} {answer.text}")
+            if mode == "json":
+                assert answer.json()["object"] == "chat.completion", answer.text
+            else:
+                events = [e for e in answer.text.split("\n\n") if e.startswith("data: ")]
+                assert events[-1] == "data: [DONE]", answer.text[-200:]
+                assert sum('"content":' in e for e in events) >= 20, len(events)
+
+
+async def seed(database_url: str) -> tuple[str, str]:
+    """Migrations, a paid developer with a huge quota, its key, one agent at $0.01."""
+    await migrate_url(database_url)
+    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
+    try:
+        developer = await make_developer(pool, quota=10**9, tier="paid")
+        key = await make_key(pool, developer)
+        agent = await make_agent(pool, system_prompt=PROMPT, price=Decimal("0.01"))
+    finally:
+        await pool.close()
+    return key.plaintext, agent.agent_id
+
+
+def start(argv: list[str], log: Path, port: int, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    process = servers.spawn(argv, log, run_as=None, death_signal=signal.SIGTERM, env=env)
+    servers.wait_for_port(port, process, 30, log)
+    return process
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM (uvicorn stops its workers), then SIGKILL the process group spawn() gave it,
+    in case a worker lingers."""
+    servers.stop_process(process, signal.SIGTERM, timeout=10)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+
+
+def report(results: list[Result], concurrency: int) -> None:
+    direct = {(r.mode, r.conns): r.p50_ms for r in results if r.target == "mock"}
+    print(f"\n{'target':8} {'mode':6} {'conns':>5} {'RPS':>8} {'p50 ms':>8} {'p99 ms':>8} "
+          f"{'added p50':>10} {'CPU us/req':>11} {'CPU s/1k req':>13}")  # fmt: skip
+    for r in results:
+        gap = f"{r.p50_ms - direct[r.mode, r.conns]:.3f}" if r.target == "gateway" else ""
+        cpu = "" if r.cpu_us is None else f"{r.cpu_us:11.0f} {r.cpu_us / 1000:13.3f}"
+        print(f"{r.target:8} {r.mode:6} {r.conns:5d} {r.requests / r.seconds:8.0f} "
+              f"{r.p50_ms:8.3f} {r.p99_ms:8.3f} {gap:>10} {cpu}")  # fmt: skip
+    by = {(r.target, r.mode, r.conns): r for r in results}
+    print()
+    for mode, cpu_limit, added_limit in (("json", 300, 0.5), ("stream", 600, 1.0)):
+        cpu_us = by["gateway", mode, concurrency].cpu_us or 0.0
+        added = by["gateway", mode, 1].p50_ms - by["mock", mode, 1].p50_ms
+        check(f"{mode} CPU per request", cpu_us, cpu_limit, "us")
+        check(f"{mode} added p50, 1 client", added, added_limit, "ms")
+
+
+def check(name: str, value: float, limit: float, unit: str) -> None:
+    verdict = "PASS" if value <= limit else "MISS"
+    print(f"{verdict}  {name:28} {value:9.3f} {unit}  (target <= {limit} {unit})")
+
+
+def profile(gateway: Target, seconds: int, concurrency: int, out: Path, workdir: Path) -> None:
+    """py-spy on the busiest gateway worker while wrk drives each mode."""
+    out.mkdir(parents=True, exist_ok=True)
+    for mode in MODES:
+        tree = process_tree(gateway.root_pid or 0)
+        before = {pid: cpu_seconds(pid) for pid in tree}
+        wrk(gateway, mode, concurrency, 1, workdir)
+        busiest = max(tree, key=lambda pid: cpu_seconds(pid) - before[pid])
+        spy = hotspots.record(busiest, seconds, out / f"{mode}.txt")
+        wrk(gateway, mode, concurrency, seconds + 1, workdir)
+        spy.wait(30)
+        print(f"\npy-spy, {mode}, worker {busiest}: " + hotspots.summarise(out / f"{mode}.txt"))
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m loadtests.run",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--duration", type=int, default=5, help="seconds per measurement")
+    parser.add_argument("--concurrency", type=int, default=32, help="connections (default 32)")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    parser.add_argument(
+        "--chunk-delay-ms", type=int, default=0, help="mock pause between stream chunks"
+    )
+    parser.add_argument("--profile", type=Path, help="then run py-spy; write its stacks here")
+    return parser.parse_args()
+
+
+def start_apps(
+    args: argparse.Namespace, root: Path, database_url: str, redis_url: str
+) -> tuple[Target, Target, list[subprocess.Popen[bytes]]]:
+    """Seed the database, then start the mock provider and the gateway."""
+    key, agent_id = asyncio.run(seed(database_url))
+    mock_port, gateway_port = free_port(), free_port()
+    mock_argv = [sys.executable, "-m", "mock_provider", "--port", str(mock_port)]
+    mock_process = start(mock_argv, root / "mock.log", mock_port, dict(os.environ))
+    env = {**os.environ, "DATABASE_URL": database_url, "REDIS_URL": redis_url,
+           "AGENTLINK_ENCRYPTION_KEYS": KEY_SPEC, "AGENTLINK_ENCRYPTION_ACTIVE_KEY_ID": "t1",
+           "OPENAI_BASE_URL": f"http://127.0.0.1:{mock_port}/v1", "OPENAI_API_KEY": "mock",
+           "GATEWAY_ACCESS_LOG": "false", "LOG_LEVEL": "WARNING",
+           "RATE_LIMIT_PAID_PER_MIN": "100000000"}  # fmt: skip
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    if args.workers > 1:
+        (root / "prometheus").mkdir()
+        env["PROMETHEUS_MULTIPROC_DIR"] = str(root / "prometheus")
+    gateway_argv = [sys.executable, "-m", "uvicorn", "--factory", "gateway.app:create_app",
+                    "--host", "127.0.0.1", "--port", str(gateway_port), "--loop", "uvloop",
+                    "--http", "httptools", "--no-access-log", "--log-level", "warning",
+                    "--workers", str(args.workers)]  # fmt: skip
+    try:
+        gateway_process = start(gateway_argv, root / "gateway.log", gateway_port, env)
+    except BaseException:
+        stop(mock_process)
+        raise
+    mock_url = f"http://127.0.0.1:{mock_port}/v1/chat/completions"
+    gateway_url = f"http://127.0.0.1:{gateway_port}/proxy/v1/agents/{agent_id}/chat"
+    bodies = request_bodies(True, args.chunk_delay_ms)
+    mock = Target("mock", mock_url, {}, bodies, None)
+    bodies = request_bodies(False, args.chunk_delay_ms)
+    gateway = Target("gateway", gateway_url, {"X-AgentLink-Key": key}, bodies, gateway_process.pid)
+    return mock, gateway, [mock_process, gateway_process]
+
+
+def main() -> None:
+    args = parse_args()
+    if shutil.which("wrk") is None:
+        if os.geteuid() != 0:
+            raise SystemExit("wrk is missing: install it (Debian: sudo apt-get install -y wrk)")
+        subprocess.run(["apt-get", "install", "-y", "-q", "wrk"], check=True)
+    root = Path(tempfile.mkdtemp(prefix="agentlink-load-"))
+    root.chmod(0o755)  # as root, postgres runs as `nobody` and must reach its data folder
+    postgres = servers.PostgresServer(root / "postgres", free_port(), durable=False)
+    valkey = servers.ValkeyServer(root / "valkey", free_port(), durable=False)
+    started: list[subprocess.Popen[bytes]] = []
+    try:
+        mock, gateway, started = start_apps(args, root, postgres.start(), valkey.start())
+        preflight(mock)
+        preflight(gateway)
+        load = os.getloadavg()[0]
+        print(f"gateway: {args.workers} worker(s); mock: 1 worker; wrk -t1; {args.duration} s "
+              f"per run; load average before: {load:.2f}", flush=True)  # fmt: skip
+        for mode in MODES:  # warm every worker: records, config cache, upstream connections
+            wrk(gateway, mode, args.concurrency, min(2, args.duration), root)
+        results = []
+        for conns in (args.concurrency, 1):
+            for mode in MODES:
+                for target in (mock, gateway):
+                    results.append(wrk(target, mode, conns, args.duration, root))
+                    print(".", end="", flush=True)
+        report(results, args.concurrency)
+        if args.profile is not None:
+            profile(gateway, args.duration * 2, args.concurrency, args.profile, root)
+    except BaseException:
+        for log in ("gateway.log", "mock.log"):
+            if (root / log).exists():
+                tail = (root / log).read_text().splitlines()[-15:]
+                print(f"--- last lines of {log}:", *tail, sep="\n", file=sys.stderr)
+        raise
+    finally:
+        for process in reversed(started):
+            stop(process)
+        valkey.stop()
+        postgres.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

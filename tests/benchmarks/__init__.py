@@ -1,0 +1,1 @@
+"""Micro-benchmarks of the gateway hot path (pytest-benchmark; `./dev bench` times them)."""
