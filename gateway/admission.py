@@ -16,7 +16,7 @@ from redis.exceptions import RedisError
 
 from common import keyspace
 from common.errors import ApiError, ErrorCode
-from common.redis_store import LuaScripts
+from common.redis_store import ScriptSet
 from gateway.records import RecordLoader
 
 # A fully cold call: key miss, user miss, agent miss, then the verdict. One spare for a
@@ -71,7 +71,7 @@ def _rate_headers(limit: int, remaining: int, reset_ms: int, quota: int) -> dict
 class Admitter:
     def __init__(
         self,
-        scripts: LuaScripts,
+        scripts: ScriptSet,
         loader: RecordLoader,
         limits: AdmissionLimits,
         *,

@@ -7,17 +7,19 @@ lives only here, never in Redis, logs, traces, metrics or responses.
 
 from __future__ import annotations
 
+import asyncio
 from collections import OrderedDict
 
 import asyncpg
 
 from common.domain import AgentConfig
+from common.errors import ApiError, ErrorCode
 from crypto.envelope import KeyRing
 from gateway.records import SingleFlight
 
-
-class AgentConfigMissing(LookupError):
-    """Admission named a version that Postgres does not have (should never happen)."""
+# The control plane writes the agent's Redis record just before its Postgres commit, so for
+# a few milliseconds admission can name a version Postgres does not show yet.
+_MISSING_VERSION_RETRIES = (0.005, 0.02, 0.05)
 
 
 class AgentConfigCache:
@@ -40,14 +42,25 @@ class AgentConfigCache:
 
     async def _load(self, agent_id: str, version: int) -> None:
         self.loads += 1
-        envelope = await self._db.fetchval(
-            "SELECT config_encrypted FROM agent_versions WHERE agent_id = $1 AND version = $2",
-            agent_id,
-            version,
-        )
+        envelope = await self._fetch(agent_id, version)
+        for delay in _MISSING_VERSION_RETRIES:
+            if envelope is not None:
+                break
+            await asyncio.sleep(delay)
+            envelope = await self._fetch(agent_id, version)
         if envelope is None:
-            raise AgentConfigMissing(f"agent {agent_id} has no version {version}")
+            raise ApiError(
+                ErrorCode.STORAGE_UNAVAILABLE, "The agent is being updated; try again shortly."
+            )
         plaintext = self._keyring.decrypt(envelope, agent_id=agent_id, version=version)
         self._entries[(agent_id, version)] = AgentConfig.from_json(plaintext)
         while len(self._entries) > self._max_entries:
             self._entries.popitem(last=False)
+
+    async def _fetch(self, agent_id: str, version: int) -> bytes | None:
+        envelope: bytes | None = await self._db.fetchval(
+            "SELECT config_encrypted FROM agent_versions WHERE agent_id = $1 AND version = $2",
+            agent_id,
+            version,
+        )
+        return envelope

@@ -22,6 +22,7 @@ from crypto.envelope import KeyRing
 from gateway.admission import AdmissionLimits, Admitter
 from gateway.agent_configs import AgentConfigCache
 from gateway.breaker import BreakerSettings, CircuitBreaker
+from gateway.hot_redis import HotRedis, HotScripts
 from gateway.metrics import GatewayMetrics
 from gateway.providers import build_providers
 from gateway.records import RecordLoader
@@ -48,6 +49,8 @@ def create_app(settings: GatewaySettings | None = None) -> Starlette:
         # Postgres is touched only on cold misses: no connections until one is needed.
         db = await create_pool(storage.database_url, min_size=0, max_size=storage.database_pool_max)
         scripts = LuaScripts(redis)
+        # The two per-call scripts go through a leaner client (gateway/hot_redis.py).
+        hot_redis = HotRedis(storage.redis_url, timeout_s=storage.redis_socket_timeout_s)
         metrics = GatewayMetrics(CollectorRegistry())
         records = RecordLoader(db, redis, scripts, settings.unit_price)
         limits = AdmissionLimits(
@@ -80,7 +83,7 @@ def create_app(settings: GatewaySettings | None = None) -> Starlette:
             scripts=scripts,
             metrics=metrics,
             records=records,
-            admitter=Admitter(scripts, records, limits),
+            admitter=Admitter(HotScripts(hot_redis), records, limits),
             agent_configs=AgentConfigCache(db, keyring),
             providers=providers,
             breakers=breakers,
@@ -95,6 +98,7 @@ def create_app(settings: GatewaySettings | None = None) -> Starlette:
         finally:
             for provider in providers.values():
                 await provider.aclose()
+            await hot_redis.aclose()
             await redis.aclose()
             await db.close()
 

@@ -69,6 +69,17 @@ class Outcome:
     usage: Usage | None = None
 
 
+def canonical_agent_id(raw: str) -> str:
+    """Agent ids are UUIDs; one canonical spelling, so Redis keys and the encryption's
+    associated data always match what the control plane wrote."""
+    if len(raw) == 36 and raw.islower():
+        return raw  # the common case, already canonical: skip the parse
+    try:
+        return str(uuid.UUID(raw))
+    except ValueError:
+        return raw  # admission answers 404 for it (negatively cached, no Postgres query)
+
+
 def api_key_from(headers: list[tuple[bytes, bytes]]) -> str:
     key = b""
     for name, value in headers:
@@ -93,7 +104,7 @@ class ChatEndpoint:
         state: GatewayState = scope["state"]["gateway"]
         started = time.perf_counter()
         request_id: str = scope["state"]["request_id"]
-        agent_id: str = scope["path_params"]["agent_id"]
+        agent_id = canonical_agent_id(scope["path_params"]["agent_id"])
         metrics = state.metrics
         metrics.in_flight.inc()
         outcome = Outcome()

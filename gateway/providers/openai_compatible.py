@@ -7,16 +7,16 @@ stream to read `usage` from the last chunk and to see `[DONE]` at the end.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
-import httpx
+import aiohttp
 import orjson
 
 from gateway.providers.base import ChatStream, Completion, Usage
 from gateway.providers.errors import (
-    ProviderError,
     ProviderTimeout,
     ProviderUnavailable,
     error_for_status,
@@ -24,6 +24,7 @@ from gateway.providers.errors import (
 
 _TAIL_BYTES = 4096
 _DONE = b"data: [DONE]"
+_TIMEOUTS = (asyncio.TimeoutError, aiohttp.ServerTimeoutError)
 
 
 def usage_from(data: dict[str, Any]) -> Usage:
@@ -50,41 +51,51 @@ def usage_from_sse_tail(tail: bytes) -> Usage:
     return Usage()
 
 
+class SseTail:
+    """The streaming tap: keeps the last few KB of a relayed SSE stream, and at the end says
+    whether it completed (`[DONE]`) and what usage its last chunk reported."""
+
+    __slots__ = ("tail",)
+
+    def __init__(self) -> None:
+        self.tail = b""
+
+    def feed(self, chunk: bytes) -> None:
+        self.tail = (self.tail + chunk)[-_TAIL_BYTES:]
+
+    def finish(self, chat_stream: ChatStream) -> None:
+        chat_stream.usage = usage_from_sse_tail(self.tail)
+        chat_stream.completed = _DONE in self.tail
+
+
 class OpenAICompatibleProvider:
     def __init__(
-        self,
-        name: str,
-        base_url: str,
-        api_key: str,
-        *,
-        timeout: httpx.Timeout,
-        max_connections: int = 1000,
+        self, name: str, base_url: str, api_key: str, session: aiohttp.ClientSession
     ) -> None:
         self.name = name
-        self._client = httpx.AsyncClient(
-            base_url=base_url.rstrip("/"),
-            headers={"authorization": f"Bearer {api_key}", "content-type": "application/json"},
-            timeout=timeout,
-            limits=httpx.Limits(
-                max_connections=max_connections, max_keepalive_connections=max_connections
-            ),
-        )
+        self._url = base_url.rstrip("/") + "/chat/completions"
+        self._headers = {"authorization": f"Bearer {api_key}", "content-type": "application/json"}
+        self._session = session
 
     async def aclose(self) -> None:
-        await self._client.aclose()
+        await self._session.close()
+
+    def _request_headers(self, headers: dict[str, str]) -> dict[str, str]:
+        return {**self._headers, **headers} if headers else self._headers
 
     async def complete(self, payload: dict[str, Any], *, headers: dict[str, str]) -> Completion:
         try:
-            response = await self._client.post(
-                "/chat/completions", content=orjson.dumps(payload), headers=headers
-            )
-        except httpx.TimeoutException:
+            async with self._session.post(
+                self._url, data=orjson.dumps(payload), headers=self._request_headers(headers)
+            ) as response:
+                body = await response.read()
+                status = response.status
+        except _TIMEOUTS:
             raise ProviderTimeout("The model provider timed out.") from None
-        except httpx.HTTPError:
+        except aiohttp.ClientError:
             raise ProviderUnavailable("The model provider could not be reached.") from None
-        if response.status_code >= 300:
-            raise error_for_status(response.status_code, self.name)
-        body = response.content
+        if status >= 300:
+            raise error_for_status(status, self.name)
         try:
             data = orjson.loads(body)
         except orjson.JSONDecodeError:
@@ -97,46 +108,41 @@ class OpenAICompatibleProvider:
     async def stream(
         self, payload: dict[str, Any], *, headers: dict[str, str]
     ) -> AsyncIterator[ChatStream]:
-        request = self._client.build_request(
-            "POST", "/chat/completions", content=orjson.dumps(payload), headers=headers
-        )
         try:
-            response = await self._client.send(request, stream=True)
-        except httpx.TimeoutException:
+            response = await self._session.post(
+                self._url, data=orjson.dumps(payload), headers=self._request_headers(headers)
+            )
+        except _TIMEOUTS:
             raise ProviderTimeout("The model provider timed out.") from None
-        except httpx.HTTPError:
+        except aiohttp.ClientError:
             raise ProviderUnavailable("The model provider could not be reached.") from None
         try:
-            if response.status_code >= 300:
-                await response.aread()
-                raise error_for_status(response.status_code, self.name)
+            if response.status >= 300:
+                raise error_for_status(response.status, self.name)
             chat_stream = ChatStream(chunks=_empty())
-            chat_stream.chunks = self._relay(response, chat_stream)
+            chat_stream.chunks = _relay(response, chat_stream)
             yield chat_stream
         finally:
-            await response.aclose()
+            # Closing (not releasing) a response that was not read to the end drops its
+            # connection, so an abandoned stream stops the provider promptly.
+            response.close()
 
-    async def _relay(
-        self, response: httpx.Response, chat_stream: ChatStream
-    ) -> AsyncIterator[bytes]:
-        tail = b""
-        try:
-            async for chunk in response.aiter_raw():
-                tail = (tail + chunk)[-_TAIL_BYTES:]
-                yield chunk
-        except httpx.TimeoutException:
-            raise ProviderTimeout("The model provider stopped sending.") from None
-        except httpx.HTTPError:
-            raise ProviderUnavailable("The model provider broke the stream.") from None
-        chat_stream.usage = usage_from_sse_tail(tail)
-        chat_stream.completed = _DONE in tail
-        if not chat_stream.completed:
-            raise ProviderUnavailable("The model provider ended the stream early.")
+
+async def _relay(response: aiohttp.ClientResponse, chat_stream: ChatStream) -> AsyncIterator[bytes]:
+    tap = SseTail()
+    try:
+        async for chunk in response.content.iter_any():
+            tap.feed(chunk)
+            yield chunk
+    except _TIMEOUTS:
+        raise ProviderTimeout("The model provider stopped sending.") from None
+    except aiohttp.ClientError:
+        raise ProviderUnavailable("The model provider broke the stream.") from None
+    tap.finish(chat_stream)
+    if not chat_stream.completed:
+        raise ProviderUnavailable("The model provider ended the stream early.")
 
 
 async def _empty() -> AsyncIterator[bytes]:
     return
     yield b""  # pragma: no cover - makes this an async generator
-
-
-__all__ = ["OpenAICompatibleProvider", "ProviderError", "usage_from_sse_tail"]

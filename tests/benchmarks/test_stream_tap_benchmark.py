@@ -1,9 +1,8 @@
-"""The streaming tap: `OpenAICompatibleProvider._relay` passing a 20-chunk OpenAI SSE stream
-through byte for byte while keeping its tail, then `usage_from_sse_tail` reading usage.
+"""The streaming tap: the relay loop of `OpenAICompatibleProvider` passing a 20-chunk OpenAI
+SSE stream through byte for byte while `SseTail` keeps its tail, then reading usage from it.
 
-No network: each stream is an in-memory `httpx.Response` whose body arrives in the pieces a
-socket would deliver (one SSE event per read, the usage event split across two reads). Streams
-run in batches on a dedicated uvloop loop.
+No network: the body arrives in the pieces a socket would deliver (one SSE event per read,
+the usage event split across two reads). Streams run in batches on a dedicated uvloop loop.
 """
 
 from __future__ import annotations
@@ -11,13 +10,12 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
-import httpx
 import orjson
 import pytest
 import uvloop
 
 from gateway.providers.base import ChatStream, Usage
-from gateway.providers.openai_compatible import OpenAICompatibleProvider
+from gateway.providers.openai_compatible import SseTail
 
 BATCH = 50
 CHUNKS = 20
@@ -60,18 +58,23 @@ async def from_socket() -> AsyncIterator[bytes]:
         yield piece
 
 
+async def relay(chunks: AsyncIterator[bytes], chat_stream: ChatStream) -> AsyncIterator[bytes]:
+    """The provider's relay loop without the socket (same statements per chunk)."""
+    tap = SseTail()
+    async for chunk in chunks:
+        tap.feed(chunk)
+        yield chunk
+    tap.finish(chat_stream)
+
+
 class TapBench:
     def __init__(self) -> None:
         self.loop = uvloop.new_event_loop()
-        self.provider = OpenAICompatibleProvider(
-            "openai", "http://127.0.0.1:9/v1", "unused", timeout=httpx.Timeout(5)
-        )
         self.last: tuple[bytes, ChatStream] | None = None
 
     async def relay_one(self) -> tuple[bytes, ChatStream]:
-        response = httpx.Response(200, content=from_socket())
         chat_stream = ChatStream(chunks=from_socket())
-        relayed = [chunk async for chunk in self.provider._relay(response, chat_stream)]
+        relayed = [chunk async for chunk in relay(from_socket(), chat_stream)]
         return b"".join(relayed), chat_stream
 
     async def batch(self) -> None:
@@ -82,7 +85,6 @@ class TapBench:
         self.loop.run_until_complete(self.batch())
 
     def close(self) -> None:
-        self.loop.run_until_complete(self.provider.aclose())
         self.loop.close()
 
 

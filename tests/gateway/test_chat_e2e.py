@@ -133,3 +133,38 @@ async def test_sse_response_headers_stop_proxy_buffering(
     assert response.headers["cache-control"] == "no-cache"
     assert response.headers["x-accel-buffering"] == "no"
     assert response.text.rstrip().endswith("data: [DONE]")
+
+
+async def test_agent_ids_in_any_case_reach_the_same_agent(
+    gateway_url: str, db_pool: asyncpg.Pool
+) -> None:
+    developer = await make_developer(db_pool)
+    key = await make_key(db_pool, developer)
+    agent = await make_agent(db_pool)
+    async with httpx.AsyncClient() as client:
+        for spelling in (agent.agent_id.upper(), agent.agent_id.replace("-", "")):
+            response = await client.post(
+                f"{gateway_url}/proxy/v1/agents/{spelling}/chat",
+                headers={"X-AgentLink-Key": key.plaintext},
+                json={"messages": [{"role": "user", "content": "hi"}]},
+            )
+            assert response.status_code == 200, response.text
+
+
+async def test_a_version_postgres_does_not_have_yet_is_a_503_not_a_500(
+    gateway_url: str, db_pool: asyncpg.Pool, redis: redis_asyncio.Redis
+) -> None:
+    developer = await make_developer(db_pool)
+    key = await make_key(db_pool, developer)
+    agent = await make_agent(db_pool)
+    # What the gateway sees between the control plane's Redis write and its commit.
+    await redis.hset(keyspace.agent_record(agent.agent_id),
+                     mapping={"status": "active", "version": "2", "units": "1"})  # fmt: skip
+    async with httpx.AsyncClient() as client:
+        response = await client.post(
+            f"{gateway_url}/proxy/v1/agents/{agent.agent_id}/chat",
+            headers={"X-AgentLink-Key": key.plaintext},
+            json={"messages": [{"role": "user", "content": "hi"}]},
+        )
+    assert response.status_code == 503
+    assert response.json()["error"]["code"] == "50302"

@@ -48,8 +48,8 @@ async def test_a_creator_gets_a_profile(client: httpx.AsyncClient, db_pool: asyn
 
 async def test_email_is_normalised_and_duplicates_conflict(client: httpx.AsyncClient) -> None:
     email = fresh_email()
-    first = await client.post("/api/v1/auth/register", json={
-        "email": f"  {email.upper()} ", "password": "long enough 1", "user_type": "creator"})  # fmt: skip
+    padded = {"email": f"  {email.upper()} ", "password": "long enough 1", "user_type": "creator"}
+    first = await client.post("/api/v1/auth/register", json=padded)
     assert first.status_code == 201
     assert first.json()["user"]["email"] == email
     again = await client.post("/api/v1/auth/register", json={
@@ -139,8 +139,9 @@ async def test_protected_routes_deny_by_default(client: httpx.AsyncClient) -> No
                         "another-secret-that-is-long-enough!!", algorithm="HS256")  # fmt: skip
     assert_error(await client.post("/api/v1/auth/logout", headers=bearer(forged),
                                    json={"refresh_token": "x" * 20}), 401, "40101")  # fmt: skip
-    expired = jwt.encode({"sub": "x", "iss": "agentlink", "iat": 1, "exp": int(time.time()) - 5,
-                          "typ": "developer", "shard": 1}, TEST_JWT_SECRET, algorithm="HS256")  # fmt: skip
+    claims = {"sub": "x", "iss": "agentlink", "iat": 1, "exp": int(time.time()) - 5,
+              "typ": "developer", "shard": 1}  # fmt: skip
+    expired = jwt.encode(claims, TEST_JWT_SECRET, algorithm="HS256")
     assert_error(await client.post("/api/v1/auth/logout", headers=bearer(expired),
                                    json={"refresh_token": "x" * 20}), 401, "40102")  # fmt: skip
 

@@ -1,0 +1,107 @@
+"""The hot path's minimal Redis client: replies in order under concurrency, script reload on
+NOSCRIPT, error replies, database selection, and no hang when Redis stops answering."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator
+
+import pytest
+import redis.asyncio as redis_asyncio
+from hypothesis import given
+from hypothesis import strategies as st
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError, ResponseError
+
+from gateway.hot_redis import HotRedis, HotScripts, encode_command
+from tests.conftest import Servers
+
+
+@pytest.fixture
+async def hot(servers: Servers) -> AsyncIterator[HotRedis]:
+    client = HotRedis(servers.redis_url, timeout_s=2)
+    yield client
+    await client.aclose()
+
+
+@given(st.lists(st.binary(max_size=40), min_size=1, max_size=5))
+def test_commands_are_encoded_as_resp_bulk_arrays(parts: list[bytes]) -> None:
+    encoded = encode_command(*parts)
+    expected = b"*%d\r\n" % len(parts)
+    for part in parts:
+        expected += b"$%d\r\n" % len(part) + part + b"\r\n"
+    assert encoded == expected
+
+
+async def test_concurrent_commands_get_their_own_replies(hot: HotRedis) -> None:
+    values = [f"value-{index}" for index in range(500)]
+    replies = await asyncio.gather(*(hot.execute("ECHO", value) for value in values))
+    assert replies == [value.encode() for value in values]
+
+
+async def test_error_replies_raise_response_error(hot: HotRedis) -> None:
+    with pytest.raises(ResponseError, match="unknown command"):
+        await hot.execute("NOT-A-COMMAND")
+    assert await hot.execute("PING") == b"PONG"  # the connection is still in step
+
+
+async def test_scripts_reload_after_script_flush(
+    hot: HotRedis, redis_client: redis_asyncio.Redis
+) -> None:
+    scripts = HotScripts(hot)
+    fill = scripts["fill_record"]
+    assert await fill(keys=["hot:record"], args=[60, "status", "ok"]) == 1
+    await redis_client.script_flush()  # what a Redis restart does to loaded scripts
+    assert await fill(keys=["hot:record"], args=[60, "status", "ok"]) == 0
+    assert await redis_client.hget("hot:record", "status") == b"ok"
+
+
+async def test_database_number_and_password_in_the_url_are_used(
+    servers: Servers, redis_client: redis_asyncio.Redis
+) -> None:
+    other_db = servers.redis_url.rsplit("/", 1)[0] + "/3"
+    client = HotRedis(other_db, timeout_s=2)
+    try:
+        await client.execute("SET", "hot:db3", "yes")
+    finally:
+        await client.aclose()
+    assert await redis_client.get("hot:db3") is None  # not in db 0
+    db3 = redis_asyncio.Redis.from_url(other_db)
+    assert await db3.get("hot:db3") == b"yes"
+    await db3.aclose()
+
+
+async def test_a_redis_that_stops_answering_fails_calls_within_the_timeout() -> None:
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read(1 << 16)  # take the command, never answer
+        await asyncio.sleep(30)
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    client = HotRedis(f"redis://127.0.0.1:{port}/0", timeout_s=0.3)
+    started = time.monotonic()
+    try:
+        with pytest.raises(RedisError):
+            await client.execute("PING")
+        assert time.monotonic() - started < 10  # bounded; the exact bound is the watchdog's
+    finally:
+        await client.aclose()
+        server.close()
+        with contextlib.suppress(Exception):
+            await server.wait_closed()
+
+
+async def test_nothing_listening_is_a_connection_error() -> None:
+    from devstack.servers import free_port
+
+    client = HotRedis(f"redis://127.0.0.1:{free_port()}/0", timeout_s=1)
+    with pytest.raises(RedisConnectionError):
+        await client.execute("PING")
+    await client.aclose()
+
+
+def test_only_redis_urls_are_accepted() -> None:
+    with pytest.raises(ValueError, match="redis://"):
+        HotRedis("http://127.0.0.1:1", timeout_s=1)
