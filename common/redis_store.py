@@ -8,8 +8,9 @@ whether Redis has them.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from importlib import resources
-from typing import Any
+from typing import Any, Protocol
 
 import redis.asyncio as redis_asyncio
 from redis.commands.core import AsyncScript
@@ -49,6 +50,12 @@ def read_lua_sources() -> dict[str, str]:
         for entry in folder.iterdir()
         if entry.name.endswith(".lua")
     }
+
+
+class ScriptSet(Protocol):
+    """Anything that runs the project's scripts by name: `await scripts[name](keys=, args=)`."""
+
+    def __getitem__(self, name: str) -> Callable[..., Awaitable[Any]]: ...
 
 
 class LuaScripts:

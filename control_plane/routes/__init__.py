@@ -10,13 +10,17 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from control_plane.agents import routes as agents
 from control_plane.api import ApiRoute, build_route
 from control_plane.auth import routes as auth
+from control_plane.creators import routes as creators
 from control_plane.openapi import build_openapi, docs_page
 from control_plane.routes import health
 
 API_ROUTES: list[ApiRoute] = [
     *auth.ROUTES,
+    *creators.ROUTES,
+    *agents.ROUTES,
 ]
 
 PUBLIC_OPERATIONS: frozenset[tuple[str, str]] = frozenset(

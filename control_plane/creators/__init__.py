@@ -1,0 +1,1 @@
+"""Creator accounts: the public profile and the payout wallet address."""

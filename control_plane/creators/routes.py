@@ -1,0 +1,35 @@
+"""Creator routes: path → handler. Creators only."""
+
+from __future__ import annotations
+
+from control_plane.api import ApiRoute, Context
+from control_plane.auth.principal import UserType
+from control_plane.creators import service
+from control_plane.creators.schemas import CreatorOut, UpdateCreatorRequest, WalletRequest
+
+
+async def get_creator_me(context: Context) -> CreatorOut:
+    return await service.get_me(context.state, context.user)
+
+
+async def update_creator_me(context: Context, body: UpdateCreatorRequest) -> CreatorOut:
+    return await service.update_me(context.state, context.user, body)
+
+
+async def set_creator_wallet(context: Context, body: WalletRequest) -> CreatorOut:
+    return await service.set_wallet(context.state, context.user, body)
+
+
+PREFIX = "/api/v1/creators"
+CREATORS = frozenset({UserType.CREATOR})
+ROUTES = [
+    ApiRoute("GET", f"{PREFIX}/me", get_creator_me, "The calling creator's profile",
+             response=CreatorOut, user_types=CREATORS, tags=("creators",)),
+    ApiRoute("PUT", f"{PREFIX}/me", update_creator_me,
+             "Update display name, bio or avatar URL (fields left out keep their values)",
+             body=UpdateCreatorRequest, response=CreatorOut, user_types=CREATORS,
+             tags=("creators",)),
+    ApiRoute("PUT", f"{PREFIX}/me/wallet", set_creator_wallet,
+             "Bind the payout wallet (an Ethereum address; mixed case must pass EIP-55)",
+             body=WalletRequest, response=CreatorOut, user_types=CREATORS, tags=("creators",)),
+]  # fmt: skip

@@ -1,0 +1,120 @@
+"""The creator's own profile and payout wallet.
+
+Every value is validated here with the database's limits before any SQL runs, so a bad value
+is a 400 `40002` naming its field, never a constraint violation turned into a 500.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from decimal import Decimal
+from urllib.parse import urlsplit
+
+import asyncpg
+
+from common.errors import ApiError, ErrorCode
+from control_plane.auth.principal import Principal
+from control_plane.creators import repository
+from control_plane.creators.schemas import CreatorOut, UpdateCreatorRequest, WalletRequest
+from control_plane.creators.wallet import InvalidAddress, normalise_wallet_address
+from control_plane.state import ControlPlaneState
+
+
+def invalid(field: str, message: str) -> ApiError:
+    return ApiError(ErrorCode.VALIDATION_FAILED, details=[{"field": field, "message": message}])
+
+
+def has_control_characters(text: str, *, allow_newlines: bool = False) -> bool:
+    allowed = {"\n", "\r", "\t"} if allow_newlines else set()
+    return any(unicodedata.category(char) == "Cc" and char not in allowed for char in text)
+
+
+def _display_name(raw: str) -> str:
+    name = raw.strip()
+    if not 1 <= len(name) <= 100:
+        raise invalid("display_name", "Expected 1 to 100 characters besides surrounding spaces.")
+    if has_control_characters(name):
+        raise invalid("display_name", "Control characters are not allowed.")
+    return name
+
+
+def _avatar_url(raw: str) -> str:
+    url = raw.strip()
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        raise invalid("avatar_url", "Expected an http(s) URL.") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname or len(url) > 2048:
+        raise invalid("avatar_url", "Expected an http(s) URL of at most 2048 characters.")
+    if has_control_characters(url) or any(char.isspace() for char in url):
+        raise invalid("avatar_url", "A URL cannot contain spaces or control characters.")
+    return url
+
+
+def money_text(amount: Decimal) -> str:
+    """A decimal string without exponent or trailing zeros: `0.01`, `10`, `0`."""
+    return format(amount.normalize(), "f")
+
+
+def _out(row: asyncpg.Record) -> CreatorOut:
+    return CreatorOut(
+        id=str(row["id"]),
+        email=row["email"],
+        display_name=row["display_name"],
+        bio=row["bio"],
+        avatar_url=row["avatar_url"],
+        verified=row["verified"],
+        wallet_address=row["wallet_address"],
+        total_earnings=money_text(row["total_earnings"]),
+        pending_earnings=money_text(row["pending_earnings"]),
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+    )
+
+
+async def get_me(state: ControlPlaneState, principal: Principal) -> CreatorOut:
+    async with state.db.acquire() as connection:
+        row = await repository.profile(connection, principal.user_id)
+    if row is None:
+        raise ApiError(ErrorCode.USER_NOT_FOUND, "No creator profile for this account.")
+    return _out(row)
+
+
+async def update_me(
+    state: ControlPlaneState, principal: Principal, request: UpdateCreatorRequest
+) -> CreatorOut:
+    changes: dict[str, str | None] = {}
+    if isinstance(request.display_name, str):
+        changes["display_name"] = _display_name(request.display_name)
+    if request.bio is None or isinstance(request.bio, str):
+        if request.bio is not None and has_control_characters(request.bio, allow_newlines=True):
+            raise invalid("bio", "Control characters other than line breaks are not allowed.")
+        changes["bio"] = request.bio
+    if request.avatar_url is None or isinstance(request.avatar_url, str):
+        changes["avatar_url"] = (
+            None if request.avatar_url is None else _avatar_url(request.avatar_url)
+        )
+    if not changes:
+        raise invalid("body", "Nothing to update: give display_name, bio or avatar_url.")
+    async with state.db.acquire() as connection, connection.transaction():
+        if not await repository.update_profile(connection, principal.user_id, changes):
+            raise ApiError(ErrorCode.USER_NOT_FOUND, "No creator profile for this account.")
+        row = await repository.profile(connection, principal.user_id)
+    assert row is not None  # updated just above, in this transaction
+    return _out(row)
+
+
+async def set_wallet(
+    state: ControlPlaneState, principal: Principal, request: WalletRequest
+) -> CreatorOut:
+    try:
+        address = normalise_wallet_address(request.wallet_address)
+    except InvalidAddress as error:
+        raise invalid("wallet_address", str(error)) from None
+    async with state.db.acquire() as connection, connection.transaction():
+        if not await repository.set_wallet_address(connection, principal.user_id, address):
+            raise ApiError(ErrorCode.USER_NOT_FOUND, "No creator profile for this account.")
+        row = await repository.profile(connection, principal.user_id)
+    if row is None:
+        raise ApiError(ErrorCode.USER_NOT_FOUND, "No creator profile for this account.")
+    return _out(row)
