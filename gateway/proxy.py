@@ -15,14 +15,16 @@ A client that goes away after the provider answered 2xx is billed, logged as can
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 from common.asgi import Receive, Scope, Send, read_body
+from common.domain import AgentConfig, ModelTarget
 from common.errors import ApiError, ErrorCode, error_body
 from crypto.api_keys import hash_api_key, is_well_formed_api_key, shard_of_key_hash
 from gateway.admission import Admission
@@ -31,6 +33,7 @@ from gateway.providers.base import ChatProvider, Usage
 from gateway.providers.errors import (
     BreakerOpen,
     ProviderError,
+    ProviderMisconfigured,
     ProviderTimeout,
     ProviderUnavailable,
 )
@@ -122,14 +125,14 @@ class ChatEndpoint:
             try:
                 config = await state.agent_configs.get(agent_id, admission.agent_version)
                 payload = build_upstream_payload(config, chat)
-                provider = state.providers.get(config.provider)
-                if provider is None:
-                    raise ProviderUnavailable(f"Provider {config.provider} is not configured.")
-                call = Call(state, provider, config.model, payload, admission, request_id)
-                if chat.stream:
-                    await _relay_stream(call, outcome, receive, send)
-                else:
-                    await _complete(call, outcome, send)
+                run = (
+                    functools.partial(_relay_stream, outcome=outcome, receive=receive, send=send)
+                    if chat.stream
+                    else functools.partial(_complete, outcome=outcome, send=send)
+                )
+                await _call_with_fallbacks(
+                    state, config, payload, admission=admission, request_id=request_id, run=run
+                )
             except ProviderError as error:
                 outcome.status = "timeout" if isinstance(error, ProviderTimeout) else "error"
                 outcome.error_code = error.code.value
@@ -164,6 +167,46 @@ class ChatEndpoint:
                         "error_code": outcome.error_code or None,
                     },
                 )
+
+
+# A failure that says nothing about the request itself: another provider or model may answer.
+# (ProviderRejectedRequest would fail the same way anywhere; BreakerOpen is a ProviderUnavailable.)
+_FALLBACK_ERRORS = (ProviderUnavailable, ProviderTimeout, ProviderMisconfigured)
+
+
+async def _call_with_fallbacks(
+    state: GatewayState,
+    config: AgentConfig,
+    payload: dict[str, Any],
+    *,
+    admission: Admission,
+    request_id: str,
+    run: Callable[[Call], Awaitable[None]],
+) -> None:
+    """Call the agent's model; if that fails before anything reached the client, each of its
+    fallbacks in order (own provider, breaker and model). `run` raises a ProviderError only
+    before the response started (a stream broken later is settled in-band), so a fallback
+    never follows a byte sent to the client. One admission, one commit: billed once."""
+    targets = (ModelTarget(config.provider, config.model), *config.fallbacks)
+    for index, target in enumerate(targets):
+        try:
+            provider = state.providers.get(target.provider)
+            if provider is None:
+                raise ProviderUnavailable(f"Provider {target.provider} is not configured.")
+            upstream = payload if index == 0 else {**payload, "model": target.model}
+            await run(Call(state, provider, target.model, upstream, admission, request_id))
+            return
+        except _FALLBACK_ERRORS as error:
+            if index == len(targets) - 1:
+                raise
+            logger.warning(
+                "provider failed, falling back",
+                extra={
+                    "request_id": request_id,
+                    "provider": target.provider,
+                    "error_code": error.code.value,
+                },
+            )
 
 
 def _breaker_call_allowed(state: GatewayState, provider: ChatProvider) -> None:

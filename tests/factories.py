@@ -8,7 +8,7 @@ from decimal import Decimal
 
 import asyncpg
 
-from common.domain import AgentConfig
+from common.domain import AgentConfig, ModelTarget
 from crypto.api_keys import generate_api_key, random_shard
 from crypto.envelope import KeyRing
 
@@ -85,11 +85,17 @@ async def make_agent(
     model: str = "mock-model",
     temperature: float | None = 0.3,
     keyring: KeyRing = TEST_KEYRING,
+    provider: str = "openai",
+    fallbacks: tuple[ModelTarget, ...] = (),
 ) -> Agent:
     creator_id = await make_user(db, "creator")
     agent_id = str(uuid.uuid4())
     config = AgentConfig(
-        system_prompt=system_prompt, provider="openai", model=model, temperature=temperature
+        system_prompt=system_prompt,
+        provider=provider,
+        model=model,
+        temperature=temperature,
+        fallbacks=fallbacks,
     )
     envelope = keyring.encrypt(config.to_json(), agent_id=agent_id, version=1)
     async with db.acquire() as connection, connection.transaction():

@@ -1,0 +1,416 @@
+"""Anthropic's Messages API behind the OpenAI chat format.
+
+Request (`to_messages_request`): every system/developer message goes to the top-level
+`system` as text blocks, in order (the creator's prompt first, as the gateway built it);
+user, assistant and tool messages become `messages`, consecutive ones of the same role merged
+into one turn as Anthropic requires (tool results are user turns). `max_tokens` is required
+by Anthropic: the request's, else `DEFAULT_MAX_TOKENS`. Tool definitions, tool calls and
+tool results, image parts, `stop`, `temperature` (capped at Anthropic's 1.0), `top_p` and
+`user` are translated; OpenAI-only knobs (seed, penalties, logit_bias, response_format) are
+dropped. Content Anthropic cannot take (audio, files) is a 400 before any call.
+
+Answers: a message becomes an OpenAI `chat.completion`; the SSE events of a stream become
+OpenAI chunks as they arrive (`AnthropicStream`). Usage counts every input token, cached or
+not (`input_tokens` + cache creation + cache reads).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import orjson
+
+from gateway.providers.base import ChatStream, Completion, Usage
+from gateway.providers.errors import ProviderUnavailable
+from gateway.providers.sse import (
+    DONE,
+    ChunkWriter,
+    SseEvent,
+    completion_body,
+    content_parts,
+    data_url,
+    empty_chunks,
+    open_stream,
+    post_json,
+    start_translated,
+    stop_sequences,
+    texts_of,
+    tool_arguments,
+    tool_call_json,
+    unsupported,
+)
+
+API_VERSION = "2023-06-01"
+DEFAULT_MAX_TOKENS = 1024
+MAX_TEMPERATURE = 1.0
+
+FINISH_REASONS = {
+    "end_turn": "stop",
+    "stop_sequence": "stop",
+    "pause_turn": "stop",
+    "max_tokens": "length",
+    "model_context_window_exceeded": "length",
+    "tool_use": "tool_calls",
+    "refusal": "content_filter",
+}
+
+
+def finish_reason(stop_reason: Any) -> str:
+    return FINISH_REASONS.get(stop_reason, "stop") if isinstance(stop_reason, str) else "stop"
+
+
+def usage_of(usage: Any, into: Usage | None = None) -> Usage:
+    """Anthropic usage → ours. Fields absent here keep `into`'s values (a stream reports
+    input at `message_start` and the cumulative output at `message_delta`)."""
+    result = into or Usage()
+    if not isinstance(usage, dict):
+        return result
+    if "input_tokens" in usage:
+        result.input_tokens = sum(
+            int(usage.get(name) or 0)
+            for name in ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
+        )
+    if "output_tokens" in usage:
+        result.output_tokens = int(usage.get("output_tokens") or 0)
+    return result
+
+
+# -- request ------------------------------------------------------------------------------------
+
+
+def _user_blocks(content: Any, provider: str) -> list[dict[str, Any]]:
+    blocks: list[dict[str, Any]] = []
+    for part in content_parts(content):
+        kind = part.get("type")
+        if kind == "text":
+            text = str(part.get("text", ""))
+            if text:  # Anthropic refuses empty text blocks
+                blocks.append({"type": "text", "text": text})
+        elif kind == "image_url":
+            url = str((part.get("image_url") or {}).get("url", ""))
+            inline = data_url(url)
+            if inline is not None:
+                media_type, data = inline
+                source = {"type": "base64", "media_type": media_type, "data": data}
+            elif url.startswith(("https://", "http://")):
+                source = {"type": "url", "url": url}
+            else:
+                raise unsupported(provider, "this image URL")
+            blocks.append({"type": "image", "source": source})
+        else:
+            raise unsupported(provider, f"{kind} content")
+    return blocks
+
+
+def _assistant_blocks(message: dict[str, Any], provider: str) -> list[dict[str, Any]]:
+    blocks: list[dict[str, Any]] = [
+        {"type": "text", "text": text}
+        for text in texts_of(message.get("content"), provider)
+        if text
+    ]
+    for call in message.get("tool_calls") or ():
+        if not isinstance(call, dict) or call.get("type", "function") != "function":
+            raise unsupported(provider, "this kind of tool call")
+        blocks.append(
+            {
+                "type": "tool_use",
+                "id": str(call.get("id", "")),
+                "name": str((call.get("function") or {}).get("name", "")),
+                "input": tool_arguments(call, provider),
+            }
+        )
+    return blocks
+
+
+def _tool_result(message: dict[str, Any], provider: str) -> dict[str, Any]:
+    call_id = message.get("tool_call_id")
+    if not isinstance(call_id, str) or not call_id:
+        raise unsupported(provider, "a tool message without a tool_call_id")
+    block: dict[str, Any] = {"type": "tool_result", "tool_use_id": call_id}
+    texts = [text for text in texts_of(message.get("content"), provider) if text]
+    if texts:
+        block["content"] = [{"type": "text", "text": text} for text in texts]
+    return block
+
+
+def _strip_final_assistant(messages: list[dict[str, Any]]) -> None:
+    """Anthropic refuses a final (prefilled) assistant turn ending in whitespace."""
+    if not messages or messages[-1]["role"] != "assistant":
+        return
+    blocks = messages[-1]["content"]
+    while blocks and blocks[-1]["type"] == "text":
+        text = blocks[-1]["text"].rstrip()
+        if text:
+            blocks[-1] = {"type": "text", "text": text}
+            break
+        blocks.pop()
+    if not blocks:
+        messages.pop()
+
+
+def _tools(payload: dict[str, Any], provider: str) -> dict[str, Any]:
+    tools = payload.get("tools")
+    if not isinstance(tools, list) or not tools:
+        return {}
+    translated = []
+    for tool in tools:
+        if not isinstance(tool, dict) or tool.get("type", "function") != "function":
+            raise unsupported(provider, "this kind of tool")
+        function = tool.get("function") or {}
+        entry: dict[str, Any] = {
+            "name": str(function.get("name", "")),
+            "input_schema": function.get("parameters") or {"type": "object", "properties": {}},
+        }
+        if function.get("description"):
+            entry["description"] = function["description"]
+        translated.append(entry)
+    fields: dict[str, Any] = {"tools": translated}
+    choice = payload.get("tool_choice")
+    tool_choice: dict[str, Any] | None = None
+    if choice == "auto":
+        tool_choice = {"type": "auto"}
+    elif choice == "none":
+        tool_choice = {"type": "none"}
+    elif choice == "required":
+        tool_choice = {"type": "any"}
+    elif isinstance(choice, dict) and isinstance(choice.get("function"), dict):
+        tool_choice = {"type": "tool", "name": str(choice["function"].get("name", ""))}
+    if payload.get("parallel_tool_calls") is False:
+        tool_choice = tool_choice or {"type": "auto"}
+        if tool_choice["type"] != "none":
+            tool_choice["disable_parallel_tool_use"] = True
+    if tool_choice is not None:
+        fields["tool_choice"] = tool_choice
+    return fields
+
+
+def to_messages_request(
+    payload: dict[str, Any], *, stream: bool, provider: str = "anthropic"
+) -> dict[str, Any]:
+    """The Messages API request for an OpenAI chat payload."""
+    system: list[dict[str, Any]] = []
+    messages: list[dict[str, Any]] = []
+    for message in payload.get("messages") or ():
+        role = message.get("role")
+        if role in ("system", "developer"):
+            system.extend(
+                {"type": "text", "text": text}
+                for text in texts_of(message.get("content"), provider)
+                if text
+            )
+            continue
+        if role == "assistant":
+            turn, blocks = "assistant", _assistant_blocks(message, provider)
+        elif role == "tool":
+            turn, blocks = "user", [_tool_result(message, provider)]
+        else:
+            turn, blocks = "user", _user_blocks(message.get("content"), provider)
+        if not blocks:
+            continue
+        if messages and messages[-1]["role"] == turn:
+            messages[-1]["content"].extend(blocks)
+        else:
+            messages.append({"role": turn, "content": blocks})
+    _strip_final_assistant(messages)
+    request: dict[str, Any] = {
+        "model": payload.get("model"),
+        "messages": messages,
+        "max_tokens": payload.get("max_tokens") or DEFAULT_MAX_TOKENS,
+    }
+    if system:
+        request["system"] = system
+    request.update(_parameters(payload))
+    request.update(_tools(payload, provider))
+    if stream:
+        request["stream"] = True
+    return request
+
+
+def _parameters(payload: dict[str, Any]) -> dict[str, Any]:
+    request: dict[str, Any] = {}
+    temperature = payload.get("temperature")
+    if isinstance(temperature, int | float):
+        request["temperature"] = min(float(temperature), MAX_TEMPERATURE)
+    if isinstance(payload.get("top_p"), int | float):
+        request["top_p"] = payload["top_p"]
+    stops = stop_sequences(payload.get("stop"))
+    if stops:
+        request["stop_sequences"] = stops
+    if isinstance(payload.get("user"), str) and payload["user"]:
+        request["metadata"] = {"user_id": payload["user"]}
+    return request
+
+
+# -- answers -----------------------------------------------------------------------------------
+
+
+def to_completion(data: dict[str, Any], model: str) -> Completion:
+    """An Anthropic message → an OpenAI chat.completion body, and its usage."""
+    texts: list[str] = []
+    tool_calls: list[dict[str, Any]] = []
+    for block in data.get("content") or ():
+        if not isinstance(block, dict):
+            continue
+        if block.get("type") == "text":
+            texts.append(str(block.get("text", "")))
+        elif block.get("type") == "tool_use":
+            arguments = orjson.dumps(block.get("input") or {}).decode()
+            tool_calls.append(
+                tool_call_json(str(block.get("id", "")), str(block.get("name", "")), arguments)
+            )
+    usage = usage_of(data.get("usage"))
+    body = completion_body(
+        id=str(data.get("id") or ""),
+        created=int(time.time()),
+        model=str(data.get("model") or model),
+        text="".join(texts),
+        tool_calls=tool_calls,
+        finish_reason=finish_reason(data.get("stop_reason")),
+        usage=usage,
+    )
+    return Completion(body=body, usage=usage)
+
+
+class AnthropicStream:
+    """Anthropic stream events → OpenAI chunk bytes (a `StreamTranslator`)."""
+
+    __slots__ = ("_finish", "_model", "_stopped", "_tools", "_writer", "usage")
+
+    def __init__(self, model: str) -> None:
+        self._model = model
+        self._writer: ChunkWriter | None = None
+        self._finish = "stop"
+        self._tools: dict[int, int] = {}  # content block index -> OpenAI tool call index
+        self._stopped = False
+        self.usage = Usage()
+
+    @property
+    def done(self) -> bool:
+        return self._stopped
+
+    def _start(self, message: Any) -> bytes:
+        message = message if isinstance(message, dict) else {}
+        self._writer = ChunkWriter(
+            id=str(message.get("id") or ""),
+            created=int(time.time()),
+            model=str(message.get("model") or self._model),
+        )
+        usage_of(message.get("usage"), self.usage)
+        return self._writer.role()
+
+    def feed(self, events: list[SseEvent]) -> bytes:
+        out = b""
+        for event in events:
+            if event.event == "ping":
+                continue
+            try:
+                data = orjson.loads(event.data)
+            except orjson.JSONDecodeError:
+                raise ProviderUnavailable("The model provider sent an unreadable stream.") from None
+            if not isinstance(data, dict):
+                raise ProviderUnavailable("The model provider sent an unreadable stream.")
+            if event.event == "error":
+                data["type"] = "error"
+            out += self._event(data)
+            if self._stopped:
+                break
+        return out
+
+    def _event(self, data: dict[str, Any]) -> bytes:
+        kind = data.get("type")
+        if kind == "error":
+            # Overloaded or failing mid-stream; the message is never quoted (it may echo
+            # the request, and the request holds the creator's prompt).
+            raise ProviderUnavailable("The model provider failed during the answer.")
+        if kind == "message_start":
+            return self._start(data.get("message"))
+        writer = self._writer
+        if writer is None:
+            raise ProviderUnavailable("The model provider sent an unreadable stream.")
+        if kind == "content_block_delta":
+            delta = data.get("delta") or {}
+            if delta.get("type") == "text_delta" and delta.get("text"):
+                return writer.text(str(delta["text"]))
+            tool = self._tools.get(data.get("index", -1))
+            if tool is not None and delta.get("partial_json"):  # an input_json_delta
+                return writer.tool_call_arguments(tool, str(delta["partial_json"]))
+        elif kind == "content_block_start":
+            block = data.get("content_block") or {}
+            if block.get("type") == "tool_use":
+                tool = self._tools[data.get("index", -1)] = len(self._tools)
+                return writer.tool_call_start(
+                    tool, str(block.get("id", "")), str(block.get("name", ""))
+                )
+            if block.get("type") == "text" and block.get("text"):
+                return writer.text(str(block["text"]))
+        elif kind == "message_delta":
+            stop_reason = (data.get("delta") or {}).get("stop_reason")
+            if stop_reason:
+                self._finish = finish_reason(stop_reason)
+            usage_of(data.get("usage"), self.usage)
+        elif kind == "message_stop":
+            self._stopped = True
+        return b""
+
+    def end(self) -> bytes:
+        if not self._stopped or self._writer is None:
+            raise ProviderUnavailable("The model provider ended the stream early.")
+        writer = self._writer
+        return writer.finish(self._finish) + writer.usage(self.usage) + DONE
+
+
+# -- the adapter ----------------------------------------------------------------------------------
+
+
+def _endpoint(base_url: str) -> str:
+    base = base_url.rstrip("/")
+    return (base if base.endswith("/v1") else base + "/v1") + "/messages"
+
+
+class AnthropicProvider:
+    def __init__(
+        self, name: str, base_url: str, api_key: str, session: aiohttp.ClientSession
+    ) -> None:
+        self.name = name
+        self._url = _endpoint(base_url)
+        self._headers = {
+            "x-api-key": api_key,
+            "anthropic-version": API_VERSION,
+            "content-type": "application/json",
+        }
+        self._session = session
+
+    async def aclose(self) -> None:
+        await self._session.close()
+
+    def _request_headers(self, headers: dict[str, str]) -> dict[str, str]:
+        return {**self._headers, **headers} if headers else self._headers
+
+    async def complete(self, payload: dict[str, Any], *, headers: dict[str, str]) -> Completion:
+        body = orjson.dumps(to_messages_request(payload, stream=False, provider=self.name))
+        data = await post_json(
+            self._session, self._url, body, self._request_headers(headers), self.name
+        )
+        return to_completion(data, str(payload.get("model", "")))
+
+    @contextlib.asynccontextmanager
+    async def stream(
+        self, payload: dict[str, Any], *, headers: dict[str, str]
+    ) -> AsyncIterator[ChatStream]:
+        body = orjson.dumps(to_messages_request(payload, stream=True, provider=self.name))
+        response = await open_stream(
+            self._session, self._url, body, self._request_headers(headers), self.name
+        )
+        try:
+            chat_stream = ChatStream(chunks=empty_chunks())
+            translator = AnthropicStream(str(payload.get("model", "")))
+            chat_stream.chunks = await start_translated(response, chat_stream, translator)
+            yield chat_stream
+        finally:
+            # Closing (not releasing) an unfinished response drops its connection, so an
+            # abandoned stream stops the provider promptly.
+            response.close()
