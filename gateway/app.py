@@ -29,11 +29,14 @@ from gateway.records import RecordLoader
 from gateway.routes import ROUTES, exception_handlers
 from gateway.settings import GatewaySettings
 from gateway.state import GatewayState
+from gateway.tracing import Tracing
 
 logger = logging.getLogger("agentlink.gateway")
 
 
-def create_app(settings: GatewaySettings | None = None) -> Starlette:
+def create_app(
+    settings: GatewaySettings | None = None, *, tracing: Tracing | None = None
+) -> Starlette:
     settings = settings or GatewaySettings.from_env()
     configure_logging(settings.log_level)
     keyring = KeyRing.from_env(settings.encryption_keys, settings.encryption_active_key_id)
@@ -87,6 +90,7 @@ def create_app(settings: GatewaySettings | None = None) -> Starlette:
             agent_configs=AgentConfigCache(db, keyring),
             providers=providers,
             breakers=breakers,
+            tracing=tracing or Tracing.from_env(),
         )
         try:
             await scripts.preload()
@@ -99,6 +103,7 @@ def create_app(settings: GatewaySettings | None = None) -> Starlette:
             for provider in providers.values():
                 await provider.aclose()
             await hot_redis.aclose()
+            state.tracing.shutdown()
             await redis.aclose()
             await db.close()
 

@@ -38,6 +38,7 @@ from gateway.providers.errors import (
     ProviderUnavailable,
 )
 from gateway.state import GatewayState
+from gateway.tracing import CallSpans, trace_headers_from
 
 logger = logging.getLogger("agentlink.access")
 
@@ -59,6 +60,7 @@ class Call:
     payload: dict[str, Any]
     admission: Admission
     request_id: str
+    trace_headers: dict[str, str]  # W3C trace context for the provider request
 
 
 @dataclass(slots=True)
@@ -112,6 +114,11 @@ class ChatEndpoint:
         metrics.in_flight.inc()
         outcome = Outcome()
         stream = False
+        client_trace = trace_headers_from(scope["headers"])
+        tracing = state.tracing
+        spans = (
+            tracing.start_call(self.route, client_trace, request_id) if tracing.enabled else None
+        )
         try:
             key = api_key_from(scope["headers"])
             key_hash = hash_api_key(key)
@@ -131,8 +138,9 @@ class ChatEndpoint:
                     else functools.partial(_complete, outcome=outcome, send=send)
                 )
                 await _call_with_fallbacks(
-                    state, config, payload, admission=admission, request_id=request_id, run=run
-                )
+                    state, config, payload, admission=admission, request_id=request_id,
+                    run=run, trace=(spans, client_trace), outcome=outcome,
+                )  # fmt: skip
             except ProviderError as error:
                 outcome.status = "timeout" if isinstance(error, ProviderTimeout) else "error"
                 outcome.error_code = error.code.value
@@ -149,6 +157,8 @@ class ChatEndpoint:
             raise
         finally:
             metrics.in_flight.dec()
+            if spans is not None:
+                tracing.end_call(spans, status=outcome.http_status, error_code=outcome.error_code)
             elapsed = time.perf_counter() - started
             metrics.requests.labels(self.route, f"{outcome.http_status // 100}xx").inc()
             metrics.request_seconds.labels(self.route, "true" if stream else "false").observe(
@@ -182,6 +192,8 @@ async def _call_with_fallbacks(
     admission: Admission,
     request_id: str,
     run: Callable[[Call], Awaitable[None]],
+    trace: tuple[CallSpans | None, dict[str, str]],
+    outcome: Outcome,
 ) -> None:
     """Call the agent's model; if that fails before anything reached the client, each of its
     fallbacks in order (own provider, breaker and model). `run` raises a ProviderError only
@@ -194,7 +206,19 @@ async def _call_with_fallbacks(
             if provider is None:
                 raise ProviderUnavailable(f"Provider {target.provider} is not configured.")
             upstream = payload if index == 0 else {**payload, "model": target.model}
-            await run(Call(state, provider, target.model, upstream, admission, request_id))
+            spans, trace_headers = trace
+            if spans is not None:
+                trace_headers = state.tracing.start_provider_call(
+                    spans, target.provider, target.model, admission.agent_id,
+                    admission.agent_version,
+                )  # fmt: skip
+            call = Call(state, provider, target.model, upstream, admission, request_id,
+                        trace_headers)  # fmt: skip
+            try:
+                await run(call)
+            finally:
+                if spans is not None:
+                    _end_provider_span(state, spans, outcome)
             return
         except _FALLBACK_ERRORS as error:
             if index == len(targets) - 1:
@@ -207,6 +231,18 @@ async def _call_with_fallbacks(
                     "error_code": error.code.value,
                 },
             )
+
+
+def _end_provider_span(state: GatewayState, spans: CallSpans, outcome: Outcome) -> None:
+    usage = outcome.usage or Usage()
+    error = None if outcome.status == "success" else (outcome.error_code or outcome.status)
+    state.tracing.end_provider_call(
+        spans,
+        input_tokens=usage.input_tokens,
+        output_tokens=usage.output_tokens,
+        finish_reasons=usage.finish_reasons,
+        error_type=error,
+    )
 
 
 def _breaker_call_allowed(state: GatewayState, provider: ChatProvider) -> None:
@@ -228,7 +264,7 @@ async def _complete(call: Call, outcome: Outcome, send: Send) -> None:
     error: BaseException | None = None
     try:
         async with asyncio.timeout(state.settings.upstream_timeout_s):
-            completion = await provider.complete(call.payload, headers={})
+            completion = await provider.complete(call.payload, headers=call.trace_headers)
     except TimeoutError:
         error = ProviderTimeout("The model provider timed out.")
         raise error from None
@@ -285,7 +321,7 @@ async def _relay_stream(call: Call, outcome: Outcome, receive: Receive, send: Se
     response_started = False
     try:
         async with asyncio.timeout(state.settings.stream_first_byte_timeout_s):
-            opened = provider.stream(call.payload, headers={})
+            opened = provider.stream(call.payload, headers=call.trace_headers)
             chat_stream = await opened.__aenter__()
         try:
             headers = [*_SSE_HEADERS, *call.admission.headers()]

@@ -15,6 +15,7 @@ from gateway.metrics import GatewayMetrics
 from gateway.providers.base import ChatProvider
 from gateway.records import RecordLoader
 from gateway.settings import GatewaySettings
+from gateway.tracing import Tracing
 
 
 @dataclass(slots=True)
@@ -29,3 +30,4 @@ class GatewayState:
     agent_configs: AgentConfigCache
     providers: dict[str, ChatProvider]
     breakers: dict[str, CircuitBreaker]
+    tracing: Tracing

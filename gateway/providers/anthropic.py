@@ -263,13 +263,14 @@ def to_completion(data: dict[str, Any], model: str) -> Completion:
                 tool_call_json(str(block.get("id", "")), str(block.get("name", "")), arguments)
             )
     usage = usage_of(data.get("usage"))
+    usage.finish_reasons = (finish_reason(data.get("stop_reason")),)
     body = completion_body(
         id=str(data.get("id") or ""),
         created=int(time.time()),
         model=str(data.get("model") or model),
         text="".join(texts),
         tool_calls=tool_calls,
-        finish_reason=finish_reason(data.get("stop_reason")),
+        finish_reason=usage.finish_reasons[0],
         usage=usage,
     )
     return Completion(body=body, usage=usage)
@@ -351,6 +352,7 @@ class AnthropicStream:
             stop_reason = (data.get("delta") or {}).get("stop_reason")
             if stop_reason:
                 self._finish = finish_reason(stop_reason)
+                self.usage.finish_reasons = (self._finish,)
             usage_of(data.get("usage"), self.usage)
         elif kind == "message_stop":
             self._stopped = True

@@ -18,6 +18,7 @@ from typing import Any, Protocol
 class Usage:
     input_tokens: int = 0
     output_tokens: int = 0
+    finish_reasons: tuple[str, ...] = ()
 
 
 @dataclass(slots=True)

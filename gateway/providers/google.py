@@ -279,13 +279,15 @@ def to_completion(data: dict[str, Any], model: str) -> Completion:
     """A GenerateContentResponse → an OpenAI chat.completion body, and its usage."""
     candidate = _Candidate(data)
     usage = usage_of(data.get("usageMetadata"))
+    reason = finish_reason(candidate.finish, called_tools=bool(candidate.tool_calls))
+    usage.finish_reasons = (reason,)
     body = completion_body(
         id=_response_id(data),
         created=int(time.time()),
         model=str(data.get("modelVersion") or model),
         text="".join(candidate.texts),
         tool_calls=[tool_call_json(*call) for call in candidate.tool_calls],
-        finish_reason=finish_reason(candidate.finish, called_tools=bool(candidate.tool_calls)),
+        finish_reason=reason,
         usage=usage,
     )
     return Completion(body=body, usage=usage)
@@ -346,6 +348,7 @@ class GeminiStream:
             raise ProviderUnavailable("The model provider ended the stream early.")
         writer = self._writer
         reason = finish_reason(self._finish, called_tools=self._tool_calls > 0)
+        self.usage.finish_reasons = (reason,)
         return writer.finish(reason) + writer.usage(self.usage) + DONE
 
 

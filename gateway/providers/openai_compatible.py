@@ -27,28 +27,56 @@ _DONE = b"data: [DONE]"
 _TIMEOUTS = (asyncio.TimeoutError, aiohttp.ServerTimeoutError)
 
 
+def finish_reasons_of(data: dict[str, Any]) -> tuple[str, ...]:
+    choices = data.get("choices")
+    if not isinstance(choices, list):
+        return ()
+    return tuple(
+        str(choice["finish_reason"])
+        for choice in choices
+        if isinstance(choice, dict) and choice.get("finish_reason")
+    )
+
+
 def usage_from(data: dict[str, Any]) -> Usage:
     usage = data.get("usage")
     if not isinstance(usage, dict):
-        return Usage()
+        return Usage(finish_reasons=finish_reasons_of(data))
     return Usage(
         input_tokens=int(usage.get("prompt_tokens") or 0),
         output_tokens=int(usage.get("completion_tokens") or 0),
+        finish_reasons=finish_reasons_of(data),
     )
 
 
 def usage_from_sse_tail(tail: bytes) -> Usage:
-    """The usage of the last SSE event that carries one (OpenAI puts it in the final chunk)."""
+    """The usage of the last SSE event that carries one (OpenAI puts it in the final chunk),
+    and the finish reasons of the last chunk that has them."""
+    usage: Usage | None = None
+    finish_reasons: tuple[str, ...] = ()
     for raw_event in reversed(tail.split(b"\n\n")):
         event = raw_event.strip()
-        if event.startswith(b"data: {") and b'"usage"' in event:
-            try:
-                data = orjson.loads(event[6:])
-            except orjson.JSONDecodeError:
-                continue  # the tail cut this event; an earlier one may be whole
-            if isinstance(data, dict) and isinstance(data.get("usage"), dict):
-                return usage_from(data)
-    return Usage()
+        if not event.startswith(b"data: {"):
+            continue
+        wants_usage = usage is None and b'"usage"' in event
+        wants_finish = not finish_reasons and b'"finish_reason":"' in event
+        if not (wants_usage or wants_finish):
+            continue
+        try:
+            data = orjson.loads(event[6:])
+        except orjson.JSONDecodeError:
+            continue  # the tail cut this event; an earlier one may be whole
+        if not isinstance(data, dict):
+            continue
+        if wants_usage and isinstance(data.get("usage"), dict):
+            usage = usage_from(data)
+        if wants_finish:
+            finish_reasons = finish_reasons_of(data)
+        if usage is not None and finish_reasons:
+            break
+    result = usage or Usage()
+    result.finish_reasons = finish_reasons
+    return result
 
 
 class SseTail:
