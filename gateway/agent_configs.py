@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import asyncio
 from collections import OrderedDict
+from dataclasses import dataclass
 
 import asyncpg
 
 from common.domain import AgentConfig
 from common.errors import ApiError, ErrorCode
 from crypto.envelope import KeyRing
+from gateway.leak_guard import LeakGuard
 from gateway.records import SingleFlight
 
 # The control plane writes the agent's Redis record just before its Postgres commit, so for
@@ -22,21 +24,27 @@ from gateway.records import SingleFlight
 _MISSING_VERSION_RETRIES = (0.005, 0.02, 0.05)
 
 
+@dataclass(frozen=True, slots=True)
+class CachedAgent:
+    config: AgentConfig
+    guard: LeakGuard | None  # built once per version; None when the creator turned it off
+
+
 class AgentConfigCache:
     def __init__(self, db: asyncpg.Pool, keyring: KeyRing, *, max_entries: int = 10_000) -> None:
         self._db = db
         self._keyring = keyring
         self._max_entries = max_entries
-        self._entries: OrderedDict[tuple[str, int], AgentConfig] = OrderedDict()
+        self._entries: OrderedDict[tuple[str, int], CachedAgent] = OrderedDict()
         self._flights = SingleFlight()
         self.loads = 0
 
-    async def get(self, agent_id: str, version: int) -> AgentConfig:
+    async def get(self, agent_id: str, version: int) -> CachedAgent:
         key = (agent_id, version)
-        config = self._entries.get(key)
-        if config is not None:
+        cached = self._entries.get(key)
+        if cached is not None:
             self._entries.move_to_end(key)
-            return config
+            return cached
         await self._flights.run(f"{agent_id}:{version}", lambda: self._load(agent_id, version))
         return self._entries[key]
 
@@ -53,7 +61,9 @@ class AgentConfigCache:
                 ErrorCode.STORAGE_UNAVAILABLE, "The agent is being updated; try again shortly."
             )
         plaintext = self._keyring.decrypt(envelope, agent_id=agent_id, version=version)
-        self._entries[(agent_id, version)] = AgentConfig.from_json(plaintext)
+        config = AgentConfig.from_json(plaintext)
+        guard = LeakGuard(config.system_prompt) if config.leak_guard else None
+        self._entries[(agent_id, version)] = CachedAgent(config, guard)
         while len(self._entries) > self._max_entries:
             self._entries.popitem(last=False)
 

@@ -61,6 +61,11 @@ class GatewayMetrics:
             multiprocess_mode="livesum",
             registry=registry,
         )
+        self.leaks_blocked = Counter(
+            "agentlink_gateway_prompt_leaks_blocked_total",
+            "Answers withheld because they repeated the agent's confidential prompt.",
+            registry=registry,
+        )
         self.commit_failures = Counter(
             "agentlink_gateway_commit_failures_total",
             "Calls whose settlement could not be written (the reaper gives them back).",

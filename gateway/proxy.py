@@ -28,7 +28,15 @@ from common.domain import AgentConfig, ModelTarget
 from common.errors import ApiError, ErrorCode, error_body
 from crypto.api_keys import hash_api_key, is_well_formed_api_key, shard_of_key_hash
 from gateway.admission import Admission
-from gateway.chat_request import build_upstream_payload, parse_chat_request
+from gateway.agent_configs import CachedAgent
+from gateway.chat_request import ChatRequest, build_upstream_payload, parse_chat_request
+from gateway.leak_guard import (
+    LeakGuard,
+    SseLeakFilter,
+    new_canary,
+    plant_canary,
+    withheld_completion,
+)
 from gateway.providers.base import ChatProvider, Usage
 from gateway.providers.errors import (
     BreakerOpen,
@@ -61,6 +69,13 @@ class Call:
     admission: Admission
     request_id: str
     trace_headers: dict[str, str]  # W3C trace context for the provider request
+    shield: Shield | None  # the prompt-leak guard and this call's canary; None when off
+
+
+@dataclass(frozen=True, slots=True)
+class Shield:
+    guard: LeakGuard
+    canary: str
 
 
 @dataclass(slots=True)
@@ -130,8 +145,9 @@ class ChatEndpoint:
             )
             metrics.admissions.labels("ok").inc()
             try:
-                config = await state.agent_configs.get(agent_id, admission.agent_version)
-                payload = build_upstream_payload(config, chat)
+                cached = await state.agent_configs.get(agent_id, admission.agent_version)
+                config = cached.config
+                payload, shield = _upstream_request(cached, chat)
                 run = (
                     functools.partial(_relay_stream, outcome=outcome, receive=receive, send=send)
                     if chat.stream
@@ -139,7 +155,7 @@ class ChatEndpoint:
                 )
                 await _call_with_fallbacks(
                     state, config, payload, admission=admission, request_id=request_id,
-                    run=run, trace=(spans, client_trace), outcome=outcome,
+                    run=run, trace=(spans, client_trace), outcome=outcome, shield=shield,
                 )  # fmt: skip
             except ProviderError as error:
                 outcome.status = "timeout" if isinstance(error, ProviderTimeout) else "error"
@@ -179,6 +195,18 @@ class ChatEndpoint:
                 )
 
 
+def _upstream_request(
+    cached: CachedAgent, chat: ChatRequest
+) -> tuple[dict[str, Any], Shield | None]:
+    payload = build_upstream_payload(cached.config, chat)
+    if cached.guard is None:
+        return payload, None
+    shield = Shield(cached.guard, new_canary())
+    # A per-call canary in the prompt: seeing it in the answer is a sure leak.
+    payload["messages"][0]["content"] = plant_canary(cached.config.system_prompt, shield.canary)
+    return payload, shield
+
+
 # A failure that says nothing about the request itself: another provider or model may answer.
 # (ProviderRejectedRequest would fail the same way anywhere; BreakerOpen is a ProviderUnavailable.)
 _FALLBACK_ERRORS = (ProviderUnavailable, ProviderTimeout, ProviderMisconfigured)
@@ -194,6 +222,7 @@ async def _call_with_fallbacks(
     run: Callable[[Call], Awaitable[None]],
     trace: tuple[CallSpans | None, dict[str, str]],
     outcome: Outcome,
+    shield: Shield | None,
 ) -> None:
     """Call the agent's model; if that fails before anything reached the client, each of its
     fallbacks in order (own provider, breaker and model). `run` raises a ProviderError only
@@ -213,7 +242,7 @@ async def _call_with_fallbacks(
                     admission.agent_version,
                 )  # fmt: skip
             call = Call(state, provider, target.model, upstream, admission, request_id,
-                        trace_headers)  # fmt: skip
+                        trace_headers, shield)  # fmt: skip
             try:
                 await run(call)
             finally:
@@ -278,10 +307,22 @@ async def _complete(call: Call, outcome: Outcome, send: Send) -> None:
     )
     outcome.billable, outcome.status, outcome.http_status = True, "success", 200
     outcome.usage = completion.usage
-    headers = [*_JSON_HEADERS, (b"content-length", str(len(completion.body)).encode())]
+    body = completion.body
+    shield = call.shield
+    if shield is not None and shield.guard.check_completion(body, shield.canary):
+        body = withheld_completion(body)
+        _blocked(state, outcome)
+    headers = [*_JSON_HEADERS, (b"content-length", str(len(body)).encode())]
     headers += call.admission.headers()
     await send({"type": "http.response.start", "status": 200, "headers": headers})
-    await send({"type": "http.response.body", "body": completion.body})
+    await send({"type": "http.response.body", "body": body})
+
+
+def _blocked(state: GatewayState, outcome: Outcome) -> None:
+    """The answer repeated the creator's prompt and was withheld. Not billable: the
+    developer got no answer (and a false positive must not cost an innocent caller)."""
+    outcome.billable, outcome.status, outcome.error_code = False, "blocked", "prompt_leak"
+    state.metrics.leaks_blocked.inc()
 
 
 class _DisconnectWatch:
@@ -327,11 +368,13 @@ async def _relay_stream(call: Call, outcome: Outcome, receive: Receive, send: Se
             headers = [*_SSE_HEADERS, *call.admission.headers()]
             await send({"type": "http.response.start", "status": 200, "headers": headers})
             response_started = True
-            await _relay_chunks(call, chat_stream.chunks, send, sent_at)
+            leaked = await _relay_chunks(call, chat_stream.chunks, send, sent_at)
         finally:
             await opened.__aexit__(None, None, None)
         outcome.billable, outcome.status, outcome.http_status = True, "success", 200
         outcome.usage = chat_stream.usage
+        if leaked:
+            _blocked(state, outcome)
     except asyncio.CancelledError:
         if not watch.absorb_cancellation():
             raise
@@ -365,15 +408,33 @@ async def _relay_stream(call: Call, outcome: Outcome, receive: Receive, send: Se
 
 async def _relay_chunks(
     call: Call, chunks: AsyncIterator[bytes], send: Send, sent_at: float
-) -> None:
+) -> bool:
+    """Relay the provider's SSE bytes; with the leak guard on, through its filter, which
+    holds back only the few words that could still turn into a quote of the prompt.
+    Returns whether the answer was withheld."""
     first = True
-    async for chunk in chunks:
-        if first:
-            first = False
-            call.state.metrics.time_to_first_token.labels(call.provider.name, call.model).observe(
-                time.perf_counter() - sent_at
-            )
-        await send({"type": "http.response.body", "body": chunk, "more_body": True})
+    sse = SseLeakFilter(call.shield.guard.scanner(call.shield.canary)) if call.shield else None
+    try:
+        async for chunk in chunks:
+            if first:
+                first = False
+                call.state.metrics.time_to_first_token.labels(
+                    call.provider.name, call.model
+                ).observe(time.perf_counter() - sent_at)
+            out = chunk if sse is None else sse.feed(chunk)
+            if out:
+                await send({"type": "http.response.body", "body": out, "more_body": True})
+    except ProviderError:
+        # The provider broke off: release what the guard still held (if clean) before the
+        # in-band error, so the client has everything the provider did send.
+        if sse is not None and (rest := sse.finish()):
+            await send({"type": "http.response.body", "body": rest, "more_body": True})
+        raise
+    if sse is None:
+        return False
+    if rest := sse.finish():
+        await send({"type": "http.response.body", "body": rest, "more_body": True})
+    return sse.leaked
 
 
 def _stream_failed(outcome: Outcome, error: ProviderError) -> None:

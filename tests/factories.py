@@ -87,6 +87,7 @@ async def make_agent(
     keyring: KeyRing = TEST_KEYRING,
     provider: str = "openai",
     fallbacks: tuple[ModelTarget, ...] = (),
+    leak_guard: bool = True,
 ) -> Agent:
     creator_id = await make_user(db, "creator")
     agent_id = str(uuid.uuid4())
@@ -96,6 +97,7 @@ async def make_agent(
         model=model,
         temperature=temperature,
         fallbacks=fallbacks,
+        leak_guard=leak_guard,
     )
     envelope = keyring.encrypt(config.to_json(), agent_id=agent_id, version=1)
     async with db.acquire() as connection, connection.transaction():

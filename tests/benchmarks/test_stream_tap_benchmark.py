@@ -103,4 +103,4 @@ def test_stream_tap_over_20_chunks(benchmark: Any, bench: TapBench) -> None:
     relayed, chat_stream = bench.last
     assert relayed == WIRE  # a byte-for-byte passthrough
     assert chat_stream.completed
-    assert chat_stream.usage == Usage(input_tokens=PROMPT_TOKENS, output_tokens=COMPLETION_TOKENS)
+    assert chat_stream.usage == Usage(PROMPT_TOKENS, COMPLETION_TOKENS, ("stop",))

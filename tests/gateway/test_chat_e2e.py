@@ -4,6 +4,7 @@ real Redis and Postgres behind the gateway."""
 from __future__ import annotations
 
 import asyncio
+import re
 
 import asyncpg
 import httpx
@@ -73,9 +74,14 @@ async def test_non_streaming_call_through_the_openai_sdk(
         entry["body"] for entry in reversed(recorded)
         if entry["body"]["messages"][-1]["content"] == "hello there"
     )  # fmt: skip
-    assert upstream["messages"][0] == {
-        "role": "system", "content": "HIDDEN PROMPT: speak like a pirate."
-    }  # fmt: skip
+    system = upstream["messages"][0]
+    assert system["role"] == "system"
+    # The creator's prompt, wrapped in this call's leak-guard canary.
+    assert re.fullmatch(
+        r"\[Instruction set (\w{12})\]\nHIDDEN PROMPT: speak like a pirate\.\n"
+        r"\[End of instruction set \1\]",
+        system["content"],
+    )
     assert upstream["model"] == "mock-model"  # the agent's model, not the developer's
     assert upstream["temperature"] == 0.3
 
@@ -93,7 +99,8 @@ async def test_streaming_call_through_the_openai_sdk(
 ) -> None:
     developer = await make_developer(db_pool)
     key = await make_key(db_pool, developer)
-    agent = await make_agent(db_pool)
+    # Guard off: the stream is a byte-for-byte passthrough, chunk for chunk.
+    agent = await make_agent(db_pool, leak_guard=False)
     async with sdk(gateway_url, agent.agent_id, key.plaintext) as client:
         stream = await client.chat.completions.create(
             model="x",

@@ -139,7 +139,7 @@ async def test_a_completion_is_an_openai_chat_completion(
     assert choice["message"]["content"] == "Mock reply to: hello there"
     assert choice["finish_reason"] == "stop"
     assert body["usage"] == {"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18}
-    assert completion.usage == Usage(input_tokens=11, output_tokens=7)
+    assert completion.usage == Usage(input_tokens=11, output_tokens=7, finish_reasons=("stop",))
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)
@@ -164,7 +164,7 @@ async def test_a_stream_is_openai_chunks_ending_with_finish_usage_and_done(
     assert usage["choices"] == []
     assert usage["usage"] == {"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18}
     assert chat_stream.completed is True
-    assert chat_stream.usage == Usage(input_tokens=11, output_tokens=7)
+    assert chat_stream.usage == Usage(input_tokens=11, output_tokens=7, finish_reasons=("stop",))
 
 
 # -- the request -----------------------------------------------------------------------------

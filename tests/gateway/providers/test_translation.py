@@ -278,7 +278,7 @@ def test_a_gemini_thought_signature_survives_the_round_trip_through_the_client()
     [call] = message["message"]["tool_calls"]
     assert call["function"] == {"name": "weather", "arguments": '{"city":"Oslo"}'}
     assert call["id"].endswith(SIGNATURE_MARK + "c2lnbmF0dXJl+/=")
-    assert completion.usage == Usage(input_tokens=5, output_tokens=7)  # thinking is billed
+    assert completion.usage == Usage(5, 7, ("tool_calls",))  # thinking is billed
     # The client sends the call back with its result: the signature is restored.
     request = to_generate_request(
         {
@@ -337,7 +337,7 @@ def test_anthropic_stop_reasons(stop_reason: str, finish: str) -> None:
     body = orjson.loads(completion.body)
     assert body["choices"][0]["finish_reason"] == finish
     assert body["choices"][0]["message"]["content"] == "ab"
-    assert completion.usage == Usage(input_tokens=33, output_tokens=4)  # cached input counts
+    assert completion.usage == Usage(33, 4, (finish,))  # cached input counts
 
 
 @pytest.mark.parametrize(
@@ -425,7 +425,7 @@ def test_property_anthropic_stream_translation_is_split_invariant(cuts: list[int
     assert "".join(c["function"]["arguments"] for c in calls) == '{"city": "Oslo"}'
     assert chunks[-2]["choices"][0]["finish_reason"] == "tool_calls"
     assert chunks[-1]["usage"] == {"prompt_tokens": 9, "completion_tokens": 12, "total_tokens": 21}
-    assert translator.usage == Usage(input_tokens=9, output_tokens=12)
+    assert translator.usage == Usage(9, 12, ("tool_calls",))
 
 
 def test_an_anthropic_stream_without_message_stop_is_incomplete() -> None:
