@@ -24,6 +24,7 @@ class ErrorCode(StrEnum):
     AGENT_NOT_FOUND = "40401"
     USER_NOT_FOUND = "40402"
     ROUTE_NOT_FOUND = "40403"  # added
+    RESOURCE_NOT_FOUND = "40404"  # added: a key, review, flag... that does not exist
     METHOD_NOT_ALLOWED = "40501"  # added
     CONFLICT = "40901"  # added: e.g. duplicate email
     PAYLOAD_TOO_LARGE = "41301"  # added
@@ -48,6 +49,7 @@ DEFAULT_MESSAGE: dict[ErrorCode, str] = {
     ErrorCode.AGENT_NOT_FOUND: "The agent does not exist or is not active.",
     ErrorCode.USER_NOT_FOUND: "The user does not exist.",
     ErrorCode.ROUTE_NOT_FOUND: "No such route.",
+    ErrorCode.RESOURCE_NOT_FOUND: "No such resource.",
     ErrorCode.METHOD_NOT_ALLOWED: "Method not allowed on this route.",
     ErrorCode.CONFLICT: "The resource already exists or changed concurrently.",
     ErrorCode.PAYLOAD_TOO_LARGE: "The request body is too large.",

@@ -10,17 +10,27 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from control_plane.admin import routes as admin
 from control_plane.agents import routes as agents
 from control_plane.api import ApiRoute, build_route
 from control_plane.auth import routes as auth
 from control_plane.creators import routes as creators
+from control_plane.developers import routes as developers
+from control_plane.feature_flags import routes as feature_flags
+from control_plane.marketplace import routes as marketplace
 from control_plane.openapi import build_openapi, docs_page
+from control_plane.reviews import routes as reviews
 from control_plane.routes import health
 
 API_ROUTES: list[ApiRoute] = [
     *auth.ROUTES,
     *creators.ROUTES,
     *agents.ROUTES,
+    *developers.ROUTES,
+    *marketplace.ROUTES,
+    *reviews.ROUTES,
+    *admin.ROUTES,
+    *feature_flags.ROUTES,
 ]
 
 PUBLIC_OPERATIONS: frozenset[tuple[str, str]] = frozenset(

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncpg
 import httpx
+import orjson
 import pytest
 import redis.asyncio as redis_asyncio
 
@@ -75,13 +76,16 @@ async def test_ordinary_answers_pass_untouched(
     answer = "Welcome to Blue Harbor! The rooftop restaurant is lovely tonight."
     text = await _call(gateway_url, agent.agent_id, key.plaintext,
                        f'[[mock reply="{answer}" chunks=7]]', stream)  # fmt: skip
+    assert "withheld" not in text
     if stream:
-        assert "withheld" not in text
-        pieces = [
-            line for line in text.splitlines() if line.startswith("data: {") and '"content"' in line
+        deltas = [
+            orjson.loads(line[6:])["choices"][0]["delta"].get("content") or ""
+            for line in text.splitlines()
+            if line.startswith("data: {") and '"choices":[{' in line
         ]
-        assert pieces  # content arrived in deltas
-    assert "lovely tonight" in text
+        assert "".join(deltas) == answer  # released whole, in order, however re-chunked
+    else:
+        assert orjson.loads(text)["choices"][0]["message"]["content"] == answer
 
 
 async def test_a_creator_can_turn_the_guard_off(gateway_url: str, db_pool: asyncpg.Pool) -> None:

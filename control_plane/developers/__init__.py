@@ -1,0 +1,1 @@
+"""The developer's own account: profile and quota, API keys (create, list, revoke), usage."""

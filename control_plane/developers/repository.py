@@ -1,0 +1,141 @@
+"""All SQL of the developers domain: profile and quota, API keys, usage from call_logs."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from common.db import DbConnection
+
+
+async def profile(connection: DbConnection, user_id: str) -> asyncpg.Record | None:
+    record: asyncpg.Record | None = await connection.fetchrow(
+        """SELECT u.id, u.email, u.user_type, u.status, u.rate_tier, u.email_verified,
+                  u.created_at, u.redis_shard,
+                  coalesce(q.total_quota, 0) AS total_quota,
+                  coalesce(q.used_quota, 0) AS used_quota,
+                  coalesce(q.free_quota, 0) AS free_quota,
+                  (SELECT count(*) FROM api_keys k
+                   WHERE k.user_id = u.id AND k.revoked_at IS NULL) AS active_keys
+           FROM users u LEFT JOIN quotas q ON q.user_id = u.id
+           WHERE u.id = $1""",
+        user_id,
+    )
+    return record
+
+
+async def lock_user(connection: DbConnection, user_id: str) -> asyncpg.Record | None:
+    """Lock the user's row for the transaction: key creations of one user run one at a time,
+    so the active-key cap holds under concurrent requests. Returns the user's shard."""
+    record: asyncpg.Record | None = await connection.fetchrow(
+        "SELECT id, redis_shard FROM users WHERE id = $1 FOR NO KEY UPDATE", user_id
+    )
+    return record
+
+
+async def count_active_keys(connection: DbConnection, user_id: str) -> int:
+    count: int = await connection.fetchval(
+        "SELECT count(*) FROM api_keys WHERE user_id = $1 AND revoked_at IS NULL", user_id
+    )
+    return count
+
+
+async def insert_key(
+    connection: DbConnection, *, user_id: str, key_hash: str, prefix: str, name: str
+) -> asyncpg.Record:
+    record: asyncpg.Record | None = await connection.fetchrow(
+        """INSERT INTO api_keys (user_id, key_hash, key_prefix, name)
+           VALUES ($1, $2, $3, $4)
+           RETURNING id, name, key_prefix, created_at""",
+        user_id,
+        key_hash,
+        prefix,
+        name,
+    )
+    assert record is not None  # INSERT ... RETURNING always returns the row
+    return record
+
+
+async def list_keys(
+    connection: DbConnection,
+    user_id: str,
+    *,
+    include_revoked: bool,
+    limit: int,
+    after: tuple[datetime, str] | None,
+) -> list[asyncpg.Record]:
+    """Newest first (index api_keys_user_idx), up to `limit + 1` rows."""
+    params: list[Any] = [user_id, include_revoked, limit + 1]
+    after_clause = ""
+    if after is not None:
+        params += [after[0], after[1]]
+        after_clause = "AND (created_at < $4 OR (created_at = $4 AND id > $5::uuid))"
+    rows: list[asyncpg.Record] = await connection.fetch(
+        f"""SELECT id, name, key_prefix, created_at, last_used_at, revoked_at
+            FROM api_keys
+            WHERE user_id = $1 AND ($2 OR revoked_at IS NULL) {after_clause}
+            ORDER BY created_at DESC, id LIMIT $3""",  # noqa: S608 - a constant clause
+        *params,
+    )
+    return rows
+
+
+async def key_for_update(
+    connection: DbConnection, user_id: str, key_id: str
+) -> asyncpg.Record | None:
+    """The caller's own key, locked; None for a key that is not theirs (or does not exist)."""
+    record: asyncpg.Record | None = await connection.fetchrow(
+        """SELECT k.id, k.key_hash, k.revoked_at, u.redis_shard
+           FROM api_keys k JOIN users u ON u.id = k.user_id
+           WHERE k.id = $1 AND k.user_id = $2
+           FOR NO KEY UPDATE OF k""",
+        key_id,
+        user_id,
+    )
+    return record
+
+
+async def revoke_key(connection: DbConnection, key_id: str) -> None:
+    await connection.execute(
+        "UPDATE api_keys SET revoked_at = coalesce(revoked_at, now()) WHERE id = $1", key_id
+    )
+
+
+async def usage(
+    connection: DbConnection, user_id: str, start: datetime, end: datetime
+) -> list[asyncpg.Record]:
+    """Aggregates of the user's calls in [start, end): one row per agent (level 1), per UTC
+    day (level 2) and the grand total (level 3), in one pass over the range's partitions."""
+    rows: list[asyncpg.Record] = await connection.fetch(
+        """WITH logs AS (
+               SELECT agent_id, (created_at AT TIME ZONE 'UTC')::date AS day, billable, status,
+                      units, cost_usd, input_tokens, output_tokens
+               FROM call_logs
+               WHERE user_id = $1 AND created_at >= $2 AND created_at < $3
+           )
+           SELECT agent_id, day, GROUPING(agent_id, day) AS level,
+                  count(*) AS calls,
+                  count(*) FILTER (WHERE billable) AS billable_calls,
+                  count(*) FILTER (WHERE status = 'success') AS successful_calls,
+                  count(*) FILTER (WHERE status IN ('error', 'timeout', 'blocked'))
+                      AS failed_calls,
+                  coalesce(sum(units), 0)::bigint AS units,
+                  coalesce(sum(cost_usd), 0) AS cost_usd,
+                  coalesce(sum(input_tokens), 0)::bigint AS input_tokens,
+                  coalesce(sum(output_tokens), 0)::bigint AS output_tokens
+           FROM logs
+           GROUP BY GROUPING SETS ((agent_id), (day), ())""",
+        user_id,
+        start,
+        end,
+    )
+    return rows
+
+
+async def agent_names(connection: DbConnection, agent_ids: list[str]) -> dict[str, str]:
+    rows = await connection.fetch(
+        "SELECT id, name FROM agents WHERE id = ANY($1::uuid[])", agent_ids
+    )
+    return {str(row["id"]): row["name"] for row in rows}

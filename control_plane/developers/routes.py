@@ -1,0 +1,64 @@
+"""Developer routes: path → handler. Developers only."""
+
+from __future__ import annotations
+
+from starlette.responses import Response
+
+from common.domain import UserType
+from control_plane.api import ApiRoute, Context, json_response
+from control_plane.developers import service
+from control_plane.developers.schemas import (
+    ApiKeyPage,
+    CreatedApiKey,
+    CreateKeyRequest,
+    DeveloperProfile,
+    KeyListQuery,
+    UsageQuery,
+    UsageReport,
+)
+
+_DEVELOPERS = frozenset({UserType.DEVELOPER})
+
+
+async def developer_profile(context: Context) -> DeveloperProfile:
+    return await service.profile(context.state, context.user)
+
+
+async def list_developer_keys(context: Context, query: KeyListQuery) -> ApiKeyPage:
+    return await service.list_keys(context.state, context.user, query)
+
+
+async def create_developer_key(context: Context, body: CreateKeyRequest) -> Response:
+    created = await service.create_key(context.state, context.user, body)
+    # The one response that carries a key's plaintext: no cache may keep it.
+    return json_response(created, 201, headers={"Cache-Control": "no-store"})
+
+
+async def revoke_developer_key(context: Context) -> None:
+    await service.revoke_key(context.state, context.user, context.path["key_id"])
+
+
+async def developer_usage(context: Context, query: UsageQuery) -> UsageReport:
+    return await service.usage(context.state, context.user, query)
+
+
+PREFIX = "/api/v1/developers"
+ROUTES = [
+    ApiRoute("GET", f"{PREFIX}/me", developer_profile, "The developer's profile and quota",
+             response=DeveloperProfile, user_types=_DEVELOPERS, tags=("developers",)),
+    ApiRoute("GET", f"{PREFIX}/keys", list_developer_keys,
+             "The developer's API keys, newest first (never the key itself)",
+             query=KeyListQuery, response=ApiKeyPage, user_types=_DEVELOPERS,
+             tags=("developers",)),
+    ApiRoute("POST", f"{PREFIX}/keys", create_developer_key,
+             "Create an API key; its plaintext is in this response only",
+             body=CreateKeyRequest, response=CreatedApiKey, status=201,
+             user_types=_DEVELOPERS, tags=("developers",)),
+    ApiRoute("DELETE", f"{PREFIX}/keys/{{key_id}}", revoke_developer_key,
+             "Revoke an API key; the gateway refuses it from the next request on",
+             status=204, user_types=_DEVELOPERS, tags=("developers",)),
+    ApiRoute("GET", f"{PREFIX}/usage", developer_usage,
+             "Calls, billable calls and units in a range, per agent and per day",
+             query=UsageQuery, response=UsageReport, user_types=_DEVELOPERS,
+             tags=("developers",)),
+]  # fmt: skip

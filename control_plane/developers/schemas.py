@@ -1,0 +1,119 @@
+"""Request and response bodies of the developer routes.
+
+A key's plaintext appears in exactly one type, `CreatedApiKey`, the answer to its creation;
+no listing type has a field for it or for its hash.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Annotated
+
+import msgspec
+
+KeyName = Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
+Moment = Annotated[datetime, msgspec.Meta(tz=True, description="RFC 3339 with a timezone")]
+
+
+class CreateKeyRequest(msgspec.Struct, forbid_unknown_fields=True):
+    name: KeyName
+
+
+class KeyListQuery(msgspec.Struct, forbid_unknown_fields=True):
+    include_revoked: bool = True
+    limit: Annotated[int, msgspec.Meta(ge=1, le=100)] = 100
+    cursor: Annotated[str, msgspec.Meta(min_length=1, max_length=512)] | None = None
+
+
+class UsageQuery(msgspec.Struct, forbid_unknown_fields=True):
+    # [from, to): default the last 30 days up to now; at most 366 days.
+    from_: Moment | None = msgspec.field(default=None, name="from")
+    to: Moment | None = None
+
+
+class QuotaOut(msgspec.Struct):
+    total: int  # units bought
+    used: int  # units charged, as Postgres has recorded them so far
+    free: int  # free units granted at registration
+    remaining: int  # the gateway's live balance when it holds one, else total + free - used
+
+
+class DeveloperProfile(msgspec.Struct):
+    id: str
+    email: str
+    user_type: str
+    status: str
+    rate_tier: str
+    email_verified: bool
+    created_at: datetime
+    quota: QuotaOut
+    active_keys: int
+    max_active_keys: int
+
+
+class ApiKeyOut(msgspec.Struct):
+    id: str
+    name: str | None
+    prefix: str  # "ak_" + the key's next 5 characters, to recognise it
+    created_at: datetime
+    last_used_at: datetime | None
+    revoked: bool
+    revoked_at: datetime | None
+
+
+class ApiKeyPage(msgspec.Struct):
+    keys: list[ApiKeyOut]
+    next_cursor: str | None
+
+
+class CreatedApiKey(msgspec.Struct):
+    id: str
+    name: str
+    prefix: str
+    created_at: datetime
+    key: str  # the plaintext, shown this once: only its SHA-256 is stored
+    warning: str = "Store this key now: it cannot be shown again."
+
+
+class UsageTotals(msgspec.Struct):
+    calls: int
+    billable_calls: int
+    successful_calls: int
+    failed_calls: int
+    units: int  # quota units charged
+    cost_usd: str
+    input_tokens: int
+    output_tokens: int
+
+
+class AgentUsage(msgspec.Struct):
+    agent_id: str
+    agent_name: str | None
+    calls: int
+    billable_calls: int
+    successful_calls: int
+    failed_calls: int
+    units: int
+    cost_usd: str
+    input_tokens: int
+    output_tokens: int
+
+
+class DayUsage(msgspec.Struct):
+    date: date  # UTC day
+    calls: int
+    billable_calls: int
+    successful_calls: int
+    failed_calls: int
+    units: int
+    cost_usd: str
+    input_tokens: int
+    output_tokens: int
+
+
+class UsageReport(msgspec.Struct):
+    from_: datetime = msgspec.field(name="from")
+    to: datetime
+    totals: UsageTotals
+    by_agent: list[AgentUsage]
+    by_day: list[DayUsage]

@@ -1,0 +1,248 @@
+"""The developer's account: profile and quota, API keys, usage.
+
+Keys. A new key is generated so that its SHA-256 falls in the owner's Redis shard
+(crypto/api_keys.py); only the hash and a display prefix are stored, and the plaintext is
+returned once. Creation and revocation write the gateway's key record (gateway_sync) inside
+the Postgres transaction, just before it commits: if Redis refuses, nothing is committed
+(503 `50302`), so the gateway and Postgres never disagree, and a revoked key is refused by
+every gateway instance on its very next request (seed property 12).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import asyncpg
+from redis.exceptions import RedisError
+
+from common import keyspace
+from common.errors import ApiError, ErrorCode
+from control_plane import gateway_sync
+from control_plane.auth.principal import Principal
+from control_plane.developers import repository
+from control_plane.developers.schemas import (
+    AgentUsage,
+    ApiKeyOut,
+    ApiKeyPage,
+    CreatedApiKey,
+    CreateKeyRequest,
+    DayUsage,
+    DeveloperProfile,
+    KeyListQuery,
+    QuotaOut,
+    UsageQuery,
+    UsageReport,
+    UsageTotals,
+)
+from control_plane.marketplace.pagination import (
+    decode_cursor,
+    encode_cursor,
+    is_uuid,
+    parse_datetime,
+    parse_uuid,
+)
+from control_plane.state import ControlPlaneState
+from crypto.api_keys import generate_api_key
+
+# Active (unrevoked) keys a developer may hold at once. Revoked keys do not count.
+MAX_ACTIVE_KEYS = 25
+USAGE_DEFAULT_DAYS = 30
+USAGE_MAX_DAYS = 366
+_KEYS_CURSOR = "keys"
+
+
+def _key_not_found() -> ApiError:
+    # The generic not-found code: the seed's table has none for keys. A key of another
+    # developer gets exactly this answer too, so ids cannot be probed.
+    return ApiError(ErrorCode.RESOURCE_NOT_FOUND, "No API key with this id.")
+
+
+async def _live_quota(state: ControlPlaneState, shard: int, user_id: str) -> int | None:
+    """The gateway's live balance in Redis; None when it holds none (or Redis is away)."""
+    try:
+        value: Any = await state.redis.get(keyspace.quota(shard, user_id))
+    except RedisError:
+        return None
+    return None if value is None else int(value)
+
+
+async def profile(state: ControlPlaneState, principal: Principal) -> DeveloperProfile:
+    async with state.db.acquire() as connection:
+        row = await repository.profile(connection, principal.user_id)
+    if row is None:
+        raise ApiError(ErrorCode.USER_NOT_FOUND)
+    ledger = row["total_quota"] + row["free_quota"] - row["used_quota"]
+    live = await _live_quota(state, row["redis_shard"], principal.user_id)
+    quota = QuotaOut(
+        total=row["total_quota"],
+        used=row["used_quota"],
+        free=row["free_quota"],
+        remaining=max(0, live if live is not None else ledger),
+    )
+    return DeveloperProfile(
+        id=str(row["id"]),
+        email=row["email"],
+        user_type=row["user_type"],
+        status=row["status"],
+        rate_tier=row["rate_tier"],
+        email_verified=row["email_verified"],
+        created_at=row["created_at"],
+        quota=quota,
+        active_keys=row["active_keys"],
+        max_active_keys=MAX_ACTIVE_KEYS,
+    )
+
+
+def _key_out(row: asyncpg.Record) -> ApiKeyOut:
+    return ApiKeyOut(
+        id=str(row["id"]),
+        name=row["name"],
+        prefix=row["key_prefix"],
+        created_at=row["created_at"],
+        last_used_at=row["last_used_at"],
+        revoked=row["revoked_at"] is not None,
+        revoked_at=row["revoked_at"],
+    )
+
+
+async def list_keys(
+    state: ControlPlaneState, principal: Principal, query: KeyListQuery
+) -> ApiKeyPage:
+    after = None
+    if query.cursor is not None:
+        created_at, key_id = decode_cursor(query.cursor, _KEYS_CURSOR, (parse_datetime, parse_uuid))
+        after = (created_at, key_id)
+    async with state.db.acquire() as connection:
+        rows = await repository.list_keys(
+            connection, principal.user_id, include_revoked=query.include_revoked,
+            limit=query.limit, after=after,
+        )  # fmt: skip
+    page = rows[: query.limit]
+    next_cursor = None
+    if len(rows) > query.limit:
+        last = page[-1]
+        next_cursor = encode_cursor(_KEYS_CURSOR, [last["created_at"].isoformat(), str(last["id"])])
+    return ApiKeyPage([_key_out(row) for row in page], next_cursor)
+
+
+async def create_key(
+    state: ControlPlaneState, principal: Principal, request: CreateKeyRequest
+) -> CreatedApiKey:
+    name = request.name.strip()
+    if not name:
+        raise ApiError(
+            ErrorCode.VALIDATION_FAILED,
+            details=[{"field": "name", "message": "The name must not be blank"}],
+        )
+    async with state.db.acquire() as connection, connection.transaction():
+        user = await repository.lock_user(connection, principal.user_id)
+        if user is None:
+            raise ApiError(ErrorCode.USER_NOT_FOUND)
+        if await repository.count_active_keys(connection, principal.user_id) >= MAX_ACTIVE_KEYS:
+            raise ApiError(
+                ErrorCode.CONFLICT,
+                f"You already have {MAX_ACTIVE_KEYS} active API keys, the most allowed; "
+                "revoke one you no longer use first.",
+            )
+        shard = user["redis_shard"]  # Postgres is authoritative, not the token's claim
+        generated = generate_api_key(shard)
+        try:
+            row = await repository.insert_key(
+                connection, user_id=principal.user_id, key_hash=generated.key_hash,
+                prefix=generated.prefix, name=name,
+            )  # fmt: skip
+        except asyncpg.UniqueViolationError:  # a 2^-180 hash collision: refuse, never reuse
+            raise ApiError(ErrorCode.CONFLICT, "Key generation collided; try again.") from None
+        await gateway_sync.write_api_key(
+            state.redis, shard=shard, key_hash=generated.key_hash,
+            user_id=principal.user_id, key_id=str(row["id"]), revoked=False,
+        )  # fmt: skip
+    return CreatedApiKey(
+        id=str(row["id"]),
+        name=row["name"],
+        prefix=row["key_prefix"],
+        created_at=row["created_at"],
+        key=generated.plaintext,
+    )
+
+
+async def revoke_key(state: ControlPlaneState, principal: Principal, key_id: str) -> None:
+    """Revoke one of the caller's keys. Revoking a revoked key again is a no-op success."""
+    if not is_uuid(key_id):
+        raise _key_not_found()
+    async with state.db.acquire() as connection, connection.transaction():
+        row = await repository.key_for_update(connection, principal.user_id, key_id)
+        if row is None:
+            raise _key_not_found()
+        await repository.revoke_key(connection, key_id)
+        # Written even when the key was revoked already: it costs one write and repairs a
+        # record that might have been lost with a Redis failover.
+        await gateway_sync.write_api_key(
+            state.redis, shard=row["redis_shard"], key_hash=row["key_hash"].strip(),
+            user_id=principal.user_id, key_id=key_id, revoked=True,
+        )  # fmt: skip
+
+
+def _usage_range(query: UsageQuery) -> tuple[datetime, datetime]:
+    end = query.to or datetime.now(UTC)
+    start = query.from_ or end - timedelta(days=USAGE_DEFAULT_DAYS)
+    if start >= end:
+        raise ApiError(
+            ErrorCode.VALIDATION_FAILED,
+            details=[{"field": "from", "message": "`from` must be before `to`"}],
+        )
+    if end - start > timedelta(days=USAGE_MAX_DAYS):
+        raise ApiError(
+            ErrorCode.VALIDATION_FAILED,
+            details=[{"field": "from", "message": f"The range is at most {USAGE_MAX_DAYS} days"}],
+        )
+    return start, end
+
+
+def _counts(row: asyncpg.Record | None) -> dict[str, Any]:
+    if row is None:
+        return {
+            "calls": 0, "billable_calls": 0, "successful_calls": 0, "failed_calls": 0,
+            "units": 0, "cost_usd": "0", "input_tokens": 0, "output_tokens": 0,
+        }  # fmt: skip
+    cost: Decimal = row["cost_usd"]
+    return {
+        "calls": row["calls"],
+        "billable_calls": row["billable_calls"],
+        "successful_calls": row["successful_calls"],
+        "failed_calls": row["failed_calls"],
+        "units": row["units"],
+        "cost_usd": format(cost.normalize(), "f"),
+        "input_tokens": row["input_tokens"],
+        "output_tokens": row["output_tokens"],
+    }
+
+
+def _days(start: datetime, end: datetime) -> list[date]:
+    first = start.astimezone(UTC).date()
+    last = (end - timedelta(microseconds=1)).astimezone(UTC).date()
+    return [first + timedelta(days=offset) for offset in range((last - first).days + 1)]
+
+
+async def usage(state: ControlPlaneState, principal: Principal, query: UsageQuery) -> UsageReport:
+    """The caller's calls in [from, to), from call_logs: totals, per agent, per UTC day (every
+    day of the range, zeros included). Calls still in the usage stream appear once the worker
+    has written them, normally within a second."""
+    start, end = _usage_range(query)
+    async with state.db.acquire() as connection:
+        rows = await repository.usage(connection, principal.user_id, start, end)
+        agent_rows = [row for row in rows if row["level"] == 1]
+        names = await repository.agent_names(
+            connection, [str(row["agent_id"]) for row in agent_rows]
+        )
+    total = next((row for row in rows if row["level"] == 3), None)
+    per_day = {row["day"]: row for row in rows if row["level"] == 2}
+    by_agent = [
+        AgentUsage(agent_id=str(row["agent_id"]), agent_name=names.get(str(row["agent_id"])),
+                   **_counts(row))
+        for row in sorted(agent_rows, key=lambda row: (-row["calls"], str(row["agent_id"])))
+    ]  # fmt: skip
+    by_day = [DayUsage(date=day, **_counts(per_day.get(day))) for day in _days(start, end)]
+    return UsageReport(start, end, UsageTotals(**_counts(total)), by_agent, by_day)

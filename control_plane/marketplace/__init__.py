@@ -1,0 +1,1 @@
+"""The public marketplace: full-text search with filters, agent detail, categories, featured."""

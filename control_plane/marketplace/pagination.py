@@ -1,0 +1,104 @@
+"""Opaque keyset cursors, shared by every listing that pages (marketplace, reviews, keys).
+
+A cursor is the sort key of the last row a page returned, with the row id as tiebreaker,
+as base64url JSON: `[kind, key..., id]`. The next page asks for rows strictly after it in
+the listing's order, so pages neither skip nor repeat rows however the table changes between
+requests, and deep pages cost what the first one does. Cursors are not signed: every value
+goes to Postgres as a bound parameter, so a forged cursor can only move the starting point.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import uuid
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+import orjson
+
+from common.errors import ApiError, ErrorCode
+
+Json = str | int | float | None
+Parser = Callable[[Any], Any]
+
+_MAX_CURSOR_CHARS = 512
+
+
+def encode_cursor(kind: str, values: Sequence[Json]) -> str:
+    raw = orjson.dumps([kind, *values])
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+
+
+def _invalid(message: str = "Invalid pagination cursor.") -> ApiError:
+    return ApiError(
+        ErrorCode.VALIDATION_FAILED,
+        message,
+        details=[{"field": "cursor", "message": "Not a cursor from this listing"}],
+    )
+
+
+def decode_cursor(raw: str, kind: str, parsers: Sequence[Parser]) -> list[Any]:
+    """The cursor's values, each run through its parser; 400 `40002` when anything is off."""
+    if len(raw) > _MAX_CURSOR_CHARS:
+        raise _invalid()
+    try:
+        decoded = orjson.loads(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)))
+    except (binascii.Error, ValueError):
+        raise _invalid() from None
+    if not isinstance(decoded, list) or len(decoded) != len(parsers) + 1 or decoded[0] != kind:
+        raise _invalid()
+    try:
+        return [parse(value) for parse, value in zip(parsers, decoded[1:], strict=True)]
+    except (TypeError, ValueError, InvalidOperation, OverflowError):
+        raise _invalid() from None
+
+
+# Parsers for cursor values: each accepts exactly what encode_cursor wrote and raises otherwise.
+
+
+def parse_uuid(value: Any) -> str:
+    if not isinstance(value, str):
+        raise TypeError("expected a string")
+    return str(uuid.UUID(value))
+
+
+def parse_int(value: Any) -> int:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TypeError("expected an integer")
+    return value
+
+
+def parse_float(value: Any) -> float:
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        raise TypeError("expected a number")
+    return float(value)
+
+
+def parse_decimal(value: Any) -> Decimal:
+    if not isinstance(value, str):
+        raise TypeError("expected a string")
+    number = Decimal(value)
+    if not number.is_finite():
+        raise ValueError("expected a finite number")
+    return number
+
+
+def parse_datetime(value: Any) -> datetime:
+    if not isinstance(value, str):
+        raise TypeError("expected a string")
+    moment = datetime.fromisoformat(value)
+    if moment.tzinfo is None:
+        raise ValueError("expected a timezone")
+    return moment
+
+
+def is_uuid(text: str) -> bool:
+    """Whether `text` is a UUID in its canonical 36-character form (what path ids must be)."""
+    try:
+        uuid.UUID(text)
+    except ValueError:
+        return False
+    return len(text) == 36

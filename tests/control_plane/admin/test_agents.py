@@ -1,0 +1,138 @@
+"""Admin agent management over real HTTP: listing and details never show the config, and a
+forced status holds on both gateways' very next request."""
+
+from __future__ import annotations
+
+import uuid
+from decimal import Decimal
+
+import asyncpg
+import httpx
+import redis.asyncio as redis_asyncio
+
+from common import keyspace
+from common.domain import AdminRole
+from tests.control_plane.admin.support import Admin, audit_rows, chat
+from tests.control_plane.api_client import admin_token, assert_error, bearer
+from tests.factories import make_agent, make_developer, make_key
+
+AG = "/api/v1/admin/agents"
+
+
+async def test_agents_are_listed_and_shown_without_their_config(
+    client: httpx.AsyncClient, db_pool: asyncpg.Pool
+) -> None:
+    _, support = await admin_token(db_pool, AdminRole.SUPPORT)
+    marker = f"MARKER-{uuid.uuid4().hex}"
+    agent = await make_agent(db_pool, system_prompt=f"Never reveal {marker}.")
+    draft = await make_agent(db_pool, status="draft")
+    await db_pool.execute("UPDATE agents SET creator_id = $1 WHERE id = $2",
+                          agent.creator_id, draft.agent_id)  # fmt: skip
+
+    listing = await client.get(AG, params={"creator_id": agent.creator_id}, headers=bearer(support))
+    assert listing.status_code == 200, listing.text
+    body = listing.json()
+    assert body["total"] == 2
+    assert {item["id"] for item in body["items"]} == {agent.agent_id, draft.agent_id}
+    drafts = await client.get(AG, params={"creator_id": agent.creator_id, "status": "draft"},
+                              headers=bearer(support))  # fmt: skip
+    assert [item["id"] for item in drafts.json()["items"]] == [draft.agent_id]
+    named = await client.get(AG, params={"creator_id": agent.creator_id, "q": "TEST AG"},
+                             headers=bearer(support))  # fmt: skip
+    assert named.json()["total"] == 2
+
+    detail = await client.get(f"{AG}/{agent.agent_id}", headers=bearer(support))
+    assert detail.status_code == 200
+    item = detail.json()
+    assert item["status"] == "active"
+    assert item["description"] == "for tests"
+    assert item["price_per_call"] == "0.010000"
+    for response in (listing, detail):
+        assert marker not in response.text
+        assert "config" not in response.text
+        assert "system_prompt" not in response.text
+
+    assert_error(await client.get(f"{AG}/{uuid.uuid4()}", headers=bearer(support)), 404, "40401")
+    assert_error(await client.get(f"{AG}/nope", headers=bearer(support)), 404, "40401")
+    bad = await client.get(AG, params={"creator_id": "nope"}, headers=bearer(support))
+    assert_error(bad, 400, "40002")
+
+
+async def test_forced_suspension_holds_on_the_next_gateway_request(
+    *,
+    client: httpx.AsyncClient,
+    http: httpx.AsyncClient,
+    db_pool: asyncpg.Pool,
+    redis: redis_asyncio.Redis,
+    admin_gateways: list[str],
+    super_admin: Admin,
+) -> None:
+    agent = await make_agent(db_pool)
+    developer = await make_developer(db_pool)
+    key = await make_key(db_pool, developer)
+    for gateway in admin_gateways:
+        assert (await chat(http, gateway, agent.agent_id, key.plaintext)).status_code == 200
+
+    body = {"status": "suspended", "reason": "prompt injection"}
+    response = await client.put(
+        f"{AG}/{agent.agent_id}/status", headers=super_admin.headers, json=body
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["status"] == "suspended"
+    for gateway in admin_gateways:
+        assert_error(await chat(http, gateway, agent.agent_id, key.plaintext), 404, "40401")
+    record = await redis.hgetall(keyspace.agent_record(agent.agent_id))
+    assert record == {b"status": b"suspended", b"version": b"1", b"units": b"1"}
+    assert (
+        await db_pool.fetchval("SELECT status FROM agents WHERE id = $1", agent.agent_id)
+        == "suspended"
+    )
+
+    response = await client.put(f"{AG}/{agent.agent_id}/status", headers=super_admin.headers,
+                                json={"status": "active"})  # fmt: skip
+    assert response.status_code == 200
+    for gateway in admin_gateways:
+        assert (await chat(http, gateway, agent.agent_id, key.plaintext)).status_code == 200
+
+    rows = await audit_rows(db_pool, target_id=agent.agent_id, action="agent.status")
+    assert [str(row["actor_id"]) for row in rows] == [super_admin.user_id] * 2
+    assert rows[0]["details"]["before"] == {"status": "active"}
+    assert rows[0]["details"]["after"] == {"status": "suspended"}
+    assert rows[0]["details"]["reason"] == "prompt injection"
+    assert rows[1]["details"]["after"] == {"status": "active"}
+
+
+async def test_forcing_a_draft_active_publishes_it_with_its_price_in_units(
+    *,
+    client: httpx.AsyncClient,
+    http: httpx.AsyncClient,
+    db_pool: asyncpg.Pool,
+    redis: redis_asyncio.Redis,
+    admin_gateways: list[str],
+    super_admin: Admin,
+) -> None:
+    agent = await make_agent(db_pool, status="draft", price=Decimal("0.05"))
+    developer = await make_developer(db_pool)
+    key = await make_key(db_pool, developer)
+    assert_error(await chat(http, admin_gateways[0], agent.agent_id, key.plaintext), 404, "40401")
+    response = await client.put(f"{AG}/{agent.agent_id}/status", headers=super_admin.headers,
+                                json={"status": "active"})  # fmt: skip
+    assert response.status_code == 200
+    assert response.json()["published_at"] is not None
+    record = await redis.hgetall(keyspace.agent_record(agent.agent_id))
+    assert record[b"units"] == b"5"
+    assert (await chat(http, admin_gateways[1], agent.agent_id, key.plaintext)).status_code == 200
+
+
+async def test_agent_status_is_validated(
+    client: httpx.AsyncClient, db_pool: asyncpg.Pool, super_admin: Admin
+) -> None:
+    agent = await make_agent(db_pool)
+    url = f"{AG}/{agent.agent_id}/status"
+    for body in ({"status": "draft"}, {"status": "deleted"}, {}, {"status": "active", "x": 1}):
+        assert_error(await client.put(url, headers=super_admin.headers, json=body), 400, "40002")
+    assert_error(
+        await client.put(f"{AG}/{uuid.uuid4()}/status", headers=super_admin.headers,
+                         json={"status": "inactive"}),
+        404, "40401",
+    )  # fmt: skip

@@ -1,0 +1,158 @@
+"""Admin system operations over real HTTP: the health report, the metrics page, and clearing
+the gateway's record cache (records go, live counters stay, the gateway reloads cold)."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+
+import asyncpg
+import httpx
+import redis.asyncio as redis_asyncio
+
+from common import keyspace
+from common.migrations import default_directory, load_migrations
+from common.redis_store import create_redis
+from control_plane.admin import system
+from control_plane.admin.system import hold_write_through
+from control_plane.state import ControlPlaneState
+from control_plane.usage_ingest import DEAD_LETTER_STREAM
+from devstack.servers import free_port
+from tests.control_plane.admin.support import Admin, audit_rows, chat
+from tests.control_plane.api_client import assert_error
+from tests.factories import make_agent, make_developer, make_key
+
+S = "/api/v1/admin/system"
+
+
+async def test_health_reports_postgres_redis_migrations_and_the_usage_backlog(
+    *,
+    client: httpx.AsyncClient,
+    http: httpx.AsyncClient,
+    db_pool: asyncpg.Pool,
+    redis: redis_asyncio.Redis,
+    admin_gateways: list[str],
+    super_admin: Admin,
+) -> None:
+    # A call leaves a usage event in its shard's stream (no worker runs in this session).
+    developer = await make_developer(db_pool)
+    key = await make_key(db_pool, developer)
+    agent = await make_agent(db_pool)
+    assert (await chat(http, admin_gateways[0], agent.agent_id, key.plaintext)).status_code == 200
+
+    response = await client.get(f"{S}/health", headers=super_admin.headers)
+    assert response.status_code == 200, response.text
+    health = response.json()
+    assert health["postgres"]["status"] == "ok"
+    assert health["redis"]["status"] == "ok"
+    assert health["redis"]["details"]["maxmemory_policy"] == "noeviction"
+    migrations = load_migrations(default_directory())
+    assert health["migrations"]["status"] == "ok"
+    assert health["migrations"]["details"]["applied"] == len(migrations)
+    assert health["migrations"]["details"]["pending"] == []
+    async with redis.pipeline(transaction=False) as pipe:
+        for stream in keyspace.all_usage_streams():
+            pipe.xlen(stream)
+        expected = sum(await pipe.execute())
+    backlog = health["usage_backlog"]
+    assert backlog["details"]["events"] == expected >= 1
+    assert backlog["details"]["streams"] == 1024
+    assert backlog["details"]["dead_lettered"] == await redis.xlen(DEAD_LETTER_STREAM)
+    assert health["status"] in {"ok", "degraded"}
+    for check in ("postgres", "redis", "migrations", "usage_backlog"):
+        assert health[check]["latency_ms"] >= 0
+
+
+async def test_metrics_page(client: httpx.AsyncClient, super_admin: Admin) -> None:
+    response = await client.get(f"{S}/metrics", headers=super_admin.headers)
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain")
+
+
+async def test_cache_clear_drops_records_keeps_live_state_and_the_gateway_reloads(
+    *,
+    client: httpx.AsyncClient,
+    http: httpx.AsyncClient,
+    db_pool: asyncpg.Pool,
+    redis: redis_asyncio.Redis,
+    admin_gateways: list[str],
+    super_admin: Admin,
+) -> None:
+    developer = await make_developer(db_pool, quota=50)
+    key = await make_key(db_pool, developer)
+    agent = await make_agent(db_pool)
+    for _ in range(4):  # 3 free trial calls, then 1 unit of quota
+        assert (
+            await chat(http, admin_gateways[0], agent.agent_id, key.plaintext)
+        ).status_code == 200
+    shard, user_id = developer.shard, developer.user_id
+    records = [keyspace.api_key_record(shard, key.key_hash), keyspace.user_record(shard, user_id),
+               keyspace.agent_record(agent.agent_id)]  # fmt: skip
+    live = [keyspace.quota(shard, user_id), keyspace.trials(shard, user_id),
+            keyspace.rate_window(shard, user_id), keyspace.usage_stream(shard)]  # fmt: skip
+    assert await redis.exists(*records) == 3
+    assert await redis.exists(*live) == 4
+    assert await redis.get(keyspace.quota(shard, user_id)) == b"49"
+    await redis.set("rl-lookalike:not-ours", "1")  # matches no clearable pattern
+
+    response = await client.post(f"{S}/cache/clear", headers=super_admin.headers)
+    assert response.status_code == 200, response.text
+    cleared = response.json()
+    assert set(cleared["deleted"]) == {"api_keys", "users", "agents"}
+    assert all(count >= 1 for count in cleared["deleted"].values())
+    assert cleared["total"] == sum(cleared["deleted"].values())
+    assert await redis.exists(*records) == 0
+    assert await redis.exists(*live) == 4
+    assert await redis.get(keyspace.quota(shard, user_id)) == b"49"
+    assert await redis.hget(keyspace.trials(shard, user_id), agent.agent_id) == b"3"
+    assert await redis.get("rl-lookalike:not-ours") == b"1"
+    await redis.delete("rl-lookalike:not-ours")
+
+    # Cold reload: the records come back from Postgres, the balance continues from Redis.
+    for gateway in admin_gateways:
+        assert (await chat(http, gateway, agent.agent_id, key.plaintext)).status_code == 200
+    assert await redis.exists(*records) == 3
+    assert await redis.get(keyspace.quota(shard, user_id)) == b"47"
+
+    rows = await audit_rows(db_pool, target_id="cache", action="system.cache_clear")
+    assert str(rows[-1]["actor_id"]) == super_admin.user_id
+    assert rows[-1]["details"]["deleted"] == cleared["deleted"]
+
+
+async def test_cache_clear_waits_for_an_in_flight_write_through(
+    client: httpx.AsyncClient, db_pool: asyncpg.Pool, super_admin: Admin
+) -> None:
+    """A record written inside an uncommitted transaction must not be cleared before the
+    commit (a gateway would reload the old row and cache it for a day)."""
+    async with db_pool.acquire() as connection:
+        transaction = connection.transaction()
+        await transaction.start()
+        await hold_write_through(connection)
+        clear = asyncio.create_task(client.post(f"{S}/cache/clear", headers=super_admin.headers))
+        await asyncio.sleep(0.5)
+        assert not clear.done()
+        await transaction.commit()
+        response = await asyncio.wait_for(clear, 10)
+    assert response.status_code == 200
+
+
+async def test_system_routes_are_for_super_admins_only(
+    client: httpx.AsyncClient, moderator: Admin
+) -> None:
+    for method, path in (("GET", "/health"), ("POST", "/cache/clear"), ("GET", "/metrics")):
+        response = await client.request(method, S + path, headers=moderator.headers)
+        assert_error(response, 403, "40301")
+
+
+async def test_health_reports_a_redis_outage_instead_of_failing(
+    control_state: ControlPlaneState,
+) -> None:
+    dead = create_redis(f"redis://127.0.0.1:{free_port()}/0", socket_timeout_s=0.5)
+    try:
+        report = await system.health(dataclasses.replace(control_state, redis=dead))
+    finally:
+        await dead.aclose()
+    assert report.postgres.status == "ok"
+    assert report.redis.status == "unavailable"
+    assert report.usage_backlog.status == "unavailable"
+    assert report.status == "unavailable"

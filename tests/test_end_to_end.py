@@ -1,0 +1,114 @@
+"""The whole product, as its users meet it, over real HTTP: a creator registers and publishes
+an agent through the control plane; a developer registers, creates a key and calls the agent
+through the gateway with the official OpenAI SDK; the worker turns the usage into call logs
+that the developer sees in their usage and the creator in their agent's totals."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import asyncpg
+import httpx
+import openai
+import pytest
+import redis.asyncio as redis_asyncio
+
+from common.redis_store import create_redis
+from control_plane.usage_ingest import ingest_once
+from gateway.app import create_app as create_gateway
+from gateway.settings import GatewaySettings
+from mock_provider import create_app as create_mock_provider
+from tests.conftest import TEST_ENCRYPTION_KEYS, Servers
+from tests.control_plane.api_client import bearer, register
+from tests.support import serve
+
+PROMPT = "You are Captain Haiku. Answer only in haiku. END-TO-END-SECRET"
+
+
+@pytest.fixture(scope="module")
+def stack(servers: Servers, database_url: str) -> Iterator[str]:
+    with serve(create_mock_provider(), health_path="/health") as mock_url:
+        env = {
+            "DATABASE_URL": database_url,
+            "REDIS_URL": servers.redis_url,
+            "AGENTLINK_ENCRYPTION_KEYS": TEST_ENCRYPTION_KEYS,
+            "AGENTLINK_ENCRYPTION_ACTIVE_KEY_ID": "t1",
+            "OPENAI_BASE_URL": f"{mock_url}/v1",
+            "OPENAI_API_KEY": "mock-key",
+            "LOG_LEVEL": "WARNING",
+        }
+        with serve(create_gateway(GatewaySettings.from_env(env))) as gateway_url:
+            yield gateway_url
+
+
+async def test_creator_publishes_developer_calls_usage_is_accounted(
+    stack: str, control_url: str, servers: Servers, db_pool: asyncpg.Pool
+) -> None:
+    gateway_url = stack
+    async with httpx.AsyncClient(base_url=control_url) as api:
+        creator = await register(api, "creator")
+        creator_auth = bearer(creator["access_token"])
+        created = await api.post(
+            "/api/v1/agents",
+            headers=creator_auth,
+            json={
+                "name": "Captain Haiku",
+                "description": "Answers in haiku.",
+                "category": "writing",
+                "price_per_call": "0.02",
+                "config": {"system_prompt": PROMPT, "provider": "openai", "model": "mock-model"},
+            },
+        )
+        assert created.status_code == 201, created.text
+        agent_id = created.json()["id"]
+        published = await api.post(f"/api/v1/agents/{agent_id}/publish", headers=creator_auth)
+        assert published.status_code == 200, published.text
+
+        developer = await register(api, "developer")
+        developer_auth = bearer(developer["access_token"])
+        key_response = await api.post(
+            "/api/v1/developers/keys", headers=developer_auth, json={"name": "e2e"}
+        )
+        assert key_response.status_code == 201, key_response.text
+        api_key = key_response.json()["key"]
+
+    async with openai.AsyncOpenAI(
+        base_url=f"{gateway_url}/proxy/v1/agents/{agent_id}", api_key=api_key, max_retries=0
+    ) as client:
+        answers = []
+        for index in range(4):  # three free trials, then one call paid from quota
+            reply = await client.chat.completions.create(
+                model="ignored", messages=[{"role": "user", "content": f"the sea {index}"}]
+            )
+            answers.append(reply.choices[0].message.content)
+        stream = await client.chat.completions.create(
+            model="ignored",
+            messages=[{"role": "user", "content": "the moon"}],
+            stream=True,
+        )
+        streamed = "".join(
+            [chunk.choices[0].delta.content or "" async for chunk in stream if chunk.choices]
+        )
+    assert answers == [f"Mock reply to: the sea {index}" for index in range(4)]
+    assert streamed == "Mock reply to: the moon"
+
+    redis: redis_asyncio.Redis = create_redis(servers.redis_url)
+    try:
+        await ingest_once(redis, db_pool)
+    finally:
+        await redis.aclose()
+
+    async with httpx.AsyncClient(base_url=control_url) as api:
+        me = (await api.get("/api/v1/developers/me", headers=developer_auth)).json()
+        usage = (await api.get("/api/v1/developers/usage", headers=developer_auth)).json()
+        agent = (await api.get(f"/api/v1/agents/{agent_id}", headers=creator_auth)).json()
+    # 3 trials free; the 4th and the stream cost 2 units each (price 0.02, unit 0.01).
+    assert me["quota"]["used"] == 4
+    assert str(usage).count(agent_id) >= 1
+    assert agent["total_calls"] == 5
+    rows = await db_pool.fetch(
+        "SELECT billable, units, status FROM call_logs WHERE agent_id = $1", agent_id
+    )
+    assert len(rows) == 5
+    assert all(row["billable"] and row["status"] == "success" for row in rows)
+    assert sorted(row["units"] for row in rows) == [0, 0, 0, 2, 2]
