@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import time
 
 import httpx
@@ -53,12 +52,14 @@ def test_chunk_delay_spaces_the_chunks(http: httpx.Client) -> None:
     path, body = chat_request("anthropic", "drip", stream=True)
     headers = {"x-mock-chunks": "3", "x-mock-chunk-delay-ms": "80"}
     arrivals = []
+    started = time.monotonic()
     with http.stream("POST", path, json=body, headers=headers) as response:
         for _ in stream_pieces("anthropic", response):
             arrivals.append(time.monotonic())
     assert len(arrivals) == 3
-    gaps = [later - earlier for earlier, later in itertools.pairwise(arrivals)]
-    assert all(gap >= 0.080 - SLACK for gap in gaps)
+    # A lower bound on the whole stream only: single gaps can shrink when one chunk is
+    # delivered late and the next right behind it (a busy machine), the total cannot.
+    assert arrivals[-1] - started >= 2 * 0.080 - SLACK
 
 
 @pytest.mark.parametrize(
