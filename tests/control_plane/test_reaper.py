@@ -128,12 +128,9 @@ async def test_a_shard_with_more_due_than_one_call_reaps_is_swept_to_the_end(
     assert await redis.hlen(keyspace.reservations(account.developer.shard)) == 0
 
 
-async def test_a_sweep_with_nothing_due_is_cheap(
+async def test_a_sweep_with_nothing_due_reaps_nothing(
     redis: redis_asyncio.Redis, scripts: LuaScripts
 ) -> None:
     await reap_expired(redis, scripts)
-    started = asyncio.get_running_loop().time()
     for _ in range(5):
         assert await reap_expired(redis, scripts) == 0
-    # 1024 shards in four pipelined round trips; generous bound for a loaded CI machine.
-    assert (asyncio.get_running_loop().time() - started) / 5 < 0.25
