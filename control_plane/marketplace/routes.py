@@ -14,7 +14,9 @@ from control_plane.marketplace.schemas import (
     FeaturedList,
     FeaturedQuery,
     SearchPage,
+    SearchPageV2,
     SearchQuery,
+    to_v2,
 )
 
 # Public listings may be cached briefly by browsers and CDNs; nothing in them is per-user.
@@ -27,6 +29,10 @@ def _public(content: Any) -> Response:
 
 async def marketplace_search(context: Context, query: SearchQuery) -> Response:
     return _public(await service.search(context.state, query))
+
+
+async def marketplace_search_v2(context: Context, query: SearchQuery) -> Response:
+    return _public(to_v2(await service.search(context.state, query)))
 
 
 async def marketplace_agent(context: Context) -> Response:
@@ -42,10 +48,17 @@ async def marketplace_featured(context: Context, query: FeaturedQuery) -> Respon
 
 
 PREFIX = "/api/v1/marketplace"
+V2_SEARCH = "/api/v2/marketplace/agents"
+# v1 search keeps working, answering with Deprecation/Sunset headers, until this date.
+V1_SEARCH_SUNSET = "Sat, 01 May 2027 00:00:00 GMT"
 ROUTES = [
     ApiRoute("GET", f"{PREFIX}/agents", marketplace_search,
+             "Search active agents (v1 shape; deprecated: use /api/v2/marketplace/agents)",
+             query=SearchQuery, response=SearchPage, tags=("marketplace",),
+             sunset=V1_SEARCH_SUNSET, successor=V2_SEARCH),
+    ApiRoute("GET", V2_SEARCH, marketplace_search_v2,
              "Search active agents: full text, category, price and rating filters, sorting",
-             query=SearchQuery, response=SearchPage, tags=("marketplace",)),
+             query=SearchQuery, response=SearchPageV2, tags=("marketplace",)),
     ApiRoute("GET", f"{PREFIX}/agents/{{agent_id}}", marketplace_agent,
              "Public detail of an active agent", response=AgentDetail, tags=("marketplace",)),
     ApiRoute("GET", f"{PREFIX}/categories", marketplace_categories,

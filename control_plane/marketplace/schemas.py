@@ -90,3 +90,60 @@ class CategoryList(msgspec.Struct):
 
 class FeaturedList(msgspec.Struct):
     agents: list[AgentSummary]
+
+
+# --- API v2 (the v1 search stays, deprecated with a Sunset date, until clients move) -------
+
+
+class Price(msgspec.Struct):
+    amount: str  # exact decimal
+    currency: str = "USD"
+
+
+class Rating(msgspec.Struct):
+    average: float
+    count: int
+
+
+class AgentSummaryV2(msgspec.Struct):
+    id: str
+    name: str
+    description: str | None
+    category: str | None
+    price: Price
+    rating: Rating
+    total_calls: int
+    featured: bool
+    published_at: datetime
+    creator: dict[str, str | None]
+
+
+class PageMeta(msgspec.Struct):
+    sort: str
+    next_cursor: str | None
+
+
+class SearchPageV2(msgspec.Struct):
+    data: list[AgentSummaryV2]
+    meta: PageMeta
+
+
+def to_v2(page: SearchPage) -> SearchPageV2:
+    return SearchPageV2(
+        data=[
+            AgentSummaryV2(
+                id=agent.id,
+                name=agent.name,
+                description=agent.description,
+                category=agent.category,
+                price=Price(agent.price_per_call),
+                rating=Rating(agent.average_rating, agent.review_count),
+                total_calls=agent.total_calls,
+                featured=agent.featured,
+                published_at=agent.published_at,
+                creator={"id": agent.creator_id, "name": agent.creator_name},
+            )
+            for agent in page.agents
+        ],
+        meta=PageMeta(page.sort, page.next_cursor),
+    )

@@ -39,6 +39,7 @@ PUBLIC_OPERATIONS: frozenset[tuple[str, str]] = frozenset(
         ("POST", "/api/v1/auth/login"),
         ("POST", "/api/v1/auth/refresh"),
         ("GET", "/api/v1/marketplace/agents"),
+        ("GET", "/api/v2/marketplace/agents"),
         ("GET", "/api/v1/marketplace/agents/{agent_id}"),
         ("GET", "/api/v1/marketplace/categories"),
         ("GET", "/api/v1/marketplace/featured"),
