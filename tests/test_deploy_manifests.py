@@ -307,7 +307,10 @@ def test_the_worker_has_no_http_and_stops_gracefully() -> None:
     # on fatal errors and the kubelet restarts it.
     for probe in ("livenessProbe", "readinessProbe", "startupProbe"):
         assert probe not in container
-    assert "ports" not in container
+    assert container["ports"] == [{"name": "metrics", "containerPort": 9102}]
+    [monitor] = of_kind("PodMonitor").values()
+    assert selects(monitor["spec"]["selector"]["matchLabels"], pod_labels(worker))
+    assert monitor["spec"]["podMetricsEndpoints"][0]["port"] == "metrics"
     assert not [
         s for s in of_kind("Service").values() if selects(s["spec"]["selector"], pod_labels(worker))
     ]
