@@ -100,6 +100,8 @@ async def test_a_provider_error_is_an_envelope_and_costs_nothing(
     case: tuple[int, int, str],
     stream: bool,
 ) -> None:
+    """Property 33: Error Response Standardization, and Property 4: a failed call costs
+    no quota."""
     upstream, status, code = case
     caller = await charged_caller(db_pool)
     async with httpx.AsyncClient() as client:
