@@ -17,10 +17,21 @@ from redis.exceptions import RedisError
 from redis.typing import EncodableT, FieldT
 
 from common import keyspace
+from common.db import DbConnection
 from common.domain import units_for_price
 from common.errors import ApiError, ErrorCode
 
 Fields = dict[FieldT, EncodableT]
+
+# pg advisory lock id "AGLKWTHR": record write-throughs (shared) vs. a cache clear (exclusive).
+WRITE_THROUGH_LOCK = 0x41474C4B_57544852
+
+
+async def hold_write_through(connection: DbConnection) -> None:
+    """Call inside the transaction, before writing gateway records. A cache clear
+    (admin/system.py) takes this lock exclusively, so it cannot run between a record write and
+    its commit — which would let a gateway reload the old committed row and cache it."""
+    await connection.execute("SELECT pg_advisory_xact_lock_shared($1)", WRITE_THROUGH_LOCK)
 
 
 async def _write(redis: redis_asyncio.Redis, record: str, fields: Fields) -> None:

@@ -59,8 +59,8 @@ from control_plane.admin.schemas import (
     UserStats,
     UserStatusUpdate,
 )
-from control_plane.admin.system import hold_write_through
 from control_plane.auth.principal import Principal
+from control_plane.gateway_sync import hold_write_through
 from control_plane.state import ControlPlaneState
 
 

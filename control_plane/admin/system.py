@@ -27,20 +27,17 @@ import asyncpg
 from redis.exceptions import RedisError
 
 from common import keyspace
-from common.db import DbConnection
 from common.errors import ApiError, ErrorCode
 from common.migrations import MigrationError, default_directory, load_migrations
 from control_plane import audit
 from control_plane.admin import repository
 from control_plane.admin.schemas import CacheCleared, HealthCheck, SystemHealth
 from control_plane.auth.principal import Principal
+from control_plane.gateway_sync import WRITE_THROUGH_LOCK
 from control_plane.state import ControlPlaneState
 from control_plane.usage_ingest import DEAD_LETTER_STREAM
 
 logger = logging.getLogger("agentlink.admin")
-
-# pg advisory lock id: "AGLKWTHR" (write-through vs. cache clear).
-WRITE_THROUGH_LOCK = 0x41474C4B_57544852
 
 # What a cache clear may delete, by pattern; reported under these names.
 CLEARABLE_RECORDS: dict[str, str] = {"api_keys": "ak:*", "users": "usr:*", "agents": "agent:*"}
@@ -52,12 +49,6 @@ CHECK_TIMEOUT_S = 3.0
 BACKLOG_DEGRADED = 100_000
 
 Status = Literal["ok", "degraded", "unavailable"]
-
-
-async def hold_write_through(connection: DbConnection) -> None:
-    """Call inside a transaction before writing gateway records: a cache clear cannot run
-    between this write and the commit (see the module docstring)."""
-    await connection.execute("SELECT pg_advisory_xact_lock_shared($1)", WRITE_THROUGH_LOCK)
 
 
 # ------------------------------------------------------------------------------------------

@@ -314,6 +314,7 @@ async def _locked_agent(
 
 async def _sync(state: ControlPlaneState, locked: _Locked, row: asyncpg.Record) -> None:
     """Write the gateway's agent record from `row`; the last step before the commit."""
+    await gateway_sync.hold_write_through(locked.connection)
     locked.synced = True  # set first: a write that timed out may still have been applied
     await gateway_sync.write_agent(
         state.redis,

@@ -155,6 +155,7 @@ async def create_key(
             )  # fmt: skip
         except asyncpg.UniqueViolationError:  # a 2^-180 hash collision: refuse, never reuse
             raise ApiError(ErrorCode.CONFLICT, "Key generation collided; try again.") from None
+        await gateway_sync.hold_write_through(connection)
         await gateway_sync.write_api_key(
             state.redis, shard=shard, key_hash=generated.key_hash,
             user_id=principal.user_id, key_id=str(row["id"]), revoked=False,
@@ -179,6 +180,7 @@ async def revoke_key(state: ControlPlaneState, principal: Principal, key_id: str
         await repository.revoke_key(connection, key_id)
         # Written even when the key was revoked already: it costs one write and repairs a
         # record that might have been lost with a Redis failover.
+        await gateway_sync.hold_write_through(connection)
         await gateway_sync.write_api_key(
             state.redis, shard=row["redis_shard"], key_hash=row["key_hash"].strip(),
             user_id=principal.user_id, key_id=key_id, revoked=True,

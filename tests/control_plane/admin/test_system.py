@@ -14,7 +14,7 @@ from common import keyspace
 from common.migrations import default_directory, load_migrations
 from common.redis_store import create_redis
 from control_plane.admin import system
-from control_plane.admin.system import hold_write_through
+from control_plane.gateway_sync import hold_write_through
 from control_plane.state import ControlPlaneState
 from control_plane.usage_ingest import DEAD_LETTER_STREAM
 from devstack.servers import free_port
