@@ -52,6 +52,9 @@ class CircuitBreaker:
         self._open_until = 0.0
         self._trials_started = 0
         self._trial_successes = 0
+        # Bumped on every state change; a result recorded with an older generation belongs to
+        # a call let through in an earlier state and is ignored (as gobreaker does).
+        self.generation = 0
 
     def allow(self) -> bool:
         """May a call go out now? A True from half-open reserves one trial slot."""
@@ -69,7 +72,9 @@ class CircuitBreaker:
             self._reset_counts(now)
         return True
 
-    def record(self, *, success: bool) -> None:
+    def record(self, *, success: bool, generation: int | None = None) -> None:
+        if generation is not None and generation != self.generation:
+            return
         now = self._clock()
         if self.state is BreakerState.HALF_OPEN:
             if not success:
@@ -93,6 +98,7 @@ class CircuitBreaker:
 
     def _enter(self, state: BreakerState, now: float) -> None:
         self.state = state
+        self.generation += 1
         self._reset_counts(now)
         self._trials_started = 0
         self._trial_successes = 0

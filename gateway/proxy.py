@@ -274,21 +274,26 @@ def _end_provider_span(state: GatewayState, spans: CallSpans, outcome: Outcome) 
     )
 
 
-def _breaker_call_allowed(state: GatewayState, provider: ChatProvider) -> None:
-    if not state.breakers[provider.name].allow():
+def _breaker_call_allowed(state: GatewayState, provider: ChatProvider) -> int:
+    """Ask the provider's breaker; returns the breaker generation the call belongs to."""
+    breaker = state.breakers[provider.name]
+    if not breaker.allow():
         raise BreakerOpen(f"The {provider.name} provider is failing; try again shortly.")
+    return breaker.generation
 
 
-def _record(state: GatewayState, provider: ChatProvider, error: BaseException | None) -> None:
+def _record(
+    state: GatewayState, provider: ChatProvider, error: BaseException | None, generation: int
+) -> None:
     failed = isinstance(error, ProviderError) and error.counts_as_failure
     if isinstance(error, TimeoutError):
         failed = True
-    state.breakers[provider.name].record(success=not failed)
+    state.breakers[provider.name].record(success=not failed, generation=generation)
 
 
 async def _complete(call: Call, outcome: Outcome, send: Send) -> None:
     state, provider = call.state, call.provider
-    _breaker_call_allowed(state, provider)
+    generation = _breaker_call_allowed(state, provider)
     sent_at = time.perf_counter()
     error: BaseException | None = None
     try:
@@ -301,7 +306,7 @@ async def _complete(call: Call, outcome: Outcome, send: Send) -> None:
         error = caught
         raise
     finally:
-        _record(state, provider, error)
+        _record(state, provider, error, generation)
     state.metrics.provider_seconds.labels(provider.name, call.model).observe(
         time.perf_counter() - sent_at
     )
@@ -355,7 +360,7 @@ class _DisconnectWatch:
 
 async def _relay_stream(call: Call, outcome: Outcome, receive: Receive, send: Send) -> None:
     state, provider = call.state, call.provider
-    _breaker_call_allowed(state, provider)
+    generation = _breaker_call_allowed(state, provider)
     sent_at = time.perf_counter()
     watch = _DisconnectWatch(receive)
     error: ProviderError | None = None
@@ -393,7 +398,7 @@ async def _relay_stream(call: Call, outcome: Outcome, receive: Receive, send: Se
         _stream_failed(outcome, error)
     finally:
         watch.stop()
-        _record(state, provider, error)
+        _record(state, provider, error, generation)
         state.metrics.provider_seconds.labels(provider.name, call.model).observe(
             time.perf_counter() - sent_at
         )

@@ -287,3 +287,22 @@ TestProperty26CircuitBreakerBehavior = BreakerMachine.TestCase
 TestProperty26CircuitBreakerBehavior.settings = settings(
     max_examples=150, stateful_step_count=40, deadline=None
 )
+
+
+def test_a_result_from_a_call_let_through_in_an_earlier_state_is_ignored() -> None:
+    """A slow call admitted while closed that fails after the breaker went half-open must not
+    count as a failed trial (nor a late success as a passed one)."""
+    breaker, clock, _ = make()
+    assert breaker.allow()
+    slow_call = breaker.generation
+    open_it(breaker)
+    clock.advance(SEED.open_s)
+    assert breaker.allow()  # a trial call, half-open
+    trial = breaker.generation
+    breaker.record(success=False, generation=slow_call)
+    assert breaker.state is BreakerState.HALF_OPEN
+    breaker.record(success=True, generation=trial)
+    for _ in range(SEED.half_open_calls - 1):
+        assert breaker.allow()
+        breaker.record(success=True, generation=breaker.generation)
+    assert breaker.state is BreakerState.CLOSED
