@@ -18,6 +18,7 @@ call's shard stream (`common/usage_events.py`). This module moves them into Post
    exactly those to the aggregates: `agents.total_calls` (+ billable calls, trials included)
    and `total_revenue` (+ cost), `creator_profiles.pending_earnings` (+ cost, gross: the
    settlement job takes the platform fee; the profile row is created if missing),
+   `api_keys.last_used_at` (the newest call per key),
    `quotas.used_quota` (+ units: Postgres catches up with Redis' live balance) and
    `trial_usage.calls_used` (+ billable trial calls, capped at 3). `call_logs.request_id` is
    the event's `call_id` (unique per call); the client's X-Request-ID goes to the nullable
@@ -223,11 +224,19 @@ inserted AS (
     LEFT JOIN agents a ON a.id = b.agent_id
     ON CONFLICT (request_id, created_at) DO NOTHING
     RETURNING c.request_id, c.created_at, c.agent_id, c.user_id, c.units, c.billable,
-              c.cost_usd
+              c.cost_usd, c.api_key_id
 ),
 fresh AS (
-    SELECT i.agent_id, i.user_id, i.units, i.billable, i.cost_usd, b.trial
+    SELECT i.agent_id, i.user_id, i.units, i.billable, i.cost_usd, b.trial, i.api_key_id,
+           i.created_at
     FROM inserted i JOIN batch b USING (request_id, created_at)
+),
+keys_used AS (
+    UPDATE api_keys k
+    SET last_used_at = greatest(k.last_used_at, t.last_used)
+    FROM (SELECT api_key_id, max(created_at) AS last_used FROM fresh GROUP BY api_key_id) t
+    WHERE k.id = t.api_key_id
+    RETURNING 1
 ),
 agents_updated AS (
     UPDATE agents a

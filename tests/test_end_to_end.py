@@ -102,6 +102,9 @@ async def test_creator_publishes_developer_calls_usage_is_accounted(
         me = (await api.get("/api/v1/developers/me", headers=developer_auth)).json()
         usage = (await api.get("/api/v1/developers/usage", headers=developer_auth)).json()
         agent = (await api.get(f"/api/v1/agents/{agent_id}", headers=creator_auth)).json()
+        keys = (await api.get("/api/v1/developers/keys", headers=developer_auth)).json()["keys"]
+    [listed_key] = keys
+    assert listed_key["last_used_at"] is not None  # set by the worker from the usage events
     # 3 trials free; the 4th and the stream cost 2 units each (price 0.02, unit 0.01).
     assert me["quota"]["used"] == 4
     assert str(usage).count(agent_id) >= 1
