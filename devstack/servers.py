@@ -293,6 +293,8 @@ class ValkeyServer:
         binary = find_valkey_binary()
         argv = [str(binary), "--port", str(self.port), "--bind", "127.0.0.1"]
         argv += ["--dir", str(self.data_dir), "--save", "", "--daemonize", "no"]
+        # Quota, trial and usage keys are live state: Redis must refuse writes, never evict.
+        argv += ["--maxmemory-policy", "noeviction"]
         if self.durable:
             argv += ["--appendonly", "yes", "--appendfsync", "everysec"]
         else:

@@ -60,6 +60,7 @@ def test_durable_valkey_keeps_data_across_restarts_and_lua_works(workdir: Path) 
         server.restart()
         client = redis.Redis.from_url(server.url)
         assert client.get("kept") == b"yes"
+        assert client.config_get("maxmemory-policy") == {"maxmemory-policy": "noeviction"}
         seconds, micros = client.eval("return redis.call('TIME')", 0)  # type: ignore[misc]
         assert int(seconds) > 1_700_000_000
         assert 0 <= int(micros) < 1_000_000
