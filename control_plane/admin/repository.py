@@ -77,18 +77,25 @@ _USER_COLUMNS = """u.id, u.email, u.user_type, u.admin_role, u.status, u.rate_ti
                    u.email_verified, u.created_at, u.updated_at"""
 
 
-def _user_filter(q: str | None, user_type: str | None, status: str | None) -> tuple[str, list[Any]]:
-    clauses, args = [], []
-    if q:
-        args.append(like_pattern(q.strip().lower()))
-        clauses.append(f"lower(u.email) LIKE ${len(args)}")
-    if user_type:
-        args.append(user_type)
-        clauses.append(f"u.user_type = ${len(args)}")
-    if status:
-        args.append(status)
-        clauses.append(f"u.status = ${len(args)}")
+def _where(*conditions: tuple[str, Any]) -> tuple[str, list[Any]]:
+    """A WHERE clause of the conditions whose value is given (not None or empty), each value
+    a bound parameter: `("u.status = ${}", status)` becomes `u.status = $1`."""
+    clauses: list[str] = []
+    args: list[Any] = []
+    for template, value in conditions:
+        if value is None or value == "":
+            continue
+        args.append(value)
+        clauses.append(template.format(len(args)))
     return (" WHERE " + " AND ".join(clauses)) if clauses else "", args
+
+
+def _user_filter(q: str | None, user_type: str | None, status: str | None) -> tuple[str, list[Any]]:
+    return _where(
+        ("lower(u.email) LIKE ${}", like_pattern(q.strip().lower()) if q else None),
+        ("u.user_type = ${}", user_type),
+        ("u.status = ${}", status),
+    )
 
 
 async def list_users(
@@ -236,17 +243,11 @@ _AGENT_COLUMNS = """a.id, a.creator_id, u.email AS creator_email, a.name, a.cate
 def _agent_filter(
     q: str | None, status: str | None, creator_id: str | None
 ) -> tuple[str, list[Any]]:
-    clauses, args = [], []
-    if q:
-        args.append(like_pattern(q.strip()))
-        clauses.append(f"a.name ILIKE ${len(args)}")
-    if status:
-        args.append(status)
-        clauses.append(f"a.status = ${len(args)}")
-    if creator_id:
-        args.append(creator_id)
-        clauses.append(f"a.creator_id = ${len(args)}")
-    return (" WHERE " + " AND ".join(clauses)) if clauses else "", args
+    return _where(
+        ("a.name ILIKE ${}", like_pattern(q.strip()) if q else None),
+        ("a.status = ${}", status),
+        ("a.creator_id = ${}", creator_id),
+    )
 
 
 async def list_agents(
