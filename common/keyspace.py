@@ -10,7 +10,8 @@ for the user's part; agent records live under their own tag `{aID}`.
 |---|---|---|---|---|
 | `ak:{sS}:<key_hash>` | hash | `user`, `key`, `status` (ok/revoked/unknown) | gateway cold load, control plane (revoke) | 24 h (`unknown`: 60 s) |
 | `usr:{sS}:<user_id>` | hash | `status` (active/suspended/deleted), `tier` (free/paid) | gateway cold load, control plane | 24 h |
-| `quota:{sS}:<user_id>` | string | live quota units remaining | cold load (SET NX), admission, commit, payments | none |
+| `quota:{sS}:<user_id>` | string | live quota units remaining | cold load (load_quota.lua), admission, commit, payments (adjust_quota.lua) | none |
+| `qadj:{sS}:<user_id>` | hash | `_seq` (the `quotas.adjust_seq` the balance was loaded at), quota adjustment id → units applied | load_quota.lua, adjust_quota.lua (control plane payments) | none |
 | `trial:{sS}:<user_id>` | hash | agent_id → trial calls used (0..3) | cold load (HSETNX), admission, commit | none |
 | `rl:{sS}:<user_id>` | zset | admitted request ids scored by admission time (ms) | admission | 60 s |
 | `resv:{sS}` | hash | request_id → reservation (see `Reservation`) | admission, commit, reaper | none |
@@ -27,7 +28,9 @@ split per node (cross-slot), and reap.lua's quota/trial keys, which it builds fr
 tag rather than declaring, stay in the same slot by construction.
 
 Quota and trial counters have no TTL: they are the live balance; Postgres catches up through
-the usage stream. The Redis server must run with `maxmemory-policy noeviction`.
+the usage stream. Purchases, refunds and manual credits change it through `adjust_quota.lua`,
+which applies each Postgres `quota_adjustments` row once (`qadj:`), so a retried or
+reconciled credit never counts twice. The Redis server must run with `maxmemory-policy noeviction`.
 """
 
 from __future__ import annotations
@@ -59,6 +62,10 @@ def user_record(shard: int, user_id: str) -> str:
 
 def quota(shard: int, user_id: str) -> str:
     return f"quota:{shard_tag(shard)}:{user_id}"
+
+
+def quota_adjustments(shard: int, user_id: str) -> str:
+    return f"qadj:{shard_tag(shard)}:{user_id}"
 
 
 def trials(shard: int, user_id: str) -> str:

@@ -15,6 +15,7 @@ from common.db import create_pool
 from common.http_errors import envelope_exception_handlers
 from common.json_logging import configure_logging
 from common.redis_store import create_redis
+from control_plane.payments.services import PaymentServices
 from control_plane.routes import ROUTES
 from control_plane.settings import ControlPlaneSettings
 from control_plane.state import ControlPlaneState
@@ -51,10 +52,13 @@ def create_app(
             keyring=keyring,
             passwords=hashing,
             dummy_password_hash=hashing.hash("not-a-real-password"),
+            payments=PaymentServices.build(settings.payments, redis),
         )
         try:
             yield {"control": state}
         finally:
+            if state.payments is not None:
+                await state.payments.aclose()
             await redis.aclose()
             await db.close()
 

@@ -14,6 +14,7 @@ from common.settings import (
     env_str,
 )
 from control_plane.api_settings import ApiSettings
+from control_plane.payments.settings import PaymentSettings
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +72,7 @@ class ControlPlaneSettings:
     # The worker's Prometheus endpoint; 0 serves none.
     worker_metrics_port: int
     usage: UsageIngestSettings
+    payments: PaymentSettings
     # Present for the HTTP app; None for the worker, which needs none of its secrets.
     api: ApiSettings | None
 
@@ -94,5 +96,6 @@ class ControlPlaneSettings:
             reaper_per_call_limit=env_int(env, "WORKER_REAPER_PER_CALL_LIMIT", 500, minimum=1),
             worker_metrics_port=metrics_port,
             usage=usage,
+            payments=PaymentSettings.from_env(env),
             api=ApiSettings.from_env(env) if api else None,
         )

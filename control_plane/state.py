@@ -9,6 +9,7 @@ import redis.asyncio as redis_asyncio
 from prometheus_client import CollectorRegistry
 
 from control_plane.api_settings import ApiSettings
+from control_plane.payments.services import PaymentServices
 from control_plane.settings import ControlPlaneSettings
 from crypto.envelope import KeyRing
 from crypto.passwords import PasswordHashing
@@ -25,3 +26,5 @@ class ControlPlaneState:
     passwords: PasswordHashing
     # Verified against when an email is unknown, so login time does not reveal accounts.
     dummy_password_hash: str
+    # Payment providers and the quota scripts; None where a process was built without them.
+    payments: PaymentServices | None = None

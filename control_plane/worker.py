@@ -14,7 +14,9 @@ Jobs:
 - usage lag (`USAGE_LAG_INTERVAL_S`): sample the stream lag gauges;
 - reservation reaper (`WORKER_REAPER_INTERVAL_S`): give back expired reservations
   (`control_plane/reaper.py`);
-- call-log partitions (`WORKER_MAINTENANCE_INTERVAL_S`): create next months' partitions.
+- call-log partitions (`WORKER_MAINTENANCE_INTERVAL_S`): create next months' partitions;
+- payment reconciler (`PAYMENT_RECONCILE_INTERVAL_S`): quota adjustments not yet in Redis,
+  deferred payment events (`control_plane/payments/reconciler.py`).
 
 Metrics are served on `WORKER_METRICS_PORT` (default 9102; 0 serves none).
 """
@@ -33,6 +35,7 @@ import asyncpg
 from common.db import create_pool
 from common.json_logging import configure_logging
 from common.redis_store import LuaScripts, create_redis
+from control_plane.payments.reconciler import reconcile
 from control_plane.reaper import reap_expired
 from control_plane.settings import ControlPlaneSettings
 from control_plane.usage_ingest import UsageIngester
@@ -102,6 +105,9 @@ async def run_worker(
     async def sample_lag() -> None:
         await ingester.sample_lag()
 
+    async def reconcile_payments() -> None:
+        await reconcile(db, redis, scripts)
+
     jobs = [
         PeriodicJob(
             "call_log_partitions",
@@ -111,6 +117,9 @@ async def run_worker(
         PeriodicJob("reservation_reaper", settings.reaper_interval_s, reap),
         PeriodicJob("usage_claim", settings.usage.claim_interval_s, claim),
         PeriodicJob("usage_lag", settings.usage.lag_interval_s, sample_lag),
+        PeriodicJob(
+            "payment_reconciler", settings.payments.reconcile_interval_s, reconcile_payments
+        ),
     ]
     logger.info("worker started", extra={"count": len(jobs) + 1})
     try:

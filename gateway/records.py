@@ -5,8 +5,8 @@ does not know a record yet. Loads are single-flight per record and process: a th
 concurrent requests for one cold key cause one query. Unknown keys and agents are cached as
 `unknown` for a short while, so a flood of bad keys cannot hammer Postgres.
 
-Writes never overwrite live state: the quota balance is set only if absent (SET NX) and trial
-counters only if absent (HSETNX), because Redis holds the live values and Postgres catches up
+Writes never overwrite live state: the quota balance is set only if absent (load_quota.lua) and
+trial counters only if absent (HSETNX), because Redis holds the live values and Postgres catches up
 through the usage stream.
 """
 
@@ -73,6 +73,7 @@ class RecordLoader:
         self._db = db
         self._redis = redis
         self._fill = scripts["fill_record"]
+        self._load_quota = scripts["load_quota"]
         self._unit_price = unit_price
         self._flights = SingleFlight()
         self._owners: dict[str, str] = {}  # filled by _load_key, read once by load_key
@@ -125,7 +126,8 @@ class RecordLoader:
         async with self._db.acquire() as connection:
             user = await connection.fetchrow(
                 """SELECT u.status, u.rate_tier,
-                          COALESCE(q.total_quota + q.free_quota - q.used_quota, 0) AS balance
+                          COALESCE(q.total_quota + q.free_quota - q.used_quota, 0) AS balance,
+                          COALESCE(q.adjust_seq, 0) AS adjust_seq
                    FROM users u LEFT JOIN quotas q ON q.user_id = u.id
                    WHERE u.id = $1""",
                 user_id,
@@ -134,11 +136,15 @@ class RecordLoader:
                 "SELECT agent_id, calls_used FROM trial_usage WHERE user_id = $1", user_id
             )
         if user is None:
-            user_status, tier, balance = "deleted", "free", 0
+            user_status, tier, balance, seq = "deleted", "free", 0, 0
         else:
-            user_status, tier, balance = user["status"], user["rate_tier"], max(0, user["balance"])
+            user_status, tier = user["status"], user["rate_tier"]
+            balance, seq = max(0, user["balance"]), user["adjust_seq"]
         async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.set(quota, balance, nx=True)
+            # With the adjust_seq of the same snapshot, so a purchase credited concurrently is
+            # counted exactly once (common/lua/adjust_quota.lua).
+            adjustments = keyspace.quota_adjustments(shard, user_id)
+            await self._load_quota(keys=[quota, adjustments], args=[balance, seq], client=pipe)
             trial_key = keyspace.trials(shard, user_id)
             for row in trials:
                 pipe.hsetnx(trial_key, str(row["agent_id"]), row["calls_used"])

@@ -15,9 +15,9 @@ from devstack.servers import free_port
 
 
 @contextlib.contextmanager
-def serve(app: Any, *, health_path: str = "/healthz") -> Iterator[str]:
+def serve(app: Any, *, health_path: str = "/healthz", port: int | None = None) -> Iterator[str]:
     """Run `app` under uvicorn in a background thread; yields its base URL."""
-    port = free_port()
+    port = port or free_port()
     config = uvicorn.Config(
         app,
         host="127.0.0.1",

@@ -77,7 +77,7 @@ _USER_COLUMNS = """u.id, u.email, u.user_type, u.admin_role, u.status, u.rate_ti
                    u.email_verified, u.created_at, u.updated_at"""
 
 
-def _where(*conditions: tuple[str, Any]) -> tuple[str, list[Any]]:
+def where_clause(*conditions: tuple[str, Any]) -> tuple[str, list[Any]]:
     """A WHERE clause of the conditions whose value is given (not None or empty), each value
     a bound parameter: `("u.status = ${}", status)` becomes `u.status = $1`."""
     clauses: list[str] = []
@@ -91,7 +91,7 @@ def _where(*conditions: tuple[str, Any]) -> tuple[str, list[Any]]:
 
 
 def _user_filter(q: str | None, user_type: str | None, status: str | None) -> tuple[str, list[Any]]:
-    return _where(
+    return where_clause(
         ("lower(u.email) LIKE ${}", like_pattern(q.strip().lower()) if q else None),
         ("u.user_type = ${}", user_type),
         ("u.status = ${}", status),
@@ -243,7 +243,7 @@ _AGENT_COLUMNS = """a.id, a.creator_id, u.email AS creator_email, a.name, a.cate
 def _agent_filter(
     q: str | None, status: str | None, creator_id: str | None
 ) -> tuple[str, list[Any]]:
-    return _where(
+    return where_clause(
         ("a.name ILIKE ${}", like_pattern(q.strip()) if q else None),
         ("a.status = ${}", status),
         ("a.creator_id = ${}", creator_id),

@@ -19,6 +19,7 @@ from control_plane.developers import routes as developers
 from control_plane.feature_flags import routes as feature_flags
 from control_plane.marketplace import routes as marketplace
 from control_plane.openapi import build_openapi, docs_page
+from control_plane.payments import routes as payments
 from control_plane.reviews import routes as reviews
 from control_plane.routes import health
 
@@ -31,6 +32,7 @@ API_ROUTES: list[ApiRoute] = [
     *reviews.ROUTES,
     *admin.ROUTES,
     *feature_flags.ROUTES,
+    *payments.ROUTES,
 ]
 
 PUBLIC_OPERATIONS: frozenset[tuple[str, str]] = frozenset(
@@ -44,6 +46,10 @@ PUBLIC_OPERATIONS: frozenset[tuple[str, str]] = frozenset(
         ("GET", "/api/v1/marketplace/categories"),
         ("GET", "/api/v1/marketplace/featured"),
         ("GET", "/api/v1/reviews/agents/{agent_id}"),
+        ("GET", "/api/v1/payments/packages"),
+        # Authenticated by the provider's signature instead of a token.
+        ("POST", "/api/v1/payments/webhook/stripe"),
+        ("POST", "/api/v1/payments/webhook/coinbase"),
     }
 )
 

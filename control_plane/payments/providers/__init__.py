@@ -1,0 +1,1 @@
+"""The two payment providers behind one small Protocol (`providers/base.py`)."""

@@ -1,0 +1,117 @@
+"""Payment routes: path → handler. Packages and the two webhooks are public (the webhooks
+authenticate by signature); checkout and history are for developers; the admin routes need
+`payments:manage`."""
+
+from __future__ import annotations
+
+from starlette.responses import Response
+
+from common.domain import UserType
+from control_plane.api import ApiRoute, Context, json_response
+from control_plane.auth.principal import Permission
+from control_plane.payments import admin, service
+from control_plane.payments.schemas import (
+    AdminPaymentDetail,
+    AdminPaymentPage,
+    AdminPaymentQuery,
+    CheckoutBody,
+    HistoryQuery,
+    ManualCreditBody,
+    ManualCreditOut,
+    PackageList,
+    PaymentOut,
+    PaymentPage,
+    RefundBody,
+    RefundOut,
+    WebhookAck,
+)
+
+
+async def list_packages(context: Context) -> PackageList:
+    return service.packages(context.state)
+
+
+async def create_checkout(context: Context, body: CheckoutBody) -> Response:
+    created = await service.checkout(context.state, context.user, body)
+    return json_response(created, 201, headers={"Cache-Control": "no-store"})
+
+
+async def payment_history(context: Context, query: HistoryQuery) -> PaymentPage:
+    return await service.history(context.state, context.user, query)
+
+
+async def get_payment(context: Context) -> PaymentOut:
+    return await service.detail(context.state, context.user, context.path["payment_id"])
+
+
+async def stripe_webhook(context: Context) -> WebhookAck:
+    return await service.receive_webhook(context.state, context.request, "stripe")
+
+
+async def coinbase_webhook(context: Context) -> WebhookAck:
+    return await service.receive_webhook(context.state, context.request, "coinbase")
+
+
+async def admin_list_payments(context: Context, query: AdminPaymentQuery) -> AdminPaymentPage:
+    return await admin.list_payments(context.state, query)
+
+
+async def admin_get_payment(context: Context) -> AdminPaymentDetail:
+    return await admin.payment_detail(context.state, context.path["payment_id"])
+
+
+async def admin_refund_payment(context: Context, body: RefundBody) -> RefundOut:
+    return await admin.refund(
+        context.state, context.user, context.path["payment_id"], body, context.client_ip
+    )
+
+
+async def admin_credit_quota(context: Context, body: ManualCreditBody) -> ManualCreditOut:
+    return await admin.manual_credit(
+        context.state, context.user, context.path["user_id"], body, context.client_ip
+    )
+
+
+PREFIX = "/api/v1/payments"
+ADMIN = "/api/v1/admin"
+_DEVELOPERS = frozenset({UserType.DEVELOPER})
+_ADMINS = frozenset({UserType.ADMIN})
+_TAGS = ("payments",)
+_MANAGE = Permission.MANAGE_PAYMENTS
+
+# Fixed paths before `{payment_id}`, which would match them too.
+ROUTES = [
+    ApiRoute("GET", f"{PREFIX}/packages", list_packages,
+             "Quota packages on sale, and the payment providers configured",
+             response=PackageList, tags=_TAGS),
+    ApiRoute("POST", f"{PREFIX}/checkout", create_checkout,
+             "Start buying a package: a pending payment and the provider's hosted checkout URL",
+             body=CheckoutBody, response=PaymentOut, status=201, user_types=_DEVELOPERS,
+             tags=_TAGS),
+    ApiRoute("GET", f"{PREFIX}/history", payment_history,
+             "The developer's payments, newest first", query=HistoryQuery,
+             response=PaymentPage, user_types=_DEVELOPERS, tags=_TAGS),
+    ApiRoute("POST", f"{PREFIX}/webhook/stripe", stripe_webhook,
+             "Stripe events (Stripe-Signature verified)", response=WebhookAck, tags=_TAGS),
+    ApiRoute("POST", f"{PREFIX}/webhook/coinbase", coinbase_webhook,
+             "Coinbase Commerce events (X-CC-Webhook-Signature verified)", response=WebhookAck,
+             tags=_TAGS),
+    ApiRoute("GET", f"{PREFIX}/{{payment_id}}", get_payment, "One of the developer's payments",
+             response=PaymentOut, user_types=_DEVELOPERS, tags=_TAGS),
+    # Admin
+    ApiRoute("GET", f"{ADMIN}/payments", admin_list_payments,
+             "List payments (status, provider, user, email, dates)", query=AdminPaymentQuery,
+             response=AdminPaymentPage, user_types=_ADMINS, permission=_MANAGE,
+             tags=("admin",)),
+    ApiRoute("GET", f"{ADMIN}/payments/{{payment_id}}", admin_get_payment,
+             "A payment with every event received about it", response=AdminPaymentDetail,
+             user_types=_ADMINS, permission=_MANAGE, tags=("admin",)),
+    ApiRoute("POST", f"{ADMIN}/payments/{{payment_id}}/refund", admin_refund_payment,
+             "Refund (part of) a payment; its units are taken back (audited)",
+             body=RefundBody, response=RefundOut, user_types=_ADMINS, permission=_MANAGE,
+             tags=("admin",)),
+    ApiRoute("POST", f"{ADMIN}/users/{{user_id}}/quota-credits", admin_credit_quota,
+             "Credit quota units to a developer by hand (audited)", body=ManualCreditBody,
+             response=ManualCreditOut, user_types=_ADMINS, permission=_MANAGE,
+             tags=("admin",)),
+]  # fmt: skip

@@ -1,0 +1,138 @@
+"""Payment settings: the quota packages on sale and the two providers, from the environment.
+
+Every variable is documented in README.md ("Settings", payments) and `.env.example`. A
+provider is on when its API key is set (and then needs its webhook secret); `STRIPE_API_BASE`
+and `COINBASE_API_BASE` point at the real APIs by default and at `fake_payments` locally.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+
+from common.settings import Environ, SettingsError, env_float, env_int, env_list, env_str
+
+DEFAULT_PACKAGES = "starter:Starter:1000:10,pro:Pro:10000:80,enterprise:Enterprise:100000:500"
+_PACKAGE_ID = re.compile(r"[a-z][a-z0-9_-]{0,31}")
+_CENT = Decimal("0.01")
+
+
+@dataclass(frozen=True, slots=True)
+class QuotaPackage:
+    id: str
+    name: str
+    units: int
+    price_usd: Decimal
+
+    @property
+    def price_cents(self) -> int:
+        return int(self.price_usd * 100)
+
+
+def parse_packages(raw: str) -> tuple[QuotaPackage, ...]:
+    packages: list[QuotaPackage] = []
+    for item in (part.strip() for part in raw.split(",")):
+        fields = item.split(":")
+        if len(fields) != 4:
+            raise SettingsError("PAYMENT_PACKAGES entries are id:Name:units:price_usd")
+        package_id, name, units_text, price_text = (field.strip() for field in fields)
+        if not _PACKAGE_ID.fullmatch(package_id):
+            raise SettingsError("PAYMENT_PACKAGES ids are lowercase letters, digits, - and _")
+        try:
+            units, price = int(units_text), Decimal(price_text)
+        except (ValueError, InvalidOperation):
+            raise SettingsError(
+                "PAYMENT_PACKAGES units must be integers, prices decimals"
+            ) from None
+        if units < 1 or not price.is_finite() or price <= 0 or price != price.quantize(_CENT):
+            raise SettingsError("PAYMENT_PACKAGES needs units >= 1 and a price in whole cents")
+        if not name or any(package.id == package_id for package in packages):
+            raise SettingsError("PAYMENT_PACKAGES needs a name and unique ids")
+        packages.append(QuotaPackage(package_id, name, units, price.quantize(_CENT)))
+    return tuple(packages)
+
+
+@dataclass(frozen=True, slots=True)
+class StripeSettings:
+    secret_key: str
+    webhook_secrets: tuple[str, ...]
+    api_base: str
+    tolerance_s: int
+
+
+@dataclass(frozen=True, slots=True)
+class CoinbaseSettings:
+    api_key: str
+    webhook_secrets: tuple[str, ...]
+    api_base: str
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentSettings:
+    packages: tuple[QuotaPackage, ...]
+    success_url: str
+    cancel_url: str
+    provider_timeout_s: float
+    reconcile_interval_s: float
+    stripe: StripeSettings | None  # None: not configured
+    coinbase: CoinbaseSettings | None
+
+    def package(self, package_id: str) -> QuotaPackage | None:
+        return next((package for package in self.packages if package.id == package_id), None)
+
+    @classmethod
+    def from_env(cls, env: Environ | None = None) -> PaymentSettings:
+        env = os.environ if env is None else env
+        stripe_key = env.get("STRIPE_SECRET_KEY", "")
+        coinbase_key = env.get("COINBASE_API_KEY", "")
+        stripe = coinbase = None
+        if stripe_key:
+            secrets = env_list(env, "STRIPE_WEBHOOK_SECRET", ())
+            if not secrets:
+                raise SettingsError("STRIPE_WEBHOOK_SECRET is required with STRIPE_SECRET_KEY")
+            stripe = StripeSettings(
+                secret_key=stripe_key,
+                webhook_secrets=secrets,
+                api_base=_base(env_str(env, "STRIPE_API_BASE", "https://api.stripe.com")),
+                tolerance_s=env_int(env, "STRIPE_WEBHOOK_TOLERANCE_S", 300, minimum=1),
+            )
+        if coinbase_key:
+            secrets = env_list(env, "COINBASE_WEBHOOK_SECRET", ())
+            if not secrets:
+                raise SettingsError("COINBASE_WEBHOOK_SECRET is required with COINBASE_API_KEY")
+            coinbase = CoinbaseSettings(
+                api_key=coinbase_key,
+                webhook_secrets=secrets,
+                api_base=_base(
+                    env_str(env, "COINBASE_API_BASE", "https://api.commerce.coinbase.com")
+                ),
+            )
+        return cls(
+            packages=parse_packages(env_str(env, "PAYMENT_PACKAGES", DEFAULT_PACKAGES)),
+            success_url=_url(
+                env_str(
+                    env,
+                    "PAYMENT_SUCCESS_URL",
+                    "https://app.agentlink.io/billing/success?session_id={CHECKOUT_SESSION_ID}",
+                )
+            ),
+            cancel_url=_url(
+                env_str(env, "PAYMENT_CANCEL_URL", "https://app.agentlink.io/billing/cancel")
+            ),
+            provider_timeout_s=env_float(env, "PAYMENT_PROVIDER_TIMEOUT_S", 10.0, minimum=0.1),
+            reconcile_interval_s=env_float(env, "PAYMENT_RECONCILE_INTERVAL_S", 10.0, minimum=0.05),
+            stripe=stripe,
+            coinbase=coinbase,
+        )
+
+
+def _url(value: str) -> str:
+    if not value.startswith(("http://", "https://")):
+        raise SettingsError("payment URLs must start with http:// or https://")
+    return value
+
+
+def _base(value: str) -> str:
+    return _url(value).rstrip("/")
