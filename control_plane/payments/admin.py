@@ -33,6 +33,15 @@ from control_plane.payments.service import payment_not_found, payment_out, servi
 from control_plane.state import ControlPlaneState
 
 
+_CENT = Decimal("0.01")
+
+
+def _bad_amount(message: str) -> ApiError:
+    return ApiError(
+        ErrorCode.VALIDATION_FAILED, details=[{"field": "amount_usd", "message": message}]
+    )
+
+
 def _admin_out(row: asyncpg.Record, email: str) -> AdminPayment:
     return AdminPayment(
         payment_out(row), str(row["user_id"]), email, row["payment_id"], row["provider_ref"]
@@ -94,6 +103,9 @@ async def refund(
     it, taking the units back now."""
     payment_id = parse_id(raw_id, ErrorCode.RESOURCE_NOT_FOUND, "No payment with this id.")
     services = services_of(state)
+    wanted = body.amount_usd
+    if wanted is not None and (wanted <= 0 or wanted != wanted.quantize(_CENT)):
+        raise _bad_amount("A positive amount in whole cents")
     async with state.db.acquire() as connection:
         row = await repository.payment(connection, payment_id)
     if row is None:
@@ -101,13 +113,9 @@ async def refund(
     refundable: Decimal = row["amount_usd"] - row["refunded_usd"]
     if row["status"] != "completed" or refundable <= 0:
         raise ApiError(ErrorCode.CONFLICT, f"A {row['status']} payment cannot be refunded.")
-    amount = body.amount_usd if body.amount_usd is not None else refundable
-    if amount > refundable or amount != amount.quantize(Decimal("0.01")):
-        raise ApiError(
-            ErrorCode.VALIDATION_FAILED,
-            details=[{"field": "amount_usd",
-                      "message": f"At most {refundable} in whole cents can be refunded"}],
-        )  # fmt: skip
+    amount = wanted if wanted is not None else refundable
+    if amount > refundable:
+        raise _bad_amount(f"At most {refundable} can be refunded")
     provider = services.provider(row["payment_method"])
     details = {"amount_usd": str(amount), "reason": body.reason, "provider": provider.name}
     if row["payment_method"] == "stripe":

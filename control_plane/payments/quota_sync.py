@@ -38,17 +38,17 @@ class QuotaSyncError(RuntimeError):
 
 
 async def _apply(
-    connection: DbConnection,
+    connection: DbConnection, redis: redis_asyncio.Redis,
     scripts: LuaScripts, *, shard: int, user_id: str, adjustment: asyncpg.Record,
 ) -> int:  # fmt: skip
     keys = [keyspace.quota(shard, user_id), keyspace.quota_adjustments(shard, user_id)]
     args = [str(adjustment["id"]), adjustment["seq"], adjustment["planned"]]
-    status, applied = await scripts["adjust_quota"](keys=keys, args=args)
+    status, applied = await scripts["adjust_quota"](keys=keys, args=args, client=redis)
     if status in _ABSENT:
         snapshot = await repository.quota_snapshot(connection, user_id)
         balance, seq = (snapshot["balance"], snapshot["adjust_seq"]) if snapshot else (0, 0)
-        await scripts["load_quota"](keys=keys, args=[balance, seq])
-        status, applied = await scripts["adjust_quota"](keys=keys, args=args)
+        await scripts["load_quota"](keys=keys, args=[balance, seq], client=redis)
+        status, applied = await scripts["adjust_quota"](keys=keys, args=args, client=redis)
         if status in _ABSENT:
             raise QuotaSyncError("the balance vanished while it was being loaded")
     return int(applied)
@@ -69,7 +69,7 @@ async def sync_user(
             shard = user["redis_shard"]
             applied = {
                 str(row["id"]): await _apply(
-                    connection, scripts, shard=shard, user_id=user_id, adjustment=row
+                    connection, redis, scripts, shard=shard, user_id=user_id, adjustment=row
                 )
                 for row in pending
             }

@@ -17,7 +17,6 @@ Reason = Annotated[str, msgspec.Meta(min_length=1, max_length=500)]
 Page = Annotated[int, msgspec.Meta(ge=1, le=100_000)]
 PageSize = Annotated[int, msgspec.Meta(ge=1, le=100)]
 Search = Annotated[str, msgspec.Meta(min_length=1, max_length=254)]
-Amount = Annotated[Decimal, msgspec.Meta(gt=0, le=1_000_000)]
 CreditUnits = Annotated[int, msgspec.Meta(ge=1, le=10_000_000)]
 
 
@@ -116,7 +115,7 @@ class AdminPaymentDetail(msgspec.Struct):
 
 class RefundBody(msgspec.Struct, forbid_unknown_fields=True):
     reason: Reason
-    amount_usd: Amount | None = None  # default: what has not been refunded yet
+    amount_usd: Decimal | None = None  # default: what has not been refunded yet
 
 
 class RefundOut(msgspec.Struct):

@@ -10,6 +10,7 @@ local stack points it at `fake_payments`.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
@@ -38,12 +39,29 @@ _SESSION_EVENTS = {
 _PAID = frozenset({"paid", "no_payment_required"})
 
 
+class _HTTPXClient(stripe.HTTPXClient):
+    """The library's httpx adapter, handing the form body to httpx as `content=`: its
+    `data=<str>` is deprecated by httpx and warns on every request."""
+
+    def _get_request_args_kwargs(
+        self, method: str, url: str, headers: Mapping[str, str], post_data: Any
+    ) -> list[Any]:
+        args: list[Any] = super()._get_request_args_kwargs(  # type: ignore[no-untyped-call]
+            method, url, headers, post_data
+        )
+        kwargs = args[1]
+        body = kwargs.pop("data", None)
+        if body:
+            kwargs["content"] = body
+        return args
+
+
 class StripeCheckout:
     name = NAME
 
     def __init__(self, settings: StripeSettings, *, timeout_s: float) -> None:
         self._settings = settings
-        self._http = stripe.HTTPXClient(timeout=timeout_s)
+        self._http = _HTTPXClient(timeout=timeout_s)
         self._client = stripe.StripeClient(
             settings.secret_key,
             base_addresses={"api": settings.api_base},
@@ -107,7 +125,9 @@ class StripeCheckout:
                 )
             except stripe.SignatureVerificationError:
                 continue
-            except (ValueError, UnicodeDecodeError):
+            except (ValueError, TypeError, AttributeError, KeyError):
+                # Verified, but the library could not build an event from it (not JSON, not
+                # UTF-8, not an object): a malformed delivery, never a 500.
                 raise WebhookRejected("the body is not a Stripe event") from None
             break
         else:
@@ -179,6 +199,6 @@ def parse_event(payload: dict[str, Any]) -> ProviderEvent:
         )  # fmt: skip
     return ProviderEvent(
         provider=NAME, event_id=event_id, event_type=event_type, action=Action.NONE,
-        payment_id=None, provider_payment_id=None, provider_ref=None, amount=None,
+        payment_id=fields.metadata_payment_id(data), provider_payment_id=None, provider_ref=None, amount=None,
         currency=None, refunded=None, reason=None, payload=payload,
     )  # fmt: skip

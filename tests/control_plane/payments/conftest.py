@@ -1,0 +1,115 @@
+"""Payment fixtures: the fake Stripe and Coinbase servers over real HTTP, a control plane
+configured to use them (and they to send it their webhooks), and the payment services on the
+session's Postgres and Redis for the tests that drive the ledger directly."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+import asyncpg
+import pytest
+import pytest_asyncio
+import redis.asyncio as redis_asyncio
+
+from common.redis_store import create_redis
+from control_plane.payments.services import PaymentServices
+from control_plane.payments.settings import PaymentSettings
+from devstack.servers import free_port
+from fake_payments import FakeCoinbase, FakeStripe, create_coinbase_app, create_stripe_app
+from fake_payments.config import FakeConfig
+from tests.conftest import Servers
+from tests.control_plane.payments.support import (
+    COINBASE_KEY,
+    COINBASE_SECRETS,
+    STRIPE_KEY,
+    STRIPE_SECRETS,
+)
+from tests.support import serve
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Served(Generic[T]):
+    fake: T
+    url: str
+
+
+@pytest.fixture(scope="session")
+def fake_stripe() -> Iterator[Served[FakeStripe]]:
+    port = free_port()
+    config = FakeConfig(f"http://127.0.0.1:{port}", webhook_secrets=STRIPE_SECRETS,
+                        api_key=STRIPE_KEY)  # fmt: skip
+    fake = create_stripe_app(config)
+    with serve(fake, health_path="/health", port=port) as url:
+        yield Served(fake, url)
+
+
+@pytest.fixture(scope="session")
+def fake_coinbase() -> Iterator[Served[FakeCoinbase]]:
+    port = free_port()
+    config = FakeConfig(f"http://127.0.0.1:{port}", webhook_secrets=COINBASE_SECRETS[:1],
+                        api_key=COINBASE_KEY)  # fmt: skip
+    fake = create_coinbase_app(config)
+    with serve(fake, health_path="/health", port=port) as url:
+        yield Served(fake, url)
+
+
+@pytest.fixture(scope="session")
+def payments_env(
+    control_env: dict[str, str], fake_stripe: Served[FakeStripe],
+    fake_coinbase: Served[FakeCoinbase],
+) -> dict[str, str]:  # fmt: skip
+    return {
+        **control_env,
+        "STRIPE_SECRET_KEY": STRIPE_KEY,
+        "STRIPE_WEBHOOK_SECRET": ",".join(STRIPE_SECRETS),
+        "STRIPE_API_BASE": fake_stripe.url,
+        "COINBASE_API_KEY": COINBASE_KEY,
+        "COINBASE_WEBHOOK_SECRET": ",".join(COINBASE_SECRETS),
+        "COINBASE_API_BASE": fake_coinbase.url,
+        "PAYMENT_SUCCESS_URL": "https://app.agentlink.test/paid?session={CHECKOUT_SESSION_ID}",
+        "PAYMENT_CANCEL_URL": "https://app.agentlink.test/cancelled",
+    }
+
+
+@pytest.fixture(scope="session")
+def payments_url(
+    payments_env: dict[str, str], fake_stripe: Served[FakeStripe],
+    fake_coinbase: Served[FakeCoinbase],
+) -> Iterator[str]:  # fmt: skip
+    """A control plane using the fakes, which send their webhooks to it."""
+    from control_plane.app import create_app
+    from control_plane.settings import ControlPlaneSettings
+    from crypto.passwords import PasswordHashing
+
+    settings = ControlPlaneSettings.from_env(payments_env, api=True)
+    cheap = PasswordHashing(time_cost=1, memory_cost=1024, parallelism=1)
+    with serve(create_app(settings, passwords=cheap)) as url:
+        fake_stripe.fake.config.webhook_url = f"{url}/api/v1/payments/webhook/stripe"
+        fake_coinbase.fake.config.webhook_url = f"{url}/api/v1/payments/webhook/coinbase"
+        yield url
+
+
+@pytest_asyncio.fixture(scope="session")
+async def redis(servers: Servers) -> AsyncIterator[redis_asyncio.Redis]:
+    """The session's Redis, NOT flushed (other tests' live state is in it)."""
+    client = create_redis(servers.redis_url, socket_timeout_s=5.0)
+    yield client
+    await client.aclose()
+
+
+@pytest_asyncio.fixture(scope="session")
+async def services(
+    payments_env: dict[str, str], redis: redis_asyncio.Redis
+) -> AsyncIterator[PaymentServices]:
+    built = PaymentServices.build(PaymentSettings.from_env(payments_env), redis)
+    yield built
+    await built.aclose()
+
+
+@pytest.fixture
+def db(db_pool: asyncpg.Pool) -> asyncpg.Pool:
+    return db_pool
