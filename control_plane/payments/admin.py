@@ -32,7 +32,6 @@ from control_plane.payments.schemas import (
 from control_plane.payments.service import payment_not_found, payment_out, services_of
 from control_plane.state import ControlPlaneState
 
-
 _CENT = Decimal("0.01")
 
 

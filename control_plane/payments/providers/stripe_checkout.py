@@ -199,6 +199,7 @@ def parse_event(payload: dict[str, Any]) -> ProviderEvent:
         )  # fmt: skip
     return ProviderEvent(
         provider=NAME, event_id=event_id, event_type=event_type, action=Action.NONE,
-        payment_id=fields.metadata_payment_id(data), provider_payment_id=None, provider_ref=None, amount=None,
-        currency=None, refunded=None, reason=None, payload=payload,
+        payment_id=fields.metadata_payment_id(data), provider_payment_id=None,
+        provider_ref=None, amount=None, currency=None, refunded=None, reason=None,
+        payload=payload,
     )  # fmt: skip
