@@ -46,9 +46,7 @@ class _HTTPXClient(stripe.HTTPXClient):
     def _get_request_args_kwargs(
         self, method: str, url: str, headers: Mapping[str, str], post_data: Any
     ) -> list[Any]:
-        args: list[Any] = super()._get_request_args_kwargs(  # type: ignore[no-untyped-call]
-            method, url, headers, post_data
-        )
+        args: list[Any] = super()._get_request_args_kwargs(method, url, headers, post_data)
         kwargs = args[1]
         body = kwargs.pop("data", None)
         if body:
