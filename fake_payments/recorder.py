@@ -44,8 +44,12 @@ class WebhookSender:
         self._recorder = recorder
         self._client: httpx.AsyncClient | None = None
 
-    async def send(self, event_id: str, body: bytes, headers: dict[str, str]) -> dict[str, Any]:
-        delivery: dict[str, Any] = {"event_id": event_id, "url": self._config.webhook_url}
+    async def send(
+        self, event_id: str, event_type: str, body: bytes, headers: dict[str, str]
+    ) -> dict[str, Any]:
+        delivery: dict[str, Any] = {
+            "event_id": event_id, "type": event_type, "url": self._config.webhook_url,
+        }  # fmt: skip
         if self._config.webhook_url is None:
             delivery.update(status=None, response=None, error="no webhook URL configured")
         else:

@@ -60,8 +60,8 @@ class FakeCoinbase:
     async def deliver(self, event: dict[str, Any], attempt: int = 1) -> dict[str, Any]:
         body = events.envelope(event, next(self._deliveries), attempt)
         secret = self.config.webhook_secrets[0] if self.config.webhook_secrets else None
-        delivery = await self.sender.send(event["id"], body, events.delivery_headers(body, secret))
-        return {**delivery, "type": event["type"]}
+        headers = events.delivery_headers(body, secret)
+        return await self.sender.send(event["id"], event["type"], body, headers)
 
     async def _health(self, request: Request) -> Response:
         return JSONResponse({"status": "ok"})

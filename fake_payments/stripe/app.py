@@ -99,8 +99,7 @@ class FakeStripe:
     async def deliver(self, event: dict[str, Any]) -> dict[str, Any]:
         body = events.encode(event)
         headers = events.delivery_headers(body, self.config.webhook_secrets)
-        delivery = await self.sender.send(event["id"], body, headers)
-        return {**delivery, "type": event["type"]}
+        return await self.sender.send(event["id"], event["type"], body, headers)
 
     # --- inspection and control -------------------------------------------------------------
 
