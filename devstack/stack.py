@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -16,6 +17,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import asyncpg
 import httpx
 
 from common.migrations import migrate_url
@@ -31,6 +33,8 @@ class StackConfig:
     gateway_port: int
     control_port: int
     mock_port: int
+    fake_stripe_port: int
+    fake_coinbase_port: int
     postgres_port: int
     redis_port: int
     gateway_workers: int
@@ -43,6 +47,8 @@ class StackConfig:
             gateway_port=int(env.get("AGENTLINK_GATEWAY_PORT", "8080")),
             control_port=int(env.get("AGENTLINK_CONTROL_PORT", "8081")),
             mock_port=int(env.get("AGENTLINK_MOCK_PORT", "9100")),
+            fake_stripe_port=int(env.get("AGENTLINK_FAKE_STRIPE_PORT", "9200")),
+            fake_coinbase_port=int(env.get("AGENTLINK_FAKE_COINBASE_PORT", "9201")),
             postgres_port=int(env.get("AGENTLINK_PG_PORT", "54329")),
             redis_port=int(env.get("AGENTLINK_REDIS_PORT", "63799")),
             gateway_workers=int(env.get("AGENTLINK_GATEWAY_WORKERS", "1")),
@@ -156,6 +162,10 @@ def start_stack(stack: Stack) -> Demo:
         env.setdefault("GOOGLE_BASE_URL", f"http://127.0.0.1:{config.mock_port}")
         env.setdefault("GOOGLE_AI_API_KEY", "mock-provider-key")
 
+    fakes = _start_payment_fakes(stack, env)
+    if "coinbase" in fakes:
+        asyncio.run(_enable_crypto_payments(env["DATABASE_URL"]))
+
     control = _start_child(
         stack, "control-plane", _uvicorn("control_plane.app:create_app", config.control_port), env
     )
@@ -178,6 +188,48 @@ def start_stack(stack: Stack) -> Demo:
     return demo
 
 
+def _start_payment_fakes(stack: Stack, env: dict[str, str]) -> list[str]:
+    """Fake Stripe / Coinbase (fake_payments) for each provider without real keys, with the
+    control plane pointed at them and they at its webhooks. Returns the ones started."""
+    config = stack.config
+    control = f"http://127.0.0.1:{config.control_port}"
+    started = []
+    fakes = [
+        ("stripe", config.fake_stripe_port, "STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET",
+         "STRIPE_API_BASE", "sk_test_local_fake", "whsec_"),
+        ("coinbase", config.fake_coinbase_port, "COINBASE_API_KEY", "COINBASE_WEBHOOK_SECRET",
+         "COINBASE_API_BASE", "local-fake-coinbase-key", "cbsec_"),
+    ]  # fmt: skip
+    for provider, port, key_var, secret_var, base_var, fake_key, prefix in fakes:
+        if env.get(key_var):
+            continue  # real keys: the real provider
+        secret = prefix + secrets.token_urlsafe(24)
+        base = f"http://127.0.0.1:{port}"
+        hook = f"{control}/api/v1/payments/webhook/{provider}"
+        argv = [sys.executable, "-m", "fake_payments", provider, "--host", "127.0.0.1",
+                "--port", str(port), "--webhook-url", hook, "--webhook-secret", secret]  # fmt: skip
+        child = _start_child(stack, f"fake-{provider}", argv, env)
+        _wait_http(f"{base}/health", child)
+        env.update({key_var: fake_key, secret_var: secret, base_var: base})
+        started.append(provider)
+    if started:  # no dashboard to land on yet: the fake's own "back at the shop" page
+        landing = env[{"stripe": "STRIPE_API_BASE", "coinbase": "COINBASE_API_BASE"}[started[0]]]
+        env.setdefault("PAYMENT_SUCCESS_URL", f"{landing}/_fake/return/success")
+        env.setdefault("PAYMENT_CANCEL_URL", f"{landing}/_fake/return/cancel")
+    return started
+
+
+async def _enable_crypto_payments(database_url: str) -> None:
+    """The seed ships crypto payments off; against the local fake they may as well be on."""
+    connection = await asyncpg.connect(database_url)
+    try:
+        await connection.execute(
+            "UPDATE feature_flags SET enabled = true WHERE key = 'enable_crypto_payments'"
+        )
+    finally:
+        await connection.close()
+
+
 def banner(config: StackConfig, demo: Demo) -> str:
     gateway = f"http://127.0.0.1:{config.gateway_port}"
     control = f"http://127.0.0.1:{config.control_port}"
@@ -192,6 +244,16 @@ AgentLink is running.  (Ctrl-C stops everything; data stays in {config.data_dir}
 Demo accounts (password: {demo.password}): {demo.creator_email}, {demo.developer_email}
 Demo agent id:  {demo.agent_id}
 Demo API key:   {demo.api_key}
+
+Buy quota as the demo developer (fake Stripe on :{config.fake_stripe_port}, fake Coinbase on
+:{config.fake_coinbase_port} unless real keys are set; see README "Payments"):
+
+  TOKEN=$(curl -s {control}/api/v1/auth/login -H 'Content-Type: application/json' \
+    -d '{{"email": "{demo.developer_email}", "password": "{demo.password}"}}' \
+    | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
+  curl -s {control}/api/v1/payments/checkout -H "Authorization: Bearer $TOKEN" \
+    -H 'Content-Type: application/json' -d '{{"package": "starter", "provider": "stripe"}}'
+  # open its checkout_url, press Pay; then: curl -s {control}/api/v1/developers/me -H ...
 
 Call the demo agent:
 

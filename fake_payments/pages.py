@@ -28,3 +28,14 @@ def checkout_page(
         provider=escape(provider), color=color, title=escape(title),
         description=escape(description), amount=escape(amount), body=body,
     )  # fmt: skip
+
+
+def return_page(outcome: str) -> str:
+    """Where the local stack sends the payer back (there is no dashboard to land on yet)."""
+    text = {
+        "success": "Paid. The fake sent the signed webhook; the quota is credited "
+        "(GET /api/v1/developers/me).",
+        "cancel": "Checkout cancelled; nothing was charged.",
+    }.get(outcome, "Back at AgentLink.")
+    return _PAGE.format(provider="AgentLink (local stack)", color="#333", title=outcome.title(),
+                        description=text, amount="", body="")  # fmt: skip

@@ -32,10 +32,14 @@ class PaymentServices:
         return cls(settings, providers, LuaScripts(redis))
 
     def provider(self, name: str) -> PaymentProvider:
+        """The provider, or 400: one this deployment does not offer is not a server fault
+        (`GET /api/v1/payments/packages` lists the ones it does)."""
         provider = self.providers.get(name)
         if provider is None:
             raise ApiError(
-                ErrorCode.UPSTREAM_UNAVAILABLE, f"Payments through {name} are not configured."
+                ErrorCode.VALIDATION_FAILED,
+                f"Payments through {name} are not offered here.",
+                details=[{"field": "provider", "message": "Not configured on this server"}],
             )
         return provider
 

@@ -10,12 +10,13 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from fake_payments.coinbase import events
 from fake_payments.coinbase.charges import Charges, CoinbaseError
 from fake_payments.config import FakeConfig
+from fake_payments.pages import return_page
 from fake_payments.recorder import Recorder, WebhookSender
 
 
@@ -32,6 +33,7 @@ class FakeCoinbase:
         routes = [
             Route("/health", self._health, methods=["GET"]),
             Route("/_fake/requests", self._requests, methods=["GET", "DELETE"]),
+            Route("/_fake/return/{outcome}", _return_page, methods=["GET"]),
             Route("/_fake/deliveries", self._deliveries_log, methods=["GET"]),
             Route("/_fake/events/{event_id}/resend", self._resend, methods=["POST"]),
             *Charges(self).routes(),
@@ -88,3 +90,7 @@ def _copy(charge: dict[str, Any]) -> dict[str, Any]:
 
 def create_coinbase_app(config: FakeConfig) -> FakeCoinbase:
     return FakeCoinbase(config)
+
+
+async def _return_page(request: Request) -> Response:
+    return HTMLResponse(return_page(request.path_params["outcome"]))

@@ -10,10 +10,11 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from fake_payments.config import FakeConfig
+from fake_payments.pages import return_page
 from fake_payments.recorder import Recorder, WebhookSender
 from fake_payments.stripe import charges, checkout_sessions, events, refunds
 from fake_payments.stripe.store import StripeStore
@@ -34,6 +35,7 @@ class FakeStripe:
         routes = [
             Route("/health", self._health, methods=["GET"]),
             Route("/_fake/requests", self._requests, methods=["GET", "DELETE"]),
+            Route("/_fake/return/{outcome}", _return_page, methods=["GET"]),
             Route("/_fake/deliveries", self._deliveries, methods=["GET"]),
             Route("/_fake/events/{event_id}/resend", self._resend, methods=["POST"]),
             Route("/v1/events/{event_id}", self.api(self._get_event), methods=["GET"]),
@@ -128,3 +130,7 @@ class FakeStripe:
 
 def create_stripe_app(config: FakeConfig) -> FakeStripe:
     return FakeStripe(config)
+
+
+async def _return_page(request: Request) -> Response:
+    return HTMLResponse(return_page(request.path_params["outcome"]))

@@ -38,6 +38,7 @@ BODIES: dict[tuple[str, str], Any] = {
     ("PUT", "/api/v1/agents/{agent_id}"): {"description": "changed by the matrix"},
     ("POST", "/api/v1/developers/keys"): {"name": "matrix"},
     ("POST", "/api/v1/reviews/agents/{agent_id}"): {"rating": 5, "content": "matrix"},
+    ("POST", "/api/v1/payments/checkout"): {"package": "starter", "provider": "stripe"},
 }  # fmt: skip
 
 
@@ -71,7 +72,8 @@ def world(control_url: str, database_url: str) -> dict[str, Any]:
                 "developer": developer_a["access_token"],
                 "other developer": developer_b["access_token"], "admin": admin,
             },
-            "params": {"agent_id": agent.json()["id"], "key_id": key.json()["id"], "version": "1"},
+            "params": {"agent_id": agent.json()["id"], "key_id": key.json()["id"], "version": "1",
+                       "payment_id": "00000000-0000-4000-8000-000000000000"},
         }  # fmt: skip
 
     return asyncio.run(build())

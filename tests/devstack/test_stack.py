@@ -73,10 +73,42 @@ def _stop(process: subprocess.Popen[str]) -> None:
     process.communicate(timeout=60)  # drains and closes stdout
 
 
+def buy_quota_as_printed(banner: str, control: str) -> None:
+    """The printed purchase: log in, check out with the fake Stripe, press "Pay" on its page,
+    land back, and the quota is there."""
+    email = re.search(r"\"email\": \"([^\"]+)\"", banner)
+    password = re.search(r"\"password\": \"([^\"]+)\"", banner)
+    assert email is not None
+    assert password is not None
+    login = httpx.post(
+        f"{control}/api/v1/auth/login",
+        json={"email": email.group(1), "password": password.group(1)},
+    )
+    auth = {"Authorization": f"Bearer {login.json()['access_token']}"}
+    before = httpx.get(f"{control}/api/v1/developers/me", headers=auth).json()["quota"]
+    for provider in ("stripe", "coinbase"):
+        checkout = httpx.post(
+            f"{control}/api/v1/payments/checkout",
+            headers=auth,
+            json={"package": "starter", "provider": provider},
+        )
+        assert checkout.status_code == 201, checkout.text
+        url = checkout.json()["checkout_url"]
+        assert 'id="pay"' in httpx.get(url).text
+        landed = httpx.post(url, follow_redirects=True)
+        assert landed.status_code == 200
+        assert "Paid." in landed.text
+    after = httpx.get(f"{control}/api/v1/developers/me", headers=auth).json()
+    assert after["quota"]["remaining"] == before["remaining"] + 2000
+    assert after["rate_tier"] == "paid"
+
+
 def test_dev_up_runs_the_stack_and_the_printed_request_works(data_dir: Path) -> None:
-    ports = {name: free_port() for name in ("GATEWAY", "CONTROL", "MOCK", "PG", "REDIS")}
+    names = ("GATEWAY", "CONTROL", "MOCK", "FAKE_STRIPE", "FAKE_COINBASE", "PG", "REDIS")
+    ports = {name: free_port() for name in names}
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
-    env.pop("OPENAI_API_KEY", None)
+    for real in ("OPENAI_API_KEY", "STRIPE_SECRET_KEY", "COINBASE_API_KEY"):
+        env.pop(real, None)
     env["AGENTLINK_DATA_DIR"] = str(data_dir)
     env["WORKER_METRICS_PORT"] = str(free_port())
     for name, port in ports.items():
@@ -99,6 +131,7 @@ def test_dev_up_runs_the_stack_and_the_printed_request_works(data_dir: Path) -> 
         )
         assert reply.status_code == 200, reply.text
         assert reply.json()["choices"][0]["message"]["content"]
+        buy_quota_as_printed(banner, control)
     finally:
         _stop(process)
     assert process.returncode == 0

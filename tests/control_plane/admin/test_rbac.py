@@ -61,6 +61,13 @@ SEED_ROUTES: dict[tuple[str, str], str] = {
 }
 # The seed's settlement routes belong to the settlements domain; when they exist they must be
 # payments:manage.
+# Money in (issue 10): payments and manual quota credits are payments:manage too.
+PAYMENT_ROUTES: dict[tuple[str, str], str] = {
+    ("GET", f"{A}/payments"): "payments:manage",
+    ("GET", f"{A}/payments/{{payment_id}}"): "payments:manage",
+    ("POST", f"{A}/payments/{{payment_id}}/refund"): "payments:manage",
+    ("POST", f"{A}/users/{{user_id}}/quota-credits"): "payments:manage",
+}
 SEED_SETTLEMENT_ROUTES: dict[tuple[str, str], str] = {
     ("GET", f"{A}/settlements/pending"): "payments:manage",
     ("POST", f"{A}/settlements/trigger"): "payments:manage",
@@ -82,6 +89,13 @@ REQUESTS: dict[tuple[str, str], tuple[dict[str, Any] | None, int, str | None]] =
     ("POST", f"{A}/moderation/reviews/{{review_id}}/reject"): (None, 404, "40404"),
     ("PUT", f"{A}/feature-flags/{{key}}"): ({"enabled": True}, 404, "40404"),
     ("POST", f"{A}/system/cache/clear"): (None, 200, None),
+    ("GET", f"{A}/payments/{{payment_id}}"): (None, 404, "40404"),
+    ("POST", f"{A}/payments/{{payment_id}}/refund"): ({"reason": "rbac"}, 404, "40404"),
+    ("POST", f"{A}/users/{{user_id}}/quota-credits"): (
+        {"units": 1, "reason": "rbac"},
+        404,
+        "40402",
+    ),
 }
 _PARAM = re.compile(r"{([a-z_]+)}")
 
@@ -109,7 +123,7 @@ def test_the_code_role_table_is_the_seed_table() -> None:
 def test_every_admin_route_declares_the_seed_permission_and_is_admin_only() -> None:
     table = {route.operation: route for route in ADMIN_ROUTES}
     assert len(table) == len(ADMIN_ROUTES), "an admin route is declared twice"
-    known = SEED_ROUTES | SEED_SETTLEMENT_ROUTES
+    known = SEED_ROUTES | SEED_SETTLEMENT_ROUTES | PAYMENT_ROUTES
     for operation, route in table.items():
         assert operation in known, f"{operation} is not in the seed's admin tree"
         assert route.permission is not None, f"{operation} has no permission"
