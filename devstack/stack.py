@@ -248,12 +248,13 @@ Demo API key:   {demo.api_key}
 Buy quota as the demo developer (fake Stripe on :{config.fake_stripe_port}, fake Coinbase on
 :{config.fake_coinbase_port} unless real keys are set; see README "Payments"):
 
-  TOKEN=$(curl -s {control}/api/v1/auth/login -H 'Content-Type: application/json' \
-    -d '{{"email": "{demo.developer_email}", "password": "{demo.password}"}}' \
+  TOKEN=$(curl -s {control}/api/v1/auth/login -H 'Content-Type: application/json' \\
+    -d '{{"email": "{demo.developer_email}", "password": "{demo.password}"}}' \\
     | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
-  curl -s {control}/api/v1/payments/checkout -H "Authorization: Bearer $TOKEN" \
+  curl -s {control}/api/v1/payments/checkout -H "Authorization: Bearer $TOKEN" \\
     -H 'Content-Type: application/json' -d '{{"package": "starter", "provider": "stripe"}}'
-  # open its checkout_url, press Pay; then: curl -s {control}/api/v1/developers/me -H ...
+  # open its checkout_url and press Pay; then see the quota:
+  curl -s {control}/api/v1/developers/me -H "Authorization: Bearer $TOKEN"
 
 Call the demo agent:
 
