@@ -51,7 +51,9 @@ def test_the_real_folder_is_well_formed() -> None:
     assert ALL_NAMES, "there are migrations"
     assert ALL_NAMES[0] == "0001_initial_schema"
     versions = [int(name[:4]) for name in ALL_NAMES]
-    assert versions == list(range(1, len(versions) + 1)), "versions are contiguous"
+    # Numbers are handed out to work landing in parallel, so one may land before a lower one
+    # (a gap for a while); they still never repeat and the runner applies them in order.
+    assert versions == sorted(set(versions)), "versions are unique and increasing"
 
 
 async def test_applies_every_file_in_order_with_checksums(scratch_database_url: str) -> None:
