@@ -48,11 +48,17 @@ async def test_the_worker_applies_a_credit_redis_missed(  # noqa: PLR0917
     worker.start()
     try:
 
-        async def credited() -> bool:
-            return await live_quota(redis, payment.developer) == 1100
-
-        await wait_until(credited, 30, "the reconciler to apply the credit")
         record = keyspace.user_record(payment.developer.shard, payment.developer.user_id)
+
+        async def synced() -> bool:
+            synced_at = await db.fetchval(
+                "SELECT synced_at FROM quota_adjustments WHERE payment_id = $1",
+                payment.payment_id,
+            )
+            return synced_at is not None
+
+        await wait_until(synced, 30, "the reconciler to apply the credit")
+        assert await live_quota(redis, payment.developer) == 1100
         assert await redis.hget(record, "tier") == b"paid"
     finally:
         worker.stop()
