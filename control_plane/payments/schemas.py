@@ -9,14 +9,12 @@ from typing import Annotated, Literal
 
 import msgspec
 
+from control_plane.admin.schemas import Page, PageSize, Reason, Search
+
 Provider = Literal["stripe", "coinbase"]
 PaymentStatus = Literal["pending", "completed", "failed", "expired", "refunded", "disputed"]
 PackageId = Annotated[str, msgspec.Meta(min_length=1, max_length=32)]
 Cursor = Annotated[str, msgspec.Meta(min_length=1, max_length=512)]
-Reason = Annotated[str, msgspec.Meta(min_length=1, max_length=500)]
-Page = Annotated[int, msgspec.Meta(ge=1, le=100_000)]
-PageSize = Annotated[int, msgspec.Meta(ge=1, le=100)]
-Search = Annotated[str, msgspec.Meta(min_length=1, max_length=254)]
 CreditUnits = Annotated[int, msgspec.Meta(ge=1, le=10_000_000)]
 
 

@@ -10,13 +10,13 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from fake_payments import inspection
 from fake_payments.coinbase import events
 from fake_payments.coinbase.charges import Charges, CoinbaseError
 from fake_payments.config import FakeConfig
-from fake_payments.pages import return_page
 from fake_payments.recorder import Recorder, WebhookSender
 
 
@@ -31,10 +31,7 @@ class FakeCoinbase:
         self.sender = WebhookSender(config, self.recorder)
         self._deliveries = itertools.count(1)
         routes = [
-            Route("/health", self._health, methods=["GET"]),
-            Route("/_fake/requests", self._requests, methods=["GET", "DELETE"]),
-            Route("/_fake/return/{outcome}", _return_page, methods=["GET"]),
-            Route("/_fake/deliveries", self._deliveries_log, methods=["GET"]),
+            *inspection.routes(self.recorder),
             Route("/_fake/events/{event_id}/resend", self._resend, methods=["POST"]),
             *Charges(self).routes(),
         ]
@@ -65,18 +62,6 @@ class FakeCoinbase:
         headers = events.delivery_headers(body, secret)
         return await self.sender.send(event["id"], event["type"], body, headers)
 
-    async def _health(self, request: Request) -> Response:
-        return JSONResponse({"status": "ok"})
-
-    async def _requests(self, request: Request) -> Response:
-        if request.method == "DELETE":
-            self.recorder.clear()
-            return Response(status_code=204)
-        return JSONResponse(list(self.recorder.requests))
-
-    async def _deliveries_log(self, request: Request) -> Response:
-        return JSONResponse(list(self.recorder.deliveries))
-
     async def _resend(self, request: Request) -> Response:
         event = self.events.get(request.path_params["event_id"])
         if event is None:
@@ -90,7 +75,3 @@ def _copy(charge: dict[str, Any]) -> dict[str, Any]:
 
 def create_coinbase_app(config: FakeConfig) -> FakeCoinbase:
     return FakeCoinbase(config)
-
-
-async def _return_page(request: Request) -> Response:
-    return HTMLResponse(return_page(request.path_params["outcome"]))

@@ -10,11 +10,11 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from fake_payments import inspection
 from fake_payments.config import FakeConfig
-from fake_payments.pages import return_page
 from fake_payments.recorder import Recorder, WebhookSender
 from fake_payments.stripe import charges, checkout_sessions, events, refunds
 from fake_payments.stripe.store import StripeStore
@@ -33,10 +33,7 @@ class FakeStripe:
         self.recorder = Recorder()
         self.sender = WebhookSender(config, self.recorder)
         routes = [
-            Route("/health", self._health, methods=["GET"]),
-            Route("/_fake/requests", self._requests, methods=["GET", "DELETE"]),
-            Route("/_fake/return/{outcome}", _return_page, methods=["GET"]),
-            Route("/_fake/deliveries", self._deliveries, methods=["GET"]),
+            *inspection.routes(self.recorder),
             Route("/_fake/events/{event_id}/resend", self._resend, methods=["POST"]),
             Route("/v1/events/{event_id}", self.api(self._get_event), methods=["GET"]),
             *checkout_sessions.routes(self),
@@ -105,18 +102,6 @@ class FakeStripe:
 
     # --- inspection and control -------------------------------------------------------------
 
-    async def _health(self, request: Request) -> Response:
-        return JSONResponse({"status": "ok"})
-
-    async def _requests(self, request: Request) -> Response:
-        if request.method == "DELETE":
-            self.recorder.clear()
-            return Response(status_code=204)
-        return JSONResponse(list(self.recorder.requests))
-
-    async def _deliveries(self, request: Request) -> Response:
-        return JSONResponse(list(self.recorder.deliveries))
-
     async def _resend(self, request: Request) -> Response:
         try:
             event = self.store.get("event", request.path_params["event_id"])
@@ -130,7 +115,3 @@ class FakeStripe:
 
 def create_stripe_app(config: FakeConfig) -> FakeStripe:
     return FakeStripe(config)
-
-
-async def _return_page(request: Request) -> Response:
-    return HTMLResponse(return_page(request.path_params["outcome"]))

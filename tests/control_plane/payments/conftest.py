@@ -13,13 +13,11 @@ import pytest
 import pytest_asyncio
 import redis.asyncio as redis_asyncio
 
-from common.redis_store import create_redis
 from control_plane.payments.services import PaymentServices
 from control_plane.payments.settings import PaymentSettings
 from devstack.servers import free_port
 from fake_payments import FakeCoinbase, FakeStripe, create_coinbase_app, create_stripe_app
 from fake_payments.config import FakeConfig
-from tests.conftest import Servers
 from tests.control_plane.payments.support import (
     COINBASE_KEY,
     COINBASE_SECRETS,
@@ -91,14 +89,6 @@ def payments_url(
         fake_stripe.fake.config.webhook_url = f"{url}/api/v1/payments/webhook/stripe"
         fake_coinbase.fake.config.webhook_url = f"{url}/api/v1/payments/webhook/coinbase"
         yield url
-
-
-@pytest_asyncio.fixture(scope="session")
-async def redis(servers: Servers) -> AsyncIterator[redis_asyncio.Redis]:
-    """The session's Redis, NOT flushed (other tests' live state is in it)."""
-    client = create_redis(servers.redis_url, socket_timeout_s=5.0)
-    yield client
-    await client.aclose()
 
 
 @pytest_asyncio.fixture(scope="session")

@@ -47,7 +47,6 @@ async def test_the_worker_applies_a_credit_redis_missed(  # noqa: PLR0917
     worker = Worker(env, tmp_path / "worker.log")
     worker.start()
     try:
-
         record = keyspace.user_record(payment.developer.shard, payment.developer.user_id)
 
         async def synced() -> bool:
