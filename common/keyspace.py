@@ -20,6 +20,13 @@ for the user's part; agent records live under their own tag `{aID}`.
 | `usage:dead` | stream | usage entries the worker could not parse or store, with the reason | worker | capped by `USAGE_DEAD_LETTER_MAXLEN` |
 | `login:acct:<sha>`, `login:ip:<ip>` | string | failed-login counters (control plane) | control plane | the throttle window |
 | `agent:{aID}` | hash | `status`, `version`, `units` (quota units per call) | gateway cold load, control plane | 24 h (`unknown`: 30 s) |
+| `pgkey:{sS}:<user_id>` | string | the developer's playground key, sealed with the key ring (control_plane/developers/session_keys.py) | control plane | the key's lifetime |
+| `pgkey-lock:{sS}:<user_id>` | string | lock while a playground key is minted | control plane | 10 s |
+| `pgkey:expiry` | zset | playground key ids scored by expiry (ms), for the worker's sweep | control plane, worker | none |
+| `dash:rot:<sha>` | string | the sealed token pair a refresh token was rotated into (dashboard sessions, parallel tabs) | control plane | `DASHBOARD_REFRESH_GRACE_S` |
+| `dash:rotlock:<sha>` | string | lock while a dashboard refresh token is rotated | control plane | 10 s |
+| `dash:jti:<jti>` | string | an access token ended by a dashboard logout | control plane | the token's remaining life |
+| `dash:out:<user_id>` | string | "log out everywhere": access tokens issued up to this time (s) are refused | control plane | the access-token lifetime |
 
 The usage stream is per shard so that the commit script (reservation, refund, event) stays
 inside one slot; the worker reads all 1024 streams with one consumer group name. On a single
@@ -94,3 +101,30 @@ def all_usage_streams() -> list[str]:
 
 def agent_record(agent_id: str) -> str:
     return "agent:{a" + agent_id + "}"
+
+
+def playground_key(shard: int, user_id: str) -> str:
+    return f"pgkey:{shard_tag(shard)}:{user_id}"
+
+
+def playground_key_lock(shard: int, user_id: str) -> str:
+    return f"pgkey-lock:{shard_tag(shard)}:{user_id}"
+
+
+PLAYGROUND_KEY_EXPIRIES = "pgkey:expiry"
+
+
+def dashboard_rotation(refresh_token_hash: str) -> str:
+    return f"dash:rot:{refresh_token_hash}"
+
+
+def dashboard_rotation_lock(refresh_token_hash: str) -> str:
+    return f"dash:rotlock:{refresh_token_hash}"
+
+
+def dashboard_ended_access_token(jti: str) -> str:
+    return f"dash:jti:{jti}"
+
+
+def dashboard_logged_out_before(user_id: str) -> str:
+    return f"dash:out:{user_id}"

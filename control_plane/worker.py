@@ -16,7 +16,9 @@ Jobs:
   (`control_plane/reaper.py`);
 - call-log partitions (`WORKER_MAINTENANCE_INTERVAL_S`): create next months' partitions;
 - payment reconciler (`PAYMENT_RECONCILE_INTERVAL_S`): quota adjustments not yet in Redis,
-  deferred payment events (`control_plane/payments/reconciler.py`).
+  deferred payment events (`control_plane/payments/reconciler.py`);
+- playground key sweep (`DASHBOARD_PLAYGROUND_SWEEP_INTERVAL_S`): revoke the dashboard
+  playground's session keys past their lifetime (`control_plane/developers/session_keys.py`).
 
 Metrics are served on `WORKER_METRICS_PORT` (default 9102; 0 serves none).
 """
@@ -35,6 +37,7 @@ import asyncpg
 from common.db import create_pool
 from common.json_logging import configure_logging
 from common.redis_store import LuaScripts, create_redis
+from control_plane.developers import session_keys
 from control_plane.payments.reconciler import reconcile
 from control_plane.reaper import reap_expired
 from control_plane.settings import ControlPlaneSettings
@@ -108,6 +111,15 @@ async def run_worker(
     async def reconcile_payments() -> None:
         await reconcile(db, redis, scripts)
 
+    async def sweep_playground_keys() -> None:
+        revoked = await session_keys.revoke_expired(db, redis)
+        if revoked:
+            logger.info(
+                "revoked %d expired playground keys",
+                revoked,
+                extra={"event": "playground_key_sweep", "count": revoked},
+            )
+
     jobs = [
         PeriodicJob(
             "call_log_partitions",
@@ -119,6 +131,11 @@ async def run_worker(
         PeriodicJob("usage_lag", settings.usage.lag_interval_s, sample_lag),
         PeriodicJob(
             "payment_reconciler", settings.payments.reconcile_interval_s, reconcile_payments
+        ),
+        PeriodicJob(
+            "playground_key_sweep",
+            settings.dashboard.playground_sweep_interval_s,
+            sweep_playground_keys,
         ),
     ]
     logger.info("worker started", extra={"count": len(jobs) + 1})

@@ -35,27 +35,78 @@ async def lock_user(connection: DbConnection, user_id: str) -> asyncpg.Record | 
     return record
 
 
+# Keys the dashboard's playground mints for itself (control_plane/developers/session_keys.py)
+# carry this scope in `permissions`; they do not count against the active-key cap.
+SESSION_SCOPE = "playground"
+
+
 async def count_active_keys(connection: DbConnection, user_id: str) -> int:
     count: int = await connection.fetchval(
-        "SELECT count(*) FROM api_keys WHERE user_id = $1 AND revoked_at IS NULL", user_id
+        """SELECT count(*) FROM api_keys
+           WHERE user_id = $1 AND revoked_at IS NULL
+             AND permissions->>'scope' IS DISTINCT FROM $2""",
+        user_id,
+        SESSION_SCOPE,
     )
     return count
 
 
 async def insert_key(
-    connection: DbConnection, *, user_id: str, key_hash: str, prefix: str, name: str
+    connection: DbConnection,
+    *,
+    user_id: str,
+    key_hash: str,
+    prefix: str,
+    name: str,
+    permissions: dict[str, Any] | None = None,
 ) -> asyncpg.Record:
     record: asyncpg.Record | None = await connection.fetchrow(
-        """INSERT INTO api_keys (user_id, key_hash, key_prefix, name)
-           VALUES ($1, $2, $3, $4)
-           RETURNING id, name, key_prefix, created_at""",
+        """INSERT INTO api_keys (user_id, key_hash, key_prefix, name, permissions)
+           VALUES ($1, $2, $3, $4, $5)
+           RETURNING id, name, key_prefix, created_at, permissions""",
         user_id,
         key_hash,
         prefix,
         name,
+        permissions or {},
     )
     assert record is not None  # INSERT ... RETURNING always returns the row
     return record
+
+
+async def active_session_keys(connection: DbConnection, user_id: str) -> list[asyncpg.Record]:
+    """The user's unrevoked playground keys, locked (api_keys_user_idx finds them)."""
+    rows: list[asyncpg.Record] = await connection.fetch(
+        """SELECT id, key_hash FROM api_keys
+           WHERE user_id = $1 AND revoked_at IS NULL AND permissions->>'scope' = $2
+           FOR NO KEY UPDATE""",
+        user_id,
+        SESSION_SCOPE,
+    )
+    return rows
+
+
+async def unrevoked_session_keys(
+    connection: DbConnection, key_ids: list[str]
+) -> list[asyncpg.Record]:
+    """Of these key ids, the playground keys not revoked yet, locked, with their shard."""
+    rows: list[asyncpg.Record] = await connection.fetch(
+        """SELECT k.id, k.user_id, k.key_hash, u.redis_shard
+           FROM api_keys k JOIN users u ON u.id = k.user_id
+           WHERE k.id = ANY($1::uuid[]) AND k.revoked_at IS NULL
+             AND k.permissions->>'scope' = $2
+           FOR NO KEY UPDATE OF k""",
+        key_ids,
+        SESSION_SCOPE,
+    )
+    return rows
+
+
+async def revoke_keys(connection: DbConnection, key_ids: list[str]) -> None:
+    await connection.execute(
+        "UPDATE api_keys SET revoked_at = coalesce(revoked_at, now()) WHERE id = ANY($1::uuid[])",
+        key_ids,
+    )
 
 
 async def list_keys(
@@ -65,17 +116,22 @@ async def list_keys(
     include_revoked: bool,
     limit: int,
     after: tuple[datetime, str] | None,
+    scope: str | None = None,
 ) -> list[asyncpg.Record]:
-    """Newest first (index api_keys_user_idx), up to `limit + 1` rows."""
-    params: list[Any] = [user_id, include_revoked, limit + 1]
+    """Newest first (index api_keys_user_idx), up to `limit + 1` rows. `scope`: "api" for
+    the developer's own keys only, "playground" for the playground's, None for both."""
+    params: list[Any] = [user_id, include_revoked, limit + 1, scope, SESSION_SCOPE]
     after_clause = ""
     if after is not None:
         params += [after[0], after[1]]
-        after_clause = "AND (created_at < $4 OR (created_at = $4 AND id > $5::uuid))"
+        after_clause = "AND (created_at < $6 OR (created_at = $6 AND id > $7::uuid))"
     rows: list[asyncpg.Record] = await connection.fetch(
-        f"""SELECT id, name, key_prefix, created_at, last_used_at, revoked_at
+        f"""SELECT id, name, key_prefix, created_at, last_used_at, revoked_at, permissions
             FROM api_keys
-            WHERE user_id = $1 AND ($2 OR revoked_at IS NULL) {after_clause}
+            WHERE user_id = $1 AND ($2 OR revoked_at IS NULL)
+              AND ($4::text IS NULL
+                   OR ($4 = $5) = (permissions->>'scope' IS NOT DISTINCT FROM $5))
+              {after_clause}
             ORDER BY created_at DESC, id LIMIT $3""",  # noqa: S608 - a constant clause
         *params,
     )
@@ -106,16 +162,17 @@ async def revoke_key(connection: DbConnection, key_id: str) -> None:
 async def usage(
     connection: DbConnection, user_id: str, start: datetime, end: datetime
 ) -> list[asyncpg.Record]:
-    """Aggregates of the user's calls in [start, end): one row per agent (level 1), per UTC
-    day (level 2) and the grand total (level 3), in one pass over the range's partitions."""
+    """Aggregates of the user's calls in [start, end), in one pass over the range's
+    partitions: one row per agent (level 3), per UTC day (level 5), per API key (level 6)
+    and the grand total (level 7). The level is GROUPING(agent_id, day, api_key_id)."""
     rows: list[asyncpg.Record] = await connection.fetch(
         """WITH logs AS (
-               SELECT agent_id, (created_at AT TIME ZONE 'UTC')::date AS day, billable, status,
-                      units, cost_usd, input_tokens, output_tokens
+               SELECT agent_id, api_key_id, (created_at AT TIME ZONE 'UTC')::date AS day,
+                      billable, status, units, cost_usd, input_tokens, output_tokens
                FROM call_logs
                WHERE user_id = $1 AND created_at >= $2 AND created_at < $3
            )
-           SELECT agent_id, day, GROUPING(agent_id, day) AS level,
+           SELECT agent_id, day, api_key_id, GROUPING(agent_id, day, api_key_id) AS level,
                   count(*) AS calls,
                   count(*) FILTER (WHERE billable) AS billable_calls,
                   count(*) FILTER (WHERE status = 'success') AS successful_calls,
@@ -126,12 +183,33 @@ async def usage(
                   coalesce(sum(input_tokens), 0)::bigint AS input_tokens,
                   coalesce(sum(output_tokens), 0)::bigint AS output_tokens
            FROM logs
-           GROUP BY GROUPING SETS ((agent_id), (day), ())""",
+           GROUP BY GROUPING SETS ((agent_id), (day), (api_key_id), ())""",
         user_id,
         start,
         end,
     )
     return rows
+
+
+async def key_labels(
+    connection: DbConnection, user_id: str, key_ids: list[str]
+) -> dict[str, asyncpg.Record]:
+    """Name, prefix and scope of these keys of the user's, by id."""
+    rows = await connection.fetch(
+        """SELECT id, name, key_prefix, permissions->>'scope' AS scope FROM api_keys
+           WHERE id = ANY($2::uuid[]) AND user_id = $1""",
+        user_id,
+        key_ids,
+    )
+    return {str(row["id"]): row for row in rows}
+
+
+async def trials(connection: DbConnection, user_id: str) -> dict[str, int]:
+    """Trial calls used per agent, as the worker has recorded them so far."""
+    rows = await connection.fetch(
+        "SELECT agent_id, calls_used FROM trial_usage WHERE user_id = $1", user_id
+    )
+    return {str(row["agent_id"]): row["calls_used"] for row in rows}
 
 
 async def agent_names(connection: DbConnection, agent_ids: list[str]) -> dict[str, str]:

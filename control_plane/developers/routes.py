@@ -13,6 +13,7 @@ from control_plane.developers.schemas import (
     CreateKeyRequest,
     DeveloperProfile,
     KeyListQuery,
+    TrialList,
     UsageQuery,
     UsageReport,
 )
@@ -42,6 +43,10 @@ async def developer_usage(context: Context, query: UsageQuery) -> UsageReport:
     return await service.usage(context.state, context.user, query)
 
 
+async def developer_trials(context: Context) -> TrialList:
+    return await service.trials(context.state, context.user)
+
+
 PREFIX = "/api/v1/developers"
 ROUTES = [
     ApiRoute("GET", f"{PREFIX}/me", developer_profile, "The developer's profile and quota",
@@ -60,5 +65,8 @@ ROUTES = [
     ApiRoute("GET", f"{PREFIX}/usage", developer_usage,
              "Calls, billable calls and units in a range, per agent and per day",
              query=UsageQuery, response=UsageReport, user_types=_DEVELOPERS,
+             tags=("developers",)),
+    ApiRoute("GET", f"{PREFIX}/trials", developer_trials,
+             "Free trial calls used per agent", response=TrialList, user_types=_DEVELOPERS,
              tags=("developers",)),
 ]  # fmt: skip

@@ -7,7 +7,7 @@ no listing type has a field for it or for its hash.
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 import msgspec
 
@@ -21,6 +21,8 @@ class CreateKeyRequest(msgspec.Struct, forbid_unknown_fields=True):
 
 class KeyListQuery(msgspec.Struct, forbid_unknown_fields=True):
     include_revoked: bool = True
+    # "api": the developer's own keys; "playground": the dashboard playground's session keys.
+    scope: Literal["api", "playground"] | None = None
     limit: Annotated[int, msgspec.Meta(ge=1, le=100)] = 100
     cursor: Annotated[str, msgspec.Meta(min_length=1, max_length=512)] | None = None
 
@@ -59,6 +61,9 @@ class ApiKeyOut(msgspec.Struct):
     last_used_at: datetime | None
     revoked: bool
     revoked_at: datetime | None
+    # "playground" for a key the dashboard's playground minted (short-lived); None otherwise.
+    scope: str | None = None
+    expires_at: datetime | None = None
 
 
 class ApiKeyPage(msgspec.Struct):
@@ -111,9 +116,37 @@ class DayUsage(msgspec.Struct):
     output_tokens: int
 
 
+class KeyUsage(msgspec.Struct):
+    key_id: str
+    key_name: str | None
+    key_prefix: str | None
+    scope: str | None  # "playground" for the dashboard playground's keys
+    calls: int
+    billable_calls: int
+    successful_calls: int
+    failed_calls: int
+    units: int
+    cost_usd: str
+    input_tokens: int
+    output_tokens: int
+
+
 class UsageReport(msgspec.Struct):
     from_: datetime = msgspec.field(name="from")
     to: datetime
     totals: UsageTotals
     by_agent: list[AgentUsage]
     by_day: list[DayUsage]
+    by_key: list[KeyUsage] = []
+
+
+class TrialUsage(msgspec.Struct):
+    agent_id: str
+    agent_name: str | None
+    used: int
+    remaining: int
+
+
+class TrialList(msgspec.Struct):
+    trial_calls: int  # free calls per agent (FREE_TRIAL_CALLS)
+    agents: list[TrialUsage]  # agents the developer has used trials on, most used first

@@ -31,7 +31,10 @@ from control_plane.developers.schemas import (
     DayUsage,
     DeveloperProfile,
     KeyListQuery,
+    KeyUsage,
     QuotaOut,
+    TrialList,
+    TrialUsage,
     UsageQuery,
     UsageReport,
     UsageTotals,
@@ -51,6 +54,8 @@ MAX_ACTIVE_KEYS = 25
 USAGE_DEFAULT_DAYS = 30
 USAGE_MAX_DAYS = 366
 _KEYS_CURSOR = "keys"
+# repository.usage's GROUPING(agent_id, day, api_key_id) levels.
+_BY_AGENT, _BY_DAY, _BY_KEY, _TOTAL = 3, 5, 6, 7
 
 
 def _key_not_found() -> ApiError:
@@ -96,6 +101,8 @@ async def profile(state: ControlPlaneState, principal: Principal) -> DeveloperPr
 
 
 def _key_out(row: asyncpg.Record) -> ApiKeyOut:
+    permissions = row["permissions"] or {}
+    expires = permissions.get("expires_at")
     return ApiKeyOut(
         id=str(row["id"]),
         name=row["name"],
@@ -104,6 +111,8 @@ def _key_out(row: asyncpg.Record) -> ApiKeyOut:
         last_used_at=row["last_used_at"],
         revoked=row["revoked_at"] is not None,
         revoked_at=row["revoked_at"],
+        scope=permissions.get("scope"),
+        expires_at=datetime.fromisoformat(expires) if isinstance(expires, str) else None,
     )
 
 
@@ -117,7 +126,7 @@ async def list_keys(
     async with state.db.acquire() as connection:
         rows = await repository.list_keys(
             connection, principal.user_id, include_revoked=query.include_revoked,
-            limit=query.limit, after=after,
+            limit=query.limit, after=after, scope=query.scope,
         )  # fmt: skip
     page = rows[: query.limit]
     next_cursor = None
@@ -235,16 +244,56 @@ async def usage(state: ControlPlaneState, principal: Principal, query: UsageQuer
     start, end = _usage_range(query)
     async with state.db.acquire() as connection:
         rows = await repository.usage(connection, principal.user_id, start, end)
-        agent_rows = [row for row in rows if row["level"] == 1]
+        agent_rows = [row for row in rows if row["level"] == _BY_AGENT]
+        key_rows = [row for row in rows if row["level"] == _BY_KEY]
         names = await repository.agent_names(
             connection, [str(row["agent_id"]) for row in agent_rows]
         )
-    total = next((row for row in rows if row["level"] == 3), None)
-    per_day = {row["day"]: row for row in rows if row["level"] == 2}
+        keys = await repository.key_labels(
+            connection, principal.user_id, [str(row["api_key_id"]) for row in key_rows]
+        )
+    total = next((row for row in rows if row["level"] == _TOTAL), None)
+    per_day = {row["day"]: row for row in rows if row["level"] == _BY_DAY}
     by_agent = [
         AgentUsage(agent_id=str(row["agent_id"]), agent_name=names.get(str(row["agent_id"])),
                    **_counts(row))
         for row in sorted(agent_rows, key=lambda row: (-row["calls"], str(row["agent_id"])))
     ]  # fmt: skip
     by_day = [DayUsage(date=day, **_counts(per_day.get(day))) for day in _days(start, end)]
-    return UsageReport(start, end, UsageTotals(**_counts(total)), by_agent, by_day)
+    by_key = []
+    for row in sorted(key_rows, key=lambda row: (-row["calls"], str(row["api_key_id"]))):
+        key = keys.get(str(row["api_key_id"]))
+        by_key.append(
+            KeyUsage(
+                key_id=str(row["api_key_id"]),
+                key_name=key["name"] if key else None,
+                key_prefix=key["key_prefix"] if key else None,
+                scope=key["scope"] if key else None,
+                **_counts(row),
+            )
+        )
+    return UsageReport(start, end, UsageTotals(**_counts(total)), by_agent, by_day, by_key)
+
+
+async def trials(state: ControlPlaneState, principal: Principal) -> TrialList:
+    """Free trial calls used per agent: the gateway's live counters where Redis has them,
+    else what the worker has recorded in Postgres."""
+    limit = state.settings.dashboard.trial_calls
+    async with state.db.acquire() as connection:
+        used = await repository.trials(connection, principal.user_id)
+        try:
+            live: dict[Any, Any] = await state.redis.hgetall(
+                keyspace.trials(principal.shard, principal.user_id)
+            )
+        except RedisError:
+            live = {}
+        for agent, count in live.items():
+            name = agent.decode() if isinstance(agent, bytes) else str(agent)
+            used[name] = int(count)
+        names = await repository.agent_names(connection, [a for a in used if is_uuid(a)])
+    items = [
+        TrialUsage(agent_id, names.get(agent_id), min(count, limit), max(0, limit - count))
+        for agent_id, count in sorted(used.items(), key=lambda item: (-item[1], item[0]))
+        if agent_id in names
+    ]
+    return TrialList(limit, items)
