@@ -109,3 +109,12 @@ async def revoke_family(connection: DbConnection, family_id: str) -> None:
         "UPDATE refresh_tokens SET revoked_at = now() WHERE family_id = $1 AND revoked_at IS NULL",
         family_id,
     )
+
+
+async def revoke_user_families(connection: DbConnection, user_id: str) -> int:
+    """Revoke every live refresh token of the user; returns how many."""
+    status: str = await connection.execute(
+        "UPDATE refresh_tokens SET revoked_at = now() WHERE user_id = $1 AND revoked_at IS NULL",
+        user_id,
+    )
+    return int(status.rsplit(" ", 1)[1])

@@ -23,6 +23,10 @@ async def logout(context: Context, body: RefreshRequest) -> None:
     await service.logout(context.state, context.user, body.refresh_token)
 
 
+async def logout_everywhere(context: Context) -> None:
+    await service.logout_everywhere(context.state, context.user)
+
+
 PREFIX = "/api/v1/auth"
 ROUTES = [
     ApiRoute("POST", f"{PREFIX}/register", register, "Create a creator or developer account",
@@ -33,4 +37,7 @@ ROUTES = [
              body=RefreshRequest, response=TokenPair, tags=("auth",)),
     ApiRoute("POST", f"{PREFIX}/logout", logout, "End this session (its refresh-token family)",
              body=RefreshRequest, status=204, tags=("auth",)),
+    ApiRoute("POST", f"{PREFIX}/logout-all", logout_everywhere,
+             "End every session of the caller (all refresh tokens)", status=204,
+             tags=("auth",)),
 ]  # fmt: skip

@@ -155,3 +155,11 @@ async def logout(state: ControlPlaneState, principal: Principal, refresh_token: 
         token = await repository.refresh_token_for_update(connection, _token_hash(refresh_token))
         if token is not None and str(token["user_id"]) == principal.user_id:
             await repository.revoke_family(connection, str(token["family_id"]))
+
+
+async def logout_everywhere(state: ControlPlaneState, principal: Principal) -> int:
+    """End every session of the user (all refresh-token families); returns how many tokens
+    were revoked. Access tokens already issued run out within their short lifetime (the
+    dashboard also refuses its own at once, see control_plane/dashboard/session.py)."""
+    async with state.db.acquire() as connection:
+        return await repository.revoke_user_families(connection, principal.user_id)
