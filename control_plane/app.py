@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import httpx
 from prometheus_client import CollectorRegistry
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -15,6 +16,10 @@ from common.db import create_pool
 from common.http_errors import envelope_exception_handlers
 from common.json_logging import configure_logging
 from common.redis_store import create_redis
+from control_plane.dashboard import csrf
+from control_plane.dashboard import routes as dashboard
+from control_plane.dashboard.state import DashboardState
+from control_plane.dashboard.templating import create_templates
 from control_plane.payments.services import PaymentServices
 from control_plane.routes import ROUTES
 from control_plane.settings import ControlPlaneSettings
@@ -33,9 +38,10 @@ def create_app(
     configure_logging(settings.log_level)
     keyring = KeyRing.from_env(api.encryption_keys, api.encryption_active_key_id)
     hashing = passwords or PasswordHashing()
+    templates = create_templates()
 
     @asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[dict[str, ControlPlaneState]]:
+    async def lifespan(app: Starlette) -> AsyncIterator[dict[str, object]]:
         storage = settings.storage
         db = await create_pool(
             storage.database_url,
@@ -54,16 +60,27 @@ def create_app(
             dummy_password_hash=hashing.hash("not-a-real-password"),
             payments=PaymentServices.build(settings.payments, redis),
         )
+        gateway = httpx.AsyncClient(
+            base_url=settings.dashboard.gateway_url,
+            timeout=httpx.Timeout(connect=5.0, read=120.0, write=30.0, pool=5.0),
+        )
+        dashboard_state = DashboardState(
+            settings=settings.dashboard,
+            templates=templates,
+            csrf_key=csrf.derive_key(api.jwt_secret),
+            gateway=gateway,
+        )
         try:
-            yield {"control": state}
+            yield {"control": state, "dashboard": dashboard_state}
         finally:
             if state.payments is not None:
                 await state.payments.aclose()
+            await gateway.aclose()
             await redis.aclose()
             await db.close()
 
     return Starlette(
-        routes=ROUTES,
+        routes=[*ROUTES, *dashboard.ROUTES],
         middleware=[
             Middleware(EnvelopeMiddleware),
             Middleware(

@@ -14,6 +14,7 @@ from common.settings import (
     env_str,
 )
 from control_plane.api_settings import ApiSettings
+from control_plane.dashboard.settings import DashboardSettings
 from control_plane.payments.settings import PaymentSettings
 
 
@@ -73,6 +74,7 @@ class ControlPlaneSettings:
     worker_metrics_port: int
     usage: UsageIngestSettings
     payments: PaymentSettings
+    dashboard: DashboardSettings
     # Present for the HTTP app; None for the worker, which needs none of its secrets.
     api: ApiSettings | None
 
@@ -97,5 +99,6 @@ class ControlPlaneSettings:
             worker_metrics_port=metrics_port,
             usage=usage,
             payments=PaymentSettings.from_env(env),
+            dashboard=DashboardSettings.from_env(env),
             api=ApiSettings.from_env(env) if api else None,
         )

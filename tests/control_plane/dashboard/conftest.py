@@ -1,0 +1,120 @@
+"""Dashboard fixtures: the whole stack over real HTTP (mock provider, gateway, control plane
+serving the pages with the gateway's address), and a cookie-keeping client that reads CSRF
+tokens off the pages like a browser's form would."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+
+import httpx
+import pytest
+import pytest_asyncio
+
+from control_plane.app import create_app as create_control_plane
+from control_plane.settings import ControlPlaneSettings
+from crypto.passwords import PasswordHashing
+from gateway.app import create_app as create_gateway
+from gateway.settings import GatewaySettings
+from mock_provider import create_app as create_mock_provider
+from tests.conftest import TEST_ENCRYPTION_KEYS, Servers
+from tests.control_plane.api_client import fresh_email
+from tests.support import serve
+
+PASSWORD = "correct horse battery"
+_CSRF = re.compile(r'name="csrf_token" value="([0-9a-f]{64})"')
+
+
+@dataclass(frozen=True)
+class Stack:
+    control_url: str
+    gateway_url: str
+    mock_url: str
+    env: dict[str, str]
+
+
+@pytest.fixture(scope="session")
+def dashboard_stack(servers: Servers, database_url: str) -> Iterator[Stack]:
+    with serve(create_mock_provider(), health_path="/health") as mock_url:
+        gateway_env = {
+            "DATABASE_URL": database_url,
+            "REDIS_URL": servers.redis_url,
+            "AGENTLINK_ENCRYPTION_KEYS": TEST_ENCRYPTION_KEYS,
+            "AGENTLINK_ENCRYPTION_ACTIVE_KEY_ID": "t1",
+            "OPENAI_BASE_URL": f"{mock_url}/v1",
+            "OPENAI_API_KEY": "mock-key",
+            "RATE_LIMIT_FREE_PER_MIN": "1000",
+            "LOG_LEVEL": "WARNING",
+        }
+        with serve(create_gateway(GatewaySettings.from_env(gateway_env))) as gateway_url:
+            env = {
+                **gateway_env,
+                "JWT_SECRET": "dashboard-test-jwt-secret-at-least-32-chars",
+                "DASHBOARD_GATEWAY_URL": gateway_url,
+                "DASHBOARD_GATEWAY_PUBLIC_URL": "https://gateway.agentlink.test",
+                "DASHBOARD_SECURE_COOKIES": "auto",
+                "REVIEW_MIN_CALLS": "1",
+            }
+            settings = ControlPlaneSettings.from_env(env, api=True)
+            cheap = PasswordHashing(time_cost=1, memory_cost=1024, parallelism=1)
+            with serve(create_control_plane(settings, passwords=cheap)) as control_url:
+                yield Stack(control_url, gateway_url, mock_url, env)
+
+
+class Browserless:
+    """An HTTP client that behaves like a browser submitting the dashboard's forms."""
+
+    def __init__(self, client: httpx.AsyncClient) -> None:
+        self.http = client
+        self.csrf = ""
+
+    async def get(self, path: str, **kwargs: object) -> httpx.Response:
+        response = await self.http.get(path, **kwargs)  # type: ignore[arg-type]
+        found = _CSRF.search(response.text)
+        if found:
+            self.csrf = found.group(1)
+        return response
+
+    async def post(
+        self, path: str, data: dict[str, str] | None = None, **kwargs: object
+    ) -> httpx.Response:
+        if not self.csrf:
+            await self.get("/login")
+        form = {"csrf_token": self.csrf, **(data or {})}
+        headers = {"Origin": str(self.http.base_url).rstrip("/"), "Sec-Fetch-Site": "same-origin"}
+        response = await self.http.post(path, data=form, headers=headers, **kwargs)  # type: ignore[arg-type]
+        found = _CSRF.search(response.text)
+        if found:
+            self.csrf = found.group(1)
+        return response
+
+    async def register(self, user_type: str, email: str | None = None) -> str:
+        email = email or fresh_email()
+        await self.get("/register")
+        response = await self.post(
+            "/register", {"email": email, "password": PASSWORD, "user_type": user_type}
+        )
+        assert response.status_code == 303, response.text
+        await self.get(response.headers["location"])  # a fresh CSRF token for the new session
+        return email
+
+    async def login(self, email: str, password: str = PASSWORD) -> httpx.Response:
+        await self.get("/login")
+        response = await self.post("/login", {"email": email, "password": password})
+        if response.status_code == 303:
+            await self.get(response.headers["location"])
+        return response
+
+
+@pytest_asyncio.fixture
+async def browserless(dashboard_stack: Stack) -> AsyncIterator[Browserless]:
+    async with httpx.AsyncClient(base_url=dashboard_stack.control_url, timeout=30) as client:
+        yield Browserless(client)
+
+
+@pytest_asyncio.fixture
+async def another(dashboard_stack: Stack) -> AsyncIterator[Browserless]:
+    """A second, independent browser."""
+    async with httpx.AsyncClient(base_url=dashboard_stack.control_url, timeout=30) as client:
+        yield Browserless(client)
