@@ -21,6 +21,7 @@ from devstack.envfile import read_env_file, write_env_file
 
 DEMO_CREATOR_EMAIL = "demo-creator@agentlink.local"
 DEMO_DEVELOPER_EMAIL = "demo-developer@agentlink.local"
+DEMO_ADMIN_EMAIL = "demo-admin@agentlink.local"
 DEMO_PASSWORD = "demo-password-change-me"  # noqa: S105 - a local demo account, printed on purpose
 DEMO_AGENT_NAME = "Demo Haiku Writer"
 DEMO_SYSTEM_PROMPT = (
@@ -36,6 +37,7 @@ class Demo:
     password: str
     agent_id: str
     api_key: str
+    admin_email: str = DEMO_ADMIN_EMAIL
 
 
 async def _ensure_user(
@@ -82,6 +84,11 @@ async def ensure_demo(database_url: str, keyring: KeyRing, secrets_file: Path) -
                 """INSERT INTO quotas (user_id, total_quota) VALUES ($1, 1000)
                    ON CONFLICT DO NOTHING""",
                 developer_id,
+            )
+            admin_id = await _ensure_user(connection, DEMO_ADMIN_EMAIL, "admin", password_hash)
+            await connection.execute(
+                "UPDATE users SET admin_role = 'super_admin' WHERE id = $1 AND admin_role IS NULL",
+                admin_id,
             )
             api_key = stored.get("DEMO_API_KEY", "")
             known = api_key and await connection.fetchval(

@@ -166,6 +166,8 @@ def start_stack(stack: Stack) -> Demo:
     if "coinbase" in fakes:
         asyncio.run(_enable_crypto_payments(env["DATABASE_URL"]))
 
+    # The dashboard's code snippets and playground use this gateway.
+    env.setdefault("DASHBOARD_GATEWAY_PUBLIC_URL", f"http://127.0.0.1:{config.gateway_port}")
     control = _start_child(
         stack, "control-plane", _uvicorn("control_plane.app:create_app", config.control_port), env
     )
@@ -239,9 +241,11 @@ AgentLink is running.  (Ctrl-C stops everything; data stays in {config.data_dir}
 
   gateway        {gateway}      health: curl -s {gateway}/healthz
   control plane  {control}      health: curl -s {control}/healthz
+  dashboard      {control}/     (creator studio, developer console, playground, admin)
   logs           {config.data_dir}/logs/
 
-Demo accounts (password: {demo.password}): {demo.creator_email}, {demo.developer_email}
+Demo accounts (password: {demo.password}): {demo.creator_email}, {demo.developer_email},
+  {demo.admin_email} (super admin)
 Demo agent id:  {demo.agent_id}
 Demo API key:   {demo.api_key}
 

@@ -5,10 +5,11 @@ Like control_plane/api.py for the API: each view module's `PAGES` is a table of
 
 1. the session: cookies → the caller (rotating the refresh token when the access token ran
    out; control_plane/dashboard/session.py);
-2. CSRF, on every POST, before anything else (control_plane/dashboard/csrf.py);
+2. CSRF, on every POST, before anything runs (control_plane/dashboard/csrf.py): first where
+   the request came from, then (once the caller is known) the token;
 3. authentication, deny by default: only pages in `control_plane.dashboard.routes.PUBLIC_PAGES`
    are open; any other page sends an anonymous visitor to /login (a `fetch()` endpoint answers
-   401 in the error envelope instead);
+   401 in the error envelope instead) and runs nothing;
 4. authorization: the user types the page is for, and the admin permission it needs;
 5. the handler, which calls the control plane's own services: every rule the API enforces
    holds here too. An `ApiError` it lets escape becomes an error page with the same status
@@ -245,12 +246,33 @@ def _api_error_response(context: PageContext, error: ApiError, *, api: bool) -> 
     return response
 
 
+def _refuse_anonymous(page: Page, context: PageContext) -> Response:
+    """No session on a page that needs one: a refusal, so it may come before CSRF (nothing
+    runs), and a suspended account learns why rather than "reload the page"."""
+    session, request = context.session, context.request
+    if page.api:
+        message = (
+            "Your account is suspended or closed."
+            if session.inactive
+            else "Your session has ended; log in again."
+        )
+        code = ErrorCode.FORBIDDEN if session.inactive else ErrorCode.INVALID_CREDENTIALS
+        return _api_error_response(context, ApiError(code, message), api=True)
+    target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    flag = "&inactive=1" if session.inactive else ""
+    return RedirectResponse(f"/login?next={quote(target, safe='')}{flag}", 303)
+
+
 async def _guarded(page: Page, public: bool, context: PageContext) -> Response:
     request, session = context.request, context.session
-    if request.method == "POST":
-        try:
+    principal = session.principal
+    posted = request.method == "POST"
+    try:
+        if posted:
             csrf.check_origin(request)
-            principal = session.principal
+        if not public and principal is None:
+            return _refuse_anonymous(page, context)
+        if posted:
             sent = context.form[csrf.FORM_FIELD] or request.headers.get(csrf.HEADER)
             csrf.check_token(
                 context.dash.csrf_key,
@@ -258,26 +280,13 @@ async def _guarded(page: Page, public: bool, context: PageContext) -> Response:
                 principal.user_id if principal else None,
                 sent,
             )
-        except csrf.CsrfRefused:
-            message = (
-                "This form could not be accepted: it did not come from this site, or the page "
-                "was open too long. Reload the page and try again."
-            )
-            return error_page(context, 403, "Request refused", message, api=page.api)
-    if not public:
-        principal = session.principal
-        if principal is None:
-            if page.api:
-                message = (
-                    "Your account is suspended or closed."
-                    if session.inactive
-                    else "Your session has ended; log in again."
-                )
-                code = ErrorCode.FORBIDDEN if session.inactive else ErrorCode.INVALID_CREDENTIALS
-                return _api_error_response(context, ApiError(code, message), api=True)
-            target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-            flag = "&inactive=1" if session.inactive else ""
-            return RedirectResponse(f"/login?next={quote(target, safe='')}{flag}", 303)
+    except csrf.CsrfRefused:
+        message = (
+            "This form could not be accepted: it did not come from this site, or the page was "
+            "open too long. Reload the page and try again."
+        )
+        return error_page(context, 403, "Request refused", message, api=page.api)
+    if principal is not None and not public:
         if principal.user_type not in page.users:
             names = " and ".join(_AUDIENCE[kind] for kind in UserType if kind in page.users)
             return error_page(

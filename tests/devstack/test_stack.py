@@ -119,6 +119,10 @@ def test_dev_up_runs_the_stack_and_the_printed_request_works(data_dir: Path) -> 
         gateway, control = (f"http://127.0.0.1:{ports[n]}" for n in ("GATEWAY", "CONTROL"))
         assert httpx.get(f"{gateway}/healthz").json() == {"status": "ok"}
         assert httpx.get(f"{control}/readyz").json()["status"] == "ready"
+        landing = httpx.get(f"{control}/")
+        assert landing.status_code == 200
+        assert "Demo Haiku Writer" in landing.text  # the dashboard, with the demo agent
+        assert f"http://127.0.0.1:{ports['GATEWAY']}" in landing.text
         key = re.search(r"Demo API key:\s+(ak_\w+)", banner)
         agent = re.search(r"Demo agent id:\s+([0-9a-f-]{36})", banner)
         assert key is not None

@@ -1,0 +1,356 @@
+"""The dashboard in a real browser (Debian's chromium, headless, driven by Playwright).
+
+Journeys as people make them: a creator signs up, creates and publishes an agent; a developer
+signs up, finds it, creates a key, chats with it in the playground and watches the answer
+stream in; an admin suspends the developer and the developer's next playground call fails
+with a clear message. Every main page is screenshotted in light and dark and checked with
+axe-core; a cross-site form post is refused; logged-out visitors land on the login page; one
+user cannot open another's page by changing an id. One browser for the whole module.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import re
+from collections.abc import AsyncIterator, Iterator
+
+import asyncpg
+import pytest
+import pytest_asyncio
+from playwright.async_api import Browser, BrowserContext, Page, async_playwright, expect
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+from starlette.routing import Route
+
+from common.domain import AdminRole
+from tests.control_plane.api_client import fresh_email
+from tests.control_plane.dashboard.browser import (
+    SCREENSHOTS,
+    check_page,
+    ensure_chromium,
+    launch_args,
+)
+from tests.control_plane.dashboard.conftest import PASSWORD, Stack
+from tests.control_plane.dashboard.support import make_admin
+from tests.support import serve
+
+STREAMED_REPLY = "one two three four five six seven eight nine ten eleven twelve"
+SLOW_STREAM = f'[[mock chunks=6 chunk_delay_ms=250 reply="{STREAMED_REPLY}"]]'
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def browser() -> AsyncIterator[Browser]:
+    executable = ensure_chromium()
+    async with async_playwright() as playwright:
+        launched = await playwright.chromium.launch(
+            executable_path=str(executable), headless=True, args=launch_args()
+        )
+        yield launched
+        await launched.close()
+
+
+@contextlib.asynccontextmanager
+async def person(browser: Browser, base_url: str, **options: object) -> AsyncIterator[Page]:
+    context: BrowserContext = await browser.new_context(
+        base_url=base_url,
+        viewport={"width": 1280, "height": 900},
+        **options,  # type: ignore[arg-type]
+    )
+    context.set_default_timeout(15_000)
+    try:
+        yield await context.new_page()
+    finally:
+        await context.close()
+
+
+async def sign_up(page: Page, user_type: str) -> str:
+    email = fresh_email()
+    await page.goto("/register")
+    await page.get_by_label(
+        re.compile("publish agents" if user_type == "creator" else "call agents")
+    ).check()
+    await page.get_by_label("Email").fill(email)
+    await page.get_by_label("Password").fill(PASSWORD)
+    await page.get_by_role("button", name="Create account").click()
+    await page.wait_for_url(f"**/{user_type}")
+    return email
+
+
+async def log_in(page: Page, email: str) -> None:
+    await page.goto("/login")
+    await page.get_by_label("Email").fill(email)
+    await page.get_by_label("Password").fill(PASSWORD)
+    await page.get_by_role("button", name="Log in").click()
+    await page.wait_for_load_state()
+
+
+async def create_and_publish(page: Page, name: str, prompt: str) -> str:
+    await page.goto("/creator/agents/new")
+    await page.get_by_label("Name", exact=True).fill(name)
+    await page.get_by_label(re.compile("^Description")).fill(f"{name} writes haiku on request.")
+    await page.get_by_label("Category").fill("writing")
+    await page.get_by_label(re.compile("^Price per call")).fill("0.01")
+    await page.get_by_label(re.compile("^System prompt")).fill(prompt)
+    await page.get_by_label(re.compile("^Model")).fill("mock-model")
+    await page.get_by_role("button", name="Create draft").click()
+    await expect(page.get_by_role("status")).to_contain_text("Created")
+    agent_id = page.url.rsplit("/", 1)[1]
+    await page.get_by_role("button", name="Publish").click()
+    await expect(page.get_by_role("status")).to_contain_text("Published")
+    return agent_id
+
+
+async def send_and_watch(page: Page, text: str) -> list[str]:
+    """Send a playground message; the answer's text as it was at each change, in order."""
+    await page.evaluate(
+        """() => {
+            window.__seen = [];
+            const transcript = document.getElementById('transcript');
+            new MutationObserver(() => {
+                const texts = transcript.querySelectorAll('.message .text');
+                const last = texts[texts.length - 1];
+                if (last && last.parentElement.querySelector('.who').textContent !== 'You') {
+                    const t = last.textContent;
+                    if (window.__seen[window.__seen.length - 1] !== t) window.__seen.push(t);
+                }
+            }).observe(transcript, {childList: true, subtree: true, characterData: true});
+        }"""
+    )
+    await page.get_by_label("Message").fill(text)
+    await page.get_by_role("button", name="Send").click()
+    await expect(page.locator("#chat-status")).to_have_text(re.compile("Done|^$"), timeout=20_000)
+    seen: list[str] = await page.evaluate("() => window.__seen")
+    return seen
+
+
+async def test_creator_publishes_developer_chats_admin_suspends(
+    browser: Browser, dashboard_stack: Stack, db_pool: asyncpg.Pool
+) -> None:
+    base = dashboard_stack.control_url
+    async with person(browser, base) as creator:
+        await sign_up(creator, "creator")
+        agent_id = await create_and_publish(
+            creator, "Browser Haiku", "Answer in haiku. BROWSER-SECRET"
+        )
+
+    async with person(browser, base) as developer:
+        developer_email = await sign_up(developer, "developer")
+        # Finds the agent in the marketplace.
+        await developer.get_by_role("link", name="Marketplace").click()
+        await developer.get_by_role("searchbox", name="Search").fill("Browser Haiku")
+        await developer.get_by_role("button", name="Search").click()
+        await developer.get_by_role("link", name="Browser Haiku").first.click()
+        await expect(developer.get_by_role("heading", level=1)).to_have_text("Browser Haiku")
+        await expect(developer.locator("#snippet-curl")).to_contain_text(
+            f"https://gateway.agentlink.test/proxy/v1/agents/{agent_id}/chat"
+        )
+        # Creates a key: shown once, with a copy button.
+        await developer.goto("/developer/keys")
+        await developer.get_by_label("New key name").fill("laptop")
+        await developer.get_by_role("button", name="Create key").click()
+        key_text = await developer.locator("#created-key").text_content()
+        assert key_text is not None
+        assert re.fullmatch(r"ak_[0-9A-Za-z]{32}", key_text.strip())
+        await expect(developer.get_by_role("button", name="Copy key")).to_be_visible()
+        await developer.goto("/developer/keys")
+        assert key_text.strip() not in await developer.content()
+        # Chats in the playground: the answer arrives in several steps.
+        await developer.goto(f"/playground/{agent_id}")
+        steps = await send_and_watch(developer, f"Write about the sea {SLOW_STREAM}")
+        assert steps[-1] == STREAMED_REPLY
+        assert len([s for s in steps if s]) >= 3, steps
+        assert all(b.startswith(a) for a, b in itertools.pairwise(steps)), steps
+        await expect(developer.locator("#meter-rate")).to_contain_text("left")
+        await expect(developer.locator("#meter-trials")).to_have_text("2 of 3")
+        assert "BROWSER-SECRET" not in await developer.content()
+
+        # An admin suspends the developer...
+        admin_email = await make_admin(db_pool, AdminRole.SUPER_ADMIN)
+        async with person(browser, base) as admin:
+            await log_in(admin, admin_email)
+            await admin.goto(f"/admin/users?q={developer_email}")
+            row = admin.get_by_role("row").filter(has_text=developer_email)
+            await row.get_by_text("Suspend…").click()
+            await row.get_by_label(re.compile("Reason")).fill("browser test")
+            await row.get_by_role("button", name=re.compile("^Suspend ")).click()
+            await expect(admin.get_by_role("status")).to_contain_text("is suspended")
+
+        # ...and the developer's next playground call fails, saying why.
+        await developer.get_by_label("Message").fill("still there?")
+        await developer.get_by_role("button", name="Send").click()
+        await expect(developer.locator("#chat-error")).to_contain_text("suspended")
+
+
+async def test_every_main_page_in_light_and_dark_passes_axe(
+    browser: Browser, dashboard_stack: Stack, db_pool: asyncpg.Pool
+) -> None:
+    base = dashboard_stack.control_url
+    problems: list[str] = []
+    async with person(browser, base) as anonymous:
+        for path, name in (("/", "landing"), ("/marketplace", "marketplace"),
+                           ("/pricing", "pricing"), ("/login", "login"),
+                           ("/register", "register")):  # fmt: skip
+            await anonymous.goto(path)
+            problems += await check_page(anonymous, name)
+    async with person(browser, base) as creator:
+        await sign_up(creator, "creator")
+        problems += await check_page(creator, "creator overview")
+        agent_id = await create_and_publish(creator, "Axe Checked", "line one\nline two")
+        problems += await check_page(creator, "creator agent editor")
+        await creator.get_by_label(re.compile("^System prompt")).fill("line one\nline 2")
+        await creator.get_by_role("button", name="Save as a new version").click()
+        await creator.goto(f"/creator/agents/{agent_id}/versions")
+        problems += await check_page(creator, "creator versions")
+        await creator.goto(f"/creator/agents/{agent_id}/versions/diff?from=1&to=2")
+        problems += await check_page(creator, "creator version diff")
+        for path, name in (("/creator/agents", "creator agents"),
+                           ("/creator/analytics", "creator analytics"),
+                           ("/creator/earnings", "creator earnings"),
+                           ("/creator/profile", "creator profile"),
+                           (f"/creator/agents/{agent_id}/knowledge", "knowledge")):  # fmt: skip
+            await creator.goto(path)
+            problems += await check_page(creator, name)
+    async with person(browser, base) as visitor:
+        await visitor.goto(f"/marketplace/{agent_id}")
+        problems += await check_page(visitor, "agent detail")
+    async with person(browser, base) as developer:
+        await sign_up(developer, "developer")
+        problems += await check_page(developer, "developer overview")
+        await developer.goto("/developer/keys")
+        await developer.get_by_label("New key name").fill("shown once")
+        await developer.get_by_role("button", name="Create key").click()
+        problems += await check_page(developer, "developer keys with a new key")
+        await developer.goto(f"/playground/{agent_id}")
+        await send_and_watch(developer, "hello")
+        problems += await check_page(developer, "playground")
+        for path, name in (("/developer/usage", "developer usage"),
+                           ("/developer/billing", "developer billing"),
+                           ("/developer/webhooks", "developer webhooks"),
+                           ("/playground", "playground picker"),
+                           ("/account", "account")):  # fmt: skip
+            await developer.goto(path)
+            problems += await check_page(developer, name)
+        # Phone width: nothing wider than the screen.
+        await developer.set_viewport_size({"width": 360, "height": 780})
+        for path in ("/developer/usage", f"/playground/{agent_id}", "/marketplace"):
+            await developer.goto(path)
+            overflow = await developer.evaluate(
+                "() => document.documentElement.scrollWidth - window.innerWidth"
+            )
+            assert overflow <= 0, f"{path} is wider than a phone"
+            problems += await check_page(developer, f"phone {path}")
+    admin_email = await make_admin(db_pool, AdminRole.SUPER_ADMIN)
+    async with person(browser, base) as admin:
+        await log_in(admin, admin_email)
+        for path, name in (("/admin", "admin stats"), ("/admin/users", "admin users"),
+                           ("/admin/agents", "admin agents"),
+                           ("/admin/moderation", "admin moderation"),
+                           ("/admin/settlements", "admin settlements"),
+                           ("/admin/flags", "admin flags"), ("/admin/system", "admin system"),
+                           ("/admin/audit", "admin audit")):  # fmt: skip
+            await admin.goto(path)
+            problems += await check_page(admin, name)
+    print(f"\ndashboard screenshots: {SCREENSHOTS}")
+    assert problems == []
+    assert len(list(SCREENSHOTS.glob("*-dark.png"))) >= 30
+
+
+@pytest.fixture(scope="module")
+def attacker() -> Iterator[str]:
+    """A page on another origin whose form posts to the dashboard, submitted on load."""
+
+    async def page(request: Request) -> Response:
+        target = request.query_params["target"]
+        return HTMLResponse(
+            f"""<!doctype html><html lang="en"><body><form method="post" action="{target}">
+            <input name="name" value="pwned"></form>
+            <script>document.forms[0].submit()</script></body></html>"""
+        )
+
+    with serve(Starlette(routes=[Route("/", page), Route("/healthz", page)]),
+               health_path="/healthz?target=x") as url:  # fmt: skip
+        yield url
+
+
+async def test_a_cross_site_form_post_is_refused(
+    browser: Browser, dashboard_stack: Stack, attacker: str, db_pool: asyncpg.Pool
+) -> None:
+    base = dashboard_stack.control_url  # http://127.0.0.1:<port>
+    port = attacker.rsplit(":", 1)[1]
+    async with person(browser, base) as victim:
+        email = await sign_up(victim, "developer")
+        # Another site (localhost is not 127.0.0.1's site), and the same site on another
+        # port (SameSite cookies travel there, so only the origin check stops it).
+        for origin in (f"http://localhost:{port}", f"http://127.0.0.1:{port}"):
+            await victim.goto(f"{origin}/?target={base}/developer/keys")
+            await victim.wait_for_url(f"{base}/developer/keys")
+            await expect(victim.get_by_role("heading", level=1)).to_have_text("Request refused")
+        keys = await db_pool.fetchval(
+            """SELECT count(*) FROM api_keys k JOIN users u ON u.id = k.user_id
+               WHERE u.email = $1 AND k.name = 'pwned'""",
+            email,
+        )
+        assert keys == 0
+        # The victim's own form still works.
+        await victim.goto("/developer/keys")
+        await victim.get_by_label("New key name").fill("legit")
+        await victim.get_by_role("button", name="Create key").click()
+        await expect(victim.locator("#created-key")).to_contain_text("ak_")
+
+
+async def test_logged_out_visitors_log_in_and_come_back(
+    browser: Browser, dashboard_stack: Stack
+) -> None:
+    base = dashboard_stack.control_url
+    async with person(browser, base) as page:
+        email = await sign_up(page, "developer")
+        await page.get_by_role("button", name="Log out").click()
+        await expect(page.get_by_role("status")).to_have_text("You are logged out.")
+        await page.goto("/developer/usage?days=7")
+        await expect(page.get_by_role("heading", level=1)).to_have_text("Log in")
+        await page.get_by_label("Email").fill(email)
+        await page.get_by_label("Password").fill(PASSWORD)
+        await page.get_by_role("button", name="Log in").click()
+        await page.wait_for_url("**/developer/usage?days=7")
+        await expect(page.get_by_role("heading", level=1)).to_have_text("Usage")
+
+
+async def test_another_users_page_stays_closed_when_the_id_is_changed(
+    browser: Browser, dashboard_stack: Stack
+) -> None:
+    base = dashboard_stack.control_url
+    async with person(browser, base) as owner:
+        await sign_up(owner, "creator")
+        agent_id = await create_and_publish(owner, "Private Prompt", "OWNER-ONLY")
+    async with person(browser, base) as other:
+        await sign_up(other, "creator")
+        response = await other.goto(f"/creator/agents/{agent_id}")
+        assert response is not None
+        assert response.status == 403
+        await expect(other.get_by_role("alert")).to_contain_text("belongs to another creator")
+        assert "OWNER-ONLY" not in await other.content()
+
+
+async def test_forms_work_without_javascript(browser: Browser, dashboard_stack: Stack) -> None:
+    base = dashboard_stack.control_url
+    async with person(browser, base) as creator:
+        await sign_up(creator, "creator")
+        agent_id = await create_and_publish(creator, "No Script", "plain")
+    async with person(browser, base, java_script_enabled=False) as developer:
+        await sign_up(developer, "developer")
+        await developer.goto("/developer/keys")
+        await developer.get_by_label("New key name").fill("no js")
+        await developer.get_by_role("button", name="Create key").click()
+        await expect(developer.locator("#created-key")).to_contain_text("ak_")
+        await developer.goto(f"/playground/{agent_id}")
+        await developer.get_by_label("Message").fill("without scripts")
+        await developer.get_by_role("button", name="Send").click()
+        await expect(developer.locator("#transcript")).to_contain_text(
+            "Mock reply to: without scripts"
+        )
+        await developer.goto("/developer/keys")
+        await developer.get_by_text("Revoke…").first.click()  # <details> opens without script
+        await developer.get_by_role("button", name="Revoke key").first.click()
+        await expect(developer.get_by_role("status")).to_contain_text("Key revoked")
