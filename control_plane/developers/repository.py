@@ -9,6 +9,10 @@ import asyncpg
 
 from common.db import DbConnection
 
+# Keys the dashboard's playground mints for itself (control_plane/developers/session_keys.py)
+# carry this scope in `permissions`; they do not count against the active-key cap.
+SESSION_SCOPE = "playground"
+
 
 async def profile(connection: DbConnection, user_id: str) -> asyncpg.Record | None:
     record: asyncpg.Record | None = await connection.fetchrow(
@@ -18,10 +22,12 @@ async def profile(connection: DbConnection, user_id: str) -> asyncpg.Record | No
                   coalesce(q.used_quota, 0) AS used_quota,
                   coalesce(q.free_quota, 0) AS free_quota,
                   (SELECT count(*) FROM api_keys k
-                   WHERE k.user_id = u.id AND k.revoked_at IS NULL) AS active_keys
+                   WHERE k.user_id = u.id AND k.revoked_at IS NULL
+                     AND k.permissions->>'scope' IS DISTINCT FROM $2) AS active_keys
            FROM users u LEFT JOIN quotas q ON q.user_id = u.id
            WHERE u.id = $1""",
         user_id,
+        SESSION_SCOPE,
     )
     return record
 
@@ -33,11 +39,6 @@ async def lock_user(connection: DbConnection, user_id: str) -> asyncpg.Record | 
         "SELECT id, redis_shard FROM users WHERE id = $1 FOR NO KEY UPDATE", user_id
     )
     return record
-
-
-# Keys the dashboard's playground mints for itself (control_plane/developers/session_keys.py)
-# carry this scope in `permissions`; they do not count against the active-key cap.
-SESSION_SCOPE = "playground"
 
 
 async def count_active_keys(connection: DbConnection, user_id: str) -> int:

@@ -30,6 +30,7 @@ async def insert_calls(
     created_at: datetime | None = None,
     input_tokens: int = 10,
     output_tokens: int = 20,
+    api_key_id: str | None = None,
 ) -> None:
     """`count` call_logs rows for (user, agent); created now() unless `created_at` is given
     (the partitions of the previous, current and next months exist)."""
@@ -43,7 +44,7 @@ async def insert_calls(
                   coalesce($10, now())
            FROM generate_series(1, $11)""",
         agent_id,
-        str(uuid.uuid4()),
+        api_key_id or str(uuid.uuid4()),
         user_id,
         units,
         billable,

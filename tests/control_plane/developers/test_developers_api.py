@@ -33,7 +33,8 @@ from tests.control_plane.developers.support import control_state, insert_calls
 from tests.factories import make_agent, make_developer, make_key
 
 KEYS = "/api/v1/developers/keys"
-KEY_FIELDS = {"id", "name", "prefix", "created_at", "last_used_at", "revoked", "revoked_at"}
+KEY_FIELDS = {"id", "name", "prefix", "created_at", "last_used_at", "revoked", "revoked_at",
+              "scope", "expires_at"}  # fmt: skip
 
 
 @pytest_asyncio.fixture
