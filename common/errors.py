@@ -28,6 +28,7 @@ class ErrorCode(StrEnum):
     METHOD_NOT_ALLOWED = "40501"  # added
     CONFLICT = "40901"  # added: e.g. duplicate email
     PAYLOAD_TOO_LARGE = "41301"  # added
+    UNSUPPORTED_MEDIA_TYPE = "41501"  # added: an upload of a type we do not take
     QUOTA_EXHAUSTED = "42901"
     RATE_LIMITED = "42902"
     INTERNAL = "50001"
@@ -53,6 +54,7 @@ DEFAULT_MESSAGE: dict[ErrorCode, str] = {
     ErrorCode.METHOD_NOT_ALLOWED: "Method not allowed on this route.",
     ErrorCode.CONFLICT: "The resource already exists or changed concurrently.",
     ErrorCode.PAYLOAD_TOO_LARGE: "The request body is too large.",
+    ErrorCode.UNSUPPORTED_MEDIA_TYPE: "This type of file is not supported.",
     ErrorCode.QUOTA_EXHAUSTED: "The quota is exhausted.",
     ErrorCode.RATE_LIMITED: "Rate limit exceeded.",
     ErrorCode.INTERNAL: "Internal error.",

@@ -37,6 +37,23 @@ _ERROR_SCHEMA = {
 }
 
 
+# A route taking file uploads (ApiRoute.extra["multipart"]): one or more `file` fields.
+_MULTIPART_FILES = {
+    "required": True,
+    "content": {
+        "multipart/form-data": {
+            "schema": {
+                "type": "object",
+                "required": ["file"],
+                "properties": {
+                    "file": {"type": "array", "items": {"type": "string", "format": "binary"}}
+                },
+            }
+        }
+    },
+}
+
+
 def _error_responses(public: bool, has_body: bool) -> dict[str, Any]:
     ref = {"$ref": "#/components/schemas/Error"}
     content = {"application/json": {"schema": ref}}
@@ -81,6 +98,8 @@ def build_openapi(routes: Iterable[ApiRoute], public: frozenset[tuple[str, str]]
                 "required": True,
                 "content": {"application/json": {"schema": schema_of[route.body]}},
             }
+        if route.extra.get("multipart"):
+            operation["requestBody"] = _MULTIPART_FILES
         success: dict[str, Any] = {"description": "Success"}
         if route.response is not None:
             success["content"] = {"application/json": {"schema": schema_of[route.response]}}

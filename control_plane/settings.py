@@ -16,6 +16,7 @@ from common.settings import (
 from control_plane.api_settings import ApiSettings
 from control_plane.dashboard.settings import DashboardSettings
 from control_plane.payments.settings import PaymentSettings
+from control_plane.knowledge.settings import KnowledgeBaseSettings
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +76,7 @@ class ControlPlaneSettings:
     usage: UsageIngestSettings
     payments: PaymentSettings
     dashboard: DashboardSettings
+    knowledge: KnowledgeBaseSettings
     # Present for the HTTP app; None for the worker, which needs none of its secrets.
     api: ApiSettings | None
 
@@ -100,5 +102,6 @@ class ControlPlaneSettings:
             usage=usage,
             payments=PaymentSettings.from_env(env),
             dashboard=DashboardSettings.from_env(env),
+            knowledge=KnowledgeBaseSettings.from_env(env),
             api=ApiSettings.from_env(env) if api else None,
         )

@@ -18,7 +18,11 @@ Jobs:
 - payment reconciler (`PAYMENT_RECONCILE_INTERVAL_S`): quota adjustments not yet in Redis,
   deferred payment events (`control_plane/payments/reconciler.py`);
 - playground key sweep (`DASHBOARD_PLAYGROUND_SWEEP_INTERVAL_S`): revoke the dashboard
-  playground's session keys past their lifetime (`control_plane/developers/session_keys.py`).
+  playground's session keys past their lifetime (`control_plane/developers/session_keys.py`);
+- knowledge ingestion (long-running): uploaded files -> chunks -> embeddings
+  (`control_plane/knowledge/ingest.py`);
+- knowledge re-embedding (`KNOWLEDGE_REEMBED_INTERVAL_S`): chunks of another embedding model
+  (`control_plane/knowledge/reembed.py`).
 
 Metrics are served on `WORKER_METRICS_PORT` (default 9102; 0 serves none).
 """
@@ -36,9 +40,12 @@ import asyncpg
 
 from common.db import create_pool
 from common.json_logging import configure_logging
+from common.knowledge.backends import build_embedder
 from common.redis_store import LuaScripts, create_redis
 from control_plane.developers import session_keys
 from control_plane.payments.reconciler import reconcile
+from control_plane.knowledge.ingest import KnowledgeIngester, KnowledgeMetrics
+from control_plane.knowledge.reembed import reembed_all
 from control_plane.reaper import reap_expired
 from control_plane.settings import ControlPlaneSettings
 from control_plane.usage_ingest import UsageIngester
@@ -90,6 +97,9 @@ async def run_worker(
     )
     scripts = LuaScripts(redis)
     ingester = UsageIngester(redis, db, settings=settings.usage, metrics=metrics)
+    embedder = build_embedder(settings.knowledge.embedding)
+    knowledge_metrics = KnowledgeMetrics(metrics.registry)
+    knowledge = KnowledgeIngester(db, redis, embedder, settings.knowledge, knowledge_metrics)
 
     async def reap() -> None:
         reaped = await reap_expired(redis, scripts, per_call_limit=settings.reaper_per_call_limit)
@@ -110,6 +120,10 @@ async def run_worker(
 
     async def reconcile_payments() -> None:
         await reconcile(db, redis, scripts)
+    async def reembed() -> None:
+        await reembed_all(
+            db, redis, embedder, settings.knowledge, metrics=knowledge_metrics, stop=stop
+        )
 
     async def sweep_playground_keys() -> None:
         revoked = await session_keys.revoke_expired(db, redis)
@@ -137,13 +151,17 @@ async def run_worker(
             settings.dashboard.playground_sweep_interval_s,
             sweep_playground_keys,
         ),
+        PeriodicJob("knowledge_reembed", settings.knowledge.reembed_interval_s, reembed),
     ]
-    logger.info("worker started", extra={"count": len(jobs) + 1})
+    logger.info("worker started", extra={"count": len(jobs) + 2})
     try:
         await asyncio.gather(
-            ingester.run(stop), *(run_periodically(job, stop, metrics) for job in jobs)
+            ingester.run(stop),
+            knowledge.run(stop),
+            *(run_periodically(job, stop, metrics) for job in jobs),
         )
     finally:
+        await embedder.aclose()
         await redis.aclose()
         await db.close()
         logger.info("worker stopped")

@@ -17,6 +17,7 @@ from control_plane.auth import routes as auth
 from control_plane.creators import routes as creators
 from control_plane.developers import routes as developers
 from control_plane.feature_flags import routes as feature_flags
+from control_plane.knowledge import routes as knowledge
 from control_plane.marketplace import routes as marketplace
 from control_plane.openapi import build_openapi, docs_page
 from control_plane.payments import routes as payments
@@ -33,6 +34,7 @@ API_ROUTES: list[ApiRoute] = [
     *admin.ROUTES,
     *feature_flags.ROUTES,
     *payments.ROUTES,
+    *knowledge.ROUTES,
 ]
 
 PUBLIC_OPERATIONS: frozenset[tuple[str, str]] = frozenset(

@@ -1,0 +1,77 @@
+"""Re-embedding after a change of embedding model (a worker job).
+
+Every chunk records the model that made its vector. When `EMBEDDING_*` names another model,
+chunks of the old one are found here, embedded again in batches and updated in place; each
+batch bumps the knowledge version of the agents it touched. Meanwhile retrieval compares the
+question only with vectors of its own model (common/knowledge/retrieval.py), so no answer
+ever mixes two vector spaces; the full-text half keeps finding the rest.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import asyncpg
+import redis.asyncio as redis_asyncio
+
+from common.knowledge.embedding import Embedder, pgvector_literal
+from control_plane.knowledge.ingest import KnowledgeMetrics
+from control_plane.knowledge.settings import KnowledgeBaseSettings
+from control_plane.knowledge.versions import knowledge_change
+
+
+async def reembed_batch(
+    db: asyncpg.Pool,
+    redis: redis_asyncio.Redis,
+    embedder: Embedder,
+    settings: KnowledgeBaseSettings,
+    metrics: KnowledgeMetrics | None = None,
+) -> int:
+    """Re-embed up to one batch of chunks of another model; returns how many."""
+    model = embedder.model
+    rows = await db.fetch(
+        """SELECT id, agent_id::text AS agent_id, content FROM knowledge_chunks
+           WHERE embedding_model IS DISTINCT FROM $1
+           ORDER BY agent_id, id LIMIT $2""",
+        model,
+        settings.embed_batch,
+    )
+    if not rows:
+        return 0
+    vectors = await embedder.embed([row["content"] for row in rows])
+    async with db.acquire() as connection, connection.transaction():
+        await connection.executemany(
+            """UPDATE knowledge_chunks
+               SET embedding = $2::vector, embedding_model = $3, embedding_dimension = $4
+               WHERE id = $1 AND embedding_model IS DISTINCT FROM $3""",
+            [
+                (row["id"], pgvector_literal(vector), model, embedder.dimension)
+                for row, vector in zip(rows, vectors, strict=True)
+            ],
+        )
+    if metrics is not None:
+        metrics.chunks_embedded.inc(len(rows))
+    for agent_id in sorted({row["agent_id"] for row in rows}):
+        async with knowledge_change(db, redis, agent_id) as change:
+            if change is not None:
+                await change.bump(redis, settings.unit_price)
+    return len(rows)
+
+
+async def reembed_all(
+    db: asyncpg.Pool,
+    redis: redis_asyncio.Redis,
+    embedder: Embedder,
+    settings: KnowledgeBaseSettings,
+    *,
+    metrics: KnowledgeMetrics | None = None,
+    stop: asyncio.Event | None = None,
+) -> int:
+    """Batches until no chunk of another model is left (or `stop`)."""
+    total = 0
+    while stop is None or not stop.is_set():
+        done = await reembed_batch(db, redis, embedder, settings, metrics)
+        if not done:
+            break
+        total += done
+    return total
