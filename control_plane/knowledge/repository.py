@@ -87,7 +87,7 @@ async def insert_file(
 async def files_of(connection: DbConnection, agent_id: str) -> list[asyncpg.Record]:
     rows: list[asyncpg.Record] = await connection.fetch(
         f"""SELECT {_FILE_COLUMNS} FROM knowledge_files WHERE agent_id = $1
-            ORDER BY created_at, id""",  # noqa: S608 - fixed column list
+            ORDER BY created_at, filename, id""",  # noqa: S608 - fixed column list
         agent_id,
     )
     return rows

@@ -21,7 +21,7 @@ class KnowledgeFileOut(msgspec.Struct):
 
 
 class KnowledgeFileList(msgspec.Struct):
-    items: list[KnowledgeFileOut]  # oldest first
+    items: list[KnowledgeFileOut]  # oldest first (one upload: by name)
     knowledge_version: int  # changes whenever what retrieval sees changes
 
 
