@@ -1,7 +1,7 @@
 """A generated product catalogue with questions whose answers are known: the corpus of the
 retrieval benchmark (loadtests/retrieval_benchmark.py) and of the relevance tests.
 
-240 documents (48 kinds of product × 5 makers), each a short product sheet with a model
+240 documents (48 kinds of product, 5 makers each), each a short product sheet with a model
 code, what the product does, where it is made, its warranty and weight. 100 questions, each
 answered by exactly one document, of three sorts that favour different retrievers:
 

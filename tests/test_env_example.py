@@ -13,6 +13,8 @@ SETTINGS_MODULES = [
     "control_plane/api_settings.py",
     "control_plane/payments/settings.py",
     "control_plane/dashboard/settings.py",
+    "common/knowledge/settings.py",
+    "control_plane/knowledge/settings.py",
 ]
 _READ = re.compile(r'env_(?:str|int|float|bool|decimal|list)\(\s*env,\s*"([A-Z0-9_]+)"')
 

@@ -45,14 +45,15 @@ def test_no_texts_no_vectors(model: MiniLM) -> None:
 
 
 def test_finds_the_right_product_sheet_where_a_random_embedder_would_not(model: MiniLM) -> None:
-    # A slice of the corpus keeps this quick: 12 kinds x 5 makers = 60 sheets, and the
+    # A slice of the corpus keeps this quick: 8 kinds x 5 makers = 40 sheets, and the
     # paraphrase questions about them (the product named in other words, plus the city).
-    kinds = {kind for kind, _, _ in KINDS[:12]}
+    kinds = {kind for kind, _, _ in KINDS[:8]}
     docs = [doc for doc in documents() if doc.kind in kinds]
     asked = [
         q for q in questions() if q.sort == "paraphrase" and q.answer in {d.doc_id for d in docs}
     ]
-    assert len(docs) == 12 * len(MAKERS) and len(asked) >= 5
+    assert len(docs) == 8 * len(MAKERS)
+    assert len(asked) >= 4
     doc_vectors = model.embed([doc.text for doc in docs])
     question_vectors = model.embed([q.text for q in asked])
     ids = [doc.doc_id for doc in docs]
@@ -63,7 +64,7 @@ def test_finds_the_right_product_sheet_where_a_random_embedder_would_not(model: 
     ]
     answer_similarity = [similarities[i, ids.index(q.answer)] for i, q in enumerate(asked)]
 
-    # A random embedder puts the answer in the top 5 of 60 one time in 12.
+    # A random embedder puts the answer in the top 5 of 40 one time in 8.
     assert np.mean(found) >= 0.8, (found, [q.text for q in asked])
     assert min(answer_similarity) > 0.25  # above the default threshold (property 18)
     # And a question is closer to its own answer than to the average sheet.

@@ -22,7 +22,7 @@ def make_pdf(pages: list[str]) -> bytes:
         lines = []
         for paragraph in text.split("\n"):
             lines += textwrap.wrap(paragraph, 90) or [""]
-        body = "BT /F1 10 Tf 40 800 Td 13 TL " + " ".join(f"({_escape(l)}) '" for l in lines)
+        body = "BT /F1 10 Tf 40 800 Td 13 TL " + " ".join(f"({_escape(line)}) '" for line in lines)
         stream = (body + " ET").encode("latin-1")
         objects.append(b"<< /Length %d >>\nstream\n%s\nendstream" % (len(stream), stream))
         content_id = len(objects)
@@ -46,7 +46,9 @@ def make_pdf(pages: list[str]) -> bytes:
     out.write(b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1))
     for offset in offsets:
         out.write(b"%010d 00000 n \n" % offset)
-    out.write(b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref))
+    out.write(
+        b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
+    )
     return out.getvalue()
 
 

@@ -21,7 +21,7 @@ async def test_accepted_files_are_stored_and_queued(
     pdf = make_pdf(["The warranty lasts 24 months."])
     response = await creator.upload(
         ("manual.pdf", pdf),
-        ("notes.md", "# Notes\n\nSome *markdown*.".encode()),
+        ("notes.md", b"# Notes\n\nSome *markdown*."),
         ("page.html", b"<html><body><p>Hello</p></body></html>"),
     )
 
@@ -84,7 +84,7 @@ async def test_an_owner_password_only_pdf_is_accepted(creator: Creator) -> None:
     ],
 )
 async def test_unusable_files_get_a_clear_4xx(
-    creator: Creator, db_pool: asyncpg.Pool, filename: str, content: bytes, status: int,
+    *, creator: Creator, db_pool: asyncpg.Pool, filename: str, content: bytes, status: int,
     code: str, says: str,
 ) -> None:  # fmt: skip
     response = await creator.upload((filename, content))
@@ -169,7 +169,9 @@ async def test_delete_one_and_all(creator: Creator, db_pool: asyncpg.Pool) -> No
     one = await creator.client.delete(f"{creator.url}/{uploaded[0]['id']}", headers=creator.headers)
     assert one.status_code == 200, one.text
     assert one.json()["deleted"] == 1
-    again = await creator.client.delete(f"{creator.url}/{uploaded[0]['id']}", headers=creator.headers)
+    again = await creator.client.delete(
+        f"{creator.url}/{uploaded[0]['id']}", headers=creator.headers
+    )
     assert_error(again, 404, "40404")
     assert_error(
         await creator.client.delete(f"{creator.url}/not-a-uuid", headers=creator.headers),
