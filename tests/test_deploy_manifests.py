@@ -618,12 +618,14 @@ def _copied_sources(name: str) -> set[str]:
 def test_each_image_copies_only_what_it_runs() -> None:
     assert _copied_sources("Dockerfile.gateway") == {
         "pyproject.toml",
+        "requirements-model.txt",  # the local embedding model
         "common",
         "crypto",
         "gateway",
     }
     assert _copied_sources("Dockerfile.control") == {
         "pyproject.toml",
+        "requirements-model.txt",
         "common",
         "crypto",
         "control_plane",
