@@ -72,6 +72,8 @@ class KnowledgeSettings:
     chunk_size: int = 1000
     chunk_overlap: int = 200
     top_k: int = 5
+    # Guard the answer against verbatim runs of the injected passages, like the prompt.
+    leak_guard: bool = False
 
 
 @dataclass(frozen=True, slots=True)

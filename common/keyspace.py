@@ -19,6 +19,7 @@ for the user's part; agent records live under their own tag `{aID}`.
 | `usage:{sS}` | stream | usage events (see `common/usage_events.py`) | commit, reaper | entries deleted by the worker once written to Postgres |
 | `usage:dead` | stream | usage entries the worker could not parse or store, with the reason | worker | capped by `USAGE_DEAD_LETTER_MAXLEN` |
 | `login:acct:<sha>`, `login:ip:<ip>` | string | failed-login counters (control plane) | control plane | the throttle window |
+| `ff:all` | hash | feature flag → `1`/`0` (control_plane/feature_flags; the gateway reads `enable_rag`) | control plane | 30 s |
 | `agent:{aID}` | hash | `status`, `version`, `units` (quota units per call) | gateway cold load, control plane | 24 h (`unknown`: 30 s) |
 | `pgkey:{sS}:<user_id>` | string | the developer's playground key, sealed with the key ring (control_plane/developers/session_keys.py) | control plane | the key's lifetime |
 | `pgkey-lock:{sS}:<user_id>` | string | lock while a playground key is minted | control plane | 10 s |
@@ -45,6 +46,7 @@ from __future__ import annotations
 from crypto.api_keys import SHARD_COUNT
 
 USAGE_CONSUMER_GROUP = "usage-ingest"
+FEATURE_FLAGS = "ff:all"
 
 # Records (key, user, agent) are rebuildable from Postgres: a TTL bounds memory, and an
 # expired record is simply loaded again. "unknown" records are negative caches.

@@ -52,9 +52,14 @@ async def write_agent(
     version: int,
     price_per_call: Decimal,
     unit_price: Decimal,
+    knowledge: int | None = None,
 ) -> None:
+    """`knowledge`: the record's knowledge version (common/knowledge/records.py); None keeps
+    what the record holds (status changes that do not concern it)."""
     units = units_for_price(price_per_call, unit_price)
     fields: Fields = {"status": status, "version": str(version), "units": str(units)}
+    if knowledge is not None:
+        fields["knowledge"] = str(knowledge)
     await _write(redis, keyspace.agent_record(agent_id), fields)
 
 

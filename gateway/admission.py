@@ -48,6 +48,8 @@ class Admission:
     quota_remaining: int
     charge: str
     units: int
+    # The agent's knowledge version: 0 = nothing to retrieve; -1 = the record does not say.
+    knowledge_version: int = 0
 
     def headers(self) -> list[tuple[bytes, bytes]]:
         reset_s = -(-self.rate_reset_ms // 1000)  # round up: the window really frees then
@@ -126,6 +128,7 @@ class Admitter:
                     quota_remaining=int(reply[7]),
                     charge=reply[8].decode(),
                     units=int(reply[9]),
+                    knowledge_version=int(reply[10]),
                 )
             try:
                 if verdict == "MISS_KEY":

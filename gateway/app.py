@@ -23,6 +23,7 @@ from gateway.admission import AdmissionLimits, Admitter
 from gateway.agent_configs import AgentConfigCache
 from gateway.breaker import BreakerSettings, CircuitBreaker
 from gateway.hot_redis import HotRedis, HotScripts
+from gateway.knowledge import KnowledgeRetriever
 from gateway.metrics import GatewayMetrics
 from gateway.providers import build_providers
 from gateway.records import RecordLoader
@@ -91,6 +92,7 @@ def create_app(
             providers=providers,
             breakers=breakers,
             tracing=tracing or Tracing.from_env(),
+            knowledge=KnowledgeRetriever(db, redis, settings.knowledge, metrics.registry),
         )
         try:
             await scripts.preload()
@@ -103,6 +105,7 @@ def create_app(
             for provider in providers.values():
                 await provider.aclose()
             await hot_redis.aclose()
+            await state.knowledge.aclose()
             state.tracing.shutdown()
             await redis.aclose()
             await db.close()

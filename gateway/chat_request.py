@@ -104,12 +104,12 @@ def build_upstream_payload(
     config: AgentConfig,
     request: ChatRequest,
     *,
-    knowledge: list[str] | None = None,
+    knowledge: str | None = None,
 ) -> dict[str, Any]:
+    """`knowledge`: the retrieved passages' system message (gateway/knowledge.py), if any."""
     messages: list[dict[str, Any]] = [{"role": "system", "content": config.system_prompt}]
     if knowledge:
-        context = "\n\n".join(knowledge)
-        messages.append({"role": "system", "content": f"Reference material:\n{context}"})
+        messages.append({"role": "system", "content": knowledge})
     messages.extend(request.messages)
     payload: dict[str, Any] = dict(request.options)
     payload["model"] = config.model

@@ -3,8 +3,9 @@
 1. key from `X-AgentLink-Key` (or `Authorization: Bearer`), shape check, SHA-256
 2. body parsed and validated (before admission: a bad body costs nothing)
 3. admission: one Lua call (key, user, agent, rate window, trial, quota reservation)
-4. agent config from the in-process cache, by the version admission returned
-5. upstream request built: creator prompt first, developer messages after
+4. agent config from the in-process cache, by the version admission returned; for an agent
+   with a knowledge base, the passages that answer the last user message (gateway/knowledge.py)
+5. upstream request built: creator prompt first, then the knowledge, developer messages after
 6. provider call behind its circuit breaker; streams are relayed byte for byte
 7. commit: one Lua call keeps or gives back the reservation and appends the usage event
 
@@ -30,6 +31,7 @@ from crypto.api_keys import hash_api_key, is_well_formed_api_key, shard_of_key_h
 from gateway.admission import Admission
 from gateway.agent_configs import CachedAgent
 from gateway.chat_request import ChatRequest, build_upstream_payload, parse_chat_request
+from gateway.knowledge import Retrieved
 from gateway.leak_guard import (
     LeakGuard,
     SseLeakFilter,
@@ -147,7 +149,15 @@ class ChatEndpoint:
             try:
                 cached = await state.agent_configs.get(agent_id, admission.agent_version)
                 config = cached.config
-                payload, shield = _upstream_request(cached, chat)
+                # Two numbers already in hand decide it: plain agents pay nothing here.
+                knowledge = (
+                    await state.knowledge.retrieve(
+                        agent_id, admission.knowledge_version, config.knowledge, chat.messages
+                    )
+                    if admission.knowledge_version and config.knowledge.enabled
+                    else None
+                )
+                payload, shield = _upstream_request(cached, chat, knowledge)
                 run = (
                     functools.partial(_relay_stream, outcome=outcome, receive=receive, send=send)
                     if chat.stream
@@ -196,12 +206,20 @@ class ChatEndpoint:
 
 
 def _upstream_request(
-    cached: CachedAgent, chat: ChatRequest
+    cached: CachedAgent, chat: ChatRequest, knowledge: Retrieved | None
 ) -> tuple[dict[str, Any], Shield | None]:
-    payload = build_upstream_payload(cached.config, chat)
-    if cached.guard is None:
+    config = cached.config
+    payload = build_upstream_payload(
+        config, chat, knowledge=knowledge.message if knowledge else None
+    )
+    guard = cached.guard
+    if knowledge is not None and config.knowledge.leak_guard:
+        # The creator opted in: the passages are guarded like the prompt (an index per call).
+        guarded = [config.system_prompt] if config.leak_guard else []
+        guard = LeakGuard("\n\n".join([*guarded, *knowledge.passages]))
+    if guard is None:
         return payload, None
-    shield = Shield(cached.guard, new_canary())
+    shield = Shield(guard, new_canary())
     # A per-call canary in the prompt: seeing it in the answer is a sure leak.
     payload["messages"][0]["content"] = plant_canary(cached.config.system_prompt, shield.canary)
     return payload, shield

@@ -22,6 +22,7 @@ import redis.asyncio as redis_asyncio
 
 from common import keyspace
 from common.domain import units_for_price
+from common.knowledge.records import KNOWLEDGE_RECORD
 from common.redis_store import LuaScripts
 
 RECORD_TTL_S = keyspace.RECORD_TTL_S
@@ -160,13 +161,16 @@ class RecordLoader:
         if is_uuid(agent_id):
             self.queries += 1
             row = await self._db.fetchrow(
-                "SELECT status, version, price_per_call FROM agents WHERE id = $1", agent_id
+                f"SELECT status, version, price_per_call, {KNOWLEDGE_RECORD} FROM agents"  # noqa: S608
+                " WHERE id = $1",
+                agent_id,
             )
         if row is None:
             await self._fill_record(record, UNKNOWN_AGENT_TTL_S, {"status": "unknown"})
             return
         units = units_for_price(row["price_per_call"], self._unit_price)
-        fields = {"status": row["status"], "version": str(row["version"]), "units": str(units)}
+        fields = {"status": row["status"], "version": str(row["version"]), "units": str(units),
+                  "knowledge": str(row["knowledge_record"])}  # fmt: skip
         await self._fill_record(record, RECORD_TTL_S, fields)
 
     async def _fill_record(self, record: str, ttl_s: int, fields: dict[str, str]) -> None:

@@ -6,6 +6,7 @@ import os
 from dataclasses import dataclass
 from decimal import Decimal
 
+from common.knowledge.settings import RetrievalSettings
 from common.settings import (
     Environ,
     StorageSettings,
@@ -47,6 +48,7 @@ class GatewaySettings:
     breaker_open_s: float
     breaker_half_open_calls: int
     providers: tuple[ProviderEndpoint, ...]
+    knowledge: RetrievalSettings
 
     @classmethod
     def from_env(cls, env: Environ | None = None) -> GatewaySettings:
@@ -79,6 +81,7 @@ class GatewaySettings:
             breaker_open_s=env_float(env, "BREAKER_OPEN_S", 30.0, minimum=0.01),
             breaker_half_open_calls=env_int(env, "BREAKER_HALF_OPEN_CALLS", 5, minimum=1),
             providers=_providers(env),
+            knowledge=RetrievalSettings.from_env(env),
         )
 
 

@@ -11,6 +11,7 @@ from common.redis_store import LuaScripts
 from gateway.admission import Admitter
 from gateway.agent_configs import AgentConfigCache
 from gateway.breaker import CircuitBreaker
+from gateway.knowledge import KnowledgeRetriever
 from gateway.metrics import GatewayMetrics
 from gateway.providers.base import ChatProvider
 from gateway.records import RecordLoader
@@ -31,3 +32,4 @@ class GatewayState:
     providers: dict[str, ChatProvider]
     breakers: dict[str, CircuitBreaker]
     tracing: Tracing
+    knowledge: KnowledgeRetriever  # step 4 for agents with a knowledge base

@@ -7,10 +7,11 @@ from decimal import Decimal
 import asyncpg
 
 from common.db import DbConnection
+from common.knowledge.records import KNOWLEDGE_RECORD
 
-_AGENT_COLUMNS = """id, creator_id, name, description, category, status, config_encrypted,
+_AGENT_COLUMNS = f"""id, creator_id, name, description, category, status, config_encrypted,
                     price_per_call, version, total_calls, average_rating, review_count,
-                    created_at, updated_at, published_at"""
+                    created_at, updated_at, published_at, {KNOWLEDGE_RECORD}"""
 _VERSION_COLUMNS = """version, name, description, category, price_per_call, created_at,
                       config_encrypted"""
 

@@ -49,6 +49,7 @@ class Knowledge(msgspec.Struct, forbid_unknown_fields=True):
     chunk_size: ChunkSize = 1000
     chunk_overlap: ChunkOverlap = 200
     top_k: TopK = 5
+    leak_guard: bool = False  # also withhold answers quoting the retrieved passages verbatim
 
 
 class ModelTarget(msgspec.Struct, forbid_unknown_fields=True):
@@ -76,6 +77,7 @@ class KnowledgePatch(msgspec.Struct, forbid_unknown_fields=True):
     chunk_size: ChunkSize | UnsetType = UNSET
     chunk_overlap: ChunkOverlap | UnsetType = UNSET
     top_k: TopK | UnsetType = UNSET
+    leak_guard: bool | UnsetType = UNSET
 
 
 class AgentConfigPatch(msgspec.Struct, forbid_unknown_fields=True):

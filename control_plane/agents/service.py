@@ -161,6 +161,7 @@ def _config_from_body(body: AgentConfigBody) -> AgentConfig:
             chunk_size=knowledge.chunk_size,
             chunk_overlap=knowledge.chunk_overlap,
             top_k=knowledge.top_k,
+            leak_guard=knowledge.leak_guard,
         ),
         fallbacks=tuple(ModelTarget(item.provider, item.model) for item in body.fallbacks),
         leak_guard=body.leak_guard,
@@ -183,6 +184,7 @@ def _body_from_config(config: AgentConfig) -> AgentConfigBody:
             chunk_size=knowledge.chunk_size,
             chunk_overlap=knowledge.chunk_overlap,
             top_k=knowledge.top_k,
+            leak_guard=knowledge.leak_guard,
         ),
         fallbacks=[
             ModelTargetBody(cast(Provider, target.provider), target.model)
@@ -212,7 +214,7 @@ def _apply_patch(config: AgentConfig, patch: AgentConfigPatch) -> AgentConfig:
     if patch.knowledge is not UNSET:
         knowledge: dict[str, Any] = {
             name: value
-            for name in ("enabled", "chunk_size", "chunk_overlap", "top_k")
+            for name in ("enabled", "chunk_size", "chunk_overlap", "top_k", "leak_guard")
             if (value := getattr(patch.knowledge, name)) is not UNSET
         }
         if patch.knowledge.file_ids is not UNSET:
@@ -323,6 +325,7 @@ async def _sync(state: ControlPlaneState, locked: _Locked, row: asyncpg.Record) 
         version=row["version"],
         price_per_call=row["price_per_call"],
         unit_price=state.api.unit_price,
+        knowledge=row["knowledge_record"],
     )
 
 

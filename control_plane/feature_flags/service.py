@@ -23,6 +23,7 @@ from enum import StrEnum
 import asyncpg
 from redis.exceptions import RedisError
 
+from common import keyspace
 from common.errors import ApiError, ErrorCode
 from control_plane import audit
 from control_plane.auth.principal import Principal
@@ -30,7 +31,7 @@ from control_plane.feature_flags import repository
 from control_plane.feature_flags.schemas import FeatureFlagOut
 from control_plane.state import ControlPlaneState
 
-CACHE_KEY = "ff:all"
+CACHE_KEY = keyspace.FEATURE_FLAGS
 CACHE_TTL_S = 30
 
 

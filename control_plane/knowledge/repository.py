@@ -8,6 +8,7 @@ from typing import Any
 import asyncpg
 
 from common.db import DbConnection
+from common.knowledge.records import KNOWLEDGE_RECORD
 
 _FILE_COLUMNS = """id::text AS id, agent_id::text AS agent_id, filename, file_type, file_size,
                    status, chunk_count, error, created_at, processed_at, chunk_size,
@@ -111,8 +112,9 @@ async def delete_files(
 async def bump_knowledge_version(connection: DbConnection, agent_id: str) -> asyncpg.Record:
     """One more knowledge version; returns what the gateway's agent record is made of."""
     row: asyncpg.Record | None = await connection.fetchrow(
-        """UPDATE agents SET knowledge_version = knowledge_version + 1 WHERE id = $1
-           RETURNING status, version, price_per_call, knowledge_version""",
+        f"""UPDATE agents SET knowledge_version = knowledge_version + 1 WHERE id = $1
+            RETURNING status, version, price_per_call, knowledge_version,
+                      {KNOWLEDGE_RECORD}""",  # noqa: S608 - a fixed expression
         agent_id,
     )
     assert row is not None  # the caller holds the agent's row lock

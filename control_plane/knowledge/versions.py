@@ -45,6 +45,7 @@ class KnowledgeChange:
             version=row["version"],
             price_per_call=row["price_per_call"],
             unit_price=unit_price,
+            knowledge=row["knowledge_record"],
         )
         version: int = row["knowledge_version"]
         return version

@@ -56,6 +56,7 @@ def full_config(submitted: dict[str, Any]) -> dict[str, Any]:
         "chunk_size": 1000,
         "chunk_overlap": 200,
         "top_k": 5,
+        "leak_guard": False,
         **submitted.get("knowledge", {}),
     }
     return {

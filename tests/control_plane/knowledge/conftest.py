@@ -65,6 +65,9 @@ class Creator:
 
 
 @pytest_asyncio.fixture
-async def creator(client: httpx.AsyncClient) -> Creator:
+async def creator(client: httpx.AsyncClient) -> AsyncIterator[Creator]:
     headers = await creator_headers(client)
-    return Creator(client, headers, await create_agent(client, headers))
+    creator = Creator(client, headers, await create_agent(client, headers))
+    yield creator
+    # Nothing left queued: worker processes started by other tests share this database.
+    await client.delete(creator.url, headers=headers)

@@ -1,0 +1,195 @@
+"""Retrieval benchmark: recall@5 on the shipped corpus, and the cost of one retrieval.
+
+    OPENBLAS_NUM_THREADS=1 python -m loadtests.retrieval_benchmark [--chunks 1000,100000]
+                                                                   [--samples 300]
+
+Starts a throwaway Postgres (pgvector), applies the migrations, and then:
+
+1. Recall: the 240 product sheets of loadtests/knowledge_corpus.py are embedded with the
+   local model (all-MiniLM-L6-v2) and stored as one agent's chunks; each of the 100
+   questions is asked three ways (vector only, full text only, hybrid = both fused with
+   reciprocal-rank fusion), and recall@5 (is the answering sheet among the first five?) is
+   printed per kind of question. Hybrid is also shown with the default similarity threshold
+   (property 18), as the gateway runs it.
+2. Cost: for each size in --chunks, an agent with that many chunks (random unit vectors and
+   random words; their meaning does not matter for speed) is searched with the corpus
+   questions' vectors: p50/p99 of the one SQL round trip. And the local model's time to embed
+   a 30-word question, p50/p99 wall and CPU, on one thread.
+
+The gateway end to end (added latency per knowledge call, plain calls beside them) is
+`python -m loadtests.knowledge_load`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import shutil
+import statistics
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import asyncpg
+import numpy as np
+
+from common.knowledge.embedding import pgvector_literal
+from common.knowledge.minilm import MiniLM
+from common.knowledge.retrieval import Mode, Question, retrieve
+from common.migrations import migrate_url
+from devstack import servers
+from devstack.servers import free_port
+from loadtests.knowledge_corpus import documents, questions
+from tests.factories import make_agent
+
+MODEL = "local/all-MiniLM-L6-v2"
+THIRTY_WORDS = (
+    "Hello, I bought the refurbished laptop from your European store last spring and now the"
+    " battery drains within an hour: is that covered by the warranty, and how do I claim it?"
+)
+
+
+async def add_file(db: asyncpg.Pool, agent_id: str, name: str) -> str:
+    file_id = str(uuid.uuid4())
+    await db.execute(
+        """INSERT INTO knowledge_files (id, agent_id, filename, file_type, file_size, storage_key,
+                                        content_sha256, status, chunk_count, processed_at)
+           VALUES ($1, $2, $3, 'txt', 1, $4, $5, 'ready', 1, now())""",
+        file_id, agent_id, name, f"bench/{file_id}", uuid.uuid4().hex * 2,
+    )  # fmt: skip
+    return file_id
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+async def recall(db: asyncpg.Pool, model: MiniLM) -> None:
+    docs, asked = documents(), questions()
+    started = time.perf_counter()
+    doc_vectors = model.embed([d.text for d in docs])
+    question_vectors = model.embed([q.text for q in asked])
+    print(f"embedded {len(docs)} documents and {len(asked)} questions in "
+          f"{time.perf_counter() - started:.1f} s")  # fmt: skip
+    agent = await make_agent(db)
+    file_of = {}
+    for doc, vector in zip(docs, doc_vectors, strict=True):
+        file_id = await add_file(db, agent.agent_id, doc.filename)
+        file_of[file_id] = doc.doc_id
+        await db.execute(
+            """INSERT INTO knowledge_chunks (agent_id, file_id, chunk_index, content, embedding,
+                                             embedding_model, embedding_dimension)
+               VALUES ($1, $2, 0, $3, $4::vector, $5, 384)""",
+            agent.agent_id, file_id, doc.text, pgvector_literal(vector), MODEL,
+        )  # fmt: skip
+    runs = [
+        ("vector only", Mode.VECTOR, None),
+        ("full text only", Mode.TEXT, None),
+        ("hybrid (RRF)", Mode.HYBRID, None),
+        ("hybrid + threshold 0.25", Mode.HYBRID, 0.25),
+    ]
+    sorts = ["code", "paraphrase", "named"]
+    print(f"\nrecall@5, {len(asked)} questions over {len(docs)} documents")
+    print(f"{'retriever':<26}" + "".join(f"{s + f' ({sum(q.sort == s for q in asked)})':>17}"
+                                          for s in sorts) + f"{'all':>8}")  # fmt: skip
+    async with db.acquire() as connection:
+        for label, mode, threshold in runs:
+            hits: dict[str, list[bool]] = {s: [] for s in sorts}
+            for q, vector in zip(asked, question_vectors, strict=True):
+                question = Question(agent.agent_id, q.text, vector, MODEL, top_k=5,
+                                    threshold=threshold)  # fmt: skip
+                found = await retrieve(connection, question, mode)
+                hits[q.sort].append(q.answer in {file_of[p.file_id] for p in found})
+            every = [hit for values in hits.values() for hit in values]
+            print(f"{label:<26}" + "".join(f"{np.mean(hits[s]):>17.2f}" for s in sorts)
+                  + f"{np.mean(every):>8.2f}")  # fmt: skip
+
+
+async def fill(db: asyncpg.Pool, agent_id: str, chunks: int) -> None:
+    """`chunks` chunks of random unit vectors and 60 random words each, in SQL."""
+    file_id = await add_file(db, agent_id, f"filler-{chunks}.txt")
+    words = sorted({w.strip(".,:?").lower() for d in documents() for w in d.text.split()})
+    async with db.acquire() as connection:
+        await connection.execute("SET maintenance_work_mem = '512MB'")
+        await connection.execute("DROP INDEX IF EXISTS knowledge_chunks_embedding_idx")
+        for start in range(0, chunks, 20_000):
+            await connection.execute(
+                """INSERT INTO knowledge_chunks (agent_id, file_id, chunk_index, content,
+                                                 embedding, embedding_model, embedding_dimension)
+                   SELECT $1, $2, g,
+                          array_to_string(ARRAY(SELECT ($3::text[])[1 + floor(random()
+                              * cardinality($3::text[]))::int] FROM generate_series(1, 60)
+                              WHERE g >= 0), ' '),
+                          (SELECT array_agg(random() - 0.5) FROM generate_series(1, 384)
+                           WHERE g >= 0)::vector,
+                          $4, 384
+                   FROM generate_series($5::int, $6::int) AS g""",
+                agent_id, file_id, words, MODEL, start, min(chunks, start + 20_000) - 1,
+            )  # fmt: skip
+        await connection.execute(
+            "CREATE INDEX knowledge_chunks_embedding_idx ON knowledge_chunks"
+            " USING hnsw (embedding vector_cosine_ops)"
+        )
+        await connection.execute("ANALYZE knowledge_chunks")
+
+
+async def cost(db: asyncpg.Pool, model: MiniLM, sizes: list[int], samples: int) -> None:
+    asked = questions()
+    vectors = model.embed([q.text for q in asked])
+    print("\nretrieval: one SQL round trip (vector top-20 + full-text top-20, fused), 1 client")
+    print(f"{'chunks':>10} {'p50 ms':>8} {'p99 ms':>8} {'mean ms':>8}")
+    for size in sizes:
+        agent = await make_agent(db)
+        started = time.perf_counter()
+        await fill(db, agent.agent_id, size)
+        print(f"  (filled {size} chunks and built the HNSW index in "
+              f"{time.perf_counter() - started:.0f} s)")  # fmt: skip
+        timings = []
+        async with db.acquire() as connection:
+            for n in range(samples + 20):
+                q = asked[n % len(asked)]
+                question = Question(agent.agent_id, q.text, vectors[n % len(asked)], MODEL)
+                began = time.perf_counter()
+                await retrieve(connection, question)
+                if n >= 20:  # warm-up: plans and caches
+                    timings.append((time.perf_counter() - began) * 1000)
+        print(f"{size:>10} {percentile(timings, 0.5):>8.2f} {percentile(timings, 0.99):>8.2f}"
+              f" {statistics.mean(timings):>8.2f}")  # fmt: skip
+    print(f"\nembedding a {len(THIRTY_WORDS.split())}-word question (local model, one thread)")
+    model.embed([THIRTY_WORDS])
+    walls, cpus = [], []
+    for _ in range(samples):
+        wall, cpu = time.perf_counter(), time.process_time()
+        model.embed([THIRTY_WORDS])
+        walls.append((time.perf_counter() - wall) * 1000)
+        cpus.append((time.process_time() - cpu) * 1000)
+    print(f"wall p50 {percentile(walls, 0.5):.2f} ms, p99 {percentile(walls, 0.99):.2f} ms;"
+          f" CPU p50 {percentile(cpus, 0.5):.2f} ms")  # fmt: skip
+
+
+async def main(sizes: list[int], samples: int) -> None:
+    root = Path(tempfile.mkdtemp(prefix="agentlink-retrieval-"))
+    root.chmod(0o755)  # noqa: ASYNC240 - set-up, before anything runs
+    postgres = servers.PostgresServer(root / "postgres", free_port(), durable=False)
+    try:
+        postgres.start()
+        await migrate_url(postgres.url)
+        db = await asyncpg.create_pool(postgres.url, min_size=1, max_size=4)
+        assert db is not None
+        model = MiniLM.load()
+        await recall(db, model)
+        await cost(db, model, sizes, samples)
+        await db.close()
+    finally:
+        postgres.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--chunks", default="1000,100000")
+    parser.add_argument("--samples", type=int, default=300)
+    args = parser.parse_args()
+    asyncio.run(main([int(size) for size in args.chunks.split(",")], args.samples))

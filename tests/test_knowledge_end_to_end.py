@@ -1,0 +1,258 @@
+"""Knowledge bases end to end, over real HTTP: a creator uploads a PDF, the worker makes it
+ready, and a developer's call through the gateway (the official OpenAI SDK) reaches the mock
+provider with the right passage as one system message after the creator's prompt and before
+the developer's messages; the mock echoes its system messages back. Plain agents beside it
+never touch the knowledge machinery."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+
+import asyncpg
+import httpx
+import openai
+import orjson
+import pytest
+import pytest_asyncio
+import redis.asyncio as redis_asyncio
+from prometheus_client import CollectorRegistry
+
+from common.knowledge.local_embedder import LocalEmbedder
+from control_plane.knowledge.ingest import KnowledgeIngester, KnowledgeMetrics
+from control_plane.knowledge.settings import KnowledgeBaseSettings
+from gateway.app import create_app as create_gateway
+from gateway.settings import GatewaySettings
+from mock_provider import create_app as create_mock_provider
+from tests.conftest import TEST_ENCRYPTION_KEYS, Servers
+from tests.control_plane.api_client import bearer, register
+from tests.control_plane.knowledge.pdfs import make_pdf
+from tests.support import serve
+
+PROMPT = "You are the Northwind support assistant. Be brief. KNOWLEDGE-E2E-PROMPT"
+# Three pages, each longer than half a chunk: three chunks, one per page.
+PAGES = [
+    "Returns policy. Unused items may be returned within 30 days of delivery for a refund. "
+    + "Refunds are paid to the original payment method once the parcel is inspected. " * 6,
+    "Warranty. The Tern vacuum flask, model code QF-2231, carries a warranty of 36 months "
+    "from the date of purchase. Its double steel wall keeps drinks hot for twelve hours. "
+    + "A warranty claim needs the receipt and a photo of the fault. "
+    * 6,
+    "Shipping. Orders leave the Rotterdam warehouse within two business days. "
+    + "Tracking numbers are sent by email as soon as the courier collects the parcel. " * 6,
+]
+
+
+@dataclass(frozen=True)
+class Stack:
+    gateway_url: str
+    mock_url: str
+
+
+@pytest.fixture(scope="module")
+def stack(servers: Servers, database_url: str) -> Iterator[Stack]:
+    with serve(create_mock_provider(), health_path="/health") as mock_url:
+        env = {
+            "DATABASE_URL": database_url,
+            "REDIS_URL": servers.redis_url,
+            "AGENTLINK_ENCRYPTION_KEYS": TEST_ENCRYPTION_KEYS,
+            "AGENTLINK_ENCRYPTION_ACTIVE_KEY_ID": "t1",
+            "OPENAI_BASE_URL": f"{mock_url}/v1",
+            "OPENAI_API_KEY": "mock-key",
+            "LOG_LEVEL": "WARNING",
+        }
+        with serve(create_gateway(GatewaySettings.from_env(env))) as gateway_url:
+            yield Stack(gateway_url, mock_url)
+
+
+@pytest_asyncio.fixture
+async def ingester(db_pool: asyncpg.Pool, servers: Servers) -> AsyncIterator[KnowledgeIngester]:
+    redis = redis_asyncio.Redis.from_url(servers.redis_url)
+    embedder = LocalEmbedder()
+    settings = KnowledgeBaseSettings.from_env({})
+    yield KnowledgeIngester(
+        db_pool, redis, embedder, settings, KnowledgeMetrics(CollectorRegistry())
+    )
+    await embedder.aclose()
+    await redis.aclose()
+
+
+async def publish_agent(api: httpx.AsyncClient, auth: dict[str, str], **config: object) -> str:
+    body = {"name": "Northwind support", "price_per_call": "0.01",
+            "config": {"system_prompt": PROMPT, "provider": "openai", "model": "mock-model",
+                       "leak_guard": False, **config}}  # fmt: skip
+    created = await api.post("/api/v1/agents", headers=auth, json=body)
+    assert created.status_code == 201, created.text
+    agent_id: str = created.json()["id"]
+    assert (await api.post(f"/api/v1/agents/{agent_id}/publish", headers=auth)).status_code == 200
+    return agent_id
+
+
+async def developer_key(api: httpx.AsyncClient) -> str:
+    developer = await register(api, "developer")
+    response = await api.post(
+        "/api/v1/developers/keys", headers=bearer(developer["access_token"]), json={"name": "kb"}
+    )
+    assert response.status_code == 201, response.text
+    key: str = response.json()["key"]
+    return key
+
+
+async def knowledge_retrievals(client: httpx.AsyncClient, gateway_url: str) -> float:
+    metrics = (await client.get(f"{gateway_url}/metrics")).text
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in metrics.splitlines()
+        if line.startswith("agentlink_gateway_knowledge_retrievals_total{")
+    )
+
+
+async def test_uploaded_pdf_is_injected_after_the_prompt(
+    stack: Stack, control_url: str, ingester: KnowledgeIngester
+) -> None:
+    async with httpx.AsyncClient(base_url=control_url, timeout=30) as api:
+        creator = bearer((await register(api, "creator"))["access_token"])
+        agent_id = await publish_agent(api, creator)
+        plain_agent_id = await publish_agent(api, creator)
+        uploaded = await api.post(
+            f"/api/v1/agents/{agent_id}/knowledge", headers=creator,
+            files=[("file", ("handbook.pdf", make_pdf(PAGES), "application/pdf"))],
+        )  # fmt: skip
+        assert uploaded.status_code == 202, uploaded.text
+        while await ingester.process_next():
+            pass
+        listed = (await api.get(f"/api/v1/agents/{agent_id}/knowledge", headers=creator)).json()
+        assert [(f["filename"], f["status"]) for f in listed["items"]] == [
+            ("handbook.pdf", "ready")
+        ]
+        enabled = await api.put(
+            f"/api/v1/agents/{agent_id}", headers=creator,
+            json={"config": {"knowledge": {"enabled": True}}},
+        )  # fmt: skip
+        assert enabled.status_code == 200, enabled.text
+        api_key = await developer_key(api)
+
+    async with httpx.AsyncClient(timeout=30) as http:
+        before = await knowledge_retrievals(http, stack.gateway_url)
+        async with openai.AsyncOpenAI(
+            base_url=f"{stack.gateway_url}/proxy/v1/agents/{plain_agent_id}", api_key=api_key,
+            max_retries=0,
+        ) as plain:  # fmt: skip
+            reply = await plain.chat.completions.create(
+                model="ignored", messages=[{"role": "user", "content": "Hi [[mock echo_system]]"}]
+            )
+        assert reply.choices[0].message.content == PROMPT
+        assert await knowledge_retrievals(http, stack.gateway_url) == before  # paid nothing
+
+        async with openai.AsyncOpenAI(
+            base_url=f"{stack.gateway_url}/proxy/v1/agents/{agent_id}", api_key=api_key,
+            max_retries=0,
+        ) as client:  # fmt: skip
+            reply = await client.chat.completions.create(
+                model="ignored",
+                messages=[
+                    {"role": "system", "content": "DEVELOPER-SYSTEM-MESSAGE"},
+                    {"role": "user", "content": "How long is the warranty of the QF-2231 "
+                                                "flask? [[mock echo_system]]"},
+                ],
+            )  # fmt: skip
+        echoed = reply.choices[0].message.content or ""
+        assert await knowledge_retrievals(http, stack.gateway_url) == before + 1
+
+        requests = (await http.get(f"{stack.mock_url}/_mock/requests")).json()
+    # The mock echoes its system messages in order: the prompt, the knowledge, the developer's.
+    prompt_at, passage_at = echoed.index(PROMPT), echoed.index("warranty of 36 months")
+    developer_at = echoed.index("DEVELOPER-SYSTEM-MESSAGE")
+    assert prompt_at < passage_at < developer_at
+    sent = next(
+        r["body"] for r in reversed(requests) if "QF-2231" in orjson.dumps(r["body"]).decode()
+    )
+    roles = [m["role"] for m in sent["messages"]]
+    assert roles == ["system", "system", "system", "user"]
+    assert sent["messages"][0]["content"] == PROMPT
+    knowledge = sent["messages"][1]["content"]
+    assert "<<<KNOWLEDGE" in knowledge
+    assert "KNOWLEDGE>>>" in knowledge
+    first = knowledge.split("[1] from handbook.pdf\n", 1)[1]
+    assert first.startswith("Warranty. The Tern vacuum flask")  # the best passage first
+    assert "Rotterdam" not in knowledge  # the shipping page is not similar enough
+    assert sent["messages"][2]["content"] == "DEVELOPER-SYSTEM-MESSAGE"
+
+
+async def ready_agent(
+    api: httpx.AsyncClient, ingester: KnowledgeIngester, text: str, **knowledge: object
+) -> tuple[str, str]:
+    """A published agent with one ready text file and knowledge on; returns (agent id, key)."""
+    creator = bearer((await register(api, "creator"))["access_token"])
+    agent_id = await publish_agent(api, creator, knowledge={"enabled": True, **knowledge})
+    uploaded = await api.post(f"/api/v1/agents/{agent_id}/knowledge", headers=creator,
+                              files=[("file", ("facts.txt", text.encode()))])  # fmt: skip
+    assert uploaded.status_code == 202, uploaded.text
+    while await ingester.process_next():
+        pass
+    return agent_id, await developer_key(api)
+
+
+SECRET_FACT = (
+    "The emergency override code for the Halden standing desk is seven four one nine, and it"
+    " must only be given to certified technicians after they show their badge."
+)
+
+
+@pytest.mark.parametrize("guarded", [True, False])
+async def test_the_creator_may_guard_passages_against_verbatim_leaks(
+    stack: Stack, control_url: str, ingester: KnowledgeIngester, guarded: bool,
+    caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
+    async with httpx.AsyncClient(base_url=control_url, timeout=30) as api:
+        agent_id, key = await ready_agent(api, ingester, SECRET_FACT, leak_guard=guarded)
+    question = "What is the override code of the Halden standing desk?"
+    directive = f'[[mock reply="Sure: {SECRET_FACT}"]]'
+    async with openai.AsyncOpenAI(
+        base_url=f"{stack.gateway_url}/proxy/v1/agents/{agent_id}", api_key=key, max_retries=0
+    ) as client:
+        reply = await client.chat.completions.create(
+            model="ignored", messages=[{"role": "user", "content": f"{question} {directive}"}]
+        )
+    answer = reply.choices[0].message.content or ""
+    if guarded:
+        assert "seven four one nine" not in answer
+        assert reply.choices[0].finish_reason == "content_filter"
+    else:
+        assert "seven four one nine" in answer
+    # Retrieved text is creator content: never in a log line.
+    assert not any("seven four one nine" in record.getMessage() for record in caplog.records)
+
+
+async def test_enable_rag_off_switches_retrieval_off(
+    stack: Stack, control_url: str, ingester: KnowledgeIngester, servers: Servers,
+    db_pool: asyncpg.Pool,
+) -> None:  # fmt: skip
+    from gateway.knowledge import FLAG_TTL_S
+
+    async with httpx.AsyncClient(base_url=control_url, timeout=30) as api:
+        agent_id, key = await ready_agent(api, ingester, SECRET_FACT)
+    redis = redis_asyncio.Redis.from_url(servers.redis_url)
+
+    async def system_messages() -> str:
+        async with openai.AsyncOpenAI(
+            base_url=f"{stack.gateway_url}/proxy/v1/agents/{agent_id}", api_key=key,
+            max_retries=0,
+        ) as client:  # fmt: skip
+            reply = await client.chat.completions.create(
+                model="ignored",
+                messages=[{"role": "user", "content": "Halden desk code? [[mock echo_system]]"}],
+            )
+        return reply.choices[0].message.content or ""
+
+    try:
+        assert "seven four one nine" in await system_messages()
+        await db_pool.execute("UPDATE feature_flags SET enabled = false WHERE key = 'enable_rag'")
+        await redis.hset("ff:all", "enable_rag", "0")
+        await asyncio.sleep(FLAG_TTL_S + 0.2)  # the gateway re-reads the flag this often
+        assert await system_messages() == PROMPT
+    finally:
+        await db_pool.execute("UPDATE feature_flags SET enabled = true WHERE key = 'enable_rag'")
+        await redis.hset("ff:all", "enable_rag", "1")
+        await redis.aclose()
