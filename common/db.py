@@ -18,7 +18,13 @@ async def _init_connection(connection: asyncpg.Connection) -> None:
         )
 
 
-async def create_pool(dsn: str, *, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:
+async def create_pool(
+    dsn: str,
+    *,
+    min_size: int = 1,
+    max_size: int = 10,
+    server_settings: dict[str, str] | None = None,
+) -> asyncpg.Pool:
     pool = await asyncpg.create_pool(
         dsn,
         min_size=min_size,
@@ -27,6 +33,7 @@ async def create_pool(dsn: str, *, min_size: int = 1, max_size: int = 10) -> asy
         command_timeout=30,
         # The statement cache is per connection; keep it, it is what makes asyncpg fast.
         max_inactive_connection_lifetime=300,
+        server_settings=server_settings,
     )
     assert pool is not None  # create_pool only returns None when used as an async context
     return pool

@@ -51,7 +51,12 @@ def create_app(
             max_connections=storage.redis_max_connections,
         )
         # Postgres is touched only on cold misses: no connections until one is needed.
-        db = await create_pool(storage.database_url, min_size=0, max_size=storage.database_pool_max)
+        db = await create_pool(
+            storage.database_url, min_size=0, max_size=storage.database_pool_max,
+            # Knowledge retrieval filters an HNSW scan by agent: pgvector's iterative scan
+            # keeps looking until it has enough of that agent's chunks (pgvector >= 0.8).
+            server_settings={"hnsw.iterative_scan": "relaxed_order"},
+        )  # fmt: skip
         scripts = LuaScripts(redis)
         # The two per-call scripts go through a leaner client (gateway/hot_redis.py).
         hot_redis = HotRedis(storage.redis_url, timeout_s=storage.redis_socket_timeout_s)

@@ -164,7 +164,8 @@ class KnowledgeRetriever:
             return None
         key = (agent_id, knowledge_version, question, knowledge.top_k, knowledge.file_ids)
         now = time.monotonic()
-        cached = self._results.get(key)
+        # -1: a record from before knowledge versions, which cannot key a cache.
+        cached = self._results.get(key) if knowledge_version > 0 else None
         if cached is not None and cached[0] > now:
             self._results.move_to_end(key)
             self.metrics.retrievals.labels("cached").inc()
@@ -178,7 +179,8 @@ class KnowledgeRetriever:
             ) from error
         self.metrics.seconds.observe(time.perf_counter() - started)
         self.metrics.retrievals.labels("injected" if result else "empty").inc()
-        self._remember(self._results, key, (now + self._settings.cache_ttl_s, result))
+        if knowledge_version > 0:
+            self._remember(self._results, key, (now + self._settings.cache_ttl_s, result))
         return result
 
     async def _search(

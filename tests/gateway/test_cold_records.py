@@ -215,4 +215,4 @@ async def test_premium_agent_record_carries_its_units(
     _, loader, _ = build(db_pool, redis)
     await loader.load_agent(caller.agent.agent_id)
     fields = await redis.hgetall(keyspace.agent_record(caller.agent.agent_id))
-    assert fields == {b"status": b"active", b"version": b"1", b"units": b"5"}
+    assert fields == {b"status": b"active", b"version": b"1", b"units": b"5", b"knowledge": b"0"}

@@ -82,7 +82,8 @@ async def test_forced_suspension_holds_on_the_next_gateway_request(
     for gateway in admin_gateways:
         assert_error(await chat(http, gateway, agent.agent_id, key.plaintext), 404, "40401")
     record = await redis.hgetall(keyspace.agent_record(agent.agent_id))
-    assert record == {b"status": b"suspended", b"version": b"1", b"units": b"1"}
+    # The gateway filled the record on the calls before (knowledge 0); suspension keeps that.
+    assert record == {b"status": b"suspended", b"version": b"1", b"units": b"1", b"knowledge": b"0"}
     assert (
         await db_pool.fetchval("SELECT status FROM agents WHERE id = $1", agent.agent_id)
         == "suspended"

@@ -296,9 +296,19 @@ async def test_publish_and_unpublish_write_through_to_the_gateway_record(
     first_published_at = published.json()["published_at"]
     assert published.json()["status"] == "active"
     assert first_published_at is not None
-    assert await redis.hgetall(record) == {b"status": b"active", b"version": b"1", b"units": b"5"}
+    assert await redis.hgetall(record) == {
+        b"status": b"active",
+        b"version": b"1",
+        b"units": b"5",
+        b"knowledge": b"0",
+    }
     await client.put(f"{AGENTS}/{agent_id}", headers=headers, json={"price_per_call": "0.1"})
-    assert await redis.hgetall(record) == {b"status": b"active", b"version": b"2", b"units": b"10"}
+    assert await redis.hgetall(record) == {
+        b"status": b"active",
+        b"version": b"2",
+        b"units": b"10",
+        b"knowledge": b"0",
+    }
     unpublished = await client.post(f"{AGENTS}/{agent_id}/unpublish", headers=headers)
     assert unpublished.json()["status"] == "inactive"
     assert (await redis.hget(record, "status")) == b"inactive"
