@@ -20,7 +20,7 @@ for the user's part; agent records live under their own tag `{aID}`.
 | `usage:dead` | stream | usage entries the worker could not parse or store, with the reason | worker | capped by `USAGE_DEAD_LETTER_MAXLEN` |
 | `login:acct:<sha>`, `login:ip:<ip>` | string | failed-login counters (control plane) | control plane | the throttle window |
 | `ff:all` | hash | feature flag → `1`/`0` (control_plane/feature_flags; the gateway reads `enable_rag`) | control plane | 30 s |
-| `agent:{aID}` | hash | `status`, `version`, `units` (quota units per call) | gateway cold load, control plane | 24 h (`unknown`: 30 s) |
+| `agent:{aID}` | hash | `status`, `version`, `units` (quota units per call), `knowledge` (knowledge version, 0: none; common/knowledge/records.py) | gateway cold load, control plane | 24 h (`unknown`: 30 s) |
 | `pgkey:{sS}:<user_id>` | string | the developer's playground key, sealed with the key ring (control_plane/developers/session_keys.py) | control plane | the key's lifetime |
 | `pgkey-lock:{sS}:<user_id>` | string | lock while a playground key is minted | control plane | 10 s |
 | `pgkey:expiry` | zset | playground key ids scored by expiry (ms), for the worker's sweep | control plane, worker | none |

@@ -8,7 +8,7 @@ from decimal import Decimal
 
 import asyncpg
 
-from common.domain import AgentConfig, ModelTarget
+from common.domain import AgentConfig, KnowledgeSettings, ModelTarget
 from crypto.api_keys import generate_api_key, random_shard
 from crypto.envelope import KeyRing
 
@@ -88,6 +88,7 @@ async def make_agent(
     provider: str = "openai",
     fallbacks: tuple[ModelTarget, ...] = (),
     leak_guard: bool = True,
+    knowledge: KnowledgeSettings | None = None,
 ) -> Agent:
     creator_id = await make_user(db, "creator")
     agent_id = str(uuid.uuid4())
@@ -98,6 +99,7 @@ async def make_agent(
         temperature=temperature,
         fallbacks=fallbacks,
         leak_guard=leak_guard,
+        knowledge=knowledge or KnowledgeSettings(),
     )
     envelope = keyring.encrypt(config.to_json(), agent_id=agent_id, version=1)
     async with db.acquire() as connection, connection.transaction():
