@@ -15,8 +15,8 @@ from common.settings import (
 )
 from control_plane.api_settings import ApiSettings
 from control_plane.dashboard.settings import DashboardSettings
-from control_plane.payments.settings import PaymentSettings
 from control_plane.knowledge.settings import KnowledgeBaseSettings
+from control_plane.payments.settings import PaymentSettings
 
 
 @dataclass(frozen=True, slots=True)

@@ -43,9 +43,9 @@ from common.json_logging import configure_logging
 from common.knowledge.backends import build_embedder
 from common.redis_store import LuaScripts, create_redis
 from control_plane.developers import session_keys
-from control_plane.payments.reconciler import reconcile
 from control_plane.knowledge.ingest import KnowledgeIngester, KnowledgeMetrics
 from control_plane.knowledge.reembed import reembed_all
+from control_plane.payments.reconciler import reconcile
 from control_plane.reaper import reap_expired
 from control_plane.settings import ControlPlaneSettings
 from control_plane.usage_ingest import UsageIngester
@@ -120,6 +120,7 @@ async def run_worker(
 
     async def reconcile_payments() -> None:
         await reconcile(db, redis, scripts)
+
     async def reembed() -> None:
         await reembed_all(
             db, redis, embedder, settings.knowledge, metrics=knowledge_metrics, stop=stop
