@@ -74,9 +74,15 @@ async def test_database_number_and_password_in_the_url_are_used(
 
 
 async def test_a_redis_that_stops_answering_fails_calls_within_the_timeout() -> None:
+    handlers: list[asyncio.Task[None] | None] = []
+
     async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await reader.read(1 << 16)  # take the command, never answer
-        await asyncio.sleep(30)
+        handlers.append(asyncio.current_task())
+        try:
+            await reader.read(1 << 16)  # take the command, never answer
+            await asyncio.sleep(30)
+        finally:
+            writer.close()  # else it is collected after the loop closed: a ResourceWarning
 
     server = await asyncio.start_server(silent, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
@@ -88,6 +94,9 @@ async def test_a_redis_that_stops_answering_fails_calls_within_the_timeout() -> 
         assert time.monotonic() - started < 10  # bounded; the exact bound is the watchdog's
     finally:
         await client.aclose()
+        for handler in handlers:
+            if handler is not None:
+                handler.cancel()
         server.close()
         with contextlib.suppress(Exception):
             await server.wait_closed()
