@@ -214,10 +214,10 @@ def _start_payment_fakes(stack: Stack, env: dict[str, str]) -> list[str]:
         _wait_http(f"{base}/health", child)
         env.update({key_var: fake_key, secret_var: secret, base_var: base})
         started.append(provider)
-    if started:  # no dashboard to land on yet: the fake's own "back at the shop" page
-        landing = env[{"stripe": "STRIPE_API_BASE", "coinbase": "COINBASE_API_BASE"}[started[0]]]
-        env.setdefault("PAYMENT_SUCCESS_URL", f"{landing}/_fake/return/success")
-        env.setdefault("PAYMENT_CANCEL_URL", f"{landing}/_fake/return/cancel")
+    if started:  # back to the dashboard's billing page after paying
+        success = f"{control}/billing/success?session_id={{CHECKOUT_SESSION_ID}}"
+        env.setdefault("PAYMENT_SUCCESS_URL", success)
+        env.setdefault("PAYMENT_CANCEL_URL", f"{control}/billing/cancel")
     return started
 
 
@@ -250,7 +250,8 @@ Demo agent id:  {demo.agent_id}
 Demo API key:   {demo.api_key}
 
 Buy quota as the demo developer (fake Stripe on :{config.fake_stripe_port}, fake Coinbase on
-:{config.fake_coinbase_port} unless real keys are set; see README "Payments"):
+:{config.fake_coinbase_port} unless real keys are set; see README "Payments"): log in at
+{control}/login and open Billing, or over the API:
 
   TOKEN=$(curl -s {control}/api/v1/auth/login -H 'Content-Type: application/json' \\
     -d '{{"email": "{demo.developer_email}", "password": "{demo.password}"}}' \\

@@ -19,6 +19,9 @@ from control_plane.developers.schemas import (
     KeyListQuery,
     UsageQuery,
 )
+from control_plane.feature_flags.service import Flag, is_enabled
+from control_plane.payments import service as payments
+from control_plane.payments.schemas import CheckoutBody, HistoryQuery
 
 DEVELOPERS = frozenset({UserType.DEVELOPER})
 USAGE_RANGES = (7, 30, 90)
@@ -96,9 +99,62 @@ async def usage(ctx: PageContext) -> Response:
     )  # fmt: skip
 
 
-async def billing(ctx: PageContext) -> Response:
+async def checkout_providers(ctx: PageContext) -> list[str]:
+    """The payment providers a developer can pay with here, right now."""
+    configured = payments.packages(ctx.state).providers
+    crypto = "coinbase" in configured and await is_enabled(ctx.state, Flag.ENABLE_CRYPTO_PAYMENTS)
+    return [name for name in configured if name != "coinbase" or crypto]
+
+
+async def billing(ctx: PageContext, *, errors: dict[str, str] | None = None,
+                  status: int = 200) -> Response:  # fmt: skip
     profile = await developers.profile(ctx.state, ctx.user)
-    return ctx.render("developer/billing.html", profile=profile, packages=None, payments=None)
+    cursor = ctx.query.get("cursor") or None
+    history = await payments.history(
+        ctx.state, ctx.user,
+        convert({"limit": 20, **({"cursor": cursor} if cursor else {})}, HistoryQuery),
+    )  # fmt: skip
+    return ctx.render(
+        "developer/billing.html", profile=profile, packages=payments.packages(ctx.state).packages,
+        providers=await checkout_providers(ctx), payments=history.items,
+        next_cursor=history.next_cursor, errors=errors or {}, status=status,
+    )  # fmt: skip
+
+
+async def billing_page(ctx: PageContext) -> Response:
+    return await billing(ctx)
+
+
+async def checkout(ctx: PageContext) -> Response:
+    """Start a checkout, then hand the browser to the provider's hosted page."""
+    try:
+        body: CheckoutBody = convert(
+            {"package": ctx.form["package"], "provider": ctx.form["provider"]}, CheckoutBody
+        )
+        payment = await payments.checkout(ctx.state, ctx.user, body)
+    except ApiError as error:
+        if error.code not in (ErrorCode.VALIDATION_FAILED, ErrorCode.FORBIDDEN,
+                              ErrorCode.RATE_LIMITED, ErrorCode.UPSTREAM_UNAVAILABLE):  # fmt: skip
+            raise
+        return await billing(ctx, errors=field_errors(error), status=error.status)
+    # Via our own page: a form may only post to this site (CSP form-action), so the hop to
+    # the provider is a plain navigation from there.
+    return ctx.redirect(f"/developer/billing/payments/{payment.id}")
+
+
+async def payment_page(ctx: PageContext) -> Response:
+    payment = await payments.detail(ctx.state, ctx.user, ctx.path["payment_id"])
+    return ctx.render("developer/payment.html", payment=payment)
+
+
+# Where the provider sends the payer back (PAYMENT_SUCCESS_URL / PAYMENT_CANCEL_URL).
+async def checkout_succeeded(ctx: PageContext) -> Response:
+    notice = "Thank you! Your quota is credited as soon as the provider confirms the payment."
+    return ctx.redirect("/developer/billing", notice=notice)
+
+
+async def checkout_cancelled(ctx: PageContext) -> Response:
+    return ctx.redirect("/developer/billing", notice="Checkout cancelled; nothing was charged.")
 
 
 async def webhooks(ctx: PageContext) -> Response:
@@ -111,6 +167,10 @@ PAGES = [
     Page("POST", "/developer/keys", create_key, users=DEVELOPERS),
     Page("POST", "/developer/keys/{key_id}/revoke", revoke_key, users=DEVELOPERS),
     Page("GET", "/developer/usage", usage, users=DEVELOPERS),
-    Page("GET", "/developer/billing", billing, users=DEVELOPERS),
+    Page("GET", "/developer/billing", billing_page, users=DEVELOPERS),
+    Page("POST", "/developer/billing/checkout", checkout, users=DEVELOPERS),
+    Page("GET", "/developer/billing/payments/{payment_id}", payment_page, users=DEVELOPERS),
+    Page("GET", "/billing/success", checkout_succeeded, users=DEVELOPERS),
+    Page("GET", "/billing/cancel", checkout_cancelled, users=DEVELOPERS),
     Page("GET", "/developer/webhooks", webhooks, users=DEVELOPERS),
 ]

@@ -13,6 +13,7 @@ from control_plane.dashboard.forms import blank_to_none, convert, field_errors
 from control_plane.dashboard.pages import Page, PageContext
 from control_plane.marketplace import service as marketplace
 from control_plane.marketplace.schemas import SearchPage, SearchQuery
+from control_plane.payments import service as payments
 from control_plane.reviews import service as reviews
 from control_plane.reviews.schemas import ReviewListQuery
 
@@ -85,7 +86,13 @@ def pricing_facts(ctx: PageContext) -> dict[str, Any]:
 
 
 async def pricing(ctx: PageContext) -> Response:
-    return ctx.render("public/pricing.html", packages=None, **pricing_facts(ctx))
+    catalog = payments.packages(ctx.state)
+    return ctx.render(
+        "public/pricing.html",
+        packages=catalog.packages,
+        providers=catalog.providers,
+        **pricing_facts(ctx),
+    )
 
 
 PAGES = [

@@ -15,11 +15,15 @@ import pytest_asyncio
 from control_plane.app import create_app as create_control_plane
 from control_plane.settings import ControlPlaneSettings
 from crypto.passwords import PasswordHashing
+from devstack.servers import free_port
+from fake_payments import create_stripe_app
+from fake_payments.config import FakeConfig
 from gateway.app import create_app as create_gateway
 from gateway.settings import GatewaySettings
 from mock_provider import create_app as create_mock_provider
 from tests.conftest import TEST_ENCRYPTION_KEYS, Servers
 from tests.control_plane.api_client import fresh_email
+from tests.control_plane.payments.support import STRIPE_KEY, STRIPE_SECRETS
 from tests.support import serve
 
 PASSWORD = "correct horse battery"
@@ -31,12 +35,22 @@ class Stack:
     control_url: str
     gateway_url: str
     mock_url: str
+    stripe_url: str
     env: dict[str, str]
 
 
 @pytest.fixture(scope="session")
 def dashboard_stack(servers: Servers, database_url: str) -> Iterator[Stack]:
-    with serve(create_mock_provider(), health_path="/health") as mock_url:
+    """Mock provider, gateway, the fake Stripe, and a control plane using them all."""
+    stripe_port = free_port()
+    stripe = create_stripe_app(
+        FakeConfig(f"http://127.0.0.1:{stripe_port}", webhook_secrets=STRIPE_SECRETS,
+                   api_key=STRIPE_KEY)
+    )  # fmt: skip
+    with (
+        serve(create_mock_provider(), health_path="/health") as mock_url,
+        serve(stripe, health_path="/health", port=stripe_port) as stripe_url,
+    ):
         gateway_env = {
             "DATABASE_URL": database_url,
             "REDIS_URL": servers.redis_url,
@@ -48,6 +62,8 @@ def dashboard_stack(servers: Servers, database_url: str) -> Iterator[Stack]:
             "LOG_LEVEL": "WARNING",
         }
         with serve(create_gateway(GatewaySettings.from_env(gateway_env))) as gateway_url:
+            control_port = free_port()
+            control = f"http://127.0.0.1:{control_port}"
             env = {
                 **gateway_env,
                 "JWT_SECRET": "dashboard-test-jwt-secret-at-least-32-chars",
@@ -55,11 +71,19 @@ def dashboard_stack(servers: Servers, database_url: str) -> Iterator[Stack]:
                 "DASHBOARD_GATEWAY_PUBLIC_URL": "https://gateway.agentlink.test",
                 "DASHBOARD_SECURE_COOKIES": "auto",
                 "REVIEW_MIN_CALLS": "1",
+                "STRIPE_SECRET_KEY": STRIPE_KEY,
+                "STRIPE_WEBHOOK_SECRET": ",".join(STRIPE_SECRETS),
+                "STRIPE_API_BASE": stripe_url,
+                "PAYMENT_SUCCESS_URL": control + "/billing/success?id={CHECKOUT_SESSION_ID}",
+                "PAYMENT_CANCEL_URL": f"{control}/billing/cancel",
             }
             settings = ControlPlaneSettings.from_env(env, api=True)
             cheap = PasswordHashing(time_cost=1, memory_cost=1024, parallelism=1)
-            with serve(create_control_plane(settings, passwords=cheap)) as control_url:
-                yield Stack(control_url, gateway_url, mock_url, env)
+            app = create_control_plane(settings, passwords=cheap)
+            with serve(app, port=control_port) as control_url:
+                # The fake sends its webhooks to this control plane (and payers back to it).
+                stripe.config.webhook_url = f"{control_url}/api/v1/payments/webhook/stripe"
+                yield Stack(control_url, gateway_url, mock_url, stripe_url, env)
 
 
 class Browserless:

@@ -1,11 +1,12 @@
 """The dashboard in a real browser (Debian's chromium, headless, driven by Playwright).
 
 Journeys as people make them: a creator signs up, creates and publishes an agent; a developer
-signs up, finds it, creates a key, chats with it in the playground and watches the answer
-stream in; an admin suspends the developer and the developer's next playground call fails
-with a clear message. Every main page is screenshotted in light and dark and checked with
-axe-core; a cross-site form post is refused; logged-out visitors land on the login page; one
-user cannot open another's page by changing an id. One browser for the whole module.
+signs up, finds it, creates a key, buys quota through the fake Stripe checkout and sees it
+credited, chats with it in the playground and watches the answer stream in; an admin
+suspends the developer and the developer's next playground call fails with a clear message.
+Every main page is screenshotted in light and dark and checked with axe-core; a cross-site
+form post is refused; logged-out visitors land on the login page; one user cannot open
+another's page by changing an id. One browser for the whole module.
 """
 
 from __future__ import annotations
@@ -159,6 +160,18 @@ async def test_creator_publishes_developer_chats_admin_suspends(
         await expect(developer.get_by_role("button", name="Copy key")).to_be_visible()
         await developer.goto("/developer/keys")
         assert key_text.strip() not in await developer.content()
+        # Buys a package through the (fake) Stripe checkout and sees the quota rise.
+        await developer.get_by_role("link", name="Billing").click()
+        await expect(developer.locator("#quota-remaining")).to_have_text("100")
+        await developer.get_by_role("button", name="Buy Starter").click()
+        await developer.wait_for_url(f"{dashboard_stack.stripe_url}/**")
+        await developer.locator("#pay").click()
+        await developer.wait_for_url(f"{base}/developer/billing")
+        await expect(developer.get_by_role("status")).to_contain_text("Thank you")
+        await expect(developer.locator("#quota-remaining")).to_have_text("1,100")
+        await expect(developer.get_by_role("row").filter(has_text="starter")).to_contain_text(
+            "completed"
+        )
         # Chats in the playground: the answer arrives in several steps.
         await developer.goto(f"/playground/{agent_id}")
         steps = await send_and_watch(developer, f"Write about the sea {SLOW_STREAM}")

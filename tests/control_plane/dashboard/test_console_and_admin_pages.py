@@ -129,3 +129,38 @@ async def test_admin_agents_flags_moderation_and_system_pages(
     assert "Reviews to moderate" in stats.text
     assert (await browserless.get("/admin/moderation")).status_code == 200
     assert (await browserless.get("/admin/settlements")).status_code == 200
+
+
+async def test_buying_a_package_goes_through_the_providers_checkout(
+    browserless: Browserless, another: Browserless, dashboard_stack: Stack
+) -> None:
+    await browserless.register("developer")
+    billing = await browserless.get("/developer/billing")
+    assert "Buy Starter" in billing.text
+    assert "No payments yet." in billing.text
+    started = await browserless.post(
+        "/developer/billing/checkout", {"package": "starter", "provider": "stripe"}
+    )
+    assert started.status_code == 303
+    handoff = await browserless.get(started.headers["location"])
+    checkout_url = find(r'<a class="button" href="([^"]+)">Continue to Stripe', handoff.text)
+    assert checkout_url.startswith(dashboard_stack.stripe_url)
+    assert f'content="0;url={checkout_url}"' in handoff.text
+    # Nobody else can open this payment.
+    await another.register("developer")
+    assert (await another.get(started.headers["location"])).status_code == 404
+    async with httpx.AsyncClient() as payer:  # the provider's page, outside our site
+        paid = await payer.post(checkout_url.replace("&amp;", "&"))
+        assert paid.status_code == 303
+        assert paid.headers["location"].startswith(f"{dashboard_stack.control_url}/billing/success")
+    back = await browserless.get("/billing/success")
+    assert back.headers["location"] == "/developer/billing"
+    billing = await browserless.get("/developer/billing")
+    assert "Thank you" in billing.text
+    assert find(r'id="quota-remaining">([0-9,]+)<', billing.text) == "1,100"
+    assert "completed" in billing.text
+    unknown = await browserless.post(
+        "/developer/billing/checkout", {"package": "nope", "provider": "stripe"}
+    )
+    assert unknown.status_code == 400
+    assert "Unknown package" in unknown.text
