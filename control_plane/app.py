@@ -22,21 +22,18 @@ from control_plane.dashboard.state import DashboardState
 from control_plane.dashboard.templating import create_templates
 from control_plane.payments.services import PaymentServices
 from control_plane.routes import ROUTES
-from control_plane.settings import ControlPlaneSettings
+from control_plane.settings import ApiSettings
 from control_plane.state import ControlPlaneState
 from crypto.envelope import KeyRing
 from crypto.passwords import PasswordHashing
 
 
 def create_app(
-    settings: ControlPlaneSettings | None = None, *, passwords: PasswordHashing | None = None
+    settings: ApiSettings | None = None, *, passwords: PasswordHashing | None = None
 ) -> Starlette:
-    settings = settings or ControlPlaneSettings.from_env(api=True)
-    api = settings.api
-    if api is None:
-        raise ValueError("the control plane app needs ControlPlaneSettings.from_env(api=True)")
+    settings = settings or ApiSettings.from_env()
     configure_logging(settings.log_level)
-    keyring = KeyRing.from_env(api.encryption_keys, api.encryption_active_key_id)
+    keyring = KeyRing.from_env(settings.encryption_keys, settings.encryption_active_key_id)
     hashing = passwords or PasswordHashing()
     templates = create_templates()
 
@@ -51,7 +48,6 @@ def create_app(
         redis = create_redis(storage.redis_url, socket_timeout_s=storage.redis_socket_timeout_s)
         state = ControlPlaneState(
             settings=settings,
-            api=api,
             db=db,
             redis=redis,
             registry=CollectorRegistry(),
@@ -85,7 +81,7 @@ def create_app(
             Middleware(EnvelopeMiddleware),
             Middleware(
                 CORSMiddleware,
-                allow_origins=list(api.cors_origins),
+                allow_origins=list(settings.cors_origins),
                 allow_methods=["GET", "POST", "PUT", "DELETE", "OPTIONS"],
                 allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
                 expose_headers=["X-Request-ID", "X-RateLimit-Remaining"],

@@ -8,17 +8,15 @@ import asyncpg
 import redis.asyncio as redis_asyncio
 from prometheus_client import CollectorRegistry
 
-from control_plane.api_settings import ApiSettings
 from control_plane.payments.services import PaymentServices
-from control_plane.settings import ControlPlaneSettings
+from control_plane.settings import ApiSettings
 from crypto.envelope import KeyRing
 from crypto.passwords import PasswordHashing
 
 
 @dataclass(slots=True)
 class ControlPlaneState:
-    settings: ControlPlaneSettings
-    api: ApiSettings
+    settings: ApiSettings
     db: asyncpg.Pool
     redis: redis_asyncio.Redis
     registry: CollectorRegistry
@@ -28,3 +26,8 @@ class ControlPlaneState:
     dummy_password_hash: str
     # Payment providers and the quota scripts; None where a process was built without them.
     payments: PaymentServices | None = None
+
+    @property
+    def api(self) -> ApiSettings:
+        """Deprecated: the same object as `settings`."""
+        return self.settings

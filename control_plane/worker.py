@@ -47,7 +47,7 @@ from control_plane.knowledge.ingest import KnowledgeIngester, KnowledgeMetrics
 from control_plane.knowledge.reembed import reembed_all
 from control_plane.payments.reconciler import reconcile
 from control_plane.reaper import reap_expired
-from control_plane.settings import ControlPlaneSettings
+from control_plane.settings import WorkerSettings
 from control_plane.usage_ingest import UsageIngester
 from control_plane.worker_metrics import WorkerMetrics, serve_metrics
 
@@ -83,7 +83,7 @@ async def run_periodically(
 
 
 async def run_worker(
-    settings: ControlPlaneSettings, stop: asyncio.Event, metrics: WorkerMetrics | None = None
+    settings: WorkerSettings, stop: asyncio.Event, metrics: WorkerMetrics | None = None
 ) -> None:
     storage = settings.storage
     metrics = WorkerMetrics() if metrics is None else metrics
@@ -169,7 +169,7 @@ async def run_worker(
 
 
 def main() -> None:
-    settings = ControlPlaneSettings.from_env()
+    settings = WorkerSettings.from_env()
     configure_logging(settings.log_level)
 
     async def serve() -> None:

@@ -6,23 +6,15 @@ import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-SETTINGS_MODULES = [
-    "common/settings.py",
-    "gateway/settings.py",
-    "control_plane/settings.py",
-    "control_plane/api_settings.py",
-    "control_plane/payments/settings.py",
-    "control_plane/dashboard/settings.py",
-    "common/knowledge/settings.py",
-    "control_plane/knowledge/settings.py",
-]
+PACKAGES = ("common", "crypto", "gateway", "control_plane")
 _READ = re.compile(r'env_(?:str|int|float|bool|decimal|list)\(\s*env,\s*"([A-Z0-9_]+)"')
 
 
 def settings_read_by_code() -> set[str]:
     names: set[str] = set()
-    for module in SETTINGS_MODULES:
-        names |= set(_READ.findall((ROOT / module).read_text()))
+    for package in PACKAGES:
+        for module in (ROOT / package).rglob("*.py"):
+            names |= set(_READ.findall(module.read_text()))
     return names
 
 

@@ -260,7 +260,7 @@ async def delete_user(
         for agent in agents:
             await gateway_sync.write_agent(
                 state.redis, str(agent["id"]), status=agent["status"], version=agent["version"],
-                price_per_call=agent["price_per_call"], unit_price=state.api.unit_price,
+                price_per_call=agent["price_per_call"], unit_price=state.settings.unit_price,
             )  # fmt: skip
     return UserDeleted(user_id, "deleted", len(keys), sessions, len(agents), webhooks)
 
@@ -324,7 +324,7 @@ async def set_agent_status(
         await hold_write_through(connection)
         await gateway_sync.write_agent(
             state.redis, agent_id, status=updated["status"], version=updated["version"],
-            price_per_call=updated["price_per_call"], unit_price=state.api.unit_price,
+            price_per_call=updated["price_per_call"], unit_price=state.settings.unit_price,
         )  # fmt: skip
         fresh = await repository.agent(connection, agent_id)
     assert fresh is not None

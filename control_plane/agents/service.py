@@ -324,7 +324,7 @@ async def _sync(state: ControlPlaneState, locked: _Locked, row: asyncpg.Record) 
         status=row["status"],
         version=row["version"],
         price_per_call=row["price_per_call"],
-        unit_price=state.api.unit_price,
+        unit_price=state.settings.unit_price,
         knowledge=row["knowledge_record"],
     )
 
@@ -350,7 +350,8 @@ async def create_agent(
     name = _name(request.name)
     description = _description(request.description)
     category = _category(request.category)
-    price = validate_price(request.price_per_call, state.api.price_min, state.api.price_max)
+    settings = state.settings
+    price = validate_price(request.price_per_call, settings.price_min, settings.price_max)
     config = _config_from_body(request.config)
     _check_config(config)
     if config.knowledge.file_ids:
@@ -432,7 +433,8 @@ async def update_agent(
     category = UNSET if request.category is UNSET else _category(request.category)
     price = None
     if request.price_per_call is not UNSET:
-        price = validate_price(request.price_per_call, state.api.price_min, state.api.price_max)
+        settings = state.settings
+        price = validate_price(request.price_per_call, settings.price_min, settings.price_max)
     async with _locked_agent(state, principal, raw_id) as locked:
         current = locked.row
         config = _decrypt(state, current["config_encrypted"], locked.agent_id, current["version"])

@@ -61,7 +61,7 @@ async def _issue_pair(
     row: asyncpg.Record,
     family_id: str | None = None,
 ) -> tuple[TokenPair, str]:
-    settings = state.api
+    settings = state.settings
     principal = _principal(row)
     refresh_token = _REFRESH_PREFIX + secrets.token_urlsafe(32)
     token_id = await repository.insert_refresh_token(
@@ -93,14 +93,14 @@ async def register(state: ControlPlaneState, request: RegisterRequest) -> TokenP
             await repository.insert_creator_profile(connection, user_id, display_name)
         else:
             # Seed property 35: a new developer starts with the free quota.
-            await repository.insert_quota(connection, user_id, state.api.free_quota)
+            await repository.insert_quota(connection, user_id, state.settings.free_quota)
         pair, _ = await _issue_pair(state, connection, row)
     return pair
 
 
 async def login(state: ControlPlaneState, request: LoginRequest, ip: str | None) -> TokenPair:
     email = request.email.strip().lower()
-    api = state.api
+    api = state.settings
     limits = ThrottleSettings(api.login_account_limit, api.login_ip_limit, api.login_window_s)
     throttle = LoginThrottle(state.redis, limits)
     await throttle.check(email, ip)

@@ -66,7 +66,7 @@ def decode_access_token(secret: str, token: str) -> Principal:
 async def authenticate(state: ControlPlaneState, authorization: str | None) -> Principal:
     if not authorization or not authorization[:7].lower() == "bearer ":
         raise ApiError(ErrorCode.INVALID_CREDENTIALS, "Authentication required.")
-    principal = decode_access_token(state.api.jwt_secret, authorization[7:].strip())
+    principal = decode_access_token(state.settings.jwt_secret, authorization[7:].strip())
     try:
         status = await state.redis.hget(
             keyspace.user_record(principal.shard, principal.user_id), "status"

@@ -70,7 +70,7 @@ async def submit_review(
     if not is_uuid(agent_id):
         raise ApiError(ErrorCode.AGENT_NOT_FOUND)
     content = request.content.strip() if request.content is not None else None
-    required = state.api.review_min_calls
+    required = state.settings.review_min_calls
     async with state.db.acquire() as connection:
         agent = await repository.agent_summary(connection, agent_id)
         if agent is None or agent["status"] != "active":

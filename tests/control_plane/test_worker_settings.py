@@ -5,13 +5,13 @@ from __future__ import annotations
 import pytest
 
 from common.settings import SettingsError
-from control_plane.settings import ControlPlaneSettings
+from control_plane.settings import WorkerSettings
 
 BASE = {"DATABASE_URL": "postgresql://db/x", "REDIS_URL": "redis://r/0"}
 
 
 def test_defaults() -> None:
-    settings = ControlPlaneSettings.from_env(BASE)
+    settings = WorkerSettings.from_env(BASE)
     assert settings.worker_metrics_port == 9102
     assert settings.reaper_interval_s == 2.0
     assert settings.reaper_per_call_limit == 500
@@ -21,7 +21,7 @@ def test_defaults() -> None:
 
 
 def test_overrides() -> None:
-    settings = ControlPlaneSettings.from_env(
+    settings = WorkerSettings.from_env(
         {
             **BASE,
             "WORKER_METRICS_PORT": "0",
@@ -48,4 +48,10 @@ def test_overrides() -> None:
 )
 def test_refusals_name_the_variable(name: str, value: str) -> None:
     with pytest.raises(SettingsError, match=name):
-        ControlPlaneSettings.from_env({**BASE, name: value})
+        WorkerSettings.from_env({**BASE, name: value})
+
+
+def test_the_worker_needs_none_of_the_api_secrets() -> None:
+    settings = WorkerSettings.from_env(BASE)  # no JWT_SECRET, no encryption keys
+    assert not hasattr(settings, "jwt_secret")
+    assert settings.storage.database_url == BASE["DATABASE_URL"]
