@@ -7,12 +7,12 @@ temporary folder, the same way `./dev up` does.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
 import uuid
-from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import asyncpg
@@ -22,15 +22,22 @@ import redis.asyncio as redis_asyncio
 
 from common.db import create_pool
 from common.migrations import migrate_url
+from common.redis_store import create_redis
 from devstack.servers import PostgresServer, ValkeyServer, free_port
+from mock_provider import create_app as create_mock_provider
+from tests.processes import (
+    TEST_ENCRYPTION_KEYS,
+    TEST_JWT_SECRET,
+    Servers,
+    api_env,
+    serve_api,
+    serve_gateway,
+)
+from tests.processes import gateway_env as gateway_env_for
+from tests.support import serve
 
-
-@dataclass(frozen=True)
-class Servers:
-    postgres_url: str
-    redis_url: str
-    postgres: PostgresServer | None
-    valkey: ValkeyServer | None
+# Kept importable from here for tests written before tests/processes.py.
+__all__ = ["TEST_ENCRYPTION_KEYS", "TEST_JWT_SECRET", "Servers"]
 
 
 @pytest.fixture(scope="session")
@@ -101,32 +108,59 @@ async def redis_client(servers: Servers) -> AsyncIterator[redis_asyncio.Redis]:
     await client.aclose()
 
 
-TEST_JWT_SECRET = "test-jwt-secret-at-least-32-characters-long"
-TEST_ENCRYPTION_KEYS = "t1:" + "A" * 43 + "="
+@pytest_asyncio.fixture(scope="session")
+async def redis(servers: Servers) -> AsyncIterator[redis_asyncio.Redis]:
+    """The session's Redis, NOT flushed: the gateways' and the worker's live state is there."""
+    client = create_redis(servers.redis_url, socket_timeout_s=5.0)
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture(scope="session")
+def mock_provider_url() -> Iterator[str]:
+    """One mock LLM provider for the session (tests tell their calls apart by a marker)."""
+    with serve(create_mock_provider(), health_path="/health") as url:
+        yield url
 
 
 @pytest.fixture(scope="session")
 def control_env(servers: Servers, database_url: str) -> dict[str, str]:
-    return {
-        "DATABASE_URL": database_url,
-        "REDIS_URL": servers.redis_url,
-        "JWT_SECRET": TEST_JWT_SECRET,
-        "AGENTLINK_ENCRYPTION_KEYS": TEST_ENCRYPTION_KEYS,
-        "AGENTLINK_ENCRYPTION_ACTIVE_KEY_ID": "t1",
-        "CORS_ALLOW_ORIGINS": "https://app.agentlink.test",
-        "LOG_LEVEL": "WARNING",
-    }
+    return api_env(database_url, servers.redis_url)
 
 
 @pytest.fixture(scope="session")
 def control_url(control_env: dict[str, str]) -> Iterator[str]:
     """One control plane for the session, over real HTTP, with cheap password hashing."""
-    from control_plane.app import create_app
-    from control_plane.settings import ControlPlaneSettings
-    from crypto.passwords import PasswordHashing
-    from tests.support import serve
-
-    settings = ControlPlaneSettings.from_env(control_env, api=True)
-    cheap = PasswordHashing(time_cost=1, memory_cost=1024, parallelism=1)
-    with serve(create_app(settings, passwords=cheap)) as url:
+    with serve_api(control_env) as url:
         yield url
+
+
+@pytest.fixture(scope="session")
+def gateway_env(servers: Servers, database_url: str, mock_provider_url: str) -> dict[str, str]:
+    return gateway_env_for(database_url, servers.redis_url, mock_provider_url)
+
+
+@pytest.fixture(scope="session")
+def gateway_url(gateway_env: dict[str, str]) -> Iterator[str]:
+    """One gateway for the session; tests needing other settings use `start_gateway`."""
+    with serve_gateway(gateway_env) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def gateway_pair(gateway_url: str, gateway_env: dict[str, str]) -> Iterator[list[str]]:
+    """Two gateway instances on the session's Postgres and Redis (the session's and one more),
+    for what must hold on every instance at once."""
+    with serve_gateway(gateway_env) as second:
+        yield [gateway_url, second]
+
+
+@pytest.fixture
+def start_gateway(gateway_env: dict[str, str]) -> Iterator[Callable[..., str]]:
+    """Start a gateway with some settings overridden; stopped at the end of the test."""
+    with contextlib.ExitStack() as stack:
+
+        def start(**overrides: str) -> str:
+            return stack.enter_context(serve_gateway({**gateway_env, **overrides}))
+
+        yield start

@@ -11,10 +11,7 @@ import asyncpg
 from common.domain import AgentConfig, KnowledgeSettings, ModelTarget
 from crypto.api_keys import generate_api_key, random_shard
 from crypto.envelope import KeyRing
-
-TEST_KEYRING = KeyRing.from_env(
-    "t1:" + "A" * 43 + "=", "t1"
-)  # a fixed all-zero-ish test key; never a real one
+from tests.processes import TEST_KEYRING
 
 
 @dataclass(frozen=True)

@@ -5,46 +5,20 @@ that the developer sees in their usage and the creator in their agent's totals."
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import asyncpg
 import httpx
 import openai
-import pytest
 import redis.asyncio as redis_asyncio
 
-from common.redis_store import create_redis
 from control_plane.usage_ingest import ingest_once
-from gateway.app import create_app as create_gateway
-from gateway.settings import GatewaySettings
-from mock_provider import create_app as create_mock_provider
-from tests.conftest import TEST_ENCRYPTION_KEYS, Servers
 from tests.control_plane.api_client import bearer, register
-from tests.support import serve
 
 PROMPT = "You are Captain Haiku. Answer only in haiku. END-TO-END-SECRET"
 
 
-@pytest.fixture(scope="module")
-def stack(servers: Servers, database_url: str) -> Iterator[str]:
-    with serve(create_mock_provider(), health_path="/health") as mock_url:
-        env = {
-            "DATABASE_URL": database_url,
-            "REDIS_URL": servers.redis_url,
-            "AGENTLINK_ENCRYPTION_KEYS": TEST_ENCRYPTION_KEYS,
-            "AGENTLINK_ENCRYPTION_ACTIVE_KEY_ID": "t1",
-            "OPENAI_BASE_URL": f"{mock_url}/v1",
-            "OPENAI_API_KEY": "mock-key",
-            "LOG_LEVEL": "WARNING",
-        }
-        with serve(create_gateway(GatewaySettings.from_env(env))) as gateway_url:
-            yield gateway_url
-
-
 async def test_creator_publishes_developer_calls_usage_is_accounted(
-    stack: str, control_url: str, servers: Servers, db_pool: asyncpg.Pool
+    gateway_url: str, control_url: str, redis: redis_asyncio.Redis, db_pool: asyncpg.Pool
 ) -> None:
-    gateway_url = stack
     async with httpx.AsyncClient(base_url=control_url) as api:
         creator = await register(api, "creator")
         creator_auth = bearer(creator["access_token"])
@@ -92,11 +66,7 @@ async def test_creator_publishes_developer_calls_usage_is_accounted(
     assert answers == [f"Mock reply to: the sea {index}" for index in range(4)]
     assert streamed == "Mock reply to: the moon"
 
-    redis: redis_asyncio.Redis = create_redis(servers.redis_url)
-    try:
-        await ingest_once(redis, db_pool)
-    finally:
-        await redis.aclose()
+    await ingest_once(redis, db_pool)
 
     async with httpx.AsyncClient(base_url=control_url) as api:
         me = (await api.get("/api/v1/developers/me", headers=developer_auth)).json()

@@ -24,8 +24,8 @@ from common.redis_store import LuaScripts, create_redis
 from crypto.api_keys import shard_of_key_hash
 from gateway.admission import AdmissionLimits, Admitter
 from gateway.records import RecordLoader
-from tests.conftest import Servers
 from tests.factories import ApiKey, Developer, make_agent, make_developer, make_key
+from tests.processes import Servers
 
 BATCH = 50
 QUOTA = 10**9

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from common.domain import AgentConfig, KnowledgeSettings, ModelTarget
-from tests.factories import TEST_KEYRING
+from tests.processes import TEST_KEYRING
 
 AGENT_ID = "6f1c2a4e-8a57-4d1e-9c1b-2f0e5d7a9b31"
 VERSION = 7

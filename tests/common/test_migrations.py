@@ -17,7 +17,7 @@ import asyncpg
 import pytest
 
 from common.migrations import MigrationError, default_directory, load_migrations, migrate_url
-from tests.conftest import Servers
+from tests.processes import Servers
 
 ALL_NAMES = [f"{m.version:04d}_{m.name}" for m in load_migrations(default_directory())]
 VERSIONS = [int(name[:4]) for name in ALL_NAMES]

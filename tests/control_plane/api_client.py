@@ -12,7 +12,7 @@ import httpx
 from common.domain import AdminRole, UserType
 from control_plane.auth.principal import Principal
 from control_plane.auth.tokens import issue_access_token
-from tests.conftest import TEST_JWT_SECRET
+from tests.processes import TEST_JWT_SECRET
 
 
 def fresh_email() -> str:

@@ -1,25 +1,17 @@
-"""Fixtures for the worker's tests: a Redis client and the Lua scripts on the session's Redis,
-NOT flushed (a test that needs an empty Redis asks for the root `redis_client` fixture), and a
-`Producer` that makes real usage events through the gateway's own `Admitter`."""
+"""Fixtures for the control plane's tests: the Lua scripts on the session's Redis, a
+`Producer` that makes real usage events through the gateway's own `Admitter`, and the state
+the API hands its handlers, for calling services in-process."""
 
 from __future__ import annotations
-
-from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest_asyncio
 import redis.asyncio as redis_asyncio
 
-from common.redis_store import LuaScripts, create_redis
-from tests.conftest import Servers
+from common.redis_store import LuaScripts
+from control_plane.state import ControlPlaneState
 from tests.control_plane.helpers import Producer
-
-
-@pytest_asyncio.fixture(scope="session")
-async def redis(servers: Servers) -> AsyncIterator[redis_asyncio.Redis]:
-    client = create_redis(servers.redis_url, socket_timeout_s=5.0)
-    yield client
-    await client.aclose()
+from tests.processes import api_state
 
 
 @pytest_asyncio.fixture(scope="session")
@@ -32,3 +24,11 @@ async def producer(
     db_pool: asyncpg.Pool, redis: redis_asyncio.Redis, scripts: LuaScripts
 ) -> Producer:
     return Producer(db_pool, redis, scripts)
+
+
+@pytest_asyncio.fixture
+async def control_state(
+    control_env: dict[str, str], db_pool: asyncpg.Pool, redis: redis_asyncio.Redis
+) -> ControlPlaneState:
+    """The state an API handler gets, on the session's Postgres and Redis."""
+    return api_state(control_env, db_pool, redis)

@@ -23,8 +23,8 @@ import redis.asyncio as redis_asyncio
 from common import keyspace
 from control_plane.usage_ingest import GROUP, ingest_once
 from devstack.servers import free_port
-from tests.conftest import Servers
 from tests.control_plane.helpers import Account, Expected, Producer, assert_totals, wait_until
+from tests.processes import Servers, worker_env
 
 ROOT = Path(__file__).resolve().parents[2]
 CALLS = 3000
@@ -82,11 +82,7 @@ def worker_factory(servers: Servers, database_url: str, tmp_path: Path) -> Itera
     workers: list[Worker] = []
 
     def make(**overrides: str) -> Worker:
-        env = {
-            **os.environ,
-            "DATABASE_URL": database_url,
-            "REDIS_URL": servers.redis_url,
-            "LOG_LEVEL": "WARNING",
+        fast = {
             "USAGE_READ_COUNT": "10",  # small reads: many batches, so the kill lands mid-run
             "USAGE_BATCH_MAX": "40",
             "USAGE_READ_BLOCK_MS": "200",
@@ -95,8 +91,8 @@ def worker_factory(servers: Servers, database_url: str, tmp_path: Path) -> Itera
             "USAGE_LAG_INTERVAL_S": "0.2",
             "WORKER_REAPER_INTERVAL_S": "0.2",
             "WORKER_METRICS_PORT": str(free_port()),
-            **overrides,
         }
+        env = os.environ | worker_env(database_url, servers.redis_url, **(fast | overrides))
         worker = Worker(env, tmp_path / f"worker-{len(workers) + 1}.log")
         workers.append(worker)
         return worker

@@ -22,8 +22,8 @@ from common.redis_store import LuaScripts, create_redis
 from crypto.api_keys import generate_api_key
 from gateway.admission import AdmissionLimits, Admitter
 from gateway.records import RecordLoader
-from tests.conftest import Servers
 from tests.gateway.helpers import make_caller
+from tests.processes import Servers
 
 LIMITS = AdmissionLimits(
     free_per_window=10_000,

@@ -29,7 +29,6 @@ from hypothesis import strategies as st
 from common import keyspace
 from common.redis_store import LuaScripts
 from devstack.servers import free_port
-from tests.conftest import Servers
 from tests.gateway.helpers import (
     NO_BREAKER,
     Caller,
@@ -45,6 +44,7 @@ from tests.gateway.helpers import (
     usage_events,
     wait_for_events,
 )
+from tests.processes import Servers
 
 REPO = Path(__file__).resolve().parents[2]
 SHORT = "0.5"  # seconds: the fault gateway's timeouts, scaled down from the seed's 30 s

@@ -16,7 +16,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError, ResponseError
 
 from gateway.hot_redis import HotRedis, HotScripts, encode_command
-from tests.conftest import Servers
+from tests.processes import Servers
 
 
 @pytest.fixture

@@ -11,8 +11,8 @@ import httpx
 from common.domain import UserType
 from control_plane.auth.principal import Principal
 from control_plane.auth.tokens import issue_access_token
-from tests.conftest import TEST_JWT_SECRET
 from tests.control_plane.api_client import bearer
+from tests.processes import TEST_JWT_SECRET
 
 
 @dataclass(frozen=True)

@@ -64,13 +64,13 @@ async def test_forced_suspension_holds_on_the_next_gateway_request(
     http: httpx.AsyncClient,
     db_pool: asyncpg.Pool,
     redis: redis_asyncio.Redis,
-    admin_gateways: list[str],
+    gateway_pair: list[str],
     super_admin: Admin,
 ) -> None:
     agent = await make_agent(db_pool)
     developer = await make_developer(db_pool)
     key = await make_key(db_pool, developer)
-    for gateway in admin_gateways:
+    for gateway in gateway_pair:
         assert (await chat(http, gateway, agent.agent_id, key.plaintext)).status_code == 200
 
     body = {"status": "suspended", "reason": "prompt injection"}
@@ -79,7 +79,7 @@ async def test_forced_suspension_holds_on_the_next_gateway_request(
     )
     assert response.status_code == 200, response.text
     assert response.json()["status"] == "suspended"
-    for gateway in admin_gateways:
+    for gateway in gateway_pair:
         assert_error(await chat(http, gateway, agent.agent_id, key.plaintext), 404, "40401")
     record = await redis.hgetall(keyspace.agent_record(agent.agent_id))
     # The gateway filled the record on the calls before (knowledge 0); suspension keeps that.
@@ -92,7 +92,7 @@ async def test_forced_suspension_holds_on_the_next_gateway_request(
     response = await client.put(f"{AG}/{agent.agent_id}/status", headers=super_admin.headers,
                                 json={"status": "active"})  # fmt: skip
     assert response.status_code == 200
-    for gateway in admin_gateways:
+    for gateway in gateway_pair:
         assert (await chat(http, gateway, agent.agent_id, key.plaintext)).status_code == 200
 
     rows = await audit_rows(db_pool, target_id=agent.agent_id, action="agent.status")
@@ -109,20 +109,20 @@ async def test_forcing_a_draft_active_publishes_it_with_its_price_in_units(
     http: httpx.AsyncClient,
     db_pool: asyncpg.Pool,
     redis: redis_asyncio.Redis,
-    admin_gateways: list[str],
+    gateway_pair: list[str],
     super_admin: Admin,
 ) -> None:
     agent = await make_agent(db_pool, status="draft", price=Decimal("0.05"))
     developer = await make_developer(db_pool)
     key = await make_key(db_pool, developer)
-    assert_error(await chat(http, admin_gateways[0], agent.agent_id, key.plaintext), 404, "40401")
+    assert_error(await chat(http, gateway_pair[0], agent.agent_id, key.plaintext), 404, "40401")
     response = await client.put(f"{AG}/{agent.agent_id}/status", headers=super_admin.headers,
                                 json={"status": "active"})  # fmt: skip
     assert response.status_code == 200
     assert response.json()["published_at"] is not None
     record = await redis.hgetall(keyspace.agent_record(agent.agent_id))
     assert record[b"units"] == b"5"
-    assert (await chat(http, admin_gateways[1], agent.agent_id, key.plaintext)).status_code == 200
+    assert (await chat(http, gateway_pair[1], agent.agent_id, key.plaintext)).status_code == 200
 
 
 async def test_agent_status_is_validated(

@@ -26,8 +26,8 @@ from control_plane.api import ApiRoute
 from control_plane.auth.principal import ROLE_PERMISSIONS, Permission, Principal
 from control_plane.auth.tokens import issue_access_token
 from control_plane.routes import API_ROUTES
-from tests.conftest import TEST_JWT_SECRET
 from tests.control_plane.api_client import admin_token, assert_error, bearer, fresh_email, register
+from tests.processes import TEST_JWT_SECRET
 
 # The seed's RBAC table ("Admin API" / 权限控制), verbatim.
 SEED_ROLES: dict[str, frozenset[str]] = {

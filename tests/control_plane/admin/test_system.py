@@ -31,14 +31,14 @@ async def test_health_reports_postgres_redis_migrations_and_the_usage_backlog(
     http: httpx.AsyncClient,
     db_pool: asyncpg.Pool,
     redis: redis_asyncio.Redis,
-    admin_gateways: list[str],
+    gateway_pair: list[str],
     super_admin: Admin,
 ) -> None:
     # A call leaves a usage event in its shard's stream (no worker runs in this session).
     developer = await make_developer(db_pool)
     key = await make_key(db_pool, developer)
     agent = await make_agent(db_pool)
-    assert (await chat(http, admin_gateways[0], agent.agent_id, key.plaintext)).status_code == 200
+    assert (await chat(http, gateway_pair[0], agent.agent_id, key.plaintext)).status_code == 200
 
     response = await client.get(f"{S}/health", headers=super_admin.headers)
     assert response.status_code == 200, response.text
@@ -75,16 +75,14 @@ async def test_cache_clear_drops_records_keeps_live_state_and_the_gateway_reload
     http: httpx.AsyncClient,
     db_pool: asyncpg.Pool,
     redis: redis_asyncio.Redis,
-    admin_gateways: list[str],
+    gateway_pair: list[str],
     super_admin: Admin,
 ) -> None:
     developer = await make_developer(db_pool, quota=50)
     key = await make_key(db_pool, developer)
     agent = await make_agent(db_pool)
     for _ in range(4):  # 3 free trial calls, then 1 unit of quota
-        assert (
-            await chat(http, admin_gateways[0], agent.agent_id, key.plaintext)
-        ).status_code == 200
+        assert (await chat(http, gateway_pair[0], agent.agent_id, key.plaintext)).status_code == 200
     shard, user_id = developer.shard, developer.user_id
     records = [keyspace.api_key_record(shard, key.key_hash), keyspace.user_record(shard, user_id),
                keyspace.agent_record(agent.agent_id)]  # fmt: skip
@@ -109,7 +107,7 @@ async def test_cache_clear_drops_records_keeps_live_state_and_the_gateway_reload
     await redis.delete("rl-lookalike:not-ours")
 
     # Cold reload: the records come back from Postgres, the balance continues from Redis.
-    for gateway in admin_gateways:
+    for gateway in gateway_pair:
         assert (await chat(http, gateway, agent.agent_id, key.plaintext)).status_code == 200
     assert await redis.exists(*records) == 3
     assert await redis.get(keyspace.quota(shard, user_id)) == b"47"

@@ -98,14 +98,14 @@ async def test_suspension_holds_on_the_next_gateway_request_and_reactivation_res
     http: httpx.AsyncClient,
     db_pool: asyncpg.Pool,
     redis: redis_asyncio.Redis,
-    admin_gateways: list[str],
+    gateway_pair: list[str],
     super_admin: Admin,
 ) -> None:
     developer = await make_developer(db_pool)
     key = await make_key(db_pool, developer)
     agent = await make_agent(db_pool)
     token = user_token(developer.user_id, UserType.DEVELOPER, developer.shard)
-    for gateway in admin_gateways:  # both gateways have the records warm
+    for gateway in gateway_pair:  # both gateways have the records warm
         assert (await chat(http, gateway, agent.agent_id, key.plaintext)).status_code == 200
 
     body = {"status": "suspended", "reason": "abuse report #12"}
@@ -114,7 +114,7 @@ async def test_suspension_holds_on_the_next_gateway_request_and_reactivation_res
     )
     assert response.status_code == 200, response.text
     assert response.json()["status"] == "suspended"
-    for gateway in admin_gateways:
+    for gateway in gateway_pair:
         assert_error(await chat(http, gateway, agent.agent_id, key.plaintext), 403, "40301")
     # The developer's control-plane session is locked out too.
     logout = await client.post("/api/v1/auth/logout", headers=bearer(token),
@@ -130,7 +130,7 @@ async def test_suspension_holds_on_the_next_gateway_request_and_reactivation_res
     response = await client.put(f"{U}/{developer.user_id}/status", headers=super_admin.headers,
                                 json={"status": "active"})  # fmt: skip
     assert response.status_code == 200, response.text
-    for gateway in admin_gateways:
+    for gateway in gateway_pair:
         assert (await chat(http, gateway, agent.agent_id, key.plaintext)).status_code == 200
 
     rows = await audit_rows(db_pool, target_id=developer.user_id, action="user.status")
@@ -173,7 +173,7 @@ async def test_delete_anonymises_revokes_keys_and_sessions_and_frees_the_email(
     http: httpx.AsyncClient,
     db_pool: asyncpg.Pool,
     redis: redis_asyncio.Redis,
-    admin_gateways: list[str],
+    gateway_pair: list[str],
     super_admin: Admin,
 ) -> None:
     email = f"del-{uuid.uuid4().hex[:10]}@example.test"
@@ -185,16 +185,14 @@ async def test_delete_anonymises_revokes_keys_and_sessions_and_frees_the_email(
     developer = Developer(user_id, shard)
     keys = [await make_key(db_pool, developer) for _ in range(2)]
     agent = await make_agent(db_pool)
-    assert (
-        await chat(http, admin_gateways[0], agent.agent_id, keys[0].plaintext)
-    ).status_code == 200
+    assert (await chat(http, gateway_pair[0], agent.agent_id, keys[0].plaintext)).status_code == 200
 
     response = await client.delete(f"{U}/{user_id}", headers=super_admin.headers)
     assert response.status_code == 200, response.text
     assert response.json() == {"id": user_id, "status": "deleted", "revoked_api_keys": 2,
                                "revoked_sessions": 1, "deactivated_agents": 0,
                                "disabled_webhooks": 0}  # fmt: skip
-    for gateway in admin_gateways:
+    for gateway in gateway_pair:
         for key in keys:  # the warm one and the never-used one
             assert_error(await chat(http, gateway, agent.agent_id, key.plaintext), 401, "40103")
     for key in keys:
@@ -248,16 +246,16 @@ async def test_deleting_a_creator_takes_their_agents_off_sale(
     client: httpx.AsyncClient,
     http: httpx.AsyncClient,
     db_pool: asyncpg.Pool,
-    admin_gateways: list[str],
+    gateway_pair: list[str],
     super_admin: Admin,
 ) -> None:
     agent = await make_agent(db_pool)
     developer = await make_developer(db_pool)
     key = await make_key(db_pool, developer)
-    assert (await chat(http, admin_gateways[0], agent.agent_id, key.plaintext)).status_code == 200
+    assert (await chat(http, gateway_pair[0], agent.agent_id, key.plaintext)).status_code == 200
     response = await client.delete(f"{U}/{agent.creator_id}", headers=super_admin.headers)
     assert response.json()["deactivated_agents"] == 1
-    for gateway in admin_gateways:
+    for gateway in gateway_pair:
         assert_error(await chat(http, gateway, agent.agent_id, key.plaintext), 404, "40401")
     status = await db_pool.fetchval("SELECT status FROM agents WHERE id = $1", agent.agent_id)
     assert status == "inactive"

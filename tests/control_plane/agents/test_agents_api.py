@@ -27,7 +27,7 @@ from tests.control_plane.agents.helpers import (
     full_config,
 )
 from tests.control_plane.api_client import assert_error, bearer, register
-from tests.factories import TEST_KEYRING
+from tests.processes import TEST_KEYRING
 
 AGENTS = "/api/v1/agents"
 

@@ -85,11 +85,9 @@ def stack_for(control_url: str, gateway_url: str, mock_url: str, key: ApiKey) ->
 
 
 async def test_the_lifecycle_through_the_gateway(
-    control_url: str, agents_gateway_url: str, agents_mock_url: str, db_pool: asyncpg.Pool
+    control_url: str, gateway_url: str, mock_provider_url: str, db_pool: asyncpg.Pool
 ) -> None:
-    stack = stack_for(
-        control_url, agents_gateway_url, agents_mock_url, await developer_key(db_pool)
-    )
+    stack = stack_for(control_url, gateway_url, mock_provider_url, await developer_key(db_pool))
     async with stack.control, stack.gateway:
         headers = await creator_headers(stack.control)
         first = config(system_prompt=f"You are a pirate. {uuid.uuid4().hex}")
@@ -129,8 +127,8 @@ async def test_the_lifecycle_through_the_gateway(
 )
 async def test_property_7_draft_agent_inaccessibility(  # noqa: PLR0917
     control_url: str,
-    agents_gateway_url: str,
-    agents_mock_url: str,
+    gateway_url: str,
+    mock_provider_url: str,
     db_pool: asyncpg.Pool,
     prompt: str,
     stream: bool,
@@ -139,9 +137,7 @@ async def test_property_7_draft_agent_inaccessibility(  # noqa: PLR0917
     """Property 7: Draft Agent Inaccessibility. Whatever its config and however often it was
     edited, a draft is refused by the gateway with 404 `40401` and never reaches the
     provider."""
-    stack = stack_for(
-        control_url, agents_gateway_url, agents_mock_url, await developer_key(db_pool)
-    )
+    stack = stack_for(control_url, gateway_url, mock_provider_url, await developer_key(db_pool))
     async with stack.control, stack.gateway:
         headers = await creator_headers(stack.control)
         agent_id = (
@@ -165,17 +161,15 @@ operations = st.lists(st.sampled_from(["publish", "unpublish", "update"]), min_s
 @given(steps=operations)
 async def test_property_8_publish_state_transition(
     control_url: str,
-    agents_gateway_url: str,
-    agents_mock_url: str,
+    gateway_url: str,
+    mock_provider_url: str,
     db_pool: asyncpg.Pool,
     steps: list[str],
 ) -> None:
     """Property 8: Publish State Transition. After any sequence of publish, unpublish and
     update, the very next gateway call matches the state the API answered with: an active
     agent is served with its current system prompt first, any other is 404 `40401`."""
-    stack = stack_for(
-        control_url, agents_gateway_url, agents_mock_url, await developer_key(db_pool)
-    )
+    stack = stack_for(control_url, gateway_url, mock_provider_url, await developer_key(db_pool))
     async with stack.control, stack.gateway:
         headers = await creator_headers(stack.control)
         prompt = f"Prompt {uuid.uuid4().hex}"

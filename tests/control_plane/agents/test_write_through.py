@@ -14,13 +14,10 @@ import pytest_asyncio
 import redis.asyncio as redis_asyncio
 
 from common import keyspace
-from control_plane.app import create_app
-from control_plane.settings import ControlPlaneSettings
-from crypto.passwords import PasswordHashing
 from devstack.servers import free_port
 from tests.control_plane.agents.helpers import create_agent, creator_headers
 from tests.control_plane.api_client import assert_error
-from tests.support import serve
+from tests.processes import serve_api
 
 AGENTS = "/api/v1/agents"
 
@@ -30,9 +27,7 @@ def no_redis_control_url(control_env: dict[str, str]) -> Iterator[str]:
     """A control plane whose Redis is a closed port (Postgres answers for token checks)."""
     env = {**control_env, "REDIS_URL": f"redis://127.0.0.1:{free_port()}/0",
            "REDIS_SOCKET_TIMEOUT_S": "0.5"}  # fmt: skip
-    settings = ControlPlaneSettings.from_env(env, api=True)
-    cheap = PasswordHashing(time_cost=1, memory_cost=1024, parallelism=1)
-    with serve(create_app(settings, passwords=cheap)) as url:
+    with serve_api(env) as url:
         yield url
 
 

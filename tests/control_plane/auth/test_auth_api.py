@@ -12,8 +12,8 @@ import jwt
 import pytest
 import pytest_asyncio
 
-from tests.conftest import TEST_JWT_SECRET
 from tests.control_plane.api_client import assert_error, bearer, fresh_email, register
+from tests.processes import TEST_JWT_SECRET
 
 
 @pytest_asyncio.fixture

@@ -1,5 +1,5 @@
 """Helpers shared by the developers, marketplace and reviews tests: call_logs rows written
-directly (as the usage worker would), and a ControlPlaneState for calling services in-process."""
+directly (as the usage worker would)."""
 
 from __future__ import annotations
 
@@ -8,13 +8,8 @@ from datetime import datetime
 from decimal import Decimal
 
 import asyncpg
-import redis.asyncio as redis_asyncio
-from prometheus_client import CollectorRegistry
 
-from control_plane.settings import ControlPlaneSettings
-from control_plane.state import ControlPlaneState
-from crypto.envelope import KeyRing
-from crypto.passwords import PasswordHashing
+from tests.processes import api_state
 
 
 async def insert_calls(
@@ -57,21 +52,5 @@ async def insert_calls(
     )
 
 
-def control_state(
-    control_env: dict[str, str], db: asyncpg.Pool, redis: redis_asyncio.Redis
-) -> ControlPlaneState:
-    """What the app builds at start-up, on the test's own pool and Redis client."""
-    settings = ControlPlaneSettings.from_env(control_env, api=True)
-    api = settings.api
-    assert api is not None
-    hashing = PasswordHashing(time_cost=1, memory_cost=1024, parallelism=1)
-    return ControlPlaneState(
-        settings=settings,
-        api=api,
-        db=db,
-        redis=redis,
-        registry=CollectorRegistry(),
-        keyring=KeyRing.from_env(api.encryption_keys, api.encryption_active_key_id),
-        passwords=hashing,
-        dummy_password_hash=hashing.hash("not-a-real-password"),
-    )
+# Kept for tests written before tests/processes.py: the one builder is `api_state`.
+control_state = api_state

@@ -29,8 +29,9 @@ from control_plane.developers.schemas import ApiKeyOut, CreateKeyRequest
 from crypto.api_keys import is_well_formed_api_key, shard_of_key
 from devstack.servers import free_port
 from tests.control_plane.api_client import assert_error, bearer, register
-from tests.control_plane.developers.support import control_state, insert_calls
+from tests.control_plane.developers.support import insert_calls
 from tests.factories import make_agent, make_developer, make_key
+from tests.processes import api_state
 
 KEYS = "/api/v1/developers/keys"
 KEY_FIELDS = {"id", "name", "prefix", "created_at", "last_used_at", "revoked", "revoked_at",
@@ -301,7 +302,7 @@ async def test_key_changes_fail_closed_when_redis_is_down(
     principal = Principal(dev.user_id, UserType.DEVELOPER, None, dev.shard)
     dead = create_redis(f"redis://127.0.0.1:{free_port()}/0", socket_timeout_s=0.5)
     try:
-        broken = control_state(control_env, db_pool, dead)
+        broken = api_state(control_env, db_pool, dead)
         with pytest.raises(ApiError) as raised:
             await service.create_key(broken, principal, CreateKeyRequest("x"))
         assert raised.value.code is ErrorCode.STORAGE_UNAVAILABLE
@@ -318,7 +319,7 @@ async def test_key_changes_fail_closed_when_redis_is_down(
         ) is None  # fmt: skip
     finally:
         await dead.aclose()
-    working = control_state(control_env, db_pool, redis)
+    working = api_state(control_env, db_pool, redis)
     await service.revoke_key(working, principal, key.key_id)
     assert (await key_record(redis, dev.shard, key.key_hash))["status"] == "revoked"
 

@@ -5,44 +5,14 @@ the control plane wrote the gateway's key record before committing."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import asyncpg
 import httpx
-import pytest
 import pytest_asyncio
 
-from gateway.app import create_app as create_gateway
-from gateway.settings import GatewaySettings
-from mock_provider import create_app as create_mock_provider
-from tests.conftest import TEST_ENCRYPTION_KEYS, Servers
 from tests.control_plane.api_client import assert_error, bearer, register
-from tests.factories import TEST_KEYRING, make_agent
-from tests.support import serve
-
-assert TEST_KEYRING.active_key_id == "t1"
-
-
-@pytest.fixture(scope="module")
-def gateways(servers: Servers, database_url: str) -> Iterator[list[str]]:
-    """A mock provider and two gateway instances sharing the session's Postgres and Redis."""
-    with serve(create_mock_provider(), health_path="/health") as provider:
-        env = {
-            "DATABASE_URL": database_url,
-            "REDIS_URL": servers.redis_url,
-            "AGENTLINK_ENCRYPTION_KEYS": TEST_ENCRYPTION_KEYS,
-            "AGENTLINK_ENCRYPTION_ACTIVE_KEY_ID": "t1",
-            "OPENAI_BASE_URL": f"{provider}/v1",
-            "OPENAI_API_KEY": "mock-key",
-            "UPSTREAM_TIMEOUT_S": "5",
-            "LOG_LEVEL": "WARNING",
-            "GATEWAY_ACCESS_LOG": "false",
-        }
-        with (
-            serve(create_gateway(GatewaySettings.from_env(env))) as first,
-            serve(create_gateway(GatewaySettings.from_env(env))) as second,
-        ):
-            yield [first, second]
+from tests.factories import make_agent
 
 
 @pytest_asyncio.fixture
@@ -60,7 +30,7 @@ async def chat(http: httpx.AsyncClient, gateway: str, agent_id: str, key: str) -
 
 
 async def test_property_12_a_revoked_key_is_refused_on_the_next_request_everywhere(
-    control_url: str, gateways: list[str], http: httpx.AsyncClient, db_pool: asyncpg.Pool
+    control_url: str, gateway_pair: list[str], http: httpx.AsyncClient, db_pool: asyncpg.Pool
 ) -> None:
     agent = await make_agent(db_pool)
     async with httpx.AsyncClient(base_url=control_url) as control:
@@ -69,7 +39,7 @@ async def test_property_12_a_revoked_key_is_refused_on_the_next_request_everywhe
         assert created.status_code == 201, created.text
         key, key_id = created.json()["key"], created.json()["id"]
 
-        for gateway in gateways:  # usable at once, on every instance
+        for gateway in gateway_pair:  # usable at once, on every instance
             response = await chat(http, gateway, agent.agent_id, key)
             assert response.status_code == 200, response.text
             assert response.json()["choices"][0]["message"]["content"]
@@ -77,6 +47,6 @@ async def test_property_12_a_revoked_key_is_refused_on_the_next_request_everywhe
         revoked = await control.delete(f"/api/v1/developers/keys/{key_id}", headers=auth)
         assert revoked.status_code == 204
 
-    for gateway in gateways:  # the very next request, on every instance
+    for gateway in gateway_pair:  # the very next request, on every instance
         response = await chat(http, gateway, agent.agent_id, key)
         assert_error(response, 401, "40103")

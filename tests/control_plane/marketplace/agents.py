@@ -10,7 +10,8 @@ from decimal import ROUND_HALF_UP, Decimal
 import asyncpg
 
 from common.domain import AgentConfig
-from tests.factories import TEST_KEYRING, make_user
+from tests.factories import make_user
+from tests.processes import TEST_KEYRING
 
 SECRET_PROMPT = "MARKETPLACE-SECRET-PROMPT: never list me."
 

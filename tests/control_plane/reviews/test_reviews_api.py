@@ -26,10 +26,10 @@ from control_plane.auth.tokens import issue_access_token
 from control_plane.reviews import service
 from control_plane.reviews.schemas import ModeratedReview
 from control_plane.state import ControlPlaneState
-from tests.conftest import TEST_JWT_SECRET
 from tests.control_plane.api_client import assert_error, bearer, register
-from tests.control_plane.developers.support import control_state, insert_calls
+from tests.control_plane.developers.support import insert_calls
 from tests.factories import make_agent, make_developer, make_user
+from tests.processes import TEST_JWT_SECRET, api_state
 
 MIN_CALLS = 10  # REVIEW_MIN_CALLS default
 
@@ -48,7 +48,7 @@ async def client(control_url: str) -> AsyncIterator[httpx.AsyncClient]:
 def state(
     control_env: dict[str, str], db_pool: asyncpg.Pool, redis: redis_asyncio.Redis
 ) -> ControlPlaneState:
-    return control_state(control_env, db_pool, redis)
+    return api_state(control_env, db_pool, redis)
 
 
 async def token_for_new_developer(db: asyncpg.Pool) -> tuple[str, dict[str, str]]:
