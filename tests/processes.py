@@ -22,6 +22,7 @@ from crypto.envelope import KeyRing
 from crypto.passwords import PasswordHashing
 from devstack.servers import PostgresServer, ValkeyServer
 from gateway.settings import GatewaySettings
+from gateway.tracing import Tracing
 from tests.support import serve
 
 # A fixed test key (never a real one): every process of a test session seals and opens agent
@@ -83,11 +84,11 @@ def gateway_env(
 
 
 @contextlib.contextmanager
-def serve_gateway(env: Env) -> Iterator[str]:
+def serve_gateway(env: Env, *, tracing: Tracing | None = None) -> Iterator[str]:
     """A gateway over real HTTP on a loopback port; yields its base URL."""
     from gateway.app import create_app
 
-    with serve(create_app(GatewaySettings.from_env(env))) as url:
+    with serve(create_app(GatewaySettings.from_env(env), tracing=tracing)) as url:
         yield url
 
 

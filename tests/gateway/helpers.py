@@ -20,10 +20,8 @@ import orjson
 import redis.asyncio as redis_asyncio
 
 from common import keyspace
-from gateway.app import create_app
-from gateway.settings import GatewaySettings
 from tests.factories import Agent, ApiKey, Developer, make_agent, make_developer, make_key
-from tests.support import serve
+from tests.processes import serve_gateway
 
 # A breaker that never opens (the failure ratio can never exceed 1): for gateways that inject
 # many upstream failures on purpose and must not trip into refusing the calls that follow.
@@ -35,7 +33,7 @@ def gateway(env: dict[str, str], **overrides: str) -> Iterator[str]:
     """A gateway on loopback with `overrides` on top of `env`; yields its base URL.
 
     For module-scoped gateways (the `start_gateway` fixture is per test)."""
-    with serve(create_app(GatewaySettings.from_env({**env, **overrides}))) as url:
+    with serve_gateway({**env, **overrides}) as url:
         yield url
 
 

@@ -13,11 +13,9 @@ import pytest
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from gateway.app import create_app
-from gateway.settings import GatewaySettings
 from gateway.tracing import Tracing
 from tests.factories import make_agent, make_developer, make_key
-from tests.support import serve
+from tests.processes import serve_gateway
 
 PROMPT = "TRACING-SECRET-PROMPT: never export me"
 CLIENT_TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -27,9 +25,7 @@ TRACEPARENT = f"00-{CLIENT_TRACE_ID}-00f067aa0ba902b7-01"
 @pytest.fixture
 def traced_gateway(gateway_env: dict[str, str]) -> Iterator[tuple[str, InMemorySpanExporter]]:
     exporter = InMemorySpanExporter()
-    app = create_app(GatewaySettings.from_env(gateway_env),
-                     tracing=Tracing.with_exporter(exporter))  # fmt: skip
-    with serve(app) as url:
+    with serve_gateway(gateway_env, tracing=Tracing.with_exporter(exporter)) as url:
         yield url, exporter
 
 

@@ -24,6 +24,7 @@ from tests.control_plane.payments.support import (
     STRIPE_KEY,
     STRIPE_SECRETS,
 )
+from tests.processes import serve_api
 from tests.support import serve
 
 T = TypeVar("T")
@@ -79,13 +80,7 @@ def payments_url(
     fake_coinbase: Served[FakeCoinbase],
 ) -> Iterator[str]:  # fmt: skip
     """A control plane using the fakes, which send their webhooks to it."""
-    from control_plane.app import create_app
-    from control_plane.settings import ControlPlaneSettings
-    from crypto.passwords import PasswordHashing
-
-    settings = ControlPlaneSettings.from_env(payments_env, api=True)
-    cheap = PasswordHashing(time_cost=1, memory_cost=1024, parallelism=1)
-    with serve(create_app(settings, passwords=cheap)) as url:
+    with serve_api(payments_env) as url:
         fake_stripe.fake.config.webhook_url = f"{url}/api/v1/payments/webhook/stripe"
         fake_coinbase.fake.config.webhook_url = f"{url}/api/v1/payments/webhook/coinbase"
         yield url

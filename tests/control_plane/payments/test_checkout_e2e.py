@@ -23,10 +23,6 @@ from control_plane.usage_ingest import ingest_once
 from devstack.servers import free_port
 from fake_payments import FakeCoinbase, FakeStripe, create_coinbase_app, create_stripe_app
 from fake_payments.config import FakeConfig
-from gateway.app import create_app as create_gateway
-from gateway.settings import GatewaySettings
-from mock_provider import create_app as create_mock_provider
-from tests.conftest import Servers
 from tests.control_plane.api_client import admin_token, bearer, register
 from tests.control_plane.payments.support import (
     COINBASE_KEY,
@@ -34,6 +30,7 @@ from tests.control_plane.payments.support import (
     STRIPE_KEY,
     STRIPE_SECRETS,
 )
+from tests.processes import Servers, gateway_env, serve_api, serve_gateway
 from tests.support import serve
 
 FREE_RATE = 3  # calls per minute on the free tier, for this stack
@@ -48,11 +45,9 @@ class Stack:
 
 
 @pytest.fixture(scope="module")
-def stack(servers: Servers, control_env: dict[str, str], database_url: str) -> Iterator[Stack]:
-    from control_plane.app import create_app
-    from control_plane.settings import ControlPlaneSettings
-    from crypto.passwords import PasswordHashing
-
+def stack(
+    servers: Servers, control_env: dict[str, str], database_url: str, mock_provider_url: str
+) -> Iterator[Stack]:
     stripe_port, coinbase_port = free_port(), free_port()
     fake_stripe = create_stripe_app(FakeConfig(f"http://127.0.0.1:{stripe_port}",
                                                webhook_secrets=STRIPE_SECRETS[:1]))  # fmt: skip
@@ -68,21 +63,18 @@ def stack(servers: Servers, control_env: dict[str, str], database_url: str) -> I
         "COINBASE_API_BASE": f"http://127.0.0.1:{coinbase_port}",
         "PAYMENT_SUCCESS_URL": "https://app.agentlink.test/paid",
     }  # fmt: skip
-    cheap = PasswordHashing(time_cost=1, memory_cost=1024, parallelism=1)
-    control_app = create_app(ControlPlaneSettings.from_env(env, api=True), passwords=cheap)
     with (
         serve(fake_stripe, health_path="/health", port=stripe_port),
         serve(fake_coinbase, health_path="/health", port=coinbase_port),
-        serve(create_mock_provider(), health_path="/health") as mock_url,
-        serve(control_app) as control_url,
+        serve_api(env) as control_url,
     ):
         fake_stripe.config.webhook_url = f"{control_url}/api/v1/payments/webhook/stripe"
         fake_coinbase.config.webhook_url = f"{control_url}/api/v1/payments/webhook/coinbase"
-        gateway_env = {
-            **env, "OPENAI_BASE_URL": f"{mock_url}/v1", "OPENAI_API_KEY": "mock-key",
-            "FREE_TRIAL_CALLS": "0", "RATE_LIMIT_FREE_PER_MIN": str(FREE_RATE),
-        }  # fmt: skip
-        with serve(create_gateway(GatewaySettings.from_env(gateway_env))) as gateway_url:
+        gateway = gateway_env(
+            database_url, servers.redis_url, mock_provider_url,
+            FREE_TRIAL_CALLS="0", RATE_LIMIT_FREE_PER_MIN=str(FREE_RATE),
+        )  # fmt: skip
+        with serve_gateway(gateway) as gateway_url:
             yield Stack(control_url, gateway_url, fake_stripe, fake_coinbase)
 
 

@@ -15,7 +15,6 @@ from common.redis_store import create_redis
 from control_plane.payments import ledger
 from control_plane.payments.services import PaymentServices
 from devstack.servers import free_port
-from tests.conftest import Servers
 from tests.control_plane.helpers import wait_until
 from tests.control_plane.payments.support import (
     live_quota,
@@ -25,6 +24,7 @@ from tests.control_plane.payments.support import (
     stripe_session_event,
 )
 from tests.control_plane.test_worker_process import Worker
+from tests.processes import Servers, worker_env
 
 
 async def test_the_worker_applies_a_credit_redis_missed(  # noqa: PLR0917
@@ -41,9 +41,9 @@ async def test_the_worker_applies_a_credit_redis_missed(  # noqa: PLR0917
     finally:
         await down.aclose()
     assert await live_quota(redis, payment.developer) == 100
-    env = {**os.environ, "DATABASE_URL": database_url, "REDIS_URL": servers.redis_url,
-           "LOG_LEVEL": "WARNING", "WORKER_METRICS_PORT": "0",
-           "PAYMENT_RECONCILE_INTERVAL_S": "0.2"}  # fmt: skip
+    env = os.environ | worker_env(
+        database_url, servers.redis_url, PAYMENT_RECONCILE_INTERVAL_S="0.2"
+    )
     worker = Worker(env, tmp_path / "worker.log")
     worker.start()
     try:
