@@ -63,7 +63,7 @@ def create_app(
         dashboard_state = DashboardState(
             settings=settings.dashboard,
             templates=templates,
-            csrf_key=csrf.derive_key(api.jwt_secret),
+            csrf_key=csrf.derive_key(settings.jwt_secret),
             gateway=gateway,
         )
         try:

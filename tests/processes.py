@@ -105,11 +105,12 @@ def api_env(database_url: str, redis_url: str, **overrides: str) -> Env:
 
 
 @contextlib.contextmanager
-def serve_api(env: Env) -> Iterator[str]:
+def serve_api(env: Env, *, port: int | None = None) -> Iterator[str]:
     """The control plane's API over real HTTP, with cheap password hashing."""
     from control_plane.app import create_app
 
-    with serve(create_app(ApiSettings.from_env(env), passwords=cheap_passwords())) as url:
+    app = create_app(ApiSettings.from_env(env), passwords=cheap_passwords())
+    with serve(app, port=port) as url:
         yield url
 
 

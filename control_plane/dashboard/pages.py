@@ -324,7 +324,7 @@ def build_page(page: Page, public: bool) -> Route:
         session = context.session
         write_cookies(
             session, response, secure=secure_cookies(dash.settings, request),
-            refresh_ttl_s=state.api.refresh_token_ttl_s,
+            refresh_ttl_s=state.settings.refresh_token_ttl_s,
         )  # fmt: skip
         for name, value in _SECURITY_HEADERS.items():
             response.headers.setdefault(name, value)

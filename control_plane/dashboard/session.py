@@ -243,7 +243,7 @@ async def log_out_everywhere(state: ControlPlaneState, session: Session) -> None
         await state.redis.set(
             keyspace.dashboard_logged_out_before(principal.user_id),
             str(int(time.time())),
-            ex=state.api.access_token_ttl_s + 60,
+            ex=state.settings.access_token_ttl_s + 60,
         )
     except RedisError:
         raise ApiError(ErrorCode.STORAGE_UNAVAILABLE) from None

@@ -18,7 +18,7 @@ HOME = {UserType.CREATOR: "/creator", UserType.DEVELOPER: "/developer", UserType
 
 
 def _begin(ctx: PageContext, pair: TokenPair, default: str) -> Response:
-    principal = decode_access_token(ctx.state.api.jwt_secret, pair.access_token)
+    principal = decode_access_token(ctx.state.settings.jwt_secret, pair.access_token)
     ctx.session.start(pair, principal)
     return ctx.redirect(safe_next(ctx.form["next"] or None, HOME.get(principal.user_type, default)))
 

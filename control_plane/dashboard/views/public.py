@@ -75,7 +75,7 @@ async def agent_detail(ctx: PageContext) -> Response:
 
 
 def pricing_facts(ctx: PageContext) -> dict[str, Any]:
-    api = ctx.state.api
+    api = ctx.state.settings
     return {
         "unit_price": api.unit_price,
         "free_quota": api.free_quota,

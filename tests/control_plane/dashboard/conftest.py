@@ -12,18 +12,12 @@ import httpx
 import pytest
 import pytest_asyncio
 
-from control_plane.app import create_app as create_control_plane
-from control_plane.settings import ControlPlaneSettings
-from crypto.passwords import PasswordHashing
 from devstack.servers import free_port
 from fake_payments import create_stripe_app
 from fake_payments.config import FakeConfig
-from gateway.app import create_app as create_gateway
-from gateway.settings import GatewaySettings
-from mock_provider import create_app as create_mock_provider
-from tests.conftest import TEST_ENCRYPTION_KEYS, Servers
 from tests.control_plane.api_client import fresh_email
 from tests.control_plane.payments.support import STRIPE_KEY, STRIPE_SECRETS
+from tests.processes import Servers, api_env, gateway_env, serve_api, serve_gateway
 from tests.support import serve
 
 PASSWORD = "correct horse battery"
@@ -40,50 +34,41 @@ class Stack:
 
 
 @pytest.fixture(scope="session")
-def dashboard_stack(servers: Servers, database_url: str) -> Iterator[Stack]:
+def dashboard_stack(servers: Servers, database_url: str, mock_provider_url: str) -> Iterator[Stack]:
     """Mock provider, gateway, the fake Stripe, and a control plane using them all."""
     stripe_port = free_port()
     stripe = create_stripe_app(
         FakeConfig(f"http://127.0.0.1:{stripe_port}", webhook_secrets=STRIPE_SECRETS,
                    api_key=STRIPE_KEY)
     )  # fmt: skip
+    gateway = gateway_env(
+        database_url, servers.redis_url, mock_provider_url, RATE_LIMIT_FREE_PER_MIN="1000"
+    )
     with (
-        serve(create_mock_provider(), health_path="/health") as mock_url,
         serve(stripe, health_path="/health", port=stripe_port) as stripe_url,
+        serve_gateway(gateway) as gateway_url,
     ):
-        gateway_env = {
-            "DATABASE_URL": database_url,
-            "REDIS_URL": servers.redis_url,
-            "AGENTLINK_ENCRYPTION_KEYS": TEST_ENCRYPTION_KEYS,
-            "AGENTLINK_ENCRYPTION_ACTIVE_KEY_ID": "t1",
-            "OPENAI_BASE_URL": f"{mock_url}/v1",
-            "OPENAI_API_KEY": "mock-key",
-            "RATE_LIMIT_FREE_PER_MIN": "1000",
-            "LOG_LEVEL": "WARNING",
-        }
-        with serve(create_gateway(GatewaySettings.from_env(gateway_env))) as gateway_url:
-            control_port = free_port()
-            control = f"http://127.0.0.1:{control_port}"
-            env = {
-                **gateway_env,
-                "JWT_SECRET": "dashboard-test-jwt-secret-at-least-32-chars",
-                "DASHBOARD_GATEWAY_URL": gateway_url,
-                "DASHBOARD_GATEWAY_PUBLIC_URL": "https://gateway.agentlink.test",
-                "DASHBOARD_SECURE_COOKIES": "auto",
-                "REVIEW_MIN_CALLS": "1",
-                "STRIPE_SECRET_KEY": STRIPE_KEY,
-                "STRIPE_WEBHOOK_SECRET": ",".join(STRIPE_SECRETS),
-                "STRIPE_API_BASE": stripe_url,
-                "PAYMENT_SUCCESS_URL": control + "/billing/success?id={CHECKOUT_SESSION_ID}",
-                "PAYMENT_CANCEL_URL": f"{control}/billing/cancel",
-            }
-            settings = ControlPlaneSettings.from_env(env, api=True)
-            cheap = PasswordHashing(time_cost=1, memory_cost=1024, parallelism=1)
-            app = create_control_plane(settings, passwords=cheap)
-            with serve(app, port=control_port) as control_url:
-                # The fake sends its webhooks to this control plane (and payers back to it).
-                stripe.config.webhook_url = f"{control_url}/api/v1/payments/webhook/stripe"
-                yield Stack(control_url, gateway_url, mock_url, stripe_url, env)
+        control_port = free_port()
+        control = f"http://127.0.0.1:{control_port}"
+        env = api_env(
+            database_url,
+            servers.redis_url,
+            JWT_SECRET="dashboard-test-jwt-secret-at-least-32-chars",
+            DASHBOARD_GATEWAY_URL=gateway_url,
+            DASHBOARD_GATEWAY_PUBLIC_URL="https://gateway.agentlink.test",
+            DASHBOARD_SECURE_COOKIES="auto",
+            REVIEW_MIN_CALLS="1",
+            RATE_LIMIT_FREE_PER_MIN="1000",
+            STRIPE_SECRET_KEY=STRIPE_KEY,
+            STRIPE_WEBHOOK_SECRET=",".join(STRIPE_SECRETS),
+            STRIPE_API_BASE=stripe_url,
+            PAYMENT_SUCCESS_URL=control + "/billing/success?id={CHECKOUT_SESSION_ID}",
+            PAYMENT_CANCEL_URL=f"{control}/billing/cancel",
+        )
+        with serve_api(env, port=control_port) as control_url:
+            # The fake sends its webhooks to this control plane (and payers back to it).
+            stripe.config.webhook_url = f"{control_url}/api/v1/payments/webhook/stripe"
+            yield Stack(control_url, gateway_url, mock_provider_url, stripe_url, env)
 
 
 class Browserless:
