@@ -22,13 +22,9 @@ from prometheus_client import CollectorRegistry
 from common.knowledge.local_embedder import LocalEmbedder
 from control_plane.knowledge.ingest import KnowledgeIngester, KnowledgeMetrics
 from control_plane.knowledge.settings import KnowledgeBaseSettings
-from gateway.app import create_app as create_gateway
-from gateway.settings import GatewaySettings
-from mock_provider import create_app as create_mock_provider
-from tests.conftest import TEST_ENCRYPTION_KEYS, Servers
 from tests.control_plane.api_client import bearer, register
 from tests.control_plane.knowledge.pdfs import make_pdf
-from tests.support import serve
+from tests.processes import Servers, gateway_env, serve_gateway
 
 PROMPT = "You are the Northwind support assistant. Be brief. KNOWLEDGE-E2E-PROMPT"
 # Three pages, each longer than half a chunk: three chunks, one per page.
@@ -51,19 +47,13 @@ class Stack:
 
 
 @pytest.fixture(scope="module")
-def stack(servers: Servers, database_url: str) -> Iterator[Stack]:
-    with serve(create_mock_provider(), health_path="/health") as mock_url:
-        env = {
-            "DATABASE_URL": database_url,
-            "REDIS_URL": servers.redis_url,
-            "AGENTLINK_ENCRYPTION_KEYS": TEST_ENCRYPTION_KEYS,
-            "AGENTLINK_ENCRYPTION_ACTIVE_KEY_ID": "t1",
-            "OPENAI_BASE_URL": f"{mock_url}/v1",
-            "OPENAI_API_KEY": "mock-key",
-            "LOG_LEVEL": "WARNING",
-        }
-        with serve(create_gateway(GatewaySettings.from_env(env))) as gateway_url:
-            yield Stack(gateway_url, mock_url)
+def stack(servers: Servers, database_url: str, mock_provider_url: str) -> Iterator[Stack]:
+    # The default timeouts: the first retrieval loads the local embedding model.
+    defaults = {name: "30" for name in ("UPSTREAM_TIMEOUT_S", "STREAM_FIRST_BYTE_TIMEOUT_S",
+                                        "STREAM_IDLE_TIMEOUT_S")}  # fmt: skip
+    env = gateway_env(database_url, servers.redis_url, mock_provider_url, **defaults)
+    with serve_gateway(env) as gateway_url:
+        yield Stack(gateway_url, mock_provider_url)
 
 
 @pytest_asyncio.fixture

@@ -138,5 +138,5 @@ async def delete_files(
             raise ApiError(ErrorCode.RESOURCE_NOT_FOUND, "No such knowledge file.")
         version = change.agent["knowledge_version"]
         if any(row["status"] == "ready" for row in deleted):
-            version = await change.bump(state.redis, state.api.unit_price)
+            version = await change.bump(state.redis, state.settings.unit_price)
     return DeletedFiles(len(deleted), version)

@@ -9,11 +9,11 @@ import asyncpg
 
 from common.domain import AdminRole
 from crypto.api_keys import random_shard
-from crypto.passwords import PasswordHashing
 from tests.control_plane.api_client import fresh_email
 from tests.control_plane.dashboard.conftest import PASSWORD, Browserless
+from tests.processes import cheap_passwords
 
-_CHEAP = PasswordHashing(time_cost=1, memory_cost=1024, parallelism=1)
+_CHEAP = cheap_passwords()
 
 
 def agent_form(name: str, prompt: str, price: str = "0.01", **extra: str) -> dict[str, str]:

@@ -9,11 +9,8 @@ import httpx
 import pytest
 import pytest_asyncio
 
-from control_plane.app import create_app
-from control_plane.settings import ControlPlaneSettings
-from crypto.passwords import PasswordHashing
 from tests.control_plane.agents.helpers import create_agent, creator_headers
-from tests.support import serve
+from tests.processes import serve_api
 
 MAX_FILE_BYTES = 200_000
 MAX_FILES_PER_AGENT = 4
@@ -32,9 +29,7 @@ def knowledge_env(control_env: dict[str, str]) -> dict[str, str]:
 
 @pytest.fixture(scope="session")
 def knowledge_control_url(knowledge_env: dict[str, str]) -> Iterator[str]:
-    settings = ControlPlaneSettings.from_env(knowledge_env, api=True)
-    cheap = PasswordHashing(time_cost=1, memory_cost=1024, parallelism=1)
-    with serve(create_app(settings, passwords=cheap)) as url:
+    with serve_api(knowledge_env) as url:
         yield url
 
 

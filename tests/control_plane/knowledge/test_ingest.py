@@ -19,7 +19,6 @@ from common.knowledge.retrieval import Question, retrieve
 from control_plane.knowledge.ingest import KnowledgeIngester, KnowledgeMetrics
 from control_plane.knowledge.reembed import reembed_all
 from control_plane.knowledge.settings import KnowledgeBaseSettings
-from tests.conftest import Servers
 from tests.control_plane.knowledge.conftest import Creator
 from tests.control_plane.knowledge.pdfs import make_pdf
 
@@ -29,13 +28,6 @@ async def embedder() -> AsyncIterator[LocalEmbedder]:
     local = LocalEmbedder()
     yield local
     await local.aclose()
-
-
-@pytest_asyncio.fixture
-async def redis(servers: Servers) -> AsyncIterator[redis_asyncio.Redis]:
-    client = redis_asyncio.Redis.from_url(servers.redis_url)
-    yield client
-    await client.aclose()
 
 
 @pytest.fixture

@@ -14,9 +14,9 @@ import asyncpg
 
 from common.knowledge.chunking import split_text
 from devstack.servers import free_port
-from tests.conftest import Servers
 from tests.control_plane.knowledge.conftest import Creator
 from tests.control_plane.test_worker_process import Worker
+from tests.processes import Servers
 
 PARAGRAPHS = [
     f"Section {n}. The maintenance schedule for machine {n} requires a check every {n + 2} "
