@@ -25,7 +25,6 @@ already deleted account is a no-op.
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, datetime
 from typing import Any
 
@@ -34,6 +33,7 @@ import asyncpg
 from common.db import DbConnection
 from common.domain import AdminRole, UserStatus
 from common.errors import ApiError, ErrorCode
+from common.validation import canonical_uuid
 from control_plane import audit, gateway_sync
 from control_plane.admin import repository
 from control_plane.admin.schemas import (
@@ -66,10 +66,10 @@ from control_plane.state import ControlPlaneState
 
 def parse_id(raw: str, code: ErrorCode, message: str | None = None) -> str:
     """A path id as a canonical UUID string; anything else is simply not found."""
-    try:
-        return str(uuid.UUID(raw))
-    except ValueError:
-        raise ApiError(code, message) from None
+    canonical = canonical_uuid(raw)
+    if canonical is None:
+        raise ApiError(code, message)
+    return canonical
 
 
 def _offset(page: int, page_size: int) -> int:

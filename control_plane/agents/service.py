@@ -19,7 +19,6 @@ in the owner's responses; it is never logged and never part of an error message.
 from __future__ import annotations
 
 import logging
-import unicodedata
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -35,6 +34,7 @@ from common import keyspace
 from common.db import DbConnection
 from common.domain import AgentConfig, AgentStatus, KnowledgeSettings, ModelTarget
 from common.errors import ApiError, ErrorCode
+from common.validation import canonical_uuid, has_control_characters, invalid, money_text
 from control_plane import gateway_sync
 from control_plane.agents import repository
 from control_plane.agents.schemas import (
@@ -65,20 +65,11 @@ _MICRO = Decimal("0.000001")  # prices are stored with 6 decimals (exact micro-d
 # -- validation ----------------------------------------------------------------------------
 
 
-def invalid(field: str, message: str) -> ApiError:
-    return ApiError(ErrorCode.VALIDATION_FAILED, details=[{"field": field, "message": message}])
-
-
-def _has_control_characters(text: str, *, allow_newlines: bool = False) -> bool:
-    allowed = {"\n", "\r", "\t"} if allow_newlines else set()
-    return any(unicodedata.category(char) == "Cc" and char not in allowed for char in text)
-
-
 def _name(raw: str) -> str:
     name = raw.strip()
     if not 1 <= len(name) <= 100:
         raise invalid("name", "Expected 1 to 100 characters besides surrounding spaces.")
-    if _has_control_characters(name):
+    if has_control_characters(name):
         raise invalid("name", "Control characters are not allowed.")
     return name
 
@@ -86,7 +77,7 @@ def _name(raw: str) -> str:
 def _description(raw: str | None) -> str | None:
     if raw is None or not raw.strip():
         return None
-    if _has_control_characters(raw, allow_newlines=True):
+    if has_control_characters(raw, allow_newlines=True):
         raise invalid("description", "Control characters other than line breaks are not allowed.")
     return raw
 
@@ -99,7 +90,7 @@ def _category(raw: str | None) -> str | None:
     category = " ".join(raw.split()).lower()
     if not 1 <= len(category) <= 50:
         raise invalid("category", "Expected 1 to 50 characters besides spaces.")
-    if _has_control_characters(category):
+    if has_control_characters(category):
         raise invalid("category", "Control characters are not allowed.")
     return category
 
@@ -226,11 +217,6 @@ def _apply_patch(config: AgentConfig, patch: AgentConfigPatch) -> AgentConfig:
 # -- rows to responses ---------------------------------------------------------------------
 
 
-def money_text(amount: Decimal) -> str:
-    """A decimal string without exponent or trailing zeros: `0.01`, `10`, `0`."""
-    return format(amount.normalize(), "f")
-
-
 def _agent_fields(row: asyncpg.Record) -> dict[str, Any]:
     return {
         "id": str(row["id"]),
@@ -263,10 +249,10 @@ def _agent_detail(row: asyncpg.Record, config: AgentConfig) -> AgentDetail:
 def canonical_agent_id(raw: str) -> str:
     """The agent id in its one canonical spelling (lower-case hyphenated UUID): the form the
     envelopes' associated data and the Redis record key use. Not a UUID: no such agent."""
-    try:
-        return str(uuid.UUID(raw))
-    except ValueError:
-        raise ApiError(ErrorCode.AGENT_NOT_FOUND) from None
+    agent_id = canonical_uuid(raw)
+    if agent_id is None:
+        raise ApiError(ErrorCode.AGENT_NOT_FOUND)
+    return agent_id
 
 
 def _owned(row: asyncpg.Record | None, principal: Principal) -> asyncpg.Record:

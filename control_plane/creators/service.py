@@ -6,27 +6,17 @@ is a 400 `40002` naming its field, never a constraint violation turned into a 50
 
 from __future__ import annotations
 
-import unicodedata
-from decimal import Decimal
 from urllib.parse import urlsplit
 
 import asyncpg
 
 from common.errors import ApiError, ErrorCode
+from common.validation import has_control_characters, invalid, money_text
 from control_plane.auth.principal import Principal
 from control_plane.creators import repository
 from control_plane.creators.schemas import CreatorOut, UpdateCreatorRequest, WalletRequest
 from control_plane.creators.wallet import InvalidAddress, normalise_wallet_address
 from control_plane.state import ControlPlaneState
-
-
-def invalid(field: str, message: str) -> ApiError:
-    return ApiError(ErrorCode.VALIDATION_FAILED, details=[{"field": field, "message": message}])
-
-
-def has_control_characters(text: str, *, allow_newlines: bool = False) -> bool:
-    allowed = {"\n", "\r", "\t"} if allow_newlines else set()
-    return any(unicodedata.category(char) == "Cc" and char not in allowed for char in text)
 
 
 def _display_name(raw: str) -> str:
@@ -49,11 +39,6 @@ def _avatar_url(raw: str) -> str:
     if has_control_characters(url) or any(char.isspace() for char in url):
         raise invalid("avatar_url", "A URL cannot contain spaces or control characters.")
     return url
-
-
-def money_text(amount: Decimal) -> str:
-    """A decimal string without exponent or trailing zeros: `0.01`, `10`, `0`."""
-    return format(amount.normalize(), "f")
 
 
 def _out(row: asyncpg.Record) -> CreatorOut:

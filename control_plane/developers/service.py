@@ -19,6 +19,7 @@ from redis.exceptions import RedisError
 
 from common import keyspace
 from common.errors import ApiError, ErrorCode
+from common.validation import is_uuid
 from control_plane import gateway_sync
 from control_plane.auth.principal import Principal
 from control_plane.developers import repository
@@ -42,7 +43,6 @@ from control_plane.developers.schemas import (
 from control_plane.marketplace.pagination import (
     decode_cursor,
     encode_cursor,
-    is_uuid,
     parse_datetime,
     parse_uuid,
 )

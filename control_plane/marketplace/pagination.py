@@ -20,6 +20,7 @@ from typing import Any
 import orjson
 
 from common.errors import ApiError, ErrorCode
+from common.validation import is_uuid
 
 Json = str | int | float | None
 Parser = Callable[[Any], Any]
@@ -95,10 +96,5 @@ def parse_datetime(value: Any) -> datetime:
     return moment
 
 
-def is_uuid(text: str) -> bool:
-    """Whether `text` is a UUID in its canonical 36-character form (what path ids must be)."""
-    try:
-        uuid.UUID(text)
-    except ValueError:
-        return False
-    return len(text) == 36
+# Kept importable from here for code written before common/validation.py.
+__all__ = ["is_uuid"]

@@ -9,12 +9,12 @@ from typing import Any
 import asyncpg
 
 from common.errors import ApiError, ErrorCode
+from common.validation import invalid, is_uuid, money_text
 from control_plane.marketplace import repository
 from control_plane.marketplace.pagination import (
     Parser,
     decode_cursor,
     encode_cursor,
-    is_uuid,
     parse_datetime,
     parse_decimal,
     parse_float,
@@ -43,16 +43,6 @@ _CURSOR_PARSERS: dict[str, tuple[Parser, ...]] = {
     "price": (parse_decimal, parse_uuid),
     "newest": (parse_datetime, parse_uuid),
 }
-
-
-def money_text(amount: Decimal) -> str:
-    """A price as an exact decimal string without trailing zeros: 0.010000 -> "0.01"."""
-    text = format(amount.normalize(), "f")
-    return text
-
-
-def _invalid(field: str, message: str) -> ApiError:
-    return ApiError(ErrorCode.VALIDATION_FAILED, details=[{"field": field, "message": message}])
 
 
 def _cursor_value(value: Any) -> str | int | float:
@@ -88,10 +78,10 @@ def _search_from_query(query: SearchQuery) -> repository.Search:
     min_price = Decimal(query.min_price) if query.min_price is not None else None
     max_price = Decimal(query.max_price) if query.max_price is not None else None
     if min_price is not None and max_price is not None and min_price > max_price:
-        raise _invalid("min_price", "min_price must not exceed max_price")
+        raise invalid("min_price", "min_price must not exceed max_price")
     min_rating = Decimal(query.min_rating) if query.min_rating is not None else None
     if min_rating is not None and min_rating > MAX_RATING:
-        raise _invalid("min_rating", "min_rating must be between 0 and 5")
+        raise invalid("min_rating", "min_rating must be between 0 and 5")
     sort = query.sort or ("relevance" if text else "popular")
     if sort == "relevance" and text is None:
         sort = "popular"  # nothing to rank by without a query: the default order instead

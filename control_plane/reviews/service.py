@@ -34,11 +34,11 @@ import asyncpg
 
 from common.db import DbConnection
 from common.errors import ApiError, ErrorCode
+from common.validation import is_uuid
 from control_plane.auth.principal import Principal
 from control_plane.marketplace.pagination import (
     decode_cursor,
     encode_cursor,
-    is_uuid,
     parse_datetime,
     parse_uuid,
 )
