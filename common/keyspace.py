@@ -14,7 +14,7 @@ for the user's part; agent records live under their own tag `{aID}`.
 | `qadj:{sS}:<user_id>` | hash | `_seq` (the `quotas.adjust_seq` the balance was loaded at), quota adjustment id → units applied | load_quota.lua, adjust_quota.lua (control plane payments) | none |
 | `trial:{sS}:<user_id>` | hash | agent_id → trial calls used (0..3) | cold load (HSETNX), admission, commit | none |
 | `rl:{sS}:<user_id>` | zset | admitted request ids scored by admission time (ms) | admission | 60 s |
-| `resv:{sS}` | hash | request_id → reservation (see `Reservation`) | admission, commit, reaper | none |
+| `resv:{sS}` | hash | request_id → reservation (prelude.lua's `encode_reservation`) | admission, commit, reaper | none |
 | `resvq:{sS}` | zset | request_id scored by reservation deadline (ms) | admission, commit, reaper | none |
 | `usage:{sS}` | stream | usage events (see `common/usage_events.py`) | commit, reaper | entries deleted by the worker once written to Postgres |
 | `usage:dead` | stream | usage entries the worker could not parse or store, with the reason | worker | capped by `USAGE_DEAD_LETTER_MAXLEN` |
@@ -29,11 +29,15 @@ for the user's part; agent records live under their own tag `{aID}`.
 | `dash:jti:<jti>` | string | an access token ended by a dashboard logout | control plane | the token's remaining life |
 | `dash:out:<user_id>` | string | "log out everywhere": access tokens issued up to this time (s) are refused | control plane | the access-token lifetime |
 
+The record hashes' fields (`ak:`, `usr:`, `agent:`) are defined once, in `common/records.py`;
+the scan patterns a cache clear deletes them by are `RECORD_PATTERNS`.
+
 The usage stream is per shard so that the commit script (reservation, refund, event) stays
 inside one slot; the worker reads all 1024 streams with one consumer group name. On a single
 primary (v1) one XREADGROUP names all 1024 streams; under Redis Cluster that read must be
-split per node (cross-slot), and reap.lua's quota/trial keys, which it builds from the shard
-tag rather than declaring, stay in the same slot by construction.
+split per node (cross-slot), and reap.lua's quota/trial keys, which it completes from the
+prefixes `quota_prefix(S)` / `trials_prefix(S)` rather than declaring, stay in the same slot
+by construction.
 
 Quota and trial counters have no TTL: they are the live balance; Postgres catches up through
 the usage stream. Purchases, refunds and manual credits change it through `adjust_quota.lua`,
@@ -43,16 +47,25 @@ reconciled credit never counts twice. The Redis server must run with `maxmemory-
 
 from __future__ import annotations
 
+import hashlib
+
+# Kept importable from here; the records' TTLs live with their fields in common/records.py.
+from common.records import RECORD_TTL_S, UNKNOWN_AGENT_TTL_S, UNKNOWN_KEY_TTL_S
 from crypto.api_keys import SHARD_COUNT
 
+__all__ = ["RECORD_TTL_S", "UNKNOWN_AGENT_TTL_S", "UNKNOWN_KEY_TTL_S"]
+
 USAGE_CONSUMER_GROUP = "usage-ingest"
+USAGE_DEAD_LETTER_STREAM = "usage:dead"
 FEATURE_FLAGS = "ff:all"
 
-# Records (key, user, agent) are rebuildable from Postgres: a TTL bounds memory, and an
-# expired record is simply loaded again. "unknown" records are negative caches.
-RECORD_TTL_S = 24 * 3600
-UNKNOWN_KEY_TTL_S = 60
-UNKNOWN_AGENT_TTL_S = 30
+_API_KEY_RECORD, _USER_RECORD, _AGENT_RECORD = "ak:", "usr:", "agent:"
+# The rebuildable records by kind, as SCAN patterns (what a cache clear may delete).
+RECORD_PATTERNS: dict[str, str] = {
+    "api_keys": _API_KEY_RECORD + "*",
+    "users": _USER_RECORD + "*",
+    "agents": _AGENT_RECORD + "*",
+}
 
 
 def shard_tag(shard: int) -> str:
@@ -62,23 +75,31 @@ def shard_tag(shard: int) -> str:
 
 
 def api_key_record(shard: int, key_hash: str) -> str:
-    return f"ak:{shard_tag(shard)}:{key_hash}"
+    return f"{_API_KEY_RECORD}{shard_tag(shard)}:{key_hash}"
 
 
 def user_record(shard: int, user_id: str) -> str:
-    return f"usr:{shard_tag(shard)}:{user_id}"
+    return f"{_USER_RECORD}{shard_tag(shard)}:{user_id}"
+
+
+def quota_prefix(shard: int) -> str:
+    return f"quota:{shard_tag(shard)}:"
 
 
 def quota(shard: int, user_id: str) -> str:
-    return f"quota:{shard_tag(shard)}:{user_id}"
+    return quota_prefix(shard) + user_id
 
 
 def quota_adjustments(shard: int, user_id: str) -> str:
     return f"qadj:{shard_tag(shard)}:{user_id}"
 
 
+def trials_prefix(shard: int) -> str:
+    return f"trial:{shard_tag(shard)}:"
+
+
 def trials(shard: int, user_id: str) -> str:
-    return f"trial:{shard_tag(shard)}:{user_id}"
+    return trials_prefix(shard) + user_id
 
 
 def rate_window(shard: int, user_id: str) -> str:
@@ -102,7 +123,7 @@ def all_usage_streams() -> list[str]:
 
 
 def agent_record(agent_id: str) -> str:
-    return "agent:{a" + agent_id + "}"
+    return _AGENT_RECORD + "{a" + agent_id + "}"
 
 
 def playground_key(shard: int, user_id: str) -> str:
@@ -130,3 +151,12 @@ def dashboard_ended_access_token(jti: str) -> str:
 
 def dashboard_logged_out_before(user_id: str) -> str:
     return f"dash:out:{user_id}"
+
+
+def login_failures_of_account(email: str) -> str:
+    """Hashed: no addresses in Redis."""
+    return "login:acct:" + hashlib.sha256(email.encode()).hexdigest()[:32]
+
+
+def login_failures_from_ip(ip: str | None) -> str:
+    return f"login:ip:{ip or 'unknown'}"

@@ -14,14 +14,11 @@ from decimal import Decimal
 
 import redis.asyncio as redis_asyncio
 from redis.exceptions import RedisError
-from redis.typing import EncodableT, FieldT
 
 from common import keyspace
 from common.db import DbConnection
-from common.domain import units_for_price
 from common.errors import ApiError, ErrorCode
-
-Fields = dict[FieldT, EncodableT]
+from common.records import AgentRecord, KeyRecord, UserRecord
 
 # pg advisory lock id "AGLKWTHR": record write-throughs (shared) vs. a cache clear (exclusive).
 WRITE_THROUGH_LOCK = 0x41474C4B_57544852
@@ -34,11 +31,13 @@ async def hold_write_through(connection: DbConnection) -> None:
     await connection.execute("SELECT pg_advisory_xact_lock_shared($1)", WRITE_THROUGH_LOCK)
 
 
-async def _write(redis: redis_asyncio.Redis, record: str, fields: Fields) -> None:
+async def _write(
+    redis: redis_asyncio.Redis, name: str, record: KeyRecord | UserRecord | AgentRecord
+) -> None:
     try:
         async with redis.pipeline(transaction=True) as pipe:
-            pipe.hset(record, mapping=fields)
-            pipe.expire(record, keyspace.RECORD_TTL_S)
+            pipe.hset(name, mapping=record.to_fields())  # type: ignore[arg-type]
+            pipe.expire(name, record.ttl_s)
             await pipe.execute()
     except RedisError:
         raise ApiError(ErrorCode.STORAGE_UNAVAILABLE) from None
@@ -56,11 +55,11 @@ async def write_agent(
 ) -> None:
     """`knowledge`: the record's knowledge version (common/knowledge/records.py); None keeps
     what the record holds (status changes that do not concern it)."""
-    units = units_for_price(price_per_call, unit_price)
-    fields: Fields = {"status": status, "version": str(version), "units": str(units)}
-    if knowledge is not None:
-        fields["knowledge"] = str(knowledge)
-    await _write(redis, keyspace.agent_record(agent_id), fields)
+    record = AgentRecord.priced(
+        status=status, version=version, price_per_call=price_per_call, unit_price=unit_price,
+        knowledge=knowledge,
+    )  # fmt: skip
+    await _write(redis, keyspace.agent_record(agent_id), record)
 
 
 async def write_api_key(
@@ -72,12 +71,11 @@ async def write_api_key(
     key_id: str,
     revoked: bool,
 ) -> None:
-    fields: Fields = {"status": "revoked" if revoked else "ok", "user": user_id, "key": key_id}
-    await _write(redis, keyspace.api_key_record(shard, key_hash), fields)
+    record = KeyRecord.of(user_id=user_id, key_id=key_id, revoked=revoked)
+    await _write(redis, keyspace.api_key_record(shard, key_hash), record)
 
 
 async def write_user(
     redis: redis_asyncio.Redis, *, shard: int, user_id: str, status: str, tier: str
 ) -> None:
-    fields: Fields = {"status": status, "tier": tier}
-    await _write(redis, keyspace.user_record(shard, user_id), fields)
+    await _write(redis, keyspace.user_record(shard, user_id), UserRecord(status, tier))

@@ -36,7 +36,7 @@ class AgentConfigCache:
         self._keyring = keyring
         self._max_entries = max_entries
         self._entries: OrderedDict[tuple[str, int], CachedAgent] = OrderedDict()
-        self._flights = SingleFlight()
+        self._flights: SingleFlight[CachedAgent] = SingleFlight()
         self.loads = 0
 
     async def get(self, agent_id: str, version: int) -> CachedAgent:
@@ -45,10 +45,11 @@ class AgentConfigCache:
         if cached is not None:
             self._entries.move_to_end(key)
             return cached
-        await self._flights.run(f"{agent_id}:{version}", lambda: self._load(agent_id, version))
-        return self._entries[key]
+        return await self._flights.run(
+            f"{agent_id}:{version}", lambda: self._load(agent_id, version)
+        )
 
-    async def _load(self, agent_id: str, version: int) -> None:
+    async def _load(self, agent_id: str, version: int) -> CachedAgent:
         self.loads += 1
         envelope = await self._fetch(agent_id, version)
         for delay in _MISSING_VERSION_RETRIES:
@@ -63,9 +64,11 @@ class AgentConfigCache:
         plaintext = self._keyring.decrypt(envelope, agent_id=agent_id, version=version)
         config = AgentConfig.from_json(plaintext)
         guard = LeakGuard(config.system_prompt) if config.leak_guard else None
-        self._entries[(agent_id, version)] = CachedAgent(config, guard)
+        loaded = CachedAgent(config, guard)
+        self._entries[(agent_id, version)] = loaded
         while len(self._entries) > self._max_entries:
             self._entries.popitem(last=False)
+        return loaded
 
     async def _fetch(self, agent_id: str, version: int) -> bytes | None:
         envelope: bytes | None = await self._db.fetchval(

@@ -13,39 +13,38 @@ through the usage stream.
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import Awaitable, Callable
 from decimal import Decimal
+from typing import Generic, TypeVar
 
 import asyncpg
 import redis.asyncio as redis_asyncio
 
 from common import keyspace
-from common.domain import units_for_price
 from common.knowledge.records import KNOWLEDGE_RECORD
+from common.records import AgentRecord, KeyRecord, UserRecord
 from common.redis_store import LuaScripts
+from common.validation import is_uuid
 
-RECORD_TTL_S = keyspace.RECORD_TTL_S
-UNKNOWN_KEY_TTL_S = keyspace.UNKNOWN_KEY_TTL_S
-UNKNOWN_AGENT_TTL_S = keyspace.UNKNOWN_AGENT_TTL_S
+T = TypeVar("T")
 
 
-class SingleFlight:
-    """At most one in-flight load per name; concurrent callers await the same result."""
+class SingleFlight(Generic[T]):
+    """At most one in-flight load per name; concurrent callers get the same result."""
 
     def __init__(self) -> None:
-        self._inflight: dict[str, asyncio.Future[None]] = {}
+        self._inflight: dict[str, asyncio.Future[T]] = {}
 
-    async def run(self, name: str, load: Callable[[], Awaitable[None]]) -> None:
+    async def run(self, name: str, load: Callable[[], Awaitable[T]]) -> T:
         pending = self._inflight.get(name)
         if pending is not None:
-            await asyncio.shield(pending)
-            return
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            return await asyncio.shield(pending)
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         self._inflight[name] = future
         try:
-            await load()
-            future.set_result(None)
+            result = await load()
+            future.set_result(result)
+            return result
         except BaseException as error:
             future.set_exception(error)
             raise
@@ -53,14 +52,6 @@ class SingleFlight:
             del self._inflight[name]
             if future.done() and not future.cancelled() and future.exception() is not None:
                 future.exception()  # retrieved: waiters re-raise it, nobody logs it as lost
-
-
-def is_uuid(text: str) -> bool:
-    try:
-        uuid.UUID(text)
-    except ValueError:
-        return False
-    return len(text) == 36
 
 
 class RecordLoader:
@@ -76,31 +67,28 @@ class RecordLoader:
         self._fill = scripts["fill_record"]
         self._load_quota = scripts["load_quota"]
         self._unit_price = unit_price
-        self._flights = SingleFlight()
-        self._owners: dict[str, str] = {}  # filled by _load_key, read once by load_key
+        self._key_loads: SingleFlight[str | None] = SingleFlight()
+        self._user_loads: SingleFlight[None] = SingleFlight()
+        self._agent_loads: SingleFlight[None] = SingleFlight()
         self.queries = 0  # Postgres round trips made; tests and metrics read it
 
     async def load_key(self, key_hash: str, shard: int) -> str | None:
         """Load a key record; returns its owner's user id (None for an unknown key)."""
-        await self._flights.run(f"key:{key_hash}", lambda: self._load_key(key_hash, shard))
-        owner = self._owners.get(key_hash)
-        return owner
+        return await self._key_loads.run(key_hash, lambda: self._load_key(key_hash, shard))
 
     async def load_user(self, user_id: str, shard: int) -> None:
-        await self._flights.run(f"user:{user_id}", lambda: self._load_user(user_id, shard))
+        await self._user_loads.run(user_id, lambda: self._load_user(user_id, shard))
 
     async def load_agent(self, agent_id: str) -> None:
-        await self._flights.run(f"agent:{agent_id}", lambda: self._load_agent(agent_id))
+        await self._agent_loads.run(agent_id, lambda: self._load_agent(agent_id))
 
-    async def _load_key(self, key_hash: str, shard: int) -> None:
+    async def _load_key(self, key_hash: str, shard: int) -> str | None:
         record = keyspace.api_key_record(shard, key_hash)
         # The MISS that sent us here may be stale: admission ran before a load that finished
         # since then filled the record. Then Postgres need not be asked again.
         status, owner = await self._redis.hmget(record, ["status", "user"])
         if status is not None:
-            if isinstance(owner, bytes):
-                self._owners[key_hash] = owner.decode()
-            return
+            return owner.decode() if isinstance(owner, bytes) else None
         self.queries += 1
         row = await self._db.fetchrow(
             """SELECT k.id, k.user_id, k.revoked_at IS NOT NULL AS revoked, u.redis_shard
@@ -110,14 +98,12 @@ class RecordLoader:
         )
         if row is None or row["redis_shard"] != shard:
             # A key whose hash names another shard than its owner's was not made by us.
-            await self._fill_record(record, UNKNOWN_KEY_TTL_S, {"status": "unknown"})
-            return
-        status = "revoked" if row["revoked"] else "ok"
-        if len(self._owners) >= 10_000:
-            self._owners.clear()  # only a hint for the caller; losing it costs one retry
-        self._owners[key_hash] = str(row["user_id"])
-        fields = {"status": status, "user": str(row["user_id"]), "key": str(row["id"])}
-        await self._fill_record(record, RECORD_TTL_S, fields)
+            await self._fill_record(record, KeyRecord.unknown())
+            return None
+        user_id = str(row["user_id"])
+        key = KeyRecord.of(user_id=user_id, key_id=str(row["id"]), revoked=row["revoked"])
+        await self._fill_record(record, key)
+        return user_id
 
     async def _load_user(self, user_id: str, shard: int) -> None:
         record, quota = keyspace.user_record(shard, user_id), keyspace.quota(shard, user_id)
@@ -150,8 +136,7 @@ class RecordLoader:
             for row in trials:
                 pipe.hsetnx(trial_key, str(row["agent_id"]), row["calls_used"])
             await pipe.execute()
-        fields = {"status": user_status, "tier": tier}
-        await self._fill_record(record, RECORD_TTL_S, fields)
+        await self._fill_record(record, UserRecord(user_status, tier))
 
     async def _load_agent(self, agent_id: str) -> None:
         record = keyspace.agent_record(agent_id)
@@ -166,15 +151,16 @@ class RecordLoader:
                 agent_id,
             )
         if row is None:
-            await self._fill_record(record, UNKNOWN_AGENT_TTL_S, {"status": "unknown"})
+            await self._fill_record(record, AgentRecord.unknown())
             return
-        units = units_for_price(row["price_per_call"], self._unit_price)
-        fields = {"status": row["status"], "version": str(row["version"]), "units": str(units),
-                  "knowledge": str(row["knowledge_record"])}  # fmt: skip
-        await self._fill_record(record, RECORD_TTL_S, fields)
+        agent = AgentRecord.priced(
+            status=row["status"], version=row["version"], price_per_call=row["price_per_call"],
+            unit_price=self._unit_price, knowledge=row["knowledge_record"],
+        )  # fmt: skip
+        await self._fill_record(record, agent)
 
-    async def _fill_record(self, record: str, ttl_s: int, fields: dict[str, str]) -> None:
-        args: list[str | int] = [ttl_s]
-        for name, value in fields.items():
-            args += [name, value]
-        await self._fill(keys=[record], args=args)
+    async def _fill_record(self, name: str, record: KeyRecord | UserRecord | AgentRecord) -> None:
+        args: list[str | int] = [record.ttl_s]
+        for field, value in record.to_fields().items():
+            args += [field, value]
+        await self._fill(keys=[name], args=args)

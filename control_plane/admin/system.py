@@ -35,12 +35,11 @@ from control_plane.admin.schemas import CacheCleared, HealthCheck, SystemHealth
 from control_plane.auth.principal import Principal
 from control_plane.gateway_sync import WRITE_THROUGH_LOCK
 from control_plane.state import ControlPlaneState
-from control_plane.usage_ingest import DEAD_LETTER_STREAM
 
 logger = logging.getLogger("agentlink.admin")
 
 # What a cache clear may delete, by pattern; reported under these names.
-CLEARABLE_RECORDS: dict[str, str] = {"api_keys": "ak:*", "users": "usr:*", "agents": "agent:*"}
+CLEARABLE_RECORDS: dict[str, str] = keyspace.RECORD_PATTERNS
 SCAN_BATCH = 1000
 CLEAR_LOCK_TIMEOUT = "10s"
 CHECK_TIMEOUT_S = 3.0
@@ -150,7 +149,7 @@ async def _usage_backlog(state: ControlPlaneState) -> HealthCheck:
     async with state.redis.pipeline(transaction=False) as pipe:
         for stream in streams:
             pipe.xlen(stream)
-        pipe.xlen(DEAD_LETTER_STREAM)
+        pipe.xlen(keyspace.USAGE_DEAD_LETTER_STREAM)
         lengths: list[int] = await pipe.execute()
     backlog, dead = sum(lengths[:-1]), lengths[-1]
     busiest = max(range(len(streams)), key=lambda shard: lengths[shard])

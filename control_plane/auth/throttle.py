@@ -7,12 +7,12 @@ login clears the account's counter. The email is hashed in the key: no addresses
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 
 import redis.asyncio as redis_asyncio
 from redis.exceptions import RedisError
 
+from common import keyspace
 from common.errors import ApiError, ErrorCode
 
 
@@ -23,12 +23,8 @@ class ThrottleSettings:
     window_s: int = 900
 
 
-def _account_key(email: str) -> str:
-    return "login:acct:" + hashlib.sha256(email.encode()).hexdigest()[:32]
-
-
-def _ip_key(ip: str | None) -> str:
-    return f"login:ip:{ip or 'unknown'}"
+def _keys(email: str, ip: str | None) -> list[str]:
+    return [keyspace.login_failures_of_account(email), keyspace.login_failures_from_ip(ip)]
 
 
 class LoginThrottle:
@@ -37,7 +33,7 @@ class LoginThrottle:
         self._settings = settings
 
     async def check(self, email: str, ip: str | None) -> None:
-        keys = [_account_key(email), _ip_key(ip)]
+        keys = _keys(email, ip)
         try:
             account, by_ip = await self._redis.mget(keys)
         except RedisError:
@@ -55,10 +51,10 @@ class LoginThrottle:
 
     async def failed(self, email: str, ip: str | None) -> None:
         async with self._redis.pipeline(transaction=True) as pipe:
-            for key in (_account_key(email), _ip_key(ip)):
+            for key in _keys(email, ip):
                 pipe.incr(key)
                 pipe.expire(key, self._settings.window_s, nx=True)
             await pipe.execute()
 
     async def succeeded(self, email: str) -> None:
-        await self._redis.delete(_account_key(email))
+        await self._redis.delete(keyspace.login_failures_of_account(email))

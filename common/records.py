@@ -1,0 +1,100 @@
+"""The gateway's hot records in Redis: an API key, a user, an agent (names: common/keyspace.py).
+
+Written by two apps — the gateway when it loads a cold record from Postgres
+(gateway/records.py) and the control plane when a change commits (control_plane/gateway_sync.py)
+— and read by admit.lua, so their fields are defined here once: each record's `to_fields()` is
+exactly the hash admit.lua reads, and `ttl_s` how long Redis keeps it (every record can be
+rebuilt from Postgres; an "unknown" one is a short negative cache).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+from common.domain import units_for_price
+
+RECORD_TTL_S = 24 * 3600
+UNKNOWN_KEY_TTL_S = 60
+UNKNOWN_AGENT_TTL_S = 30
+
+UNKNOWN = "unknown"  # no such key or agent in Postgres
+
+
+@dataclass(frozen=True, slots=True)
+class KeyRecord:
+    """`ak:{sS}:<key_hash>`: `status` ok | revoked | unknown, and the owner and key ids."""
+
+    status: str
+    user_id: str = ""
+    key_id: str = ""
+
+    @classmethod
+    def of(cls, *, user_id: str, key_id: str, revoked: bool) -> KeyRecord:
+        return cls("revoked" if revoked else "ok", user_id, key_id)
+
+    @classmethod
+    def unknown(cls) -> KeyRecord:
+        return cls(UNKNOWN)
+
+    @property
+    def ttl_s(self) -> int:
+        return UNKNOWN_KEY_TTL_S if self.status == UNKNOWN else RECORD_TTL_S
+
+    def to_fields(self) -> dict[str, str]:
+        if self.status == UNKNOWN:
+            return {"status": UNKNOWN}
+        return {"status": self.status, "user": self.user_id, "key": self.key_id}
+
+
+@dataclass(frozen=True, slots=True)
+class UserRecord:
+    """`usr:{sS}:<user_id>`: `status` active | suspended | deleted, `tier` free | paid."""
+
+    status: str
+    tier: str
+
+    ttl_s = RECORD_TTL_S
+
+    def to_fields(self) -> dict[str, str]:
+        return {"status": self.status, "tier": self.tier}
+
+
+@dataclass(frozen=True, slots=True)
+class AgentRecord:
+    """`agent:{aID}`: `status` (the agents table's, or unknown), the current `version`, the
+    quota `units` one call costs and the `knowledge` version (common/knowledge/records.py;
+    None leaves the field as the record has it: a change that does not concern it)."""
+
+    status: str
+    version: int = 0
+    units: int = 0
+    knowledge: int | None = None
+
+    @classmethod
+    def priced(
+        cls,
+        *,
+        status: str,
+        version: int,
+        price_per_call: Decimal,
+        unit_price: Decimal,
+        knowledge: int | None = None,
+    ) -> AgentRecord:
+        return cls(status, version, units_for_price(price_per_call, unit_price), knowledge)
+
+    @classmethod
+    def unknown(cls) -> AgentRecord:
+        return cls(UNKNOWN)
+
+    @property
+    def ttl_s(self) -> int:
+        return UNKNOWN_AGENT_TTL_S if self.status == UNKNOWN else RECORD_TTL_S
+
+    def to_fields(self) -> dict[str, str]:
+        if self.status == UNKNOWN:
+            return {"status": UNKNOWN}
+        fields = {"status": self.status, "version": str(self.version), "units": str(self.units)}
+        if self.knowledge is not None:
+            fields["knowledge"] = str(self.knowledge)
+        return fields
