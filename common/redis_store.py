@@ -1,20 +1,32 @@
 """The Redis client and the Lua scripts, both built once at start-up.
 
 Scripts live as `.lua` files in `common/lua/`, each opening with a comment of its keys, args
-and return value. `LuaScripts` registers them all (`register_script`: EVALSHA, falling back to
-SCRIPT LOAD on NOSCRIPT, e.g. after a Redis restart) and preloads them so `/readyz` can say
-whether Redis has them.
+and return value. What they share (server time, the reservation format, the usage event's
+fields) is `common/lua/prelude.lua`, prepended to each when it is read, after one generated
+line: `local USAGE_EVENT_FIELDS = {...}`, the fields of `common.usage_events.UsageEvent`.
+`LuaScripts` registers them all (`register_script`: EVALSHA, falling back to SCRIPT LOAD on
+NOSCRIPT, e.g. after a Redis restart) and preloads them so `/readyz` can say whether Redis
+has them.
+
+`pipelined` runs commands for many keys (the 1024 shards' streams, say) in pipelines of a few
+hundred keys each: one round trip per chunk.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import inspect
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from importlib import resources
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import redis.asyncio as redis_asyncio
 from redis.commands.core import AsyncScript
 from redis.maint_notifications import MaintNotificationsConfig
+
+from common.usage_events import USAGE_EVENT_FIELDS
+
+PRELUDE = "prelude.lua"
+T = TypeVar("T")
 
 
 def create_redis(
@@ -42,13 +54,21 @@ def create_redis(
     return redis_asyncio.Redis.from_pool(pool)
 
 
+def lua_prelude() -> str:
+    """What every script is prefixed with: the usage event's fields, then prelude.lua."""
+    fields = ", ".join(f'"{name}"' for name in USAGE_EVENT_FIELDS)
+    prelude = (resources.files("common") / "lua" / PRELUDE).read_text(encoding="utf-8")
+    return f"local USAGE_EVENT_FIELDS = {{{fields}}}\n{prelude}\n"
+
+
 def read_lua_sources() -> dict[str, str]:
-    """Every script in `common/lua/`, by file name without `.lua`."""
+    """Every script in `common/lua/` with the prelude before it, by file name without `.lua`."""
     folder = resources.files("common") / "lua"
+    prelude = lua_prelude()
     return {
-        entry.name.removesuffix(".lua"): entry.read_text(encoding="utf-8")
+        entry.name.removesuffix(".lua"): prelude + entry.read_text(encoding="utf-8")
         for entry in folder.iterdir()
-        if entry.name.endswith(".lua")
+        if entry.name.endswith(".lua") and entry.name != PRELUDE
     }
 
 
@@ -82,3 +102,24 @@ class LuaScripts:
             return True
         exists: list[Any] = await self._client.script_exists(*shas)
         return all(bool(flag) for flag in exists)
+
+
+async def pipelined(
+    redis: redis_asyncio.Redis,
+    items: Sequence[T],
+    queue: Callable[[Any, T], object],
+    *,
+    chunk_size: int = 256,
+) -> AsyncIterator[tuple[Sequence[T], list[Any]]]:
+    """`queue(pipe, item)` for every item, `chunk_size` items per pipeline (one round trip);
+    yields each chunk with its replies, in order, a failed command's error as its reply.
+    `queue` may queue several commands per item, or be a coroutine (a script call)."""
+    for start in range(0, len(items), chunk_size):
+        chunk = items[start : start + chunk_size]
+        async with redis.pipeline(transaction=False) as pipe:
+            for item in chunk:
+                queued = queue(pipe, item)
+                if inspect.isawaitable(queued):
+                    await queued
+            replies: list[Any] = await pipe.execute(raise_on_error=False)
+        yield chunk, replies

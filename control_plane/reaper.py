@@ -14,13 +14,14 @@ about a millisecond of Redis time; the worker runs it every few seconds.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
+from typing import Any
+
 import redis.asyncio as redis_asyncio
 
 from common import keyspace
-from common.redis_store import LuaScripts
+from common.redis_store import LuaScripts, pipelined
 from crypto.api_keys import SHARD_COUNT
-
-_SHARDS_PER_PIPELINE = 256
 
 
 async def reap_expired(
@@ -34,29 +35,27 @@ async def reap_expired(
     if per_call_limit < 1:
         raise ValueError("per_call_limit must be at least 1")
     reap = scripts["reap"]
+
+    def queue(pipe: Any, shard: int) -> Awaitable[Any]:
+        keys = [keyspace.reservations(shard), keyspace.reservation_deadlines(shard),
+                keyspace.usage_stream(shard)]  # fmt: skip
+        args: list[str | int] = [
+            keyspace.quota_prefix(shard),
+            keyspace.trials_prefix(shard),
+            per_call_limit,
+        ]
+        return reap(keys=keys, args=args, client=pipe)
+
     total = 0
     shards = list(range(SHARD_COUNT))
     while shards:
         again: list[int] = []
-        for start in range(0, len(shards), _SHARDS_PER_PIPELINE):
-            chunk = shards[start : start + _SHARDS_PER_PIPELINE]
-            async with redis.pipeline(transaction=False) as pipe:
-                for shard in chunk:
-                    keys = [
-                        keyspace.reservations(shard),
-                        keyspace.reservation_deadlines(shard),
-                        keyspace.usage_stream(shard),
-                    ]
-                    await reap(
-                        keys=keys,
-                        args=[keyspace.shard_tag(shard), per_call_limit],
-                        client=pipe,
-                    )
-                replies = await pipe.execute()
+        async for chunk, replies in pipelined(redis, shards, queue):
             for shard, reaped in zip(chunk, replies, strict=True):
-                count = int(reaped)
-                total += count
-                if count >= per_call_limit:
+                if isinstance(reaped, Exception):
+                    raise reaped
+                total += int(reaped)
+                if int(reaped) >= per_call_limit:
                     again.append(shard)
         shards = again
     return total

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass
+from typing import Any
 
 from redis.exceptions import RedisError
 
@@ -51,23 +52,66 @@ class Admission:
     # The agent's knowledge version: 0 = nothing to retrieve; -1 = the record does not say.
     knowledge_version: int = 0
 
+    @classmethod
+    def of(cls, call_id: str, shard: int, agent_id: str, reply: AdmitReply) -> Admission:
+        return cls(
+            call_id=call_id,
+            shard=shard,
+            user_id=reply.user_id,
+            key_id=reply.key_id,
+            agent_id=agent_id,
+            agent_version=reply.agent_version,
+            rate_limit=reply.rate_limit,
+            rate_remaining=reply.rate_remaining,
+            rate_reset_ms=reply.rate_reset_ms,
+            quota_remaining=reply.quota_remaining,
+            charge=reply.charge,
+            units=reply.units,
+            knowledge_version=reply.knowledge_version,
+        )
+
     def headers(self) -> list[tuple[bytes, bytes]]:
-        reset_s = -(-self.rate_reset_ms // 1000)  # round up: the window really frees then
-        return [
-            (b"x-ratelimit-limit", str(self.rate_limit).encode()),
-            (b"x-ratelimit-remaining", str(max(0, self.rate_remaining)).encode()),
-            (b"x-ratelimit-reset", str(reset_s).encode()),
-            (b"x-quota-remaining", str(self.quota_remaining).encode()),
-        ]
+        values = _rate_header_values(
+            self.rate_limit, self.rate_remaining, self.rate_reset_ms, self.quota_remaining
+        )
+        pairs = zip(_RAW_RATE_HEADERS, values, strict=True)
+        return [(name, value.encode()) for name, value in pairs]
 
 
-def _rate_headers(limit: int, remaining: int, reset_ms: int, quota: int) -> dict[str, str]:
-    return {
-        "X-RateLimit-Limit": str(limit),
-        "X-RateLimit-Remaining": str(remaining),
-        "X-RateLimit-Reset": str(-(-reset_ms // 1000)),
-        "X-Quota-Remaining": str(quota),
-    }
+@dataclass(frozen=True, slots=True)
+class AdmitReply:
+    """admit.lua's reply, decoded here and nowhere else (the script lists the same order)."""
+
+    verdict: str
+    user_id: str
+    key_id: str
+    agent_version: int
+    rate_limit: int
+    rate_remaining: int
+    rate_reset_ms: int
+    quota_remaining: int
+    charge: str  # "trial" | "quota" when OK, else ""
+    units: int
+    knowledge_version: int  # 0: nothing to retrieve; -1: the record does not say
+
+    @classmethod
+    def decode(cls, reply: list[Any]) -> AdmitReply:
+        return cls(
+            reply[0].decode(), reply[1].decode(), reply[2].decode(), int(reply[3]),
+            int(reply[4]), int(reply[5]), int(reply[6]), int(reply[7]), reply[8].decode(),
+            int(reply[9]), int(reply[10]),
+        )  # fmt: skip
+
+
+# What every answer to an admitted or rate-limited call carries.
+_RATE_HEADERS = ("x-ratelimit-limit", "x-ratelimit-remaining", "x-ratelimit-reset",
+                 "x-quota-remaining")  # fmt: skip
+_RAW_RATE_HEADERS = tuple(name.encode() for name in _RATE_HEADERS)
+
+
+def _rate_header_values(limit: int, remaining: int, reset_ms: int, quota: int) -> list[str]:
+    reset_s = -(-reset_ms // 1000)  # round up: the window really frees then
+    return [str(limit), str(max(0, remaining)), str(reset_s), str(quota)]
 
 
 class Admitter:
@@ -113,23 +157,10 @@ class Admitter:
                 reply = await self._admit(keys=keys, args=args)
             except RedisError:
                 raise ApiError(ErrorCode.STORAGE_UNAVAILABLE) from None
-            verdict = reply[0].decode()
+            decoded = AdmitReply.decode(reply)
+            verdict = decoded.verdict
             if verdict == "OK":
-                return Admission(
-                    call_id=call_id,
-                    shard=shard,
-                    user_id=reply[1].decode(),
-                    key_id=reply[2].decode(),
-                    agent_id=agent_id,
-                    agent_version=int(reply[3]),
-                    rate_limit=int(reply[4]),
-                    rate_remaining=int(reply[5]),
-                    rate_reset_ms=int(reply[6]),
-                    quota_remaining=int(reply[7]),
-                    charge=reply[8].decode(),
-                    units=int(reply[9]),
-                    knowledge_version=int(reply[10]),
-                )
+                return Admission.of(call_id, shard, agent_id, decoded)
             try:
                 if verdict == "MISS_KEY":
                     owner = await self._loader.load_key(key_hash, shard)
@@ -137,14 +168,14 @@ class Admitter:
                         user_id = owner
                         self._remember_owner(key_hash, owner)
                 elif verdict in ("WRONG_USER", "MISS_USER"):
-                    user_id = reply[1].decode()
+                    user_id = decoded.user_id
                     self._remember_owner(key_hash, user_id)
                     if verdict == "MISS_USER":
                         await self._loader.load_user(user_id, shard)
                 elif verdict == "MISS_AGENT":
                     await self._loader.load_agent(agent_id)
                 else:
-                    raise _refusal(verdict, reply)
+                    raise _refusal(decoded)
             except (RedisError, OSError):
                 raise ApiError(ErrorCode.STORAGE_UNAVAILABLE) from None
         raise ApiError(ErrorCode.STORAGE_UNAVAILABLE, "Could not load records; try again.")
@@ -176,17 +207,20 @@ class Admitter:
         return bool(settled)
 
 
-def _refusal(verdict: str, reply: list[bytes]) -> ApiError:
+def _refusal(reply: AdmitReply) -> ApiError:
+    verdict = reply.verdict
     if verdict == "BAD_KEY":
         return ApiError(ErrorCode.INVALID_API_KEY)
     if verdict == "SUSPENDED":
         return ApiError(ErrorCode.FORBIDDEN, "This account is suspended.")
     if verdict == "NO_AGENT":
         return ApiError(ErrorCode.AGENT_NOT_FOUND)
-    limit, remaining, reset_ms, quota = int(reply[4]), int(reply[5]), int(reply[6]), int(reply[7])
-    headers = _rate_headers(limit, remaining, reset_ms, quota)
+    values = _rate_header_values(
+        reply.rate_limit, reply.rate_remaining, reply.rate_reset_ms, reply.quota_remaining
+    )
+    headers = dict(zip(_RATE_HEADERS, values, strict=True))
     if verdict == "RATE_LIMITED":
-        headers["Retry-After"] = str(max(1, -(-reset_ms // 1000)))
+        headers["retry-after"] = str(max(1, -(-reply.rate_reset_ms // 1000)))
         return ApiError(ErrorCode.RATE_LIMITED, headers=headers)
     if verdict == "QUOTA_EXHAUSTED":
         return ApiError(ErrorCode.QUOTA_EXHAUSTED, headers=headers)

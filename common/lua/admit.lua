@@ -24,7 +24,9 @@
 -- the record does not say (written before knowledge versions existed).
 -- verdict: OK | MISS_KEY | MISS_USER | MISS_AGENT | BAD_KEY | SUSPENDED | NO_AGENT
 --          | RATE_LIMITED | QUOTA_EXHAUSTED | WRONG_USER
--- Time is Redis server TIME, never the caller's clock.
+-- gateway/admission.py decodes this reply, in this order, in `AdmitReply.decode`.
+-- Time is Redis server TIME (the prelude's now_ms), never the caller's clock.
+-- Uses the prelude (prelude.lua): now_ms, encode_reservation.
 
 local function reply(verdict, user, key, version, limit, remaining, reset_ms, quota, charge, units,
                      knowledge)
@@ -51,8 +53,7 @@ if agent[1] ~= "active" then return reply("NO_AGENT", user_id, key_id) end
 local version, units = tonumber(agent[2]), tonumber(agent[3])
 local knowledge = tonumber(agent[4] or "-1")
 
-local t = redis.call("TIME")
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now = now_ms()
 local window = tonumber(ARGV[5])
 local limit = tonumber(ARGV[3])
 if user[2] == "paid" then limit = tonumber(ARGV[4]) end
@@ -82,7 +83,8 @@ end
 redis.call("ZADD", KEYS[5], now, ARGV[1])
 redis.call("PEXPIRE", KEYS[5], window)
 local deadline = now + tonumber(ARGV[6])
-local reservation = table.concat({user_id, ARGV[2], version, charge, units, key_id, now}, "|")
+local reservation = encode_reservation({user_id = user_id, agent_id = ARGV[2],
+  agent_version = version, charge = charge, units = units, key_id = key_id, admitted_ms = now})
 redis.call("HSET", KEYS[6], ARGV[1], reservation)
 redis.call("ZADD", KEYS[7], deadline, ARGV[1])
 

@@ -14,36 +14,24 @@
 -- ARGV[7] error code ("" when none)   ARGV[8] client request id
 --
 -- Returns 1 when this call settled the reservation, 0 when it was already settled.
+-- Uses the prelude (prelude.lua): now_ms, decode_reservation, give_back, usage_event_args.
 
-local reservation = redis.call("HGET", KEYS[1], ARGV[1])
-if not reservation then return 0 end
-
-local fields = {}
-for part in string.gmatch(reservation, "([^|]*)|?") do
-  if #fields < 7 then table.insert(fields, part) end
-end
-local user_id, agent_id, version, charge, units, key_id = fields[1], fields[2], fields[3],
-  fields[4], tonumber(fields[5]), fields[6]
+local stored = redis.call("HGET", KEYS[1], ARGV[1])
+if not stored then return 0 end
+local r = decode_reservation(stored)
+local billable = ARGV[2] == "1"
 
 local charged_units = 0
-if ARGV[2] == "1" then
-  if charge == "quota" then charged_units = units end
-else
-  if charge == "quota" then
-    redis.call("INCRBY", KEYS[3], units)
-  else
-    redis.call("HINCRBY", KEYS[4], agent_id, -1)
-  end
-end
+if billable and r.charge == "quota" then charged_units = r.units end
+local event = usage_event_args({
+  call_id = ARGV[1], request_id = ARGV[8], user_id = r.user_id, key_id = r.key_id,
+  agent_id = r.agent_id, agent_version = r.agent_version, charge = r.charge,
+  units = charged_units, billable = ARGV[2], status = ARGV[3], input_tokens = ARGV[4],
+  output_tokens = ARGV[5], latency_ms = ARGV[6], error_code = ARGV[7], ts_ms = now_ms(),
+})
 
-local t = redis.call("TIME")
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-redis.call("XADD", KEYS[5], "*",
-  "call_id", ARGV[1], "request_id", ARGV[8], "user_id", user_id, "key_id", key_id,
-  "agent_id", agent_id, "agent_version", version, "charge", charge,
-  "units", charged_units, "billable", ARGV[2], "status", ARGV[3],
-  "input_tokens", ARGV[4], "output_tokens", ARGV[5], "latency_ms", ARGV[6],
-  "error_code", ARGV[7], "ts_ms", now)
+if not billable then give_back(r, KEYS[3], KEYS[4]) end
+redis.call("XADD", KEYS[5], "*", unpack(event))
 redis.call("HDEL", KEYS[1], ARGV[1])
 redis.call("ZREM", KEYS[2], ARGV[1])
 return 1

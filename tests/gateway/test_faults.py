@@ -28,6 +28,7 @@ from hypothesis import strategies as st
 
 from common import keyspace
 from common.redis_store import LuaScripts
+from control_plane.reaper import reap_expired
 from devstack.servers import free_port
 from tests.gateway.helpers import (
     NO_BREAKER,
@@ -402,23 +403,17 @@ async def test_a_reservation_of_a_killed_gateway_is_given_back_by_the_reaper(
                     pass
             await response.aclose()
     assert await usage_events(redis, caller) == []  # the dead gateway never committed
-    reap = LuaScripts(redis)["reap"]
-    tag = keyspace.shard_tag(caller.shard)
-    shard_keys = [
-        keyspace.reservations(caller.shard),
-        keyspace.reservation_deadlines(caller.shard),
-        keyspace.usage_stream(caller.shard),
-    ]
+    scripts = LuaScripts(redis)
     deadline = time.monotonic() + 15
     while not await usage_events(redis, caller):  # poll: the reservation is due after 1 s
         assert time.monotonic() < deadline, "the reaper never gave the reservation back"
-        await reap(keys=shard_keys, args=[tag, 100])
+        await reap_expired(redis, scripts, per_call_limit=100)
         await asyncio.sleep(0.2)
     [event] = await usage_events(redis, caller)
     assert_not_billed(event, "cancelled", "reaped")
     assert await quota_units(redis, caller) == 5
     # Reaping is idempotent: a second pass gives nothing back twice.
-    await reap(keys=shard_keys, args=[tag, 100])
+    await reap_expired(redis, scripts, per_call_limit=100)
     assert await quota_units(redis, caller) == 5
     assert len(await usage_events(redis, caller)) == 1
 
