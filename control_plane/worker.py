@@ -9,7 +9,7 @@ consumer group, and every job is safe to run concurrently with itself.
 
 Jobs:
 - usage ingestion (long-running): usage streams -> call_logs and aggregates
-  (`control_plane/usage_ingest.py`);
+  (`control_plane/usage_ingest/`);
 - usage claim (`USAGE_CLAIM_INTERVAL_S`): take over entries a dead consumer left pending;
 - usage lag (`USAGE_LAG_INTERVAL_S`): sample the stream lag gauges;
 - reservation reaper (`WORKER_REAPER_INTERVAL_S`): give back expired reservations

@@ -17,7 +17,6 @@ import pytest
 import redis.asyncio as redis_asyncio
 
 from common import keyspace
-from control_plane import usage_ingest
 from control_plane.settings import UsageIngestSettings
 from control_plane.usage_ingest import (
     DEAD_LETTER_STREAM,
@@ -25,6 +24,7 @@ from control_plane.usage_ingest import (
     StreamEntry,
     UsageIngester,
     ingest_once,
+    parse,
 )
 from control_plane.worker_metrics import WorkerMetrics
 from tests.control_plane.helpers import (
@@ -259,7 +259,7 @@ async def test_an_event_postgres_refuses_is_isolated_and_dead_lettered(
     """Should an event pass the parse checks and still break a constraint, the batch is split
     until that event is alone; the others are written, it is dead-lettered."""
     await ingest_once(redis, db_pool)
-    monkeypatch.setattr(usage_ingest, "_MAX_ERROR_CODE", 1000)  # let a too-long code through
+    monkeypatch.setattr(parse, "_MAX_ERROR_CODE", 1000)  # let a too-long code through
     account = await producer.account()
     agent = await producer.agent()
     expected = Expected()
