@@ -1,10 +1,16 @@
 """Pure ASGI plumbing both apps share: request ids, the error envelope, bounded body reads.
 
-`EnvelopeMiddleware` is the outermost middleware of each app. It gives every request an id
-(the client's `X-Request-ID` if it is sane, else a new UUID), puts it in `scope["state"]`,
-adds it to every response, and turns any exception that escapes a handler into the error
-envelope: `ApiError` with its own status, anything else as a bare 500 `50001` (logged with
-the request id, never echoed to the client).
+`RequestIdMiddleware` is the outermost middleware of each app. It gives every request an id
+(the client's `X-Request-ID` if it is sane, else a new UUID), puts it in `scope["state"]` and
+adds it to every response.
+
+`ErrorEnvelopeMiddleware` is the one place where an exception becomes a response: `ApiError`
+with its own status, anything else as a bare 500 `50001` (logged once, with the request id,
+never echoed to the client). It sits inside whatever middleware must still see the error
+responses (the control plane's CORS). Starlette's own routing errors (404, 405) reach it as
+`ApiError`s: `common/http_errors.py` turns them into those before Starlette can answer.
+
+`EnvelopeMiddleware` is both in one, for an app with nothing between them (the gateway).
 """
 
 from __future__ import annotations
@@ -62,7 +68,7 @@ async def send_error(
     await send({"type": "http.response.body", "body": body})
 
 
-class EnvelopeMiddleware:
+class RequestIdMiddleware:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
@@ -73,27 +79,42 @@ class EnvelopeMiddleware:
         request_id = request_id_from_headers(scope["headers"])
         scope.setdefault("state", {})["request_id"] = request_id
         id_header = (b"x-request-id", request_id.encode())
-        started = False
 
         async def send_with_id(message: Message) -> None:
-            nonlocal started
             if message["type"] == "http.response.start":
-                started = True
                 headers = list(message.get("headers", ()))
                 if not any(name.lower() == b"x-request-id" for name, _ in headers):
                     headers.append(id_header)
                 message["headers"] = headers
             await send(message)
 
+        await self.app(scope, receive, send_with_id)
+
+
+class ErrorEnvelopeMiddleware:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def send_tracked(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
         try:
-            await self.app(scope, receive, send_with_id)
+            await self.app(scope, receive, send_tracked)
         except ClientDisconnected:
             return
         except Exception as error:
             if started:
-                # Starlette's error handler already answered (and logged) before re-raising,
-                # or a stream broke midway: the client has its status; nothing more to send.
-                return
+                return  # a stream broke midway: the client has its status; nothing more to send
+            request_id = request_id_of(scope)
             if isinstance(error, ApiError):
                 await send_error(
                     send, error.code, request_id, error.message,
@@ -102,6 +123,16 @@ class EnvelopeMiddleware:
                 return
             logger.exception("unhandled error", extra={"request_id": request_id})
             await send_error(send, ErrorCode.INTERNAL, request_id)
+
+
+class EnvelopeMiddleware:
+    """`RequestIdMiddleware` around `ErrorEnvelopeMiddleware`."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = RequestIdMiddleware(ErrorEnvelopeMiddleware(app))
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.app(scope, receive, send)
 
 
 async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes:

@@ -117,12 +117,33 @@ def json_response(
     )  # fmt: skip
 
 
+async def _caller(request: Request) -> Principal:
+    state: ControlPlaneState = request.state.control
+    return await authenticate(state, request.headers.get("authorization"))
+
+
+PlainHandler = Callable[[Request], Awaitable[Response]]
+
+
+def build_plain_route(method: str, path: str, handler: PlainHandler, public: bool) -> Route:
+    """A plain Starlette handler behind the same deny-by-default check as an `ApiRoute`."""
+    if public:
+        return Route(path, handler, methods=[method])
+
+    async def endpoint(request: Request) -> Response:
+        await _caller(request)
+        return await handler(request)
+
+    endpoint.__name__ = handler.__name__
+    return Route(path, endpoint, methods=[method])
+
+
 def build_route(api: ApiRoute, public: bool) -> Route:
     async def endpoint(request: Request) -> Response:
         state: ControlPlaneState = request.state.control
         principal = None
         if not public:
-            principal = await authenticate(state, request.headers.get("authorization"))
+            principal = await _caller(request)
             if principal.user_type not in api.user_types:
                 raise ApiError(ErrorCode.FORBIDDEN)
             if api.permission is not None and not principal.can(api.permission):

@@ -11,7 +11,7 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 
-from common.asgi import EnvelopeMiddleware
+from common.asgi import ErrorEnvelopeMiddleware, RequestIdMiddleware
 from common.db import create_pool
 from common.http_errors import envelope_exception_handlers
 from common.json_logging import configure_logging
@@ -77,8 +77,10 @@ def create_app(
 
     return Starlette(
         routes=[*ROUTES, *dashboard.ROUTES],
+        # The request id outermost (every response carries it, CORS preflights too); errors
+        # become the envelope inside CORS, so error answers carry the CORS headers.
         middleware=[
-            Middleware(EnvelopeMiddleware),
+            Middleware(RequestIdMiddleware),
             Middleware(
                 CORSMiddleware,
                 allow_origins=list(settings.cors_origins),
@@ -88,6 +90,7 @@ def create_app(
                 allow_credentials=True,
                 max_age=12 * 3600,
             ),
+            Middleware(ErrorEnvelopeMiddleware),
         ],
         exception_handlers=envelope_exception_handlers(),
         lifespan=lifespan,

@@ -1,18 +1,20 @@
 """The control plane's route table: every operation, from each domain's own table.
 
-Deny by default: every `/api/v1` operation requires a valid access token unless it is in
-`PUBLIC_OPERATIONS`, the one list of what anonymous callers may do.
+Deny by default: every route requires a valid access token unless it is in
+`PUBLIC_OPERATIONS`, the one list of what anonymous callers may do, which both the API
+operations and the infrastructure routes (probes, metrics, the API description) are built
+from.
 """
 
 from __future__ import annotations
 
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute
 
 from control_plane.admin import routes as admin
 from control_plane.agents import routes as agents
-from control_plane.api import ApiRoute, build_route
+from control_plane.api import ApiRoute, PlainHandler, build_plain_route, build_route
 from control_plane.auth import routes as auth
 from control_plane.creators import routes as creators
 from control_plane.developers import routes as developers
@@ -52,11 +54,14 @@ PUBLIC_OPERATIONS: frozenset[tuple[str, str]] = frozenset(
         # Authenticated by the provider's signature instead of a token.
         ("POST", "/api/v1/payments/webhook/stripe"),
         ("POST", "/api/v1/payments/webhook/coinbase"),
+        # Infrastructure outside /api/v1: probes, metrics, the API description.
+        ("GET", "/healthz"),
+        ("GET", "/readyz"),
+        ("GET", "/metrics"),
+        ("GET", "/openapi.json"),
+        ("GET", "/docs"),
     }
 )
-
-# Infrastructure routes outside /api/v1, also open: probes, metrics, the API description.
-PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/openapi.json", "/docs"})
 
 OPENAPI = build_openapi(API_ROUTES, PUBLIC_OPERATIONS)
 _DOCS = docs_page(OPENAPI)
@@ -70,11 +75,17 @@ async def docs(request: Request) -> Response:
     return HTMLResponse(_DOCS)
 
 
-ROUTES: list[BaseRoute] = [
-    Route("/healthz", health.healthz, methods=["GET"]),
-    Route("/readyz", health.readyz, methods=["GET"]),
-    Route("/metrics", health.metrics, methods=["GET"]),
-    Route("/openapi.json", openapi_json, methods=["GET"]),
-    Route("/docs", docs, methods=["GET"]),
-    *(build_route(route, route.operation in PUBLIC_OPERATIONS) for route in API_ROUTES),
+# Plain Starlette handlers outside the API's machinery (no body, no schema).
+INFRA_ROUTES: list[tuple[str, str, PlainHandler]] = [
+    ("GET", "/healthz", health.healthz),
+    ("GET", "/readyz", health.readyz),
+    ("GET", "/metrics", health.metrics),
+    ("GET", "/openapi.json", openapi_json),
+    ("GET", "/docs", docs),
 ]
+
+ROUTES: list[BaseRoute] = [
+    *(build_plain_route(method, path, handler, (method, path) in PUBLIC_OPERATIONS)
+      for method, path, handler in INFRA_ROUTES),
+    *(build_route(route, route.operation in PUBLIC_OPERATIONS) for route in API_ROUTES),
+]  # fmt: skip

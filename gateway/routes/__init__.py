@@ -1,4 +1,9 @@
-"""The gateway's route table: path → handler. Handlers live in one module per concern."""
+"""The gateway's route table: path → handler. Handlers live in one module per concern.
+
+Deny by default: only `PUBLIC_PATHS` answer without an API key. Every other route is an
+endpoint that checks the caller's key itself, first thing, before it reads the body (the
+chat endpoint: gateway/proxy.py), and `route()` refuses to build one that does not.
+"""
 
 from __future__ import annotations
 
@@ -10,20 +15,28 @@ from common.http_errors import envelope_exception_handlers
 from gateway.proxy import ChatEndpoint
 from gateway.routes import health
 
+PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+
+# Endpoints that authenticate the caller's API key before anything else.
+API_KEY_ENDPOINTS: tuple[type, ...] = (ChatEndpoint,)
+
+
+def route(path: str, endpoint: Any, methods: list[str]) -> Route:
+    if path not in PUBLIC_PATHS and not isinstance(endpoint, API_KEY_ENDPOINTS):
+        raise ValueError(f"{path} is not public and its endpoint does not check an API key")
+    return Route(path, endpoint, methods=methods)
+
+
 _CHAT = "/proxy/v1/agents/{agent_id}/chat"
 
 ROUTES = [
-    Route(_CHAT, ChatEndpoint(_CHAT), methods=["POST"]),
+    route(_CHAT, ChatEndpoint(_CHAT), methods=["POST"]),
     # The OpenAI SDKs append /chat/completions to base_url=.../proxy/v1/agents/{agent_id}.
-    Route(_CHAT + "/completions", ChatEndpoint(_CHAT + "/completions"), methods=["POST"]),
-    Route("/healthz", health.healthz, methods=["GET"]),
-    Route("/readyz", health.readyz, methods=["GET"]),
-    Route("/metrics", health.metrics, methods=["GET"]),
+    route(_CHAT + "/completions", ChatEndpoint(_CHAT + "/completions"), methods=["POST"]),
+    route("/healthz", health.healthz, methods=["GET"]),
+    route("/readyz", health.readyz, methods=["GET"]),
+    route("/metrics", health.metrics, methods=["GET"]),
 ]
-
-# Routes that need no API key. The chat routes check the key first thing (gateway/proxy.py),
-# before reading the body; there is no other route.
-PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 
 
 def exception_handlers() -> dict[Any, Any]:

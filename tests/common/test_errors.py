@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -67,17 +68,18 @@ async def _echo_body(request: Request) -> Response:
     return Response(body)
 
 
-def _app() -> EnvelopeMiddleware:
-    starlette = Starlette(
+def _app() -> Starlette:
+    # As both apps are built: the envelope inside Starlette's own outermost error middleware.
+    return Starlette(
         routes=[
             Route("/ok", _ok),
             Route("/limited", _api_error),
             Route("/crash", _crash),
             Route("/echo", _echo_body, methods=["POST"]),
         ],
+        middleware=[Middleware(EnvelopeMiddleware)],
         exception_handlers=envelope_exception_handlers(),
     )
-    return EnvelopeMiddleware(starlette)
 
 
 @pytest.fixture
@@ -141,3 +143,19 @@ async def test_body_limit_holds_without_content_length(client: httpx.AsyncClient
 
     response = await client.post("/echo", content=chunks())
     assert response.status_code == 413
+
+
+async def test_an_unexpected_error_is_logged_once(
+    client: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level("ERROR", logger="agentlink.errors"):
+        await client.get("/crash", headers={"X-Request-ID": "r-2"})
+    logged = [record for record in caplog.records if record.getMessage() == "unhandled error"]
+    assert len(logged) == 1
+    assert logged[0].request_id == "r-2"  # type: ignore[attr-defined]
+
+
+async def test_a_wrong_method_keeps_starlettes_allow_header(client: httpx.AsyncClient) -> None:
+    response = await client.delete("/ok")
+    assert response.status_code == 405
+    assert "GET" in response.headers["allow"]
