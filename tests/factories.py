@@ -1,4 +1,4 @@
-"""Test data made through the database layer, as the control plane would make it."""
+"""Test data made through the control plane's own repositories, as the API would make it."""
 
 from __future__ import annotations
 
@@ -9,9 +9,15 @@ from decimal import Decimal
 import asyncpg
 
 from common.domain import AgentConfig, KnowledgeSettings, ModelTarget
+from control_plane.agents import repository as agents
+from control_plane.auth import repository as auth
+from control_plane.developers import repository as developers
 from crypto.api_keys import generate_api_key, random_shard
 from crypto.envelope import KeyRing
 from tests.processes import TEST_KEYRING
+
+__all__ = ["TEST_KEYRING", "Agent", "ApiKey", "Developer", "make_agent", "make_developer",
+           "make_key", "make_user"]  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -35,42 +41,42 @@ class Agent:
     price: Decimal
 
 
-async def make_user(db: asyncpg.Pool, user_type: str = "developer", *, tier: str = "free") -> str:
-    user_id = await db.fetchval(
-        """INSERT INTO users (email, password_hash, user_type, redis_shard, rate_tier)
-           VALUES ($1, 'x', $2, $3, $4) RETURNING id""",
-        f"{uuid.uuid4().hex}@example.test",
-        user_type,
-        random_shard(),
-        tier,
+async def _new_user(connection: asyncpg.Connection, user_type: str, tier: str) -> asyncpg.Record:
+    return await auth.insert_user(
+        connection,
+        email=f"{uuid.uuid4().hex}@example.test",
+        password_hash="x",
+        user_type=user_type,
+        shard=random_shard(),
+        rate_tier=tier,
     )
-    return str(user_id)
+
+
+async def make_user(db: asyncpg.Pool, user_type: str = "developer", *, tier: str = "free") -> str:
+    async with db.acquire() as connection:
+        return str((await _new_user(connection, user_type, tier))["id"])
 
 
 async def make_developer(
     db: asyncpg.Pool, *, quota: int = 100, tier: str = "free", free_quota: int = 0
 ) -> Developer:
-    user_id = await make_user(db, "developer", tier=tier)
-    await db.execute(
-        "INSERT INTO quotas (user_id, total_quota, free_quota) VALUES ($1, $2, $3)",
-        user_id,
-        quota,
-        free_quota,
-    )
-    shard = await db.fetchval("SELECT redis_shard FROM users WHERE id = $1", user_id)
-    return Developer(user_id, shard)
+    async with db.acquire() as connection, connection.transaction():
+        user = await _new_user(connection, "developer", tier)
+        await auth.insert_quota(connection, user["id"], free_quota, total_quota=quota)
+    return Developer(str(user["id"]), user["redis_shard"])
 
 
 async def make_key(db: asyncpg.Pool, developer: Developer) -> ApiKey:
     generated = generate_api_key(developer.shard)
-    key_id = await db.fetchval(
-        """INSERT INTO api_keys (user_id, key_hash, key_prefix, name)
-           VALUES ($1, $2, $3, 'test') RETURNING id""",
-        developer.user_id,
-        generated.key_hash,
-        generated.prefix,
-    )
-    return ApiKey(str(key_id), generated.plaintext, generated.key_hash)
+    async with db.acquire() as connection:
+        key = await developers.insert_key(
+            connection,
+            user_id=developer.user_id,
+            key_hash=generated.key_hash,
+            prefix=generated.prefix,
+            name="test",
+        )
+    return ApiKey(str(key["id"]), generated.plaintext, generated.key_hash)
 
 
 async def make_agent(
@@ -99,26 +105,16 @@ async def make_agent(
         knowledge=knowledge or KnowledgeSettings(),
     )
     envelope = keyring.encrypt(config.to_json(), agent_id=agent_id, version=1)
+    columns = {"name": "test agent", "description": "for tests", "category": None}
     async with db.acquire() as connection, connection.transaction():
-        await connection.execute(
-            """INSERT INTO agents (id, creator_id, name, description, status, config_encrypted,
-                                   config_key_id, price_per_call, version, published_at)
-               VALUES ($1, $2, 'test agent', 'for tests', $3, $4, $5, $6, 1,
-                       CASE WHEN $3 = 'active' THEN now() END)""",
-            agent_id,
-            creator_id,
-            status,
-            envelope,
-            keyring.active_key_id,
-            price,
-        )
-        await connection.execute(
-            """INSERT INTO agent_versions (agent_id, version, config_encrypted, config_key_id,
-                                           price_per_call, name)
-               VALUES ($1, 1, $2, $3, $4, 'test agent')""",
-            agent_id,
-            envelope,
-            keyring.active_key_id,
-            price,
-        )
+        await agents.insert_agent(
+            connection, agent_id=agent_id, creator_id=creator_id, envelope=envelope,
+            key_id=keyring.active_key_id, price=price, **columns,
+        )  # fmt: skip
+        await agents.insert_version(
+            connection, agent_id=agent_id, version=1, envelope=envelope,
+            key_id=keyring.active_key_id, price=price, **columns,
+        )  # fmt: skip
+        if status != "draft":
+            await agents.set_status(connection, agent_id, status)
     return Agent(agent_id, creator_id, config, price)

@@ -16,15 +16,17 @@ async def insert_user(
     password_hash: str,
     user_type: str,
     shard: int,
+    rate_tier: str = "free",
 ) -> asyncpg.Record:
     record: asyncpg.Record | None = await connection.fetchrow(
-        """INSERT INTO users (email, password_hash, user_type, redis_shard)
-           VALUES ($1, $2, $3, $4)
+        """INSERT INTO users (email, password_hash, user_type, redis_shard, rate_tier)
+           VALUES ($1, $2, $3, $4, $5)
            RETURNING id, email, user_type, admin_role, status, redis_shard""",
         email,
         password_hash,
         user_type,
         shard,
+        rate_tier,
     )
     assert record is not None  # INSERT ... RETURNING always returns the row
     return record
@@ -38,9 +40,14 @@ async def insert_creator_profile(connection: DbConnection, user_id: str, display
     )
 
 
-async def insert_quota(connection: DbConnection, user_id: str, free_quota: int) -> None:
+async def insert_quota(
+    connection: DbConnection, user_id: str, free_quota: int, *, total_quota: int = 0
+) -> None:
     await connection.execute(
-        "INSERT INTO quotas (user_id, free_quota) VALUES ($1, $2)", user_id, free_quota
+        "INSERT INTO quotas (user_id, free_quota, total_quota) VALUES ($1, $2, $3)",
+        user_id,
+        free_quota,
+        total_quota,
     )
 
 
