@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import random
 import shutil
 import statistics
 import tempfile
@@ -108,9 +109,15 @@ async def recall(db: asyncpg.Pool, model: MiniLM) -> None:
 
 
 async def fill(db: asyncpg.Pool, agent_id: str, chunks: int) -> None:
-    """`chunks` chunks of random unit vectors and 60 random words each, in SQL."""
+    """`chunks` chunks of random unit vectors and 60 words each, in SQL. The words follow a
+    power law over a 30,000-word vocabulary (the corpus's words at random ranks among
+    made-up ones), as words do in real text: a question's rarer words match few chunks and
+    its common ones many, which is what the full-text half's cost depends on."""
     file_id = await add_file(db, agent_id, f"filler-{chunks}.txt")
-    words = sorted({w.strip(".,:?").lower() for d in documents() for w in d.text.split()})
+    corpus = sorted({w.strip(".,:?").lower() for d in documents() for w in d.text.split()})
+    rng = random.Random(7)
+    vocabulary = corpus + [f"w{rng.randrange(36**5):x}" for _ in range(30_000 - len(corpus))]
+    rng.shuffle(vocabulary)
     async with db.acquire() as connection:
         await connection.execute("SET maintenance_work_mem = '512MB'")
         await connection.execute("DROP INDEX IF EXISTS knowledge_chunks_embedding_idx")
@@ -119,20 +126,20 @@ async def fill(db: asyncpg.Pool, agent_id: str, chunks: int) -> None:
                 """INSERT INTO knowledge_chunks (agent_id, file_id, chunk_index, content,
                                                  embedding, embedding_model, embedding_dimension)
                    SELECT $1, $2, g,
-                          array_to_string(ARRAY(SELECT ($3::text[])[1 + floor(random()
+                          array_to_string(ARRAY(SELECT ($3::text[])[1 + floor(random() ^ 4
                               * cardinality($3::text[]))::int] FROM generate_series(1, 60)
                               WHERE g >= 0), ' '),
                           (SELECT array_agg(random() - 0.5) FROM generate_series(1, 384)
                            WHERE g >= 0)::vector,
                           $4, 384
                    FROM generate_series($5::int, $6::int) AS g""",
-                agent_id, file_id, words, MODEL, start, min(chunks, start + 20_000) - 1,
+                agent_id, file_id, vocabulary, MODEL, start, min(chunks, start + 20_000) - 1,
             )  # fmt: skip
         await connection.execute(
             "CREATE INDEX knowledge_chunks_embedding_idx ON knowledge_chunks"
             " USING hnsw (embedding vector_cosine_ops)"
         )
-        await connection.execute("ANALYZE knowledge_chunks")
+        await connection.execute("VACUUM ANALYZE knowledge_chunks")
 
 
 async def cost(db: asyncpg.Pool, model: MiniLM, sizes: list[int], samples: int) -> None:
