@@ -73,10 +73,12 @@ async def calls(
 
 async def run(clients: int, url: str, key: str, seconds: float, knowledge: bool) -> list[float]:
     until = time.monotonic() + seconds
+    # A fresh seed per client and run: no question is ever asked twice, so none is cached.
+    seeds = [random.randrange(2**63) for _ in range(clients)]
     async with httpx.AsyncClient(timeout=30) as client:
         parts = await asyncio.gather(*(
-            calls(client, url, key, until, random.Random(n) if knowledge else None)
-            for n in range(clients)
+            calls(client, url, key, until, random.Random(seed) if knowledge else None)
+            for seed in seeds
         ))  # fmt: skip
     return [t for part in parts for t in part]
 
