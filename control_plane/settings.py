@@ -23,6 +23,8 @@ from common.settings import (
     env_str,
 )
 from control_plane.dashboard.settings import DashboardSettings
+from control_plane.earnings.settings import EarningsSettings
+from control_plane.webhooks.settings import WebhookSettings
 from control_plane.knowledge.settings import KnowledgeBaseSettings
 from control_plane.payments.settings import PaymentSettings
 
@@ -93,6 +95,8 @@ class ApiSettings:
     payments: PaymentSettings
     dashboard: DashboardSettings
     knowledge: KnowledgeBaseSettings
+    earnings: EarningsSettings
+    webhooks: WebhookSettings
 
     @classmethod
     def from_env(cls, env: Environ | None = None, *, api: bool = True) -> ApiSettings:
@@ -129,6 +133,8 @@ class ApiSettings:
             payments=PaymentSettings.from_env(env),
             dashboard=DashboardSettings.from_env(env),
             knowledge=KnowledgeBaseSettings.from_env(env),
+            earnings=EarningsSettings.from_env(env),
+            webhooks=WebhookSettings.from_env(env),
         )
 
     @property
@@ -154,6 +160,8 @@ class WorkerSettings:
     payments: PaymentSettings
     dashboard: DashboardSettings
     knowledge: KnowledgeBaseSettings
+    earnings: EarningsSettings
+    webhooks: WebhookSettings
 
     @classmethod
     def from_env(cls, env: Environ | None = None) -> WorkerSettings:
@@ -175,6 +183,8 @@ class WorkerSettings:
             payments=PaymentSettings.from_env(env),
             dashboard=DashboardSettings.from_env(env),
             knowledge=KnowledgeBaseSettings.from_env(env),
+            earnings=EarningsSettings.from_env(env),
+            webhooks=WebhookSettings.from_env(env),
         )
 
 

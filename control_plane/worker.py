@@ -23,6 +23,12 @@ Jobs:
   (`control_plane/knowledge/ingest.py`);
 - knowledge re-embedding (`KNOWLEDGE_REEMBED_INTERVAL_S`): chunks of another embedding model
   (`control_plane/knowledge/reembed.py`).
+  playground's session keys past their lifetime (`control_plane/developers/session_keys.py`).
+- settlements (`SETTLEMENT_INTERVAL_S`): settle every period that is over
+  (`control_plane/earnings/settlements.py`);
+- payouts (`PAYOUT_INTERVAL_S`): pay pending withdrawals (`control_plane/earnings/withdrawals.py`);
+- webhook delivery (`WEBHOOK_DELIVERY_INTERVAL_S`): drain the webhook outbox
+  (`control_plane/webhooks/delivery.py`; needs the encryption key ring to sign).
 
 Metrics are served on `WORKER_METRICS_PORT` (default 9102; 0 serves none).
 """
@@ -46,10 +52,15 @@ from control_plane.developers import session_keys
 from control_plane.knowledge.ingest import KnowledgeIngester, KnowledgeMetrics
 from control_plane.knowledge.reembed import reembed_all
 from control_plane.payments.reconciler import reconcile
+from control_plane.earnings.payouts import build_providers
+from control_plane.earnings.settlements import settle_due
+from control_plane.earnings.withdrawals import process_payouts
 from control_plane.reaper import reap_expired
 from control_plane.settings import WorkerSettings
 from control_plane.usage_ingest import UsageIngester
+from control_plane.webhooks.delivery import Deliverer
 from control_plane.worker_metrics import WorkerMetrics, serve_metrics
+from crypto.envelope import KeyRing
 
 logger = logging.getLogger("agentlink.worker")
 
@@ -59,6 +70,18 @@ async def ensure_call_log_partitions(db: asyncpg.Pool, months_ahead: int) -> Non
     await db.execute(
         "SELECT ensure_call_log_partitions(date_trunc('month', now())::date, $1)", months_ahead + 1
     )
+
+
+def _deliverer(db: asyncpg.Pool, settings: ControlPlaneSettings) -> Deliverer | None:
+    webhooks = settings.webhooks
+    if not webhooks.encryption_keys or not webhooks.encryption_active_key_id:
+        logger.warning(
+            "AGENTLINK_ENCRYPTION_KEYS is not set: webhooks are not delivered (they wait)",
+            extra={"event": "webhook_delivery_off"},
+        )
+        return None
+    keyring = KeyRing.from_env(webhooks.encryption_keys, webhooks.encryption_active_key_id)
+    return Deliverer(db, keyring, webhooks)
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +123,8 @@ async def run_worker(
     embedder = build_embedder(settings.knowledge.embedding)
     knowledge_metrics = KnowledgeMetrics(metrics.registry)
     knowledge = KnowledgeIngester(db, redis, embedder, settings.knowledge, knowledge_metrics)
+    payout_providers = build_providers(settings.earnings)
+    deliverer = _deliverer(db, settings)
 
     async def reap() -> None:
         reaped = await reap_expired(redis, scripts, per_call_limit=settings.reaper_per_call_limit)
@@ -134,6 +159,15 @@ async def run_worker(
                 revoked,
                 extra={"event": "playground_key_sweep", "count": revoked},
             )
+    async def settle() -> None:
+        await settle_due(db, settings.earnings)
+
+    async def pay() -> None:
+        await process_payouts(db, payout_providers, settings.earnings)
+
+    async def deliver() -> None:
+        if deliverer is not None:
+            await deliverer.run_once()
 
     jobs = [
         PeriodicJob(
@@ -153,6 +187,9 @@ async def run_worker(
             sweep_playground_keys,
         ),
         PeriodicJob("knowledge_reembed", settings.knowledge.reembed_interval_s, reembed),
+        PeriodicJob("settlements", settings.earnings.settlement_interval_s, settle),
+        PeriodicJob("payouts", settings.earnings.payout_interval_s, pay),
+        PeriodicJob("webhook_delivery", settings.webhooks.delivery_interval_s, deliver),
     ]
     logger.info("worker started", extra={"count": len(jobs) + 2})
     try:
@@ -163,6 +200,10 @@ async def run_worker(
         )
     finally:
         await embedder.aclose()
+        for provider in payout_providers.values():
+            await provider.aclose()
+        if deliverer is not None:
+            await deliverer.aclose()
         await redis.aclose()
         await db.close()
         logger.info("worker stopped")

@@ -51,6 +51,11 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--agents", type=int, default=20)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--no-fsync", action="store_true", help="Postgres without fsync")
+    parser.add_argument(
+        "--compare-rollups",
+        action="store_true",
+        help="alternate rounds with the call_logs rollup trigger off and on (its cost)",
+    )
     return parser.parse_args()
 
 
@@ -155,13 +160,26 @@ async def benchmark(args: argparse.Namespace, database_url: str, redis_url: str)
             f"Postgres fsync {'off' if args.no_fsync else 'on'}",
             flush=True,
         )
-        rates = []
+        rates: dict[bool, list[float]] = {True: [], False: []}
         for round_number in range(1, args.rounds + 1):
+            rollups = not args.compare_rollups or round_number % 2 == 0
+            state = "ENABLE" if rollups else "DISABLE"
+            await db.execute(f"ALTER TABLE call_logs {state} TRIGGER call_logs_rollup")
             rate = await run_round(db, redis, population, args, rng)
-            rates.append(rate)
-            print(f"round {round_number}: {rate:,.0f} events/s", flush=True)
+            rates[rollups].append(rate)
+            label = "" if not args.compare_rollups else f" (rollups {'on' if rollups else 'off'})"
+            print(f"round {round_number}: {rate:,.0f} events/s{label}", flush=True)
+        await db.execute("ALTER TABLE call_logs ENABLE TRIGGER call_logs_rollup")
         await check_totals(db)
-        print(f"median: {statistics.median(rates):,.0f} events/s (aggregates verified)")
+        for rollups, samples in rates.items():
+            if samples:
+                label = (
+                    ""
+                    if not args.compare_rollups
+                    else f" with rollups {'on' if rollups else 'off'}"
+                )
+                print(f"median{label}: {statistics.median(samples):,.0f} events/s")
+        print("(aggregates verified)")
     finally:
         await redis.aclose()
         await db.close()

@@ -101,6 +101,8 @@ def api_env(database_url: str, redis_url: str, **overrides: str) -> Env:
         **_keyring_env(),
         "JWT_SECRET": TEST_JWT_SECRET,
         "CORS_ALLOW_ORIGINS": "https://app.agentlink.test",
+        # The tests' webhook receivers listen on loopback.
+        "WEBHOOK_ALLOW_PRIVATE_ADDRESSES": "true",
     } | overrides
 
 

@@ -56,6 +56,7 @@ from control_plane.agents.schemas import (
 from control_plane.agents.schemas import ModelTarget as ModelTargetBody
 from control_plane.auth.principal import Principal
 from control_plane.state import ControlPlaneState
+from control_plane.webhooks import events, outbox
 
 logger = logging.getLogger("agentlink.agents")
 
@@ -405,8 +406,23 @@ async def _new_version(
         connection, agent_id, version=version, envelope=envelope, key_id=key_id, price=price,
         name=name, description=description, category=category,
     )  # fmt: skip
+    await outbox.enqueue_for_agent(
+        connection, agent_id, str(row["creator_id"]), events.AGENT_UPDATED,
+        _event_data(row), event_id=f"evt_agent_{agent_id}_v{version}",
+    )  # fmt: skip
     await _sync(state, locked, row)
     return row
+
+
+def _event_data(row: asyncpg.Record) -> dict[str, object]:
+    """What a webhook about an agent says: never its config."""
+    return {
+        "agent_id": str(row["id"]),
+        "name": row["name"],
+        "version": row["version"],
+        "status": row["status"],
+        "price_per_call": money_text(row["price_per_call"]),
+    }
 
 
 async def update_agent(
@@ -515,6 +531,11 @@ async def publish(state: ControlPlaneState, principal: Principal, raw_id: str) -
         if locked.row["status"] == AgentStatus.SUSPENDED:
             raise ApiError(ErrorCode.FORBIDDEN, "This agent was suspended by an administrator.")
         row = await repository.set_status(locked.connection, locked.agent_id, AgentStatus.ACTIVE)
+        if locked.row["status"] != AgentStatus.ACTIVE:
+            await outbox.enqueue_for_agent(
+                locked.connection, locked.agent_id, str(row["creator_id"]),
+                events.AGENT_PUBLISHED, _event_data(row),
+            )  # fmt: skip
         await _sync(state, locked, row)
     return _agent_out(row)
 

@@ -144,7 +144,7 @@ async def key_for_update(
 ) -> asyncpg.Record | None:
     """The caller's own key, locked; None for a key that is not theirs (or does not exist)."""
     record: asyncpg.Record | None = await connection.fetchrow(
-        """SELECT k.id, k.key_hash, k.revoked_at, u.redis_shard
+        """SELECT k.id, k.key_hash, k.revoked_at, k.name, k.key_prefix, u.redis_shard
            FROM api_keys k JOIN users u ON u.id = k.user_id
            WHERE k.id = $1 AND k.user_id = $2
            FOR NO KEY UPDATE OF k""",
@@ -161,26 +161,49 @@ async def revoke_key(connection: DbConnection, key_id: str) -> None:
 
 
 async def usage(
-    connection: DbConnection, user_id: str, start: datetime, end: datetime
+    connection: DbConnection,
+    user_id: str,
+    start: datetime,
+    end: datetime,
+    whole_hours: tuple[datetime, datetime],
 ) -> list[asyncpg.Record]:
-    """Aggregates of the user's calls in [start, end), in one pass over the range's
-    partitions: one row per agent (level 3), per UTC day (level 5), per API key (level 6)
-    and the grand total (level 7). The level is GROUPING(agent_id, day, api_key_id)."""
+    """Aggregates of the user's calls in [start, end): one row per agent (level 3), per UTC
+    day (level 5), per API key (level 6) and the grand total (level 7). The level is
+    GROUPING(agent_id, day, api_key_id).
+
+    The whole hours inside the range come from the `usage_key_hourly` rollup (migration 0007);
+    the partial hours at its two edges from call_logs (an index range scan on a pruned
+    partition), so any range is exact and costs a few rollup rows per hour, however many
+    calls there were."""
     rows: list[asyncpg.Record] = await connection.fetch(
         """WITH logs AS (
-               SELECT agent_id, api_key_id, (created_at AT TIME ZONE 'UTC')::date AS day,
-                      billable, status, units, cost_usd, input_tokens, output_tokens
+               SELECT agent_id, api_key_id, (hour AT TIME ZONE 'UTC')::date AS day, calls,
+                      billable_calls, successful_calls, error_calls, units, spend,
+                      input_tokens, output_tokens
+               FROM usage_key_hourly
+               WHERE user_id = $1 AND hour >= $4 AND hour < $5
+               UNION ALL
+               SELECT agent_id, api_key_id, (created_at AT TIME ZONE 'UTC')::date, 1,
+                      billable::int, (status = 'success')::int,
+                      (status IN ('error', 'timeout', 'blocked'))::int, units, cost_usd,
+                      coalesce(input_tokens, 0), coalesce(output_tokens, 0)
                FROM call_logs
-               WHERE user_id = $1 AND created_at >= $2 AND created_at < $3
+               WHERE user_id = $1 AND created_at >= $2 AND created_at < $4
+               UNION ALL
+               SELECT agent_id, api_key_id, (created_at AT TIME ZONE 'UTC')::date, 1,
+                      billable::int, (status = 'success')::int,
+                      (status IN ('error', 'timeout', 'blocked'))::int, units, cost_usd,
+                      coalesce(input_tokens, 0), coalesce(output_tokens, 0)
+               FROM call_logs
+               WHERE user_id = $1 AND created_at >= $5 AND created_at < $3
            )
            SELECT agent_id, day, api_key_id, GROUPING(agent_id, day, api_key_id) AS level,
-                  count(*) AS calls,
-                  count(*) FILTER (WHERE billable) AS billable_calls,
-                  count(*) FILTER (WHERE status = 'success') AS successful_calls,
-                  count(*) FILTER (WHERE status IN ('error', 'timeout', 'blocked'))
-                      AS failed_calls,
+                  coalesce(sum(calls), 0)::bigint AS calls,
+                  coalesce(sum(billable_calls), 0)::bigint AS billable_calls,
+                  coalesce(sum(successful_calls), 0)::bigint AS successful_calls,
+                  coalesce(sum(error_calls), 0)::bigint AS failed_calls,
                   coalesce(sum(units), 0)::bigint AS units,
-                  coalesce(sum(cost_usd), 0) AS cost_usd,
+                  coalesce(sum(spend), 0) AS cost_usd,
                   coalesce(sum(input_tokens), 0)::bigint AS input_tokens,
                   coalesce(sum(output_tokens), 0)::bigint AS output_tokens
            FROM logs
@@ -188,6 +211,7 @@ async def usage(
         user_id,
         start,
         end,
+        *whole_hours,
     )
     return rows
 

@@ -63,7 +63,7 @@ ROUTES = [
              "Revoke an API key; the gateway refuses it from the next request on",
              status=204, user_types=_DEVELOPERS, tags=("developers",)),
     ApiRoute("GET", f"{PREFIX}/usage", developer_usage,
-             "Calls, billable calls and units in a range, per agent and per day",
+             "Calls, spend and units in a range: totals, per agent, per API key and per day",
              query=UsageQuery, response=UsageReport, user_types=_DEVELOPERS,
              tags=("developers",)),
     ApiRoute("GET", f"{PREFIX}/trials", developer_trials,

@@ -47,6 +47,7 @@ from control_plane.marketplace.pagination import (
     parse_uuid,
 )
 from control_plane.state import ControlPlaneState
+from control_plane.webhooks import events, outbox
 from crypto.api_keys import generate_api_key
 
 # Active (unrevoked) keys a developer may hold at once. Revoked keys do not count.
@@ -187,6 +188,12 @@ async def revoke_key(state: ControlPlaneState, principal: Principal, key_id: str
         if row is None:
             raise _key_not_found()
         await repository.revoke_key(connection, key_id)
+        if row["revoked_at"] is None:
+            await outbox.enqueue(
+                connection, [principal.user_id], events.KEY_REVOKED,
+                {"key_id": key_id, "name": row["name"], "prefix": row["key_prefix"]},
+                event_id=f"evt_key_{key_id}_revoked",
+            )  # fmt: skip
         # Written even when the key was revoked already: it costs one write and repairs a
         # record that might have been lost with a Redis failover.
         await gateway_sync.hold_write_through(connection)
@@ -237,13 +244,24 @@ def _days(start: datetime, end: datetime) -> list[date]:
     return [first + timedelta(days=offset) for offset in range((last - first).days + 1)]
 
 
+def _whole_hours(start: datetime, end: datetime) -> tuple[datetime, datetime]:
+    """The whole UTC hours inside [start, end), as [first, last); empty (end, end) if none."""
+    first = start.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+    if first < start:
+        first += timedelta(hours=1)
+    last = end.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+    return (first, last) if first < last else (end, end)
+
+
 async def usage(state: ControlPlaneState, principal: Principal, query: UsageQuery) -> UsageReport:
     """The caller's calls in [from, to), from call_logs: totals, per agent, per UTC day (every
     day of the range, zeros included). Calls still in the usage stream appear once the worker
     has written them, normally within a second."""
     start, end = _usage_range(query)
     async with state.db.acquire() as connection:
-        rows = await repository.usage(connection, principal.user_id, start, end)
+        rows = await repository.usage(
+            connection, principal.user_id, start, end, _whole_hours(start, end)
+        )
         agent_rows = [row for row in rows if row["level"] == _BY_AGENT]
         key_rows = [row for row in rows if row["level"] == _BY_KEY]
         names = await repository.agent_names(

@@ -14,10 +14,12 @@ from starlette.routing import BaseRoute
 
 from control_plane.admin import routes as admin
 from control_plane.agents import routes as agents
+from control_plane.analytics import routes as analytics
 from control_plane.api import ApiRoute, PlainHandler, build_plain_route, build_route
 from control_plane.auth import routes as auth
 from control_plane.creators import routes as creators
 from control_plane.developers import routes as developers
+from control_plane.earnings import routes as earnings
 from control_plane.feature_flags import routes as feature_flags
 from control_plane.knowledge import routes as knowledge
 from control_plane.marketplace import routes as marketplace
@@ -25,6 +27,7 @@ from control_plane.openapi import build_openapi, docs_page
 from control_plane.payments import routes as payments
 from control_plane.reviews import routes as reviews
 from control_plane.routes import health
+from control_plane.webhooks import routes as webhooks
 
 API_ROUTES: list[ApiRoute] = [
     *auth.ROUTES,
@@ -37,6 +40,9 @@ API_ROUTES: list[ApiRoute] = [
     *feature_flags.ROUTES,
     *payments.ROUTES,
     *knowledge.ROUTES,
+    *earnings.ROUTES,
+    *analytics.ROUTES,
+    *webhooks.ROUTES,
 ]
 
 PUBLIC_OPERATIONS: frozenset[tuple[str, str]] = frozenset(

@@ -96,6 +96,8 @@ REQUESTS: dict[tuple[str, str], tuple[dict[str, Any] | None, int, str | None]] =
         404,
         "40402",
     ),
+    # A creator id that is not one: refused before anything is settled.
+    ("POST", f"{A}/settlements/trigger"): ({"creator_id": "not-a-uuid"}, 400, "40002"),
 }
 _PARAM = re.compile(r"{([a-z_]+)}")
 

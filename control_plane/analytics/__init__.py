@@ -1,0 +1,1 @@
+"""Usage analytics from the rollups the call_logs trigger maintains (migration 0007)."""

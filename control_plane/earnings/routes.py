@@ -1,0 +1,86 @@
+"""Money-out routes: path → handler. A creator's balances, settlements and withdrawals; the
+admin settlement routes of the seed (`/api/v1/admin/settlements/...`, payments permission)."""
+
+from __future__ import annotations
+
+from starlette.responses import Response
+
+from control_plane.api import ApiRoute, Context, json_response
+from control_plane.auth.principal import Permission, UserType
+from control_plane.earnings import service
+from control_plane.earnings.schemas import (
+    Balances,
+    CreateWithdrawal,
+    HistoryQuery,
+    PageQuery,
+    PendingQuery,
+    PendingSettlements,
+    SettlementPage,
+    TriggerResult,
+    TriggerSettlement,
+    WithdrawalOut,
+    WithdrawalPage,
+)
+
+
+async def creator_earnings(context: Context) -> Balances:
+    return await service.balances(context.state, context.user)
+
+
+async def creator_settlements(context: Context, query: PageQuery) -> SettlementPage:
+    return await service.creator_settlements(context.state, context.user, query)
+
+
+async def create_withdrawal(context: Context, body: CreateWithdrawal) -> Response:
+    key = context.request.headers.get("idempotency-key")
+    withdrawal, created = await service.create_withdrawal(context.state, context.user, body, key)
+    return json_response(withdrawal, 201 if created else 200)
+
+
+async def list_withdrawals(context: Context, query: PageQuery) -> WithdrawalPage:
+    return await service.list_withdrawals(context.state, context.user, query)
+
+
+async def admin_pending_settlements(context: Context, query: PendingQuery) -> PendingSettlements:
+    return await service.pending(context.state, query)
+
+
+async def admin_trigger_settlements(context: Context, body: TriggerSettlement) -> TriggerResult:
+    return await service.trigger(context.state, context.user, body, context.client_ip)
+
+
+async def admin_settlement_history(context: Context, query: HistoryQuery) -> SettlementPage:
+    return await service.history(context.state, query)
+
+
+ME = "/api/v1/creators/me"
+ADMIN = "/api/v1/admin/settlements"
+_CREATORS = frozenset({UserType.CREATOR})
+_ADMINS = frozenset({UserType.ADMIN})
+_PAYMENTS = Permission.MANAGE_PAYMENTS
+ROUTES = [
+    ApiRoute("GET", f"{ME}/earnings", creator_earnings,
+             "Balances: pending (accrued, unsettled), available (settled, withdrawable), totals",
+             response=Balances, user_types=_CREATORS, tags=("earnings",)),
+    ApiRoute("GET", f"{ME}/settlements", creator_settlements,
+             "Earnings history: the creator's settlements, newest first", query=PageQuery,
+             response=SettlementPage, user_types=_CREATORS, tags=("earnings",)),
+    ApiRoute("POST", f"{ME}/withdrawals", create_withdrawal,
+             "Withdraw from the available balance (Idempotency-Key header honoured)",
+             body=CreateWithdrawal, response=WithdrawalOut, status=201, user_types=_CREATORS,
+             tags=("earnings",)),
+    ApiRoute("GET", f"{ME}/withdrawals", list_withdrawals,
+             "The creator's withdrawals, newest first",
+             query=PageQuery, response=WithdrawalPage, user_types=_CREATORS, tags=("earnings",)),
+    ApiRoute("GET", f"{ADMIN}/pending", admin_pending_settlements,
+             "Unsettled earnings per creator, largest first", query=PendingQuery,
+             response=PendingSettlements, user_types=_ADMINS, permission=_PAYMENTS,
+             tags=("admin",)),
+    ApiRoute("POST", f"{ADMIN}/trigger", admin_trigger_settlements,
+             "Settle every period that has ended, now (audited)", body=TriggerSettlement,
+             response=TriggerResult, user_types=_ADMINS, permission=_PAYMENTS, tags=("admin",)),
+    ApiRoute("GET", f"{ADMIN}/history", admin_settlement_history,
+             "Settlements, newest period first (filter by creator and period)",
+             query=HistoryQuery, response=SettlementPage, user_types=_ADMINS,
+             permission=_PAYMENTS, tags=("admin",)),
+]  # fmt: skip

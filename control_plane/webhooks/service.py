@@ -1,0 +1,234 @@
+"""Developers' (and creators') webhook endpoints: register, list, delete, re-enable, send a
+test event, read the delivery log. Only the owner sees or touches an endpoint; another
+account's id is answered exactly like a missing one."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+
+from common.errors import ApiError, ErrorCode
+from control_plane.auth.principal import Principal
+from control_plane.marketplace.pagination import (
+    decode_cursor,
+    encode_cursor,
+    is_uuid,
+    parse_datetime,
+    parse_uuid,
+)
+from control_plane.state import ControlPlaneState
+from control_plane.webhooks import events, outbox, ssrf
+from control_plane.webhooks.delivery import secret_associated_id
+from control_plane.webhooks.schemas import (
+    AttemptOut,
+    CreatedWebhook,
+    CreateWebhook,
+    DeliveryOut,
+    DeliveryPage,
+    DeliveryQuery,
+    TestEvent,
+    WebhookList,
+    WebhookOut,
+)
+from crypto.webhook_signing import generate_webhook_secret
+
+_COLUMNS = """id, url, events, description, quota_low_threshold, active, disabled_reason,
+    disabled_at, consecutive_failures, created_at"""
+
+
+def _invalid(field: str, message: str) -> ApiError:
+    return ApiError(ErrorCode.VALIDATION_FAILED, details=[{"field": field, "message": message}])
+
+
+def _not_found() -> ApiError:
+    return ApiError(ErrorCode.RESOURCE_NOT_FOUND, "No webhook with this id.")
+
+
+def _out(row: asyncpg.Record) -> WebhookOut:
+    return WebhookOut(
+        id=str(row["id"]), url=row["url"], events=list(row["events"]),
+        description=row["description"], quota_low_threshold=row["quota_low_threshold"],
+        active=row["active"], disabled_reason=row["disabled_reason"],
+        disabled_at=row["disabled_at"], consecutive_failures=row["consecutive_failures"],
+        created_at=row["created_at"],
+    )  # fmt: skip
+
+
+async def create(
+    state: ControlPlaneState, principal: Principal, request: CreateWebhook
+) -> CreatedWebhook:
+    settings = state.settings.webhooks
+    url = request.url.strip()
+    try:
+        await ssrf.resolve(url, allow_private=settings.allow_private_addresses)
+    except ssrf.UnsafeDestination as error:
+        message = f"Webhooks are delivered to public http(s) URLs only: {error}."
+        raise _invalid("url", message) from None
+    unknown = sorted(set(request.events) - events.EVENT_TYPES)
+    if unknown:
+        raise _invalid(
+            "events",
+            f"Unknown events {unknown}; known: {', '.join(sorted(events.EVENT_TYPES))}.",
+        )
+    names = sorted(set(request.events))
+    threshold = request.quota_low_threshold
+    secret = generate_webhook_secret()
+    async with state.db.acquire() as connection, connection.transaction():
+        await connection.execute(
+            "SELECT 1 FROM users WHERE id = $1 FOR NO KEY UPDATE", principal.user_id
+        )  # one registration at a time per account, so the cap holds
+        count = await connection.fetchval(
+            "SELECT count(*) FROM webhooks WHERE user_id = $1", principal.user_id
+        )
+        if count >= settings.max_per_user:
+            raise ApiError(
+                ErrorCode.CONFLICT,
+                f"An account may have {settings.max_per_user} webhooks; delete one first.",
+            )
+        webhook_id = await connection.fetchval("SELECT gen_random_uuid()")
+        sealed = state.keyring.encrypt(
+            secret.encode(), agent_id=secret_associated_id(str(webhook_id)), version=1
+        )
+        row = await connection.fetchrow(
+            f"""INSERT INTO webhooks (id, user_id, url, events, secret_encrypted, description,
+                                      quota_low_threshold)
+                VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {_COLUMNS}""",  # noqa: S608
+            webhook_id,
+            principal.user_id,
+            url,
+            names,
+            sealed,
+            request.description,
+            settings.quota_low_units if threshold is None else threshold,
+        )
+    assert row is not None
+    return CreatedWebhook(
+        id=str(row["id"]), url=row["url"], events=list(row["events"]),
+        description=row["description"], quota_low_threshold=row["quota_low_threshold"],
+        active=row["active"], created_at=row["created_at"], secret=secret,
+    )  # fmt: skip
+
+
+async def list_webhooks(state: ControlPlaneState, principal: Principal) -> WebhookList:
+    rows = await state.db.fetch(
+        f"SELECT {_COLUMNS} FROM webhooks WHERE user_id = $1"  # noqa: S608 - constant columns
+        " ORDER BY created_at DESC, id",
+        principal.user_id,
+    )
+    return WebhookList([_out(row) for row in rows])
+
+
+async def _owned(state: ControlPlaneState, principal: Principal, webhook_id: str) -> str:
+    if not is_uuid(webhook_id):
+        raise _not_found()
+    found = await state.db.fetchval(
+        "SELECT id FROM webhooks WHERE id = $1 AND user_id = $2", webhook_id, principal.user_id
+    )
+    if found is None:
+        raise _not_found()
+    return str(found)
+
+
+async def delete(state: ControlPlaneState, principal: Principal, webhook_id: str) -> None:
+    if not is_uuid(webhook_id):
+        raise _not_found()
+    status = await state.db.execute(
+        "DELETE FROM webhooks WHERE id = $1 AND user_id = $2", webhook_id, principal.user_id
+    )
+    if status == "DELETE 0":
+        raise _not_found()
+
+
+async def enable(state: ControlPlaneState, principal: Principal, webhook_id: str) -> WebhookOut:
+    """Re-enable an endpoint the worker disabled; its waiting deliveries go out again."""
+    await _owned(state, principal, webhook_id)
+    row = await state.db.fetchrow(
+        f"""UPDATE webhooks SET active = true, consecutive_failures = 0, disabled_reason = NULL,
+                   disabled_at = NULL
+            WHERE id = $1 RETURNING {_COLUMNS}""",  # noqa: S608 - constant columns
+        webhook_id,
+    )
+    assert row is not None
+    return _out(row)
+
+
+async def send_test(state: ControlPlaneState, principal: Principal, webhook_id: str) -> TestEvent:
+    """A `webhook.test` event to this endpoint only, through the same outbox and worker."""
+    await _owned(state, principal, webhook_id)
+    event_id = outbox.new_event_id()
+    row = await state.db.fetchrow(
+        """INSERT INTO webhook_deliveries (webhook_id, event_id, event_type, payload)
+           SELECT id, $2, $3, $4 FROM webhooks WHERE id = $1 AND active
+           RETURNING id""",
+        webhook_id,
+        event_id,
+        events.WEBHOOK_TEST,
+        {"webhook_id": webhook_id, "message": "A test event from AgentLink."},
+    )
+    if row is None:
+        raise ApiError(ErrorCode.CONFLICT, "This webhook is disabled; re-enable it before testing.")
+    return TestEvent(event_id, str(row["id"]))
+
+
+async def deliveries(
+    state: ControlPlaneState, principal: Principal, webhook_id: str, query: DeliveryQuery
+) -> DeliveryPage:
+    await _owned(state, principal, webhook_id)
+    params: list[Any] = [webhook_id, query.limit + 1]
+    after = ""
+    if query.cursor is not None:
+        created_at, delivery_id = decode_cursor(
+            query.cursor, "deliveries", (parse_datetime, parse_uuid)
+        )
+        params += [created_at, delivery_id]
+        after = "AND (created_at < $3 OR (created_at = $3 AND id > $4::uuid))"
+    rows = await state.db.fetch(
+        f"""SELECT id, event_id, event_type, status, attempts, last_status_code, last_error,
+                   last_latency_ms, created_at, last_attempt_at, delivered_at,
+                   CASE WHEN status = 'pending' THEN next_attempt_at END AS next_attempt_at
+            FROM webhook_deliveries WHERE webhook_id = $1 {after}
+            ORDER BY created_at DESC, id LIMIT $2""",  # noqa: S608 - constant clauses
+        *params,
+    )
+    page = rows[: query.limit]
+    attempts = await state.db.fetch(
+        """SELECT delivery_id, attempt, status_code, latency_ms, error, attempted_at
+           FROM webhook_delivery_attempts WHERE delivery_id = ANY($1::uuid[])
+           ORDER BY delivery_id, attempt, id""",
+        [row["id"] for row in page],
+    )
+    log: dict[str, list[AttemptOut]] = {}
+    for attempt in attempts:
+        log.setdefault(str(attempt["delivery_id"]), []).append(
+            AttemptOut(
+                attempt["attempt"],
+                attempt["status_code"],
+                attempt["latency_ms"],
+                attempt["error"],
+                attempt["attempted_at"],
+            )
+        )
+    items = [
+        DeliveryOut(
+            id=str(row["id"]),
+            event_id=row["event_id"],
+            event_type=row["event_type"],
+            status=row["status"],
+            attempts=row["attempts"],
+            last_status_code=row["last_status_code"],
+            last_error=row["last_error"],
+            last_latency_ms=row["last_latency_ms"],
+            created_at=row["created_at"],
+            last_attempt_at=row["last_attempt_at"],
+            next_attempt_at=row["next_attempt_at"],
+            delivered_at=row["delivered_at"],
+            attempt_log=log.get(str(row["id"]), []),
+        )
+        for row in page
+    ]
+    next_cursor = None
+    if len(rows) > query.limit:
+        last = page[-1]
+        next_cursor = encode_cursor("deliveries", [last["created_at"].isoformat(), str(last["id"])])
+    return DeliveryPage(items, next_cursor)
