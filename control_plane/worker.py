@@ -49,12 +49,12 @@ from common.json_logging import configure_logging
 from common.knowledge.backends import build_embedder
 from common.redis_store import LuaScripts, create_redis
 from control_plane.developers import session_keys
-from control_plane.knowledge.ingest import KnowledgeIngester, KnowledgeMetrics
-from control_plane.knowledge.reembed import reembed_all
-from control_plane.payments.reconciler import reconcile
 from control_plane.earnings.payouts import build_providers
 from control_plane.earnings.settlements import settle_due
 from control_plane.earnings.withdrawals import process_payouts
+from control_plane.knowledge.ingest import KnowledgeIngester, KnowledgeMetrics
+from control_plane.knowledge.reembed import reembed_all
+from control_plane.payments.reconciler import reconcile
 from control_plane.reaper import reap_expired
 from control_plane.settings import WorkerSettings
 from control_plane.usage_ingest import UsageIngester
@@ -159,6 +159,7 @@ async def run_worker(
                 revoked,
                 extra={"event": "playground_key_sweep", "count": revoked},
             )
+
     async def settle() -> None:
         await settle_due(db, settings.earnings)
 

@@ -9,9 +9,9 @@ the last `--days` days in statements of 200k rows. Popularity is skewed like a m
 developer = floor(developers * r^2); each developer uses up to 5 agents (slot =
 floor(5 * r^2)), each picked by hashing (developer, slot) into agent = floor(agents * h^3) (the
 top 1% of agents get ~20% of the developers); 95% success, 2% errors, 1% timeouts, 2%
-cancelled. The bulk load runs with the rollup trigger off and then builds the rollups with migration 0007's own backfill SQL
-(the same tables and values the trigger keeps; what the trigger costs ingestion is measured by
-`loadtests/ingest_throughput.py --compare-rollups`). `--with-trigger` loads through the trigger
+cancelled. The bulk load runs with the rollup trigger off and then builds the rollups with
+migration 0007's own backfill SQL (the same tables and values the trigger keeps; what the
+trigger costs ingestion is measured by `loadtests/ingest_throughput.py --compare-rollups`). `--with-trigger` loads through the trigger
 instead (slow: a few thousand rows/s on a busy 2-core box).
 
 Then it times, over `--runs` runs after a warm-up, the real service functions the routes call:
