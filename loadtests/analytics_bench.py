@@ -11,8 +11,9 @@ floor(5 * r^2)), each picked by hashing (developer, slot) into agent = floor(age
 top 1% of agents get ~20% of the developers); 95% success, 2% errors, 1% timeouts, 2%
 cancelled. The bulk load runs with the rollup trigger off and then builds the rollups with
 migration 0007's own backfill SQL (the same tables and values the trigger keeps; what the
-trigger costs ingestion is measured by `loadtests/ingest_throughput.py --compare-rollups`). `--with-trigger` loads through the trigger
-instead (slow: a few thousand rows/s on a busy 2-core box).
+trigger costs ingestion is measured by `loadtests/ingest_throughput.py --compare-rollups`).
+`--with-trigger` loads through the trigger instead (slow: a few thousand rows/s on a busy
+2-core box).
 
 Then it times, over `--runs` runs after a warm-up, the real service functions the routes call:
 creator analytics of the heaviest creator (30 days by day; 7 days by hour; one agent), of a
