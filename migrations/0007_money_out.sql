@@ -22,7 +22,7 @@ ALTER TABLE creator_profiles
     -- The creator's Stripe Connect account (payouts by Stripe transfer).
     ADD COLUMN stripe_account_id TEXT
         CONSTRAINT creator_profiles_stripe_account_id_format
-        CHECK (stripe_account_id ~ '^acct_[A-Za-z0-9]{1,64}$');
+        CHECK (stripe_account_id ~ '^acct_[A-Za-z0-9_]{1,64}$');
 CREATE UNIQUE INDEX creator_profiles_stripe_account_key ON creator_profiles (stripe_account_id)
     WHERE stripe_account_id IS NOT NULL;
 

@@ -7,7 +7,8 @@ from starlette.responses import Response
 
 from control_plane.api import ApiRoute, Context, json_response
 from control_plane.auth.principal import Permission, UserType
-from control_plane.earnings import service
+from control_plane.earnings import payout_account, service
+from control_plane.earnings.payout_account import PayoutAccount
 from control_plane.earnings.schemas import (
     Balances,
     CreateWithdrawal,
@@ -41,6 +42,14 @@ async def list_withdrawals(context: Context, query: PageQuery) -> WithdrawalPage
     return await service.list_withdrawals(context.state, context.user, query)
 
 
+async def connect_payout_account(context: Context) -> PayoutAccount:
+    return await payout_account.connect(context.state, context.user)
+
+
+async def get_payout_account(context: Context) -> PayoutAccount:
+    return await payout_account.status(context.state, context.user)
+
+
 async def admin_pending_settlements(context: Context, query: PendingQuery) -> PendingSettlements:
     return await service.pending(context.state, query)
 
@@ -72,6 +81,12 @@ ROUTES = [
     ApiRoute("GET", f"{ME}/withdrawals", list_withdrawals,
              "The creator's withdrawals, newest first",
              query=PageQuery, response=WithdrawalPage, user_types=_CREATORS, tags=("earnings",)),
+    ApiRoute("POST", f"{ME}/payout-account", connect_payout_account,
+             "Connect a Stripe account for payouts; returns Stripe's onboarding link",
+             response=PayoutAccount, user_types=_CREATORS, tags=("earnings",)),
+    ApiRoute("GET", f"{ME}/payout-account", get_payout_account,
+             "The Stripe account payouts go to, and whether it can receive them yet",
+             response=PayoutAccount, user_types=_CREATORS, tags=("earnings",)),
     ApiRoute("GET", f"{ADMIN}/pending", admin_pending_settlements,
              "Unsettled earnings per creator, largest first", query=PendingQuery,
              response=PendingSettlements, user_types=_ADMINS, permission=_PAYMENTS,

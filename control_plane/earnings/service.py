@@ -199,6 +199,8 @@ async def create_withdrawal(
         raise _invalid(
             "method", f"Payouts are available by: {', '.join(settings.payout_providers)}."
         )
+    if method == "stripe" and state.settings.payments.stripe is None:
+        raise _invalid("method", "Payouts by Stripe are not configured here.")
     if idempotency_key is not None and not 1 <= len(idempotency_key) <= 255:
         raise _invalid("Idempotency-Key", "At most 255 characters.")
     try:

@@ -16,7 +16,7 @@ from starlette.routing import Route
 from fake_payments import inspection
 from fake_payments.config import FakeConfig
 from fake_payments.recorder import Recorder, WebhookSender
-from fake_payments.stripe import charges, checkout_sessions, events, refunds
+from fake_payments.stripe import charges, checkout_sessions, connect, events, refunds
 from fake_payments.stripe.store import StripeStore
 from fake_payments.stripe.wire import StripeError, decode_form, json
 
@@ -39,6 +39,7 @@ class FakeStripe:
             *checkout_sessions.routes(self),
             *charges.routes(self),
             *refunds.routes(self),
+            *connect.routes(self),
         ]
         self.app = Starlette(routes=routes, lifespan=self._lifespan)
 
