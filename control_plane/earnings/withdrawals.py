@@ -157,6 +157,11 @@ class PayoutRun:
     unknown: int = 0
 
 
+def _storable(text: str) -> str:
+    """A provider's message as Postgres TEXT takes it: no NUL, at most 1000 characters."""
+    return text.replace("\x00", "")[:1000] or "refused"
+
+
 def retry_delay(attempts: int, maximum_s: float) -> float:
     """Exponential backoff with jitter after `attempts` attempts: ~2, 4, 8 ... s, capped."""
     base: float = min(maximum_s, 2.0 ** min(attempts, 30))
@@ -209,7 +214,7 @@ async def fail_and_refund(db: asyncpg.Pool, withdrawal_id: str, reason: str) -> 
                WHERE id = $1 AND status = 'processing'
                RETURNING creator_id, amount""",
             withdrawal_id,
-            reason[:1000],
+            _storable(reason),
         )
         if row is None:
             return False
@@ -248,7 +253,7 @@ async def process_payouts(
                 """UPDATE withdrawals SET last_error = $2, next_attempt_at = now() + $3
                    WHERE id = $1 AND status = 'processing'""",
                 withdrawal_id,
-                str(error)[:1000],
+                _storable(str(error)),
                 timedelta(seconds=delay),
             )
             logger.warning(
