@@ -74,7 +74,8 @@ def world(control_url: str, database_url: str) -> dict[str, Any]:
             },
             "params": {"agent_id": agent.json()["id"], "key_id": key.json()["id"], "version": "1",
                        "payment_id": "00000000-0000-4000-8000-000000000000",
-                       "file_id": "00000000-0000-4000-8000-000000000000"},
+                       "file_id": "00000000-0000-4000-8000-000000000000",
+                       "webhook_id": "00000000-0000-4000-8000-000000000000"},
         }  # fmt: skip
 
     return asyncio.run(build())
