@@ -24,9 +24,9 @@ from common.settings import (
 )
 from control_plane.dashboard.settings import DashboardSettings
 from control_plane.earnings.settings import EarningsSettings
-from control_plane.webhooks.settings import WebhookSettings
 from control_plane.knowledge.settings import KnowledgeBaseSettings
 from control_plane.payments.settings import PaymentSettings
+from control_plane.webhooks.settings import WebhookSettings
 
 
 @dataclass(frozen=True, slots=True)

@@ -72,7 +72,7 @@ async def ensure_call_log_partitions(db: asyncpg.Pool, months_ahead: int) -> Non
     )
 
 
-def _deliverer(db: asyncpg.Pool, settings: ControlPlaneSettings) -> Deliverer | None:
+def _deliverer(db: asyncpg.Pool, settings: WorkerSettings) -> Deliverer | None:
     webhooks = settings.webhooks
     if not webhooks.encryption_keys or not webhooks.encryption_active_key_id:
         logger.warning(
