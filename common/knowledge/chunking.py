@@ -25,6 +25,7 @@ _BOUNDARIES = (
 _SPACES = re.compile(r"[ \t\f\v\u00a0]+")
 _BLANK_LINES = re.compile(r"\n\s*\n\s*")
 _LINE_EDGES = re.compile(r" *\n *")
+_NON_SPACE = re.compile(r"\S")
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,9 +64,10 @@ def split_text(text: str, chunk_size: int = 1000, chunk_overlap: int = 200) -> l
         start, end = pieces[first][0], pieces[last][1]
         body = text[start:end]
         stripped = body.strip()
+        chunk_start = -1
         if stripped:
-            lead = len(body) - len(body.lstrip())
-            chunks.append(Chunk(len(chunks), start + lead, start + lead + len(stripped), stripped))
+            chunk_start = start + len(body) - len(body.lstrip())
+            chunks.append(Chunk(len(chunks), chunk_start, chunk_start + len(stripped), stripped))
         if last + 1 == len(pieces):
             break
         # The next chunk starts with as many of this one's last pieces as fit in the overlap
@@ -75,10 +77,18 @@ def split_text(text: str, chunk_size: int = 1000, chunk_overlap: int = 200) -> l
             following - 1 > first
             and end - pieces[following - 1][0] <= chunk_overlap
             and pieces[last + 1][1] - pieces[following - 1][0] <= chunk_size
+            # A piece of only spaces would make the next chunk start where this one does.
+            and _content_start(text, pieces[following - 1][0]) > chunk_start
         ):
             following -= 1
         first = following
     return chunks
+
+
+def _content_start(text: str, position: int) -> int:
+    """Where the first non-space character at or after `position` is."""
+    found = _NON_SPACE.search(text, position)
+    return found.start() if found else len(text)
 
 
 def _pieces(text: str, start: int, end: int, level: int, size: int) -> Iterator[tuple[int, int]]:

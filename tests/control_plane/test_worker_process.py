@@ -218,6 +218,10 @@ async def _has_pending(redis: redis_asyncio.Redis, shards: set[int]) -> bool:
     return False
 
 
+async def _nothing_pending(redis: redis_asyncio.Redis, shards: set[int]) -> bool:
+    return not await _has_pending(redis, shards)
+
+
 async def _at_least(db: asyncpg.Pool, user_ids: list[str], count: int) -> bool:
     return await count_rows(db, user_ids) >= count
 
@@ -237,6 +241,9 @@ async def test_sigterm_finishes_the_batch_in_flight_before_exiting(
     worker.start()
     await producer.call(account, agent, billable=True, expected=expected)
     await wait_until(lambda: _at_least(db_pool, user_ids, 1), 20, "the worker to start")
+    # The first event's row is visible before its XACK: wait for the ack too, or its pending
+    # entry would pass for the held batch below.
+    await wait_until(lambda: _nothing_pending(redis, shards), 20, "the first event's ack")
 
     async with hold_agent_row(db_pool, agent.agent_id) as release:
         for _ in range(20):  # billable: their batch must update the held agent row

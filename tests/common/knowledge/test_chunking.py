@@ -77,3 +77,18 @@ def test_whitespace_is_normalised() -> None:
 def test_bad_settings_are_refused(size: int, overlap: int) -> None:
     with pytest.raises(ValueError, match="chunk"):
         split_text("text", size, overlap)
+
+
+def test_a_piece_of_only_spaces_never_makes_two_chunks_start_at_one_place() -> None:
+    # Found by a fuzzer: a whitespace-only piece stepped back into the overlap made the next
+    # chunk start where the previous one did ('ab' and then 'ab cd').
+    text = (
+        ";Hello.\xa0a  )a))\nHello.word?)\t  \xa0ab cd \t\xa0;Hello.a?;ab cdx!\n\n"
+        "bwordab cd \xa0\tx!"
+    )
+    chunks = split_text(text, 6, 4)
+    starts = [chunk.start for chunk in chunks]
+    assert starts == sorted(set(starts))
+    clean = normalise(text)
+    for chunk in chunks:
+        assert clean[chunk.start : chunk.end] == chunk.text
