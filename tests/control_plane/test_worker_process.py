@@ -172,13 +172,15 @@ async def test_sigkill_mid_ingestion_loses_nothing_and_counts_nothing_twice(
 
     first.start()
     production = asyncio.create_task(produce())
+    # Liveness bounds, not timings: generous, because a loaded 2-core CI box starts a worker
+    # process and ingests thousands of events several times slower than an idle one.
     await wait_until(
-        lambda: _at_least(db_pool, user_ids, CALLS // 10), 20, "the first worker to ingest"
+        lambda: _at_least(db_pool, user_ids, CALLS // 10), 60, "the first worker to ingest"
     )
     # Hold one agent's row: the worker's next batch blocks inside its transaction, with its
     # entries delivered and not acknowledged. Then kill it right there.
     async with hold_agent_row(db_pool, agents[0].agent_id) as release:
-        await wait_until(lambda: _has_pending(redis, shards), 20, "a batch in flight")
+        await wait_until(lambda: _has_pending(redis, shards), 60, "a batch in flight")
         await asyncio.sleep(0.1)
         assert first.signal(signal.SIGKILL) == -signal.SIGKILL
         await release()
@@ -186,8 +188,14 @@ async def test_sigkill_mid_ingestion_loses_nothing_and_counts_nothing_twice(
     await production
 
     second.start()
-    await wait_until(lambda: _at_least(db_pool, user_ids, CALLS), 20, "every event")
-    await wait_until(lambda: drained(redis, shards), 10, "the streams to drain")
+    try:
+        await wait_until(lambda: _at_least(db_pool, user_ids, CALLS), 90, "every event")
+    except AssertionError as timeout:
+        ingested = await count_rows(db_pool, user_ids)
+        raise AssertionError(
+            f"{timeout}: {ingested} of {CALLS} rows, {killed_at} at the kill"
+        ) from None
+    await wait_until(lambda: drained(redis, shards), 30, "the streams to drain")
 
     assert killed_at < CALLS, "the kill came after everything was ingested"
     assert await count_rows(db_pool, user_ids) == CALLS
@@ -248,7 +256,7 @@ async def test_sigterm_finishes_the_batch_in_flight_before_exiting(
     async with hold_agent_row(db_pool, agent.agent_id) as release:
         for _ in range(20):  # billable: their batch must update the held agent row
             await producer.call(account, agent, billable=True, expected=expected)
-        await wait_until(lambda: _has_pending(redis, shards), 20, "a batch in flight")
+        await wait_until(lambda: _has_pending(redis, shards), 60, "a batch in flight")
         worker.send(signal.SIGTERM)
         await asyncio.sleep(0.5)
         # Still there: it waits for its batch rather than dropping it or acking it unwritten.
