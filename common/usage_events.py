@@ -15,7 +15,22 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any
+
+
+class CallStatus(StrEnum):
+    """How a call ended: the usage event's `status`, and `call_logs.status`."""
+
+    SUCCESS = "success"
+    ERROR = "error"
+    TIMEOUT = "timeout"
+    BLOCKED = "blocked"  # the answer repeated the creator's prompt and was withheld
+    CANCELLED = "cancelled"  # the client left, or the reaper gave the reservation back
+
+
+# Only these may be billable: an answer the client got (or walked away from after it began).
+BILLABLE_STATUSES = frozenset({CallStatus.SUCCESS, CallStatus.CANCELLED})
 
 
 class MalformedUsageEvent(ValueError):
@@ -33,7 +48,7 @@ class UsageEvent:
     charge: str  # "trial" or "quota"
     units: int  # quota units charged; 0 when not billable or a trial call
     billable: bool  # "1" or "0" in the stream
-    status: str  # success | error | timeout | blocked | cancelled
+    status: str  # a CallStatus value (control_plane/usage_ingest/parse.py checks which)
     input_tokens: int
     output_tokens: int
     latency_ms: int

@@ -18,6 +18,7 @@ from redis.exceptions import RedisError
 from common import keyspace
 from common.errors import ApiError, ErrorCode
 from common.redis_store import ScriptSet
+from gateway.call_result import CallResult
 from gateway.records import RecordLoader
 
 # A fully cold call: key miss, user miss, agent miss, then the verdict. One spare for a
@@ -181,18 +182,10 @@ class Admitter:
         raise ApiError(ErrorCode.STORAGE_UNAVAILABLE, "Could not load records; try again.")
 
     async def commit(
-        self,
-        admission: Admission,
-        *,
-        billable: bool,
-        status: str,
-        input_tokens: int,
-        output_tokens: int,
-        latency_ms: int,
-        error_code: str,
-        request_id: str,
+        self, admission: Admission, result: CallResult, *, latency_ms: int, request_id: str
     ) -> bool:
-        """Settle the reservation. False if it was already settled (or reaped)."""
+        """Settle the reservation as `result` says. False if it was already settled (or
+        reaped)."""
         shard, user_id = admission.shard, admission.user_id
         keys = [
             keyspace.reservations(shard),
@@ -201,8 +194,12 @@ class Admitter:
             keyspace.trials(shard, user_id),
             keyspace.usage_stream(shard),
         ]
-        args: list[str | int] = [admission.call_id, "1" if billable else "0", status, input_tokens,
-                output_tokens, latency_ms, error_code, request_id]  # fmt: skip
+        usage = result.usage
+        args: list[str | int] = [
+            admission.call_id, "1" if result.billable else "0", result.status,
+            usage.input_tokens if usage else 0, usage.output_tokens if usage else 0,
+            latency_ms, result.error_code, request_id,
+        ]  # fmt: skip
         settled = await self._commit(keys=keys, args=args)
         return bool(settled)
 

@@ -25,6 +25,7 @@ from gateway.breaker import BreakerSettings, CircuitBreaker
 from gateway.hot_redis import HotRedis, HotScripts
 from gateway.knowledge import KnowledgeRetriever
 from gateway.metrics import GatewayMetrics
+from gateway.provider_call import GuardedProvider, ProviderTimeouts
 from gateway.providers import build_providers
 from gateway.records import RecordLoader
 from gateway.routes import ROUTES, exception_handlers
@@ -69,19 +70,26 @@ def create_app(
             reservation_ms=settings.reservation_s * 1000,
             trial_calls=settings.trial_calls,
         )
-        providers = build_providers(settings)
+        timeouts = ProviderTimeouts(
+            complete_s=settings.upstream_timeout_s,
+            first_byte_s=settings.stream_first_byte_timeout_s,
+        )
         breaker_settings = BreakerSettings(
             failure_ratio=settings.breaker_failure_ratio,
             interval_s=settings.breaker_interval_s,
             open_s=settings.breaker_open_s,
             half_open_calls=settings.breaker_half_open_calls,
         )
-        breakers = {
-            name: CircuitBreaker(
-                breaker_settings,
-                on_state_change=metrics.breaker_state.labels(name).set,
+        providers = {
+            name: GuardedProvider(
+                provider,
+                CircuitBreaker(
+                    breaker_settings, on_state_change=metrics.breaker_state.labels(name).set
+                ),
+                metrics,
+                timeouts,
             )
-            for name in providers
+            for name, provider in build_providers(settings).items()
         }
         for name in providers:
             metrics.breaker_state.labels(name).set(0)
@@ -95,7 +103,6 @@ def create_app(
             admitter=Admitter(HotScripts(hot_redis), records, limits),
             agent_configs=AgentConfigCache(db, keyring),
             providers=providers,
-            breakers=breakers,
             tracing=tracing or Tracing.from_env(),
             knowledge=KnowledgeRetriever(db, redis, settings.knowledge, metrics.registry),
         )

@@ -16,13 +16,14 @@ A client that goes away after the provider answered 2xx is billed, logged as can
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
+
+from redis.exceptions import RedisError
 
 from common.asgi import Receive, Scope, Send, read_body
 from common.domain import AgentConfig, ModelTarget
@@ -30,6 +31,8 @@ from common.errors import ApiError, ErrorCode, error_body
 from crypto.api_keys import hash_api_key, is_well_formed_api_key, shard_of_key_hash
 from gateway.admission import Admission
 from gateway.agent_configs import CachedAgent
+from gateway.call_result import NOT_ANSWERED, CallResult
+from gateway.call_telemetry import CallTelemetry
 from gateway.chat_request import ChatRequest, build_upstream_payload, parse_chat_request
 from gateway.knowledge import Retrieved
 from gateway.leak_guard import (
@@ -39,16 +42,14 @@ from gateway.leak_guard import (
     plant_canary,
     withheld_completion,
 )
-from gateway.providers.base import ChatProvider, Usage
+from gateway.provider_call import GuardedProvider, OpenStream
 from gateway.providers.errors import (
-    BreakerOpen,
     ProviderError,
     ProviderMisconfigured,
     ProviderTimeout,
     ProviderUnavailable,
 )
 from gateway.state import GatewayState
-from gateway.tracing import CallSpans, trace_headers_from
 
 logger = logging.getLogger("agentlink.access")
 
@@ -60,12 +61,12 @@ _SSE_HEADERS = [
 _JSON_HEADERS = [(b"content-type", b"application/json")]
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class Call:
-    """One admitted call on its way to a provider."""
+    """One admitted call on its way to one provider (the agent's model or a fallback)."""
 
     state: GatewayState
-    provider: ChatProvider
+    provider: GuardedProvider
     model: str
     payload: dict[str, Any]
     admission: Admission
@@ -78,17 +79,6 @@ class Call:
 class Shield:
     guard: LeakGuard
     canary: str
-
-
-@dataclass(slots=True)
-class Outcome:
-    """How a call ended, for the commit and the access log."""
-
-    billable: bool = False
-    status: str = "error"  # success | error | timeout | blocked | cancelled
-    http_status: int = 500
-    error_code: str = ""
-    usage: Usage | None = None
 
 
 def canonical_agent_id(raw: str) -> str:
@@ -124,85 +114,66 @@ class ChatEndpoint:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         state: GatewayState = scope["state"]["gateway"]
-        started = time.perf_counter()
-        request_id: str = scope["state"]["request_id"]
         agent_id = canonical_agent_id(scope["path_params"]["agent_id"])
-        metrics = state.metrics
-        metrics.in_flight.inc()
-        outcome = Outcome()
-        stream = False
-        client_trace = trace_headers_from(scope["headers"])
-        tracing = state.tracing
-        spans = (
-            tracing.start_call(self.route, client_trace, request_id) if tracing.enabled else None
-        )
+        telemetry = CallTelemetry(state, self.route, scope, agent_id)
         try:
-            key = api_key_from(scope["headers"])
-            key_hash = hash_api_key(key)
-            body = await read_body(scope, receive, state.settings.max_body_bytes)
-            chat = parse_chat_request(body)
-            stream = chat.stream
+            key_hash = hash_api_key(api_key_from(scope["headers"]))
+            chat = parse_chat_request(
+                await read_body(scope, receive, state.settings.max_body_bytes)
+            )
+            telemetry.stream = chat.stream
             admission = await state.admitter.admit(
                 key_hash, shard_of_key_hash(key_hash), agent_id, uuid.uuid4().hex
             )
-            metrics.admissions.labels("ok").inc()
-            try:
-                cached = await state.agent_configs.get(agent_id, admission.agent_version)
-                config = cached.config
-                # Two numbers already in hand decide it: plain agents pay nothing here.
-                knowledge = (
-                    await state.knowledge.retrieve(
-                        agent_id, admission.knowledge_version, config.knowledge, chat.messages
-                    )
-                    if admission.knowledge_version and config.knowledge.enabled
-                    else None
-                )
-                payload, shield = _upstream_request(cached, chat, knowledge)
-                run = (
-                    functools.partial(_relay_stream, outcome=outcome, receive=receive, send=send)
-                    if chat.stream
-                    else functools.partial(_complete, outcome=outcome, send=send)
-                )
-                await _call_with_fallbacks(
-                    state, config, payload, admission=admission, request_id=request_id,
-                    run=run, trace=(spans, client_trace), outcome=outcome, shield=shield,
-                )  # fmt: skip
-            except ProviderError as error:
-                outcome.status = "timeout" if isinstance(error, ProviderTimeout) else "error"
-                outcome.error_code = error.code.value
-                raise ApiError(error.code, error.message) from None
-            finally:
-                await _commit(state, admission, outcome, started, request_id)
+            telemetry.admitted()
+            telemetry.ended(
+                await _serve(state, admission, chat, telemetry, receive=receive, send=send)
+            )
         except ApiError as error:
-            outcome.http_status = error.status
-            outcome.error_code = error.code.value
-            if error.code in (ErrorCode.RATE_LIMITED, ErrorCode.QUOTA_EXHAUSTED,
-                              ErrorCode.INVALID_API_KEY, ErrorCode.AGENT_NOT_FOUND,
-                              ErrorCode.FORBIDDEN):  # fmt: skip
-                metrics.admissions.labels(error.code.name.lower()).inc()
+            telemetry.refused(error)
             raise
         finally:
-            metrics.in_flight.dec()
-            if spans is not None:
-                tracing.end_call(spans, status=outcome.http_status, error_code=outcome.error_code)
-            elapsed = time.perf_counter() - started
-            metrics.requests.labels(self.route, f"{outcome.http_status // 100}xx").inc()
-            metrics.request_seconds.labels(self.route, "true" if stream else "false").observe(
-                elapsed
+            telemetry.finish()
+
+
+async def _serve(
+    state: GatewayState,
+    admission: Admission,
+    chat: ChatRequest,
+    telemetry: CallTelemetry,
+    *,
+    receive: Receive,
+    send: Send,
+) -> CallResult:
+    """Steps 4 to 7 for an admitted call, committed exactly once however it ends."""
+    result = NOT_ANSWERED
+    try:
+        cached = await state.agent_configs.get(admission.agent_id, admission.agent_version)
+        config = cached.config
+        # Two numbers already in hand decide it: plain agents pay nothing here.
+        knowledge = (
+            await state.knowledge.retrieve(
+                admission.agent_id, admission.knowledge_version, config.knowledge, chat.messages
             )
-            if state.settings.access_log:
-                logger.info(
-                    "call",
-                    extra={
-                        "request_id": request_id,
-                        "route": self.route,
-                        "agent_id": agent_id,
-                        "status": outcome.http_status,
-                        "latency_ms": round(elapsed * 1000, 2),
-                        "billable": outcome.billable,
-                        "error_code": outcome.error_code or None,
-                    },
-                )
+            if admission.knowledge_version and config.knowledge.enabled
+            else None
+        )
+        payload, shield = _upstream_request(cached, chat, knowledge)
+        run: Callable[[Call], Awaitable[CallResult]] = (
+            (lambda call: _relay_stream(call, receive, send))
+            if chat.stream
+            else (lambda call: _complete(call, send))
+        )
+        result = await _call_with_fallbacks(
+            state, config, payload, admission=admission, telemetry=telemetry, run=run,
+            shield=shield,
+        )  # fmt: skip
+        return result
+    except ProviderError as error:
+        result = CallResult.failed(error)
+        raise ApiError(error.code, error.message) from None
+    finally:
+        await _commit(state, admission, result, telemetry)
 
 
 def _upstream_request(
@@ -236,12 +207,10 @@ async def _call_with_fallbacks(
     payload: dict[str, Any],
     *,
     admission: Admission,
-    request_id: str,
-    run: Callable[[Call], Awaitable[None]],
-    trace: tuple[CallSpans | None, dict[str, str]],
-    outcome: Outcome,
+    telemetry: CallTelemetry,
+    run: Callable[[Call], Awaitable[CallResult]],
     shield: Shield | None,
-) -> None:
+) -> CallResult:
     """Call the agent's model; if that fails before anything reached the client, each of its
     fallbacks in order (own provider, breaker and model). `run` raises a ProviderError only
     before the response started (a stream broken later is settled in-band), so a fallback
@@ -252,100 +221,56 @@ async def _call_with_fallbacks(
             provider = state.providers.get(target.provider)
             if provider is None:
                 raise ProviderUnavailable(f"Provider {target.provider} is not configured.")
+            trace_headers = telemetry.provider_trace_headers(
+                target.provider, target.model, admission.agent_id, admission.agent_version
+            )
             upstream = payload if index == 0 else {**payload, "model": target.model}
-            spans, trace_headers = trace
-            if spans is not None:
-                trace_headers = state.tracing.start_provider_call(
-                    spans, target.provider, target.model, admission.agent_id,
-                    admission.agent_version,
-                )  # fmt: skip
-            call = Call(state, provider, target.model, upstream, admission, request_id,
-                        trace_headers, shield)  # fmt: skip
+            call = Call(state, provider, target.model, upstream, admission,
+                        telemetry.request_id, trace_headers, shield)  # fmt: skip
             try:
-                await run(call)
-            finally:
-                if spans is not None:
-                    _end_provider_span(state, spans, outcome)
-            return
+                result = await run(call)
+            except ProviderError as error:
+                telemetry.provider_ended(None, error.code.value)
+                raise
+            except BaseException:
+                telemetry.provider_ended(None)
+                raise
+            telemetry.provider_ended(result)
+            return result
         except _FALLBACK_ERRORS as error:
             if index == len(targets) - 1:
                 raise
             logger.warning(
                 "provider failed, falling back",
                 extra={
-                    "request_id": request_id,
+                    "request_id": telemetry.request_id,
                     "provider": target.provider,
                     "error_code": error.code.value,
                 },
             )
+    raise AssertionError("unreachable: the last target's error is raised")  # pragma: no cover
 
 
-def _end_provider_span(state: GatewayState, spans: CallSpans, outcome: Outcome) -> None:
-    usage = outcome.usage or Usage()
-    error = None if outcome.status == "success" else (outcome.error_code or outcome.status)
-    state.tracing.end_provider_call(
-        spans,
-        input_tokens=usage.input_tokens,
-        output_tokens=usage.output_tokens,
-        finish_reasons=usage.finish_reasons,
-        error_type=error,
+async def _complete(call: Call, send: Send) -> CallResult:
+    completion = await call.provider.complete(
+        call.payload, model=call.model, headers=call.trace_headers
     )
-
-
-def _breaker_call_allowed(state: GatewayState, provider: ChatProvider) -> int:
-    """Ask the provider's breaker; returns the breaker generation the call belongs to."""
-    breaker = state.breakers[provider.name]
-    if not breaker.allow():
-        raise BreakerOpen(f"The {provider.name} provider is failing; try again shortly.")
-    return breaker.generation
-
-
-def _record(
-    state: GatewayState, provider: ChatProvider, error: BaseException | None, generation: int
-) -> None:
-    failed = isinstance(error, ProviderError) and error.counts_as_failure
-    if isinstance(error, TimeoutError):
-        failed = True
-    state.breakers[provider.name].record(success=not failed, generation=generation)
-
-
-async def _complete(call: Call, outcome: Outcome, send: Send) -> None:
-    state, provider = call.state, call.provider
-    generation = _breaker_call_allowed(state, provider)
-    sent_at = time.perf_counter()
-    error: BaseException | None = None
-    try:
-        async with asyncio.timeout(state.settings.upstream_timeout_s):
-            completion = await provider.complete(call.payload, headers=call.trace_headers)
-    except TimeoutError:
-        error = ProviderTimeout("The model provider timed out.")
-        raise error from None
-    except BaseException as caught:
-        error = caught
-        raise
-    finally:
-        _record(state, provider, error, generation)
-    state.metrics.provider_seconds.labels(provider.name, call.model).observe(
-        time.perf_counter() - sent_at
-    )
-    outcome.billable, outcome.status, outcome.http_status = True, "success", 200
-    outcome.usage = completion.usage
+    result = CallResult.answered(completion.usage)
     body = completion.body
     shield = call.shield
     if shield is not None and shield.guard.check_completion(body, shield.canary):
         body = withheld_completion(body)
-        _blocked(state, outcome)
+        result = _blocked(call.state, result)
     headers = [*_JSON_HEADERS, (b"content-length", str(len(body)).encode())]
     headers += call.admission.headers()
     await send({"type": "http.response.start", "status": 200, "headers": headers})
     await send({"type": "http.response.body", "body": body})
+    return result
 
 
-def _blocked(state: GatewayState, outcome: Outcome) -> None:
-    """The answer repeated the creator's prompt and was withheld. Not billable: the
-    developer got no answer (and a false positive must not cost an innocent caller)."""
-    outcome.billable, outcome.status, outcome.error_code = False, "blocked", "prompt_leak"
+def _blocked(state: GatewayState, result: CallResult) -> CallResult:
     state.metrics.leaks_blocked.inc()
+    return result.withheld()
 
 
 class _DisconnectWatch:
@@ -376,74 +301,52 @@ class _DisconnectWatch:
         self._watcher.cancel()
 
 
-async def _relay_stream(call: Call, outcome: Outcome, receive: Receive, send: Send) -> None:
-    state, provider = call.state, call.provider
-    generation = _breaker_call_allowed(state, provider)
-    sent_at = time.perf_counter()
+async def _relay_stream(call: Call, receive: Receive, send: Send) -> CallResult:
     watch = _DisconnectWatch(receive)
-    error: ProviderError | None = None
     response_started = False
+    broken: ProviderError | None = None
     try:
-        async with asyncio.timeout(state.settings.stream_first_byte_timeout_s):
-            opened = provider.stream(call.payload, headers=call.trace_headers)
-            chat_stream = await opened.__aenter__()
-        try:
+        async with call.provider.stream(
+            call.payload, model=call.model, headers=call.trace_headers
+        ) as opened:
             headers = [*_SSE_HEADERS, *call.admission.headers()]
             await send({"type": "http.response.start", "status": 200, "headers": headers})
             response_started = True
-            leaked = await _relay_chunks(call, chat_stream.chunks, send, sent_at)
-        finally:
-            await opened.__aexit__(None, None, None)
-        outcome.billable, outcome.status, outcome.http_status = True, "success", 200
-        outcome.usage = chat_stream.usage
+            leaked = await _relay_chunks(call, opened, send)
+        result = CallResult.answered(opened.stream.usage)
         if leaked:
-            _blocked(state, outcome)
+            result = _blocked(call.state, result)
     except asyncio.CancelledError:
         if not watch.absorb_cancellation():
             raise
         # The client left. Billable only if the provider had answered 2xx (DESIGN.md).
-        outcome.billable = response_started
-        outcome.status, outcome.http_status = "cancelled", 499
-        outcome.error_code = "client_disconnected"
-    except (ProviderError, TimeoutError) as caught:
-        error = (
-            caught
-            if isinstance(caught, ProviderError)
-            else ProviderTimeout("The model provider timed out.")
-        )
+        return CallResult.client_left(provider_answered=response_started)
+    except ProviderError as error:
         if not response_started:
-            raise error from None
-        _stream_failed(outcome, error)
+            raise
+        broken = error
+        result = CallResult.failed(error, status_sent=True)
     finally:
         watch.stop()
-        _record(state, provider, error, generation)
-        state.metrics.provider_seconds.labels(provider.name, call.model).observe(
-            time.perf_counter() - sent_at
-        )
-    if outcome.status == "cancelled":
-        return
-    if error is not None:
+    if broken is not None:
         # The stream broke after we answered 200: tell the client in-band, then end.
-        event = b"data: " + error_body(error.code, error.message, call.request_id) + b"\n\n"
+        event = b"data: " + error_body(broken.code, broken.message, call.request_id) + b"\n\n"
         await send({"type": "http.response.body", "body": event, "more_body": True})
     await send({"type": "http.response.body", "body": b""})
+    return result
 
 
-async def _relay_chunks(
-    call: Call, chunks: AsyncIterator[bytes], send: Send, sent_at: float
-) -> bool:
+async def _relay_chunks(call: Call, opened: OpenStream, send: Send) -> bool:
     """Relay the provider's SSE bytes; with the leak guard on, through its filter, which
     holds back only the few words that could still turn into a quote of the prompt.
     Returns whether the answer was withheld."""
     first = True
     sse = SseLeakFilter(call.shield.guard.scanner(call.shield.canary)) if call.shield else None
     try:
-        async for chunk in chunks:
+        async for chunk in opened.stream.chunks:
             if first:
                 first = False
-                call.state.metrics.time_to_first_token.labels(
-                    call.provider.name, call.model
-                ).observe(time.perf_counter() - sent_at)
+                opened.first_chunk()
             out = chunk if sse is None else sse.feed(chunk)
             if out:
                 await send({"type": "http.response.body", "body": out, "more_body": True})
@@ -460,13 +363,6 @@ async def _relay_chunks(
     return sse.leaked
 
 
-def _stream_failed(outcome: Outcome, error: ProviderError) -> None:
-    outcome.billable = False
-    outcome.status = "timeout" if isinstance(error, ProviderTimeout) else "error"
-    outcome.http_status = 200  # the status line went out before the failure
-    outcome.error_code = error.code.value
-
-
 async def _wait_for_disconnect(receive: Receive) -> None:
     while True:
         message = await receive()
@@ -475,24 +371,17 @@ async def _wait_for_disconnect(receive: Receive) -> None:
 
 
 async def _commit(
-    state: GatewayState, admission: Admission, outcome: Outcome, started: float, request_id: str
+    state: GatewayState, admission: Admission, result: CallResult, telemetry: CallTelemetry
 ) -> None:
-    usage = outcome.usage or Usage()
+    latency_ms = int((time.perf_counter() - telemetry.started) * 1000)
     try:
         await asyncio.shield(
             state.admitter.commit(
-                admission,
-                billable=outcome.billable,
-                status=outcome.status,
-                input_tokens=usage.input_tokens,
-                output_tokens=usage.output_tokens,
-                latency_ms=int((time.perf_counter() - started) * 1000),
-                error_code=outcome.error_code,
-                request_id=request_id,
+                admission, result, latency_ms=latency_ms, request_id=telemetry.request_id
             )
         )
-    except Exception:
+    except RedisError:
         # Redis is down: the reservation stays and the reaper gives it back after its
         # deadline. The call goes unbilled rather than billed twice.
         state.metrics.commit_failures.inc()
-        logger.exception("commit failed", extra={"request_id": request_id})
+        logger.exception("commit failed", extra={"request_id": telemetry.request_id})

@@ -10,10 +10,9 @@ import redis.asyncio as redis_asyncio
 from common.redis_store import LuaScripts
 from gateway.admission import Admitter
 from gateway.agent_configs import AgentConfigCache
-from gateway.breaker import CircuitBreaker
 from gateway.knowledge import KnowledgeRetriever
 from gateway.metrics import GatewayMetrics
-from gateway.providers.base import ChatProvider
+from gateway.provider_call import GuardedProvider
 from gateway.records import RecordLoader
 from gateway.settings import GatewaySettings
 from gateway.tracing import Tracing
@@ -29,7 +28,6 @@ class GatewayState:
     records: RecordLoader
     admitter: Admitter
     agent_configs: AgentConfigCache
-    providers: dict[str, ChatProvider]
-    breakers: dict[str, CircuitBreaker]
+    providers: dict[str, GuardedProvider]  # each behind its breaker, with its timeouts
     tracing: Tracing
     knowledge: KnowledgeRetriever  # step 4 for agents with a knowledge base

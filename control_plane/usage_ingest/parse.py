@@ -7,11 +7,10 @@ quota charges no units. A refused entry is dead-lettered (control_plane/usage_in
 
 from __future__ import annotations
 
-from common.usage_events import MalformedUsageEvent, UsageEvent
+from common.usage_events import BILLABLE_STATUSES, CallStatus, MalformedUsageEvent, UsageEvent
 from common.validation import is_uuid
 
-_STATUSES = frozenset({"success", "error", "timeout", "blocked", "cancelled"})
-_BILLABLE_STATUSES = frozenset({"success", "cancelled"})
+_STATUSES = frozenset(CallStatus)
 _CHARGES = frozenset({"trial", "quota"})
 INT32_MAX = 2**31 - 1
 _INT64_MAX = 2**63 - 1
@@ -51,7 +50,7 @@ def parse_entry(fields: dict[bytes, bytes]) -> UsageEvent:
         raise MalformedUsageEvent("units out of range")
     if event.units and (not event.billable or event.charge == "trial"):
         raise MalformedUsageEvent("units charged for a call that is not billable to quota")
-    if event.billable and event.status not in _BILLABLE_STATUSES:
+    if event.billable and event.status not in BILLABLE_STATUSES:
         raise MalformedUsageEvent("a billable call must be a success or cancelled")
     for name, number in (("input_tokens", event.input_tokens),
                          ("output_tokens", event.output_tokens)):  # fmt: skip

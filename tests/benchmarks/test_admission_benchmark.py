@@ -23,6 +23,8 @@ from common import keyspace
 from common.redis_store import LuaScripts, create_redis
 from crypto.api_keys import shard_of_key_hash
 from gateway.admission import AdmissionLimits, Admitter
+from gateway.call_result import NOT_ANSWERED, CallResult
+from gateway.providers.base import Usage
 from gateway.records import RecordLoader
 from tests.factories import ApiKey, Developer, make_agent, make_developer, make_key
 from tests.processes import Servers
@@ -36,6 +38,8 @@ LIMITS = AdmissionLimits(
     reservation_ms=900_000,
     trial_calls=0,  # every call is charged to quota
 )
+
+ANSWERED = CallResult.answered(Usage(input_tokens=12, output_tokens=34))
 
 
 class NoPostgres:
@@ -66,9 +70,8 @@ class AdmissionBench:
             self.developer.user_id, "quota", 1,
         )  # fmt: skip
         settled = await self.admitter.commit(
-            admission, billable=True, status="success", input_tokens=12, output_tokens=34,
-            latency_ms=5, error_code="", request_id=admission.call_id,
-        )  # fmt: skip
+            admission, ANSWERED, latency_ms=5, request_id=admission.call_id
+        )
         assert settled
         self.calls += 1
 
@@ -107,10 +110,7 @@ async def seeded(db_pool: asyncpg.Pool, servers: Servers) -> tuple[Developer, Ap
         admitter = Admitter(scripts, loader, LIMITS)
         shard = shard_of_key_hash(key.key_hash)
         admission = await admitter.admit(key.key_hash, shard, agent.agent_id, uuid.uuid4().hex)
-        await admitter.commit(
-            admission, billable=False, status="error", input_tokens=0, output_tokens=0,
-            latency_ms=0, error_code="", request_id="warm-up",
-        )  # fmt: skip
+        await admitter.commit(admission, NOT_ANSWERED, latency_ms=0, request_id="warm-up")
     finally:
         await redis.aclose()
     return developer, key, agent.agent_id

@@ -21,7 +21,10 @@ import redis.asyncio as redis_asyncio
 
 from common import keyspace
 from common.redis_store import LuaScripts
+from common.usage_events import CallStatus
 from gateway.admission import Admission, AdmissionLimits, Admitter
+from gateway.call_result import CallResult
+from gateway.providers.base import Usage
 from gateway.records import RecordLoader
 from tests.factories import Agent, ApiKey, Developer, make_agent, make_developer, make_key
 
@@ -113,14 +116,17 @@ class Producer:
         admission = await self.admit(account, agent)
         if status is None:
             status = "success" if billable else "error"
+        result = CallResult(
+            CallStatus(status),
+            billable=billable,
+            http_status=200 if billable else 502,
+            error_code="" if billable else "50201",
+            usage=Usage(input_tokens=11, output_tokens=22 if billable else 0),
+        )
         settled = await self.admitter.commit(
             admission,
-            billable=billable,
-            status=status,
-            input_tokens=11,
-            output_tokens=22 if billable else 0,
+            result,
             latency_ms=33,
-            error_code="" if billable else "50201",
             request_id=request_id or f"client-{admission.call_id[:8]}",
         )
         assert settled

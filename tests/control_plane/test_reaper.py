@@ -13,6 +13,8 @@ from common import keyspace
 from common.redis_store import LuaScripts
 from control_plane.reaper import reap_expired
 from control_plane.usage_ingest import ingest_once
+from gateway.call_result import CallResult
+from gateway.providers.base import Usage
 from tests.control_plane.helpers import (
     Expected,
     Producer,
@@ -21,6 +23,8 @@ from tests.control_plane.helpers import (
     live_quota,
     stream_entries,
 )
+
+ANSWERED = CallResult.answered(Usage(input_tokens=1, output_tokens=1))
 
 
 async def test_expired_reservations_are_given_back_with_a_cancelled_event(
@@ -57,9 +61,8 @@ async def test_expired_reservations_are_given_back_with_a_cancelled_event(
         assert event[b"error_code"] == b"reaped"
     # The gateway coming back to life cannot settle what was reaped ...
     assert not await producer.admitter.commit(
-        admissions[0], billable=True, status="success", input_tokens=1, output_tokens=1,
-        latency_ms=1, error_code="", request_id="late",
-    )  # fmt: skip
+        admissions[0], ANSWERED, latency_ms=1, request_id="late"
+    )
     # ... and a second sweep finds nothing.
     assert await reap_expired(redis, scripts) == 0
 
@@ -103,10 +106,7 @@ async def test_unexpired_reservations_are_never_touched(
     }
     # The live calls still settle normally, and stay charged.
     for admission in fresh:
-        assert await producer.admitter.commit(
-            admission, billable=True, status="success", input_tokens=1, output_tokens=1,
-            latency_ms=1, error_code="", request_id="ok",
-        )  # fmt: skip
+        assert await producer.admitter.commit(admission, ANSWERED, latency_ms=1, request_id="ok")
     assert await reap_expired(redis, scripts) == 0
     assert await live_quota(redis, account) == 8
 

@@ -1,0 +1,127 @@
+"""A provider as the hot path calls it: behind its circuit breaker, within the gateway's
+timeouts, with the provider metrics recorded once, here.
+
+`GuardedProvider.complete` bounds a whole non-streaming answer by `UPSTREAM_TIMEOUT_S`;
+`GuardedProvider.stream` bounds the wait for a stream to open by
+`STREAM_FIRST_BYTE_TIMEOUT_S` (the adapters' HTTP session bounds each later read by
+`STREAM_IDLE_TIMEOUT_S`). Either way a timeout leaves as `ProviderTimeout`, and the breaker
+hears how the attempt ended: only `ProviderError.counts_as_failure` errors (and timeouts)
+count against the provider; a cancelled call (the client left) or a bad request does not.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from gateway.breaker import CircuitBreaker
+from gateway.metrics import GatewayMetrics
+from gateway.providers.base import ChatProvider, ChatStream, Completion
+from gateway.providers.errors import BreakerOpen, ProviderError, ProviderTimeout
+
+_TIMED_OUT = "The model provider timed out."
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderTimeouts:
+    complete_s: float  # a whole non-streaming answer
+    first_byte_s: float  # a stream, until it opened
+
+
+@dataclass(slots=True)
+class OpenStream:
+    """A provider stream that opened: its chunks and final usage (`stream`), and the clock
+    its time to first token is measured from."""
+
+    stream: ChatStream
+    provider: str
+    model: str
+    sent_at: float
+    _metrics: GatewayMetrics
+    _first_seen: bool = False
+
+    def first_chunk(self) -> None:
+        """Call on the first chunk relayed: records the time to first token, once."""
+        if not self._first_seen:
+            self._first_seen = True
+            self._metrics.time_to_first_token.labels(self.provider, self.model).observe(
+                time.perf_counter() - self.sent_at
+            )
+
+
+class GuardedProvider:
+    def __init__(
+        self,
+        provider: ChatProvider,
+        breaker: CircuitBreaker,
+        metrics: GatewayMetrics,
+        timeouts: ProviderTimeouts,
+    ) -> None:
+        self.name = provider.name
+        self._provider = provider
+        self._breaker = breaker
+        self._latency = metrics.provider_seconds
+        self._metrics = metrics
+        self._timeouts = timeouts
+
+    async def complete(
+        self, payload: dict[str, Any], *, model: str, headers: dict[str, str]
+    ) -> Completion:
+        with self._attempt() as sent_at:
+            try:
+                async with asyncio.timeout(self._timeouts.complete_s):
+                    completion = await self._provider.complete(payload, headers=headers)
+            except TimeoutError:
+                raise ProviderTimeout(_TIMED_OUT) from None
+        # Successful answers only: a refusal's latency says little about the provider's.
+        self._latency.labels(self.name, model).observe(time.perf_counter() - sent_at)
+        return completion
+
+    @asynccontextmanager
+    async def stream(
+        self, payload: dict[str, Any], *, model: str, headers: dict[str, str]
+    ) -> AsyncIterator[OpenStream]:
+        """Open the stream; the body of the `async with` relays it. An error raised there
+        (the provider broke off, the client left) is how the attempt ended, for the breaker."""
+        with self._attempt() as sent_at:
+            try:
+                async with AsyncExitStack() as stack:
+                    try:
+                        async with asyncio.timeout(self._timeouts.first_byte_s):
+                            opened = await stack.enter_async_context(
+                                self._provider.stream(payload, headers=headers)
+                            )
+                    except TimeoutError:
+                        raise ProviderTimeout(_TIMED_OUT) from None
+                    yield OpenStream(opened, self.name, model, sent_at, self._metrics)
+            except TimeoutError:
+                raise ProviderTimeout("The model provider stopped sending.") from None
+            finally:
+                # Whole streams, failed ones included: how long the provider held the call.
+                self._latency.labels(self.name, model).observe(time.perf_counter() - sent_at)
+
+    @contextmanager
+    def _attempt(self) -> Iterator[float]:
+        """One call the breaker allows (or refuses), and whose ending it then records."""
+        breaker = self._breaker
+        if not breaker.allow():
+            raise BreakerOpen(f"The {self.name} provider is failing; try again shortly.")
+        generation = breaker.generation  # a result from an older state is ignored
+        failed = False
+        try:
+            yield time.perf_counter()
+        except ProviderError as error:
+            failed = error.counts_as_failure
+            raise
+        finally:
+            breaker.record(success=not failed, generation=generation)
+
+    async def aclose(self) -> None:
+        await self._provider.aclose()
+
+
+__all__ = ["GuardedProvider", "OpenStream", "ProviderTimeouts"]
