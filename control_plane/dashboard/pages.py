@@ -24,7 +24,7 @@ import hashlib
 import hmac
 import logging
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, quote
 
@@ -39,6 +39,7 @@ from control_plane.auth.principal import Permission, Principal, UserType
 from control_plane.dashboard import csrf
 from control_plane.dashboard.session import Session, resolve, secure_cookies, write_cookies
 from control_plane.dashboard.state import DashboardState
+from control_plane.knowledge.uploads import Upload, read_form_with_uploads
 from control_plane.state import ControlPlaneState
 
 logger = logging.getLogger("agentlink.dashboard")
@@ -98,6 +99,7 @@ class PageContext:
     form: Form
     json: Any  # a JSON body, for fetch() endpoints; None otherwise
     notice: str | None
+    uploads: list[Upload] = field(default_factory=list)  # files of a multipart page's form
 
     @property
     def user(self) -> Principal:
@@ -164,6 +166,9 @@ class Page:
     permission: Permission | None = None
     # A fetch() endpoint: errors answer in the JSON envelope, not as pages.
     api: bool = False
+    # A form with files (multipart, the knowledge upload's limits): read only once the caller
+    # is known, so an anonymous visitor never makes us spool an upload.
+    multipart: bool = False
 
     @property
     def operation(self) -> tuple[str, str]:
@@ -196,9 +201,15 @@ def safe_next(raw: str | None, default: str = "/") -> str:
     return default
 
 
-async def _read_body(request: Request, state: ControlPlaneState) -> tuple[Form, Any]:
+def _is_multipart(request: Request) -> bool:
+    return request.headers.get("content-type", "").startswith("multipart/form-data")
+
+
+async def _read_body(request: Request, page: Page) -> tuple[Form, Any]:
     if request.method != "POST":
         return Form(list(request.query_params.multi_items())), None
+    if page.multipart and _is_multipart(request):
+        return Form([]), None  # read in _guarded, once the caller is known
     raw = await read_body(request.scope, request.receive, FORM_MAX_BYTES)
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type == "application/json":
@@ -272,6 +283,11 @@ async def _guarded(page: Page, public: bool, context: PageContext) -> Response:
             csrf.check_origin(request)
         if not public and principal is None:
             return _refuse_anonymous(page, context)
+        if posted and page.multipart and _is_multipart(request):
+            pairs, context.uploads = await read_form_with_uploads(
+                request, context.state.settings.knowledge
+            )
+            context.form = Form(pairs)
         if posted:
             sent = context.form[csrf.FORM_FIELD] or request.headers.get(csrf.HEADER)
             csrf.check_token(
@@ -308,7 +324,7 @@ def build_page(page: Page, public: bool) -> Route:
         context = PageContext(state, dash, request, Session(), Form([]), None, notice)
         try:
             context.session = await resolve(state, dash.settings, request)
-            context.form, context.json = await _read_body(request, state)
+            context.form, context.json = await _read_body(request, page)
             response = await _guarded(page, public, context)
         except ApiError as error:
             response = _api_error_response(context, error, api=page.api)

@@ -12,12 +12,23 @@ from starlette.staticfiles import StaticFiles
 
 from control_plane.dashboard.pages import Page, build_page
 from control_plane.dashboard.templating import STATIC_DIR
-from control_plane.dashboard.views import accounts, admin, creator, developer, playground, public
+from control_plane.dashboard.views import (
+    accounts,
+    admin,
+    creator,
+    developer,
+    earnings,
+    knowledge,
+    playground,
+    public,
+)
 
 PAGES: list[Page] = [
     *public.PAGES,
     *accounts.PAGES,
     *creator.PAGES,
+    *knowledge.PAGES,
+    *earnings.PAGES,
     *developer.PAGES,
     *playground.PAGES,
     *admin.PAGES,

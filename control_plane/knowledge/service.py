@@ -25,7 +25,7 @@ from control_plane.auth.principal import Principal
 from control_plane.knowledge import repository
 from control_plane.knowledge.file_types import invalid_file, kind_of
 from control_plane.knowledge.schemas import DeletedFiles, KnowledgeFileList, KnowledgeFileOut
-from control_plane.knowledge.uploads import read_uploads
+from control_plane.knowledge.uploads import Upload, read_uploads
 from control_plane.knowledge.versions import KnowledgeChange, knowledge_change
 from control_plane.state import ControlPlaneState
 
@@ -65,7 +65,15 @@ async def upload(
     settings = state.settings.knowledge
     async with state.db.acquire() as reader:
         _owned(await repository.agent_owner(reader, agent_id), principal)
-    uploads = await read_uploads(request, settings)
+    return await add_files(state, principal, agent_id, await read_uploads(request, settings))
+
+
+async def add_files(
+    state: ControlPlaneState, principal: Principal, raw_agent_id: str, uploads: list[Upload]
+) -> KnowledgeFileList:
+    """Store already-read uploads (the dashboard reads its multipart form itself)."""
+    agent_id = canonical_agent_id(raw_agent_id)
+    settings = state.settings.knowledge
     checked = []
     for item in uploads:
         # Opening a PDF is CPU work: off the event loop.

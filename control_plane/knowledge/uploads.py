@@ -51,6 +51,14 @@ def clean_filename(raw: str | None) -> str:
 
 
 async def read_uploads(request: Request, settings: KnowledgeBaseSettings) -> list[Upload]:
+    _, uploads = await read_form_with_uploads(request, settings)
+    return uploads
+
+
+async def read_form_with_uploads(
+    request: Request, settings: KnowledgeBaseSettings
+) -> tuple[list[tuple[str, str]], list[Upload]]:
+    """The multipart form's plain fields (in order) and its files, within the limits."""
     if not request.headers.get("content-type", "").startswith("multipart/form-data"):
         raise ApiError(
             ErrorCode.UNSUPPORTED_MEDIA_TYPE,
@@ -74,9 +82,11 @@ async def read_uploads(request: Request, settings: KnowledgeBaseSettings) -> lis
     except ClientDisconnect:
         raise ClientDisconnected from None
     try:
+        fields: list[tuple[str, str]] = []
         uploads = []
-        for _, value in form.multi_items():
+        for name, value in form.multi_items():
             if not isinstance(value, UploadFile):
+                fields.append((name, value))
                 continue
             filename = clean_filename(value.filename)
             data = await value.read(settings.max_file_bytes + 1)
@@ -87,7 +97,7 @@ async def read_uploads(request: Request, settings: KnowledgeBaseSettings) -> lis
         await form.close()
     if not uploads:
         raise invalid_file("No file in the request: send each in a multipart field named `file`.")
-    return uploads
+    return fields, uploads
 
 
 async def _bounded(request: Request, limit: int, file_limit: int) -> AsyncGenerator[bytes, None]:

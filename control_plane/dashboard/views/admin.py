@@ -22,6 +22,8 @@ from control_plane.admin.schemas import (
 from control_plane.auth.principal import Permission
 from control_plane.dashboard.forms import blank_to_none, convert
 from control_plane.dashboard.pages import Page, PageContext
+from control_plane.earnings import service as earnings
+from control_plane.earnings.schemas import HistoryQuery, PendingQuery, TriggerSettlement
 from control_plane.feature_flags import service as flags
 
 ADMINS = frozenset({UserType.ADMIN})
@@ -113,8 +115,37 @@ async def decide(ctx: PageContext) -> Response:
 
 
 async def settlements(ctx: PageContext) -> Response:
-    what = "Settlement runs and payouts arrive with the settlements service."
-    return ctx.render("admin/pending.html", title="Settlements", what=what)
+    """Unsettled earnings per creator, a button to settle every ended period now, and the
+    settlement history (filter by creator)."""
+    creator = ctx.query.get("creator_id", "").strip()
+    pending_cursor = ctx.query.get("pending") or None
+    history_cursor = ctx.query.get("cursor") or None
+    pending: PendingQuery = convert(
+        {"limit": 25, **({"cursor": pending_cursor} if pending_cursor else {})}, PendingQuery
+    )
+    history: HistoryQuery = convert(
+        blank_to_none({"creator_id": creator, "cursor": history_cursor or "", "limit": 25}),
+        HistoryQuery,
+    )
+    return ctx.render(
+        "admin/settlements.html", pending=await earnings.pending(ctx.state, pending),
+        history=await earnings.history(ctx.state, history), creator_id=creator,
+    )  # fmt: skip
+
+
+async def trigger_settlements(ctx: PageContext) -> Response:
+    body: TriggerSettlement = convert(
+        blank_to_none({"creator_id": ctx.form["creator_id"].strip()}), TriggerSettlement
+    )
+    result = await earnings.trigger(ctx.state, ctx.user, body, ctx.client_ip)
+    count = len(result.settlements)
+    notice = (
+        f"Settled {count} period{'' if count == 1 else 's'}: ${result.gross} gross, "
+        f"${result.platform_fees} in fees, ${result.net} to creators."
+        if count
+        else "Nothing was due: every ended period is already settled."
+    )
+    return ctx.redirect("/admin/settlements", notice=notice)
 
 
 async def feature_flags(ctx: PageContext) -> Response:
@@ -165,6 +196,8 @@ PAGES = [
     Page("POST", "/admin/moderation/{review_id}/{decision}", decide, users=ADMINS,
          permission=MODERATE),
     Page("GET", "/admin/settlements", settlements, users=ADMINS, permission=PAYMENTS),
+    Page("POST", "/admin/settlements/trigger", trigger_settlements, users=ADMINS,
+         permission=PAYMENTS),
     Page("GET", "/admin/flags", feature_flags, users=ADMINS, permission=SYSTEM),
     Page("POST", "/admin/flags/{key}", set_flag, users=ADMINS, permission=SYSTEM),
     Page("GET", "/admin/system", health, users=ADMINS, permission=SYSTEM),

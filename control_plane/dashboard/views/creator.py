@@ -25,6 +25,7 @@ from control_plane.dashboard import diff
 from control_plane.dashboard.forms import Errors, blank_to_none, convert, field_errors
 from control_plane.dashboard.pages import Page, PageContext
 from control_plane.dashboard.views.public import pricing_facts
+from control_plane.earnings import service as earnings
 
 CREATORS = frozenset({UserType.CREATOR})
 PROVIDERS = ("openai", "anthropic", "google")
@@ -142,6 +143,7 @@ async def overview(ctx: PageContext) -> Response:
     return ctx.render(
         "creator/overview.html", profile=profile, agents=listing.items, total=listing.total,
         counts=counts, calls=sum(agent.total_calls for agent in listing.items),
+        balances=await earnings.balances(ctx.state, ctx.user),
     )  # fmt: skip
 
 
@@ -292,16 +294,6 @@ async def analytics(ctx: PageContext) -> Response:
                            "analytics service.")  # fmt: skip
 
 
-async def earnings(ctx: PageContext) -> Response:
-    profile = await creators.get_me(ctx.state, ctx.user)
-    return ctx.render("creator/earnings.html", profile=profile)
-
-
-async def knowledge(ctx: PageContext) -> Response:
-    agent = await agents.get_agent(ctx.state, ctx.user, ctx.path["agent_id"])
-    return ctx.render("creator/knowledge.html", agent=agent)
-
-
 ONE = "/creator/agents/{agent_id}"
 PAGES = [
     Page("GET", "/creator", overview, users=CREATORS),
@@ -315,9 +307,7 @@ PAGES = [
     Page("GET", f"{ONE}/versions", versions, users=CREATORS),
     Page("GET", f"{ONE}/versions/diff", version_diff, users=CREATORS),
     Page("POST", f"{ONE}/versions/{{version}}/rollback", rollback, users=CREATORS),
-    Page("GET", f"{ONE}/knowledge", knowledge, users=CREATORS),
     Page("GET", "/creator/analytics", analytics, users=CREATORS),
-    Page("GET", "/creator/earnings", earnings, users=CREATORS),
     Page("GET", "/creator/profile", profile_form, users=CREATORS),
     Page("POST", "/creator/profile", update_profile, users=CREATORS),
 ]

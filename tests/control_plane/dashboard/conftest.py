@@ -8,10 +8,16 @@ import re
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 
+import asyncpg
 import httpx
 import pytest
 import pytest_asyncio
+import redis.asyncio as redis_asyncio
+from prometheus_client import CollectorRegistry
 
+from common.knowledge.local_embedder import LocalEmbedder
+from control_plane.knowledge.ingest import KnowledgeIngester, KnowledgeMetrics
+from control_plane.knowledge.settings import KnowledgeBaseSettings
 from devstack.servers import free_port
 from fake_payments import create_stripe_app
 from fake_payments.config import FakeConfig
@@ -98,6 +104,20 @@ class Browserless:
             self.csrf = found.group(1)
         return response
 
+    async def post_files(
+        self, path: str, files: list[tuple[str, bytes]], data: dict[str, str] | None = None
+    ) -> httpx.Response:
+        """A multipart form post (an upload form), each file in a field named `file`."""
+        form = {"csrf_token": self.csrf, **(data or {})}
+        headers = {"Origin": str(self.http.base_url).rstrip("/"), "Sec-Fetch-Site": "same-origin"}
+        response = await self.http.post(
+            path, data=form, files=[("file", file) for file in files], headers=headers
+        )
+        found = _CSRF.search(response.text)
+        if found:
+            self.csrf = found.group(1)
+        return response
+
     async def register(self, user_type: str, email: str | None = None) -> str:
         email = email or fresh_email()
         await self.get("/register")
@@ -127,3 +147,29 @@ async def another(dashboard_stack: Stack) -> AsyncIterator[Browserless]:
     """A second, independent browser."""
     async with httpx.AsyncClient(base_url=dashboard_stack.control_url, timeout=30) as client:
         yield Browserless(client)
+
+
+class Worker:
+    """The worker's knowledge ingestion, in process (the real local embedding model), run when
+    a test says so: a page shows `processing` until then."""
+
+    def __init__(self, ingester: KnowledgeIngester) -> None:
+        self._ingester = ingester
+
+    async def process_uploads(self) -> None:
+        for _ in range(500):  # files other tests left queued are processed too
+            if not await self._ingester.process_next():
+                return
+        raise AssertionError("the knowledge queue did not drain")
+
+
+@pytest_asyncio.fixture(scope="session")
+async def knowledge_worker(
+    dashboard_stack: Stack, db_pool: asyncpg.Pool, redis: redis_asyncio.Redis
+) -> AsyncIterator[Worker]:
+    embedder = LocalEmbedder()
+    settings = KnowledgeBaseSettings.from_env(dashboard_stack.env)
+    yield Worker(
+        KnowledgeIngester(db_pool, redis, embedder, settings, KnowledgeMetrics(CollectorRegistry()))
+    )
+    await embedder.aclose()

@@ -33,7 +33,7 @@ from tests.control_plane.dashboard.browser import (
     ensure_chromium,
     launch_args,
 )
-from tests.control_plane.dashboard.conftest import PASSWORD, Stack
+from tests.control_plane.dashboard.conftest import PASSWORD, Stack, Worker
 from tests.control_plane.dashboard.support import make_admin
 from tests.support import serve
 
@@ -219,7 +219,7 @@ async def test_public_pages_in_light_and_dark_pass_axe(
 
 
 async def test_creator_studio_in_light_and_dark_passes_axe(
-    browser: Browser, dashboard_stack: Stack
+    browser: Browser, dashboard_stack: Stack, knowledge_worker: Worker
 ) -> None:
     problems: list[str] = []
     async with person(browser, dashboard_stack.control_url) as creator:
@@ -236,10 +236,23 @@ async def test_creator_studio_in_light_and_dark_passes_axe(
         for path, name in (("/creator/agents", "creator agents"),
                            ("/creator/analytics", "creator analytics"),
                            ("/creator/earnings", "creator earnings"),
-                           ("/creator/profile", "creator profile"),
-                           (f"/creator/agents/{agent_id}/knowledge", "knowledge")):  # fmt: skip
+                           ("/creator/profile", "creator profile")):  # fmt: skip
             await creator.goto(path)
             problems += await check_page(creator, name)
+        # Knowledge files: uploaded through the form, followed live while the worker runs.
+        await creator.goto(f"/creator/agents/{agent_id}/knowledge")
+        await creator.get_by_label(re.compile("^Files")).set_input_files(
+            files=[{"name": "faq.md", "mimeType": "text/markdown",
+                    "buffer": b"# Opening hours\n\nThe shop opens at nine every weekday."}]
+        )  # fmt: skip
+        await creator.get_by_role("button", name="Upload", exact=True).click()
+        await expect(creator.locator("main > .notice").first).to_contain_text("Uploaded faq.md")
+        row = creator.get_by_role("row").filter(has_text="faq.md")
+        await expect(row).to_contain_text("processing")
+        problems += await check_page(creator, "knowledge files")
+        await knowledge_worker.process_uploads()
+        await expect(row).to_contain_text("ready")  # without a reload: the page's script
+        await expect(creator.locator("#knowledge-live")).to_have_text("faq.md: ready")
     assert problems == []
 
 
