@@ -37,6 +37,16 @@ def _nice_ceiling(value: Number) -> Decimal:
     return step * 10  # pragma: no cover - the loop always returns
 
 
+def day_tick(label: str) -> str:
+    """`2026-12-02` → `12-02`: days under their bars."""
+    return label[-5:]
+
+
+def name_tick(label: str) -> str:
+    """A name under its bar, cut to fit (the bar's own title has it whole)."""
+    return label if len(label) <= 12 else label[:11] + "…"
+
+
 def bar_chart(
     chart_id: str,
     title: str,
@@ -45,6 +55,7 @@ def bar_chart(
     unit: str = "",
     formatter: Callable[[Number], str] = str,
     alternate: bool = False,
+    tick: Callable[[str], str] = day_tick,
 ) -> Markup:
     """A bar chart of `points` in order (days, agents...)."""
     top = _nice_ceiling(max((point.value for point in points), default=0))
@@ -80,7 +91,7 @@ def bar_chart(
         if index % label_every == 0:
             parts.append(
                 f'<text x="{x + bar_w / 2:.1f}" y="{HEIGHT - BOTTOM + 16}" '
-                f'text-anchor="middle">{escape(point.label[-5:])}</text>'
+                f'text-anchor="middle">{escape(tick(point.label))}</text>'
             )
     parts.append("</svg>")
     return Markup("".join(parts))  # noqa: S704 - every interpolated value is escaped above

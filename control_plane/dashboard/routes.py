@@ -15,21 +15,25 @@ from control_plane.dashboard.templating import STATIC_DIR
 from control_plane.dashboard.views import (
     accounts,
     admin,
+    analytics,
     creator,
     developer,
     earnings,
     knowledge,
     playground,
     public,
+    webhooks,
 )
 
 PAGES: list[Page] = [
     *public.PAGES,
     *accounts.PAGES,
     *creator.PAGES,
+    *analytics.PAGES,
     *knowledge.PAGES,
     *earnings.PAGES,
     *developer.PAGES,
+    *webhooks.PAGES,
     *playground.PAGES,
     *admin.PAGES,
 ]

@@ -19,6 +19,8 @@ from control_plane.agents.schemas import (
     PageQuery,
     UpdateAgentRequest,
 )
+from control_plane.analytics import service as analytics
+from control_plane.analytics.schemas import AnalyticsQuery
 from control_plane.creators import service as creators
 from control_plane.creators.schemas import UpdateCreatorRequest, WalletRequest
 from control_plane.dashboard import diff
@@ -144,6 +146,7 @@ async def overview(ctx: PageContext) -> Response:
         "creator/overview.html", profile=profile, agents=listing.items, total=listing.total,
         counts=counts, calls=sum(agent.total_calls for agent in listing.items),
         balances=await earnings.balances(ctx.state, ctx.user),
+        month=(await analytics.creator_analytics(ctx.state, ctx.user, AnalyticsQuery())).totals,
     )  # fmt: skip
 
 
@@ -288,12 +291,6 @@ async def update_profile(ctx: PageContext) -> Response:
     return ctx.redirect("/creator/profile", notice="Profile saved.")
 
 
-async def analytics(ctx: PageContext) -> Response:
-    return ctx.render("creator/pending.html", title="Analytics",
-                      what="Charts of calls and revenue per day and per agent arrive with the "
-                           "analytics service.")  # fmt: skip
-
-
 ONE = "/creator/agents/{agent_id}"
 PAGES = [
     Page("GET", "/creator", overview, users=CREATORS),
@@ -307,7 +304,6 @@ PAGES = [
     Page("GET", f"{ONE}/versions", versions, users=CREATORS),
     Page("GET", f"{ONE}/versions/diff", version_diff, users=CREATORS),
     Page("POST", f"{ONE}/versions/{{version}}/rollback", rollback, users=CREATORS),
-    Page("GET", "/creator/analytics", analytics, users=CREATORS),
     Page("GET", "/creator/profile", profile_form, users=CREATORS),
     Page("POST", "/creator/profile", update_profile, users=CREATORS),
 ]

@@ -157,10 +157,6 @@ async def checkout_cancelled(ctx: PageContext) -> Response:
     return ctx.redirect("/developer/billing", notice="Checkout cancelled; nothing was charged.")
 
 
-async def webhooks(ctx: PageContext) -> Response:
-    return ctx.render("developer/webhooks.html")
-
-
 PAGES = [
     Page("GET", "/developer", overview, users=DEVELOPERS),
     Page("GET", "/developer/keys", keys, users=DEVELOPERS),
@@ -172,5 +168,4 @@ PAGES = [
     Page("GET", "/developer/billing/payments/{payment_id}", payment_page, users=DEVELOPERS),
     Page("GET", "/billing/success", checkout_succeeded, users=DEVELOPERS),
     Page("GET", "/billing/cancel", checkout_cancelled, users=DEVELOPERS),
-    Page("GET", "/developer/webhooks", webhooks, users=DEVELOPERS),
 ]

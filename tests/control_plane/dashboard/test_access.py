@@ -17,7 +17,7 @@ from tests.control_plane.dashboard.support import create_agent, make_admin
 PARAMS = {"agent_id": str(uuid.uuid4()), "key_id": str(uuid.uuid4()), "version": "1",
           "user_id": str(uuid.uuid4()), "review_id": str(uuid.uuid4()), "key": "enable_rag",
           "decision": "approve", "payment_id": str(uuid.uuid4()),
-          "file_id": str(uuid.uuid4())}  # fmt: skip
+          "file_id": str(uuid.uuid4()), "webhook_id": str(uuid.uuid4())}  # fmt: skip
 PRIVATE = [page for page in PAGES if page.operation not in PUBLIC_PAGES]
 
 

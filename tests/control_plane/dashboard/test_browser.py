@@ -274,9 +274,21 @@ async def test_developer_console_and_playground_pass_axe_down_to_phone_width(
         await developer.goto(f"/playground/{agent_id}")
         await send_and_watch(developer, "hello")
         problems += await check_page(developer, "playground")
+        # A webhook endpoint through the form: its secret shown once, then its delivery log.
+        await developer.goto("/developer/webhooks")
+        await developer.get_by_label(re.compile("^Endpoint URL")).fill(
+            f"{dashboard_stack.mock_url}/hook"
+        )
+        await developer.get_by_role("checkbox", name=re.compile("Payment succeeded")).check()
+        await developer.get_by_role("button", name="Add endpoint").click()
+        await expect(developer.locator("#created-secret")).to_contain_text("whsec_")
+        problems += await check_page(developer, "developer webhooks with a new secret")
+        await developer.get_by_role("link", name="Delivery log").click()
+        await developer.get_by_role("button", name="Send a test event").click()
+        await expect(developer.locator("#deliveries")).to_contain_text("webhook.test")
+        problems += await check_page(developer, "developer webhook deliveries")
         for path, name in (("/developer/usage", "developer usage"),
                            ("/developer/billing", "developer billing"),
-                           ("/developer/webhooks", "developer webhooks"),
                            ("/playground", "playground picker"),
                            ("/account", "account")):  # fmt: skip
             await developer.goto(path)
