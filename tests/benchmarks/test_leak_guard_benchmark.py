@@ -1,4 +1,4 @@
-"""The output leak guard's costs (gateway/leak_guard.py), on a realistic 2 KB system prompt.
+"""The output leak guard's costs (gateway/leak_guard/), on a realistic 2 KB system prompt.
 
 - building the guard (once per agent version, cached with its config);
 - `check_text` on a 2 KB non-streaming answer;

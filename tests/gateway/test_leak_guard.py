@@ -1,5 +1,5 @@
 # ruff: noqa: RUF001  (look-alike characters are what these tests are about)
-"""Property 1: Prompt Security — the output leak guard (gateway/leak_guard.py) on its own.
+"""Property 1: Prompt Security — the output leak guard (gateway/leak_guard/) on its own.
 
 Seed property 1: for any API call to any agent, the response SHALL never contain the
 creator's original system prompt text. DESIGN.md ("Prompt secrecy"): a verbatim run of the

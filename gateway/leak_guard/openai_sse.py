@@ -1,0 +1,236 @@
+"""The stream scanner applied to a relayed OpenAI chat.completion.chunk SSE stream."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from gateway.leak_guard.openai_completion import WITHHELD_FINISH_REASON, WITHHELD_NOTICE
+from gateway.leak_guard.stream_scanner import StreamScanner
+
+_CONTENT_DELTA = b'"delta":{"content":"'
+
+
+def _event_data(raw: bytes) -> bytes | None:
+    """The data of one SSE event (data lines joined by LF), or None if it has none."""
+    if raw.startswith(b"data: ") and raw.find(b"\n") == len(raw) - 2:
+        return raw[6:-2]  # the usual "data: ...\n\n"
+    data: list[bytes] = []
+    for line in raw.split(b"\n"):
+        line = line.removesuffix(b"\r")  # noqa: PLW2901
+        if line.startswith(b"data:"):
+            data.append(line[6:] if line.startswith(b"data: ") else line[5:])
+    return b"\n".join(data) if data else None
+
+
+def _json_object(data: bytes) -> dict[str, Any] | None:
+    if not data.startswith(b"{"):
+        return None
+    try:
+        obj = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return None
+    return obj if isinstance(obj, dict) else None
+
+
+def _sse(obj: dict[str, Any]) -> bytes:
+    return b"data: " + orjson.dumps(obj) + b"\n\n"
+
+
+def _content_chunk(
+    shape: bytes, content: str, finish_reason: str | None, *, keep_usage: bool
+) -> bytes:
+    """A chat.completion.chunk shaped like `shape` (same id, model, created, ...)."""
+    obj = _json_object(shape) or {"object": "chat.completion.chunk"}
+    choices = obj.get("choices")
+    first = choices[0] if isinstance(choices, list) and choices else {}
+    index = first.get("index", 0) if isinstance(first, dict) else 0
+    obj["choices"] = [
+        {
+            "index": index,
+            "delta": {"content": content},
+            "logprobs": None,
+            "finish_reason": finish_reason,
+        }
+    ]
+    if not keep_usage and obj.get("usage") is not None:
+        obj["usage"] = None
+    return _sse(obj)
+
+
+class SseLeakFilter:
+    """The stream scanner applied to a relayed OpenAI chat.completion.chunk SSE stream.
+
+    Events are cut on blank lines (LF or CRLF), never on other line breaks (U+2028 and the
+    like travel raw inside JSON strings). Events without content (role, tool calls, usage,
+    comments, [DONE]) pass through byte for byte, as do content events whose text the
+    scanner releases unchanged. Otherwise a content event is re-emitted with the released
+    text and every other byte of it kept (id, model, created, ...); one whose released text
+    is empty is held back, its text following in a later event. At the end of the answer (a
+    finish_reason, the usage chunk, [DONE] or `finish`) the rest is released first.
+
+    On a leak no more content goes out: exactly one chunk says the answer was withheld,
+    with finish_reason "content_filter"; later the usage chunk (choices == []), comments and
+    [DONE] still pass, every other event is dropped.
+    """
+
+    __slots__ = ("_buf", "_line", "_notice", "_scanner", "_shape", "_withheld")
+
+    def __init__(self, scanner: StreamScanner, *, notice: str = WITHHELD_NOTICE) -> None:
+        self._scanner = scanner
+        self._notice = notice
+        self._buf = b""
+        self._line = 0  # where the next line starts in _buf (earlier lines are complete)
+        self._shape = b""  # the JSON of the last content chunk, to shape chunks we write
+        self._withheld = False
+
+    @property
+    def leaked(self) -> bool:
+        return self._scanner.leaked
+
+    def feed(self, data: bytes) -> bytes:
+        buf = self._buf + data if self._buf else data
+        out: list[bytes] = []
+        start = 0  # the current event
+        line = self._line  # the next line of it
+        while True:
+            end = buf.find(b"\n", line)
+            if end < 0:
+                break
+            if end == line or (end == line + 1 and buf[line] == 13):  # a blank line: LF, CRLF
+                if line > start:
+                    self._event(buf[start : end + 1], out)
+                else:
+                    out.append(buf[start : end + 1])  # a blank line between events
+                start = end + 1
+            line = end + 1
+        self._buf = buf[start:]
+        self._line = line - start
+        return b"".join(out)
+
+    def finish(self) -> bytes:
+        """At the end of the byte stream: a last event without its blank line, and the
+        held text if the answer never said it was finished."""
+        out: list[bytes] = []
+        if self._buf.strip():
+            self._event(self._buf, out)
+        self._buf = b""
+        self._line = 0
+        self._end_of_answer(None, out)
+        return b"".join(out)
+
+    def _event(self, raw: bytes, out: list[bytes]) -> None:
+        scanner = self._scanner
+        data = _event_data(raw)
+        if data is None:
+            out.append(raw)  # a comment or keep-alive
+            return
+        at = data.find(_CONTENT_DELTA)
+        if at >= 0 and self._plain_content(raw, data, at + len(_CONTENT_DELTA), out):
+            return
+        if not scanner.held and not scanner.leaked and b'"content"' not in data:
+            out.append(raw)  # nothing held, nothing to read
+            return
+        if data == b"[DONE]":
+            self._end_of_answer(None, out)
+            out.append(raw)
+            return
+        obj = _json_object(data)
+        if obj is None and b'"content"' in data:
+            return  # text the filter cannot read (broken JSON or UTF-8): never unvetted
+        choices = obj.get("choices") if obj is not None else None
+        if obj is not None and isinstance(choices, list) and choices:
+            if isinstance(choices[0], dict):
+                self._choice(raw, data, obj, choices[0], out)
+            elif not scanner.leaked:
+                out.append(raw)
+            return
+        if obj is not None and obj.get("usage"):
+            self._end_of_answer(None, out)  # the usage chunk closes the answer
+        out.append(raw)
+
+    def _plain_content(self, raw: bytes, data: bytes, start: int, out: list[bytes]) -> bool:
+        """The fast path for the common content chunk, `"delta":{"content":"..."}` with no
+        escapes and no finish_reason: read and rewrite the string in place, no JSON parse.
+        False when the chunk is not that simple (the general path takes it)."""
+        end = data.find(b'"', start)
+        scanner = self._scanner
+        if (
+            end < 0
+            or data[end + 1 : end + 2] != b"}"
+            or data.find(b"\\", start, end) >= 0
+            or data.find(b'"finish_reason":null', end) < 0
+            or scanner.leaked
+            or scanner.finished
+        ):
+            return False
+        try:
+            content = data[start:end].decode()
+        except UnicodeDecodeError:
+            return False
+        if not content:
+            return False
+        self._shape = data
+        released = scanner.feed(content)
+        if scanner.leaked:
+            self._withhold(data, out)
+        elif released == content:
+            out.append(raw)
+        elif released:
+            out.append(b"data: " + data[: start - 1] + orjson.dumps(released) + data[end + 1 :])
+            out.append(b"\n\n")
+        return True
+
+    def _choice(
+        self,
+        raw: bytes,
+        data: bytes,
+        obj: dict[str, Any],
+        choice: dict[str, Any],
+        out: list[bytes],
+    ) -> None:
+        scanner = self._scanner
+        delta = choice.get("delta")
+        content = delta.get("content") if isinstance(delta, dict) else None
+        finish_reason = choice.get("finish_reason")
+        if not isinstance(content, str) or not content or not isinstance(delta, dict):
+            if finish_reason is not None and not scanner.leaked:
+                self._end_of_answer(data, out)  # the withheld chunk takes its place on a leak
+            if not scanner.leaked:
+                out.append(raw)
+            return
+        if scanner.leaked or scanner.finished:
+            return  # no content after a leak, or after the answer ended
+        self._shape = data
+        released = scanner.feed(content)
+        if finish_reason is not None:
+            released += scanner.finish()
+        if scanner.leaked:
+            self._withhold(data, out)
+        elif released == content:
+            out.append(raw)
+        elif (
+            released
+            or finish_reason is not None
+            or any(value is not None for key, value in delta.items() if key != "content")
+        ):
+            delta["content"] = released
+            out.append(_sse(obj))
+        # else: held; its text goes out with a later event
+
+    def _end_of_answer(self, closing: bytes | None, out: list[bytes]) -> None:
+        """The answer is over: release the rest, or withhold it (in place of `closing`,
+        the chunk that ended it, when there is one)."""
+        scanner = self._scanner
+        rest = scanner.finish()
+        if scanner.leaked:
+            self._withhold(closing or self._shape, out)
+        elif rest:
+            out.append(_content_chunk(self._shape, rest, None, keep_usage=False))
+
+    def _withhold(self, shape: bytes, out: list[bytes]) -> None:
+        if self._withheld:
+            return
+        self._withheld = True
+        out.append(_content_chunk(shape, self._notice, WITHHELD_FINISH_REASON, keep_usage=True))
