@@ -22,6 +22,7 @@ from starlette.routing import Route
 
 from common.asgi import read_body
 from common.errors import ApiError, ErrorCode
+from common.validation import check_decoded
 from control_plane.auth.principal import Permission, Principal, UserType
 from control_plane.auth.tokens import authenticate
 from control_plane.state import ControlPlaneState
@@ -95,17 +96,29 @@ def _decode_error(error: msgspec.ValidationError | msgspec.DecodeError) -> ApiEr
 
 
 def decode(raw: bytes | str, kind: type[Any]) -> Any:
+    """The body as `kind`, every value of it storable (common.validation.check_decoded)."""
     try:
-        return msgspec.json.decode(raw, type=kind)
+        value = msgspec.json.decode(raw, type=kind)
     except (msgspec.ValidationError, msgspec.DecodeError) as error:
         raise _decode_error(error) from None
+    except UnicodeDecodeError:
+        raise ApiError(ErrorCode.INVALID_REQUEST, "The request body is not valid UTF-8.") from None
+    check_decoded(value)
+    return value
 
 
 def decode_query(query: Mapping[str, str], kind: type[Any]) -> Any:
     try:
-        return msgspec.convert(dict(query), type=kind, strict=False)
+        value = msgspec.convert(dict(query), type=kind, strict=False)
     except msgspec.ValidationError as error:
         raise _decode_error(error) from None
+    check_decoded(value, "query")
+    return value
+
+
+def _check_path(path_params: Mapping[str, Any]) -> None:
+    for name, value in path_params.items():
+        check_decoded(value, name)
 
 
 def json_response(
@@ -148,6 +161,7 @@ def build_route(api: ApiRoute, public: bool) -> Route:
                 raise ApiError(ErrorCode.FORBIDDEN)
             if api.permission is not None and not principal.can(api.permission):
                 raise ApiError(ErrorCode.FORBIDDEN)
+        _check_path(request.path_params)
         context = Context(state, request, principal)
         args: list[Any] = [context]
         if api.body is not None:

@@ -29,7 +29,7 @@ class CallTelemetry:
     __slots__ = ("_agent_id", "_route", "_state", "billable", "client_trace", "error_code",
                  "http_status", "request_id", "spans", "started", "stream")  # fmt: skip
 
-    def __init__(self, state: GatewayState, route: str, scope: Scope, agent_id: str) -> None:
+    def __init__(self, state: GatewayState, route: str, scope: Scope, agent_id: str | None) -> None:
         self.started = time.perf_counter()
         self._state = state
         self._route = route

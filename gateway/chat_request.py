@@ -9,6 +9,7 @@ max_tokens or top_p where the agent sets them.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,6 +17,7 @@ import orjson
 
 from common.domain import AgentConfig
 from common.errors import ApiError, ErrorCode
+from common.validation import INT64_MAX, INT64_MIN, MAX_NESTING
 
 MAX_MESSAGES = 512
 _ROLES = frozenset({"system", "developer", "user", "assistant", "tool"})
@@ -66,7 +68,7 @@ def parse_chat_request(body: bytes) -> ChatRequest:
     options: dict[str, Any] = {}
     for name in _PASSTHROUGH:
         if name in data:
-            options[name] = data[name]
+            options[name] = _checked_option(name, data[name])
     for name in _AGENT_PARAMETERS:
         value = data.get(name)
         if value is not None:
@@ -76,10 +78,60 @@ def parse_chat_request(body: bytes) -> ChatRequest:
     return ChatRequest(messages=messages, stream=stream, options=options)
 
 
+def _too_deep(value: Any, levels_left: int) -> bool:
+    """Whether `value` nests more than `levels_left` more levels of arrays/objects."""
+    if isinstance(value, dict):
+        if levels_left == 0:
+            return True
+        return any(_too_deep(item, levels_left - 1) for item in value.values())
+    if isinstance(value, list):
+        if levels_left == 0:
+            return True
+        return any(_too_deep(item, levels_left - 1) for item in value)
+    return False
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+# What each forwarded option may be (OpenAI's types, loosely): the provider's own checks
+# answer in its words, so only what would break us, or cost a provider round trip, is here.
+_OPTION_TYPES: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "stop": (lambda v: isinstance(v, str) or (isinstance(v, list) and len(v) <= 4
+                                              and all(isinstance(s, str) for s in v)),
+             "must be a string or an array of at most 4 strings"),
+    "seed": (lambda v: isinstance(v, int) and not isinstance(v, bool)
+                       and INT64_MIN <= v <= INT64_MAX, "must be a 64-bit integer"),
+    "user": (lambda v: isinstance(v, str), "must be a string"),
+    "response_format": (lambda v: isinstance(v, dict), "must be an object"),
+    "tools": (lambda v: isinstance(v, list) and all(isinstance(t, dict) for t in v),
+              "must be an array of objects"),
+    "tool_choice": (lambda v: isinstance(v, str | dict), "must be a string or an object"),
+    "presence_penalty": (_is_number, "must be a number"),
+    "frequency_penalty": (_is_number, "must be a number"),
+    "logit_bias": (lambda v: isinstance(v, dict) and all(_is_number(b) for b in v.values()),
+                   "must be an object of numbers"),
+    "parallel_tool_calls": (lambda v: isinstance(v, bool), "must be a boolean"),
+}  # fmt: skip
+
+
+def _checked_option(name: str, value: Any) -> Any:
+    is_valid, message = _OPTION_TYPES[name]
+    if not is_valid(value):
+        raise _invalid(name, message)
+    if _too_deep(value, MAX_NESTING):
+        raise _invalid(name, f"nests deeper than {MAX_NESTING} levels")
+    return value
+
+
 def _check_message(index: int, message: Any) -> None:
     where = f"messages[{index}]"
     if not isinstance(message, dict):
         raise _invalid(where, "must be an object")
+    # Forwarded as sent: deep nesting anywhere inside would fail its serialization upstream.
+    if _too_deep(message, MAX_NESTING):
+        raise _invalid(where, f"nests deeper than {MAX_NESTING} levels")
     role = message.get("role")
     if role not in _ROLES:
         raise _invalid(f"{where}.role", "must be one of " + ", ".join(sorted(_ROLES)))

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -81,15 +82,21 @@ class Shield:
     canary: str
 
 
-def canonical_agent_id(raw: str) -> str:
+_CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+def canonical_agent_id(raw: str) -> str | None:
     """Agent ids are UUIDs; one canonical spelling, so Redis keys and the encryption's
-    associated data always match what the control plane wrote."""
-    if len(raw) == 36 and raw.islower():
+    associated data always match what the control plane wrote. None for anything else,
+    which is answered 404 before any lookup (and never logged or cached raw)."""
+    if _CANONICAL_UUID.fullmatch(raw):
         return raw  # the common case, already canonical: skip the parse
+    if len(raw) > 45:  # the longest spelling uuid.UUID takes, "urn:uuid:" + 36
+        return None
     try:
         return str(uuid.UUID(raw))
     except ValueError:
-        return raw  # admission answers 404 for it (negatively cached, no Postgres query)
+        return None
 
 
 def api_key_from(headers: list[tuple[bytes, bytes]]) -> str:
@@ -106,6 +113,15 @@ def api_key_from(headers: list[tuple[bytes, bytes]]) -> str:
     return text
 
 
+def _identify(headers: list[tuple[bytes, bytes]], agent_id: str | None) -> tuple[str, str]:
+    """The key's hash and the agent id, once both have the shape they must have: 401, then
+    404, before any lookup."""
+    key_hash = hash_api_key(api_key_from(headers))
+    if agent_id is None:
+        raise ApiError(ErrorCode.AGENT_NOT_FOUND)
+    return key_hash, agent_id
+
+
 class ChatEndpoint:
     """ASGI endpoint for `POST /proxy/v1/agents/{agent_id}/chat[/completions]`."""
 
@@ -117,7 +133,7 @@ class ChatEndpoint:
         agent_id = canonical_agent_id(scope["path_params"]["agent_id"])
         telemetry = CallTelemetry(state, self.route, scope, agent_id)
         try:
-            key_hash = hash_api_key(api_key_from(scope["headers"]))
+            key_hash, agent_id = _identify(scope["headers"], agent_id)
             chat = parse_chat_request(
                 await read_body(scope, receive, state.settings.max_body_bytes)
             )

@@ -17,8 +17,10 @@ from redis.exceptions import RedisError
 from common import keyspace
 from common.domain import AdminRole, UserType
 from common.errors import ApiError, ErrorCode
+from common.validation import canonical_uuid
 from control_plane.auth.principal import Principal
 from control_plane.state import ControlPlaneState
+from crypto.api_keys import SHARD_COUNT
 
 _ISSUER = "agentlink"
 _ALGORITHM = "HS256"
@@ -53,11 +55,17 @@ def decode_access_token(secret: str, token: str) -> Principal:
         raise ApiError(ErrorCode.INVALID_CREDENTIALS, "Invalid access token.") from None
     try:
         role = claims.get("role")
+        shard = claims["shard"]
+        # A signature proves who issued the token, not that its claims are well formed: the
+        # subject becomes a Postgres uuid and the shard a Redis key, so both are checked.
+        user_id = canonical_uuid(claims["sub"]) if isinstance(claims["sub"], str) else None
+        if user_id is None or type(shard) is not int or not 0 <= shard < SHARD_COUNT:
+            raise ValueError("malformed subject or shard")
         return Principal(
-            user_id=str(claims["sub"]),
+            user_id=user_id,
             user_type=UserType(claims["typ"]),
             admin_role=AdminRole(role) if role else None,
-            shard=int(claims["shard"]),
+            shard=shard,
         )
     except (KeyError, ValueError, TypeError):
         raise ApiError(ErrorCode.INVALID_CREDENTIALS, "Invalid access token.") from None

@@ -35,6 +35,7 @@ from starlette.routing import Route
 
 from common.asgi import ClientDisconnected, read_body, request_id_of
 from common.errors import ApiError, ErrorCode, error_body
+from common.validation import check_decoded, check_text
 from control_plane.auth.principal import Permission, Principal, UserType
 from control_plane.dashboard import csrf
 from control_plane.dashboard.session import Session, resolve, secure_cookies, write_cookies
@@ -72,6 +73,8 @@ class Form:
     def __init__(self, pairs: list[tuple[str, str]]) -> None:
         # Browsers submit line breaks as CRLF; the services store what was typed: LF.
         pairs = [(name, value.replace("\r\n", "\n")) for name, value in pairs]
+        for name, value in pairs:
+            check_text(name, value)  # 400 for what Postgres cannot store
         self._pairs = pairs
         self._first: dict[str, str] = {}
         for name, value in pairs:
@@ -206,6 +209,14 @@ def _is_multipart(request: Request) -> bool:
 
 
 async def _read_body(request: Request, page: Page) -> tuple[Form, Any]:
+    """The form (or JSON body) of a page request; every value is storable (Form checks its
+    pairs; a NUL byte or lone surrogate would make Postgres fail the request as a 500)."""
+    form, data = await _read_unchecked_body(request, page)
+    check_decoded(data)
+    return form, data
+
+
+async def _read_unchecked_body(request: Request, page: Page) -> tuple[Form, Any]:
     if request.method != "POST":
         return Form(list(request.query_params.multi_items())), None
     if page.multipart and _is_multipart(request):

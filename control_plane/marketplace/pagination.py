@@ -20,7 +20,7 @@ from typing import Any
 import orjson
 
 from common.errors import ApiError, ErrorCode
-from common.validation import is_uuid
+from common.validation import is_uuid, value_problem
 
 Json = str | int | float | None
 Parser = Callable[[Any], Any]
@@ -52,9 +52,13 @@ def decode_cursor(raw: str, kind: str, parsers: Sequence[Parser]) -> list[Any]:
     if not isinstance(decoded, list) or len(decoded) != len(parsers) + 1 or decoded[0] != kind:
         raise _invalid()
     try:
-        return [parse(value) for parse, value in zip(parsers, decoded[1:], strict=True)]
+        values = [parse(value) for parse, value in zip(parsers, decoded[1:], strict=True)]
     except (TypeError, ValueError, InvalidOperation, OverflowError):
         raise _invalid() from None
+    # Within what Postgres' bigint, numeric and timestamptz hold: a forged value is a 400.
+    if any(value_problem(value) is not None for value in values):
+        raise _invalid()
+    return values
 
 
 # Parsers for cursor values: each accepts exactly what encode_cursor wrote and raises otherwise.
