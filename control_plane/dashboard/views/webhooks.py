@@ -1,7 +1,8 @@
-"""Developer webhooks: register an endpoint (its signing secret shown once, like a new key),
-send a test event, re-enable one the worker disabled, delete, and the delivery log with every
-attempt (status, response code, latency, error). All through the webhooks service, which
-answers another account's endpoint exactly like a missing one (404)."""
+"""Webhooks of developers and creators, each on their own pages: register an endpoint (its
+signing secret shown once, like a new key), send a test event, re-enable one the worker
+disabled, delete, and the delivery log with every attempt (status, response code, latency,
+error). All through the webhooks service, which answers another account's endpoint exactly
+like a missing one (404)."""
 
 from __future__ import annotations
 
@@ -22,17 +23,25 @@ def page_id(raw: str) -> str:
     return raw.lower()
 
 
-DEVELOPERS = frozenset({UserType.DEVELOPER})
 EVENT_NAMES = {
-    events.QUOTA_LOW: "Quota low (remaining quota fell to the threshold)",
-    events.QUOTA_EXHAUSTED: "Quota exhausted",
-    events.PAYMENT_SUCCEEDED: "Payment succeeded",
-    events.PAYMENT_REFUNDED: "Payment refunded",
-    events.AGENT_PUBLISHED: "An agent you called was published",
-    events.AGENT_UPDATED: "An agent you called has a new version",
-    events.KEY_REVOKED: "An API key was revoked",
+    UserType.DEVELOPER: {
+        events.QUOTA_LOW: "Quota low (remaining quota fell to the threshold)",
+        events.QUOTA_EXHAUSTED: "Quota exhausted",
+        events.PAYMENT_SUCCEEDED: "Payment succeeded",
+        events.PAYMENT_REFUNDED: "Payment refunded",
+        events.AGENT_PUBLISHED: "An agent you called was published",
+        events.AGENT_UPDATED: "An agent you called has a new version",
+        events.KEY_REVOKED: "An API key was revoked",
+    },
+    UserType.CREATOR: {
+        events.AGENT_PUBLISHED: "One of your agents was published",
+        events.AGENT_UPDATED: "One of your agents has a new version",
+    },
 }
-BASE = "/developer/webhooks"
+
+
+def _base(ctx: PageContext) -> str:
+    return f"/{ctx.user.user_type.value}/webhooks"
 
 
 async def _list_page(
@@ -40,10 +49,11 @@ async def _list_page(
     values: dict[str, Any] | None = None, status: int = 200,
 ) -> Response:  # fmt: skip
     listing = await webhooks.list_webhooks(ctx.state, ctx.user)
+    names = EVENT_NAMES[ctx.user.user_type]
     return ctx.render(
-        "developer/webhooks.html", webhooks=listing.webhooks, created=created,
-        errors=errors or {}, values=values or {"events": [events.QUOTA_LOW]},
-        event_names=EVENT_NAMES, max_webhooks=ctx.state.settings.webhooks.max_per_user,
+        "webhooks/list.html", webhooks=listing.webhooks, created=created, base=_base(ctx),
+        errors=errors or {}, values=values or {"events": [next(iter(names))]},
+        event_names=names, max_webhooks=ctx.state.settings.webhooks.max_per_user,
         status=status,
     )  # fmt: skip
 
@@ -83,33 +93,38 @@ async def deliveries(ctx: PageContext) -> Response:
     webhook = next((item for item in listing.webhooks if item.id == page_id(webhook_id)), None)
     if webhook is None:  # deleted meanwhile
         raise ApiError(ErrorCode.RESOURCE_NOT_FOUND, "No webhook with this id.")
-    return ctx.render("developer/webhook.html", webhook=webhook, page=page)
+    return ctx.render("webhooks/log.html", webhook=webhook, page=page, base=_base(ctx))
 
 
 async def send_test(ctx: PageContext) -> Response:
     webhook_id = ctx.path["webhook_id"]
     await webhooks.send_test(ctx.state, ctx.user, webhook_id)
-    return ctx.redirect(f"{BASE}/{webhook_id}",
+    return ctx.redirect(f"{_base(ctx)}/{webhook_id}",
                         notice="Test event queued: it appears below once it is sent.")  # fmt: skip
 
 
 async def enable(ctx: PageContext) -> Response:
     webhook = await webhooks.enable(ctx.state, ctx.user, ctx.path["webhook_id"])
-    return ctx.redirect(f"{BASE}/{webhook.id}",
+    return ctx.redirect(f"{_base(ctx)}/{webhook.id}",
                         notice="Re-enabled: waiting deliveries go out again.")  # fmt: skip
 
 
 async def delete(ctx: PageContext) -> Response:
     await webhooks.delete(ctx.state, ctx.user, ctx.path["webhook_id"])
-    return ctx.redirect(BASE, notice="Webhook deleted, with its delivery log.")
+    return ctx.redirect(_base(ctx), notice="Webhook deleted, with its delivery log.")
 
 
-ONE = f"{BASE}/{{webhook_id}}"
-PAGES = [
-    Page("GET", BASE, list_page, users=DEVELOPERS),
-    Page("POST", BASE, create, users=DEVELOPERS),
-    Page("GET", ONE, deliveries, users=DEVELOPERS),
-    Page("POST", f"{ONE}/test", send_test, users=DEVELOPERS),
-    Page("POST", f"{ONE}/enable", enable, users=DEVELOPERS),
-    Page("POST", f"{ONE}/delete", delete, users=DEVELOPERS),
-]
+def _pages(kind: UserType) -> list[Page]:
+    base = f"/{kind.value}/webhooks"
+    one, users = f"{base}/{{webhook_id}}", frozenset({kind})
+    return [
+        Page("GET", base, list_page, users=users),
+        Page("POST", base, create, users=users),
+        Page("GET", one, deliveries, users=users),
+        Page("POST", f"{one}/test", send_test, users=users),
+        Page("POST", f"{one}/enable", enable, users=users),
+        Page("POST", f"{one}/delete", delete, users=users),
+    ]
+
+
+PAGES = [*_pages(UserType.DEVELOPER), *_pages(UserType.CREATOR)]

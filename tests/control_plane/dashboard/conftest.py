@@ -70,6 +70,7 @@ def dashboard_stack(servers: Servers, database_url: str, mock_provider_url: str)
             STRIPE_API_BASE=stripe_url,
             PAYMENT_SUCCESS_URL=control + "/billing/success?id={CHECKOUT_SESSION_ID}",
             PAYMENT_CANCEL_URL=f"{control}/billing/cancel",
+            PAYOUT_PROVIDERS="ledger,stripe",
         )
         with serve_api(env, port=control_port) as control_url:
             # The fake sends its webhooks to this control plane (and payers back to it).

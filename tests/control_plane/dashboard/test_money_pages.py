@@ -7,12 +7,13 @@ from __future__ import annotations
 from decimal import Decimal
 
 import asyncpg
+import httpx
 import redis.asyncio as redis_asyncio
 
 from common.domain import AdminRole
-from tests.control_plane.dashboard.conftest import Browserless
+from tests.control_plane.dashboard.conftest import Browserless, Stack
 from tests.control_plane.dashboard.support import find, make_admin
-from tests.control_plane.earnings.helpers import agent_of, caller, event, ingest
+from tests.control_plane.earnings.helpers import agent_of, caller, event, fund, ingest
 
 
 def balance(page: str, name: str) -> str:
@@ -108,3 +109,44 @@ async def test_money_pages_are_for_their_own_people(
     await another.login(support)
     assert (await another.get("/admin/settlements")).status_code == 403
     assert (await another.post("/admin/settlements/trigger", {"creator_id": ""})).status_code == 403
+
+
+async def test_a_creator_connects_stripe_and_withdraws_to_it(
+    browserless: Browserless, dashboard_stack: Stack, db_pool: asyncpg.Pool
+) -> None:
+    email = await browserless.register("creator")
+    creator_id = str(await db_pool.fetchval("SELECT id FROM users WHERE email = $1", email))
+    before = await browserless.get("/creator/earnings")
+    assert "Connect Stripe" in before.text
+    assert 'name="method" value="stripe"' in before.text
+
+    connected = await browserless.post("/creator/earnings/payout-account")
+    assert connected.status_code == 200, connected.text
+    onboarding = find(r'id="stripe-onboarding" href="([^"]+)"', connected.text)
+    assert onboarding.startswith(dashboard_stack.stripe_url)
+    account_id = await db_pool.fetchval(
+        "SELECT stripe_account_id FROM creator_profiles WHERE user_id = $1", creator_id
+    )
+    waiting = await browserless.get("/creator/earnings")
+    assert f"Stripe has not enabled payouts to <code>{account_id}</code> yet" in waiting.text
+    async with httpx.AsyncClient(base_url=dashboard_stack.stripe_url) as stripe:
+        done = await stripe.post(f"/_fake/connect/accounts/{account_id}/onboard")
+        assert done.status_code == 200
+    ready = await browserless.get("/creator/earnings")
+    assert f"Payouts by Stripe go to account <code>{account_id}</code>" in ready.text
+
+    await fund(db_pool, creator_id, Decimal("25"))
+    sent = await browserless.post(
+        "/creator/earnings/withdrawals", {"amount": "20", "method": "stripe"}
+    )
+    assert sent.status_code == 303, sent.text
+    row = await db_pool.fetchrow(
+        "SELECT amount, payout_provider, destination FROM withdrawals WHERE creator_id = $1",
+        creator_id,
+    )
+    assert row is not None
+    assert (row["amount"], row["payout_provider"], row["destination"]) == (
+        Decimal(20),
+        "stripe",
+        account_id,
+    )

@@ -124,3 +124,25 @@ async def test_another_developers_endpoint_is_not_found(
         "SELECT count(*) FROM webhook_deliveries WHERE webhook_id = $1", webhook_id
     )
     assert deliveries == 0
+
+
+async def test_a_creator_has_webhook_pages_of_their_own(
+    browserless: Browserless, another: Browserless, receiver: Receiver
+) -> None:
+    await browserless.register("creator")
+    page = await browserless.get("/creator/webhooks")
+    assert page.status_code == 200
+    assert "One of your agents was published" in page.text
+    assert "quota_low_threshold" not in page.text  # a creator has no quota
+    created = await browserless.post(
+        "/creator/webhooks", {"url": receiver.url + "/creator", "events": "agent.published"}
+    )
+    assert created.status_code == 201, created.text
+    webhook_id = find(r'href="/creator/webhooks/([0-9a-f-]{36})"', created.text)
+    log = await browserless.get(f"/creator/webhooks/{webhook_id}")
+    assert log.status_code == 200
+    assert f'action="/creator/webhooks/{webhook_id}/test"' in log.text
+    assert (await browserless.get("/developer/webhooks")).status_code == 403
+    await another.register("developer")
+    assert (await another.get(f"/developer/webhooks/{webhook_id}")).status_code == 404
+    assert (await another.get("/creator/webhooks")).status_code == 403
