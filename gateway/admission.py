@@ -52,6 +52,7 @@ class Admission:
     units: int
     # The agent's knowledge version: 0 = nothing to retrieve; -1 = the record does not say.
     knowledge_version: int = 0
+    trials_remaining: int = 0  # free trial calls of this developer and agent left
 
     @classmethod
     def of(cls, call_id: str, shard: int, agent_id: str, reply: AdmitReply) -> Admission:
@@ -69,13 +70,20 @@ class Admission:
             charge=reply.charge,
             units=reply.units,
             knowledge_version=reply.knowledge_version,
+            trials_remaining=reply.trials_remaining,
         )
+
+    @property
+    def units_charged(self) -> int:
+        """Units this call takes from the quota: none for a free trial call."""
+        return self.units if self.charge == "quota" else 0
 
     def headers(self) -> list[tuple[bytes, bytes]]:
         values = _rate_header_values(
             self.rate_limit, self.rate_remaining, self.rate_reset_ms, self.quota_remaining
         )
-        pairs = zip(_RAW_RATE_HEADERS, values, strict=True)
+        values += [str(self.units_charged), str(self.trials_remaining)]
+        pairs = zip(_RAW_CALL_HEADERS, values, strict=True)
         return [(name, value.encode()) for name, value in pairs]
 
 
@@ -94,20 +102,24 @@ class AdmitReply:
     charge: str  # "trial" | "quota" when OK, else ""
     units: int
     knowledge_version: int  # 0: nothing to retrieve; -1: the record does not say
+    trials_remaining: int
 
     @classmethod
     def decode(cls, reply: list[Any]) -> AdmitReply:
         return cls(
             reply[0].decode(), reply[1].decode(), reply[2].decode(), int(reply[3]),
             int(reply[4]), int(reply[5]), int(reply[6]), int(reply[7]), reply[8].decode(),
-            int(reply[9]), int(reply[10]),
+            int(reply[9]), int(reply[10]), int(reply[11]),
         )  # fmt: skip
 
 
 # What every answer to an admitted or rate-limited call carries.
 _RATE_HEADERS = ("x-ratelimit-limit", "x-ratelimit-remaining", "x-ratelimit-reset",
                  "x-quota-remaining")  # fmt: skip
-_RAW_RATE_HEADERS = tuple(name.encode() for name in _RATE_HEADERS)
+# An admitted call's answer also says what it costs: units taken from the quota (0 for a free
+# trial call; given back if the call is not billable) and the trial calls left for this agent.
+_CALL_HEADERS = (*_RATE_HEADERS, "x-agentlink-units", "x-agentlink-trials-remaining")
+_RAW_CALL_HEADERS = tuple(name.encode() for name in _CALL_HEADERS)
 
 
 def _rate_header_values(limit: int, remaining: int, reset_ms: int, quota: int) -> list[str]:
@@ -220,5 +232,8 @@ def _refusal(reply: AdmitReply) -> ApiError:
         headers["retry-after"] = str(max(1, -(-reply.rate_reset_ms // 1000)))
         return ApiError(ErrorCode.RATE_LIMITED, headers=headers)
     if verdict == "QUOTA_EXHAUSTED":
+        # Retrying cannot help until the developer buys units: tell the OpenAI SDKs (which
+        # retry a 429 by default) not to. Only the rate limit says when to come back.
+        headers["x-should-retry"] = "false"
         return ApiError(ErrorCode.QUOTA_EXHAUSTED, headers=headers)
     return ApiError(ErrorCode.INTERNAL)

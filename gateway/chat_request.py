@@ -3,8 +3,8 @@
 Validation happens before admission, so a malformed body costs no quota. The upstream
 request puts the creator's system prompt first, then retrieved knowledge, then the
 developer's messages (a developer's own system message is allowed, after the creator's).
-The agent's parameters are authoritative: the developer cannot change model, temperature,
-max_tokens or top_p where the agent sets them.
+The agent's parameters are authoritative: what a developer may send, and what happens to
+each field, is the table in gateway/parameters.py.
 """
 
 from __future__ import annotations
@@ -18,32 +18,24 @@ import orjson
 from common.domain import AgentConfig
 from common.errors import ApiError, ErrorCode
 from common.validation import INT64_MAX, INT64_MIN, MAX_NESTING
+from gateway import parameters
+from gateway.parameters import FORWARDED, SAMPLING, TOKEN_CAPS
+from gateway.parameters import invalid as _invalid
 
 MAX_MESSAGES = 512
 _ROLES = frozenset({"system", "developer", "user", "assistant", "tool"})
 _CONTENT_PART_TYPES = frozenset({"text", "image_url", "input_audio", "file"})
-# Optional OpenAI parameters a developer may pass through. Anything else is dropped: `n`
-# would multiply the provider's cost at one call's price, `model` is the agent's choice.
-_PASSTHROUGH = (
-    "stop", "seed", "user", "response_format", "tools", "tool_choice",
-    "presence_penalty", "frequency_penalty", "logit_bias", "parallel_tool_calls",
-)  # fmt: skip
-_AGENT_PARAMETERS = ("temperature", "max_tokens", "top_p")
+_READ_HERE = frozenset({"messages", "stream", "model", "stream_options", *SAMPLING, *TOKEN_CAPS})
 
 
 @dataclass(frozen=True, slots=True)
 class ChatRequest:
     messages: list[dict[str, Any]]
     stream: bool
-    options: dict[str, Any]  # passthrough and (where the agent leaves them unset) parameters
-
-
-def _invalid(field: str, message: str) -> ApiError:
-    return ApiError(
-        ErrorCode.VALIDATION_FAILED,
-        "The request body failed validation.",
-        details=[{"field": field, "message": message}],
-    )
+    options: dict[str, Any]  # the forwarded parameters, as the developer sent them
+    max_tokens: int | None = None  # the lower of max_tokens and max_completion_tokens
+    sampling: dict[str, float | int] | None = None  # temperature, top_p as sent
+    include_usage: bool = False  # stream_options.include_usage: send the usage chunk
 
 
 def parse_chat_request(body: bytes) -> ChatRequest:
@@ -62,20 +54,39 @@ def parse_chat_request(body: bytes) -> ChatRequest:
         raise _invalid("messages", f"at most {MAX_MESSAGES} messages")
     for index, message in enumerate(messages):
         _check_message(index, message)
-    stream = data.get("stream", False)
-    if not isinstance(stream, bool):
+    stream = data.get("stream")
+    if stream is None:
+        stream = False
+    elif not isinstance(stream, bool):
         raise _invalid("stream", "must be a boolean")
+    return _with_parameters(data, messages, stream)
+
+
+def _with_parameters(data: dict[str, Any], messages: list[Any], stream: bool) -> ChatRequest:
+    """Every other top-level field, by its rule in gateway/parameters.py."""
     options: dict[str, Any] = {}
-    for name in _PASSTHROUGH:
-        if name in data:
-            options[name] = _checked_option(name, data[name])
-    for name in _AGENT_PARAMETERS:
-        value = data.get(name)
-        if value is not None:
-            if isinstance(value, bool) or not isinstance(value, int | float):
-                raise _invalid(name, "must be a number")
-            options[name] = value
-    return ChatRequest(messages=messages, stream=stream, options=options)
+    max_tokens: int | None = None
+    sampling: dict[str, float | int] | None = None
+    include_usage = False
+    for name, value in data.items():
+        if value is None:
+            continue  # null is "not sent", as in OpenAI's API
+        if name in FORWARDED:
+            options[name] = _checked_option(name, value)
+        elif name not in _READ_HERE:
+            parameters.check_refused(name, value)
+        elif name in TOKEN_CAPS:
+            cap = parameters.token_cap(name, value)
+            max_tokens = cap if max_tokens is None else min(max_tokens, cap)
+        elif name in SAMPLING:
+            sampling = sampling or {}
+            sampling[name] = parameters.sampling_value(name, value)
+        elif name == "stream_options":
+            include_usage = parameters.include_usage_of(value)
+    return ChatRequest(
+        messages=messages, stream=stream, options=options, max_tokens=max_tokens,
+        sampling=sampling, include_usage=include_usage,
+    )  # fmt: skip
 
 
 def _too_deep(value: Any, levels_left: int) -> bool:
@@ -166,10 +177,21 @@ def build_upstream_payload(
     payload: dict[str, Any] = dict(request.options)
     payload["model"] = config.model
     payload["messages"] = messages
-    for name in _AGENT_PARAMETERS:
-        value = getattr(config, name)
-        if value is not None:
+    asked = request.sampling or {}
+    for name in SAMPLING:
+        fixed = getattr(config, name)
+        value = asked.get(name)
+        if fixed is not None:
+            if value is not None and value != fixed:
+                raise _invalid(name, f"is fixed by this agent at {fixed}")
+            payload[name] = fixed
+        elif value is not None:
             payload[name] = value
+    cap = config.max_tokens
+    if request.max_tokens is not None and (cap is None or request.max_tokens < cap):
+        payload["max_tokens"] = request.max_tokens
+    elif cap is not None:
+        payload["max_tokens"] = cap
     if request.stream:
         payload["stream"] = True
         # Always ask for usage: metering needs it, whether or not the client asked.

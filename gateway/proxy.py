@@ -35,6 +35,7 @@ from gateway.agent_configs import CachedAgent
 from gateway.call_result import NOT_ANSWERED, CallResult
 from gateway.call_telemetry import CallTelemetry
 from gateway.chat_request import ChatRequest, build_upstream_payload, parse_chat_request
+from gateway.client_usage import CallCost, ClientStream, with_cost
 from gateway.knowledge import Retrieved
 from gateway.leak_guard import (
     LeakGuard,
@@ -74,6 +75,7 @@ class Call:
     request_id: str
     trace_headers: dict[str, str]  # W3C trace context for the provider request
     shield: Shield | None  # the prompt-leak guard and this call's canary; None when off
+    include_usage: bool = False  # the streaming client asked for the usage chunk
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,7 +184,7 @@ async def _serve(
         )
         result = await _call_with_fallbacks(
             state, config, payload, admission=admission, telemetry=telemetry, run=run,
-            shield=shield,
+            shield=shield, include_usage=chat.include_usage,
         )  # fmt: skip
         return result
     except ProviderError as error:
@@ -226,6 +228,7 @@ async def _call_with_fallbacks(
     telemetry: CallTelemetry,
     run: Callable[[Call], Awaitable[CallResult]],
     shield: Shield | None,
+    include_usage: bool = False,
 ) -> CallResult:
     """Call the agent's model; if that fails before anything reached the client, each of its
     fallbacks in order (own provider, breaker and model). `run` raises a ProviderError only
@@ -242,7 +245,7 @@ async def _call_with_fallbacks(
             )
             upstream = payload if index == 0 else {**payload, "model": target.model}
             call = Call(state, provider, target.model, upstream, admission,
-                        telemetry.request_id, trace_headers, shield)  # fmt: skip
+                        telemetry.request_id, trace_headers, shield, include_usage)  # fmt: skip
             try:
                 result = await run(call)
             except ProviderError as error:
@@ -277,6 +280,7 @@ async def _complete(call: Call, send: Send) -> CallResult:
     if shield is not None and shield.guard.check_completion(body, shield.canary):
         body = withheld_completion(body)
         result = _blocked(call.state, result)
+    body = with_cost(body, _cost(call), billed=result.billable)
     headers = [*_JSON_HEADERS, (b"content-length", str(len(body)).encode())]
     headers += call.admission.headers()
     await send({"type": "http.response.start", "status": 200, "headers": headers})
@@ -357,26 +361,31 @@ async def _relay_chunks(call: Call, opened: OpenStream, send: Send) -> bool:
     holds back only the few words that could still turn into a quote of the prompt.
     Returns whether the answer was withheld."""
     first = True
-    sse = SseLeakFilter(call.shield.guard.scanner(call.shield.canary)) if call.shield else None
+    leak_filter = (
+        SseLeakFilter(call.shield.guard.scanner(call.shield.canary)) if call.shield else None
+    )
+    client = ClientStream(leak_filter, include_usage=call.include_usage, cost=_cost(call))
     try:
         async for chunk in opened.stream.chunks:
             if first:
                 first = False
                 opened.first_chunk()
-            out = chunk if sse is None else sse.feed(chunk)
+            out = client.feed(chunk)
             if out:
                 await send({"type": "http.response.body", "body": out, "more_body": True})
     except ProviderError:
         # The provider broke off: release what the guard still held (if clean) before the
         # in-band error, so the client has everything the provider did send.
-        if sse is not None and (rest := sse.finish()):
+        if rest := client.finish():
             await send({"type": "http.response.body", "body": rest, "more_body": True})
         raise
-    if sse is None:
-        return False
-    if rest := sse.finish():
+    if rest := client.finish():
         await send({"type": "http.response.body", "body": rest, "more_body": True})
-    return sse.leaked
+    return client.leaked
+
+
+def _cost(call: Call) -> CallCost:
+    return CallCost.of(call.admission.units_charged, call.state.settings.unit_price)
 
 
 async def _wait_for_disconnect(receive: Receive) -> None:

@@ -19,9 +19,10 @@
 -- does not know the user yet passes placeholders and gets MISS_KEY or the user id back.
 --
 -- Returns {verdict, user_id, key_id, agent_version, limit, remaining, reset_ms,
---          quota_remaining, charge ("trial"|"quota"|""), units, knowledge}
+--          quota_remaining, charge ("trial"|"quota"|""), units, knowledge, trials_remaining}
 -- knowledge: the agent's knowledge version, 0 when it has no retrievable knowledge, -1 when
--- the record does not say (written before knowledge versions existed).
+-- the record does not say (written before knowledge versions existed). trials_remaining: free
+-- trial calls of this (user, agent) left after this call.
 -- verdict: OK | MISS_KEY | MISS_USER | MISS_AGENT | BAD_KEY | SUSPENDED | NO_AGENT
 --          | RATE_LIMITED | QUOTA_EXHAUSTED | WRONG_USER
 -- gateway/admission.py decodes this reply, in this order, in `AdmitReply.decode`.
@@ -29,9 +30,9 @@
 -- Uses the prelude (prelude.lua): now_ms, encode_reservation.
 
 local function reply(verdict, user, key, version, limit, remaining, reset_ms, quota, charge, units,
-                     knowledge)
+                     knowledge, trials_left)
   return {verdict, user or "", key or "", version or 0, limit or 0, remaining or 0,
-          reset_ms or 0, quota or 0, charge or "", units or 0, knowledge or 0}
+          reset_ms or 0, quota or 0, charge or "", units or 0, knowledge or 0, trials_left or 0}
 end
 
 local key = redis.call("HMGET", KEYS[1], "status", "user", "key")
@@ -73,7 +74,7 @@ local trials_used = tonumber(redis.call("HGET", KEYS[4], ARGV[2]) or "0")
 quota = tonumber(quota)
 if trials_used < tonumber(ARGV[7]) then
   charge = "trial"
-  redis.call("HINCRBY", KEYS[4], ARGV[2], 1)
+  trials_used = redis.call("HINCRBY", KEYS[4], ARGV[2], 1)
 elseif quota >= units then
   quota = redis.call("DECRBY", KEYS[3], units)
 else
@@ -91,4 +92,4 @@ redis.call("ZADD", KEYS[7], deadline, ARGV[1])
 local oldest = redis.call("ZRANGE", KEYS[5], 0, 0, "WITHSCORES")
 local reset_ms = tonumber(oldest[2]) + window - now
 return reply("OK", user_id, key_id, version, limit, limit - used - 1, reset_ms, quota, charge, units,
-             knowledge)
+             knowledge, math.max(0, tonumber(ARGV[7]) - trials_used))

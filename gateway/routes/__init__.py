@@ -14,11 +14,12 @@ from starlette.routing import Route
 from common.http_errors import envelope_exception_handlers
 from gateway.proxy import ChatEndpoint
 from gateway.routes import health
+from gateway.routes.models import ModelsEndpoint
 
 PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 
 # Endpoints that authenticate the caller's API key before anything else.
-API_KEY_ENDPOINTS: tuple[type, ...] = (ChatEndpoint,)
+API_KEY_ENDPOINTS: tuple[type, ...] = (ChatEndpoint, ModelsEndpoint)
 
 
 def route(path: str, endpoint: Any, methods: list[str]) -> Route:
@@ -27,12 +28,16 @@ def route(path: str, endpoint: Any, methods: list[str]) -> Route:
     return Route(path, endpoint, methods=methods)
 
 
-_CHAT = "/proxy/v1/agents/{agent_id}/chat"
+_AGENT = "/proxy/v1/agents/{agent_id}"
+_CHAT = _AGENT + "/chat"
 
 ROUTES = [
     route(_CHAT, ChatEndpoint(_CHAT), methods=["POST"]),
     # The OpenAI SDKs append /chat/completions to base_url=.../proxy/v1/agents/{agent_id}.
     route(_CHAT + "/completions", ChatEndpoint(_CHAT + "/completions"), methods=["POST"]),
+    # ... and /models for client.models.list() / .retrieve(): the agent is its one model.
+    route(_AGENT + "/models", ModelsEndpoint(one=False), methods=["GET"]),
+    route(_AGENT + "/models/{model}", ModelsEndpoint(one=True), methods=["GET"]),
     route("/healthz", health.healthz, methods=["GET"]),
     route("/readyz", health.readyz, methods=["GET"]),
     route("/metrics", health.metrics, methods=["GET"]),

@@ -27,9 +27,10 @@ BODY = orjson.dumps(
         "model": "gpt-4.1",  # ignored: the agent's model wins
         "messages": MESSAGES,
         "stream": True,
-        "temperature": 1.5,  # ignored: the agent sets it
+        "temperature": 0.2,  # the agent's own value (another one is refused)
         "top_p": 0.9,  # passed: the agent leaves it unset
-        "n": 4,  # dropped: it would multiply the provider cost
+        "max_tokens": 2048,  # above the agent's cap: the cap applies
+        "n": 1,  # accepted as the one choice a call is priced for
         "stop": ["\n\n"],
         "user": "end-user-17",
     }

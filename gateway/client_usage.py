@@ -1,0 +1,170 @@
+"""The usage a client sees: the call's cost in `usage`, and the stream's usage chunk only
+when the client asked for it.
+
+We always ask the provider for usage (metering needs it). An OpenAI client that did not send
+`stream_options.include_usage` does not expect the final chunk with `choices: []`; the naive
+`for c in stream: c.choices[0]` loop crashes on it. So `UsageChunks` drops that chunk unless
+it was asked for, and otherwise adds the cost to it.
+
+The cost (`CallCost`) is what this call takes from the developer's quota: `cost_units` and
+their value in USD as `cost` (OpenRouter's field name), both 0 for a free trial call or an
+answer that is not billed (withheld by the leak guard).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+import orjson
+
+from gateway.leak_guard import SseLeakFilter
+
+# A usage object, not OpenAI's `"usage":null` that every chunk of such a stream carries.
+_USAGE_OBJECT = (b'"usage":{', b'"usage": {')
+
+
+@dataclass(frozen=True, slots=True)
+class CallCost:
+    units: int
+    usd: Decimal
+
+    @classmethod
+    def of(cls, units: int, unit_price: Decimal) -> CallCost:
+        return cls(units, units * unit_price)
+
+    def usage_fields(self, *, billed: bool = True) -> dict[str, Any]:
+        units, usd = (self.units, self.usd) if billed else (0, Decimal(0))
+        # An exact decimal in the JSON, never a float's rounding of it.
+        return {"cost": orjson.Fragment(format(usd.normalize(), "f")), "cost_units": units}
+
+
+FREE = CallCost(0, Decimal(0))
+
+
+def with_cost(body: bytes, cost: CallCost, *, billed: bool) -> bytes:
+    """A chat.completion body with the call's cost added to its `usage`."""
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return body
+    if not isinstance(data, dict):
+        return body
+    usage = data.get("usage")
+    if not isinstance(usage, dict):
+        usage = data["usage"] = {}
+    usage.update(cost.usage_fields(billed=billed))
+    return orjson.dumps(data)
+
+
+class ClientStream:
+    """The bytes a streaming client gets from the provider's OpenAI chunks: through the
+    prompt-leak filter when the agent has one, then `UsageChunks`."""
+
+    __slots__ = ("_leak", "_usage")
+
+    def __init__(
+        self, leak_filter: SseLeakFilter | None, *, include_usage: bool, cost: CallCost
+    ) -> None:
+        self._leak = leak_filter
+        self._usage = UsageChunks(include_usage=include_usage, cost=cost)
+
+    @property
+    def leaked(self) -> bool:
+        return self._leak is not None and self._leak.leaked
+
+    def feed(self, chunk: bytes) -> bytes:
+        if self._leak is not None:
+            chunk = self._leak.feed(chunk)
+            self._usage.billed = not self._leak.leaked
+        return self._usage.feed(chunk)
+
+    def finish(self) -> bytes:
+        if self._leak is None:
+            return self._usage.finish()
+        rest = self._leak.finish()
+        self._usage.billed = not self._leak.leaked
+        return self._usage.feed(rest) + self._usage.finish()
+
+
+class UsageChunks:
+    """Filters a stream of OpenAI chunk SSE bytes (the bytes the client gets): the usage
+    chunk is dropped, or carries the cost when `include_usage`. Holds back only an event cut
+    by a network read, until its end arrives. `billed` says, when the usage chunk passes,
+    whether the answer is billed (the leak guard may have withheld it)."""
+
+    __slots__ = ("_cost", "_include", "_pending", "billed")
+
+    def __init__(self, *, include_usage: bool, cost: CallCost) -> None:
+        self._include = include_usage
+        self._cost = cost
+        self._pending = b""
+        self.billed = True
+
+    def feed(self, data: bytes) -> bytes:
+        if self._pending:
+            data = self._pending + data
+        # Whole events go out now; the tail of one still arriving waits for its end.
+        lf, crlf = data.rfind(b"\n\n"), data.rfind(b"\n\r\n")
+        end = max(lf + 2 if lf >= 0 else 0, crlf + 3 if crlf >= 0 else 0)
+        self._pending = data[end:]
+        whole = data[:end]
+        if _USAGE_OBJECT[0] not in whole and _USAGE_OBJECT[1] not in whole:
+            return whole
+        return self._rewrite(whole)
+
+    def finish(self) -> bytes:
+        rest, self._pending = self._pending, b""
+        if rest and (_USAGE_OBJECT[0] in rest or _USAGE_OBJECT[1] in rest):
+            return self._rewrite(rest)
+        return rest
+
+    def _rewrite(self, whole: bytes) -> bytes:
+        out: list[bytes] = []
+        for event in _events(whole):
+            out.append(self._event(event))
+        return b"".join(out)
+
+    def _event(self, event: bytes) -> bytes:
+        if _USAGE_OBJECT[0] not in event and _USAGE_OBJECT[1] not in event:
+            return event
+        chunk = _chunk_of(event)
+        if chunk is None or not isinstance(chunk.get("usage"), dict):
+            return event
+        if not self._include:
+            # The usage chunk nobody asked for goes; usage riding on a content chunk is
+            # harmless to a naive loop and stays.
+            return b"" if chunk.get("choices") == [] else event
+        chunk["usage"].update(self._cost.usage_fields(billed=self.billed))
+        return b"data: " + orjson.dumps(chunk) + b"\n\n"
+
+
+def _events(whole: bytes) -> list[bytes]:
+    """SSE events with their blank line (LF or CRLF endings), cut nowhere else."""
+    events: list[bytes] = []
+    start = 0
+    line = 0
+    while (end := whole.find(b"\n", line)) >= 0:
+        if end == line or (end == line + 1 and whole[line] == 13):
+            events.append(whole[start : end + 1])
+            start = end + 1
+        line = end + 1
+    if start < len(whole):
+        events.append(whole[start:])
+    return events
+
+
+def _chunk_of(event: bytes) -> dict[str, Any] | None:
+    """The JSON object of a one-line `data: {...}` event (how every chunk is written)."""
+    text = event.strip()
+    if not text.startswith(b"data:"):
+        return None
+    data = text[5:].lstrip(b" ")
+    if not data.startswith(b"{") or b"\n" in data:
+        return None
+    try:
+        chunk = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return None
+    return chunk if isinstance(chunk, dict) else None

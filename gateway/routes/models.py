@@ -1,0 +1,71 @@
+"""`GET .../agents/{agent_id}/models[/{model}]`: the agent as its one model, in OpenAI's shape.
+
+The OpenAI SDKs' `client.models.list()` / `.retrieve(id)` with
+`base_url=.../proxy/v1/agents/{agent_id}` land here. The model's id is the agent's id (the
+`model` of a chat request is replaced by the agent's anyway). The caller's key must be valid;
+listing costs no quota and takes no rate-limit slot. Not the hot path: the agent's row is read
+from Postgres (its status and creation time), the key from its Redis record.
+"""
+
+from __future__ import annotations
+
+import orjson
+
+from common import keyspace
+from common.asgi import Receive, Scope, Send
+from common.errors import ApiError, ErrorCode
+from common.validation import is_uuid
+from crypto.api_keys import hash_api_key, shard_of_key_hash
+from gateway.proxy import api_key_from, canonical_agent_id
+from gateway.state import GatewayState
+
+_JSON_HEADERS = [(b"content-type", b"application/json")]
+
+
+class ModelsEndpoint:
+    """ASGI endpoint: `one=False` lists, `one=True` retrieves `{model}`."""
+
+    def __init__(self, *, one: bool) -> None:
+        self.one = one
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        state: GatewayState = scope["state"]["gateway"]
+        key_hash = hash_api_key(api_key_from(scope["headers"]))
+        await _check_key(state, key_hash)
+        agent_id = canonical_agent_id(scope["path_params"]["agent_id"])
+        row = None
+        if is_uuid(agent_id):
+            row = await state.db.fetchrow(
+                "SELECT status, created_at FROM agents WHERE id = $1", agent_id
+            )
+        if row is None or row["status"] != "active":
+            raise ApiError(ErrorCode.AGENT_NOT_FOUND)
+        model = {
+            "id": agent_id,
+            "object": "model",
+            "created": int(row["created_at"].timestamp()),
+            "owned_by": "agentlink",
+        }
+        if self.one:
+            if canonical_agent_id(scope["path_params"]["model"]) != agent_id:
+                raise ApiError(
+                    ErrorCode.RESOURCE_NOT_FOUND, "This agent's only model is its own id."
+                )
+            body = orjson.dumps(model)
+        else:
+            body = orjson.dumps({"object": "list", "data": [model]})
+        headers = [*_JSON_HEADERS, (b"content-length", str(len(body)).encode())]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+
+async def _check_key(state: GatewayState, key_hash: str) -> None:
+    """A live key (its Redis record, loaded from Postgres when cold), else 40103."""
+    shard = shard_of_key_hash(key_hash)
+    record = keyspace.api_key_record(shard, key_hash)
+    status = await state.redis.hget(record, "status")
+    if status is None:
+        await state.records.load_key(key_hash, shard)
+        status = await state.redis.hget(record, "status")
+    if status != b"ok":
+        raise ApiError(ErrorCode.INVALID_API_KEY)

@@ -1,0 +1,65 @@
+"""The stream's usage chunk as the client asked for it, whatever the network cuts."""
+
+from __future__ import annotations
+
+import itertools
+from decimal import Decimal
+from typing import Any
+
+import orjson
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from gateway.client_usage import CallCost, ClientStream, with_cost
+
+
+def chunk(obj: dict[str, object]) -> bytes:
+    return b"data: " + orjson.dumps(obj) + b"\n\n"
+
+
+HEAD = {"id": "c1", "object": "chat.completion.chunk", "created": 1, "model": "m"}
+STREAM = (
+    chunk({**HEAD, "choices": [{"index": 0, "delta": {"content": "Hel"}}], "usage": None})
+    + chunk({**HEAD, "choices": [{"index": 0, "delta": {"content": "lo"}}], "usage": None})
+    + chunk({**HEAD, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
+             "usage": None})
+    + chunk({**HEAD, "choices": [], "usage": {"prompt_tokens": 3, "completion_tokens": 2}})
+    + b"data: [DONE]\n\n"
+)  # fmt: skip
+COST = CallCost.of(2, Decimal("0.01"))
+
+
+def relay(pieces: list[bytes], *, include_usage: bool) -> list[dict[str, Any]]:
+    stream = ClientStream(None, include_usage=include_usage, cost=COST)
+    out = b"".join(stream.feed(piece) for piece in pieces) + stream.finish()
+    events = [e for e in out.split(b"\n\n") if e]
+    assert events[-1] == b"data: [DONE]"
+    return [orjson.loads(e[6:]) for e in events[:-1]]
+
+
+def cut(data: bytes, at: list[int]) -> list[bytes]:
+    points = sorted({0, len(data), *at})
+    return [data[a:b] for a, b in itertools.pairwise(points)]
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(0, len(STREAM)), max_size=6), st.booleans())
+def test_usage_chunk_only_when_asked_at_any_split(at: list[int], include: bool) -> None:
+    chunks = relay(cut(STREAM, at), include_usage=include)
+    texts = "".join(c["choices"][0]["delta"].get("content", "") for c in chunks if c["choices"])
+    assert texts == "Hello"
+    usage = [c["usage"] for c in chunks if c["choices"] == []]
+    if include:
+        assert usage == [{"prompt_tokens": 3, "completion_tokens": 2, "cost": 0.02,
+                          "cost_units": 2}]  # fmt: skip
+    else:
+        assert usage == []
+        assert all(c["choices"] for c in chunks)  # the naive loop's c.choices[0] never fails
+
+
+def test_a_json_answer_gets_an_exact_decimal_cost() -> None:
+    body = orjson.dumps({"choices": [], "usage": {"prompt_tokens": 1}})
+    cost = CallCost.of(3, Decimal("0.01"))
+    assert b'"cost":0.03,"cost_units":3' in with_cost(body, cost, billed=True)
+    assert orjson.loads(with_cost(body, cost, billed=False))["usage"]["cost_units"] == 0
+    assert with_cost(b"not json", cost, billed=True) == b"not json"
