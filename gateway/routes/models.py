@@ -14,7 +14,6 @@ import orjson
 from common import keyspace
 from common.asgi import Receive, Scope, Send
 from common.errors import ApiError, ErrorCode
-from common.validation import is_uuid
 from crypto.api_keys import hash_api_key, shard_of_key_hash
 from gateway.proxy import api_key_from, canonical_agent_id
 from gateway.state import GatewayState
@@ -34,7 +33,7 @@ class ModelsEndpoint:
         await _check_key(state, key_hash)
         agent_id = canonical_agent_id(scope["path_params"]["agent_id"])
         row = None
-        if is_uuid(agent_id):
+        if agent_id is not None:
             row = await state.db.fetchrow(
                 "SELECT status, created_at FROM agents WHERE id = $1", agent_id
             )
