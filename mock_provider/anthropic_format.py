@@ -7,7 +7,7 @@ from typing import Any
 import orjson
 
 from mock_provider.asgi import SSE_HEADERS
-from mock_provider.reply import Answer, BadRequest, Prompt, join_texts
+from mock_provider.reply import Answer, BadRequest, Prompt, join_texts, parsed_arguments
 from mock_provider.streaming import StreamPlan
 
 _ERROR_TYPES = {
@@ -79,7 +79,12 @@ class AnthropicMessages:
         }
 
     def response(self, answer: Answer, body: dict[str, Any]) -> bytes:
-        message = self._message(answer, [{"type": "text", "text": answer.text}], "end_turn")
+        if answer.tool_name is not None:
+            block = {**_tool_use(answer), "input": parsed_arguments(answer)}
+            message = self._message(answer, [block], "tool_use")
+        else:
+            block = {"type": "text", "text": answer.text}
+            message = self._message(answer, [block], _stop_reason(answer))
         message["usage"] = {
             "input_tokens": answer.prompt_tokens,
             "output_tokens": answer.completion_tokens,
@@ -90,13 +95,24 @@ class AnthropicMessages:
         message = self._message(answer, [], None)
         message["usage"] = {"input_tokens": answer.prompt_tokens, "output_tokens": 1}
         head = _event("message_start", {"type": "message_start", "message": message})
+        block_start = _BLOCK_START
+        delta_of: Any = lambda piece: {"type": "text_delta", "text": piece}  # noqa: E731
+        stop_reason = _stop_reason(answer)
+        if answer.tool_name is not None:
+            block = {**_tool_use(answer), "input": {}}
+            block_start = _event(
+                "content_block_start",
+                {"type": "content_block_start", "index": 0, "content_block": block},
+            )
+            delta_of = lambda piece: {"type": "input_json_delta", "partial_json": piece}  # noqa: E731
+            stop_reason = "tool_use"
         chunks = [
             _event(
                 "content_block_delta",
                 {
                     "type": "content_block_delta",
                     "index": 0,
-                    "delta": {"type": "text_delta", "text": piece},
+                    "delta": delta_of(piece),
                 },
             )
             for piece in pieces
@@ -105,10 +121,18 @@ class AnthropicMessages:
             "message_delta",
             {
                 "type": "message_delta",
-                "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+                "delta": {"stop_reason": stop_reason, "stop_sequence": None},
                 "usage": {"output_tokens": answer.completion_tokens},
             },
         )
         return StreamPlan(
-            SSE_HEADERS, head + _BLOCK_START + _PING, chunks, _BLOCK_STOP + delta + _MESSAGE_STOP
+            SSE_HEADERS, head + block_start + _PING, chunks, _BLOCK_STOP + delta + _MESSAGE_STOP
         )
+
+
+def _stop_reason(answer: Answer) -> str:
+    return "refusal" if answer.refusal else "end_turn"
+
+
+def _tool_use(answer: Answer) -> dict[str, Any]:
+    return {"type": "tool_use", "id": f"toolu_{answer.id}", "name": answer.tool_name}

@@ -240,7 +240,7 @@ class MockProvider:
                 model=model,
             )
             if stream if stream is not None else body.get("stream") is True:
-                pieces = split_text(answer.text, controls.chunks)
+                pieces = split_text(answer.streamed, controls.chunks)
                 await send_stream(dialect.stream(answer, pieces, body), controls, send, client)
             else:
                 await send_json(send, 200, dialect.response(answer, body))

@@ -41,6 +41,9 @@ class Controls:
     stall_ms: int = 3_600_000
     echo_system: bool = False
     reply: str | None = None
+    tool_call: str | None = None
+    tool_arguments: str | None = None
+    refusal: bool = False
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
 
@@ -62,13 +65,16 @@ def _int_parser(name: str, low: int, high: int) -> Callable[[str], int]:
     return parse
 
 
-def _parse_flag(raw: str) -> bool:
-    value = raw.strip().lower()
-    if value in ("1", "true", "yes", "on"):
-        return True
-    if value in ("0", "false", "no", "off"):
-        return False
-    raise ControlError(f"mock control echo_system must be 1/true/0/false, got {raw!r}")
+def _flag_parser(name: str) -> Callable[[str], bool]:
+    def parse(raw: str) -> bool:
+        value = raw.strip().lower()
+        if value in ("1", "true", "yes", "on"):
+            return True
+        if value in ("0", "false", "no", "off"):
+            return False
+        raise ControlError(f"mock control {name} must be 1/true/0/false, got {raw!r}")
+
+    return parse
 
 
 def _parse_text(raw: str) -> str:
@@ -84,8 +90,11 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "break_after": _int_parser("break_after", 0, _MAX_COUNT),
     "stall_after": _int_parser("stall_after", 0, _MAX_COUNT),
     "stall_ms": _int_parser("stall_ms", 0, _MAX_MS),
-    "echo_system": _parse_flag,
+    "echo_system": _flag_parser("echo_system"),
     "reply": _parse_text,
+    "tool_call": _parse_text,
+    "tool_arguments": _parse_text,
+    "refusal": _flag_parser("refusal"),
     "prompt_tokens": _int_parser("prompt_tokens", 0, 1_000_000_000),
     "completion_tokens": _int_parser("completion_tokens", 0, 1_000_000_000),
 }

@@ -7,7 +7,7 @@ from typing import Any
 import orjson
 
 from mock_provider.asgi import JSON_STREAM_HEADERS, SSE_HEADERS
-from mock_provider.reply import Answer, BadRequest, Prompt, join_texts
+from mock_provider.reply import Answer, BadRequest, Prompt, join_texts, parsed_arguments
 from mock_provider.streaming import StreamPlan
 
 _STATUS_NAMES = {
@@ -64,9 +64,12 @@ class GeminiGenerate:
         return error_body(status, message)
 
     def _chunk(self, answer: Answer, text: str, tokens: int, last: bool) -> dict[str, Any]:
-        candidate: dict[str, Any] = {"content": {"parts": [{"text": text}], "role": "model"}}
+        part: dict[str, Any] = {"text": text}
+        if answer.tool_name is not None:  # Gemini sends a function call whole, never in pieces
+            part = {"functionCall": {"name": answer.tool_name, "args": parsed_arguments(answer)}}
+        candidate: dict[str, Any] = {"content": {"parts": [part], "role": "model"}}
         if last:
-            candidate["finishReason"] = "STOP"
+            candidate["finishReason"] = "SAFETY" if answer.refusal else "STOP"
         candidate["index"] = 0
         return {
             "candidates": [candidate],
@@ -83,6 +86,8 @@ class GeminiGenerate:
         return orjson.dumps(self._chunk(answer, answer.text, answer.completion_tokens, True))
 
     def stream(self, answer: Answer, pieces: list[str], body: dict[str, Any]) -> StreamPlan:
+        if answer.tool_name is not None:
+            pieces = [answer.arguments]
         count = len(pieces)
         # usageMetadata is cumulative on every chunk; the last one carries the totals.
         payloads = [

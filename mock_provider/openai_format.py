@@ -64,6 +64,14 @@ class OpenAIChat:
         return error_body(status, message)
 
     def response(self, answer: Answer, body: dict[str, Any]) -> bytes:
+        message: dict[str, Any] = {"role": "assistant", "content": answer.text, "refusal": None}
+        finish_reason = "stop"
+        if answer.refusal:
+            message["content"], message["refusal"] = None, answer.text
+        if answer.tool_name is not None:
+            message["content"] = None
+            message["tool_calls"] = [_tool_call(answer, answer.arguments)]
+            finish_reason = "tool_calls"
         return orjson.dumps(
             {
                 "id": answer.id,
@@ -73,9 +81,9 @@ class OpenAIChat:
                 "choices": [
                     {
                         "index": 0,
-                        "message": {"role": "assistant", "content": answer.text, "refusal": None},
+                        "message": message,
                         "logprobs": None,
-                        "finish_reason": "stop",
+                        "finish_reason": finish_reason,
                     }
                 ],
                 "usage": _usage(answer),
@@ -102,9 +110,23 @@ class OpenAIChat:
             return _event({**base, "choices": [choice]})
 
         head = chunk({"role": "assistant", "content": "", "refusal": None})
-        tail = chunk({}, "stop")
+        finish_reason = "stop"
+        if answer.tool_name is not None:
+            head += chunk({"tool_calls": [{"index": 0, **_tool_call(answer, "")}]})
+            chunks = [
+                chunk({"tool_calls": [{"index": 0, "function": {"arguments": piece}}]})
+                for piece in pieces
+            ]
+            finish_reason = "tool_calls"
+        else:
+            field = "refusal" if answer.refusal else "content"
+            chunks = [chunk({field: piece}) for piece in pieces]
+        tail = chunk({}, finish_reason)
         if include_usage:
             tail += _event({**base, "choices": [], "usage": _usage(answer)})
-        return StreamPlan(
-            SSE_HEADERS, head, [chunk({"content": piece}) for piece in pieces], tail + _DONE
-        )
+        return StreamPlan(SSE_HEADERS, head, chunks, tail + _DONE)
+
+
+def _tool_call(answer: Answer, arguments: str) -> dict[str, Any]:
+    function = {"name": answer.tool_name, "arguments": arguments}
+    return {"id": f"call_{answer.id}", "type": "function", "function": function}

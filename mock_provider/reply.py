@@ -1,12 +1,21 @@
-"""What the mock answers: the request's texts in, the reply text and token usage out."""
+"""What the mock answers: the request's texts in, the reply text and token usage out.
+
+Where the reply goes: the answer's text by default; with ``tool_call=<name>`` (or
+``tool_arguments=<JSON text>``) a tool call whose arguments are ``{"text": <reply>}`` (or
+that JSON text, byte for byte); with ``refusal`` the provider's refusal (OpenAI's
+``refusal`` field, Anthropic's ``refusal`` stop reason, Gemini's ``SAFETY`` finish)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
 from mock_provider.config import MockConfig
 from mock_provider.controls import ControlError, Controls, strip_directives
+
+DEFAULT_TOOL = "lookup"
 
 
 class BadRequest(ValueError):
@@ -42,6 +51,14 @@ class Answer:
     text: str
     prompt_tokens: int
     completion_tokens: int
+    tool_name: str | None = None  # the answer is a call of this tool...
+    arguments: str = ""  # ...with these arguments (JSON text)
+    refusal: bool = False
+
+    @property
+    def streamed(self) -> str:
+        """The text a stream sends in pieces: the arguments of a tool call, else the text."""
+        return self.arguments if self.tool_name is not None else self.text
 
     @property
     def total_tokens(self) -> int:
@@ -85,10 +102,28 @@ def compose(
     prompt_tokens = controls.prompt_tokens
     if prompt_tokens is None:
         prompt_tokens = estimate_tokens(prompt.chars)
+    tool_name = controls.tool_call
+    arguments = ""
+    if tool_name is not None or controls.tool_arguments is not None:
+        tool_name = tool_name or DEFAULT_TOOL
+        given = controls.tool_arguments
+        arguments = orjson.dumps({"text": text}).decode() if given is None else given
+        text = ""
     completion_tokens = controls.completion_tokens
     if completion_tokens is None:
-        completion_tokens = estimate_tokens(len(text))
-    return Answer(id, created, model, text, prompt_tokens, completion_tokens)
+        completion_tokens = estimate_tokens(len(text) + len(arguments))
+    return Answer(id, created, model, text, prompt_tokens, completion_tokens,
+                  tool_name, arguments, controls.refusal)  # fmt: skip
+
+
+def parsed_arguments(answer: Answer) -> Any:
+    """The tool call's arguments as an object, for formats that send one (arguments that
+    are not a JSON object are sent as ``{"raw": <text>}``)."""
+    try:
+        value = orjson.loads(answer.arguments)
+    except orjson.JSONDecodeError:
+        value = None
+    return value if isinstance(value, dict) else {"raw": answer.arguments}
 
 
 def split_text(text: str, count: int) -> list[str]:

@@ -71,6 +71,16 @@ Streaming
     whitespace, ASCII punctuation or Han character, where NFKC cannot join a character to
     the next one. Once a leak is seen the scanner releases nothing more, ever.
 
+Fields
+    Every text a model can emit is guarded, not only `content`: `refusal`, the reasoning
+    fields of OpenAI-compatible servers, each tool call's `function.arguments` and the
+    legacy `function_call.arguments` (Anthropic's `tool_use` input and `input_json_delta`
+    and Gemini's `functionCall.args` arrive as these once the adapters translated them).
+    Each field is its own text with its own scanner; a leak in any one withholds the whole
+    answer. Arguments are JSON text, read with their escapes decoded (`\\n`, `\\"`,
+    `\\uXXXX`; `json_text`), and released as the raw bytes the model wrote. A tool call's
+    held arguments go out at the latest when the next call starts.
+
 Costs (tests/benchmarks/test_leak_guard_benchmark.py, one core): building the guard for a
 2 KB prompt ~0.5 ms (5,000 words ~15 ms); `check_text` on a 2 KB answer ~90 us; a 20-chunk
 SSE stream through `SseLeakFilter`, per-request setup included, ~100 us (about 4 us per
@@ -79,7 +89,9 @@ content event) against ~0.5 us for the plain passthrough.
 Modules
     `normaliser` (words), `canary`, `matcher` (the word-by-word matcher and the thresholds),
     `index` (`LeakGuard`), `stream_scanner` (`StreamScanner`), `openai_completion` (a
-    non-streaming body and its withheld replacement), `openai_sse` (`SseLeakFilter`).
+    non-streaming body and its withheld replacement), `json_text` (arguments' escapes),
+    `openai_delta` (a stream's text fields, one scanner each), `openai_sse`
+    (`SseLeakFilter`).
 """
 
 from gateway.leak_guard.canary import CANARY_LENGTH, new_canary, plant_canary

@@ -112,7 +112,8 @@ class LeakGuard:
         return any(tracker.push(token) < 0 for token in tokens)
 
     def check_completion(self, body: bytes, canary: str | None = None) -> bool:
-        """True when a non-streaming chat.completion body leaks in any choice's content."""
+        """True when a non-streaming chat.completion body leaks in any text of any choice
+        (`openai_completion.message_texts`)."""
         return completion_leaks(self, body, canary)
 
     def scanner(self, canary: str | None = None) -> StreamScanner:

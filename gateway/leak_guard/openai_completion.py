@@ -3,19 +3,25 @@ leaking one."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, Final
 
 import orjson
+
+from gateway.leak_guard.json_text import decode_escapes
 
 if TYPE_CHECKING:
     from gateway.leak_guard.index import LeakGuard
 
 WITHHELD_NOTICE: Final = "[response withheld: it repeated the agent's confidential instructions]"
 WITHHELD_FINISH_REASON: Final = "content_filter"
+# The fields of an assistant message (or a stream's delta) that hold plain text; the
+# reasoning fields are what vLLM, DeepSeek and other OpenAI-compatible servers send.
+PLAIN_TEXT_FIELDS: Final = ("content", "refusal", "reasoning_content", "reasoning")
 
 
 def completion_leaks(guard: LeakGuard, body: bytes, canary: str | None = None) -> bool:
-    """True when a non-streaming chat.completion body leaks in any choice's content."""
+    """True when a non-streaming chat.completion body leaks in any text of any choice."""
     try:
         data = orjson.loads(body)
     except orjson.JSONDecodeError:
@@ -23,10 +29,43 @@ def completion_leaks(guard: LeakGuard, body: bytes, canary: str | None = None) -
     choices = data.get("choices") if isinstance(data, dict) else None
     for choice in choices if isinstance(choices, list) else ():
         message = choice.get("message") if isinstance(choice, dict) else None
-        content = message.get("content") if isinstance(message, dict) else None
-        if isinstance(content, str) and guard.check_text(content, canary):
+        if isinstance(message, dict) and any(
+            guard.check_text(text, canary) for text in message_texts(message)
+        ):
             return True
     return False
+
+
+def message_texts(message: dict[str, Any]) -> Iterator[str]:
+    """Every text a model can put in an assistant message: `content` (a string or text
+    parts), `refusal`, the reasoning some OpenAI-compatible servers return, each tool call's
+    `arguments` and the legacy `function_call`'s, the arguments decoded (they are JSON
+    text)."""
+    content = message.get("content")
+    if isinstance(content, list):  # text parts, as some OpenAI-compatible servers answer
+        for part in content:
+            text = part.get("text") if isinstance(part, dict) else None
+            if isinstance(text, str):
+                yield text
+    for name in PLAIN_TEXT_FIELDS:
+        text = message.get(name)
+        if isinstance(text, str):
+            yield text
+    calls = message.get("tool_calls")
+    for call in calls if isinstance(calls, list) else ():
+        arguments = _arguments(call.get("function") if isinstance(call, dict) else None)
+        if arguments:
+            yield decode_escapes(arguments)
+    arguments = _arguments(message.get("function_call"))
+    if arguments:
+        yield decode_escapes(arguments)
+
+
+def _arguments(function: Any) -> str | None:
+    arguments = function.get("arguments") if isinstance(function, dict) else None
+    if arguments is None or isinstance(arguments, str):
+        return arguments
+    return orjson.dumps(arguments).decode()  # an object where a string belongs: read it too
 
 
 def withheld_completion(original_body: bytes, *, notice: str = WITHHELD_NOTICE) -> bytes:

@@ -7,9 +7,17 @@ from typing import Any
 import orjson
 
 from gateway.leak_guard.openai_completion import WITHHELD_FINISH_REASON, WITHHELD_NOTICE
+from gateway.leak_guard.openai_delta import DeltaGuard
 from gateway.leak_guard.stream_scanner import StreamScanner
 
 _CONTENT_DELTA = b'"delta":{"content":"'
+# Bytes without which an event carries no text the guard reads (an escaped key could spell
+# one, so any escape sends the event to the parser too).
+_TEXT_MARKS = (b'"content"', b'"arguments"', b'"refusal"', b'"reasoning', b"\\u")
+
+
+def _may_carry_text(data: bytes) -> bool:
+    return any(mark in data for mark in _TEXT_MARKS)
 
 
 def _event_data(raw: bytes) -> bytes | None:
@@ -38,8 +46,8 @@ def _sse(obj: dict[str, Any]) -> bytes:
     return b"data: " + orjson.dumps(obj) + b"\n\n"
 
 
-def _content_chunk(
-    shape: bytes, content: str, finish_reason: str | None, *, keep_usage: bool
+def _chunk(
+    shape: bytes, delta: dict[str, Any], finish_reason: str | None, *, keep_usage: bool
 ) -> bytes:
     """A chat.completion.chunk shaped like `shape` (same id, model, created, ...)."""
     obj = _json_object(shape) or {"object": "chat.completion.chunk"}
@@ -49,7 +57,7 @@ def _content_chunk(
     obj["choices"] = [
         {
             "index": index,
-            "delta": {"content": content},
+            "delta": delta,
             "logprobs": None,
             "finish_reason": finish_reason,
         }
@@ -63,22 +71,25 @@ class SseLeakFilter:
     """The stream scanner applied to a relayed OpenAI chat.completion.chunk SSE stream.
 
     Events are cut on blank lines (LF or CRLF), never on other line breaks (U+2028 and the
-    like travel raw inside JSON strings). Events without content (role, tool calls, usage,
-    comments, [DONE]) pass through byte for byte, as do content events whose text the
-    scanner releases unchanged. Otherwise a content event is re-emitted with the released
-    text and every other byte of it kept (id, model, created, ...); one whose released text
-    is empty is held back, its text following in a later event. At the end of the answer (a
-    finish_reason, the usage chunk, [DONE] or `finish`) the rest is released first.
+    like travel raw inside JSON strings). Every text field of a delta is read (content,
+    refusal, reasoning, tool call and function call arguments: `openai_delta`). Events
+    without text (role, usage, comments, [DONE]) pass through byte for byte, as do events
+    whose text the scanners release unchanged. Otherwise an event is re-emitted with the
+    released text and every other byte of it kept (id, model, created, a tool call's id and
+    name...); one with nothing left to send is held back, its text following in a later
+    event. At the end of the answer (a finish_reason, the usage chunk, [DONE] or `finish`)
+    the rest of every field is released first.
 
     On a leak no more content goes out: exactly one chunk says the answer was withheld,
     with finish_reason "content_filter"; later the usage chunk (choices == []), comments and
     [DONE] still pass, every other event is dropped.
     """
 
-    __slots__ = ("_buf", "_line", "_notice", "_scanner", "_shape", "_withheld")
+    __slots__ = ("_buf", "_fields", "_line", "_notice", "_scanner", "_shape", "_withheld")
 
     def __init__(self, scanner: StreamScanner, *, notice: str = WITHHELD_NOTICE) -> None:
-        self._scanner = scanner
+        self._scanner = scanner  # the content's; blocked when any field leaks
+        self._fields = DeltaGuard(scanner)
         self._notice = notice
         self._buf = b""
         self._line = 0  # where the next line starts in _buf (earlier lines are complete)
@@ -129,7 +140,7 @@ class SseLeakFilter:
         at = data.find(_CONTENT_DELTA)
         if at >= 0 and self._plain_content(raw, data, at + len(_CONTENT_DELTA), out):
             return
-        if not scanner.held and not scanner.leaked and b'"content"' not in data:
+        if not scanner.leaked and not _may_carry_text(data) and not self._fields.held:
             out.append(raw)  # nothing held, nothing to read
             return
         if data == b"[DONE]":
@@ -137,7 +148,7 @@ class SseLeakFilter:
             out.append(raw)
             return
         obj = _json_object(data)
-        if obj is None and b'"content"' in data:
+        if obj is None and _may_carry_text(data):
             return  # text the filter cannot read (broken JSON or UTF-8): never unvetted
         choices = obj.get("choices") if obj is not None else None
         if obj is not None and isinstance(choices, list) and choices:
@@ -192,45 +203,42 @@ class SseLeakFilter:
     ) -> None:
         scanner = self._scanner
         delta = choice.get("delta")
-        content = delta.get("content") if isinstance(delta, dict) else None
         finish_reason = choice.get("finish_reason")
-        if not isinstance(content, str) or not content or not isinstance(delta, dict):
+        if not isinstance(delta, dict) or not self._fields.reads(delta):
             if finish_reason is not None and not scanner.leaked:
                 self._end_of_answer(data, out)  # the withheld chunk takes its place on a leak
             if not scanner.leaked:
                 out.append(raw)
             return
         if scanner.leaked or scanner.finished:
-            return  # no content after a leak, or after the answer ended
+            return  # no text after a leak, or after the answer ended
         self._shape = data
-        released = scanner.feed(content)
+        changed = self._fields.guard(delta)
         if finish_reason is not None:
-            released += scanner.finish()
+            changed |= self._fields.finish_into(delta)
         if scanner.leaked:
             self._withhold(data, out)
-        elif released == content:
+        elif not changed:
             out.append(raw)
-        elif (
-            released
-            or finish_reason is not None
-            or any(value is not None for key, value in delta.items() if key != "content")
+        elif finish_reason is not None or any(
+            value is not None and value != "" for value in delta.values()
         ):
-            delta["content"] = released
             out.append(_sse(obj))
         # else: held; its text goes out with a later event
 
     def _end_of_answer(self, closing: bytes | None, out: list[bytes]) -> None:
         """The answer is over: release the rest, or withhold it (in place of `closing`,
         the chunk that ended it, when there is one)."""
-        scanner = self._scanner
-        rest = scanner.finish()
-        if scanner.leaked:
+        rest: dict[str, Any] = {}
+        self._fields.finish_into(rest)
+        if self._scanner.leaked:
             self._withhold(closing or self._shape, out)
         elif rest:
-            out.append(_content_chunk(self._shape, rest, None, keep_usage=False))
+            out.append(_chunk(self._shape, rest, None, keep_usage=False))
 
     def _withhold(self, shape: bytes, out: list[bytes]) -> None:
         if self._withheld:
             return
         self._withheld = True
-        out.append(_content_chunk(shape, self._notice, WITHHELD_FINISH_REASON, keep_usage=True))
+        notice = {"content": self._notice}
+        out.append(_chunk(shape, notice, WITHHELD_FINISH_REASON, keep_usage=True))

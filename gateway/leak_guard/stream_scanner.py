@@ -56,6 +56,15 @@ class StreamScanner:
         """Characters received and not yet released."""
         return len(self._buf)
 
+    def sibling(self) -> StreamScanner:
+        """A fresh scanner for another text field of the same answer (same secrets and
+        canary): each field a model streams is read on its own."""
+        return StreamScanner(self._tracker.guard, self._canary or None)
+
+    def block(self) -> None:
+        """Release nothing more: another field of the same answer leaked."""
+        self._leak()
+
     def feed(self, delta: str) -> str:
         if self._done:
             raise RuntimeError("feed() after finish()")
