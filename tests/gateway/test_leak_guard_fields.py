@@ -26,6 +26,7 @@ from tests.gateway.test_leak_guard import (
     BASE,
     CLEAN,
     GUARD,
+    NO_SECRETS,
     PROMPT,
     SLOW,
     USAGE,
@@ -105,7 +106,7 @@ def test_property_1_prompt_in_arguments_is_caught_for_any_split(leak: str, cuts:
 
 
 def test_an_escape_cut_by_a_chunk_waits_for_its_end() -> None:
-    scanner = JsonTextScanner(GUARD.scanner())
+    scanner = JsonTextScanner(NO_SECRETS.scanner())  # holds depend on the text alone
     assert scanner.feed('{"a": "x \\u00') == '{"a": "x '
     assert scanner.feed("e9 \\ud83d") == "\\u00e9 "
     assert scanner.feed("\\ude00 ok") == "\\ud83d\\ude00 "
