@@ -150,11 +150,15 @@ class Admitter:
         if len(self._owner_of_key) > self._known_users:
             self._owner_of_key.popitem(last=False)
 
-    async def admit(self, key_hash: str, shard: int, agent_id: str, call_id: str) -> Admission:
+    async def admit(
+        self, key_hash: str, shard: int, agent_id: str, call_id: str, *, request_id: str = ""
+    ) -> Admission:
+        """`request_id`: the client's, kept in the reservation for the reaper's usage event."""
         limits = self._limits
         user_id = self._owner_of_key.get(key_hash, _PLACEHOLDER_USER)
         args: list[str | int] = [call_id, agent_id, limits.free_per_window, limits.paid_per_window,
-                limits.window_ms, limits.reservation_ms, limits.trial_calls]  # fmt: skip
+                limits.window_ms, limits.reservation_ms, limits.trial_calls,
+                request_id]  # fmt: skip
         for _ in range(_MAX_ATTEMPTS):
             keys = [
                 keyspace.api_key_record(shard, key_hash),

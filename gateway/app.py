@@ -30,10 +30,13 @@ from gateway.providers import build_providers
 from gateway.records import RecordLoader
 from gateway.routes import ROUTES, exception_handlers
 from gateway.settings import GatewaySettings
+from gateway.settlement import Settler
 from gateway.state import GatewayState
 from gateway.tracing import Tracing
 
 logger = logging.getLogger("agentlink.gateway")
+# At shutdown, how long commits still retrying (Redis away) may take before the reaper's turn.
+_SETTLE_DRAIN_S = 5.0
 
 
 def create_app(
@@ -93,6 +96,7 @@ def create_app(
         }
         for name in providers:
             metrics.breaker_state.labels(name).set(0)
+        admitter = Admitter(HotScripts(hot_redis), records, limits)
         state = GatewayState(
             settings=settings,
             redis=redis,
@@ -100,7 +104,8 @@ def create_app(
             scripts=scripts,
             metrics=metrics,
             records=records,
-            admitter=Admitter(HotScripts(hot_redis), records, limits),
+            admitter=admitter,
+            settler=Settler(admitter, metrics),
             agent_configs=AgentConfigCache(db, keyring),
             providers=providers,
             tracing=tracing or Tracing.from_env(),
@@ -116,6 +121,7 @@ def create_app(
         finally:
             for provider in providers.values():
                 await provider.aclose()
+            await state.settler.drain(_SETTLE_DRAIN_S)
             await hot_redis.aclose()
             await state.knowledge.aclose()
             state.tracing.shutdown()

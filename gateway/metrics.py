@@ -71,3 +71,8 @@ class GatewayMetrics:
             "Calls whose settlement could not be written (the reaper gives them back).",
             registry=registry,
         )
+        self.commit_retries = Counter(
+            "agentlink_gateway_commit_retries_total",
+            "Settlement attempts repeated because Redis was away (gateway/settlement.py).",
+            registry=registry,
+        )

@@ -7,10 +7,13 @@
    with a knowledge base, the passages that answer the last user message (gateway/knowledge.py)
 5. upstream request built: creator prompt first, then the knowledge, developer messages after
 6. provider call behind its circuit breaker; streams are relayed byte for byte
-7. commit: one Lua call keeps or gives back the reservation and appends the usage event
+7. commit: one Lua call keeps or gives back the reservation and appends the usage event,
+   retried through a Redis blip until the reservation's deadline (gateway/settlement.py)
 
-Billing: billable only when the provider answered 2xx and the answer (or stream) completed.
-A client that goes away after the provider answered 2xx is billed, logged as cancelled.
+Billing (gateway/call_result.py): billable only when the provider answered 2xx and the
+answer (or stream) completed. A client that goes away after the provider answered 2xx is
+billed, logged as cancelled; one that goes away before (JSON or stream) is not billed, is
+logged as cancelled, and its provider request is cancelled (gateway/disconnect.py).
 """
 
 from __future__ import annotations
@@ -24,8 +27,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from redis.exceptions import RedisError
-
 from common.asgi import Receive, Scope, Send, read_body
 from common.domain import AgentConfig, ModelTarget
 from common.errors import ApiError, ErrorCode, error_body
@@ -36,6 +37,7 @@ from gateway.call_result import NOT_ANSWERED, CallResult
 from gateway.call_telemetry import CallTelemetry
 from gateway.chat_request import ChatRequest, build_upstream_payload, parse_chat_request
 from gateway.client_usage import CallCost, ClientStream, with_cost
+from gateway.disconnect import DisconnectWatch
 from gateway.knowledge import Retrieved
 from gateway.leak_guard import (
     LeakGuard,
@@ -141,8 +143,9 @@ class ChatEndpoint:
             )
             telemetry.stream = chat.stream
             admission = await state.admitter.admit(
-                key_hash, shard_of_key_hash(key_hash), agent_id, uuid.uuid4().hex
-            )
+                key_hash, shard_of_key_hash(key_hash), agent_id, uuid.uuid4().hex,
+                request_id=telemetry.request_id,
+            )  # fmt: skip
             telemetry.admitted()
             telemetry.ended(
                 await _serve(state, admission, chat, telemetry, receive=receive, send=send)
@@ -180,7 +183,7 @@ async def _serve(
         run: Callable[[Call], Awaitable[CallResult]] = (
             (lambda call: _relay_stream(call, receive, send))
             if chat.stream
-            else (lambda call: _complete(call, send))
+            else (lambda call: _complete(call, receive, send))
         )
         result = await _call_with_fallbacks(
             state, config, payload, admission=admission, telemetry=telemetry, run=run,
@@ -270,10 +273,19 @@ async def _call_with_fallbacks(
     raise AssertionError("unreachable: the last target's error is raised")  # pragma: no cover
 
 
-async def _complete(call: Call, send: Send) -> CallResult:
-    completion = await call.provider.complete(
-        call.payload, model=call.model, headers=call.trace_headers
-    )
+async def _complete(call: Call, receive: Receive, send: Send) -> CallResult:
+    watch = DisconnectWatch(receive)
+    try:
+        completion = await call.provider.complete(
+            call.payload, model=call.model, headers=call.trace_headers
+        )
+    except asyncio.CancelledError:
+        if not watch.absorb_cancellation():
+            raise
+        # The client left before the provider answered: the same rule as a stream.
+        return CallResult.client_left(provider_answered=False)
+    finally:
+        watch.stop()
     result = CallResult.answered(completion.usage)
     body = completion.body
     shield = call.shield
@@ -293,36 +305,8 @@ def _blocked(state: GatewayState, result: CallResult) -> CallResult:
     return result.withheld()
 
 
-class _DisconnectWatch:
-    """Cancels the relaying task when the client goes away, so a stalled provider read is
-    abandoned at once instead of after the idle timeout."""
-
-    def __init__(self, receive: Receive) -> None:
-        self.client_gone = False
-        self._finished = False
-        self._relay = asyncio.current_task()
-        self._watcher = asyncio.create_task(_wait_for_disconnect(receive))
-        self._watcher.add_done_callback(self._on_disconnect)
-
-    def _on_disconnect(self, _: asyncio.Task[None]) -> None:
-        if not self._finished and self._relay is not None:
-            self.client_gone = True
-            self._relay.cancel()
-
-    def absorb_cancellation(self) -> bool:
-        """True if a CancelledError was ours (client gone): the task then carries on."""
-        if not self.client_gone or self._relay is None:
-            return False
-        self._relay.uncancel()
-        return True
-
-    def stop(self) -> None:
-        self._finished = True
-        self._watcher.cancel()
-
-
 async def _relay_stream(call: Call, receive: Receive, send: Send) -> CallResult:
-    watch = _DisconnectWatch(receive)
+    watch = DisconnectWatch(receive)
     response_started = False
     broken: ProviderError | None = None
     try:
@@ -388,25 +372,13 @@ def _cost(call: Call) -> CallCost:
     return CallCost.of(call.admission.units_charged, call.state.settings.unit_price)
 
 
-async def _wait_for_disconnect(receive: Receive) -> None:
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            return
-
-
 async def _commit(
     state: GatewayState, admission: Admission, result: CallResult, telemetry: CallTelemetry
 ) -> None:
-    latency_ms = int((time.perf_counter() - telemetry.started) * 1000)
-    try:
-        await asyncio.shield(
-            state.admitter.commit(
-                admission, result, latency_ms=latency_ms, request_id=telemetry.request_id
-            )
-        )
-    except RedisError:
-        # Redis is down: the reservation stays and the reaper gives it back after its
-        # deadline. The call goes unbilled rather than billed twice.
-        state.metrics.commit_failures.inc()
-        logger.exception("commit failed", extra={"request_id": telemetry.request_id})
+    await state.settler.settle(
+        admission, result,
+        request_id=telemetry.request_id,
+        latency_ms=int((time.perf_counter() - telemetry.started) * 1000),
+        # The reservation lives this long from admission, which came after `started`.
+        deadline=telemetry.started + state.settings.reservation_s,
+    )  # fmt: skip

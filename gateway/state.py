@@ -15,6 +15,7 @@ from gateway.metrics import GatewayMetrics
 from gateway.provider_call import GuardedProvider
 from gateway.records import RecordLoader
 from gateway.settings import GatewaySettings
+from gateway.settlement import Settler
 from gateway.tracing import Tracing
 
 
@@ -27,6 +28,7 @@ class GatewayState:
     metrics: GatewayMetrics
     records: RecordLoader
     admitter: Admitter
+    settler: Settler  # step 7, with retries through a Redis blip
     agent_configs: AgentConfigCache
     providers: dict[str, GuardedProvider]  # each behind its breaker, with its timeouts
     tracing: Tracing

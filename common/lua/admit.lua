@@ -14,6 +14,7 @@
 -- ARGV[3] rate limit per window, free tier      ARGV[4] same, paid tier
 -- ARGV[5] window length, ms                      ARGV[6] reservation lifetime, ms
 -- ARGV[7] free trial calls per (user, agent)
+-- ARGV[8] the client's request id (kept in the reservation, so a reaped call still has it)
 --
 -- KEYS[2..4] are named by the user id, which the caller learns from KEYS[1]; a caller that
 -- does not know the user yet passes placeholders and gets MISS_KEY or the user id back.
@@ -85,7 +86,8 @@ redis.call("ZADD", KEYS[5], now, ARGV[1])
 redis.call("PEXPIRE", KEYS[5], window)
 local deadline = now + tonumber(ARGV[6])
 local reservation = encode_reservation({user_id = user_id, agent_id = ARGV[2],
-  agent_version = version, charge = charge, units = units, key_id = key_id, admitted_ms = now})
+  agent_version = version, charge = charge, units = units, key_id = key_id, admitted_ms = now,
+  request_id = ARGV[8]})
 redis.call("HSET", KEYS[6], ARGV[1], reservation)
 redis.call("ZADD", KEYS[7], deadline, ARGV[1])
 

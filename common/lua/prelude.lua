@@ -13,9 +13,11 @@ local function now_ms()
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 
--- A reservation is these fields joined by "|" (ids and words: none contains a "|").
+-- A reservation is these fields joined by "|" (ids and words: none contains a "|"; the
+-- client's request id is one of [A-Za-z0-9._:-], common/asgi.py). request_id came last and
+-- may be missing from a reservation written before it: it reads back as "".
 local RESERVATION_FIELDS = {"user_id", "agent_id", "agent_version", "charge", "units", "key_id",
-                            "admitted_ms"}
+                            "admitted_ms", "request_id"}
 
 local function encode_reservation(r)
   local parts = {}
@@ -32,6 +34,7 @@ local function decode_reservation(text)
   end
   r.units = tonumber(r.units)
   r.admitted_ms = tonumber(r.admitted_ms)
+  r.request_id = r.request_id or ""
   return r
 end
 

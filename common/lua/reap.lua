@@ -1,5 +1,6 @@
 -- reap.lua: give back reservations whose deadline passed (the gateway that made them died
--- or hung), appending a non-billable "cancelled" usage event for each. Run by the worker.
+-- or hung), appending a non-billable "cancelled" usage event for each (with the call's id and
+-- the client's request id from the reservation). Run by the worker.
 --
 -- KEYS[1] resv:{sS}    reservations (hash: call_id -> reservation)
 -- KEYS[2] resvq:{sS}   reservation deadlines (zset)
@@ -21,7 +22,7 @@ for _, call_id in ipairs(due) do
   if stored then
     local r = decode_reservation(stored)
     local event = usage_event_args({
-      call_id = call_id, request_id = "", user_id = r.user_id, key_id = r.key_id,
+      call_id = call_id, request_id = r.request_id, user_id = r.user_id, key_id = r.key_id,
       agent_id = r.agent_id, agent_version = r.agent_version, charge = r.charge, units = 0,
       billable = "0", status = "cancelled", input_tokens = 0, output_tokens = 0,
       latency_ms = now - r.admitted_ms, error_code = "reaped", ts_ms = now,

@@ -58,16 +58,27 @@ async def test_a_complete_event_becomes_its_fields_in_order(redis: redis_asyncio
 async def test_a_reservation_reads_back_what_was_written(redis: redis_asyncio.Redis) -> None:
     body = """
 local text = encode_reservation({user_id = "u-1", agent_id = "a-2", agent_version = 7,
-  charge = "quota", units = 3, key_id = "k-4", admitted_ms = 1733000000123})
+  charge = "quota", units = 3, key_id = "k-4", admitted_ms = 1733000000123,
+  request_id = "client-5"})
 local r = decode_reservation(text)
 return {text, r.user_id, r.agent_id, r.agent_version, r.charge, r.units, r.key_id,
-        tostring(r.admitted_ms == 1733000000123)}
+        tostring(r.admitted_ms == 1733000000123), r.request_id}
 """
     reply = await _run(redis, body, [])
     assert isinstance(reply, list)
     text, *fields = reply
-    assert text == b"u-1|a-2|7|quota|3|k-4|1733000000123"
-    assert fields == [b"u-1", b"a-2", b"7", b"quota", 3, b"k-4", b"true"]
+    assert text == b"u-1|a-2|7|quota|3|k-4|1733000000123|client-5"
+    assert fields == [b"u-1", b"a-2", b"7", b"quota", 3, b"k-4", b"true", b"client-5"]
+
+
+async def test_a_reservation_from_before_request_ids_reads_back_an_empty_one(
+    redis: redis_asyncio.Redis,
+) -> None:
+    body = """
+local r = decode_reservation("u-1|a-2|7|quota|3|k-4|1733000000123")
+return {r.key_id, tostring(r.admitted_ms == 1733000000123), r.request_id}
+"""
+    assert await _run(redis, body, []) == [b"k-4", b"true", b""]
 
 
 async def test_now_ms_is_the_servers_clock(redis: redis_asyncio.Redis) -> None:

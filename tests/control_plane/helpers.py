@@ -96,11 +96,17 @@ class Producer:
         return await make_agent(self.db, price=price)
 
     async def admit(
-        self, account: Account, agent: Agent, admitter: Admitter | None = None
+        self,
+        account: Account,
+        agent: Agent,
+        admitter: Admitter | None = None,
+        *,
+        request_id: str = "",
     ) -> Admission:
         return await (admitter or self.admitter).admit(
-            account.key.key_hash, account.developer.shard, agent.agent_id, uuid.uuid4().hex
-        )
+            account.key.key_hash, account.developer.shard, agent.agent_id, uuid.uuid4().hex,
+            request_id=request_id,
+        )  # fmt: skip
 
     async def call(
         self,

@@ -37,7 +37,9 @@ async def test_expired_reservations_are_given_back_with_a_cancelled_event(
     account = await producer.account(quota=10)
     agent = await producer.agent(price=Decimal("0.02"))  # 2 units a call
     short = producer.admitter_with(reservation_ms=30)
-    admissions = [await producer.admit(account, agent, short) for _ in range(5)]
+    admissions = [
+        await producer.admit(account, agent, short, request_id=f"client-{i}") for i in range(5)
+    ]
     assert [a.charge for a in admissions] == ["trial"] * 3 + ["quota"] * 2
     assert await live_quota(redis, account) == 6
     shard, user_id = account.developer.shard, account.developer.user_id
@@ -59,6 +61,9 @@ async def test_expired_reservations_are_given_back_with_a_cancelled_event(
             b"cancelled",
         )
         assert event[b"error_code"] == b"reaped"
+    # Each keeps the client's request id, from the reservation.
+    client_ids = {a.call_id: f"client-{i}".encode() for i, a in enumerate(admissions)}
+    assert {e[b"call_id"].decode(): e[b"request_id"] for e in events} == client_ids
     # The gateway coming back to life cannot settle what was reaped ...
     assert not await producer.admitter.commit(
         admissions[0], ANSWERED, latency_ms=1, request_id="late"
@@ -74,7 +79,7 @@ async def test_expired_reservations_are_given_back_with_a_cancelled_event(
     assert {(r["status"], r["billable"], r["error_code"]) for r in rows} == {
         ("cancelled", False, "reaped")
     }
-    assert all(r["client_request_id"] is None for r in rows)
+    assert {r["request_id"]: r["client_request_id"].encode() for r in rows} == client_ids
 
 
 async def test_unexpired_reservations_are_never_touched(

@@ -383,7 +383,7 @@ async def test_a_reservation_of_a_killed_gateway_is_given_back_by_the_reaper(
             request = client.build_request(
                 "POST",
                 chat_url(doomed.url, caller.agent.agent_id),
-                headers={"X-AgentLink-Key": caller.key.plaintext},
+                headers={"X-AgentLink-Key": caller.key.plaintext, "X-Request-ID": "doomed-1"},
                 json={
                     "messages": [
                         {"role": "user", "content": "[[mock chunks=200 chunk_delay_ms=50]]"}
@@ -411,6 +411,8 @@ async def test_a_reservation_of_a_killed_gateway_is_given_back_by_the_reaper(
         await asyncio.sleep(0.2)
     [event] = await usage_events(redis, caller)
     assert_not_billed(event, "cancelled", "reaped")
+    assert event["request_id"] == "doomed-1"  # the client's id, kept in the reservation
+    assert len(event["call_id"]) == 32
     assert await quota_units(redis, caller) == 5
     # Reaping is idempotent: a second pass gives nothing back twice.
     await reap_expired(redis, scripts, per_call_limit=100)

@@ -1,0 +1,131 @@
+"""Step 7, settling an admitted call: `commit.lua` keeps or gives back the reservation and
+appends the usage event, retried through a Redis blip until the reservation's deadline.
+
+Why retrying cannot bill twice: the commit and the worker's reaper both start from the
+reservation and delete it atomically, and a commit that finds none changes nothing. So a
+retry after a lost reply, or after the reaper gave the reservation back, is a no-op, and a
+complete answer is billed once unless Redis stays away past the deadline (then the reaper
+gives the reservation back: unbilled, never billed twice).
+
+Only Redis being away is retried (the connection failed or timed out, or the server said it
+is loading, busy or read-only for a moment). Any other error, a refused script above all, is
+a bug: logged with its traceback and not retried.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from gateway.admission import Admission, Admitter
+from gateway.call_result import CallResult
+from gateway.metrics import GatewayMetrics
+
+logger = logging.getLogger("agentlink.gateway")
+
+# Error replies that mean "not now" rather than "never" (a restarted server loading its data,
+# a replica promoted, a script running long, memory full until the worker drains the stream).
+_TRANSIENT_REPLIES = ("LOADING", "BUSY", "TRYAGAIN", "MASTERDOWN", "READONLY", "CLUSTERDOWN",
+                      "OOM")  # fmt: skip
+_FIRST_BACKOFF_S = 0.05
+_MAX_BACKOFF_S = 1.0
+
+
+def redis_is_away(error: RedisError) -> bool:
+    if isinstance(error, ResponseError):
+        return str(error).startswith(_TRANSIENT_REPLIES)
+    return isinstance(error, RedisConnectionError | RedisTimeoutError)
+
+
+class Settler:
+    """Settles calls: the first commit inline, retries (Redis away) in the background, so
+    neither an error answer nor the client's next call on its connection waits for Redis."""
+
+    def __init__(self, admitter: Admitter, metrics: GatewayMetrics) -> None:
+        self._admitter = admitter
+        self._metrics = metrics
+        self._retrying: set[asyncio.Task[bool]] = set()  # referenced until done
+
+    async def settle(
+        self,
+        admission: Admission,
+        result: CallResult,
+        *,
+        request_id: str,
+        latency_ms: int,
+        deadline: float,
+    ) -> None:
+        """Commit `result`; while Redis is away, keep retrying with backoff until `deadline`
+        (a `time.perf_counter()` value: the reservation's)."""
+        try:
+            await asyncio.shield(
+                self._admitter.commit(
+                    admission, result, latency_ms=latency_ms, request_id=request_id
+                )
+            )
+            return
+        except RedisError as error:
+            if not redis_is_away(error):
+                self._metrics.commit_failures.inc()
+                logger.exception("commit refused", extra={"request_id": request_id})
+                return
+            logger.warning(
+                "commit failed, retrying until the reservation deadline",
+                extra={"request_id": request_id, "error_code": type(error).__name__},
+            )
+        task = asyncio.create_task(
+            self._retry(admission, result, request_id=request_id, latency_ms=latency_ms,
+                        deadline=deadline)
+        )  # fmt: skip
+        self._retrying.add(task)
+        task.add_done_callback(self._retrying.discard)
+
+    async def _retry(
+        self,
+        admission: Admission,
+        result: CallResult,
+        *,
+        request_id: str,
+        latency_ms: int,
+        deadline: float,
+    ) -> bool:
+        backoff = _FIRST_BACKOFF_S
+        while True:
+            if time.perf_counter() + backoff >= deadline:
+                # The reaper gives the reservation back after its deadline: unbilled.
+                self._metrics.commit_failures.inc()
+                logger.error(
+                    "commit given up at the reservation deadline", extra={"request_id": request_id}
+                )
+                return False
+            self._metrics.commit_retries.inc()
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, _MAX_BACKOFF_S)
+            try:
+                await self._admitter.commit(
+                    admission, result, latency_ms=latency_ms, request_id=request_id
+                )
+            except RedisError as error:
+                if redis_is_away(error):
+                    continue
+                self._metrics.commit_failures.inc()
+                logger.exception("commit refused", extra={"request_id": request_id})
+                return False
+            logger.info("commit settled after retries", extra={"request_id": request_id})
+            return True
+
+    async def drain(self, timeout_s: float) -> None:
+        """At shutdown: let retries finish for up to `timeout_s`, then stop them (the reaper
+        gives back what they could not settle)."""
+        if not self._retrying:
+            return
+        _, unfinished = await asyncio.wait(set(self._retrying), timeout=timeout_s)
+        for task in unfinished:
+            task.cancel()
+        if unfinished:
+            await asyncio.wait(unfinished)
