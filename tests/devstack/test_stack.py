@@ -104,19 +104,43 @@ def buy_quota_as_printed(banner: str, control: str) -> None:
     assert after["rate_tier"] == "paid"
 
 
-def test_dev_up_runs_the_stack_and_the_printed_request_works(data_dir: Path) -> None:
-    names = ("GATEWAY", "CONTROL", "MOCK", "FAKE_STRIPE", "FAKE_COINBASE", "PG", "REDIS")
-    ports = {name: free_port() for name in names}
+PORT_NAMES = (
+    "GATEWAY", "CONTROL", "MOCK", "FAKE_STRIPE", "FAKE_COINBASE", "PG", "REDIS", "WORKER_METRICS"
+)  # fmt: skip
+
+
+def _stack_env(data_dir: Path, ports: dict[str, int]) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
-    for real in ("OPENAI_API_KEY", "STRIPE_SECRET_KEY", "COINBASE_API_KEY"):
+    for real in ("OPENAI_API_KEY", "STRIPE_SECRET_KEY", "COINBASE_API_KEY", "WORKER_METRICS_PORT"):
         env.pop(real, None)
     env["AGENTLINK_DATA_DIR"] = str(data_dir)
-    env["WORKER_METRICS_PORT"] = str(free_port())
     for name, port in ports.items():
         env[f"AGENTLINK_{name}_PORT"] = str(port)
+    return env
+
+
+def _listening_addresses(port: int) -> set[str]:
+    """The local addresses of the TCP sockets listening on `port` (from /proc/net/tcp*)."""
+    addresses = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            local, state = line.split()[1], line.split()[3]
+            address, hex_port = local.rsplit(":", 1)
+            if state == "0A" and int(hex_port, 16) == port:  # 0A: LISTEN
+                addresses.add(address)
+    return addresses
+
+
+def test_dev_up_runs_the_stack_and_the_printed_request_works(data_dir: Path) -> None:
+    ports = {name: free_port() for name in PORT_NAMES}
+    env = _stack_env(data_dir, ports)
 
     process, banner = _start(env)
     try:
+        # Every port from the AGENTLINK_* family, on loopback only (127.0.0.1 is 0100007F).
+        assert {name: _listening_addresses(port) for name, port in ports.items()} == {
+            name: {"0100007F"} for name in ports
+        }
         gateway, control = (f"http://127.0.0.1:{ports[n]}" for n in ("GATEWAY", "CONTROL"))
         assert httpx.get(f"{gateway}/healthz").json() == {"status": "ok"}
         assert httpx.get(f"{control}/readyz").json()["status"] == "ready"
@@ -148,3 +172,42 @@ def test_dev_up_runs_the_stack_and_the_printed_request_works(data_dir: Path) -> 
         assert f"Demo API key:   {key.group(1)}" in banner_again
     finally:
         _stop(process)
+
+
+def test_a_port_in_use_is_reported_before_anything_starts(data_dir: Path) -> None:
+    """A second `./dev up` while the first runs: a clear message, no banner, nothing started."""
+    ports = {name: free_port() for name in PORT_NAMES}
+    with socket.socket() as first_stack:
+        first_stack.bind(("127.0.0.1", ports["WORKER_METRICS"]))
+        first_stack.listen()
+        result = subprocess.run(
+            [sys.executable, "-m", "devstack", "up"],
+            cwd=ROOT,
+            env=_stack_env(data_dir, ports),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert result.returncode == 1
+    assert "AgentLink is running" not in result.stdout
+    message = result.stderr
+    assert f"port {ports['WORKER_METRICS']} (AGENTLINK_WORKER_METRICS_PORT)" in message
+    assert "already running?" in message
+    assert list(data_dir.iterdir()) == []  # no server was started
+
+
+def test_two_variables_on_one_port_are_reported(data_dir: Path) -> None:
+    ports = {name: free_port() for name in PORT_NAMES}
+    ports["MOCK"] = ports["GATEWAY"]
+    result = subprocess.run(
+        [sys.executable, "-m", "devstack", "up"],
+        cwd=ROOT,
+        env=_stack_env(data_dir, ports),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert "AGENTLINK_MOCK_PORT and AGENTLINK_GATEWAY_PORT are both" in result.stderr
