@@ -29,9 +29,9 @@ import tempfile
 import time
 from pathlib import Path
 
-import asyncpg
 import httpx
 
+from common.db import create_pool
 from common.domain import KnowledgeSettings
 from common.migrations import migrate_url
 from devstack import servers
@@ -90,8 +90,7 @@ def line(name: str, timings: list[float]) -> str:
 
 async def seed(database_url: str, sizes: list[int]) -> tuple[str, str, dict[int, str]]:
     await migrate_url(database_url)
-    db = await asyncpg.create_pool(database_url, min_size=1, max_size=4)
-    assert db is not None
+    db = await create_pool(database_url, min_size=1, max_size=4)
     developer = await make_developer(db, quota=10**9, tier="paid")
     key = await make_key(db, developer)
     plain = await make_agent(db, leak_guard=False)

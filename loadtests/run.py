@@ -26,10 +26,10 @@ from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 
-import asyncpg
 import httpx
 import orjson
 
+from common.db import create_pool
 from common.migrations import migrate_url
 from devstack import servers
 from devstack.servers import free_port
@@ -166,7 +166,7 @@ def preflight(target: Target) -> None:
 async def seed(database_url: str) -> tuple[str, str]:
     """Migrations, a paid developer with a huge quota, its key, one agent at $0.01."""
     await migrate_url(database_url)
-    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
+    pool = await create_pool(database_url, min_size=1, max_size=2)
     try:
         developer = await make_developer(pool, quota=10**9, tier="paid")
         key = await make_key(pool, developer)
