@@ -41,3 +41,30 @@ async def create_pool(
 
 # What repository functions accept: a plain connection or one borrowed from the pool.
 DbConnection = asyncpg.Connection | PoolConnectionProxy
+# What the fetch helpers accept: those, or the pool itself for a one-statement read.
+Queryable = DbConnection | asyncpg.Pool
+
+
+class MissingRowError(RuntimeError):
+    """A query that always returns a row returned none: a bug, not a client's mistake."""
+
+
+async def fetch_optional(connection: Queryable, query: str, *args: object) -> asyncpg.Record | None:
+    """The first row of the query, or None when it has none (a lookup by id)."""
+    record: asyncpg.Record | None = await connection.fetchrow(query, *args)
+    return record
+
+
+async def fetch_one(connection: Queryable, query: str, *args: object) -> asyncpg.Record:
+    """The row of a query that always has one: INSERT/UPDATE ... RETURNING on a row the
+    transaction holds, an aggregate without GROUP BY."""
+    record: asyncpg.Record | None = await connection.fetchrow(query, *args)
+    if record is None:
+        raise MissingRowError(query.split(None, 1)[0])
+    return record
+
+
+async def fetch_all(connection: Queryable, query: str, *args: object) -> list[asyncpg.Record]:
+    """Every row of the query, in its order."""
+    records: list[asyncpg.Record] = await connection.fetch(query, *args)
+    return records

@@ -7,7 +7,7 @@ from typing import Any
 
 import asyncpg
 
-from common.db import DbConnection
+from common.db import DbConnection, fetch_all, fetch_one, fetch_optional
 
 
 def like_pattern(text: str) -> str:
@@ -22,33 +22,29 @@ def like_pattern(text: str) -> str:
 
 
 async def user_counts(connection: DbConnection) -> list[asyncpg.Record]:
-    rows: list[asyncpg.Record] = await connection.fetch(
-        "SELECT user_type, status, count(*) AS n FROM users GROUP BY user_type, status"
+    return await fetch_all(
+        connection, "SELECT user_type, status, count(*) AS n FROM users GROUP BY user_type, status"
     )
-    return rows
 
 
 async def agent_counts(connection: DbConnection) -> list[asyncpg.Record]:
-    rows: list[asyncpg.Record] = await connection.fetch(
-        "SELECT status, count(*) AS n FROM agents GROUP BY status"
-    )
-    return rows
+    return await fetch_all(connection, "SELECT status, count(*) AS n FROM agents GROUP BY status")
 
 
 async def agent_totals(connection: DbConnection) -> asyncpg.Record:
-    row: asyncpg.Record | None = await connection.fetchrow(
+    return await fetch_one(
+        connection,
         """SELECT COALESCE(sum(total_calls), 0)::bigint AS calls,
                   COALESCE(sum(total_revenue), 0) AS revenue
-           FROM agents"""
+           FROM agents""",
     )
-    assert row is not None  # an aggregate always returns one row
-    return row
 
 
 async def call_windows(connection: DbConnection) -> asyncpg.Record:
     """Calls and billable revenue over the last 24 hours and 30 days, in one pass over the
     (at most two) monthly partitions the 30-day range touches."""
-    row: asyncpg.Record | None = await connection.fetchrow(
+    return await fetch_one(
+        connection,
         """SELECT
              count(*) FILTER (WHERE created_at >= now() - interval '24 hours') AS calls_24h,
              count(*) FILTER (WHERE billable AND created_at >= now() - interval '24 hours')
@@ -59,10 +55,8 @@ async def call_windows(connection: DbConnection) -> asyncpg.Record:
              count(*) FILTER (WHERE billable) AS billable_30d,
              COALESCE(sum(cost_usd) FILTER (WHERE billable), 0) AS revenue_30d
            FROM call_logs
-           WHERE created_at >= now() - interval '30 days'"""
+           WHERE created_at >= now() - interval '30 days'""",
     )
-    assert row is not None
-    return row
 
 
 async def pending_review_count(connection: DbConnection) -> int:
@@ -121,11 +115,11 @@ async def list_users(
 
 
 async def user(connection: DbConnection, user_id: str) -> asyncpg.Record | None:
-    row: asyncpg.Record | None = await connection.fetchrow(
+    return await fetch_optional(
+        connection,
         f"SELECT {_USER_COLUMNS}, u.redis_shard FROM users u WHERE u.id = $1",  # noqa: S608
         user_id,
     )
-    return row
 
 
 async def users_for_update(
@@ -158,13 +152,13 @@ async def close_user(connection: DbConnection, user_id: str, anonymous_email: st
 
 
 async def revoke_api_keys(connection: DbConnection, user_id: str) -> list[asyncpg.Record]:
-    rows: list[asyncpg.Record] = await connection.fetch(
+    return await fetch_all(
+        connection,
         """UPDATE api_keys SET revoked_at = now()
            WHERE user_id = $1 AND revoked_at IS NULL
            RETURNING id, key_hash""",
         user_id,
     )
-    return rows
 
 
 async def revoke_sessions(connection: DbConnection, user_id: str) -> int:
@@ -185,48 +179,48 @@ async def disable_webhooks(connection: DbConnection, user_id: str) -> int:
 async def deactivate_creator_agents(
     connection: DbConnection, creator_id: str
 ) -> list[asyncpg.Record]:
-    rows: list[asyncpg.Record] = await connection.fetch(
+    return await fetch_all(
+        connection,
         """UPDATE agents SET status = 'inactive'
            WHERE creator_id = $1 AND status = 'active'
            RETURNING id, status, version, price_per_call""",
         creator_id,
     )
-    return rows
 
 
 async def key_counts(connection: DbConnection, user_id: str) -> asyncpg.Record:
-    row: asyncpg.Record | None = await connection.fetchrow(
+    return await fetch_one(
+        connection,
         """SELECT count(*) FILTER (WHERE revoked_at IS NULL) AS active,
                   count(*) FILTER (WHERE revoked_at IS NOT NULL) AS revoked
            FROM api_keys WHERE user_id = $1""",
         user_id,
     )
-    assert row is not None
-    return row
 
 
 async def quota(connection: DbConnection, user_id: str) -> asyncpg.Record | None:
-    row: asyncpg.Record | None = await connection.fetchrow(
-        "SELECT total_quota, used_quota, free_quota FROM quotas WHERE user_id = $1", user_id
+    return await fetch_optional(
+        connection,
+        "SELECT total_quota, used_quota, free_quota FROM quotas WHERE user_id = $1",
+        user_id,
     )
-    return row
 
 
 async def creator_profile(connection: DbConnection, user_id: str) -> asyncpg.Record | None:
-    row: asyncpg.Record | None = await connection.fetchrow(
+    return await fetch_optional(
+        connection,
         """SELECT display_name, verified, total_earnings, pending_earnings
            FROM creator_profiles WHERE user_id = $1""",
         user_id,
     )
-    return row
 
 
 async def creator_agent_counts(connection: DbConnection, creator_id: str) -> list[asyncpg.Record]:
-    rows: list[asyncpg.Record] = await connection.fetch(
+    return await fetch_all(
+        connection,
         "SELECT status, count(*) AS n FROM agents WHERE creator_id = $1 GROUP BY status",
         creator_id,
     )
-    return rows
 
 
 # ------------------------------------------------------------------------------------------
@@ -276,18 +270,19 @@ async def agent(
     connection: DbConnection, agent_id: str, *, for_update: bool = False
 ) -> asyncpg.Record | None:
     lock = " FOR UPDATE OF a" if for_update else ""
-    row: asyncpg.Record | None = await connection.fetchrow(
+    return await fetch_optional(
+        connection,
         f"""SELECT {_AGENT_COLUMNS}, a.description
             FROM agents a JOIN users u ON u.id = a.creator_id
             WHERE a.id = $1{lock}""",  # noqa: S608 - built from constants
         agent_id,
     )
-    return row
 
 
 async def set_agent_status(connection: DbConnection, agent_id: str, status: str) -> asyncpg.Record:
     """Set the status; an agent made active gets a publication time if it never had one."""
-    row: asyncpg.Record | None = await connection.fetchrow(
+    return await fetch_one(
+        connection,
         """UPDATE agents
            SET status = $2,
                published_at = CASE WHEN $2 = 'active' THEN COALESCE(published_at, now())
@@ -297,8 +292,6 @@ async def set_agent_status(connection: DbConnection, agent_id: str, status: str)
         agent_id,
         status,
     )
-    assert row is not None  # the caller locked the row first
-    return row
 
 
 # ------------------------------------------------------------------------------------------
@@ -328,7 +321,8 @@ async def audit_entries(
         args.append(before)
         clauses.append(f"id < ${len(args)}")
     where = (" WHERE " + " AND ".join(clauses)) if clauses else ""
-    rows: list[asyncpg.Record] = await connection.fetch(
+    return await fetch_all(
+        connection,
         f"""SELECT id, actor_id, actor_role, action, target_type, target_id, details,
                    host(ip) AS ip, created_at
             FROM audit_log{where}
@@ -336,7 +330,6 @@ async def audit_entries(
         *args,
         limit,
     )
-    return rows
 
 
 # ------------------------------------------------------------------------------------------
@@ -345,7 +338,6 @@ async def audit_entries(
 
 
 async def applied_migrations(connection: DbConnection) -> list[asyncpg.Record]:
-    rows: list[asyncpg.Record] = await connection.fetch(
-        "SELECT version, name, checksum FROM schema_migrations ORDER BY version"
+    return await fetch_all(
+        connection, "SELECT version, name, checksum FROM schema_migrations ORDER BY version"
     )
-    return rows

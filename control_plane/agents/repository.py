@@ -6,7 +6,7 @@ from decimal import Decimal
 
 import asyncpg
 
-from common.db import DbConnection
+from common.db import DbConnection, fetch_one, fetch_optional
 from common.knowledge.records import KNOWLEDGE_RECORD
 
 _AGENT_COLUMNS = f"""id, creator_id, name, description, category, status, config_encrypted,
@@ -28,7 +28,8 @@ async def insert_agent(
     key_id: str,
     price: Decimal,
 ) -> asyncpg.Record:
-    record: asyncpg.Record | None = await connection.fetchrow(
+    return await fetch_one(
+        connection,
         f"""INSERT INTO agents (id, creator_id, name, description, category, status,
                                 config_encrypted, config_key_id, price_per_call, version)
             VALUES ($1, $2, $3, $4, $5, 'draft', $6, $7, $8, 1)
@@ -42,8 +43,6 @@ async def insert_agent(
         key_id,
         price,
     )
-    assert record is not None  # INSERT ... RETURNING always returns the row
-    return record
 
 
 async def insert_version(
@@ -74,20 +73,20 @@ async def insert_version(
 
 
 async def agent(connection: DbConnection, agent_id: str) -> asyncpg.Record | None:
-    record: asyncpg.Record | None = await connection.fetchrow(
+    return await fetch_optional(
+        connection,
         f"SELECT {_AGENT_COLUMNS} FROM agents WHERE id = $1",  # noqa: S608 - fixed column list
         agent_id,
     )
-    return record
 
 
 async def agent_for_update(connection: DbConnection, agent_id: str) -> asyncpg.Record | None:
     """The agent row, locked until the transaction ends: changes to one agent serialise."""
-    record: asyncpg.Record | None = await connection.fetchrow(
+    return await fetch_optional(
+        connection,
         f"SELECT {_AGENT_COLUMNS} FROM agents WHERE id = $1 FOR UPDATE",  # noqa: S608
         agent_id,
     )
-    return record
 
 
 async def set_current_version(
@@ -102,7 +101,8 @@ async def set_current_version(
     description: str | None,
     category: str | None,
 ) -> asyncpg.Record:
-    record: asyncpg.Record | None = await connection.fetchrow(
+    return await fetch_one(
+        connection,
         f"""UPDATE agents
             SET version = $2, config_encrypted = $3, config_key_id = $4, price_per_call = $5,
                 name = $6, description = $7, category = $8
@@ -117,13 +117,12 @@ async def set_current_version(
         description,
         category,
     )
-    assert record is not None  # the caller holds the row lock
-    return record
 
 
 async def set_status(connection: DbConnection, agent_id: str, status: str) -> asyncpg.Record:
     """Set the status; the first publication stamps published_at, later ones keep it."""
-    record: asyncpg.Record | None = await connection.fetchrow(
+    return await fetch_one(
+        connection,
         f"""UPDATE agents
             SET status = $2,
                 published_at = CASE WHEN $2 = 'active' THEN coalesce(published_at, now())
@@ -133,8 +132,6 @@ async def set_status(connection: DbConnection, agent_id: str, status: str) -> as
         agent_id,
         status,
     )
-    assert record is not None  # the caller holds the row lock
-    return record
 
 
 async def agents_of(
@@ -175,12 +172,12 @@ async def versions(
 
 
 async def version(connection: DbConnection, agent_id: str, number: int) -> asyncpg.Record | None:
-    record: asyncpg.Record | None = await connection.fetchrow(
+    return await fetch_optional(
+        connection,
         f"SELECT {_VERSION_COLUMNS} FROM agent_versions WHERE agent_id = $1 AND version = $2",  # noqa: S608
         agent_id,
         number,
     )
-    return record
 
 
 async def knowledge_file_ids(

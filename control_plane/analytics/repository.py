@@ -8,25 +8,26 @@ from datetime import date, datetime
 
 import asyncpg
 
-from common.db import DbConnection
+from common.db import DbConnection, fetch_all
 
 
 async def creator_agents(
     connection: DbConnection, creator_id: str, agent_id: str | None
 ) -> list[asyncpg.Record]:
-    rows: list[asyncpg.Record] = await connection.fetch(
+    return await fetch_all(
+        connection,
         """SELECT id, name FROM agents
            WHERE creator_id = $1 AND ($2::uuid IS NULL OR id = $2::uuid)""",
         creator_id,
         agent_id,
     )
-    return rows
 
 
 async def daily(
     connection: DbConnection, agent_ids: list[str], start: date, end: date
 ) -> list[asyncpg.Record]:
-    rows: list[asyncpg.Record] = await connection.fetch(
+    return await fetch_all(
+        connection,
         """SELECT agent_id, day::timestamp AT TIME ZONE 'UTC' AS bucket, calls, billable_calls,
                   error_calls, revenue, latency_histogram, developers
            FROM usage_agent_daily
@@ -35,13 +36,13 @@ async def daily(
         start,
         end,
     )
-    return rows
 
 
 async def hourly(
     connection: DbConnection, agent_ids: list[str], start: datetime, end: datetime
 ) -> list[asyncpg.Record]:
-    rows: list[asyncpg.Record] = await connection.fetch(
+    return await fetch_all(
+        connection,
         """SELECT agent_id, hour AS bucket, calls, billable_calls, error_calls, revenue,
                   latency_histogram, developers
            FROM usage_agent_hourly
@@ -50,7 +51,6 @@ async def hourly(
         start,
         end,
     )
-    return rows
 
 
 async def creator_developers_per_bucket(

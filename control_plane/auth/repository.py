@@ -6,7 +6,7 @@ from datetime import datetime
 
 import asyncpg
 
-from common.db import DbConnection
+from common.db import DbConnection, fetch_one, fetch_optional
 
 
 async def insert_user(
@@ -18,7 +18,8 @@ async def insert_user(
     shard: int,
     rate_tier: str = "free",
 ) -> asyncpg.Record:
-    record: asyncpg.Record | None = await connection.fetchrow(
+    return await fetch_one(
+        connection,
         """INSERT INTO users (email, password_hash, user_type, redis_shard, rate_tier)
            VALUES ($1, $2, $3, $4, $5)
            RETURNING id, email, user_type, admin_role, status, redis_shard""",
@@ -28,8 +29,6 @@ async def insert_user(
         shard,
         rate_tier,
     )
-    assert record is not None  # INSERT ... RETURNING always returns the row
-    return record
 
 
 async def insert_creator_profile(connection: DbConnection, user_id: str, display_name: str) -> None:
@@ -52,21 +51,21 @@ async def insert_quota(
 
 
 async def user_by_email(connection: DbConnection, email: str) -> asyncpg.Record | None:
-    record: asyncpg.Record | None = await connection.fetchrow(
+    return await fetch_optional(
+        connection,
         """SELECT id, email, password_hash, user_type, admin_role, status, redis_shard
            FROM users WHERE lower(email) = $1""",
         email,
     )
-    return record
 
 
 async def user_by_id(connection: DbConnection, user_id: str) -> asyncpg.Record | None:
-    record: asyncpg.Record | None = await connection.fetchrow(
+    return await fetch_optional(
+        connection,
         """SELECT id, email, user_type, admin_role, status, redis_shard
            FROM users WHERE id = $1""",
         user_id,
     )
-    return record
 
 
 async def update_password_hash(connection: DbConnection, user_id: str, new_hash: str) -> None:
@@ -95,12 +94,12 @@ async def insert_refresh_token(
 async def refresh_token_for_update(
     connection: DbConnection, token_hash: str
 ) -> asyncpg.Record | None:
-    record: asyncpg.Record | None = await connection.fetchrow(
+    return await fetch_optional(
+        connection,
         """SELECT id, user_id, family_id, expires_at, revoked_at
            FROM refresh_tokens WHERE token_hash = $1 FOR UPDATE""",
         token_hash,
     )
-    return record
 
 
 async def mark_replaced(connection: DbConnection, token_id: str, replaced_by: str) -> None:

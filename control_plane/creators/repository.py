@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncpg
 
-from common.db import DbConnection
+from common.db import DbConnection, fetch_optional
 
 _PROFILE = """SELECT u.id, u.email, u.wallet_address, p.display_name, p.bio, p.avatar_url,
                      p.verified, p.total_earnings, p.pending_earnings, p.created_at,
@@ -14,8 +14,7 @@ _PROFILE = """SELECT u.id, u.email, u.wallet_address, p.display_name, p.bio, p.a
 
 
 async def profile(connection: DbConnection, user_id: str) -> asyncpg.Record | None:
-    record: asyncpg.Record | None = await connection.fetchrow(_PROFILE, user_id)
-    return record
+    return await fetch_optional(connection, _PROFILE, user_id)
 
 
 _PROFILE_COLUMNS = frozenset({"display_name", "bio", "avatar_url"})

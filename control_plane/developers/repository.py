@@ -7,7 +7,7 @@ from typing import Any
 
 import asyncpg
 
-from common.db import DbConnection
+from common.db import DbConnection, fetch_all, fetch_one, fetch_optional
 
 # Keys the dashboard's playground mints for itself (control_plane/developers/session_keys.py)
 # carry this scope in `permissions`; they do not count against the active-key cap.
@@ -15,7 +15,8 @@ SESSION_SCOPE = "playground"
 
 
 async def profile(connection: DbConnection, user_id: str) -> asyncpg.Record | None:
-    record: asyncpg.Record | None = await connection.fetchrow(
+    return await fetch_optional(
+        connection,
         """SELECT u.id, u.email, u.user_type, u.status, u.rate_tier, u.email_verified,
                   u.created_at, u.redis_shard,
                   coalesce(q.total_quota, 0) AS total_quota,
@@ -29,16 +30,14 @@ async def profile(connection: DbConnection, user_id: str) -> asyncpg.Record | No
         user_id,
         SESSION_SCOPE,
     )
-    return record
 
 
 async def lock_user(connection: DbConnection, user_id: str) -> asyncpg.Record | None:
     """Lock the user's row for the transaction: key creations of one user run one at a time,
     so the active-key cap holds under concurrent requests. Returns the user's shard."""
-    record: asyncpg.Record | None = await connection.fetchrow(
-        "SELECT id, redis_shard FROM users WHERE id = $1 FOR NO KEY UPDATE", user_id
+    return await fetch_optional(
+        connection, "SELECT id, redis_shard FROM users WHERE id = $1 FOR NO KEY UPDATE", user_id
     )
-    return record
 
 
 async def count_active_keys(connection: DbConnection, user_id: str) -> int:
@@ -61,7 +60,8 @@ async def insert_key(
     name: str,
     permissions: dict[str, Any] | None = None,
 ) -> asyncpg.Record:
-    record: asyncpg.Record | None = await connection.fetchrow(
+    return await fetch_one(
+        connection,
         """INSERT INTO api_keys (user_id, key_hash, key_prefix, name, permissions)
            VALUES ($1, $2, $3, $4, $5)
            RETURNING id, name, key_prefix, created_at, permissions""",
@@ -71,27 +71,26 @@ async def insert_key(
         name,
         permissions or {},
     )
-    assert record is not None  # INSERT ... RETURNING always returns the row
-    return record
 
 
 async def active_session_keys(connection: DbConnection, user_id: str) -> list[asyncpg.Record]:
     """The user's unrevoked playground keys, locked (api_keys_user_idx finds them)."""
-    rows: list[asyncpg.Record] = await connection.fetch(
+    return await fetch_all(
+        connection,
         """SELECT id, key_hash FROM api_keys
            WHERE user_id = $1 AND revoked_at IS NULL AND permissions->>'scope' = $2
            FOR NO KEY UPDATE""",
         user_id,
         SESSION_SCOPE,
     )
-    return rows
 
 
 async def unrevoked_session_keys(
     connection: DbConnection, key_ids: list[str]
 ) -> list[asyncpg.Record]:
     """Of these key ids, the playground keys not revoked yet, locked, with their shard."""
-    rows: list[asyncpg.Record] = await connection.fetch(
+    return await fetch_all(
+        connection,
         """SELECT k.id, k.user_id, k.key_hash, u.redis_shard
            FROM api_keys k JOIN users u ON u.id = k.user_id
            WHERE k.id = ANY($1::uuid[]) AND k.revoked_at IS NULL
@@ -100,7 +99,6 @@ async def unrevoked_session_keys(
         key_ids,
         SESSION_SCOPE,
     )
-    return rows
 
 
 async def revoke_keys(connection: DbConnection, key_ids: list[str]) -> None:
@@ -126,7 +124,8 @@ async def list_keys(
     if after is not None:
         params += [after[0], after[1]]
         after_clause = "AND (created_at < $6 OR (created_at = $6 AND id > $7::uuid))"
-    rows: list[asyncpg.Record] = await connection.fetch(
+    return await fetch_all(
+        connection,
         f"""SELECT id, name, key_prefix, created_at, last_used_at, revoked_at, permissions
             FROM api_keys
             WHERE user_id = $1 AND ($2 OR revoked_at IS NULL)
@@ -136,14 +135,14 @@ async def list_keys(
             ORDER BY created_at DESC, id LIMIT $3""",  # noqa: S608 - a constant clause
         *params,
     )
-    return rows
 
 
 async def key_for_update(
     connection: DbConnection, user_id: str, key_id: str
 ) -> asyncpg.Record | None:
     """The caller's own key, locked; None for a key that is not theirs (or does not exist)."""
-    record: asyncpg.Record | None = await connection.fetchrow(
+    return await fetch_optional(
+        connection,
         """SELECT k.id, k.key_hash, k.revoked_at, k.name, k.key_prefix, u.redis_shard
            FROM api_keys k JOIN users u ON u.id = k.user_id
            WHERE k.id = $1 AND k.user_id = $2
@@ -151,7 +150,6 @@ async def key_for_update(
         key_id,
         user_id,
     )
-    return record
 
 
 async def revoke_key(connection: DbConnection, key_id: str) -> None:
@@ -175,7 +173,8 @@ async def usage(
     the partial hours at its two edges from call_logs (an index range scan on a pruned
     partition), so any range is exact and costs a few rollup rows per hour, however many
     calls there were."""
-    rows: list[asyncpg.Record] = await connection.fetch(
+    return await fetch_all(
+        connection,
         """WITH logs AS (
                SELECT agent_id, api_key_id, (hour AT TIME ZONE 'UTC')::date AS day, calls,
                       billable_calls, successful_calls, error_calls, units, spend,
@@ -213,7 +212,6 @@ async def usage(
         end,
         *whole_hours,
     )
-    return rows
 
 
 async def key_labels(

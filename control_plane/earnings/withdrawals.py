@@ -28,7 +28,7 @@ from decimal import Decimal
 
 import asyncpg
 
-from common.db import DbConnection
+from common.db import DbConnection, fetch_all, fetch_one, fetch_optional
 from control_plane.earnings.money import withdrawal_fee
 from control_plane.earnings.payouts.base import (
     Declined,
@@ -65,13 +65,13 @@ class WithdrawalRequest:
 async def _existing(
     connection: DbConnection, creator_id: str, request_key: str
 ) -> asyncpg.Record | None:
-    record: asyncpg.Record | None = await connection.fetchrow(
+    return await fetch_optional(
+        connection,
         f"SELECT {WITHDRAWAL_COLUMNS} FROM withdrawals"  # noqa: S608 - constant columns
         " WHERE creator_id = $1 AND request_key = $2",
         creator_id,
         request_key,
     )
-    return record
 
 
 async def request_withdrawal(
@@ -129,7 +129,8 @@ async def _debit_and_insert(
         request.creator_id,
         request.amount,
     )
-    record: asyncpg.Record | None = await connection.fetchrow(
+    return await fetch_one(
+        connection,
         f"""INSERT INTO withdrawals (creator_id, amount, fee, net_amount, wallet_address,
                                      payout_provider, destination, request_key)
             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
@@ -143,8 +144,6 @@ async def _debit_and_insert(
         destination,
         request.request_key,
     )
-    assert record is not None
-    return record
 
 
 # -- the worker side ------------------------------------------------------------------------
@@ -169,7 +168,8 @@ def retry_delay(attempts: int, maximum_s: float) -> float:
 
 
 async def _claim(db: asyncpg.Pool, lease_s: float, limit: int) -> list[asyncpg.Record]:
-    rows: list[asyncpg.Record] = await db.fetch(
+    return await fetch_all(
+        db,
         """UPDATE withdrawals w
             SET status = 'processing', attempts = w.attempts + 1,
                 next_attempt_at = now() + make_interval(secs => $1)
@@ -183,7 +183,6 @@ async def _claim(db: asyncpg.Pool, lease_s: float, limit: int) -> list[asyncpg.R
         lease_s,
         limit,
     )
-    return rows
 
 
 async def _outcome(provider: PayoutProvider, payout: Payout, attempts: int) -> PayoutOutcome:

@@ -7,7 +7,7 @@ from typing import Any
 
 import asyncpg
 
-from common.db import DbConnection
+from common.db import DbConnection, fetch_all, fetch_one, fetch_optional
 from common.knowledge.records import KNOWLEDGE_RECORD
 
 _FILE_COLUMNS = """id::text AS id, agent_id::text AS agent_id, filename, file_type, file_size,
@@ -17,20 +17,21 @@ _FILE_COLUMNS = """id::text AS id, agent_id::text AS agent_id, filename, file_ty
 
 async def agent_for_update(connection: DbConnection, agent_id: str) -> asyncpg.Record | None:
     """The agent's row, locked: changes to one agent's knowledge base run one at a time."""
-    row: asyncpg.Record | None = await connection.fetchrow(
+    return await fetch_optional(
+        connection,
         """SELECT id, creator_id, status, version, price_per_call, knowledge_version,
                   config_encrypted
            FROM agents WHERE id = $1 FOR UPDATE""",
         agent_id,
     )
-    return row
 
 
 async def agent_owner(connection: DbConnection, agent_id: str) -> asyncpg.Record | None:
-    row: asyncpg.Record | None = await connection.fetchrow(
-        "SELECT creator_id, version, config_encrypted FROM agents WHERE id = $1", agent_id
+    return await fetch_optional(
+        connection,
+        "SELECT creator_id, version, config_encrypted FROM agents WHERE id = $1",
+        agent_id,
     )
-    return row
 
 
 async def file_count(connection: DbConnection, agent_id: str) -> int:
@@ -86,12 +87,12 @@ async def insert_file(
 
 
 async def files_of(connection: DbConnection, agent_id: str) -> list[asyncpg.Record]:
-    rows: list[asyncpg.Record] = await connection.fetch(
+    return await fetch_all(
+        connection,
         f"""SELECT {_FILE_COLUMNS} FROM knowledge_files WHERE agent_id = $1
             ORDER BY created_at, filename, id""",  # noqa: S608 - fixed column list
         agent_id,
     )
-    return rows
 
 
 async def delete_files(
@@ -99,49 +100,48 @@ async def delete_files(
 ) -> list[asyncpg.Record]:
     """Delete some (or, with None, all) of the agent's files with their chunks and bytes;
     returns the deleted rows' ids and statuses."""
-    rows: list[asyncpg.Record] = await connection.fetch(
+    return await fetch_all(
+        connection,
         """DELETE FROM knowledge_files
            WHERE agent_id = $1 AND ($2::uuid[] IS NULL OR id = ANY ($2::uuid[]))
            RETURNING id::text AS id, status""",
         agent_id,
         None if file_ids is None else list(file_ids),
     )
-    return rows
 
 
 async def bump_knowledge_version(connection: DbConnection, agent_id: str) -> asyncpg.Record:
     """One more knowledge version; returns what the gateway's agent record is made of."""
-    row: asyncpg.Record | None = await connection.fetchrow(
+    return await fetch_one(
+        connection,
         f"""UPDATE agents SET knowledge_version = knowledge_version + 1 WHERE id = $1
             RETURNING status, version, price_per_call, knowledge_version,
                       {KNOWLEDGE_RECORD}""",  # noqa: S608 - a fixed expression
         agent_id,
     )
-    assert row is not None  # the caller holds the agent's row lock
-    return row
 
 
 # -- the worker's queue ---------------------------------------------------------------------
 
 
 async def queued_files(connection: DbConnection, limit: int) -> list[asyncpg.Record]:
-    rows: list[asyncpg.Record] = await connection.fetch(
+    return await fetch_all(
+        connection,
         """SELECT id::text AS id FROM knowledge_files WHERE status = 'processing'
            ORDER BY created_at, id LIMIT $1""",
         limit,
     )
-    return rows
 
 
 async def claim_file(connection: DbConnection, file_id: str) -> asyncpg.Record | None:
     """Count an attempt on a file still waiting; None when it is no longer waiting."""
-    row: asyncpg.Record | None = await connection.fetchrow(
+    return await fetch_optional(
+        connection,
         f"""UPDATE knowledge_files SET attempts = attempts + 1
             WHERE id = $1 AND status = 'processing'
             RETURNING {_FILE_COLUMNS}""",  # noqa: S608 - fixed column list
         file_id,
     )
-    return row
 
 
 async def file_content(connection: DbConnection, file_id: str) -> bytes | None:
@@ -176,10 +176,9 @@ async def stage_chunks(connection: DbConnection, rows: list[tuple[Any, ...]]) ->
 
 
 async def file_for_update(connection: DbConnection, file_id: str) -> asyncpg.Record | None:
-    row: asyncpg.Record | None = await connection.fetchrow(
-        "SELECT status FROM knowledge_files WHERE id = $1 FOR UPDATE", file_id
+    return await fetch_optional(
+        connection, "SELECT status FROM knowledge_files WHERE id = $1 FOR UPDATE", file_id
     )
-    return row
 
 
 async def publish_staged(connection: DbConnection, agent_id: str, file_id: str) -> int:

@@ -15,7 +15,7 @@ from typing import Any
 
 import asyncpg
 
-from common.db import DbConnection
+from common.db import DbConnection, fetch_all, fetch_optional
 
 # Listings show a description's start; the detail shows all of it.
 LISTING_DESCRIPTION_CHARS = 500
@@ -116,13 +116,13 @@ async def search_agents(connection: DbConnection, search: Search) -> list[asyncp
         f"SELECT {columns} FROM {source} WHERE {' AND '.join(where)} "  # noqa: S608
         f"ORDER BY {sort.order_by} LIMIT {bind(search.limit + 1)}"
     )
-    rows: list[asyncpg.Record] = await connection.fetch(sql, *params)
-    return rows
+    return await fetch_all(connection, sql, *params)
 
 
 async def agent_detail(connection: DbConnection, agent_id: str) -> asyncpg.Record | None:
     """An active agent's public columns and its approved-rating histogram, in one query."""
-    row: asyncpg.Record | None = await connection.fetchrow(
+    return await fetch_optional(
+        connection,
         """SELECT a.id, a.name, a.description, a.category, a.price_per_call, a.average_rating,
                   a.review_count, a.total_calls, a.featured, a.published_at, a.creator_id,
                   p.display_name AS creator_name, coalesce(p.verified, false) AS creator_verified,
@@ -135,17 +135,16 @@ async def agent_detail(connection: DbConnection, agent_id: str) -> asyncpg.Recor
            WHERE a.id = $1 AND a.status = 'active'""",
         agent_id,
     )
-    return row
 
 
 async def categories(connection: DbConnection, limit: int) -> list[asyncpg.Record]:
-    rows: list[asyncpg.Record] = await connection.fetch(
+    return await fetch_all(
+        connection,
         """SELECT category, count(*) AS agent_count
            FROM agents WHERE status = 'active' AND category IS NOT NULL
            GROUP BY category ORDER BY agent_count DESC, category LIMIT $1""",
         limit,
     )
-    return rows
 
 
 async def featured_agents(connection: DbConnection, limit: int) -> list[asyncpg.Record]:

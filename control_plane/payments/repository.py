@@ -7,7 +7,7 @@ from typing import Any
 
 import asyncpg
 
-from common.db import DbConnection
+from common.db import DbConnection, fetch_all, fetch_optional
 
 PAYMENT_COLUMNS = """p.id, p.user_id, p.package, p.amount_usd, p.currency, p.quota_purchased,
     p.payment_method, p.payment_id, p.provider_ref, p.status, p.checkout_url, p.refunded_usd,
@@ -54,11 +54,11 @@ async def payment(
     connection: DbConnection, payment_id: str, *, for_update: bool = False
 ) -> asyncpg.Record | None:
     lock = " FOR UPDATE" if for_update else ""
-    row: asyncpg.Record | None = await connection.fetchrow(
+    return await fetch_optional(
+        connection,
         f"SELECT {PAYMENT_COLUMNS} FROM payments p WHERE p.id = $1{lock}",  # noqa: S608
         payment_id,
     )
-    return row
 
 
 async def payment_by_provider(
@@ -66,14 +66,13 @@ async def payment_by_provider(
     provider_ref: str | None,
 ) -> asyncpg.Record | None:  # fmt: skip
     """The payment a provider's own id or secondary reference names, locked."""
-    row: asyncpg.Record | None = await connection.fetchrow(
+    return await fetch_optional(connection,
         f"""SELECT {PAYMENT_COLUMNS} FROM payments p
             WHERE p.payment_method = $1
               AND (p.payment_id = $2 OR p.provider_ref = $3)
             ORDER BY p.created_at LIMIT 1 FOR UPDATE""",  # noqa: S608
         method, provider_payment_id, provider_ref,
     )  # fmt: skip
-    return row
 
 
 async def complete_payment(
@@ -123,12 +122,11 @@ async def user_payments(
 ) -> list[asyncpg.Record]:
     """Newest first, keyset paginated on (created_at, id)."""
     if before is None:
-        rows: list[asyncpg.Record] = await connection.fetch(
+        return await fetch_all(connection,
             f"""SELECT {PAYMENT_COLUMNS} FROM payments p WHERE p.user_id = $1
                 ORDER BY p.created_at DESC, p.id DESC LIMIT $2""",  # noqa: S608
             user_id, limit,
         )  # fmt: skip
-        return rows
     rows = await connection.fetch(
         f"""SELECT {PAYMENT_COLUMNS} FROM payments p
             WHERE p.user_id = $1 AND (p.created_at, p.id) < ($2, $3::uuid)
@@ -155,12 +153,12 @@ async def list_payments(
 
 
 async def payment_events(connection: DbConnection, payment_id: str) -> list[asyncpg.Record]:
-    rows: list[asyncpg.Record] = await connection.fetch(
+    return await fetch_all(
+        connection,
         """SELECT event_id, event_type, outcome, attempts, received_at, processed_at
            FROM payment_events WHERE payment_id = $1 ORDER BY received_at, id""",
         payment_id,
     )
-    return rows
 
 
 async def set_rate_tier_from_payments(connection: DbConnection, user_id: str) -> None:
@@ -219,13 +217,13 @@ async def finish_event(
 async def deferred_events(connection: DbConnection, limit: int) -> list[asyncpg.Record]:
     """Events waiting for their payment (e.g. a refund that came before the completion),
     within the 3 days providers themselves retry for."""
-    rows: list[asyncpg.Record] = await connection.fetch(
+    return await fetch_all(
+        connection,
         """SELECT provider, payload FROM payment_events
            WHERE outcome = 'deferred' AND received_at > now() - interval '3 days'
            ORDER BY received_at LIMIT $1""",
         limit,
     )
-    return rows
 
 
 # --- quota adjustments ------------------------------------------------------------------------
@@ -264,12 +262,12 @@ async def adjust_quota(
 
 
 async def unsynced_adjustments(connection: DbConnection, user_id: str) -> list[asyncpg.Record]:
-    rows: list[asyncpg.Record] = await connection.fetch(
+    return await fetch_all(
+        connection,
         """SELECT id, seq, planned FROM quota_adjustments
            WHERE user_id = $1 AND synced_at IS NULL ORDER BY seq""",
         user_id,
     )
-    return rows
 
 
 async def users_with_unsynced_adjustments(
@@ -286,25 +284,24 @@ async def users_with_unsynced_adjustments(
 
 async def quota_snapshot(connection: DbConnection, user_id: str) -> asyncpg.Record | None:
     """The balance and adjust_seq of one snapshot: what the gateway's cold load reads."""
-    row: asyncpg.Record | None = await connection.fetchrow(
+    return await fetch_optional(
+        connection,
         """SELECT GREATEST(total_quota + free_quota - used_quota, 0) AS balance, adjust_seq
            FROM quotas WHERE user_id = $1""",
         user_id,
     )
-    return row
 
 
 async def mark_synced(
     connection: DbConnection, adjustment_id: str, applied: int
 ) -> asyncpg.Record | None:
     """Record what Redis applied; the row (planned, user, payment) the first time only."""
-    row: asyncpg.Record | None = await connection.fetchrow(
+    return await fetch_optional(connection,
         """UPDATE quota_adjustments SET applied = $2, synced_at = now()
            WHERE id = $1 AND synced_at IS NULL
            RETURNING planned, user_id, payment_id""",
         adjustment_id, applied,
     )  # fmt: skip
-    return row
 
 
 async def give_back_shortfall(connection: DbConnection, user_id: str, units: int) -> None:
@@ -314,7 +311,8 @@ async def give_back_shortfall(connection: DbConnection, user_id: str, units: int
 
 
 async def user_for_sync(connection: DbConnection, user_id: str) -> asyncpg.Record | None:
-    row: asyncpg.Record | None = await connection.fetchrow(
-        "SELECT redis_shard, status, rate_tier FROM users WHERE id = $1 FOR UPDATE", user_id
+    return await fetch_optional(
+        connection,
+        "SELECT redis_shard, status, rate_tier FROM users WHERE id = $1 FOR UPDATE",
+        user_id,
     )
-    return row

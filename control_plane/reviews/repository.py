@@ -6,14 +6,15 @@ from datetime import datetime
 
 import asyncpg
 
-from common.db import DbConnection
+from common.db import DbConnection, fetch_all, fetch_one, fetch_optional
 
 
 async def agent_summary(connection: DbConnection, agent_id: str) -> asyncpg.Record | None:
-    record: asyncpg.Record | None = await connection.fetchrow(
-        "SELECT id, status, average_rating, review_count FROM agents WHERE id = $1", agent_id
+    return await fetch_optional(
+        connection,
+        "SELECT id, status, average_rating, review_count FROM agents WHERE id = $1",
+        agent_id,
     )
-    return record
 
 
 async def review_exists(connection: DbConnection, agent_id: str, user_id: str) -> bool:
@@ -46,7 +47,8 @@ async def successful_calls(
 async def insert_review(
     connection: DbConnection, *, agent_id: str, user_id: str, rating: int, content: str | None
 ) -> asyncpg.Record:
-    record: asyncpg.Record | None = await connection.fetchrow(
+    return await fetch_one(
+        connection,
         """INSERT INTO reviews (agent_id, user_id, rating, content)
            VALUES ($1, $2, $3, $4)
            RETURNING id, agent_id, rating, content, status, created_at""",
@@ -55,8 +57,6 @@ async def insert_review(
         rating,
         content,
     )
-    assert record is not None  # INSERT ... RETURNING always returns the row
-    return record
 
 
 async def approved_reviews(
@@ -64,14 +64,14 @@ async def approved_reviews(
 ) -> list[asyncpg.Record]:
     """Newest first (index reviews_agent_approved_idx), up to `limit + 1` rows."""
     if after is None:
-        rows: list[asyncpg.Record] = await connection.fetch(
+        return await fetch_all(
+            connection,
             """SELECT id, rating, content, created_at FROM reviews
                WHERE agent_id = $1 AND status = 'approved'
                ORDER BY created_at DESC, id LIMIT $2""",
             agent_id,
             limit + 1,
         )
-        return rows
     rows = await connection.fetch(
         """SELECT id, rating, content, created_at FROM reviews
            WHERE agent_id = $1 AND status = 'approved'
@@ -101,19 +101,20 @@ async def lock_agent(connection: DbConnection, agent_id: str) -> None:
 
 
 async def review_for_update(connection: DbConnection, review_id: str) -> asyncpg.Record | None:
-    record: asyncpg.Record | None = await connection.fetchrow(
+    return await fetch_optional(
+        connection,
         """SELECT id, agent_id, user_id, rating, content, status, moderated_by, moderated_at,
                   created_at
            FROM reviews WHERE id = $1 FOR NO KEY UPDATE""",
         review_id,
     )
-    return record
 
 
 async def set_review_status(
     connection: DbConnection, review_id: str, status: str, moderator_id: str
 ) -> asyncpg.Record:
-    record: asyncpg.Record | None = await connection.fetchrow(
+    return await fetch_one(
+        connection,
         """UPDATE reviews SET status = $2, moderated_by = $3, moderated_at = now()
            WHERE id = $1
            RETURNING id, agent_id, user_id, rating, content, status, moderated_by,
@@ -122,15 +123,14 @@ async def set_review_status(
         status,
         moderator_id,
     )
-    assert record is not None  # the row is locked by this transaction
-    return record
 
 
 async def recompute_agent_rating(connection: DbConnection, agent_id: str) -> asyncpg.Record:
     """Set the agent's aggregate from its approved reviews. Called with the agent row locked:
     this statement's snapshot, taken after the lock was granted, sees every moderation of the
     agent that committed before, so the result is exact however many run concurrently."""
-    record: asyncpg.Record | None = await connection.fetchrow(
+    return await fetch_one(
+        connection,
         """UPDATE agents a SET rating_sum = s.total, review_count = s.count
            FROM (SELECT coalesce(sum(rating), 0) AS total, count(*) AS count
                  FROM reviews WHERE agent_id = $1 AND status = 'approved') AS s
@@ -138,16 +138,14 @@ async def recompute_agent_rating(connection: DbConnection, agent_id: str) -> asy
            RETURNING a.rating_sum, a.review_count, a.average_rating""",
         agent_id,
     )
-    assert record is not None  # a review's agent exists (reviews.agent_id cascades)
-    return record
 
 
 async def agent_rating(connection: DbConnection, agent_id: str) -> asyncpg.Record:
-    record: asyncpg.Record | None = await connection.fetchrow(
-        "SELECT rating_sum, review_count, average_rating FROM agents WHERE id = $1", agent_id
+    return await fetch_one(
+        connection,
+        "SELECT rating_sum, review_count, average_rating FROM agents WHERE id = $1",
+        agent_id,
     )
-    assert record is not None
-    return record
 
 
 async def pending_reviews(
@@ -155,7 +153,8 @@ async def pending_reviews(
 ) -> list[asyncpg.Record]:
     """The moderation queue, oldest first (index reviews_pending_idx), up to `limit + 1`."""
     if after is None:
-        rows: list[asyncpg.Record] = await connection.fetch(
+        return await fetch_all(
+            connection,
             """SELECT r.id, r.agent_id, a.name AS agent_name, r.user_id, r.rating, r.content,
                       r.created_at
                FROM reviews r JOIN agents a ON a.id = r.agent_id
@@ -163,7 +162,6 @@ async def pending_reviews(
                ORDER BY r.created_at, r.id LIMIT $1""",
             limit + 1,
         )
-        return rows
     rows = await connection.fetch(
         """SELECT r.id, r.agent_id, a.name AS agent_name, r.user_id, r.rating, r.content,
                   r.created_at
