@@ -48,8 +48,8 @@ def has_control_characters(text: str, *, allow_newlines: bool = False) -> bool:
 
 
 def money_text(amount: Decimal) -> str:
-    """A decimal string without exponent or trailing zeros: `0.01`, `10`, `0`."""
-    return format(amount.normalize(), "f")
+    """A decimal string without exponent or trailing zeros: `0.01`, `10`, `0` (never `-0`)."""
+    return format(amount.normalize(), "f") if amount else "0"
 
 
 # --- what every decoded input must satisfy before it reaches Postgres or a provider --------

@@ -61,6 +61,7 @@ from control_plane.admin.schemas import (
 )
 from control_plane.auth.principal import Principal
 from control_plane.gateway_sync import hold_write_through
+from control_plane.rows import from_row
 from control_plane.state import ControlPlaneState
 
 
@@ -122,12 +123,7 @@ async def dashboard_stats(state: ControlPlaneState) -> DashboardStats:
 
 
 def _user_out(row: asyncpg.Record) -> AdminUser:
-    return AdminUser(
-        id=str(row["id"]), email=row["email"], user_type=row["user_type"],
-        admin_role=row["admin_role"], status=row["status"], rate_tier=row["rate_tier"],
-        email_verified=row["email_verified"], created_at=row["created_at"],
-        updated_at=row["updated_at"],
-    )  # fmt: skip
+    return from_row(AdminUser, row)
 
 
 async def list_users(state: ControlPlaneState, query: AdminUserQuery) -> AdminUserPage:
@@ -271,15 +267,7 @@ async def delete_user(
 
 
 def _agent_out(row: asyncpg.Record, *, detail: bool = False) -> AdminAgent:
-    return AdminAgent(
-        id=str(row["id"]), creator_id=str(row["creator_id"]), creator_email=row["creator_email"],
-        name=row["name"], category=row["category"], status=row["status"],
-        price_per_call=row["price_per_call"], version=row["version"],
-        total_calls=row["total_calls"], total_revenue=row["total_revenue"],
-        average_rating=row["average_rating"], review_count=row["review_count"],
-        featured=row["featured"], created_at=row["created_at"], updated_at=row["updated_at"],
-        published_at=row["published_at"], description=row["description"] if detail else None,
-    )  # fmt: skip
+    return from_row(AdminAgent, row, description=row["description"] if detail else None)
 
 
 async def list_agents(state: ControlPlaneState, query: AdminAgentQuery) -> AdminAgentPage:

@@ -11,11 +11,12 @@ from urllib.parse import urlsplit
 import asyncpg
 
 from common.errors import ApiError, ErrorCode
-from common.validation import has_control_characters, invalid, money_text
+from common.validation import has_control_characters, invalid
 from control_plane.auth.principal import Principal
 from control_plane.creators import repository
 from control_plane.creators.schemas import CreatorOut, UpdateCreatorRequest, WalletRequest
 from control_plane.creators.wallet import InvalidAddress, normalise_wallet_address
+from control_plane.rows import from_row
 from control_plane.state import ControlPlaneState
 
 
@@ -42,19 +43,7 @@ def _avatar_url(raw: str) -> str:
 
 
 def _out(row: asyncpg.Record) -> CreatorOut:
-    return CreatorOut(
-        id=str(row["id"]),
-        email=row["email"],
-        display_name=row["display_name"],
-        bio=row["bio"],
-        avatar_url=row["avatar_url"],
-        verified=row["verified"],
-        wallet_address=row["wallet_address"],
-        total_earnings=money_text(row["total_earnings"]),
-        pending_earnings=money_text(row["pending_earnings"]),
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-    )
+    return from_row(CreatorOut, row)
 
 
 async def get_me(state: ControlPlaneState, principal: Principal) -> CreatorOut:

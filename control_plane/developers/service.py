@@ -46,6 +46,7 @@ from control_plane.marketplace.pagination import (
     parse_datetime,
     parse_uuid,
 )
+from control_plane.rows import from_row
 from control_plane.state import ControlPlaneState
 from control_plane.webhooks import events, outbox
 from crypto.api_keys import generate_api_key
@@ -87,31 +88,17 @@ async def profile(state: ControlPlaneState, principal: Principal) -> DeveloperPr
         free=row["free_quota"],
         remaining=max(0, live if live is not None else ledger),
     )
-    return DeveloperProfile(
-        id=str(row["id"]),
-        email=row["email"],
-        user_type=row["user_type"],
-        status=row["status"],
-        rate_tier=row["rate_tier"],
-        email_verified=row["email_verified"],
-        created_at=row["created_at"],
-        quota=quota,
-        active_keys=row["active_keys"],
-        max_active_keys=MAX_ACTIVE_KEYS,
-    )
+    return from_row(DeveloperProfile, row, quota=quota, max_active_keys=MAX_ACTIVE_KEYS)
 
 
 def _key_out(row: asyncpg.Record) -> ApiKeyOut:
     permissions = row["permissions"] or {}
     expires = permissions.get("expires_at")
-    return ApiKeyOut(
-        id=str(row["id"]),
-        name=row["name"],
+    return from_row(
+        ApiKeyOut,
+        row,
         prefix=row["key_prefix"],
-        created_at=row["created_at"],
-        last_used_at=row["last_used_at"],
         revoked=row["revoked_at"] is not None,
-        revoked_at=row["revoked_at"],
         scope=permissions.get("scope"),
         expires_at=datetime.fromisoformat(expires) if isinstance(expires, str) else None,
     )
@@ -170,13 +157,7 @@ async def create_key(
             state.redis, shard=shard, key_hash=generated.key_hash,
             user_id=principal.user_id, key_id=str(row["id"]), revoked=False,
         )  # fmt: skip
-    return CreatedApiKey(
-        id=str(row["id"]),
-        name=row["name"],
-        prefix=row["key_prefix"],
-        created_at=row["created_at"],
-        key=generated.plaintext,
-    )
+    return from_row(CreatedApiKey, row, prefix=row["key_prefix"], key=generated.plaintext)
 
 
 async def revoke_key(state: ControlPlaneState, principal: Principal, key_id: str) -> None:

@@ -44,8 +44,3 @@ def period_end_at_or_before(moment: datetime, period_hours: int) -> datetime:
 def period_end_after(moment: datetime, period_hours: int) -> datetime:
     """The end of the period that contains `moment`."""
     return period_end_at_or_before(moment, period_hours) + timedelta(hours=period_hours)
-
-
-def money_text(amount: Decimal) -> str:
-    """A decimal string without exponent or trailing zeros: `0.01`, `10`, `0`."""
-    return format(amount.normalize(), "f") if amount else "0"

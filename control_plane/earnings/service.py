@@ -10,11 +10,11 @@ from typing import Any
 import asyncpg
 
 from common.errors import ApiError, ErrorCode
+from common.validation import money_text
 from control_plane import audit
 from control_plane.auth.principal import Principal
 from control_plane.earnings import settlements
 from control_plane.earnings.money import (
-    money_text,
     parse_cents,
     period_end_after,
     period_end_at_or_before,
@@ -50,6 +50,7 @@ from control_plane.marketplace.pagination import (
     parse_decimal,
     parse_uuid,
 )
+from control_plane.rows import from_row
 from control_plane.state import ControlPlaneState
 
 _SETTLEMENT_COLUMNS = """id, creator_id, period_start, period_end, calls, amount, platform_fee,
@@ -65,36 +66,14 @@ def _invalid(field: str, message: str) -> ApiError:
 
 
 def settlement_out(row: asyncpg.Record) -> SettlementOut:
-    return SettlementOut(
-        id=str(row["id"]),
-        creator_id=str(row["creator_id"]),
-        period_start=row["period_start"],
-        period_end=row["period_end"],
-        calls=row["calls"],
-        gross=money_text(row["amount"]),
-        platform_fee=money_text(row["platform_fee"]),
-        net=money_text(row["net_amount"]),
-        fee_percent=money_text(row["fee_percent"]),
-        status=row["status"],
-        settled_at=row["settled_at"],
-        created_at=row["created_at"],
+    return from_row(
+        SettlementOut, row, gross=money_text(row["amount"]), net=money_text(row["net_amount"])
     )
 
 
 def withdrawal_out(row: asyncpg.Record) -> WithdrawalOut:
-    return WithdrawalOut(
-        id=str(row["id"]),
-        amount=money_text(row["amount"]),
-        fee=money_text(row["fee"]),
-        net_amount=money_text(row["net_amount"]),
-        status=row["status"],
-        method=row["payout_provider"],
-        destination=row["destination"],
-        reference=row["provider_reference"],
-        failure_reason=row["failure_reason"],
-        attempts=row["attempts"],
-        created_at=row["created_at"],
-        completed_at=row["completed_at"],
+    return from_row(
+        WithdrawalOut, row, method=row["payout_provider"], reference=row["provider_reference"]
     )
 
 

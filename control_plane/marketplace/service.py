@@ -9,7 +9,7 @@ from typing import Any
 import asyncpg
 
 from common.errors import ApiError, ErrorCode
-from common.validation import invalid, is_uuid, money_text
+from common.validation import invalid, is_uuid
 from control_plane.marketplace import repository
 from control_plane.marketplace.pagination import (
     Parser,
@@ -30,6 +30,7 @@ from control_plane.marketplace.schemas import (
     SearchPage,
     SearchQuery,
 )
+from control_plane.rows import from_row
 from control_plane.state import ControlPlaneState
 
 MAX_CATEGORIES = 500
@@ -56,20 +57,7 @@ def _cursor_value(value: Any) -> str | int | float:
 
 
 def summary(row: asyncpg.Record) -> AgentSummary:
-    return AgentSummary(
-        id=str(row["id"]),
-        name=row["name"],
-        description=row["description"],
-        category=row["category"],
-        price_per_call=money_text(row["price_per_call"]),
-        average_rating=float(row["average_rating"]),
-        review_count=row["review_count"],
-        total_calls=row["total_calls"],
-        featured=row["featured"],
-        published_at=row["published_at"],
-        creator_id=str(row["creator_id"]),
-        creator_name=row["creator_name"],
-    )
+    return from_row(AgentSummary, row)
 
 
 def _search_from_query(query: SearchQuery) -> repository.Search:
@@ -122,21 +110,10 @@ async def agent_detail(state: ControlPlaneState, agent_id: str) -> AgentDetail:
     if row is None:
         raise ApiError(ErrorCode.AGENT_NOT_FOUND)
     distribution = {str(star): count for star, count in enumerate(row["distribution"], 1)}
-    return AgentDetail(
-        id=str(row["id"]),
-        name=row["name"],
-        description=row["description"],
-        category=row["category"],
-        price_per_call=money_text(row["price_per_call"]),
-        average_rating=float(row["average_rating"]),
-        review_count=row["review_count"],
+    return from_row(
+        AgentDetail,
+        row,
         rating_distribution=distribution,
-        total_calls=row["total_calls"],
-        featured=row["featured"],
-        published_at=row["published_at"],
-        creator_id=str(row["creator_id"]),
-        creator_name=row["creator_name"],
-        creator_verified=row["creator_verified"],
         call_path=f"/proxy/v1/agents/{row['id']}/chat",
     )
 

@@ -53,6 +53,7 @@ from control_plane.reviews.schemas import (
     SubmitReviewRequest,
     SubmittedReview,
 )
+from control_plane.rows import from_row
 from control_plane.state import ControlPlaneState
 
 APPROVED, REJECTED = "approved", "rejected"
@@ -96,14 +97,7 @@ async def submit_review(
             )  # fmt: skip
         except asyncpg.UniqueViolationError:  # a concurrent submission won the race
             raise _duplicate() from None
-    return SubmittedReview(
-        id=str(row["id"]),
-        agent_id=str(row["agent_id"]),
-        rating=row["rating"],
-        content=row["content"],
-        status=row["status"],
-        created_at=row["created_at"],
-    )
+    return from_row(SubmittedReview, row)
 
 
 def _duplicate() -> ApiError:

@@ -17,6 +17,7 @@ from control_plane.marketplace.pagination import (
     parse_datetime,
     parse_uuid,
 )
+from control_plane.rows import from_row
 from control_plane.state import ControlPlaneState
 from control_plane.webhooks import events, outbox, ssrf
 from control_plane.webhooks.delivery import secret_associated_id
@@ -209,24 +210,7 @@ async def deliveries(
                 attempt["attempted_at"],
             )
         )
-    items = [
-        DeliveryOut(
-            id=str(row["id"]),
-            event_id=row["event_id"],
-            event_type=row["event_type"],
-            status=row["status"],
-            attempts=row["attempts"],
-            last_status_code=row["last_status_code"],
-            last_error=row["last_error"],
-            last_latency_ms=row["last_latency_ms"],
-            created_at=row["created_at"],
-            last_attempt_at=row["last_attempt_at"],
-            next_attempt_at=row["next_attempt_at"],
-            delivered_at=row["delivered_at"],
-            attempt_log=log.get(str(row["id"]), []),
-        )
-        for row in page
-    ]
+    items = [from_row(DeliveryOut, row, attempt_log=log.get(str(row["id"]), [])) for row in page]
     next_cursor = None
     if len(rows) > query.limit:
         last = page[-1]
