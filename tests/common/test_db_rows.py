@@ -37,13 +37,14 @@ async def test_fetch_optional_is_none_without_a_row(db_pool: asyncpg.Pool) -> No
     async with db_pool.acquire() as connection:
         assert await fetch_optional(connection, "SELECT 1 WHERE false") is None
         row = await fetch_optional(connection, "SELECT $1::int AS n", 7)
-    assert row is not None and row["n"] == 7
+    assert row is not None
+    assert row["n"] == 7
 
 
 async def test_fetch_one_refuses_a_missing_row(db_pool: asyncpg.Pool) -> None:
     async with db_pool.acquire() as connection:
         assert (await fetch_one(connection, "SELECT 2 AS n"))["n"] == 2
-        with pytest.raises(MissingRowError, match="^SELECT$"):
+        with pytest.raises(MissingRowError, match=r"^SELECT$"):
             await fetch_one(connection, "SELECT 1 WHERE false")
 
 
@@ -67,5 +68,5 @@ async def test_from_row_converts_to_the_declared_types(db_pool: asyncpg.Pool) ->
 async def test_from_row_names_a_missing_column(db_pool: asyncpg.Pool) -> None:
     async with db_pool.acquire() as connection:
         row = await fetch_one(connection, _ROW, uuid.uuid4(), Decimal(1))
-    with pytest.raises(KeyError, match="_Out.label"):
+    with pytest.raises(KeyError, match=r"_Out\.label"):
         from_row(_Out, row)
