@@ -12,12 +12,22 @@ from common.domain import AgentConfig, KnowledgeSettings, ModelTarget
 from control_plane.agents import repository as agents
 from control_plane.auth import repository as auth
 from control_plane.developers import repository as developers
+from control_plane.toolbox import repository as toolbox
 from crypto.api_keys import generate_api_key, random_shard
 from crypto.envelope import KeyRing
 from tests.processes import TEST_KEYRING
 
-__all__ = ["TEST_KEYRING", "Agent", "ApiKey", "Developer", "make_agent", "make_developer",
-           "make_key", "make_user"]  # fmt: skip
+__all__ = [
+    "TEST_KEYRING",
+    "Agent",
+    "ApiKey",
+    "Developer",
+    "add_to_toolbox",
+    "make_agent",
+    "make_developer",
+    "make_key",
+    "make_user",
+]  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -92,6 +102,8 @@ async def make_agent(
     fallbacks: tuple[ModelTarget, ...] = (),
     leak_guard: bool = True,
     knowledge: KnowledgeSettings | None = None,
+    name: str = "test agent",
+    description: str = "for tests",
 ) -> Agent:
     creator_id = await make_user(db, "creator")
     agent_id = str(uuid.uuid4())
@@ -105,7 +117,7 @@ async def make_agent(
         knowledge=knowledge or KnowledgeSettings(),
     )
     envelope = keyring.encrypt(config.to_json(), agent_id=agent_id, version=1)
-    columns = {"name": "test agent", "description": "for tests", "category": None}
+    columns = {"name": name, "description": description, "category": None}
     async with db.acquire() as connection, connection.transaction():
         await agents.insert_agent(
             connection, agent_id=agent_id, creator_id=creator_id, envelope=envelope,
@@ -118,3 +130,10 @@ async def make_agent(
         if status != "draft":
             await agents.set_status(connection, agent_id, status)
     return Agent(agent_id, creator_id, config, price)
+
+
+async def add_to_toolbox(db: asyncpg.Pool, developer: Developer, *agents: Agent) -> None:
+    """Put agents in the developer's MCP toolbox, in this order."""
+    for agent in agents:
+        async with db.acquire() as connection:
+            await toolbox.add(connection, developer.user_id, agent.agent_id)

@@ -27,6 +27,7 @@ from control_plane.openapi import build_openapi, docs_page
 from control_plane.payments import routes as payments
 from control_plane.reviews import routes as reviews
 from control_plane.routes import health
+from control_plane.toolbox import routes as toolbox
 from control_plane.webhooks import routes as webhooks
 
 API_ROUTES: list[ApiRoute] = [
@@ -34,6 +35,7 @@ API_ROUTES: list[ApiRoute] = [
     *creators.ROUTES,
     *agents.ROUTES,
     *developers.ROUTES,
+    *toolbox.ROUTES,
     *marketplace.ROUTES,
     *reviews.ROUTES,
     *admin.ROUTES,

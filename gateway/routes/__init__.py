@@ -12,6 +12,7 @@ from typing import Any
 from starlette.routing import Route
 
 from common.http_errors import envelope_exception_handlers
+from gateway.mcp.endpoint import McpEndpoint
 from gateway.proxy import ChatEndpoint
 from gateway.routes import health
 from gateway.routes.models import ModelsEndpoint
@@ -19,7 +20,7 @@ from gateway.routes.models import ModelsEndpoint
 PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 
 # Endpoints that authenticate the caller's API key before anything else.
-API_KEY_ENDPOINTS: tuple[type, ...] = (ChatEndpoint, ModelsEndpoint)
+API_KEY_ENDPOINTS: tuple[type, ...] = (ChatEndpoint, ModelsEndpoint, McpEndpoint)
 
 
 def route(path: str, endpoint: Any, methods: list[str]) -> Route:
@@ -38,6 +39,8 @@ ROUTES = [
     # ... and /models for client.models.list() / .retrieve(): the agent is its one model.
     route(_AGENT + "/models", ModelsEndpoint(one=False), methods=["GET"]),
     route(_AGENT + "/models/{model}", ModelsEndpoint(one=True), methods=["GET"]),
+    # Agents as MCP tools (Streamable HTTP): gateway/mcp.
+    route("/mcp", McpEndpoint(), methods=["POST", "GET", "DELETE"]),
     route("/healthz", health.healthz, methods=["GET"]),
     route("/readyz", health.readyz, methods=["GET"]),
     route("/metrics", health.metrics, methods=["GET"]),

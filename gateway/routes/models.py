@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import orjson
 
-from common import keyspace
 from common.asgi import Receive, Scope, Send
 from common.errors import ApiError, ErrorCode
-from crypto.api_keys import hash_api_key, shard_of_key_hash
+from crypto.api_keys import hash_api_key
+from gateway.live_keys import live_key_owner
 from gateway.proxy import api_key_from, canonical_agent_id
 from gateway.state import GatewayState
 
@@ -30,7 +30,7 @@ class ModelsEndpoint:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         state: GatewayState = scope["state"]["gateway"]
         key_hash = hash_api_key(api_key_from(scope["headers"]))
-        await _check_key(state, key_hash)
+        await live_key_owner(state, key_hash)
         agent_id = canonical_agent_id(scope["path_params"]["agent_id"])
         row = None
         if agent_id is not None:
@@ -56,15 +56,3 @@ class ModelsEndpoint:
         headers = [*_JSON_HEADERS, (b"content-length", str(len(body)).encode())]
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": body})
-
-
-async def _check_key(state: GatewayState, key_hash: str) -> None:
-    """A live key (its Redis record, loaded from Postgres when cold), else 40103."""
-    shard = shard_of_key_hash(key_hash)
-    record = keyspace.api_key_record(shard, key_hash)
-    status = await state.redis.hget(record, "status")
-    if status is None:
-        await state.records.load_key(key_hash, shard)
-        status = await state.redis.hget(record, "status")
-    if status != b"ok":
-        raise ApiError(ErrorCode.INVALID_API_KEY)

@@ -1,0 +1,1 @@
+"""The developer's MCP toolbox: the agents their keys list as tools on the gateway's `/mcp`."""
