@@ -20,7 +20,7 @@ from starlette.requests import Request
 
 from common.domain import AgentConfig
 from common.errors import ApiError, ErrorCode
-from control_plane.agents.service import canonical_agent_id
+from control_plane.agents.access import canonical_agent_id, owned
 from control_plane.auth.principal import Principal
 from control_plane.knowledge import repository
 from control_plane.knowledge.file_types import invalid_file, kind_of
@@ -44,16 +44,8 @@ def file_out(row: asyncpg.Record) -> KnowledgeFileOut:
     )
 
 
-def _owned(row: asyncpg.Record | None, principal: Principal) -> asyncpg.Record:
-    if row is None:
-        raise ApiError(ErrorCode.AGENT_NOT_FOUND, "The agent does not exist.")
-    if str(row["creator_id"]) != principal.user_id:
-        raise ApiError(ErrorCode.AGENT_NOT_OWNED)
-    return row
-
-
 def _locked(change: KnowledgeChange | None, principal: Principal) -> KnowledgeChange:
-    _owned(None if change is None else change.agent, principal)
+    owned(None if change is None else change.agent, principal)
     assert change is not None
     return change
 
@@ -64,7 +56,7 @@ async def upload(
     agent_id = canonical_agent_id(raw_agent_id)
     settings = state.settings.knowledge
     async with state.db.acquire() as reader:
-        _owned(await repository.agent_owner(reader, agent_id), principal)
+        owned(await repository.agent_owner(reader, agent_id), principal)
     return await add_files(state, principal, agent_id, await read_uploads(request, settings))
 
 
@@ -120,7 +112,7 @@ async def list_files(
 ) -> KnowledgeFileList:
     agent_id = canonical_agent_id(raw_agent_id)
     async with state.db.acquire() as connection:
-        _owned(await repository.agent_owner(connection, agent_id), principal)
+        owned(await repository.agent_owner(connection, agent_id), principal)
         rows = await repository.files_of(connection, agent_id)
         version: int = await connection.fetchval(
             "SELECT knowledge_version FROM agents WHERE id = $1", agent_id
