@@ -1,13 +1,19 @@
-"""Load harness: the mock provider direct vs through the gateway, on this machine, loopback only.
+"""Load harness: the mock provider direct, through the floor and through the gateway, on this
+machine, loopback only.
 
-    python -m loadtests.run [--duration 5] [--concurrency 32] [--workers N]
-                            [--chunk-delay-ms 0] [--profile DIR]
+    python -m loadtests.run [--duration 5] [--concurrency 32] [--workers 1] [--quick]
+                            [--chunk-delay-ms 0] [--profile DIR] [--baseline CHECKOUT]
 
 Starts a throwaway Postgres + Valkey, a paid developer with a huge quota and one agent, the
-mock provider (1 worker) and the gateway (uvicorn, N workers), then drives both with `wrk`:
+mock provider (1 worker), the floor (loadtests/floor.py: the same server stack with none of
+our logic, N workers) and the gateway (uvicorn, N workers), then drives each with `wrk`:
 non-streaming JSON and 20-chunk streams, at fixed concurrency and with one connection. Prints
-RPS, p50/p99, the p50 the gateway adds, and the gateway's CPU time per request (utime+stime of
-the uvicorn master and its workers, from /proc). Stops everything it started.
+RPS, p50/p99, the p50 each proxy adds, the CPU time per request of each proxy (utime+stime of
+the uvicorn master and its workers, from /proc) and of Valkey, the gateway's figures as
+ratios to the floor's with PASS/MISS against the goals, and the gateway workers' RSS.
+With `--baseline`, a second gateway from another checkout of the repository is measured
+beside this one, run for run, and the report adds this gateway's figures as ratios to it.
+Stops everything it started.
 """
 
 from __future__ import annotations
@@ -41,6 +47,10 @@ PROMPT = "You are a concise, careful assistant for AgentLink load tests. " * 6
 MAX_ERROR_RATIO = 0.01
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 MODES = ("json", "stream")
+# Goals (issue 16): ratios to the floor measured in the same run, so they hold on any machine.
+CPU_RATIO_GOAL = 2.0  # gateway CPU per call <= 2x the floor's, JSON and stream
+ADDED_P50_GOAL_MS = 0.3  # gateway added p50, 1 client, <= the floor's + 0.3 ms
+RSS_GOAL_MIB = 80  # per gateway worker
 
 # wrk prints one machine-readable line from done(); latency percentiles are in microseconds.
 WRK_LUA = """wrk.method = "POST"
@@ -58,11 +68,12 @@ end
 
 @dataclass(frozen=True)
 class Target:
-    name: str  # "mock" | "gateway"
+    name: str  # "mock" | "floor" | "gateway" | "baseline"
     url: str
     headers: dict[str, str]
     body: dict[str, bytes]  # by mode
     root_pid: int | None  # the process tree whose CPU time is measured
+    redis_pid: int | None = None  # Valkey's, when the target uses it
 
 
 @dataclass(frozen=True)
@@ -75,10 +86,15 @@ class Result:
     p50_ms: float
     p99_ms: float
     cpu_s: float | None
+    redis_cpu_s: float | None = None
 
     @property
     def cpu_us(self) -> float | None:
         return None if self.cpu_s is None else self.cpu_s / self.requests * 1e6
+
+    @property
+    def redis_cpu_us(self) -> float | None:
+        return None if self.redis_cpu_s is None else self.redis_cpu_s / self.requests * 1e6
 
 
 def process_tree(root: int) -> list[int]:
@@ -112,9 +128,10 @@ def wrk(target: Target, mode: str, conns: int, seconds: int, workdir: Path) -> R
     script = workdir / f"{target.name}-{mode}.lua"
     script.write_text(WRK_LUA.format(body=target.body[mode].decode(), headers=headers))
     argv = ["wrk", "-t1", f"-c{conns}", f"-d{seconds}s", "--timeout", "10s", "-s", str(script)]
-    cpu_before = tree_cpu(target.root_pid)
+    cpu_before, redis_before = tree_cpu(target.root_pid), tree_cpu(target.redis_pid)
     done = subprocess.run([*argv, target.url], capture_output=True, text=True, check=False)
     cpu = tree_cpu(target.root_pid) - cpu_before if target.root_pid else None
+    redis = tree_cpu(target.redis_pid) - redis_before if target.redis_pid else None
     line = next((x for x in done.stdout.splitlines() if x.startswith("WRK_RESULT ")), None)
     if done.returncode != 0 or line is None:
         raise SystemExit(f"wrk failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
@@ -124,7 +141,8 @@ def wrk(target: Target, mode: str, conns: int, seconds: int, workdir: Path) -> R
             f"{target.name} {mode} c{conns}: {non2xx} non-2xx and {errors} socket errors in "
             f"{requests} requests; numbers measured on errors would be meaningless"
         )
-    return Result(target.name, mode, conns, requests, duration_us / 1e6, p50 / 1e3, p99 / 1e3, cpu)
+    return Result(target.name, mode, conns, requests, duration_us / 1e6, p50 / 1e3, p99 / 1e3,
+                  cpu, redis)  # fmt: skip
 
 
 def request_bodies(direct: bool, chunk_delay_ms: int) -> dict[str, bytes]:
@@ -190,27 +208,79 @@ def stop(process: subprocess.Popen[bytes]) -> None:
         os.killpg(process.pid, signal.SIGKILL)
 
 
-def report(results: list[Result], concurrency: int) -> None:
+def report(results: list[Result], concurrency: int, gateway_rss_mib: float) -> bool:
+    """The table, then the gateway against the floor and the goals. True when all PASS."""
     direct = {(r.mode, r.conns): r.p50_ms for r in results if r.target == "mock"}
     print(f"\n{'target':8} {'mode':6} {'conns':>5} {'RPS':>8} {'p50 ms':>8} {'p99 ms':>8} "
-          f"{'added p50':>10} {'CPU us/req':>11} {'CPU s/1k req':>13}")  # fmt: skip
+          f"{'added p50':>10} {'CPU us/req':>11} {'Valkey us/req':>14}")  # fmt: skip
     for r in results:
-        gap = f"{r.p50_ms - direct[r.mode, r.conns]:.3f}" if r.target == "gateway" else ""
-        cpu = "" if r.cpu_us is None else f"{r.cpu_us:11.0f} {r.cpu_us / 1000:13.3f}"
+        gap = f"{r.p50_ms - direct[r.mode, r.conns]:.3f}" if (r.mode, r.conns) in direct else ""
+        gap = "" if r.target == "mock" else gap
+        cpu = "" if r.cpu_us is None else f"{r.cpu_us:11.0f}"
+        redis = "" if r.redis_cpu_us is None else f"{r.redis_cpu_us:14.0f}"
         print(f"{r.target:8} {r.mode:6} {r.conns:5d} {r.requests / r.seconds:8.0f} "
-              f"{r.p50_ms:8.3f} {r.p99_ms:8.3f} {gap:>10} {cpu}")  # fmt: skip
+              f"{r.p50_ms:8.3f} {r.p99_ms:8.3f} {gap:>10} {cpu:>11} {redis}")  # fmt: skip
     by = {(r.target, r.mode, r.conns): r for r in results}
-    print()
-    for mode, cpu_limit, added_limit in (("json", 300, 0.5), ("stream", 600, 1.0)):
-        cpu_us = by["gateway", mode, concurrency].cpu_us or 0.0
-        added = by["gateway", mode, 1].p50_ms - by["mock", mode, 1].p50_ms
-        check(f"{mode} CPU per request", cpu_us, cpu_limit, "us")
-        check(f"{mode} added p50, 1 client", added, added_limit, "ms")
+    print("\ngateway against the floor (goals: issue 16)")
+    passed = True
+    for mode in MODES:
+        gateway_cpu = by["gateway", mode, concurrency].cpu_us or 0.0
+        floor_cpu = by["floor", mode, concurrency].cpu_us or 1.0
+        ratio = gateway_cpu / floor_cpu
+        passed &= verdict(
+            ratio <= CPU_RATIO_GOAL,
+            f"{mode:6} CPU per call, c{concurrency}",
+            f"{ratio:4.2f}x the floor ({gateway_cpu:.0f} / {floor_cpu:.0f} us; "
+            f"goal <= {CPU_RATIO_GOAL}x)",
+        )
+    for mode in MODES:
+        mock = by["mock", mode, 1].p50_ms
+        gateway_added = by["gateway", mode, 1].p50_ms - mock
+        floor_added = by["floor", mode, 1].p50_ms - mock
+        over = gateway_added - floor_added
+        passed &= verdict(
+            over <= ADDED_P50_GOAL_MS,
+            f"{mode:6} added p50, 1 client",
+            f"floor's + {over:.3f} ms ({gateway_added:.3f} / {floor_added:.3f} ms; "
+            f"goal <= + {ADDED_P50_GOAL_MS} ms)",
+        )
+    passed &= verdict(
+        gateway_rss_mib < RSS_GOAL_MIB,
+        "RSS per gateway worker",
+        f"{gateway_rss_mib:.1f} MiB (goal < {RSS_GOAL_MIB} MiB)",
+    )
+    if any(r.target == "baseline" for r in results):
+        compare_baseline(by, concurrency)
+    return passed
 
 
-def check(name: str, value: float, limit: float, unit: str) -> None:
-    verdict = "PASS" if value <= limit else "MISS"
-    print(f"{verdict}  {name:28} {value:9.3f} {unit}  (target <= {limit} {unit})")
+def compare_baseline(by: dict[tuple[str, str, int], Result], concurrency: int) -> None:
+    """This checkout's gateway against the baseline's, measured in turn in the same run."""
+    print("\ngateway against the baseline checkout (measured in turn, same run)")
+    for mode in MODES:
+        ours, base = by["gateway", mode, concurrency], by["baseline", mode, concurrency]
+        ratio = (ours.cpu_us or 0.0) / (base.cpu_us or 1.0)
+        print(f"      {mode:6} CPU per call, c{concurrency:<3}   {ratio:4.2f}x the baseline "
+              f"({ours.cpu_us or 0:.0f} / {base.cpu_us or 0:.0f} us)")  # fmt: skip
+    for mode in MODES:
+        gap = by["gateway", mode, 1].p50_ms - by["baseline", mode, 1].p50_ms
+        print(f"      {mode:6} p50, 1 client       {gap:+.3f} ms against the baseline")
+
+
+def verdict(ok: bool, name: str, detail: str) -> bool:
+    print(f"{'PASS' if ok else 'MISS'}  {name:28} {detail}")
+    return ok
+
+
+def rss_mib(root: int | None) -> float:
+    """The largest resident set in the process tree (the busiest worker's, in practice)."""
+    sizes = [0]
+    for pid in process_tree(root or 0):
+        with contextlib.suppress(OSError):
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    sizes.append(int(line.split()[1]))
+    return max(sizes) / 1024
 
 
 def profile(gateway: Target, seconds: int, concurrency: int, out: Path, workdir: Path) -> None:
@@ -234,23 +304,46 @@ def parse_args() -> argparse.Namespace:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--duration", type=int, default=5, help="seconds per measurement")
+    parser.add_argument(
+        "--quick", action="store_true", help="1 s per measurement: the ratios in a few seconds"
+    )
     parser.add_argument("--concurrency", type=int, default=32, help="connections (default 32)")
-    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    parser.add_argument(
+        "--workers", type=int, default=1, help="uvicorn workers of the floor and the gateway"
+    )
     parser.add_argument(
         "--chunk-delay-ms", type=int, default=0, help="mock pause between stream chunks"
     )
     parser.add_argument("--profile", type=Path, help="then run py-spy; write its stacks here")
-    return parser.parse_args()
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        help="a checkout of another commit (git worktree add --detach DIR REV): its gateway "
+        "is measured beside this one, with this environment's packages",
+    )
+    args = parser.parse_args()
+    if args.quick:
+        args.duration = 1
+    return args
+
+
+def uvicorn_argv(factory: str, port: int, workers: int) -> list[str]:
+    # -P: the current folder stays off sys.path, so a baseline's PYTHONPATH decides the code.
+    return [sys.executable, "-P", "-m", "uvicorn", "--factory", factory, "--host", "127.0.0.1",
+            "--port", str(port), "--loop", "uvloop", "--http", "httptools", "--no-access-log",
+            "--log-level", "warning", "--workers", str(workers)]  # fmt: skip
 
 
 def start_apps(
-    args: argparse.Namespace, root: Path, database_url: str, redis_url: str
-) -> tuple[Target, Target, list[subprocess.Popen[bytes]]]:
-    """Seed the database, then start the mock provider and the gateway."""
+    args: argparse.Namespace, root: Path, database_url: str, redis_url: str, redis_pid: int
+) -> tuple[list[Target], list[subprocess.Popen[bytes]]]:
+    """Seed the database, then start the mock provider, the floor and the gateway."""
     key, agent_id = asyncio.run(seed(database_url))
-    mock_port, gateway_port = free_port(), free_port()
+    mock_port, floor_port, gateway_port = free_port(), free_port(), free_port()
     mock_argv = [sys.executable, "-m", "mock_provider", "--port", str(mock_port)]
     mock_process = start(mock_argv, root / "mock.log", mock_port, dict(os.environ))
+    mock_url = f"http://127.0.0.1:{mock_port}/v1/chat/completions"
+    started = [mock_process]
     env = {**os.environ, "DATABASE_URL": database_url, "REDIS_URL": redis_url,
            "AGENTLINK_ENCRYPTION_KEYS": KEY_SPEC, "AGENTLINK_ENCRYPTION_ACTIVE_KEY_ID": "t1",
            "OPENAI_BASE_URL": f"http://127.0.0.1:{mock_port}/v1", "OPENAI_API_KEY": "mock",
@@ -260,22 +353,54 @@ def start_apps(
     if args.workers > 1:
         (root / "prometheus").mkdir()
         env["PROMETHEUS_MULTIPROC_DIR"] = str(root / "prometheus")
-    gateway_argv = [sys.executable, "-m", "uvicorn", "--factory", "gateway.app:create_app",
-                    "--host", "127.0.0.1", "--port", str(gateway_port), "--loop", "uvloop",
-                    "--http", "httptools", "--no-access-log", "--log-level", "warning",
-                    "--workers", str(args.workers)]  # fmt: skip
+    floor_env = {**os.environ, "FLOOR_UPSTREAM_URL": mock_url}
+    floor_argv = uvicorn_argv("loadtests.floor:create_app", floor_port, args.workers)
+    gateway_argv = uvicorn_argv("gateway.app:create_app", gateway_port, args.workers)
+    baseline_port = free_port()
+    baseline_argv = uvicorn_argv("gateway.app:create_app", baseline_port, args.workers)
+    baseline_env = {**env, "PYTHONPATH": str(args.baseline.resolve())} if args.baseline else {}
+    if baseline_env.get("PROMETHEUS_MULTIPROC_DIR"):
+        (root / "prometheus-baseline").mkdir()
+        baseline_env["PROMETHEUS_MULTIPROC_DIR"] = str(root / "prometheus-baseline")
     try:
-        gateway_process = start(gateway_argv, root / "gateway.log", gateway_port, env)
+        started.append(start(floor_argv, root / "floor.log", floor_port, floor_env))
+        started.append(start(gateway_argv, root / "gateway.log", gateway_port, env))
+        if baseline_env:
+            started.append(start(baseline_argv, root / "baseline.log", baseline_port, baseline_env))
     except BaseException:
-        stop(mock_process)
+        for process in reversed(started):
+            stop(process)
         raise
-    mock_url = f"http://127.0.0.1:{mock_port}/v1/chat/completions"
+    floor_url = f"http://127.0.0.1:{floor_port}/v1/chat/completions"
     gateway_url = f"http://127.0.0.1:{gateway_port}/proxy/v1/agents/{agent_id}/chat"
-    bodies = request_bodies(True, args.chunk_delay_ms)
-    mock = Target("mock", mock_url, {}, bodies, None)
-    bodies = request_bodies(False, args.chunk_delay_ms)
-    gateway = Target("gateway", gateway_url, {"X-AgentLink-Key": key}, bodies, gateway_process.pid)
-    return mock, gateway, [mock_process, gateway_process]
+    direct = request_bodies(True, args.chunk_delay_ms)
+    ours = request_bodies(False, args.chunk_delay_ms)
+    targets = [
+        Target("mock", mock_url, {}, direct, None),
+        Target("floor", floor_url, {}, direct, started[1].pid),
+        Target("gateway", gateway_url, {"X-AgentLink-Key": key}, ours, started[2].pid, redis_pid),
+    ]
+    if baseline_env:
+        baseline_url = gateway_url.replace(f":{gateway_port}/", f":{baseline_port}/")
+        targets.append(Target("baseline", baseline_url, {"X-AgentLink-Key": key}, ours,
+                              started[3].pid, redis_pid))  # fmt: skip
+    return targets, started
+
+
+def measure(targets: list[Target], args: argparse.Namespace, root: Path) -> list[Result]:
+    load = os.getloadavg()[0]
+    print(f"floor and gateway: {args.workers} worker(s) each; mock: 1 worker; wrk -t1; "
+          f"{args.duration} s per run; load average before: {load:.2f}", flush=True)  # fmt: skip
+    for target in targets[1:]:  # warm every worker: records, config cache, connections
+        for mode in MODES:
+            wrk(target, mode, args.concurrency, min(2, args.duration), root)
+    results = []
+    for conns in (args.concurrency, 1):
+        for mode in MODES:
+            for target in targets:
+                results.append(wrk(target, mode, conns, args.duration, root))
+                print(".", end="", flush=True)
+    return results
 
 
 def main() -> None:
@@ -290,25 +415,17 @@ def main() -> None:
     valkey = servers.ValkeyServer(root / "valkey", free_port(), durable=False)
     started: list[subprocess.Popen[bytes]] = []
     try:
-        mock, gateway, started = start_apps(args, root, postgres.start(), valkey.start())
-        preflight(mock)
-        preflight(gateway)
-        load = os.getloadavg()[0]
-        print(f"gateway: {args.workers} worker(s); mock: 1 worker; wrk -t1; {args.duration} s "
-              f"per run; load average before: {load:.2f}", flush=True)  # fmt: skip
-        for mode in MODES:  # warm every worker: records, config cache, upstream connections
-            wrk(gateway, mode, args.concurrency, min(2, args.duration), root)
-        results = []
-        for conns in (args.concurrency, 1):
-            for mode in MODES:
-                for target in (mock, gateway):
-                    results.append(wrk(target, mode, conns, args.duration, root))
-                    print(".", end="", flush=True)
-        report(results, args.concurrency)
+        database_url, redis_url = postgres.start(), valkey.start()
+        assert valkey.process is not None
+        targets, started = start_apps(args, root, database_url, redis_url, valkey.process.pid)
+        for target in targets:
+            preflight(target)
+        gateway = targets[2]
+        report(measure(targets, args, root), args.concurrency, rss_mib(gateway.root_pid))
         if args.profile is not None:
             profile(gateway, args.duration * 2, args.concurrency, args.profile, root)
     except BaseException:
-        for log in ("gateway.log", "mock.log"):
+        for log in ("gateway.log", "baseline.log", "floor.log", "mock.log"):
             if (root / log).exists():
                 tail = (root / log).read_text().splitlines()[-15:]
                 print(f"--- last lines of {log}:", *tail, sep="\n", file=sys.stderr)
