@@ -12,7 +12,7 @@ for the user's part; agent records live under their own tag `{aID}`.
 | `usr:{sS}:<user_id>` | hash | `status` (active/suspended/deleted), `tier` (free/paid) | gateway cold load, control plane | 24 h |
 | `quota:{sS}:<user_id>` | string | live quota units remaining | cold load (load_quota.lua), admission, commit, payments (adjust_quota.lua) | none |
 | `qadj:{sS}:<user_id>` | hash | `_seq` (the `quotas.adjust_seq` the balance was loaded at), quota adjustment id → units applied | load_quota.lua, adjust_quota.lua (control plane payments) | none |
-| `trial:{sS}:<user_id>` | hash | agent_id → trial calls used (0..3) | cold load (HSETNX), admission, commit | none |
+| `trial:{sS}:<user_id>` | hash | agent_id → trial calls used (0..FREE_TRIAL_CALLS) | cold load (HSETNX), admission, commit | none |
 | `rl:{sS}:<user_id>` | zset | admitted request ids scored by admission time (ms) | admission | 60 s |
 | `resv:{sS}` | hash | request_id → reservation (prelude.lua's `encode_reservation`) | admission, commit, reaper | none |
 | `resvq:{sS}` | zset | request_id scored by reservation deadline (ms) | admission, commit, reaper | none |

@@ -88,6 +88,19 @@ def env_list(env: Environ, name: str, default: tuple[str, ...]) -> tuple[str, ..
     return tuple(item.strip() for item in raw.split(",") if item.strip())
 
 
+DEFAULT_FREE_TRIAL_CALLS = 3
+
+
+def env_free_trial_calls(env: Environ) -> int:
+    """FREE_TRIAL_CALLS: free calls per (developer, agent) pair before quota is used (seed
+    property 25 says 3, the default). The one place the number is read: the gateway's
+    admission enforces it (admit.lua gets it as an argument), the dashboard shows it, and
+    Postgres records the trial calls made without capping them, so a Redis rebuild never
+    hands out calls a lower cap forgot. Set it alike on the gateway and the control plane
+    (one ConfigMap key in k8s/)."""
+    return env_int(env, "FREE_TRIAL_CALLS", DEFAULT_FREE_TRIAL_CALLS, minimum=0)
+
+
 @dataclass(frozen=True, slots=True)
 class StorageSettings:
     """Where Postgres and Redis are; both apps and the worker need them."""

@@ -13,6 +13,7 @@ from common.settings import (
     env_bool,
     env_decimal,
     env_float,
+    env_free_trial_calls,
     env_int,
     env_str,
 )
@@ -64,7 +65,7 @@ class GatewaySettings:
             rate_limit_free=env_int(env, "RATE_LIMIT_FREE_PER_MIN", 10, minimum=1),
             rate_limit_paid=env_int(env, "RATE_LIMIT_PAID_PER_MIN", 1000, minimum=1),
             rate_window_s=env_int(env, "RATE_LIMIT_WINDOW_S", 60, minimum=1),
-            trial_calls=env_int(env, "FREE_TRIAL_CALLS", 3, minimum=0),
+            trial_calls=env_free_trial_calls(env),
             # Minimum 1 s so a test can watch the reaper give back a dead gateway's reservation
             # without waiting a minute; production keeps the default (900 s), which must
             # exceed the longest call (a call outliving it goes unbilled: the reaper gave the

@@ -408,18 +408,28 @@ async def test_key_hash_is_lowercase_hex_sha256(conn: asyncpg.Connection) -> Non
             await conn.execute(insert, user, bad)
 
 
-async def test_trial_calls_stop_at_three(conn: asyncpg.Connection) -> None:
-    """Seed property 25: three free calls per (developer, agent) pair, never a fourth."""
+async def test_trial_calls_are_counted_uncapped_and_never_negative(
+    conn: asyncpg.Connection,
+) -> None:
+    """Seed property 25 is enforced by admission with FREE_TRIAL_CALLS (migration 0010): the
+    row counts every trial call made, whatever the setting was, and refuses a negative."""
     developer, agent = await make_user(conn), await make_agent(conn)
     await conn.execute(
         "INSERT INTO trial_usage (user_id, agent_id, calls_used) VALUES ($1, $2, 3)",
         developer,
         agent,
     )
+    await conn.execute(
+        "UPDATE trial_usage SET calls_used = calls_used + 4 WHERE user_id = $1 AND agent_id = $2",
+        developer,
+        agent,
+    )
+    assert (
+        await conn.fetchval("SELECT calls_used FROM trial_usage WHERE user_id = $1", developer) == 7
+    )
     with pytest.raises(asyncpg.CheckViolationError) as refused:
         await conn.execute(
-            "UPDATE trial_usage SET calls_used = calls_used + 1"
-            " WHERE user_id = $1 AND agent_id = $2",
+            "UPDATE trial_usage SET calls_used = -1 WHERE user_id = $1 AND agent_id = $2",
             developer,
             agent,
         )

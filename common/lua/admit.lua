@@ -13,7 +13,7 @@
 -- ARGV[2] agent_id
 -- ARGV[3] rate limit per window, free tier      ARGV[4] same, paid tier
 -- ARGV[5] window length, ms                      ARGV[6] reservation lifetime, ms
--- ARGV[7] free trial calls per (user, agent)
+-- ARGV[7] free trial calls per (user, agent): FREE_TRIAL_CALLS, 0 with enable_trial_mode off
 -- ARGV[8] the client's request id (kept in the reservation, so a reaped call still has it)
 --
 -- KEYS[2..4] are named by the user id, which the caller learns from KEYS[1]; a caller that

@@ -19,7 +19,14 @@ from dataclasses import dataclass
 from typing import Literal, cast
 from urllib.parse import urlsplit
 
-from common.settings import Environ, SettingsError, env_float, env_int, env_str
+from common.settings import (
+    Environ,
+    SettingsError,
+    env_float,
+    env_free_trial_calls,
+    env_int,
+    env_str,
+)
 
 CookieSecurity = Literal["auto", "always", "never"]
 
@@ -60,7 +67,7 @@ class DashboardSettings:
             playground_sweep_interval_s=env_float(
                 env, "DASHBOARD_PLAYGROUND_SWEEP_INTERVAL_S", 60.0, minimum=0.05
             ),
-            trial_calls=env_int(env, "FREE_TRIAL_CALLS", 3, minimum=0),
+            trial_calls=env_free_trial_calls(env),
             rate_limit_free=env_int(env, "RATE_LIMIT_FREE_PER_MIN", 10, minimum=1),
             rate_limit_paid=env_int(env, "RATE_LIMIT_PAID_PER_MIN", 1000, minimum=1),
         )

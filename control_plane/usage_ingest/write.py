@@ -7,7 +7,9 @@ aggregates: `agents.total_calls` (+ billable calls, trials included) and `total_
 (+ cost), `creator_profiles.pending_earnings` (+ cost, gross: the settlement job takes the
 platform fee; the profile row is created if missing), `api_keys.last_used_at` (the newest
 call per key), `quotas.used_quota` (+ units: Postgres catches up with Redis' live balance)
-and `trial_usage.calls_used` (+ billable trial calls, capped at 3). `call_logs.request_id`
+and `trial_usage.calls_used` (+ billable trial calls: a count of what happened, never capped;
+admission alone enforces FREE_TRIAL_CALLS, and a cap here would make a Redis rebuild hand out
+calls again after the setting was raised). `call_logs.request_id`
 is the event's `call_id` (unique per call); the client's X-Request-ID goes to the nullable
 `client_request_id`. `cost_usd` is the served version's `price_per_call` for a billable
 call charged to quota, 0 for trial and non-billable calls. A redelivered event conflicts,
@@ -33,11 +35,10 @@ from control_plane.usage_ingest.parse import INT32_MAX, MAX_TEXT
 
 logger = logging.getLogger("agentlink.worker.usage")
 
-_TRIAL_CAP = 3
 _TRANSACTION_ATTEMPTS = 4
 
 # `fresh` is exactly the rows this statement inserted.
-INGEST_SQL = f"""
+INGEST_SQL = """
 WITH batch AS (
     SELECT *
     FROM unnest($1::text[], $2::text[], $3::uuid[], $4::int[], $5::uuid[], $6::uuid[],
@@ -109,17 +110,17 @@ quota_used AS (
 ),
 trials_used AS (
     INSERT INTO trial_usage AS tu (user_id, agent_id, calls_used)
-    SELECT t.user_id, t.agent_id, least(t.calls, {_TRIAL_CAP})
+    SELECT t.user_id, t.agent_id, t.calls
     FROM (SELECT user_id, agent_id, count(*) AS calls
           FROM fresh WHERE billable AND trial GROUP BY user_id, agent_id) t
     WHERE EXISTS (SELECT 1 FROM users u WHERE u.id = t.user_id)
       AND EXISTS (SELECT 1 FROM agents a WHERE a.id = t.agent_id)
     ON CONFLICT (user_id, agent_id) DO UPDATE
-        SET calls_used = least(tu.calls_used + excluded.calls_used, {_TRIAL_CAP})
+        SET calls_used = tu.calls_used + excluded.calls_used
     RETURNING 1
 )
 SELECT count(*) AS written, count(*) FILTER (WHERE billable) AS billable FROM fresh
-"""  # noqa: S608  (the only interpolation is a module constant)
+"""
 
 
 def _client_request_id(value: str) -> str | None:
