@@ -34,6 +34,7 @@ class ErrorCode(StrEnum):
     INTERNAL = "50001"
     UPSTREAM_UNAVAILABLE = "50301"
     STORAGE_UNAVAILABLE = "50302"  # added: Redis/Postgres down, we fail closed
+    MAINTENANCE = "50303"  # added: the maintenance_mode flag is on
     UPSTREAM_TIMEOUT = "50401"
 
 
@@ -60,6 +61,7 @@ DEFAULT_MESSAGE: dict[ErrorCode, str] = {
     ErrorCode.INTERNAL: "Internal error.",
     ErrorCode.UPSTREAM_UNAVAILABLE: "The model provider is unavailable.",
     ErrorCode.STORAGE_UNAVAILABLE: "A storage dependency is unavailable; try again shortly.",
+    ErrorCode.MAINTENANCE: "AgentLink is down for maintenance; try again after Retry-After.",
     ErrorCode.UPSTREAM_TIMEOUT: "The model provider timed out.",
 }
 

@@ -123,3 +123,20 @@ class StorageSettings:
             redis_socket_timeout_s=env_float(env, "REDIS_SOCKET_TIMEOUT_S", 2.0, minimum=0.01),
             redis_max_connections=env_int(env, "REDIS_MAX_CONNECTIONS", 256, minimum=1),
         )
+
+
+@dataclass(frozen=True, slots=True)
+class OperationsSettings:
+    """How a process follows the feature flags (common/feature_flags.py); the gateway and the
+    control plane's API both read them."""
+
+    flags_refresh_s: float
+    maintenance_retry_after_s: int
+
+    @classmethod
+    def from_env(cls, env: Environ | None = None) -> OperationsSettings:
+        env = os.environ if env is None else env
+        return cls(
+            flags_refresh_s=env_float(env, "FEATURE_FLAGS_REFRESH_S", 2.0, minimum=0.05),
+            maintenance_retry_after_s=env_int(env, "MAINTENANCE_RETRY_AFTER_S", 60, minimum=1),
+        )

@@ -13,6 +13,7 @@ from starlette.middleware.cors import CORSMiddleware
 
 from common.asgi import ErrorEnvelopeMiddleware, RequestIdMiddleware
 from common.db import create_pool
+from common.feature_flags import FeatureFlags
 from common.http_errors import envelope_exception_handlers
 from common.json_logging import configure_logging
 from common.redis_store import create_redis
@@ -20,6 +21,7 @@ from control_plane.dashboard import csrf
 from control_plane.dashboard import routes as dashboard
 from control_plane.dashboard.state import DashboardState
 from control_plane.dashboard.templating import create_templates
+from control_plane.maintenance import ReadOnlyGate
 from control_plane.payments.services import PaymentServices
 from control_plane.routes import ROUTES
 from control_plane.settings import ApiSettings
@@ -46,6 +48,7 @@ def create_app(
             max_size=storage.database_pool_max,
         )
         redis = create_redis(storage.redis_url, socket_timeout_s=storage.redis_socket_timeout_s)
+        flags = FeatureFlags(redis, db, refresh_s=settings.operations.flags_refresh_s)
         state = ControlPlaneState(
             settings=settings,
             db=db,
@@ -55,6 +58,7 @@ def create_app(
             passwords=hashing,
             dummy_password_hash=hashing.hash("not-a-real-password"),
             payments=PaymentServices.build(settings.payments, redis),
+            flags=flags,
         )
         gateway = httpx.AsyncClient(
             base_url=settings.dashboard.gateway_url,
@@ -67,7 +71,8 @@ def create_app(
             gateway=gateway,
         )
         try:
-            yield {"control": state, "dashboard": dashboard_state}
+            async with flags.running():
+                yield {"control": state, "dashboard": dashboard_state}
         finally:
             if state.payments is not None:
                 await state.payments.aclose()
@@ -91,6 +96,7 @@ def create_app(
                 max_age=12 * 3600,
             ),
             Middleware(ErrorEnvelopeMiddleware),
+            Middleware(ReadOnlyGate),
         ],
         exception_handlers=envelope_exception_handlers(),
         lifespan=lifespan,

@@ -14,6 +14,7 @@ from decimal import Decimal
 
 from common.settings import (
     Environ,
+    OperationsSettings,
     SettingsError,
     StorageSettings,
     env_decimal,
@@ -97,6 +98,7 @@ class ApiSettings:
     knowledge: KnowledgeBaseSettings
     earnings: EarningsSettings
     webhooks: WebhookSettings
+    operations: OperationsSettings
 
     @classmethod
     def from_env(cls, env: Environ | None = None, *, api: bool = True) -> ApiSettings:
@@ -135,6 +137,7 @@ class ApiSettings:
             knowledge=KnowledgeBaseSettings.from_env(env),
             earnings=EarningsSettings.from_env(env),
             webhooks=WebhookSettings.from_env(env),
+            operations=OperationsSettings.from_env(env),
         )
 
     @property

@@ -8,6 +8,7 @@ import asyncpg
 import redis.asyncio as redis_asyncio
 from prometheus_client import CollectorRegistry
 
+from common.feature_flags import FeatureFlags
 from control_plane.payments.services import PaymentServices
 from control_plane.settings import ApiSettings
 from crypto.envelope import KeyRing
@@ -26,6 +27,8 @@ class ControlPlaneState:
     dummy_password_hash: str
     # Payment providers and the quota scripts; None where a process was built without them.
     payments: PaymentServices | None = None
+    # The API's flag snapshot (the read-only gate in maintenance); None in other processes.
+    flags: FeatureFlags | None = None
 
     @property
     def api(self) -> ApiSettings:

@@ -17,6 +17,7 @@ from redis.exceptions import RedisError
 
 from common import keyspace
 from common.errors import ApiError, ErrorCode
+from common.feature_flags import FeatureFlags
 from common.redis_store import ScriptSet
 from gateway.call_result import CallResult
 from gateway.records import RecordLoader
@@ -135,11 +136,13 @@ class Admitter:
         limits: AdmissionLimits,
         *,
         known_users: int = 100_000,
+        flags: FeatureFlags | None = None,
     ) -> None:
         self._admit = scripts["admit"]
         self._commit = scripts["commit"]
         self._loader = loader
         self._limits = limits
+        self._flags = flags  # enable_trial_mode off: no free trials (admit.lua gets 0)
         # key hash -> owner's user id. Immutable facts, so caching them is always safe;
         # bounded so a flood of distinct keys cannot grow memory.
         self._owner_of_key: OrderedDict[str, str] = OrderedDict()
@@ -155,10 +158,12 @@ class Admitter:
     ) -> Admission:
         """`request_id`: the client's, kept in the reservation for the reaper's usage event."""
         limits = self._limits
+        trial_calls = limits.trial_calls
+        if self._flags is not None and not self._flags.current.enable_trial_mode:
+            trial_calls = 0
         user_id = self._owner_of_key.get(key_hash, _PLACEHOLDER_USER)
         args: list[str | int] = [call_id, agent_id, limits.free_per_window, limits.paid_per_window,
-                limits.window_ms, limits.reservation_ms, limits.trial_calls,
-                request_id]  # fmt: skip
+                limits.window_ms, limits.reservation_ms, trial_calls, request_id]  # fmt: skip
         for _ in range(_MAX_ATTEMPTS):
             keys = [
                 keyspace.api_key_record(shard, key_hash),

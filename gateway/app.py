@@ -16,6 +16,7 @@ from starlette.middleware import Middleware
 
 from common.asgi import EnvelopeMiddleware
 from common.db import create_pool
+from common.feature_flags import FeatureFlags
 from common.json_logging import configure_logging
 from common.redis_store import LuaScripts, create_redis
 from crypto.envelope import KeyRing
@@ -24,11 +25,12 @@ from gateway.agent_configs import AgentConfigCache
 from gateway.breaker import BreakerSettings, CircuitBreaker
 from gateway.hot_redis import HotRedis, HotScripts
 from gateway.knowledge import KnowledgeRetriever
+from gateway.maintenance import MaintenanceGate
 from gateway.metrics import GatewayMetrics
 from gateway.provider_call import GuardedProvider, ProviderTimeouts
 from gateway.providers import build_providers
 from gateway.records import RecordLoader
-from gateway.routes import ROUTES, exception_handlers
+from gateway.routes import PUBLIC_PATHS, ROUTES, exception_handlers
 from gateway.settings import GatewaySettings
 from gateway.settlement import Settler
 from gateway.state import GatewayState
@@ -96,7 +98,8 @@ def create_app(
         }
         for name in providers:
             metrics.breaker_state.labels(name).set(0)
-        admitter = Admitter(HotScripts(hot_redis), records, limits)
+        flags = FeatureFlags(redis, db, refresh_s=settings.operations.flags_refresh_s)
+        admitter = Admitter(HotScripts(hot_redis), records, limits, flags=flags)
         state = GatewayState(
             settings=settings,
             redis=redis,
@@ -110,6 +113,7 @@ def create_app(
             providers=providers,
             tracing=tracing or Tracing.from_env(),
             knowledge=KnowledgeRetriever(db, redis, settings.knowledge, metrics.registry),
+            flags=flags,
         )
         try:
             await scripts.preload()
@@ -117,7 +121,8 @@ def create_app(
             # Redis may come up after us; /readyz reports it and loads the scripts then.
             logger.warning("could not preload Lua scripts: Redis unavailable at start-up")
         try:
-            yield {"gateway": state}
+            async with flags.running():
+                yield {"gateway": state}
         finally:
             for provider in providers.values():
                 await provider.aclose()
@@ -130,7 +135,10 @@ def create_app(
 
     return Starlette(
         routes=ROUTES,
-        middleware=[Middleware(EnvelopeMiddleware)],
+        middleware=[
+            Middleware(EnvelopeMiddleware),
+            Middleware(MaintenanceGate, open_paths=PUBLIC_PATHS),
+        ],
         exception_handlers=exception_handlers(),
         lifespan=lifespan,
     )

@@ -9,6 +9,7 @@ from decimal import Decimal
 from common.knowledge.settings import RetrievalSettings
 from common.settings import (
     Environ,
+    OperationsSettings,
     StorageSettings,
     env_bool,
     env_decimal,
@@ -50,6 +51,7 @@ class GatewaySettings:
     breaker_half_open_calls: int
     providers: tuple[ProviderEndpoint, ...]
     knowledge: RetrievalSettings
+    operations: OperationsSettings
 
     @classmethod
     def from_env(cls, env: Environ | None = None) -> GatewaySettings:
@@ -83,6 +85,7 @@ class GatewaySettings:
             breaker_half_open_calls=env_int(env, "BREAKER_HALF_OPEN_CALLS", 5, minimum=1),
             providers=_providers(env),
             knowledge=RetrievalSettings.from_env(env),
+            operations=OperationsSettings.from_env(env),
         )
 
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import asyncpg
 import redis.asyncio as redis_asyncio
 
+from common.feature_flags import FeatureFlags
 from common.redis_store import LuaScripts
 from gateway.admission import Admitter
 from gateway.agent_configs import AgentConfigCache
@@ -33,3 +34,4 @@ class GatewayState:
     providers: dict[str, GuardedProvider]  # each behind its breaker, with its timeouts
     tracing: Tracing
     knowledge: KnowledgeRetriever  # step 4 for agents with a knowledge base
+    flags: FeatureFlags  # maintenance_mode, enable_trial_mode: a snapshot refreshed off-path

@@ -52,7 +52,9 @@ Env = dict[str, str]
 
 
 def _storage_env(database_url: str, redis_url: str) -> Env:
-    return {"DATABASE_URL": database_url, "REDIS_URL": redis_url, "LOG_LEVEL": "WARNING"}
+    # Flags re-read often: a test that flips one waits a fraction of a second, not two.
+    return {"DATABASE_URL": database_url, "REDIS_URL": redis_url, "LOG_LEVEL": "WARNING",
+            "FEATURE_FLAGS_REFRESH_S": "0.1"}  # fmt: skip
 
 
 def _keyring_env() -> Env:

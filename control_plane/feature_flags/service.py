@@ -139,4 +139,6 @@ async def set_flag(
         with contextlib.suppress(RedisError):  # else the TTL expires it
             await state.redis.hdel(CACHE_KEY, key)
         raise
+    if state.flags is not None:  # this process follows its own change at once
+        await state.flags.refresh()
     return _out(row)
