@@ -139,6 +139,10 @@ async def set_user_status(connection: DbConnection, user_id: str, status: str) -
     await connection.execute("UPDATE users SET status = $2 WHERE id = $1", user_id, status)
 
 
+async def set_user_rate_tier(connection: DbConnection, user_id: str, tier: str) -> None:
+    await connection.execute("UPDATE users SET rate_tier = $2 WHERE id = $1", user_id, tier)
+
+
 async def close_user(connection: DbConnection, user_id: str, anonymous_email: str) -> None:
     """Mark an account deleted and strip what identifies or authenticates it."""
     await connection.execute(

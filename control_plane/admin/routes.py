@@ -24,6 +24,7 @@ from control_plane.admin.schemas import (
     ModerationQuery,
     SystemHealth,
     UserDeleted,
+    UserRateTierUpdate,
     UserStatusUpdate,
 )
 from control_plane.api import ApiRoute, Context
@@ -45,6 +46,12 @@ async def admin_get_user(context: Context) -> AdminUserDetail:
 
 async def admin_set_user_status(context: Context, body: UserStatusUpdate) -> AdminUser:
     return await service.set_user_status(
+        context.state, context.user, context.path["user_id"], body, context.client_ip
+    )
+
+
+async def admin_set_user_rate_tier(context: Context, body: UserRateTierUpdate) -> AdminUser:
+    return await service.set_user_rate_tier(
         context.state, context.user, context.path["user_id"], body, context.client_ip
     )
 
@@ -123,6 +130,10 @@ ROUTES = [
     ApiRoute("PUT", f"{PREFIX}/users/{{user_id}}/status", admin_set_user_status,
              "Suspend or reactivate a user (takes effect on the gateway's next request)",
              body=UserStatusUpdate, response=AdminUser, user_types=_ADMINS,
+             permission=MANAGE_USERS, tags=_TAGS),
+    ApiRoute("PUT", f"{PREFIX}/users/{{user_id}}/rate-tier", admin_set_user_rate_tier,
+             "Set a user's rate tier (takes effect on the gateway's next request)",
+             body=UserRateTierUpdate, response=AdminUser, user_types=_ADMINS,
              permission=MANAGE_USERS, tags=_TAGS),
     ApiRoute("DELETE", f"{PREFIX}/users/{{user_id}}", admin_delete_user,
              "Close an account: anonymise it, revoke its keys and sessions",

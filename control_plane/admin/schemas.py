@@ -119,6 +119,11 @@ class UserStatusUpdate(msgspec.Struct, forbid_unknown_fields=True):
     reason: Reason | None = None
 
 
+class UserRateTierUpdate(msgspec.Struct, forbid_unknown_fields=True):
+    rate_tier: Literal["free", "paid"]
+    reason: Reason | None = None
+
+
 class UserDeleted(msgspec.Struct):
     id: str
     status: str

@@ -56,6 +56,7 @@ from control_plane.admin.schemas import (
     CallWindow,
     DashboardStats,
     UserDeleted,
+    UserRateTierUpdate,
     UserStats,
     UserStatusUpdate,
 )
@@ -212,6 +213,39 @@ async def set_user_status(
         await gateway_sync.write_user(
             state.redis, shard=target["redis_shard"], user_id=user_id, status=body.status,
             tier=target["rate_tier"],
+        )  # fmt: skip
+        row = await repository.user(connection, user_id)
+    assert row is not None
+    return _user_out(row)
+
+
+async def set_user_rate_tier(
+    state: ControlPlaneState, actor: Principal, raw_id: str, body: UserRateTierUpdate,
+    ip: str | None,
+) -> AdminUser:  # fmt: skip
+    """The user's rate tier (free/paid limits per window); the gateway's very next admission
+    uses it. A later payment event recomputes the tier from the payments that still stand
+    (control_plane/payments), as it always has; the audit trail keeps both."""
+    user_id = parse_id(raw_id, ErrorCode.USER_NOT_FOUND)
+    async with state.db.acquire() as connection, connection.transaction():
+        target = await _lock_pair(connection, actor, user_id)
+        if target["status"] == UserStatus.DELETED:
+            raise ApiError(ErrorCode.CONFLICT, "A deleted account has no rate tier to change.")
+        before = target["rate_tier"]
+        await repository.set_user_rate_tier(connection, user_id, body.rate_tier)
+        details: dict[str, Any] = {
+            "before": {"rate_tier": before}, "after": {"rate_tier": body.rate_tier},
+        }  # fmt: skip
+        if body.reason:
+            details["reason"] = body.reason
+        await audit.record(
+            connection, actor=actor, action="user.rate_tier", target_type="user",
+            target_id=user_id, details=details, ip=ip,
+        )  # fmt: skip
+        await hold_write_through(connection)
+        await gateway_sync.write_user(
+            state.redis, shard=target["redis_shard"], user_id=user_id, status=target["status"],
+            tier=body.rate_tier,
         )  # fmt: skip
         row = await repository.user(connection, user_id)
     assert row is not None

@@ -58,6 +58,8 @@ SEED_ROUTES: dict[tuple[str, str], str] = {
     ("GET", f"{A}/feature-flags"): "system:admin",
     ("PUT", f"{A}/feature-flags/{{key}}"): "system:admin",
     ("GET", f"{A}/audit-log"): "system:admin",
+    # A user's rate tier (issue 13) is managing the user, like their status.
+    ("PUT", f"{A}/users/{{user_id}}/rate-tier"): "users:manage",
 }
 # The seed's settlement routes belong to the settlements domain; when they exist they must be
 # payments:manage.
@@ -81,6 +83,7 @@ ADMIN_ROUTES: list[ApiRoute] = [route for route in API_ROUTES if route.path.star
 _MISSING = "00000000-0000-4000-8000-000000000000"
 REQUESTS: dict[tuple[str, str], tuple[dict[str, Any] | None, int, str | None]] = {
     ("PUT", f"{A}/users/{{user_id}}/status"): ({"status": "active"}, 404, "40402"),
+    ("PUT", f"{A}/users/{{user_id}}/rate-tier"): ({"rate_tier": "paid"}, 404, "40402"),
     ("DELETE", f"{A}/users/{{user_id}}"): (None, 404, "40402"),
     ("GET", f"{A}/users/{{user_id}}"): (None, 404, "40402"),
     ("GET", f"{A}/agents/{{agent_id}}"): (None, 404, "40401"),

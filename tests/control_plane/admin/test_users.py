@@ -325,3 +325,61 @@ def test_account_rules() -> None:
         with pytest.raises(ApiError) as error:
             check_can_manage(actor, target)
         assert error.value.code.value == "40301"
+
+
+async def test_a_rate_tier_change_holds_on_the_next_gateway_request(
+    *,
+    client: httpx.AsyncClient,
+    http: httpx.AsyncClient,
+    db_pool: asyncpg.Pool,
+    redis: redis_asyncio.Redis,
+    gateway_pair: list[str],
+    super_admin: Admin,
+    moderator: Admin,
+) -> None:
+    """PUT /users/{id}/rate-tier: Postgres, the gateway's user record (both instances' very
+    next admission uses the new limit), the audit trail; RBAC like the status route."""
+    developer = await make_developer(db_pool)
+    key = await make_key(db_pool, developer)
+    agent = await make_agent(db_pool)
+    for gateway in gateway_pair:  # both gateways have the records warm, at the free limit
+        response = await chat(http, gateway, agent.agent_id, key.plaintext)
+        assert response.headers["x-ratelimit-limit"] == "10"
+
+    url = f"{U}/{developer.user_id}/rate-tier"
+    body = {"rate_tier": "paid", "reason": "enterprise trial"}
+    assert_error(await client.put(url, headers=moderator.headers, json=body), 403, "40301")
+    response = await client.put(url, headers=super_admin.headers, json=body)
+    assert response.status_code == 200, response.text
+    assert response.json()["rate_tier"] == "paid"
+    assert response.json()["status"] == "active"
+    for gateway in gateway_pair:
+        response = await chat(http, gateway, agent.agent_id, key.plaintext)
+        assert response.status_code == 200, response.text
+        assert response.headers["x-ratelimit-limit"] == "1000"
+    record = keyspace.user_record(developer.shard, developer.user_id)
+    assert await redis.hgetall(record) == {b"status": b"active", b"tier": b"paid"}
+    tier = "SELECT rate_tier FROM users WHERE id = $1"
+    assert await db_pool.fetchval(tier, developer.user_id) == "paid"
+
+    back = await client.put(url, headers=super_admin.headers, json={"rate_tier": "free"})
+    assert back.status_code == 200, back.text
+    response = await chat(http, gateway_pair[0], agent.agent_id, key.plaintext)
+    assert response.headers["x-ratelimit-limit"] == "10"
+
+    rows = await audit_rows(db_pool, target_id=developer.user_id, action="user.rate_tier")
+    assert [(r["details"]["before"], r["details"]["after"]) for r in rows] == [
+        ({"rate_tier": "free"}, {"rate_tier": "paid"}),
+        ({"rate_tier": "paid"}, {"rate_tier": "free"}),
+    ]
+    assert rows[0]["details"]["reason"] == "enterprise trial"
+    assert str(rows[0]["actor_id"]) == super_admin.user_id
+
+    # Bad input is a clear 4xx; a closed account cannot change tier.
+    for bad in ({"rate_tier": "gold"}, {"rate_tier": "paid", "extra": 1}, {}):
+        assert_error(await client.put(url, headers=super_admin.headers, json=bad), 400, "40002")
+    missing = f"{U}/{uuid.uuid4()}/rate-tier"
+    assert_error(await client.put(missing, headers=super_admin.headers, json=body), 404, "40402")
+    deleted = await client.delete(f"{U}/{developer.user_id}", headers=super_admin.headers)
+    assert deleted.status_code == 200, deleted.text
+    assert_error(await client.put(url, headers=super_admin.headers, json=body), 409, "40901")
