@@ -6,7 +6,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import httpx
-from prometheus_client import CollectorRegistry
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
@@ -22,6 +21,7 @@ from control_plane.dashboard import routes as dashboard
 from control_plane.dashboard.state import DashboardState
 from control_plane.dashboard.templating import create_templates
 from control_plane.maintenance import ReadOnlyGate
+from control_plane.metrics import ControlPlaneMetrics, RequestMetrics
 from control_plane.payments.services import PaymentServices
 from control_plane.routes import ROUTES
 from control_plane.settings import ApiSettings
@@ -38,6 +38,7 @@ def create_app(
     keyring = KeyRing.from_env(settings.encryption_keys, settings.encryption_active_key_id)
     hashing = passwords or PasswordHashing()
     templates = create_templates()
+    metrics = ControlPlaneMetrics()
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, object]]:
@@ -53,7 +54,7 @@ def create_app(
             settings=settings,
             db=db,
             redis=redis,
-            registry=CollectorRegistry(),
+            registry=metrics.registry,
             keyring=keyring,
             passwords=hashing,
             dummy_password_hash=hashing.hash("not-a-real-password"),
@@ -86,6 +87,7 @@ def create_app(
         # become the envelope inside CORS, so error answers carry the CORS headers.
         middleware=[
             Middleware(RequestIdMiddleware),
+            Middleware(RequestMetrics, metrics=metrics),
             Middleware(
                 CORSMiddleware,
                 allow_origins=list(settings.cors_origins),

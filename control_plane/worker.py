@@ -40,6 +40,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -59,7 +60,7 @@ from control_plane.payments.reconciler import reconcile
 from control_plane.reaper import reap_expired
 from control_plane.settings import WorkerSettings
 from control_plane.usage_ingest import UsageIngester
-from control_plane.webhooks.delivery import Deliverer
+from control_plane.webhooks.delivery import Deliverer, DeliveryRun
 from control_plane.worker_metrics import WorkerMetrics, serve_metrics
 from crypto.envelope import KeyRing
 
@@ -85,6 +86,12 @@ def _deliverer(db: asyncpg.Pool, settings: WorkerSettings) -> Deliverer | None:
     return Deliverer(db, keyring, webhooks)
 
 
+def count_deliveries(metrics: WorkerMetrics, run: DeliveryRun) -> None:
+    for outcome in ("delivered", "retried", "failed", "disabled"):
+        if count := getattr(run, outcome):
+            metrics.webhook_deliveries.labels(outcome).inc(count)
+
+
 @dataclass(frozen=True, slots=True)
 class PeriodicJob:
     name: str
@@ -96,12 +103,16 @@ async def run_periodically(
     job: PeriodicJob, stop: asyncio.Event, metrics: WorkerMetrics | None = None
 ) -> None:
     while not stop.is_set():
+        started = time.perf_counter()
         try:
             await job.run()
         except Exception:
             if metrics is not None:
                 metrics.job_failures.labels(job.name).inc()
             logger.exception("job failed", extra={"event": job.name})
+        if metrics is not None:
+            metrics.job_runs.labels(job.name).inc()
+            metrics.job_seconds.labels(job.name).observe(time.perf_counter() - started)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=job.interval_s)
 
@@ -169,7 +180,7 @@ async def run_worker(
 
     async def deliver() -> None:
         if deliverer is not None:
-            await deliverer.run_once()
+            count_deliveries(metrics, await deliverer.run_once())
 
     jobs = [
         PeriodicJob(

@@ -76,8 +76,29 @@ class WorkerMetrics:
             ["job"],
             registry=r,
         )
+        self.job_runs = Counter(
+            "agentlink_worker_job_runs_total",
+            "Periodic job runs, failed ones included.",
+            ["job"],
+            registry=r,
+        )
+        self.job_seconds = Histogram(
+            "agentlink_worker_job_seconds",
+            "Time one periodic job run took.",
+            ["job"],
+            buckets=_BATCH_BUCKETS,
+            registry=r,
+        )
+        self.webhook_deliveries = Counter(
+            "agentlink_worker_webhook_deliveries_total",
+            "Webhook delivery attempts by outcome (delivered, retried, failed, disabled).",
+            ["outcome"],
+            registry=r,
+        )
         for billable in ("true", "false"):
             self.events_ingested.labels(billable)
+        for outcome in ("delivered", "retried", "failed", "disabled"):
+            self.webhook_deliveries.labels(outcome)
 
 
 def serve_metrics(metrics: WorkerMetrics, port: int, addr: str) -> WSGIServer:

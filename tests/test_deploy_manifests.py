@@ -402,7 +402,7 @@ def test_migration_job_runs_the_runner_once_with_its_own_credentials() -> None:
 
 
 def test_hpa_scales_the_gateway_on_cpu_and_in_flight_requests() -> None:
-    (hpa,) = of_kind("HorizontalPodAutoscaler").values()
+    hpa = of_kind("HorizontalPodAutoscaler")[GATEWAY]
     assert hpa["apiVersion"] == "autoscaling/v2"
     target = hpa["spec"]["scaleTargetRef"]
     assert (target["apiVersion"], target["kind"], target["name"]) == (
