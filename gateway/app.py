@@ -5,6 +5,7 @@ Run it with `uvicorn --factory gateway.app:create_app`.
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -39,6 +40,22 @@ from gateway.tracing import Tracing
 logger = logging.getLogger("agentlink.gateway")
 # At shutdown, how long commits still retrying (Redis away) may take before the reaper's turn.
 _SETTLE_DRAIN_S = 5.0
+# The cyclic collector's first threshold (CPython's default is 700). A call's objects die by
+# reference counting, but with a few dozen calls in flight their live objects keep passing
+# 700, so at the default the collector ran every few calls, found nothing (0 objects freed in
+# a load run), and cost ~10% of the worker's CPU; start-up's objects, walked by every full
+# collection, made each of those a 50 ms pause. Measured with both settings alternating in one
+# process: -7% CPU per JSON call, -15% per stream.
+_GC_YOUNG_THRESHOLD = 20_000
+
+
+def _tune_collector() -> None:
+    """Once the app is built: what start-up made lives for the whole process, so the
+    collector stops walking it (gc.freeze), and it runs far less often on young objects."""
+    gc.collect()
+    gc.freeze()
+    _, middle, old = gc.get_threshold()
+    gc.set_threshold(_GC_YOUNG_THRESHOLD, middle, old)
 
 
 def create_app(
@@ -120,6 +137,7 @@ def create_app(
         except RedisError:
             # Redis may come up after us; /readyz reports it and loads the scripts then.
             logger.warning("could not preload Lua scripts: Redis unavailable at start-up")
+        _tune_collector()
         try:
             async with flags.running():
                 yield {"gateway": state}
