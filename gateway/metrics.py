@@ -7,14 +7,19 @@ writes samples to per-process files and `/metrics` aggregates them (common/metri
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from typing import Any, TypeVar
 
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.metrics import MetricWrapperBase
+
+_Metric = TypeVar("_Metric", bound=MetricWrapperBase)
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 
 
 class GatewayMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
         self.registry = registry
+        self._children: dict[tuple[MetricWrapperBase, tuple[str, ...]], Any] = {}
         self.requests = Counter(
             "agentlink_gateway_requests_total",
             "Proxied calls by route template and status class.",
@@ -76,3 +81,13 @@ class GatewayMetrics:
             "Settlement attempts repeated because Redis was away (gateway/settlement.py).",
             registry=registry,
         )
+
+    def child(self, metric: _Metric, *values: str) -> _Metric:
+        """`metric.labels(*values)`, looked up once: prometheus-client checks the values and
+        takes a lock on every `labels()` call, a few µs each, several times per call. The
+        label sets are bounded (see above), so this map is too."""
+        key = (metric, values)
+        found = self._children.get(key)
+        if found is None:
+            found = self._children[key] = metric.labels(*values)
+        return found

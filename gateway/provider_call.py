@@ -48,7 +48,8 @@ class OpenStream:
         """Call on the first chunk relayed: records the time to first token, once."""
         if not self._first_seen:
             self._first_seen = True
-            self._metrics.time_to_first_token.labels(self.provider, self.model).observe(
+            metrics = self._metrics
+            metrics.child(metrics.time_to_first_token, self.provider, self.model).observe(
                 time.perf_counter() - self.sent_at
             )
 
@@ -64,7 +65,6 @@ class GuardedProvider:
         self.name = provider.name
         self._provider = provider
         self._breaker = breaker
-        self._latency = metrics.provider_seconds
         self._metrics = metrics
         self._timeouts = timeouts
 
@@ -78,7 +78,8 @@ class GuardedProvider:
             except TimeoutError:
                 raise ProviderTimeout(_TIMED_OUT) from None
         # Successful answers only: a refusal's latency says little about the provider's.
-        self._latency.labels(self.name, model).observe(time.perf_counter() - sent_at)
+        latency = self._metrics.child(self._metrics.provider_seconds, self.name, model)
+        latency.observe(time.perf_counter() - sent_at)
         return completion
 
     @asynccontextmanager
@@ -102,7 +103,8 @@ class GuardedProvider:
                 raise ProviderTimeout("The model provider stopped sending.") from None
             finally:
                 # Whole streams, failed ones included: how long the provider held the call.
-                self._latency.labels(self.name, model).observe(time.perf_counter() - sent_at)
+                latency = self._metrics.child(self._metrics.provider_seconds, self.name, model)
+                latency.observe(time.perf_counter() - sent_at)
 
     @contextmanager
     def _attempt(self) -> Iterator[float]:
