@@ -47,6 +47,11 @@ def parse_chat_request(body: bytes) -> ChatRequest:
         raise ApiError(ErrorCode.INVALID_REQUEST, "The request body is not valid JSON.") from None
     if not isinstance(data, dict):
         raise ApiError(ErrorCode.INVALID_REQUEST, "The request body must be a JSON object.")
+    return chat_request_of(data)
+
+
+def chat_request_of(data: dict[str, Any]) -> ChatRequest:
+    """A decoded chat body (or one an edge built from its own dialect), validated."""
     messages = data.get("messages")
     if not isinstance(messages, list) or not messages:
         raise _invalid("messages", "must be a non-empty array")

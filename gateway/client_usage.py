@@ -1,5 +1,5 @@
-"""The usage a client sees: the call's cost in `usage`, and the stream's usage chunk only
-when the client asked for it.
+"""The usage an OpenAI client sees: the call's cost in `usage`, and the stream's usage chunk
+only when the client asked for it (gateway/openai_edge.py writes them).
 
 We always ask the provider for usage (metering needs it). An OpenAI client that did not send
 `stream_options.include_usage` does not expect the final chunk with `choices: []`; the naive
@@ -18,8 +18,6 @@ from decimal import Decimal
 from typing import Any
 
 import orjson
-
-from gateway.leak_guard import SseLeakFilter
 
 # A usage object, not OpenAI's `"usage":null` that every chunk of such a stream carries.
 _USAGE_OBJECT = (b'"usage":{', b'"usage": {')
@@ -56,36 +54,6 @@ def with_cost(body: bytes, cost: CallCost, *, billed: bool) -> bytes:
         usage = data["usage"] = {}
     usage.update(cost.usage_fields(billed=billed))
     return orjson.dumps(data)
-
-
-class ClientStream:
-    """The bytes a streaming client gets from the provider's OpenAI chunks: through the
-    prompt-leak filter when the agent has one, then `UsageChunks`."""
-
-    __slots__ = ("_leak", "_usage")
-
-    def __init__(
-        self, leak_filter: SseLeakFilter | None, *, include_usage: bool, cost: CallCost
-    ) -> None:
-        self._leak = leak_filter
-        self._usage = UsageChunks(include_usage=include_usage, cost=cost)
-
-    @property
-    def leaked(self) -> bool:
-        return self._leak is not None and self._leak.leaked
-
-    def feed(self, chunk: bytes) -> bytes:
-        if self._leak is not None:
-            chunk = self._leak.feed(chunk)
-            self._usage.billed = not self._leak.leaked
-        return self._usage.feed(chunk)
-
-    def finish(self) -> bytes:
-        if self._leak is None:
-            return self._usage.finish()
-        rest = self._leak.finish()
-        self._usage.billed = not self._leak.leaked
-        return self._usage.feed(rest) + self._usage.finish()
 
 
 class UsageChunks:

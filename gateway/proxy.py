@@ -10,6 +10,10 @@
 7. commit: one Lua call keeps or gives back the reservation and appends the usage event,
    retried through a Redis blip until the reservation's deadline (gateway/settlement.py)
 
+The answer, guarded, reaches the client through the edge of the dialect it speaks
+(gateway/edge.py): OpenAI's chat completions here, an MCP tool result on `/mcp`. Every
+endpoint that calls an agent goes through `call_agent`: one pipeline, however it is asked.
+
 Billing (gateway/call_result.py): billable only when the provider answered 2xx and the
 answer (or stream) completed. A client that goes away after the provider answered 2xx is
 billed, logged as cancelled; one that goes away before (JSON or stream) is not billed, is
@@ -29,15 +33,15 @@ from typing import Any
 
 from common.asgi import Receive, Scope, Send, read_body
 from common.domain import AgentConfig, ModelTarget
-from common.errors import ApiError, ErrorCode, error_body
+from common.errors import ApiError, ErrorCode
 from crypto.api_keys import hash_api_key, is_well_formed_api_key, shard_of_key_hash
 from gateway.admission import Admission
 from gateway.agent_configs import CachedAgent
 from gateway.call_result import NOT_ANSWERED, CallResult
 from gateway.call_telemetry import CallTelemetry
 from gateway.chat_request import ChatRequest, build_upstream_payload, parse_chat_request
-from gateway.client_usage import CallCost, ClientStream, with_cost
 from gateway.disconnect import DisconnectWatch
+from gateway.edge import Edge, StreamSink
 from gateway.knowledge import Retrieved
 from gateway.leak_guard import (
     LeakGuard,
@@ -46,6 +50,7 @@ from gateway.leak_guard import (
     plant_canary,
     withheld_completion,
 )
+from gateway.openai_edge import OpenAIEdge
 from gateway.provider_call import GuardedProvider, OpenStream
 from gateway.providers.errors import (
     ProviderError,
@@ -56,13 +61,6 @@ from gateway.providers.errors import (
 from gateway.state import GatewayState
 
 logger = logging.getLogger("agentlink.access")
-
-_SSE_HEADERS = [
-    (b"content-type", b"text/event-stream; charset=utf-8"),
-    (b"cache-control", b"no-cache"),
-    (b"x-accel-buffering", b"no"),
-]
-_JSON_HEADERS = [(b"content-type", b"application/json")]
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,14 +139,8 @@ class ChatEndpoint:
             chat = parse_chat_request(
                 await read_body(scope, receive, state.settings.max_body_bytes)
             )
-            telemetry.stream = chat.stream
-            admission = await state.admitter.admit(
-                key_hash, shard_of_key_hash(key_hash), agent_id, uuid.uuid4().hex,
-                request_id=telemetry.request_id,
-            )  # fmt: skip
-            telemetry.admitted()
-            telemetry.ended(
-                await _serve(state, admission, chat, telemetry, receive=receive, send=send)
+            await call_agent(
+                state, telemetry, key_hash, agent_id, chat, edge=OpenAIEdge(receive, send)
             )
         except ApiError as error:
             telemetry.refused(error)
@@ -157,14 +149,33 @@ class ChatEndpoint:
             telemetry.finish()
 
 
+async def call_agent(
+    state: GatewayState,
+    telemetry: CallTelemetry,
+    key_hash: str,
+    agent_id: str,
+    chat: ChatRequest,
+    *,
+    edge: Edge,
+) -> None:
+    """Steps 3 to 7 for a validated request, whatever dialect the client speaks (`edge`):
+    every endpoint that calls an agent comes through here. Raises the ApiError of a call
+    refused or failed before its answer began; the telemetry says how it ended."""
+    telemetry.stream = chat.stream
+    admission = await state.admitter.admit(
+        key_hash, shard_of_key_hash(key_hash), agent_id, uuid.uuid4().hex,
+        request_id=telemetry.request_id,
+    )  # fmt: skip
+    telemetry.admitted()
+    telemetry.ended(await _serve(state, admission, chat, telemetry, edge))
+
+
 async def _serve(
     state: GatewayState,
     admission: Admission,
     chat: ChatRequest,
     telemetry: CallTelemetry,
-    *,
-    receive: Receive,
-    send: Send,
+    edge: Edge,
 ) -> CallResult:
     """Steps 4 to 7 for an admitted call, committed exactly once however it ends."""
     result = NOT_ANSWERED
@@ -181,9 +192,9 @@ async def _serve(
         )
         payload, shield = _upstream_request(cached, chat, knowledge)
         run: Callable[[Call], Awaitable[CallResult]] = (
-            (lambda call: _relay_stream(call, receive, send))
+            (lambda call: _relay_stream(call, edge))
             if chat.stream
-            else (lambda call: _complete(call, receive, send))
+            else (lambda call: _complete(call, edge))
         )
         result = await _call_with_fallbacks(
             state, config, payload, admission=admission, telemetry=telemetry, run=run,
@@ -273,8 +284,8 @@ async def _call_with_fallbacks(
     raise AssertionError("unreachable: the last target's error is raised")  # pragma: no cover
 
 
-async def _complete(call: Call, receive: Receive, send: Send) -> CallResult:
-    watch = DisconnectWatch(receive)
+async def _complete(call: Call, edge: Edge) -> CallResult:
+    watch = DisconnectWatch(edge.receive)
     try:
         completion = await call.provider.complete(
             call.payload, model=call.model, headers=call.trace_headers
@@ -292,11 +303,7 @@ async def _complete(call: Call, receive: Receive, send: Send) -> CallResult:
     if shield is not None and shield.guard.check_completion(body, shield.canary):
         body = withheld_completion(body)
         result = _blocked(call.state, result)
-    body = with_cost(body, _cost(call), billed=result.billable)
-    headers = [*_JSON_HEADERS, (b"content-length", str(len(body)).encode())]
-    headers += call.admission.headers()
-    await send({"type": "http.response.start", "status": 200, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
+    await edge.answer(call, body, billed=result.billable)
     return result
 
 
@@ -305,71 +312,64 @@ def _blocked(state: GatewayState, result: CallResult) -> CallResult:
     return result.withheld()
 
 
-async def _relay_stream(call: Call, receive: Receive, send: Send) -> CallResult:
-    watch = DisconnectWatch(receive)
-    response_started = False
+async def _relay_stream(call: Call, edge: Edge) -> CallResult:
+    watch = DisconnectWatch(edge.receive)
+    sink: StreamSink | None = None
+    leak_filter = (
+        SseLeakFilter(call.shield.guard.scanner(call.shield.canary)) if call.shield else None
+    )
     broken: ProviderError | None = None
     try:
         async with call.provider.stream(
             call.payload, model=call.model, headers=call.trace_headers
         ) as opened:
-            headers = [*_SSE_HEADERS, *call.admission.headers()]
-            await send({"type": "http.response.start", "status": 200, "headers": headers})
-            response_started = True
-            leaked = await _relay_chunks(call, opened, send)
+            sink = await edge.open_stream(call)
+            await _relay_chunks(opened, leak_filter, sink)
         result = CallResult.answered(opened.stream.usage)
-        if leaked:
+        if leak_filter is not None and leak_filter.leaked:
             result = _blocked(call.state, result)
     except asyncio.CancelledError:
         if not watch.absorb_cancellation():
             raise
         # The client left. Billable only if the provider had answered 2xx (DESIGN.md).
-        return CallResult.client_left(provider_answered=response_started)
+        return CallResult.client_left(provider_answered=sink is not None)
     except ProviderError as error:
-        if not response_started:
+        if sink is None:
             raise
         broken = error
         result = CallResult.failed(error, status_sent=True)
     finally:
         watch.stop()
-    if broken is not None:
-        # The stream broke after we answered 200: tell the client in-band, then end.
-        event = b"data: " + error_body(broken.code, broken.message, call.request_id) + b"\n\n"
-        await send({"type": "http.response.body", "body": event, "more_body": True})
-    await send({"type": "http.response.body", "body": b""})
+    assert sink is not None  # set before anything that returns here without raising
+    await sink.close(broken, withheld=leak_filter is not None and leak_filter.leaked)
     return result
 
 
-async def _relay_chunks(call: Call, opened: OpenStream, send: Send) -> bool:
+async def _relay_chunks(
+    opened: OpenStream, leak_filter: SseLeakFilter | None, sink: StreamSink
+) -> None:
     """Relay the provider's SSE bytes; with the leak guard on, through its filter, which
-    holds back only the few words that could still turn into a quote of the prompt.
-    Returns whether the answer was withheld."""
+    holds back only the few words that could still turn into a quote of the prompt. A
+    provider that breaks off still gets what the guard held (if clean) released first, so
+    the client has everything the provider did send."""
     first = True
-    leak_filter = (
-        SseLeakFilter(call.shield.guard.scanner(call.shield.canary)) if call.shield else None
-    )
-    client = ClientStream(leak_filter, include_usage=call.include_usage, cost=_cost(call))
     try:
         async for chunk in opened.stream.chunks:
             if first:
                 first = False
                 opened.first_chunk()
-            out = client.feed(chunk)
+            out = leak_filter.feed(chunk) if leak_filter is not None else chunk
             if out:
-                await send({"type": "http.response.body", "body": out, "more_body": True})
+                await sink.send(out, withheld=leak_filter is not None and leak_filter.leaked)
     except ProviderError:
-        # The provider broke off: release what the guard still held (if clean) before the
-        # in-band error, so the client has everything the provider did send.
-        if rest := client.finish():
-            await send({"type": "http.response.body", "body": rest, "more_body": True})
+        await _release_held(leak_filter, sink)
         raise
-    if rest := client.finish():
-        await send({"type": "http.response.body", "body": rest, "more_body": True})
-    return client.leaked
+    await _release_held(leak_filter, sink)
 
 
-def _cost(call: Call) -> CallCost:
-    return CallCost.of(call.admission.units_charged, call.state.settings.unit_price)
+async def _release_held(leak_filter: SseLeakFilter | None, sink: StreamSink) -> None:
+    if leak_filter is not None and (rest := leak_filter.finish()):
+        await sink.send(rest, withheld=leak_filter.leaked)
 
 
 async def _commit(

@@ -5,18 +5,22 @@ HTTP status the specification gives it: the API key's shape (401, before the bod
 the body's size (413) and framing (400), then, for anything but `initialize`, the
 `MCP-Protocol-Version` header (400) and the session (400 without one, 404 for one that is not
 this key's, so the client starts a new one). Methods that are not a call check that the key
-is live (its Redis record); `tools/call` leaves that to admission, as a chat call does.
+is live (its Redis record); `tools/call` (gateway/mcp/call.py) leaves that to admission, as
+a chat call does.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import asyncpg
+
 from common.asgi import Receive, Scope, Send, read_body
-from common.errors import ApiError
+from common.errors import ApiError, ErrorCode
 from crypto.api_keys import hash_api_key
 from gateway.live_keys import live_key_owner
 from gateway.mcp import protocol, tools
+from gateway.mcp.call import call_tool
 from gateway.mcp.protocol import Message, RpcError
 from gateway.proxy import api_key_from
 from gateway.state import GatewayState
@@ -59,6 +63,12 @@ class McpEndpoint:
                 # A notification (initialized, cancelled...) or a response: nothing to answer.
                 await _send(send, 202, b"", headers)
                 return
+            if message.method == "tools/call":
+                await call_tool(
+                    state, scope, receive, send, key_hash=key_hash, message=message,
+                    headers=headers, accepts_sse=_accepts_sse(scope["headers"]),
+                )  # fmt: skip
+                return
             result = await _dispatch(state, key_hash, message)
             await _send(send, 200, protocol.result_body(message.id or 0, result), headers)
         except ApiError as error:
@@ -86,9 +96,12 @@ async def _dispatch(state: GatewayState, key_hash: str, message: Message) -> dic
             raise RpcError(protocol.INVALID_PARAMS, "This list has one page: no cursor is valid.")
         owner = await live_key_owner(state, key_hash)
         settings = state.settings
-        listed = await tools.listed_tools(
-            state.db, owner, unit_price=settings.unit_price, trial_calls=settings.trial_calls
-        )
+        try:
+            listed = await tools.listed_tools(
+                state.db, owner, unit_price=settings.unit_price, trial_calls=settings.trial_calls
+            )
+        except (asyncpg.PostgresError, OSError):
+            raise ApiError(ErrorCode.STORAGE_UNAVAILABLE) from None
         return {"tools": listed}
     raise RpcError(protocol.METHOD_NOT_FOUND, f"Method not found: {str(method)[:64]}")
 
@@ -98,6 +111,11 @@ def _header(headers: list[tuple[bytes, bytes]], name: bytes) -> bytes | None:
         if key == name:
             return value
     return None
+
+
+def _accepts_sse(headers: list[tuple[bytes, bytes]]) -> bool:
+    accept = _header(headers, b"accept")
+    return accept is not None and b"text/event-stream" in accept.lower()
 
 
 def _check_session(headers: list[tuple[bytes, bytes]], key_hash: str) -> None:

@@ -10,7 +10,7 @@ import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.client_usage import CallCost, ClientStream, with_cost
+from gateway.client_usage import CallCost, UsageChunks, with_cost
 
 
 def chunk(obj: dict[str, object]) -> bytes:
@@ -30,7 +30,7 @@ COST = CallCost.of(2, Decimal("0.01"))
 
 
 def relay(pieces: list[bytes], *, include_usage: bool) -> list[dict[str, Any]]:
-    stream = ClientStream(None, include_usage=include_usage, cost=COST)
+    stream = UsageChunks(include_usage=include_usage, cost=COST)
     out = b"".join(stream.feed(piece) for piece in pieces) + stream.finish()
     events = [e for e in out.split(b"\n\n") if e]
     assert events[-1] == b"data: [DONE]"

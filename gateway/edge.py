@@ -1,0 +1,42 @@
+"""The edge of a call: how its answer reaches the client, in the dialect the client speaks.
+
+The pipeline (gateway/proxy.py) does everything a call is (admission, the hidden prompt,
+knowledge, the provider, the leak guard, the commit) and hands the answer, already guarded
+and always in OpenAI's chat format (what the providers' adapters speak), to an `Edge`. The
+edge only translates and writes it: OpenAI's chat completions (gateway/openai_edge.py), an
+MCP tool result (gateway/mcp/edge.py). Errors raised before the answer began are the
+endpoint's to write, in its own dialect.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Protocol
+
+from common.asgi import Receive
+
+if TYPE_CHECKING:
+    from gateway.providers.errors import ProviderError
+    from gateway.proxy import Call
+
+
+class StreamSink(Protocol):
+    """A stream whose response has started. `withheld`: the leak guard has withheld the
+    answer (all that follows is the notice and the stream's end)."""
+
+    async def send(self, sse: bytes, *, withheld: bool) -> None:
+        """OpenAI chat.completion.chunk SSE bytes, as the guard released them."""
+
+    async def close(self, broken: ProviderError | None, *, withheld: bool) -> None:
+        """The end: `broken` when the provider broke off after the response started."""
+
+
+class Edge(Protocol):
+    @property
+    def receive(self) -> Receive:
+        """The client's ASGI receive: the pipeline watches it for a disconnect."""
+
+    async def answer(self, call: Call, completion: bytes, *, billed: bool) -> None:
+        """A whole chat.completion body (the guard's verdict already applied)."""
+
+    async def open_stream(self, call: Call) -> StreamSink:
+        """Start the response of a streamed answer (the provider's stream has opened)."""

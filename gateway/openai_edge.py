@@ -1,0 +1,77 @@
+"""The OpenAI chat completions edge: the answer as OpenAI's API gives it (the chat routes).
+
+A JSON answer gets the call's cost in its `usage`; a stream is relayed as the guard released
+it, with the usage chunk only when the client asked for one (gateway/client_usage.py). Every
+answer carries the admission's headers (rate limit, quota, units, trials).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from common.asgi import Receive, Send
+from common.errors import error_body
+from gateway.client_usage import CallCost, UsageChunks, with_cost
+
+if TYPE_CHECKING:
+    from gateway.providers.errors import ProviderError
+    from gateway.proxy import Call
+
+_SSE_HEADERS = [
+    (b"content-type", b"text/event-stream; charset=utf-8"),
+    (b"cache-control", b"no-cache"),
+    (b"x-accel-buffering", b"no"),
+]
+_JSON_HEADERS = [(b"content-type", b"application/json")]
+
+
+def call_cost(call: Call) -> CallCost:
+    return CallCost.of(call.admission.units_charged, call.state.settings.unit_price)
+
+
+class OpenAIEdge:
+    __slots__ = ("_send", "receive")
+
+    def __init__(self, receive: Receive, send: Send) -> None:
+        self.receive = receive
+        self._send = send
+
+    async def answer(self, call: Call, completion: bytes, *, billed: bool) -> None:
+        body = with_cost(completion, call_cost(call), billed=billed)
+        headers = [*_JSON_HEADERS, (b"content-length", str(len(body)).encode())]
+        headers += call.admission.headers()
+        await self._send({"type": "http.response.start", "status": 200, "headers": headers})
+        await self._send({"type": "http.response.body", "body": body})
+
+    async def open_stream(self, call: Call) -> OpenAIStream:
+        headers = [*_SSE_HEADERS, *call.admission.headers()]
+        await self._send({"type": "http.response.start", "status": 200, "headers": headers})
+        usage = UsageChunks(include_usage=call.include_usage, cost=call_cost(call))
+        return OpenAIStream(self._send, usage, call.request_id)
+
+
+class OpenAIStream:
+    __slots__ = ("_request_id", "_send", "_usage")
+
+    def __init__(self, send: Send, usage: UsageChunks, request_id: str) -> None:
+        self._send = send
+        self._usage = usage
+        self._request_id = request_id
+
+    async def send(self, sse: bytes, *, withheld: bool) -> None:
+        self._usage.billed = not withheld
+        out = self._usage.feed(sse)
+        if out:
+            await self._send({"type": "http.response.body", "body": out, "more_body": True})
+
+    async def close(self, broken: ProviderError | None, *, withheld: bool) -> None:
+        self._usage.billed = not withheld
+        if rest := self._usage.finish():
+            await self._send({"type": "http.response.body", "body": rest, "more_body": True})
+        if broken is not None:
+            # The stream broke after we answered 200: tell the client in-band, then end.
+            event = b"data: " + error_body(broken.code, broken.message, self._request_id)
+            await self._send(
+                {"type": "http.response.body", "body": event + b"\n\n", "more_body": True}
+            )
+        await self._send({"type": "http.response.body", "body": b""})
