@@ -17,7 +17,7 @@ from common.domain import AgentConfig
 from common.errors import ApiError, ErrorCode
 from crypto.envelope import KeyRing
 from gateway.leak_guard import LeakGuard
-from gateway.records import SingleFlight
+from gateway.single_flight import SingleFlight
 
 # The control plane writes the agent's Redis record just before its Postgres commit, so for
 # a few milliseconds admission can name a version Postgres does not show yet.

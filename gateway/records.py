@@ -12,10 +12,7 @@ through the usage stream.
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable
 from decimal import Decimal
-from typing import Generic, TypeVar
 
 import asyncpg
 import redis.asyncio as redis_asyncio
@@ -25,33 +22,7 @@ from common.knowledge.records import KNOWLEDGE_RECORD
 from common.records import AgentRecord, KeyRecord, UserRecord
 from common.redis_store import LuaScripts
 from common.validation import is_uuid
-
-T = TypeVar("T")
-
-
-class SingleFlight(Generic[T]):
-    """At most one in-flight load per name; concurrent callers get the same result."""
-
-    def __init__(self) -> None:
-        self._inflight: dict[str, asyncio.Future[T]] = {}
-
-    async def run(self, name: str, load: Callable[[], Awaitable[T]]) -> T:
-        pending = self._inflight.get(name)
-        if pending is not None:
-            return await asyncio.shield(pending)
-        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        self._inflight[name] = future
-        try:
-            result = await load()
-            future.set_result(result)
-            return result
-        except BaseException as error:
-            future.set_exception(error)
-            raise
-        finally:
-            del self._inflight[name]
-            if future.done() and not future.cancelled() and future.exception() is not None:
-                future.exception()  # retrieved: waiters re-raise it, nobody logs it as lost
+from gateway.single_flight import SingleFlight
 
 
 class RecordLoader:

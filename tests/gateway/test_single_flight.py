@@ -7,7 +7,7 @@ import asyncio
 
 import pytest
 
-from gateway.records import SingleFlight
+from gateway.single_flight import SingleFlight
 
 
 async def test_concurrent_callers_share_one_load_and_its_result() -> None:
