@@ -19,6 +19,8 @@ from typing import Any
 
 import orjson
 
+from common.sse import EventFramer, event_data, split_events
+
 # A usage object, not OpenAI's `"usage":null` that every chunk of such a stream carries.
 _USAGE_OBJECT = (b'"usage":{', b'"usage": {')
 
@@ -62,35 +64,30 @@ class UsageChunks:
     by a network read, until its end arrives. `billed` says, when the usage chunk passes,
     whether the answer is billed (the leak guard may have withheld it)."""
 
-    __slots__ = ("_cost", "_include", "_pending", "billed")
+    __slots__ = ("_cost", "_framer", "_include", "billed")
 
     def __init__(self, *, include_usage: bool, cost: CallCost) -> None:
         self._include = include_usage
         self._cost = cost
-        self._pending = b""
+        self._framer = EventFramer()
         self.billed = True
 
     def feed(self, data: bytes) -> bytes:
-        if self._pending:
-            data = self._pending + data
         # Whole events go out now; the tail of one still arriving waits for its end.
-        lf, crlf = data.rfind(b"\n\n"), data.rfind(b"\n\r\n")
-        end = max(lf + 2 if lf >= 0 else 0, crlf + 3 if crlf >= 0 else 0)
-        self._pending = data[end:]
-        whole = data[:end]
+        whole = self._framer.feed_whole(data)
         if _USAGE_OBJECT[0] not in whole and _USAGE_OBJECT[1] not in whole:
             return whole
         return self._rewrite(whole)
 
     def finish(self) -> bytes:
-        rest, self._pending = self._pending, b""
+        rest = self._framer.flush()
         if rest and (_USAGE_OBJECT[0] in rest or _USAGE_OBJECT[1] in rest):
             return self._rewrite(rest)
         return rest
 
     def _rewrite(self, whole: bytes) -> bytes:
         out: list[bytes] = []
-        for event in _events(whole):
+        for event in split_events(whole):
             out.append(self._event(event))
         return b"".join(out)
 
@@ -108,28 +105,10 @@ class UsageChunks:
         return b"data: " + orjson.dumps(chunk) + b"\n\n"
 
 
-def _events(whole: bytes) -> list[bytes]:
-    """SSE events with their blank line (LF or CRLF endings), cut nowhere else."""
-    events: list[bytes] = []
-    start = 0
-    line = 0
-    while (end := whole.find(b"\n", line)) >= 0:
-        if end == line or (end == line + 1 and whole[line] == 13):
-            events.append(whole[start : end + 1])
-            start = end + 1
-        line = end + 1
-    if start < len(whole):
-        events.append(whole[start:])
-    return events
-
-
 def _chunk_of(event: bytes) -> dict[str, Any] | None:
-    """The JSON object of a one-line `data: {...}` event (how every chunk is written)."""
-    text = event.strip()
-    if not text.startswith(b"data:"):
-        return None
-    data = text[5:].lstrip(b" ")
-    if not data.startswith(b"{") or b"\n" in data:
+    """The JSON object of a `data: {...}` event (how every chunk is written)."""
+    data = event_data(event)
+    if data is None or not data.startswith(b"{"):
         return None
     try:
         chunk = orjson.loads(data)

@@ -37,6 +37,7 @@ import orjson
 
 from common.db import create_pool
 from common.migrations import migrate_url
+from common.sse import events_of
 from devstack import servers
 from devstack.servers import free_port
 from loadtests import hotspots
@@ -169,14 +170,14 @@ def preflight(target: Target) -> None:
             if mode == "json":
                 assert answer.json()["object"] == "chat.completion", answer.text
             else:
-                events = [e for e in answer.text.split("\n\n") if e.startswith("data: ")]
-                assert events[-1] == "data: [DONE]", answer.text[-200:]
+                events = [event.data for event in events_of(answer.content)]
+                assert events[-1] == b"[DONE]", answer.text[-200:]
                 # The leak guard may merge deltas that arrive in one read (the mock writes a
                 # whole stream at once), so check the content, not the event count.
                 text = "".join(
-                    str(orjson.loads(e[6:])["choices"][0]["delta"].get("content") or "")
+                    str(orjson.loads(e)["choices"][0]["delta"].get("content") or "")
                     for e in events[:-1]
-                    if '"choices":[{' in e
+                    if b'"choices":[{' in e
                 )
                 assert text.startswith("Mock reply to: "), text
 

@@ -6,6 +6,7 @@ from typing import Any
 
 import orjson
 
+from common.sse import encode_event
 from mock_provider.asgi import SSE_HEADERS
 from mock_provider.reply import Answer, BadRequest, Prompt, join_texts, parsed_arguments
 from mock_provider.streaming import StreamPlan
@@ -25,7 +26,7 @@ _ERROR_TYPES = {
 
 
 def _event(kind: str, payload: dict[str, Any]) -> bytes:
-    return b"event: " + kind.encode() + b"\ndata: " + orjson.dumps(payload) + b"\n\n"
+    return encode_event(orjson.dumps(payload), kind)
 
 
 _BLOCK_START = _event(

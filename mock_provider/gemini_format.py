@@ -6,6 +6,7 @@ from typing import Any
 
 import orjson
 
+from common.sse import encode_event
 from mock_provider.asgi import JSON_STREAM_HEADERS, SSE_HEADERS
 from mock_provider.reply import Answer, BadRequest, Prompt, join_texts, parsed_arguments
 from mock_provider.streaming import StreamPlan
@@ -99,6 +100,6 @@ class GeminiGenerate:
             for i, piece in enumerate(pieces)
         ]
         if self._sse:
-            return StreamPlan(SSE_HEADERS, b"", [b"data: " + p + b"\n\n" for p in payloads], b"")
+            return StreamPlan(SSE_HEADERS, b"", [encode_event(p) for p in payloads], b"")
         chunks = [payload if i == 0 else b",\r\n" + payload for i, payload in enumerate(payloads)]
         return StreamPlan(JSON_STREAM_HEADERS, b"[", chunks, b"]")

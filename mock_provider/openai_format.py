@@ -6,6 +6,7 @@ from typing import Any
 
 import orjson
 
+from common.sse import DONE, encode_event
 from mock_provider.asgi import SSE_HEADERS
 from mock_provider.reply import Answer, BadRequest, Prompt, join_texts
 from mock_provider.streaming import StreamPlan
@@ -16,7 +17,6 @@ _ERROR_TYPES = {
     429: ("requests", "rate_limit_exceeded"),
 }
 _SYSTEM_ROLES = frozenset(("system", "developer"))
-_DONE = b"data: [DONE]\n\n"
 
 
 def error_body(status: int, message: str) -> bytes:
@@ -28,7 +28,7 @@ def error_body(status: int, message: str) -> bytes:
 
 
 def _event(payload: dict[str, Any]) -> bytes:
-    return b"data: " + orjson.dumps(payload) + b"\n\n"
+    return encode_event(orjson.dumps(payload))
 
 
 def _usage(answer: Answer) -> dict[str, int]:
@@ -124,7 +124,7 @@ class OpenAIChat:
         tail = chunk({}, finish_reason)
         if include_usage:
             tail += _event({**base, "choices": [], "usage": _usage(answer)})
-        return StreamPlan(SSE_HEADERS, head, chunks, tail + _DONE)
+        return StreamPlan(SSE_HEADERS, head, chunks, tail + DONE)
 
 
 def _tool_call(answer: Answer, arguments: str) -> dict[str, Any]:

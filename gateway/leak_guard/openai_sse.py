@@ -6,6 +6,7 @@ from typing import Any
 
 import orjson
 
+from common.sse import EventFramer, event_data
 from gateway.leak_guard.openai_completion import WITHHELD_FINISH_REASON, WITHHELD_NOTICE
 from gateway.leak_guard.openai_delta import DeltaGuard
 from gateway.leak_guard.stream_scanner import StreamScanner
@@ -18,18 +19,6 @@ _TEXT_MARKS = (b'"content"', b'"arguments"', b'"refusal"', b'"reasoning', b"\\u"
 
 def _may_carry_text(data: bytes) -> bool:
     return any(mark in data for mark in _TEXT_MARKS)
-
-
-def _event_data(raw: bytes) -> bytes | None:
-    """The data of one SSE event (data lines joined by LF), or None if it has none."""
-    if raw.startswith(b"data: ") and raw.find(b"\n") == len(raw) - 2:
-        return raw[6:-2]  # the usual "data: ...\n\n"
-    data: list[bytes] = []
-    for line in raw.split(b"\n"):
-        line = line.removesuffix(b"\r")  # noqa: PLW2901
-        if line.startswith(b"data:"):
-            data.append(line[6:] if line.startswith(b"data: ") else line[5:])
-    return b"\n".join(data) if data else None
 
 
 def _json_object(data: bytes) -> dict[str, Any] | None:
@@ -70,9 +59,10 @@ def _chunk(
 class SseLeakFilter:
     """The stream scanner applied to a relayed OpenAI chat.completion.chunk SSE stream.
 
-    Events are cut on blank lines (LF or CRLF), never on other line breaks (U+2028 and the
-    like travel raw inside JSON strings). Every text field of a delta is read (content,
-    refusal, reasoning, tool call and function call arguments: `openai_delta`). Events
+    Events are cut by `common.sse.EventFramer` (on blank lines, LF or CRLF, never on other
+    line breaks: U+2028 and the like travel raw inside JSON strings). Every text field of a
+    delta is read (content, refusal, reasoning, tool call and function call arguments:
+    `openai_delta`). Events
     without text (role, usage, comments, [DONE]) pass through byte for byte, as do events
     whose text the scanners release unchanged. Otherwise an event is re-emitted with the
     released text and every other byte of it kept (id, model, created, a tool call's id and
@@ -85,14 +75,13 @@ class SseLeakFilter:
     [DONE] still pass, every other event is dropped.
     """
 
-    __slots__ = ("_buf", "_fields", "_line", "_notice", "_scanner", "_shape", "_withheld")
+    __slots__ = ("_fields", "_framer", "_notice", "_scanner", "_shape", "_withheld")
 
     def __init__(self, scanner: StreamScanner, *, notice: str = WITHHELD_NOTICE) -> None:
         self._scanner = scanner  # the content's; blocked when any field leaks
         self._fields = DeltaGuard(scanner)
         self._notice = notice
-        self._buf = b""
-        self._line = 0  # where the next line starts in _buf (earlier lines are complete)
+        self._framer = EventFramer()
         self._shape = b""  # the JSON of the last content chunk, to shape chunks we write
         self._withheld = False
 
@@ -101,41 +90,26 @@ class SseLeakFilter:
         return self._scanner.leaked
 
     def feed(self, data: bytes) -> bytes:
-        buf = self._buf + data if self._buf else data
         out: list[bytes] = []
-        start = 0  # the current event
-        line = self._line  # the next line of it
-        while True:
-            end = buf.find(b"\n", line)
-            if end < 0:
-                break
-            if end == line or (end == line + 1 and buf[line] == 13):  # a blank line: LF, CRLF
-                if line > start:
-                    self._event(buf[start : end + 1], out)
-                else:
-                    out.append(buf[start : end + 1])  # a blank line between events
-                start = end + 1
-            line = end + 1
-        self._buf = buf[start:]
-        self._line = line - start
+        for raw in self._framer.feed(data):
+            self._event(raw, out)
         return b"".join(out)
 
     def finish(self) -> bytes:
         """At the end of the byte stream: a last event without its blank line, and the
         held text if the answer never said it was finished."""
         out: list[bytes] = []
-        if self._buf.strip():
-            self._event(self._buf, out)
-        self._buf = b""
-        self._line = 0
+        rest = self._framer.flush()
+        if rest.strip():
+            self._event(rest, out)
         self._end_of_answer(None, out)
         return b"".join(out)
 
     def _event(self, raw: bytes, out: list[bytes]) -> None:
         scanner = self._scanner
-        data = _event_data(raw)
+        data = event_data(raw)
         if data is None:
-            out.append(raw)  # a comment or keep-alive
+            out.append(raw)  # a comment, a keep-alive, a blank line between events
             return
         at = data.find(_CONTENT_DELTA)
         if at >= 0 and self._plain_content(raw, data, at + len(_CONTENT_DELTA), out):

@@ -31,25 +31,20 @@ from urllib.parse import quote
 import aiohttp
 import orjson
 
+from common.sse import DONE, SseEvent
 from gateway.providers.base import ChatStream, Completion, Usage
 from gateway.providers.errors import ProviderUnavailable
-from gateway.providers.sse import (
-    DONE,
-    ChunkWriter,
-    SseEvent,
-    completion_body,
+from gateway.providers.http_client import open_stream, post_json
+from gateway.providers.openai_answer import ChunkWriter, completion_body, tool_call_json
+from gateway.providers.openai_request import (
     content_parts,
     data_url,
-    empty_chunks,
-    open_stream,
-    post_json,
-    start_translated,
     stop_sequences,
     texts_of,
     tool_arguments,
-    tool_call_json,
     unsupported,
 )
+from gateway.providers.translated_stream import empty_chunks, start_translated
 
 SIGNATURE_MARK = "~sig~"
 _FILTERED = frozenset(

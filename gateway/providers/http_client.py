@@ -1,5 +1,6 @@
 """The HTTP client every provider adapter uses: one aiohttp session per provider, created at
-start-up and kept for the life of the process.
+start-up and kept for the life of the process; `post` and `open_stream`, with every transport
+error and non-2xx status translated into `gateway.providers.errors` at this edge.
 
 Why aiohttp and not httpx: measured on this project's load harness (loadtests/README.md),
 httpx 0.28 spent ~350 µs of CPU per proxied request with one connection and ~1,000 µs at 32
@@ -9,9 +10,16 @@ The gateway's whole CPU budget is 300 µs per request.
 
 from __future__ import annotations
 
-import aiohttp
+import asyncio
+from typing import Any
 
+import aiohttp
+import orjson
+
+from gateway.providers.errors import ProviderTimeout, ProviderUnavailable, error_for_status
 from gateway.settings import GatewaySettings
+
+TIMEOUTS = (asyncio.TimeoutError, aiohttp.ServerTimeoutError)
 
 
 def create_session(
@@ -35,3 +43,51 @@ def create_session(
         raise_for_status=False,
         auto_decompress=True,
     )
+
+
+async def post(
+    session: aiohttp.ClientSession, url: str, body: bytes, headers: dict[str, str], provider: str
+) -> bytes:
+    """POST and return the 2xx answer's body; any failure leaves as a ProviderError (the
+    provider's error body is read, to keep the connection, and never quoted)."""
+    try:
+        async with session.post(url, data=body, headers=headers) as response:
+            raw = await response.read()
+            status = response.status
+    except TIMEOUTS:
+        raise ProviderTimeout("The model provider timed out.") from None
+    except aiohttp.ClientError:
+        raise ProviderUnavailable("The model provider could not be reached.") from None
+    if status >= 300:
+        raise error_for_status(status, provider)
+    return raw
+
+
+async def post_json(
+    session: aiohttp.ClientSession, url: str, body: bytes, headers: dict[str, str], provider: str
+) -> dict[str, Any]:
+    """POST and return the 2xx answer, a JSON object."""
+    raw = await post(session, url, body, headers, provider)
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise ProviderUnavailable("The model provider sent an unreadable answer.") from None
+    if not isinstance(data, dict):
+        raise ProviderUnavailable("The model provider sent an unreadable answer.")
+    return data
+
+
+async def open_stream(
+    session: aiohttp.ClientSession, url: str, body: bytes, headers: dict[str, str], provider: str
+) -> aiohttp.ClientResponse:
+    """POST and return the open 2xx response, its body not yet read."""
+    try:
+        response = await session.post(url, data=body, headers=headers)
+    except TIMEOUTS:
+        raise ProviderTimeout("The model provider timed out.") from None
+    except aiohttp.ClientError:
+        raise ProviderUnavailable("The model provider could not be reached.") from None
+    if response.status >= 300:
+        response.close()
+        raise error_for_status(response.status, provider)
+    return response

@@ -7,7 +7,6 @@ stream to read `usage` from the last chunk and to see `[DONE]` at the end.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
@@ -15,16 +14,13 @@ from typing import Any
 import aiohttp
 import orjson
 
+from common.sse import event_data, events_from_end
 from gateway.providers.base import ChatStream, Completion, Usage
-from gateway.providers.errors import (
-    ProviderTimeout,
-    ProviderUnavailable,
-    error_for_status,
-)
+from gateway.providers.errors import ProviderTimeout, ProviderUnavailable
+from gateway.providers.http_client import TIMEOUTS, open_stream, post
 
 _TAIL_BYTES = 4096
 _DONE = b"data: [DONE]"
-_TIMEOUTS = (asyncio.TimeoutError, aiohttp.ServerTimeoutError)
 
 
 def finish_reasons_of(data: dict[str, Any]) -> tuple[str, ...]:
@@ -54,16 +50,17 @@ def usage_from_sse_tail(tail: bytes) -> Usage:
     and the finish reasons of the last chunk that has them."""
     usage: Usage | None = None
     finish_reasons: tuple[str, ...] = ()
-    for raw_event in reversed(tail.split(b"\n\n")):
-        event = raw_event.strip()
-        if not event.startswith(b"data: {"):
+    # The tail's first event is cut (its start fell off): it fails to parse, and is skipped.
+    for raw_event in events_from_end(tail):
+        event = event_data(raw_event)
+        if event is None or not event.startswith(b"{"):
             continue
         wants_usage = usage is None and b'"usage"' in event
         wants_finish = not finish_reasons and b'"finish_reason":"' in event
         if not (wants_usage or wants_finish):
             continue
         try:
-            data = orjson.loads(event[6:])
+            data = orjson.loads(event)
         except orjson.JSONDecodeError:
             continue  # the tail cut this event; an earlier one may be whole
         if not isinstance(data, dict):
@@ -112,18 +109,10 @@ class OpenAICompatibleProvider:
         return {**self._headers, **headers} if headers else self._headers
 
     async def complete(self, payload: dict[str, Any], *, headers: dict[str, str]) -> Completion:
-        try:
-            async with self._session.post(
-                self._url, data=orjson.dumps(payload), headers=self._request_headers(headers)
-            ) as response:
-                body = await response.read()
-                status = response.status
-        except _TIMEOUTS:
-            raise ProviderTimeout("The model provider timed out.") from None
-        except aiohttp.ClientError:
-            raise ProviderUnavailable("The model provider could not be reached.") from None
-        if status >= 300:
-            raise error_for_status(status, self.name)
+        body = await post(
+            self._session, self._url, orjson.dumps(payload), self._request_headers(headers),
+            self.name,
+        )  # fmt: skip
         try:
             data = orjson.loads(body)
         except orjson.JSONDecodeError:
@@ -136,17 +125,11 @@ class OpenAICompatibleProvider:
     async def stream(
         self, payload: dict[str, Any], *, headers: dict[str, str]
     ) -> AsyncIterator[ChatStream]:
+        response = await open_stream(
+            self._session, self._url, orjson.dumps(payload), self._request_headers(headers),
+            self.name,
+        )  # fmt: skip
         try:
-            response = await self._session.post(
-                self._url, data=orjson.dumps(payload), headers=self._request_headers(headers)
-            )
-        except _TIMEOUTS:
-            raise ProviderTimeout("The model provider timed out.") from None
-        except aiohttp.ClientError:
-            raise ProviderUnavailable("The model provider could not be reached.") from None
-        try:
-            if response.status >= 300:
-                raise error_for_status(response.status, self.name)
             chat_stream = ChatStream(chunks=_empty())
             chat_stream.chunks = _relay(response, chat_stream)
             yield chat_stream
@@ -162,7 +145,7 @@ async def _relay(response: aiohttp.ClientResponse, chat_stream: ChatStream) -> A
         async for chunk in response.content.iter_any():
             tap.feed(chunk)
             yield chunk
-    except _TIMEOUTS:
+    except TIMEOUTS:
         raise ProviderTimeout("The model provider stopped sending.") from None
     except aiohttp.ClientError:
         raise ProviderUnavailable("The model provider broke the stream.") from None

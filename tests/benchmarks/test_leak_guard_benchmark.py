@@ -13,6 +13,7 @@ from typing import Any
 
 import orjson
 
+from common.sse import events_of
 from gateway.leak_guard import (
     LeakGuard,
     SseLeakFilter,
@@ -101,9 +102,9 @@ GUARD = LeakGuard(PROMPT_2KB)
 
 def content_of(wire: bytes) -> str:
     text = []
-    for event in wire.split(b"\n\n"):
-        if event.startswith(b"data: {"):
-            choices = orjson.loads(event[6:])["choices"]
+    for event in events_of(wire):
+        if event.data.startswith(b"{"):
+            choices = orjson.loads(event.data)["choices"]
             if choices:
                 text.append(choices[0]["delta"].get("content") or "")
     return "".join(text)

@@ -20,6 +20,7 @@ import orjson
 import redis.asyncio as redis_asyncio
 
 from common import keyspace
+from common.sse import events_of
 from tests.factories import Agent, ApiKey, Developer, make_agent, make_developer, make_key
 from tests.processes import serve_gateway
 
@@ -114,9 +115,7 @@ def assert_error(response: httpx.Response, status: int, code: str) -> dict[str, 
 
 def sse_events(text: str) -> list[bytes]:
     """The `data:` payloads of an SSE body, in order."""
-    return [
-        line[len("data: ") :].encode() for line in text.split("\n") if line.startswith("data: ")
-    ]
+    return [event.data for event in events_of(text.encode())]
 
 
 def in_band_error(text: str) -> dict[str, Any] | None:

@@ -10,6 +10,7 @@ import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from common.sse import events_of
 from gateway.client_usage import CallCost, UsageChunks, with_cost
 
 
@@ -32,9 +33,9 @@ COST = CallCost.of(2, Decimal("0.01"))
 def relay(pieces: list[bytes], *, include_usage: bool) -> list[dict[str, Any]]:
     stream = UsageChunks(include_usage=include_usage, cost=COST)
     out = b"".join(stream.feed(piece) for piece in pieces) + stream.finish()
-    events = [e for e in out.split(b"\n\n") if e]
-    assert events[-1] == b"data: [DONE]"
-    return [orjson.loads(e[6:]) for e in events[:-1]]
+    events = [event.data for event in events_of(out)]
+    assert events[-1] == b"[DONE]"
+    return [orjson.loads(data) for data in events[:-1]]
 
 
 def cut(data: bytes, at: list[int]) -> list[bytes]:

@@ -11,6 +11,7 @@ import orjson
 import pytest
 import redis.asyncio as redis_asyncio
 
+from common.sse import events_of
 from gateway.leak_guard import WITHHELD_NOTICE
 from tests.factories import make_agent, make_developer, make_key
 from tests.gateway.helpers import Caller, wait_for_events
@@ -79,9 +80,9 @@ async def test_ordinary_answers_pass_untouched(
     assert "withheld" not in text
     if stream:
         deltas = [
-            orjson.loads(line[6:])["choices"][0]["delta"].get("content") or ""
-            for line in text.splitlines()
-            if line.startswith("data: {") and '"choices":[{' in line
+            orjson.loads(event.data)["choices"][0]["delta"].get("content") or ""
+            for event in events_of(text.encode())
+            if event.data.startswith(b"{") and b'"choices":[{' in event.data
         ]
         assert "".join(deltas) == answer  # released whole, in order, however re-chunked
     else:

@@ -14,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from openai.types.chat import ChatCompletionChunk
 
+from common.sse import events_of
 from gateway.leak_guard import (
     WITHHELD_FINISH_REASON,
     WITHHELD_NOTICE,
@@ -284,9 +285,9 @@ def test_property_1_streamed_refusal_leak_is_withheld(field: str) -> None:
     out = relay(sse, [b"".join(events)])
     assert sse.leaked
     released = "".join(
-        orjson.loads(line[6:])["choices"][0]["delta"].get(field) or ""
-        for line in out.decode().split("\n\n")
-        if line.startswith("data: {") and '"choices":[{' in line
+        orjson.loads(event.data)["choices"][0]["delta"].get(field) or ""
+        for event in events_of(out)
+        if event.data.startswith(b"{") and b'"choices":[{' in event.data
     )
     assert text.startswith(released)
     assert not GUARD.check_text(released)

@@ -13,7 +13,7 @@ from tests.mock_provider.wire import (
     chat_request,
     error_of,
     reply_text,
-    sse_lines,
+    sse_events,
     stream_pieces,
 )
 
@@ -123,11 +123,11 @@ def test_break_after(http: httpx.Client, fmt: str, after: int) -> None:
 
 def test_break_after_beyond_the_chunks_drops_before_the_final_events(http: httpx.Client) -> None:
     path, body = chat_request("openai", "x [[mock chunks=2 break_after=9]]", stream=True)
-    lines: list[str] = []
+    data: list[str] = []
     with pytest.raises(httpx.RemoteProtocolError), http.stream("POST", path, json=body) as response:
-        lines.extend(sse_lines(response))
-    assert len([line for line in lines if line.startswith("data:")]) == 3  # role + 2 chunks
-    assert "data: [DONE]" not in lines
+        data.extend(data for _, data in sse_events(response))
+    assert len(data) == 3  # role + 2 chunks
+    assert "[DONE]" not in data
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
@@ -200,8 +200,8 @@ def test_token_overrides(http: httpx.Client) -> None:
         "gemini", "t [[mock prompt_tokens=3 completion_tokens=4]]", stream=True
     )
     with http.stream("POST", path, json=body) as response:
-        last = [line for line in sse_lines(response) if line.startswith("data:")][-1]
-    assert orjson.loads(last.removeprefix("data: "))["usageMetadata"] == {
+        *_, (_, last) = sse_events(response)
+    assert orjson.loads(last)["usageMetadata"] == {
         "promptTokenCount": 3,
         "candidatesTokenCount": 4,
         "totalTokenCount": 7,
@@ -216,9 +216,9 @@ def test_stream_usage_chunk_reports_overrides(http: httpx.Client) -> None:
     path, body = chat_request("openai", "u [[mock completion_tokens=5]]", stream=True)
     body["stream_options"] = {"include_usage": True}
     with http.stream("POST", path, json=body) as response:
-        data = [line for line in sse_lines(response) if line.startswith("data:")]
-    assert data[-1] == "data: [DONE]"
-    usage_chunk = orjson.loads(data[-2].removeprefix("data: "))
+        data = [data for _, data in sse_events(response)]
+    assert data[-1] == "[DONE]"
+    usage_chunk = orjson.loads(data[-2])
     assert usage_chunk["choices"] == []
     assert usage_chunk["usage"]["completion_tokens"] == 5
 

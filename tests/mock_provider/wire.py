@@ -8,6 +8,8 @@ from typing import Any
 import httpx
 import orjson
 
+from common.sse import SseEvent, SseParser
+
 FORMATS = ("openai", "anthropic", "gemini")
 
 
@@ -46,33 +48,20 @@ def reply_text(fmt: str, body: dict[str, Any]) -> str:
     return str(body["candidates"][0]["content"]["parts"][0]["text"])
 
 
-def sse_lines(response: httpx.Response) -> Iterator[str]:
-    """The lines of an event stream, split on line feeds only as SSE specifies (httpx's
-    ``iter_lines`` also splits on U+0085, U+2028... which JSON strings may hold verbatim)."""
-    buffer = b""
-    for chunk in response.iter_bytes():
-        *lines, buffer = (buffer + chunk).split(b"\n")
-        for line in lines:
-            yield line.removesuffix(b"\r").decode()
-    if buffer:
-        yield buffer.removesuffix(b"\r").decode()
-
-
 def sse_events(response: httpx.Response) -> Iterator[tuple[str | None, str]]:
-    """(event name, data) of each server-sent event, as they arrive."""
-    event: str | None = None
-    data: list[str] = []
-    for line in sse_lines(response):
-        if not line:
-            if data:
-                yield event, "\n".join(data)
-            event, data = None, []
-        elif line.startswith("event:"):
-            event = line.removeprefix("event:").strip()
-        elif line.startswith("data:"):
-            data.append(line.removeprefix("data:").removeprefix(" "))
-    if data:
-        yield event, "\n".join(data)
+    """(event name, data) of each server-sent event, as they arrive (read by `common.sse`,
+    which splits lines on line feeds only, as SSE specifies: httpx's ``iter_lines`` also
+    splits on U+0085, U+2028... which JSON strings may hold verbatim)."""
+    parser = SseParser()
+    for chunk in response.iter_bytes():
+        for event in parser.feed(chunk):
+            yield _named(event)
+    for event in parser.flush():
+        yield _named(event)
+
+
+def _named(event: SseEvent) -> tuple[str | None, str]:
+    return (None if event.event == "message" else event.event), event.data.decode()
 
 
 def stream_pieces(fmt: str, response: httpx.Response) -> Iterator[str]:

@@ -10,6 +10,7 @@ import orjson
 import redis.asyncio as redis_asyncio
 
 from common import keyspace
+from common.sse import events_of
 from control_plane.developers import session_keys
 from tests.control_plane.dashboard.conftest import Browserless, Stack
 from tests.control_plane.dashboard.support import create_agent, find
@@ -37,9 +38,9 @@ async def _chat(client: Browserless, agent_id: str, text: str) -> tuple[int, dic
 
 def _streamed_text(body: str) -> str:
     text = ""
-    for line in body.splitlines():
-        if line.startswith("data: ") and line != "data: [DONE]":
-            for choice in orjson.loads(line[6:])["choices"]:  # the usage chunk has none
+    for event in events_of(body.encode()):
+        if event.data != b"[DONE]":
+            for choice in orjson.loads(event.data)["choices"]:  # the usage chunk has none
                 text += choice["delta"].get("content") or ""
     return text
 

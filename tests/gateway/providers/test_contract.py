@@ -19,6 +19,7 @@ import pytest
 import pytest_asyncio
 
 from common.domain import AgentConfig
+from common.sse import events_of
 from devstack.servers import free_port
 from gateway.chat_request import ChatRequest, build_upstream_payload
 from gateway.providers import ADAPTERS
@@ -105,7 +106,7 @@ async def collect(
 
 
 def sse_data(raw: bytes) -> list[bytes]:
-    return [line[6:] for line in raw.split(b"\n") if line.startswith(b"data: ")]
+    return [event.data for event in events_of(raw)]
 
 
 def chunk_objects(raw: bytes) -> list[dict[str, Any]]:

@@ -10,13 +10,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from common.sse import SseParser, events_of
 from gateway.providers.anthropic import AnthropicStream, to_messages_request
 from gateway.providers.anthropic import to_completion as anthropic_completion
 from gateway.providers.base import Usage
 from gateway.providers.errors import ProviderRejectedRequest, ProviderUnavailable
 from gateway.providers.google import SIGNATURE_MARK, GeminiStream, to_generate_request
 from gateway.providers.google import to_completion as gemini_completion
-from gateway.providers.sse import SseEvent, SseParser
 
 # Text that stresses the wire: line separators JSON keeps raw (U+2028, U+2029, U+0085),
 # quotes, multi-byte characters. Newlines too: they are escaped inside JSON.
@@ -402,7 +402,7 @@ def translate(translator: AnthropicStream | GeminiStream, pieces: list[bytes]) -
 
 
 def chunks_of(raw: bytes) -> list[dict[str, Any]]:
-    events = [line[6:] for line in raw.split(b"\n") if line.startswith(b"data: ")]
+    events = [event.data for event in events_of(raw)]
     assert events[-1] == b"[DONE]"
     return [orjson.loads(event) for event in events[:-1]]
 
@@ -454,72 +454,3 @@ def test_a_gemini_stream_needs_a_finish_reason() -> None:
     assert b"partial" in translator.feed(SseParser().feed(event))
     with pytest.raises(ProviderUnavailable):
         translator.end()
-
-
-# -- the SSE parser ----------------------------------------------------------------------------
-
-FIELD_TEXT = st.text(
-    alphabet=st.characters(blacklist_characters="\n\r", blacklist_categories=["Cs"]), max_size=20
-)
-EVENTS = st.lists(
-    st.tuples(
-        st.sampled_from(["", "message_start", "content_block_delta", "ping"]),
-        st.lists(FIELD_TEXT, min_size=1, max_size=3),  # data lines
-    ),
-    max_size=8,
-)
-
-
-def encode(events: list[tuple[str, list[str]]], newline: bytes, comments: bool) -> bytes:
-    out = b""
-    for name, lines in events:
-        if comments:
-            out += b": keep-alive" + newline
-        if name:
-            out += b"event: " + name.encode() + newline
-        for line in lines:
-            out += b"data: " + line.encode() + newline
-        out += newline
-    return out
-
-
-@settings(max_examples=300)
-@given(
-    events=EVENTS,
-    newline=st.sampled_from([b"\n", b"\r\n"]),
-    comments=st.booleans(),
-    cuts=st.lists(st.integers(min_value=0, max_value=2000), max_size=30),
-)
-def test_property_sse_parser_yields_the_same_events_however_the_bytes_are_split(
-    events: list[tuple[str, list[str]]], newline: bytes, comments: bool, cuts: list[int]
-) -> None:
-    """Network reads cut a stream anywhere (inside a line, between \\r and \\n, inside a
-    UTF-8 sequence): the parser yields the same events as from the whole stream at once."""
-    raw = encode(events, newline, comments)
-    expected = [SseEvent(name or "message", "\n".join(lines).encode()) for name, lines in events]
-    whole = SseParser()
-    assert whole.feed(raw) + whole.flush() == expected
-    bounds = [0, *sorted(cut for cut in cuts if cut <= len(raw)), len(raw)]
-    split = SseParser()
-    got: list[SseEvent] = []
-    for start, end in itertools.pairwise(bounds):
-        got += split.feed(raw[start:end])
-    assert got + split.flush() == expected
-
-
-def test_sse_parser_splits_on_newline_only() -> None:
-    """U+2028/U+2029/U+0085 and a lone form feed are not line ends (str.splitlines says
-    they are): they reach the JSON parser untouched."""
-    payload = "a\u2028b\u2029c\x85d\x0ce\x1cf"
-    raw = b"data: " + orjson.dumps({"t": payload}) + b"\n\n"
-    [event] = SseParser().feed(raw)
-    assert orjson.loads(event.data) == {"t": payload}
-
-
-def test_sse_parser_drops_an_event_cut_by_the_end_of_the_stream() -> None:
-    parser = SseParser()
-    assert parser.feed(b'data: {"a": 1}\n\ndata: {"b"') == [SseEvent("message", b'{"a": 1}')]
-    assert parser.flush() == []
-    parser = SseParser()
-    assert parser.feed(b'data: {"a": 1}\n') == []
-    assert parser.flush() == [SseEvent("message", b'{"a": 1}')]  # whole line, no blank line
