@@ -33,6 +33,7 @@ logger = logging.getLogger("agentlink.feature_flags")
 
 # How long a hash the refresher filled from Postgres lives (the control plane's CACHE_TTL_S).
 _FILL_TTL_S = 30
+_STOP_TIMEOUT_S = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,5 +112,5 @@ class FeatureFlags:
             yield self
         finally:
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            # Bounded: a refresh stuck in a Redis write must not hold up the process's shutdown.
+            await asyncio.wait({task}, timeout=_STOP_TIMEOUT_S)
