@@ -18,6 +18,7 @@ import orjson
 
 from common.asgi import Receive, Send
 from common.errors import ApiError
+from common.sse import SseEvent, SseParser, encode_event
 from gateway.mcp import protocol
 from gateway.openai_edge import call_cost
 
@@ -139,7 +140,7 @@ class McpEdge:
 class McpProgress:
     """The stream: guarded OpenAI chunks in, progress notifications and the result out."""
 
-    __slots__ = ("_buf", "_call", "_message_id", "_send", "_text", "_token")
+    __slots__ = ("_call", "_events", "_message_id", "_send", "_text", "_token")
 
     def __init__(
         self,
@@ -152,16 +153,18 @@ class McpProgress:
         self._message_id = message_id
         self._token = token
         self._call = call
-        self._buf = b""
+        self._events = SseParser()
         self._text: list[str] = []
 
     async def _event(self, payload: bytes, *, more: bool = True) -> None:
-        body = b"event: message\ndata: " + payload + b"\n\n"
+        body = encode_event(payload, "message")
         await self._send({"type": "http.response.body", "body": body, "more_body": more})
 
     async def send(self, sse: bytes, *, withheld: bool) -> None:
-        self._buf += sse
-        delta = "".join(_delta_text(event) for event in self._whole_events())
+        await self._progress(self._events.feed(sse))
+
+    async def _progress(self, events: list[SseEvent]) -> None:
+        delta = "".join(_delta_text(event.data) for event in events)
         if delta:
             self._text.append(delta)
             if self._token is None:
@@ -170,20 +173,8 @@ class McpProgress:
                       "message": delta}  # fmt: skip
             await self._event(protocol.notification_body("notifications/progress", params))
 
-    def _whole_events(self) -> list[bytes]:
-        events: list[bytes] = []
-        while True:
-            lf, crlf = self._buf.find(b"\n\n"), self._buf.find(b"\r\n\r\n")
-            ends = [(at, 2) for at in (lf,) if at >= 0] + [(at, 4) for at in (crlf,) if at >= 0]
-            if not ends:
-                return events
-            at, size = min(ends)
-            events.append(self._buf[:at])
-            self._buf = self._buf[at + size :]
-
     async def close(self, broken: ProviderError | None, *, withheld: bool) -> None:
-        if self._buf:
-            await self.send(b"\n\n", withheld=withheld)
+        await self._progress(self._events.flush())
         text = "".join(self._text)
         if broken is not None:
             error = ApiError(broken.code, broken.message)
@@ -195,13 +186,10 @@ class McpProgress:
         await self._event(protocol.result_body(self._message_id, result), more=False)
 
 
-def _delta_text(event: bytes) -> str:
-    data = b"\n".join(
-        line[5:].lstrip(b" ") for line in event.replace(b"\r", b"").split(b"\n")
-        if line.startswith(b"data:")
-    )  # fmt: skip
+def _delta_text(data: bytes) -> str:
+    """The text a chat.completion.chunk's first choice adds (none for [DONE] or usage)."""
     if not data.startswith(b"{"):
-        return ""  # [DONE], comments
+        return ""  # [DONE]
     try:
         chunk = orjson.loads(data)
         delta = chunk["choices"][0]["delta"]
