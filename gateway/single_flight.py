@@ -15,25 +15,23 @@ T = TypeVar("T")
 
 
 class SingleFlight(Generic[T]):
-    """At most one in-flight load per name; concurrent callers get the same result."""
+    """At most one in-flight load per name; concurrent callers get the same result.
+
+    The load runs in a task of its own, so a caller that goes away (its request cancelled
+    because the client left) stops waiting without cancelling the load the others wait for."""
 
     def __init__(self) -> None:
-        self._inflight: dict[str, asyncio.Future[T]] = {}
+        self._inflight: dict[str, asyncio.Task[T]] = {}
 
     async def run(self, name: str, load: Callable[[], Awaitable[T]]) -> T:
-        pending = self._inflight.get(name)
-        if pending is not None:
-            return await asyncio.shield(pending)
-        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        self._inflight[name] = future
-        try:
-            result = await load()
-            future.set_result(result)
-            return result
-        except BaseException as error:
-            future.set_exception(error)
-            raise
-        finally:
+        task = self._inflight.get(name)
+        if task is None:
+            task = asyncio.ensure_future(load())
+            self._inflight[name] = task
+            # Runs before any waiter resumes: once the load is over, the next call loads again.
+            task.add_done_callback(lambda done: self._forget(name, done))
+        return await asyncio.shield(task)
+
+    def _forget(self, name: str, done: asyncio.Task[T]) -> None:
+        if self._inflight.get(name) is done:
             del self._inflight[name]
-            if future.done() and not future.cancelled() and future.exception() is not None:
-                future.exception()  # retrieved: waiters re-raise it, nobody logs it as lost

@@ -49,3 +49,25 @@ async def test_a_failed_load_fails_every_waiter_and_is_not_remembered() -> None:
     assert await flights.run("user-1", working) is None
     with pytest.raises(ConnectionError):
         await flights.run("user-1", broken)
+
+
+async def test_a_caller_that_leaves_does_not_cancel_the_load_the_others_wait_for() -> None:
+    flights: SingleFlight[str] = SingleFlight()
+    release = asyncio.Event()
+    loads = 0
+
+    async def load() -> str:
+        nonlocal loads
+        loads += 1
+        await release.wait()
+        return "owner"
+
+    first = asyncio.create_task(flights.run("key-1", load))
+    others = [asyncio.create_task(flights.run("key-1", load)) for _ in range(3)]
+    await asyncio.sleep(0)
+    first.cancel()  # the client of the request that started the load went away
+    await asyncio.sleep(0)
+    release.set()
+    assert await asyncio.gather(*others) == ["owner"] * 3
+    assert first.cancelled()
+    assert loads == 1
