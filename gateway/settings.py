@@ -5,18 +5,18 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Self
 
 from common.knowledge.settings import RetrievalSettings
 from common.settings import (
     Environ,
+    EnvSettings,
     OperationsSettings,
     StorageSettings,
-    env_bool,
-    env_decimal,
-    env_float,
-    env_free_trial_calls,
-    env_int,
+    env,
     env_str,
+    free_trial_calls,
+    read_settings,
 )
 
 
@@ -28,65 +28,39 @@ class ProviderEndpoint:
 
 
 @dataclass(frozen=True, slots=True)
-class GatewaySettings:
+class GatewaySettings(EnvSettings):
     storage: StorageSettings
-    log_level: str
-    access_log: bool
-    max_body_bytes: int
-    encryption_keys: str
-    encryption_active_key_id: str
-    unit_price: Decimal
-    rate_limit_free: int
-    rate_limit_paid: int
-    rate_window_s: int
-    trial_calls: int
-    reservation_s: int
-    upstream_timeout_s: float
-    stream_first_byte_timeout_s: float
-    stream_idle_timeout_s: float
-    connect_timeout_s: float
-    breaker_failure_ratio: float
-    breaker_interval_s: float
-    breaker_open_s: float
-    breaker_half_open_calls: int
-    providers: tuple[ProviderEndpoint, ...]
     knowledge: RetrievalSettings
+    providers: tuple[ProviderEndpoint, ...]
     operations: OperationsSettings
+    log_level: str = env("LOG_LEVEL", "INFO")
+    access_log: bool = env("GATEWAY_ACCESS_LOG", True)
+    max_body_bytes: int = env("GATEWAY_MAX_BODY_BYTES", 1_048_576, minimum=1024)
+    encryption_keys: str = env("AGENTLINK_ENCRYPTION_KEYS", secret=True)
+    encryption_active_key_id: str = env("AGENTLINK_ENCRYPTION_ACTIVE_KEY_ID")
+    unit_price: Decimal = env("UNIT_PRICE_USD", Decimal("0.01"))  # noqa: RUF009 - env() declares the field
+    rate_limit_free: int = env("RATE_LIMIT_FREE_PER_MIN", 10, minimum=1)
+    rate_limit_paid: int = env("RATE_LIMIT_PAID_PER_MIN", 1000, minimum=1)
+    rate_window_s: int = env("RATE_LIMIT_WINDOW_S", 60, minimum=1)
+    trial_calls: int = free_trial_calls()
+    # Minimum 1 s so a test can watch the reaper give back a dead gateway's reservation
+    # without waiting a minute; production keeps the default (900 s), which must exceed the
+    # longest call (a call outliving it goes unbilled: the reaper gave the reservation back
+    # and the late commit finds nothing to settle).
+    reservation_s: int = env("RESERVATION_TTL_S", 900, minimum=1)
+    upstream_timeout_s: float = env("UPSTREAM_TIMEOUT_S", 30.0, minimum=0.01)
+    stream_first_byte_timeout_s: float = env("STREAM_FIRST_BYTE_TIMEOUT_S", 30.0, minimum=0.01)
+    stream_idle_timeout_s: float = env("STREAM_IDLE_TIMEOUT_S", 30.0, minimum=0.01)
+    connect_timeout_s: float = env("UPSTREAM_CONNECT_TIMEOUT_S", 5.0, minimum=0.01)
+    breaker_failure_ratio: float = env("BREAKER_FAILURE_RATIO", 0.5, minimum=0.01)
+    breaker_interval_s: float = env("BREAKER_INTERVAL_S", 10.0, minimum=0.1)
+    breaker_open_s: float = env("BREAKER_OPEN_S", 30.0, minimum=0.01)
+    breaker_half_open_calls: int = env("BREAKER_HALF_OPEN_CALLS", 5, minimum=1)
 
     @classmethod
-    def from_env(cls, env: Environ | None = None) -> GatewaySettings:
-        env = os.environ if env is None else env
-        return cls(
-            storage=StorageSettings.from_env(env),
-            log_level=env_str(env, "LOG_LEVEL", "INFO"),
-            access_log=env_bool(env, "GATEWAY_ACCESS_LOG", True),
-            max_body_bytes=env_int(env, "GATEWAY_MAX_BODY_BYTES", 1_048_576, minimum=1024),
-            encryption_keys=env_str(env, "AGENTLINK_ENCRYPTION_KEYS"),
-            encryption_active_key_id=env_str(env, "AGENTLINK_ENCRYPTION_ACTIVE_KEY_ID"),
-            unit_price=env_decimal(env, "UNIT_PRICE_USD", "0.01"),
-            rate_limit_free=env_int(env, "RATE_LIMIT_FREE_PER_MIN", 10, minimum=1),
-            rate_limit_paid=env_int(env, "RATE_LIMIT_PAID_PER_MIN", 1000, minimum=1),
-            rate_window_s=env_int(env, "RATE_LIMIT_WINDOW_S", 60, minimum=1),
-            trial_calls=env_free_trial_calls(env),
-            # Minimum 1 s so a test can watch the reaper give back a dead gateway's reservation
-            # without waiting a minute; production keeps the default (900 s), which must
-            # exceed the longest call (a call outliving it goes unbilled: the reaper gave the
-            # reservation back and the late commit finds nothing to settle).
-            reservation_s=env_int(env, "RESERVATION_TTL_S", 900, minimum=1),
-            upstream_timeout_s=env_float(env, "UPSTREAM_TIMEOUT_S", 30.0, minimum=0.01),
-            stream_first_byte_timeout_s=env_float(
-                env, "STREAM_FIRST_BYTE_TIMEOUT_S", 30.0, minimum=0.01
-            ),
-            stream_idle_timeout_s=env_float(env, "STREAM_IDLE_TIMEOUT_S", 30.0, minimum=0.01),
-            connect_timeout_s=env_float(env, "UPSTREAM_CONNECT_TIMEOUT_S", 5.0, minimum=0.01),
-            breaker_failure_ratio=env_float(env, "BREAKER_FAILURE_RATIO", 0.5, minimum=0.01),
-            breaker_interval_s=env_float(env, "BREAKER_INTERVAL_S", 10.0, minimum=0.1),
-            breaker_open_s=env_float(env, "BREAKER_OPEN_S", 30.0, minimum=0.01),
-            breaker_half_open_calls=env_int(env, "BREAKER_HALF_OPEN_CALLS", 5, minimum=1),
-            providers=_providers(env),
-            knowledge=RetrievalSettings.from_env(env),
-            operations=OperationsSettings.from_env(env),
-        )
+    def from_env(cls, env: Environ | None = None) -> Self:
+        source = os.environ if env is None else env
+        return read_settings(cls, source, providers=_providers(source))
 
 
 def _providers(env: Environ) -> tuple[ProviderEndpoint, ...]:

@@ -18,57 +18,35 @@ model: these variables are set alike on both (one ConfigMap in k8s/).
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
+from typing import Literal
 
-from common.settings import Environ, SettingsError, env_float, env_int, env_str
+from common.settings import EnvSettings, env
 
-BACKENDS = ("local", "openai")
+Backend = Literal["local", "openai"]
 
 
-@dataclass(frozen=True, slots=True)
-class EmbeddingSettings:
-    backend: str
-    openai_model: str
-    base_url: str
-    api_key: str | None
-    timeout_s: float
-    threads: int
-
-    @classmethod
-    def from_env(cls, env: Environ | None = None) -> EmbeddingSettings:
-        env = os.environ if env is None else env
-        backend = env_str(env, "EMBEDDING_BACKEND", "local")
-        if backend not in BACKENDS:
-            raise SettingsError(f"EMBEDDING_BACKEND must be one of {', '.join(BACKENDS)}")
-        return cls(
-            backend=backend,
-            openai_model=env_str(env, "EMBEDDING_MODEL", "text-embedding-3-small"),
-            base_url=env_str(env, "EMBEDDING_BASE_URL", "https://api.openai.com/v1").rstrip("/"),
-            api_key=env.get("EMBEDDING_API_KEY") or None,
-            timeout_s=env_float(env, "EMBEDDING_TIMEOUT_S", 10.0, minimum=0.1),
-            threads=env_int(env, "EMBEDDING_THREADS", 1, minimum=1),
-        )
+def _base_url(name: str, raw: str) -> str:
+    return raw.rstrip("/")
 
 
 @dataclass(frozen=True, slots=True)
-class RetrievalSettings:
+class EmbeddingSettings(EnvSettings):
+    backend: Backend = env("EMBEDDING_BACKEND", "local")  # noqa: RUF009 - env() declares the field
+    openai_model: str = env("EMBEDDING_MODEL", "text-embedding-3-small")
+    base_url: str = env("EMBEDDING_BASE_URL", "https://api.openai.com/v1", parse=_base_url)
+    api_key: str | None = env("EMBEDDING_API_KEY", None, secret=True)
+    timeout_s: float = env("EMBEDDING_TIMEOUT_S", 10.0, minimum=0.1)
+    threads: int = env("EMBEDDING_THREADS", 1, minimum=1)
+
+
+@dataclass(frozen=True, slots=True)
+class RetrievalSettings(EnvSettings):
     embedding: EmbeddingSettings
-    similarity_threshold: float
-    candidates: int
-    cache_size: int
-    cache_ttl_s: float
-
-    @classmethod
-    def from_env(cls, env: Environ | None = None) -> RetrievalSettings:
-        env = os.environ if env is None else env
-        threshold = env_float(env, "KNOWLEDGE_SIMILARITY_THRESHOLD", 0.25)
-        if not -1.0 <= threshold <= 1.0:
-            raise SettingsError("KNOWLEDGE_SIMILARITY_THRESHOLD must be a cosine in [-1, 1]")
-        return cls(
-            embedding=EmbeddingSettings.from_env(env),
-            similarity_threshold=threshold,
-            candidates=env_int(env, "KNOWLEDGE_CANDIDATES", 20, minimum=1),
-            cache_size=env_int(env, "KNOWLEDGE_QUERY_CACHE_SIZE", 1024, minimum=0),
-            cache_ttl_s=env_float(env, "KNOWLEDGE_QUERY_CACHE_TTL_S", 60.0, minimum=0.0),
-        )
+    # Passages less similar are never injected: a cosine.
+    similarity_threshold: float = env(
+        "KNOWLEDGE_SIMILARITY_THRESHOLD", 0.25, minimum=-1.0, maximum=1.0
+    )
+    candidates: int = env("KNOWLEDGE_CANDIDATES", 20, minimum=1)
+    cache_size: int = env("KNOWLEDGE_QUERY_CACHE_SIZE", 1024, minimum=0)
+    cache_ttl_s: float = env("KNOWLEDGE_QUERY_CACHE_TTL_S", 60.0, minimum=0.0)

@@ -16,23 +16,25 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Literal, cast
+from typing import Literal, Self
 from urllib.parse import urlsplit
 
 from common.settings import (
     Environ,
+    EnvSettings,
     SettingsError,
-    env_float,
-    env_free_trial_calls,
-    env_int,
+    env,
     env_str,
+    free_trial_calls,
+    read_settings,
 )
 
 CookieSecurity = Literal["auto", "always", "never"]
+_PUBLIC_URL = "DASHBOARD_GATEWAY_PUBLIC_URL"
 
 
-def _base_url(env: Environ, name: str, default: str) -> str:
-    url = env_str(env, name, default).rstrip("/")
+def _base_url(name: str, raw: str) -> str:
+    url = raw.rstrip("/")
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.netloc or parts.query:
         raise SettingsError(f"{name} must be an http(s) base URL such as https://api.example.com")
@@ -40,34 +42,22 @@ def _base_url(env: Environ, name: str, default: str) -> str:
 
 
 @dataclass(frozen=True, slots=True)
-class DashboardSettings:
-    gateway_public_url: str
-    gateway_url: str
-    secure_cookies: CookieSecurity
-    refresh_grace_s: int
-    playground_key_ttl_s: int
-    playground_sweep_interval_s: float
-    trial_calls: int
-    rate_limit_free: int
-    rate_limit_paid: int
+class DashboardSettings(EnvSettings):
+    gateway_public_url: str = env(_PUBLIC_URL, "http://127.0.0.1:8080", parse=_base_url)
+    gateway_url: str = env("DASHBOARD_GATEWAY_URL", parse=_base_url)  # default: the public one
+    secure_cookies: CookieSecurity = env("DASHBOARD_SECURE_COOKIES", "auto")  # noqa: RUF009 - env() declares the field
+    refresh_grace_s: int = env("DASHBOARD_REFRESH_GRACE_S", 30, minimum=0)
+    playground_key_ttl_s: int = env("DASHBOARD_PLAYGROUND_KEY_TTL_S", 3600, minimum=60)
+    playground_sweep_interval_s: float = env(
+        "DASHBOARD_PLAYGROUND_SWEEP_INTERVAL_S", 60.0, minimum=0.05
+    )
+    trial_calls: int = free_trial_calls()
+    rate_limit_free: int = env("RATE_LIMIT_FREE_PER_MIN", 10, minimum=1)
+    rate_limit_paid: int = env("RATE_LIMIT_PAID_PER_MIN", 1000, minimum=1)
 
     @classmethod
-    def from_env(cls, env: Environ | None = None) -> DashboardSettings:
+    def from_env(cls, env: Environ | None = None) -> Self:
         env = os.environ if env is None else env
-        public = _base_url(env, "DASHBOARD_GATEWAY_PUBLIC_URL", "http://127.0.0.1:8080")
-        secure = env_str(env, "DASHBOARD_SECURE_COOKIES", "auto").lower()
-        if secure not in ("auto", "always", "never"):
-            raise SettingsError("DASHBOARD_SECURE_COOKIES must be auto, always or never")
-        return cls(
-            gateway_public_url=public,
-            gateway_url=_base_url(env, "DASHBOARD_GATEWAY_URL", public),
-            secure_cookies=cast(CookieSecurity, secure),
-            refresh_grace_s=env_int(env, "DASHBOARD_REFRESH_GRACE_S", 30, minimum=0),
-            playground_key_ttl_s=env_int(env, "DASHBOARD_PLAYGROUND_KEY_TTL_S", 3600, minimum=60),
-            playground_sweep_interval_s=env_float(
-                env, "DASHBOARD_PLAYGROUND_SWEEP_INTERVAL_S", 60.0, minimum=0.05
-            ),
-            trial_calls=env_free_trial_calls(env),
-            rate_limit_free=env_int(env, "RATE_LIMIT_FREE_PER_MIN", 10, minimum=1),
-            rate_limit_paid=env_int(env, "RATE_LIMIT_PAID_PER_MIN", 1000, minimum=1),
-        )
+        public = _base_url(_PUBLIC_URL, env_str(env, _PUBLIC_URL, "http://127.0.0.1:8080"))
+        gateway = _base_url("DASHBOARD_GATEWAY_URL", env_str(env, "DASHBOARD_GATEWAY_URL", public))
+        return read_settings(cls, env, gateway_public_url=public, gateway_url=gateway)

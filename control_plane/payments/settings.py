@@ -11,8 +11,18 @@ import os
 import re
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
+from typing import Self
 
-from common.settings import Environ, SettingsError, env_float, env_int, env_list, env_str
+from common.settings import (
+    Environ,
+    EnvSettings,
+    SettingsError,
+    env,
+    env_int,
+    env_list,
+    env_str,
+    read_settings,
+)
 
 DEFAULT_PACKAGES = "starter:Starter:1000:10,pro:Pro:10000:80,enterprise:Enterprise:100000:500"
 _PACKAGE_ID = re.compile(r"[a-z][a-z0-9_-]{0,31}")
@@ -69,70 +79,67 @@ class CoinbaseSettings:
     api_base: str
 
 
-@dataclass(frozen=True, slots=True)
-class PaymentSettings:
-    packages: tuple[QuotaPackage, ...]
-    success_url: str
-    cancel_url: str
-    provider_timeout_s: float
-    reconcile_interval_s: float
-    stripe: StripeSettings | None  # None: not configured
-    coinbase: CoinbaseSettings | None
-
-    def package(self, package_id: str) -> QuotaPackage | None:
-        return next((package for package in self.packages if package.id == package_id), None)
-
-    @classmethod
-    def from_env(cls, env: Environ | None = None) -> PaymentSettings:
-        env = os.environ if env is None else env
-        stripe_key = env.get("STRIPE_SECRET_KEY", "")
-        coinbase_key = env.get("COINBASE_API_KEY", "")
-        stripe = coinbase = None
-        if stripe_key:
-            secrets = env_list(env, "STRIPE_WEBHOOK_SECRET", ())
-            if not secrets:
-                raise SettingsError("STRIPE_WEBHOOK_SECRET is required with STRIPE_SECRET_KEY")
-            stripe = StripeSettings(
-                secret_key=stripe_key,
-                webhook_secrets=secrets,
-                api_base=_base(env_str(env, "STRIPE_API_BASE", "https://api.stripe.com")),
-                tolerance_s=env_int(env, "STRIPE_WEBHOOK_TOLERANCE_S", 300, minimum=1),
-            )
-        if coinbase_key:
-            secrets = env_list(env, "COINBASE_WEBHOOK_SECRET", ())
-            if not secrets:
-                raise SettingsError("COINBASE_WEBHOOK_SECRET is required with COINBASE_API_KEY")
-            coinbase = CoinbaseSettings(
-                api_key=coinbase_key,
-                webhook_secrets=secrets,
-                api_base=_base(
-                    env_str(env, "COINBASE_API_BASE", "https://api.commerce.coinbase.com")
-                ),
-            )
-        return cls(
-            packages=parse_packages(env_str(env, "PAYMENT_PACKAGES", DEFAULT_PACKAGES)),
-            success_url=_url(
-                env_str(
-                    env,
-                    "PAYMENT_SUCCESS_URL",
-                    "https://app.agentlink.io/billing/success?session_id={CHECKOUT_SESSION_ID}",
-                )
-            ),
-            cancel_url=_url(
-                env_str(env, "PAYMENT_CANCEL_URL", "https://app.agentlink.io/billing/cancel")
-            ),
-            provider_timeout_s=env_float(env, "PAYMENT_PROVIDER_TIMEOUT_S", 10.0, minimum=0.1),
-            reconcile_interval_s=env_float(env, "PAYMENT_RECONCILE_INTERVAL_S", 10.0, minimum=0.05),
-            stripe=stripe,
-            coinbase=coinbase,
-        )
-
-
-def _url(value: str) -> str:
+def _url(name: str, value: str) -> str:
     if not value.startswith(("http://", "https://")):
         raise SettingsError("payment URLs must start with http:// or https://")
     return value
 
 
 def _base(value: str) -> str:
-    return _url(value).rstrip("/")
+    return _url("", value).rstrip("/")
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentSettings(EnvSettings):
+    stripe: StripeSettings | None  # None: not configured
+    coinbase: CoinbaseSettings | None
+    packages: tuple[QuotaPackage, ...] = env(
+        "PAYMENT_PACKAGES", DEFAULT_PACKAGES, parse=lambda name, raw: parse_packages(raw)
+    )
+    success_url: str = env(
+        "PAYMENT_SUCCESS_URL",
+        "https://app.agentlink.io/billing/success?session_id={CHECKOUT_SESSION_ID}",
+        parse=_url,
+    )
+    cancel_url: str = env(
+        "PAYMENT_CANCEL_URL", "https://app.agentlink.io/billing/cancel", parse=_url
+    )
+    provider_timeout_s: float = env("PAYMENT_PROVIDER_TIMEOUT_S", 10.0, minimum=0.1)
+    reconcile_interval_s: float = env("PAYMENT_RECONCILE_INTERVAL_S", 10.0, minimum=0.05)
+
+    def package(self, package_id: str) -> QuotaPackage | None:
+        return next((package for package in self.packages if package.id == package_id), None)
+
+    @classmethod
+    def from_env(cls, env: Environ | None = None) -> Self:
+        source = os.environ if env is None else env
+        return read_settings(cls, source, stripe=_stripe(source), coinbase=_coinbase(source))
+
+
+def _stripe(env: Environ) -> StripeSettings | None:
+    secret_key = env.get("STRIPE_SECRET_KEY", "")
+    if not secret_key:
+        return None
+    secrets = env_list(env, "STRIPE_WEBHOOK_SECRET", ())
+    if not secrets:
+        raise SettingsError("STRIPE_WEBHOOK_SECRET is required with STRIPE_SECRET_KEY")
+    return StripeSettings(
+        secret_key=secret_key,
+        webhook_secrets=secrets,
+        api_base=_base(env_str(env, "STRIPE_API_BASE", "https://api.stripe.com")),
+        tolerance_s=env_int(env, "STRIPE_WEBHOOK_TOLERANCE_S", 300, minimum=1),
+    )
+
+
+def _coinbase(env: Environ) -> CoinbaseSettings | None:
+    api_key = env.get("COINBASE_API_KEY", "")
+    if not api_key:
+        return None
+    secrets = env_list(env, "COINBASE_WEBHOOK_SECRET", ())
+    if not secrets:
+        raise SettingsError("COINBASE_WEBHOOK_SECRET is required with COINBASE_API_KEY")
+    return CoinbaseSettings(
+        api_key=api_key,
+        webhook_secrets=secrets,
+        api_base=_base(env_str(env, "COINBASE_API_BASE", "https://api.commerce.coinbase.com")),
+    )

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import Self
 
-from common.settings import Environ, env_bool, env_float, env_int
+from common.settings import Environ, EnvSettings, env, env_int, read_settings
+
+_MOST_RETRIES = 9  # a larger WEBHOOK_MAX_RETRIES is taken as this
 
 
 @dataclass(frozen=True, slots=True)
-class WebhookSettings:
+class WebhookSettings(EnvSettings):
     """
     | variable | default | meaning |
     |---|---|---|
@@ -25,35 +28,23 @@ class WebhookSettings:
     | `WEBHOOK_MAX_PER_USER` | 10 | endpoints one account may register |
     """
 
-    max_retries: int
-    backoff_base_s: float
-    backoff_max_s: float
-    timeout_s: float
-    delivery_interval_s: float
-    lease_s: float
-    disable_after_failures: int
-    allow_private_addresses: bool
-    quota_low_units: int
-    max_per_user: int
+    max_retries: int = env("WEBHOOK_MAX_RETRIES", 3, minimum=0)
+    backoff_base_s: float = env("WEBHOOK_BACKOFF_BASE_S", 10.0, minimum=0.0)
+    backoff_max_s: float = env("WEBHOOK_BACKOFF_MAX_S", 3600.0, minimum=0.0)
+    timeout_s: float = env("WEBHOOK_TIMEOUT_S", 10.0, minimum=0.1)
+    delivery_interval_s: float = env("WEBHOOK_DELIVERY_INTERVAL_S", 1.0, minimum=0.02)
+    lease_s: float = env("WEBHOOK_LEASE_S", 60.0, minimum=1.0)
+    disable_after_failures: int = env("WEBHOOK_DISABLE_AFTER_FAILURES", 5, minimum=1)
+    allow_private_addresses: bool = env("WEBHOOK_ALLOW_PRIVATE_ADDRESSES", False)
+    quota_low_units: int = env("WEBHOOK_QUOTA_LOW_UNITS", 10, minimum=0)
+    max_per_user: int = env("WEBHOOK_MAX_PER_USER", 10, minimum=1)
     # The worker signs with each endpoint's secret, sealed in Postgres with the platform key
     # ring: it reads the same two variables as the API (see Secrets). Not shown in repr.
-    encryption_keys: str = field(default="", repr=False)
-    encryption_active_key_id: str = field(default="", repr=False)
+    encryption_keys: str = env("AGENTLINK_ENCRYPTION_KEYS", "", secret=True)
+    encryption_active_key_id: str = env("AGENTLINK_ENCRYPTION_ACTIVE_KEY_ID", "", secret=True)
 
     @classmethod
-    def from_env(cls, env: Environ | None = None) -> WebhookSettings:
-        env = os.environ if env is None else env
-        return cls(
-            max_retries=min(env_int(env, "WEBHOOK_MAX_RETRIES", 3, minimum=0), 9),
-            backoff_base_s=env_float(env, "WEBHOOK_BACKOFF_BASE_S", 10.0, minimum=0.0),
-            backoff_max_s=env_float(env, "WEBHOOK_BACKOFF_MAX_S", 3600.0, minimum=0.0),
-            timeout_s=env_float(env, "WEBHOOK_TIMEOUT_S", 10.0, minimum=0.1),
-            delivery_interval_s=env_float(env, "WEBHOOK_DELIVERY_INTERVAL_S", 1.0, minimum=0.02),
-            lease_s=env_float(env, "WEBHOOK_LEASE_S", 60.0, minimum=1.0),
-            disable_after_failures=env_int(env, "WEBHOOK_DISABLE_AFTER_FAILURES", 5, minimum=1),
-            allow_private_addresses=env_bool(env, "WEBHOOK_ALLOW_PRIVATE_ADDRESSES", False),
-            quota_low_units=env_int(env, "WEBHOOK_QUOTA_LOW_UNITS", 10, minimum=0),
-            max_per_user=env_int(env, "WEBHOOK_MAX_PER_USER", 10, minimum=1),
-            encryption_keys=env.get("AGENTLINK_ENCRYPTION_KEYS", ""),
-            encryption_active_key_id=env.get("AGENTLINK_ENCRYPTION_ACTIVE_KEY_ID", ""),
-        )
+    def from_env(cls, env: Environ | None = None) -> Self:
+        source = os.environ if env is None else env
+        retries = env_int(source, "WEBHOOK_MAX_RETRIES", 3, minimum=0)
+        return read_settings(cls, source, max_retries=min(retries, _MOST_RETRIES))
