@@ -23,33 +23,29 @@ async def creator_agents(
     )
 
 
-async def daily(
-    connection: DbConnection, agent_ids: list[str], start: date, end: date
+# The rollup of one granularity: its table, and its bucket as a timestamptz.
+_ROLLUPS = {
+    False: ("usage_agent_daily", "day", "day::timestamp AT TIME ZONE 'UTC'"),
+    True: ("usage_agent_hourly", "hour", "hour"),
+}
+
+
+async def buckets(
+    connection: DbConnection, agent_ids: list[str], start: datetime, end: datetime, *, hourly: bool
 ) -> list[asyncpg.Record]:
-    return await fetch_all(
-        connection,
-        """SELECT agent_id, day::timestamp AT TIME ZONE 'UTC' AS bucket, calls, billable_calls,
-                  error_calls, revenue, latency_histogram, developers
-           FROM usage_agent_daily
-           WHERE agent_id = ANY($1::uuid[]) AND day >= $2 AND day < $3""",
-        agent_ids,
-        start,
-        end,
+    """The agents' rollup rows in [start, end), per UTC day or hour (`bucket`)."""
+    table, column, bucket = _ROLLUPS[hourly]
+    bounds: tuple[date | datetime, date | datetime] = (
+        (start, end) if hourly else (start.date(), end.date())
     )
-
-
-async def hourly(
-    connection: DbConnection, agent_ids: list[str], start: datetime, end: datetime
-) -> list[asyncpg.Record]:
     return await fetch_all(
         connection,
-        """SELECT agent_id, hour AS bucket, calls, billable_calls, error_calls, revenue,
-                  latency_histogram, developers
-           FROM usage_agent_hourly
-           WHERE agent_id = ANY($1::uuid[]) AND hour >= $2 AND hour < $3""",
+        f"""SELECT agent_id, {bucket} AS bucket, calls, billable_calls, error_calls, revenue,
+                   latency_histogram, developers
+            FROM {table}
+            WHERE agent_id = ANY($1::uuid[]) AND {column} >= $2 AND {column} < $3""",  # noqa: S608 - constant names
         agent_ids,
-        start,
-        end,
+        *bounds,
     )
 
 

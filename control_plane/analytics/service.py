@@ -130,10 +130,7 @@ async def creator_analytics(
         if query.agent_id is not None and not agents:
             raise ApiError(ErrorCode.AGENT_NOT_FOUND, "You have no agent with this id.")
         ids = [str(agent["id"]) for agent in agents]
-        if hourly:
-            rows = await repository.hourly(connection, ids, start, end)
-        else:
-            rows = await repository.daily(connection, ids, start.date(), end.date())
+        rows = await repository.buckets(connection, ids, start, end, hourly=hourly)
         masks = range_masks(start, end)
         per_agent = await repository.agent_developers_in_range(connection, ids, masks)
         if query.agent_id is None:

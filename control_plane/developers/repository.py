@@ -187,14 +187,8 @@ async def usage(
                       (status IN ('error', 'timeout', 'blocked'))::int, units, cost_usd,
                       coalesce(input_tokens, 0), coalesce(output_tokens, 0)
                FROM call_logs
-               WHERE user_id = $1 AND created_at >= $2 AND created_at < $4
-               UNION ALL
-               SELECT agent_id, api_key_id, (created_at AT TIME ZONE 'UTC')::date, 1,
-                      billable::int, (status = 'success')::int,
-                      (status IN ('error', 'timeout', 'blocked'))::int, units, cost_usd,
-                      coalesce(input_tokens, 0), coalesce(output_tokens, 0)
-               FROM call_logs
-               WHERE user_id = $1 AND created_at >= $5 AND created_at < $3
+               WHERE user_id = $1 AND (created_at >= $2 AND created_at < $4
+                                       OR created_at >= $5 AND created_at < $3)
            )
            SELECT agent_id, day, api_key_id, GROUPING(agent_id, day, api_key_id) AS level,
                   coalesce(sum(calls), 0)::bigint AS calls,

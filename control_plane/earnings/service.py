@@ -46,6 +46,8 @@ from control_plane.marketplace.pagination import (
     decode_cursor,
     encode_cursor,
     is_uuid,
+    newest_first_after,
+    newest_first_cursor,
     parse_datetime,
     parse_decimal,
     parse_uuid,
@@ -198,28 +200,16 @@ async def create_withdrawal(
 async def list_withdrawals(
     state: ControlPlaneState, principal: Principal, query: PageQuery
 ) -> WithdrawalPage:
-    params: list[Any] = [principal.user_id, query.limit + 1]
-    after = ""
-    if query.cursor is not None:
-        created_at, withdrawal_id = decode_cursor(
-            query.cursor, "withdrawals", (parse_datetime, parse_uuid)
-        )
-        params += [created_at, withdrawal_id]
-        after = "AND (created_at < $3 OR (created_at = $3 AND id > $4::uuid))"
+    after, after_params = newest_first_after(query.cursor, "withdrawals")
+    params: list[Any] = [principal.user_id, query.limit + 1, *after_params]
     rows = await state.db.fetch(
         f"""SELECT {WITHDRAWAL_COLUMNS} FROM withdrawals
             WHERE creator_id = $1 {after}
             ORDER BY created_at DESC, id LIMIT $2""",  # noqa: S608 - constant clauses
         *params,
     )
-    page = rows[: query.limit]
-    next_cursor = None
-    if len(rows) > query.limit:
-        last = page[-1]
-        next_cursor = encode_cursor(
-            "withdrawals", [last["created_at"].isoformat(), str(last["id"])]
-        )
-    return WithdrawalPage([withdrawal_out(row) for row in page], next_cursor)
+    page = [withdrawal_out(row) for row in rows[: query.limit]]
+    return WithdrawalPage(page, newest_first_cursor("withdrawals", rows, query.limit))
 
 
 # -- admin ------------------------------------------------------------------------------------

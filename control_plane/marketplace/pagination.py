@@ -102,3 +102,24 @@ def parse_datetime(value: Any) -> datetime:
 
 # Kept importable from here for code written before common/validation.py.
 __all__ = ["is_uuid"]
+
+
+# A page of rows newest first (ORDER BY created_at DESC, id) after the cursor's row; the
+# query's own parameters are $1 (the owner) and $2 (the limit), the cursor's $3 and $4.
+NEWEST_FIRST_AFTER = "AND (created_at < $3 OR (created_at = $3 AND id > $4::uuid))"
+
+
+def newest_first_after(cursor: str | None, kind: str) -> tuple[str, list[Any]]:
+    """The WHERE clause and its parameters that continue a newest-first listing after
+    `cursor` (none: from the start)."""
+    if cursor is None:
+        return "", []
+    return NEWEST_FIRST_AFTER, decode_cursor(cursor, kind, (parse_datetime, parse_uuid))
+
+
+def newest_first_cursor(kind: str, rows: Sequence[Any], limit: int) -> str | None:
+    """The cursor after a page of `limit` rows, when the query's `limit + 1` found more."""
+    if len(rows) <= limit:
+        return None
+    last = rows[limit - 1]
+    return encode_cursor(kind, [last["created_at"].isoformat(), str(last["id"])])

@@ -7,6 +7,7 @@ from datetime import datetime
 import asyncpg
 
 from common.db import DbConnection, fetch_all, fetch_one, fetch_optional
+from control_plane.marketplace.pagination import NEWEST_FIRST_AFTER
 
 
 async def agent_summary(connection: DbConnection, agent_id: str) -> asyncpg.Record | None:
@@ -63,26 +64,16 @@ async def approved_reviews(
     connection: DbConnection, agent_id: str, *, limit: int, after: tuple[datetime, str] | None
 ) -> list[asyncpg.Record]:
     """Newest first (index reviews_agent_approved_idx), up to `limit + 1` rows."""
-    if after is None:
-        return await fetch_all(
-            connection,
-            """SELECT id, rating, content, created_at FROM reviews
-               WHERE agent_id = $1 AND status = 'approved'
-               ORDER BY created_at DESC, id LIMIT $2""",
-            agent_id,
-            limit + 1,
-        )
-    rows = await connection.fetch(
-        """SELECT id, rating, content, created_at FROM reviews
-           WHERE agent_id = $1 AND status = 'approved'
-             AND (created_at < $3 OR (created_at = $3 AND id > $4::uuid))
-           ORDER BY created_at DESC, id LIMIT $2""",
+    clause = "" if after is None else NEWEST_FIRST_AFTER
+    return await fetch_all(
+        connection,
+        f"""SELECT id, rating, content, created_at FROM reviews
+            WHERE agent_id = $1 AND status = 'approved' {clause}
+            ORDER BY created_at DESC, id LIMIT $2""",  # noqa: S608 - constant clauses
         agent_id,
         limit + 1,
-        after[0],
-        after[1],
+        *(after or ()),
     )
-    return rows
 
 
 # Moderation. Lock order, always: the agent row, then the review row. Every moderation of

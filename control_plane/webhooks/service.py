@@ -11,11 +11,9 @@ import asyncpg
 from common.errors import ApiError, ErrorCode
 from control_plane.auth.principal import Principal
 from control_plane.marketplace.pagination import (
-    decode_cursor,
-    encode_cursor,
     is_uuid,
-    parse_datetime,
-    parse_uuid,
+    newest_first_after,
+    newest_first_cursor,
 )
 from control_plane.rows import from_row
 from control_plane.state import ControlPlaneState
@@ -47,13 +45,7 @@ def _not_found() -> ApiError:
 
 
 def _out(row: asyncpg.Record) -> WebhookOut:
-    return WebhookOut(
-        id=str(row["id"]), url=row["url"], events=list(row["events"]),
-        description=row["description"], quota_low_threshold=row["quota_low_threshold"],
-        active=row["active"], disabled_reason=row["disabled_reason"],
-        disabled_at=row["disabled_at"], consecutive_failures=row["consecutive_failures"],
-        created_at=row["created_at"],
-    )  # fmt: skip
+    return from_row(WebhookOut, row, events=list(row["events"]))
 
 
 async def create(
@@ -104,11 +96,7 @@ async def create(
             settings.quota_low_units if threshold is None else threshold,
         )
     assert row is not None
-    return CreatedWebhook(
-        id=str(row["id"]), url=row["url"], events=list(row["events"]),
-        description=row["description"], quota_low_threshold=row["quota_low_threshold"],
-        active=row["active"], created_at=row["created_at"], secret=secret,
-    )  # fmt: skip
+    return from_row(CreatedWebhook, row, events=list(row["events"]), secret=secret)
 
 
 async def list_webhooks(state: ControlPlaneState, principal: Principal) -> WebhookList:
@@ -176,14 +164,8 @@ async def deliveries(
     state: ControlPlaneState, principal: Principal, webhook_id: str, query: DeliveryQuery
 ) -> DeliveryPage:
     await _owned(state, principal, webhook_id)
-    params: list[Any] = [webhook_id, query.limit + 1]
-    after = ""
-    if query.cursor is not None:
-        created_at, delivery_id = decode_cursor(
-            query.cursor, "deliveries", (parse_datetime, parse_uuid)
-        )
-        params += [created_at, delivery_id]
-        after = "AND (created_at < $3 OR (created_at = $3 AND id > $4::uuid))"
+    after, after_params = newest_first_after(query.cursor, "deliveries")
+    params: list[Any] = [webhook_id, query.limit + 1, *after_params]
     rows = await state.db.fetch(
         f"""SELECT id, event_id, event_type, status, attempts, last_status_code, last_error,
                    last_latency_ms, created_at, last_attempt_at, delivered_at,
@@ -211,8 +193,4 @@ async def deliveries(
             )
         )
     items = [from_row(DeliveryOut, row, attempt_log=log.get(str(row["id"]), [])) for row in page]
-    next_cursor = None
-    if len(rows) > query.limit:
-        last = page[-1]
-        next_cursor = encode_cursor("deliveries", [last["created_at"].isoformat(), str(last["id"])])
-    return DeliveryPage(items, next_cursor)
+    return DeliveryPage(items, newest_first_cursor("deliveries", rows, query.limit))
