@@ -61,8 +61,8 @@ def _jwt_secret(name: str, raw: str) -> str:
 
 
 @dataclass(frozen=True, slots=True)
-class ApiSettings(EnvSettings):
-    """The control plane's HTTP API: storage, request limits, tokens, keys and API rules."""
+class _ProcessSettings(EnvSettings):
+    """What the API and the worker both run on: storage and the domains' own settings."""
 
     storage: StorageSettings
     payments: PaymentSettings
@@ -70,6 +70,12 @@ class ApiSettings(EnvSettings):
     knowledge: KnowledgeBaseSettings
     earnings: EarningsSettings
     webhooks: WebhookSettings
+
+
+@dataclass(frozen=True, slots=True)
+class ApiSettings(_ProcessSettings):
+    """The control plane's HTTP API: storage, request limits, tokens, keys and API rules."""
+
     operations: OperationsSettings
     log_level: str = env("LOG_LEVEL", "INFO")
     max_body_bytes: int = env("CONTROL_MAX_BODY_BYTES", 10_485_760, minimum=1024)
@@ -107,16 +113,10 @@ class ApiSettings(EnvSettings):
 
 
 @dataclass(frozen=True, slots=True)
-class WorkerSettings(EnvSettings):
+class WorkerSettings(_ProcessSettings):
     """The worker: storage, its periodic jobs and usage ingestion."""
 
-    storage: StorageSettings
     usage: UsageIngestSettings
-    payments: PaymentSettings
-    dashboard: DashboardSettings
-    knowledge: KnowledgeBaseSettings
-    earnings: EarningsSettings
-    webhooks: WebhookSettings
     log_level: str = env("LOG_LEVEL", "INFO")
     partition_months_ahead: int = env("CALL_LOG_PARTITION_MONTHS_AHEAD", 2, minimum=1)
     worker_maintenance_interval_s: int = env("WORKER_MAINTENANCE_INTERVAL_S", 3600, minimum=1)

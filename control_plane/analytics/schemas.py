@@ -19,6 +19,8 @@ class AnalyticsQuery(msgspec.Struct, forbid_unknown_fields=True):
 
 
 class Metrics(msgspec.Struct):
+    """The numbers of a set of calls: the range's, one bucket's or one agent's."""
+
     calls: int
     billable_calls: int
     errors: int  # upstream errors, timeouts and answers withheld by the leak guard
@@ -28,27 +30,13 @@ class Metrics(msgspec.Struct):
     latency_p95_ms: int | None
 
 
-class BucketMetrics(msgspec.Struct):
+class BucketMetrics(Metrics, kw_only=True):
     start: datetime
-    calls: int
-    billable_calls: int
-    errors: int
-    revenue: str
-    unique_developers: int
-    latency_p50_ms: int | None
-    latency_p95_ms: int | None
 
 
-class AgentMetrics(msgspec.Struct):
+class AgentMetrics(Metrics, kw_only=True):
     agent_id: str
     agent_name: str
-    calls: int
-    billable_calls: int
-    errors: int
-    revenue: str
-    unique_developers: int
-    latency_p50_ms: int | None
-    latency_p95_ms: int | None
     series: list[BucketMetrics]  # the agent's non-empty buckets
 
 

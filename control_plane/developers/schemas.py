@@ -81,6 +81,8 @@ class CreatedApiKey(msgspec.Struct):
 
 
 class UsageTotals(msgspec.Struct):
+    """Counts of calls; per agent, day and key too (those add what they are of)."""
+
     calls: int
     billable_calls: int
     successful_calls: int
@@ -91,44 +93,20 @@ class UsageTotals(msgspec.Struct):
     output_tokens: int
 
 
-class AgentUsage(msgspec.Struct):
+class AgentUsage(UsageTotals, kw_only=True):
     agent_id: str
     agent_name: str | None
-    calls: int
-    billable_calls: int
-    successful_calls: int
-    failed_calls: int
-    units: int
-    cost_usd: str
-    input_tokens: int
-    output_tokens: int
 
 
-class DayUsage(msgspec.Struct):
+class DayUsage(UsageTotals, kw_only=True):
     date: date  # UTC day
-    calls: int
-    billable_calls: int
-    successful_calls: int
-    failed_calls: int
-    units: int
-    cost_usd: str
-    input_tokens: int
-    output_tokens: int
 
 
-class KeyUsage(msgspec.Struct):
+class KeyUsage(UsageTotals, kw_only=True):
     key_id: str
     key_name: str | None
     key_prefix: str | None
     scope: str | None  # "playground" for the dashboard playground's keys
-    calls: int
-    billable_calls: int
-    successful_calls: int
-    failed_calls: int
-    units: int
-    cost_usd: str
-    input_tokens: int
-    output_tokens: int
 
 
 class UsageReport(msgspec.Struct):

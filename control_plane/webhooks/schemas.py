@@ -20,27 +20,23 @@ class CreateWebhook(msgspec.Struct, forbid_unknown_fields=True):
     quota_low_threshold: Annotated[int, msgspec.Meta(ge=0, le=10**12)] | None = None
 
 
-class WebhookOut(msgspec.Struct):
+class _Webhook(msgspec.Struct):
     id: str
     url: str
     events: list[str]
     description: str | None
     quota_low_threshold: int
     active: bool
+    created_at: datetime
+
+
+class WebhookOut(_Webhook, kw_only=True):
     disabled_reason: str | None
     disabled_at: datetime | None
     consecutive_failures: int
-    created_at: datetime
 
 
-class CreatedWebhook(msgspec.Struct):
-    id: str
-    url: str
-    events: list[str]
-    description: str | None
-    quota_low_threshold: int
-    active: bool
-    created_at: datetime
+class CreatedWebhook(_Webhook, kw_only=True):
     secret: str  # `whsec_...`, shown this once: verify `AgentLink-Signature` with it
     warning: str = "Store this secret now: it cannot be shown again."
 
