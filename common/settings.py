@@ -11,7 +11,7 @@ Each app's settings are frozen dataclasses whose fields say which variable they 
 or empty variable takes the default (no default: it is required), the value is parsed as the
 field's type (str, int, float, bool, Decimal, tuple of str, a Literal), bounds and choices are
 checked, and a field that is itself a settings dataclass is read whole. A field whose value
-depends on others is given by the class's own `from_env`. A missing or malformed variable
+depends on others is given by the class's `derived`. A missing or malformed variable
 fails at start-up with the variable's name, never with its value (values may be secrets).
 """
 
@@ -85,7 +85,13 @@ class EnvSettings:
 
     @classmethod
     def from_env(cls, env: Environ | None = None) -> Self:
-        return read_settings(cls, env)
+        source = os.environ if env is None else env
+        return read_settings(cls, source, **cls.derived(source))
+
+    @classmethod
+    def derived(cls, env: Environ) -> dict[str, Any]:
+        """The fields whose value depends on more than their own variable."""
+        return {}
 
 
 def read_settings(cls: type[S], env: Environ | None = None, **given: Any) -> S:

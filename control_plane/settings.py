@@ -19,7 +19,6 @@ from common.settings import (
     SettingsError,
     StorageSettings,
     env,
-    read_settings,
 )
 from control_plane.dashboard.settings import DashboardSettings
 from control_plane.earnings.settings import EarningsSettings
@@ -104,7 +103,7 @@ class ApiSettings(_ProcessSettings):
     def from_env(cls, env: Environ | None = None, *, api: bool = True) -> Self:
         """`api` is accepted for callers of the former `ControlPlaneSettings.from_env(env,
         api=True)`; it changes nothing."""
-        return read_settings(cls, env)
+        return super(ApiSettings, cls).from_env(env)
 
     @property
     def api(self) -> ApiSettings:

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Self
+from typing import Any
 
 from common.knowledge.settings import RetrievalSettings
 from common.settings import (
@@ -16,7 +15,6 @@ from common.settings import (
     env,
     env_str,
     free_trial_calls,
-    read_settings,
 )
 
 
@@ -58,9 +56,8 @@ class GatewaySettings(EnvSettings):
     breaker_half_open_calls: int = env("BREAKER_HALF_OPEN_CALLS", 5, minimum=1)
 
     @classmethod
-    def from_env(cls, env: Environ | None = None) -> Self:
-        source = os.environ if env is None else env
-        return read_settings(cls, source, providers=_providers(source))
+    def derived(cls, env: Environ) -> dict[str, Any]:
+        return {"providers": _providers(env)}
 
 
 def _providers(env: Environ) -> tuple[ProviderEndpoint, ...]:

@@ -14,9 +14,8 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
-from typing import Literal, Self
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from common.settings import (
@@ -26,7 +25,6 @@ from common.settings import (
     env,
     env_str,
     free_trial_calls,
-    read_settings,
 )
 
 CookieSecurity = Literal["auto", "always", "never"]
@@ -56,8 +54,7 @@ class DashboardSettings(EnvSettings):
     rate_limit_paid: int = env("RATE_LIMIT_PAID_PER_MIN", 1000, minimum=1)
 
     @classmethod
-    def from_env(cls, env: Environ | None = None) -> Self:
-        env = os.environ if env is None else env
+    def derived(cls, env: Environ) -> dict[str, Any]:
         public = _base_url(_PUBLIC_URL, env_str(env, _PUBLIC_URL, "http://127.0.0.1:8080"))
         gateway = _base_url("DASHBOARD_GATEWAY_URL", env_str(env, "DASHBOARD_GATEWAY_URL", public))
-        return read_settings(cls, env, gateway_public_url=public, gateway_url=gateway)
+        return {"gateway_public_url": public, "gateway_url": gateway}

@@ -7,11 +7,10 @@ and `COINBASE_API_BASE` point at the real APIs by default and at `fake_payments`
 
 from __future__ import annotations
 
-import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
-from typing import Self
+from typing import Any
 
 from common.settings import (
     Environ,
@@ -21,7 +20,6 @@ from common.settings import (
     env_int,
     env_list,
     env_str,
-    read_settings,
 )
 
 DEFAULT_PACKAGES = "starter:Starter:1000:10,pro:Pro:10000:80,enterprise:Enterprise:100000:500"
@@ -66,16 +64,16 @@ def parse_packages(raw: str) -> tuple[QuotaPackage, ...]:
 
 @dataclass(frozen=True, slots=True)
 class StripeSettings:
-    secret_key: str
-    webhook_secrets: tuple[str, ...]
+    secret_key: str = field(repr=False)
+    webhook_secrets: tuple[str, ...] = field(repr=False)
     api_base: str
     tolerance_s: int
 
 
 @dataclass(frozen=True, slots=True)
 class CoinbaseSettings:
-    api_key: str
-    webhook_secrets: tuple[str, ...]
+    api_key: str = field(repr=False)
+    webhook_secrets: tuple[str, ...] = field(repr=False)
     api_base: str
 
 
@@ -111,9 +109,8 @@ class PaymentSettings(EnvSettings):
         return next((package for package in self.packages if package.id == package_id), None)
 
     @classmethod
-    def from_env(cls, env: Environ | None = None) -> Self:
-        source = os.environ if env is None else env
-        return read_settings(cls, source, stripe=_stripe(source), coinbase=_coinbase(source))
+    def derived(cls, env: Environ) -> dict[str, Any]:
+        return {"stripe": _stripe(env), "coinbase": _coinbase(env)}
 
 
 def _stripe(env: Environ) -> StripeSettings | None:

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
-from typing import Self
+from typing import Any
 
-from common.settings import Environ, EnvSettings, env, env_int, read_settings
+from common.settings import Environ, EnvSettings, env, env_int
 
 _MOST_RETRIES = 9  # a larger WEBHOOK_MAX_RETRIES is taken as this
 
@@ -44,7 +43,6 @@ class WebhookSettings(EnvSettings):
     encryption_active_key_id: str = env("AGENTLINK_ENCRYPTION_ACTIVE_KEY_ID", "", secret=True)
 
     @classmethod
-    def from_env(cls, env: Environ | None = None) -> Self:
-        source = os.environ if env is None else env
-        retries = env_int(source, "WEBHOOK_MAX_RETRIES", 3, minimum=0)
-        return read_settings(cls, source, max_retries=min(retries, _MOST_RETRIES))
+    def derived(cls, env: Environ) -> dict[str, Any]:
+        retries = env_int(env, "WEBHOOK_MAX_RETRIES", 3, minimum=0)
+        return {"max_retries": min(retries, _MOST_RETRIES)}
