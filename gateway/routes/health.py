@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
-from common.metrics import render_metrics
+from common.health import healthz, metrics_page, readiness
 from gateway.state import GatewayState
+
+__all__ = ["healthz", "metrics", "readyz"]
 
 
 def _state(request: Request) -> GatewayState:
@@ -14,27 +16,17 @@ def _state(request: Request) -> GatewayState:
     return state
 
 
-async def healthz(request: Request) -> Response:
-    """The process is alive and serving; says nothing about dependencies."""
-    return JSONResponse({"status": "ok"})
-
-
 async def readyz(request: Request) -> Response:
     """Ready for traffic: Redis answers and holds our Lua scripts."""
     state = _state(request)
-    checks: dict[str, str] = {}
-    try:
+
+    async def redis() -> None:
         await state.redis.ping()
         if not await state.scripts.all_loaded():
             await state.scripts.preload()
-        checks["redis"] = "ok"
-    except Exception:
-        checks["redis"] = "unavailable"
-    ready = all(value == "ok" for value in checks.values())
-    return JSONResponse({"status": "ready" if ready else "not ready", "checks": checks},
-                        status_code=200 if ready else 503)  # fmt: skip
+
+    return await readiness({"redis": redis})
 
 
 async def metrics(request: Request) -> Response:
-    body, content_type = render_metrics(_state(request).metrics.registry)
-    return Response(body, media_type=content_type)
+    return metrics_page(_state(request).metrics.registry)
