@@ -13,9 +13,9 @@ for the user's part; agent records live under their own tag `{aID}`.
 | `quota:{sS}:<user_id>` | string | live quota units remaining | cold load (load_quota.lua), admission, commit, payments (adjust_quota.lua) | none |
 | `qadj:{sS}:<user_id>` | hash | `_seq` (the `quotas.adjust_seq` the balance was loaded at), quota adjustment id → units applied | load_quota.lua, adjust_quota.lua (control plane payments) | none |
 | `trial:{sS}:<user_id>` | hash | agent_id → trial calls used (0..FREE_TRIAL_CALLS) | cold load (HSETNX), admission, commit | none |
-| `rl:{sS}:<user_id>` | zset | admitted request ids scored by admission time (ms) | admission | 60 s |
-| `resv:{sS}` | hash | request_id → reservation (prelude.lua's `encode_reservation`) | admission, commit, reaper | none |
-| `resvq:{sS}` | zset | request_id scored by reservation deadline (ms) | admission, commit, reaper | none |
+| `rl:{sS}:<user_id>` | zset | admitted call ids scored by admission time (ms) | admission | 60 s |
+| `resv:{sS}` | hash | call_id (the gateway's id of one call) → reservation (prelude.lua's `encode_reservation`; it keeps the client's request id) | admission, commit, reaper | none |
+| `resvq:{sS}` | zset | call_id scored by reservation deadline (ms) | admission, commit, reaper | none |
 | `usage:{sS}` | stream | usage events (see `common/usage_events.py`) | commit, reaper | entries deleted by the worker once written to Postgres |
 | `usage:dead` | stream | usage entries the worker could not parse or store, with the reason | worker | capped by `USAGE_DEAD_LETTER_MAXLEN` |
 | `login:acct:<sha>`, `login:ip:<ip>` | string | failed-login counters (control plane) | control plane | the throttle window |
