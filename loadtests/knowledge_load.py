@@ -23,9 +23,7 @@ import argparse
 import asyncio
 import os
 import random
-import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -34,11 +32,10 @@ import httpx
 from common.db import create_pool
 from common.domain import KnowledgeSettings
 from common.migrations import migrate_url
-from devstack import servers
 from devstack.servers import free_port
 from loadtests.knowledge_corpus import documents
 from loadtests.retrieval_benchmark import fill, percentile
-from loadtests.run import KEY_SPEC, start, stop, tree_cpu
+from loadtests.run import KEY_SPEC, Scratch, scratch_servers, start, tree_cpu
 from tests.factories import make_agent, make_developer, make_key
 
 WORDS = sorted({w.strip(".,:?").lower() for d in documents() for w in d.text.split()})
@@ -142,39 +139,33 @@ def main() -> None:
     parser.add_argument("--plain-clients", type=int, default=4)
     args = parser.parse_args()
     sizes = [int(size) for size in args.chunks.split(",")]
-    root = Path(tempfile.mkdtemp(prefix="agentlink-knowledge-load-"))
-    root.chmod(0o755)
-    postgres = servers.PostgresServer(root / "postgres", free_port(), durable=False)
-    valkey = servers.ValkeyServer(root / "valkey", free_port(), durable=False)
-    started = []
-    try:
-        database_url, redis_url = postgres.start(), valkey.start()
-        key, plain_id, agents = asyncio.run(seed(database_url, sizes))
-        mock_port, gateway_port = free_port(), free_port()
-        started.append(start([sys.executable, "-m", "mock_provider", "--port", str(mock_port)],
-                             root / "mock.log", mock_port, dict(os.environ)))  # fmt: skip
-        env = {**os.environ, "DATABASE_URL": database_url, "REDIS_URL": redis_url,
-               "AGENTLINK_ENCRYPTION_KEYS": KEY_SPEC, "AGENTLINK_ENCRYPTION_ACTIVE_KEY_ID": "t1",
-               "OPENAI_BASE_URL": f"http://127.0.0.1:{mock_port}/v1", "OPENAI_API_KEY": "mock",
-               "GATEWAY_ACCESS_LOG": "false", "LOG_LEVEL": "WARNING",
-               "RATE_LIMIT_PAID_PER_MIN": "100000000", "EMBEDDING_THREADS": "1",
-               "OPENBLAS_NUM_THREADS": "1"}  # fmt: skip
-        env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-        gateway = start([sys.executable, "-m", "uvicorn", "--factory", "gateway.app:create_app",
-                         "--host", "127.0.0.1", "--port", str(gateway_port), "--loop", "uvloop",
-                         "--http", "httptools", "--no-access-log", "--log-level", "warning"],
-                        root / "gateway.log", gateway_port, env)  # fmt: skip
-        started.append(gateway)
-        print(f"load average before: {os.getloadavg()[0]:.2f}", flush=True)
-        asyncio.run(measure(base=f"http://127.0.0.1:{gateway_port}", key=key, plain_id=plain_id,
-                            agents=agents, pid=gateway.pid, seconds=args.duration,
-                            plain_clients=args.plain_clients))  # fmt: skip
-    finally:
-        for process in reversed(started):
-            stop(process)
-        valkey.stop()
-        postgres.stop()
-        shutil.rmtree(root, ignore_errors=True)
+    with scratch_servers("agentlink-knowledge-load-") as scratch:
+        run_load(args, sizes, scratch)
+
+
+def run_load(args: argparse.Namespace, sizes: list[int], scratch: Scratch) -> None:
+    root, started = scratch.root, scratch.started
+    database_url, redis_url = scratch.postgres.start(), scratch.valkey.start()
+    key, plain_id, agents = asyncio.run(seed(database_url, sizes))
+    mock_port, gateway_port = free_port(), free_port()
+    started.append(start([sys.executable, "-m", "mock_provider", "--port", str(mock_port)],
+                         root / "mock.log", mock_port, dict(os.environ)))  # fmt: skip
+    env = {**os.environ, "DATABASE_URL": database_url, "REDIS_URL": redis_url,
+           "AGENTLINK_ENCRYPTION_KEYS": KEY_SPEC, "AGENTLINK_ENCRYPTION_ACTIVE_KEY_ID": "t1",
+           "OPENAI_BASE_URL": f"http://127.0.0.1:{mock_port}/v1", "OPENAI_API_KEY": "mock",
+           "GATEWAY_ACCESS_LOG": "false", "LOG_LEVEL": "WARNING",
+           "RATE_LIMIT_PAID_PER_MIN": "100000000", "EMBEDDING_THREADS": "1",
+           "OPENBLAS_NUM_THREADS": "1"}  # fmt: skip
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    gateway = start([sys.executable, "-m", "uvicorn", "--factory", "gateway.app:create_app",
+                     "--host", "127.0.0.1", "--port", str(gateway_port), "--loop", "uvloop",
+                     "--http", "httptools", "--no-access-log", "--log-level", "warning"],
+                    root / "gateway.log", gateway_port, env)  # fmt: skip
+    started.append(gateway)
+    print(f"load average before: {os.getloadavg()[0]:.2f}", flush=True)
+    asyncio.run(measure(base=f"http://127.0.0.1:{gateway_port}", key=key, plain_id=plain_id,
+                        agents=agents, pid=gateway.pid, seconds=args.duration,
+                        plain_clients=args.plain_clients))  # fmt: skip
 
 
 if __name__ == "__main__":

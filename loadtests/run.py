@@ -28,7 +28,8 @@ import signal
 import subprocess
 import sys
 import tempfile
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 
@@ -199,6 +200,36 @@ def start(argv: list[str], log: Path, port: int, env: dict[str, str]) -> subproc
     process = servers.spawn(argv, log, run_as=None, death_signal=signal.SIGTERM, env=env)
     servers.wait_for_port(port, process, 30, log)
     return process
+
+
+@dataclass
+class Scratch:
+    """A throwaway folder with a Postgres and a Valkey of their own (not started yet), and
+    the processes started against them, stopped last first."""
+
+    root: Path
+    postgres: servers.PostgresServer
+    valkey: servers.ValkeyServer
+    started: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+
+@contextlib.contextmanager
+def scratch_servers(prefix: str) -> Iterator[Scratch]:
+    root = Path(tempfile.mkdtemp(prefix=prefix))
+    root.chmod(0o755)  # as root, postgres runs as `nobody` and must reach its data folder
+    scratch = Scratch(
+        root,
+        servers.PostgresServer(root / "postgres", free_port(), durable=False),
+        servers.ValkeyServer(root / "valkey", free_port(), durable=False),
+    )
+    try:
+        yield scratch
+    finally:
+        for process in reversed(scratch.started):
+            stop(process)
+        scratch.valkey.stop()
+        scratch.postgres.stop()
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:
@@ -439,15 +470,17 @@ def main() -> None:
         if os.geteuid() != 0:
             raise SystemExit("wrk is missing: install it (Debian: sudo apt-get install -y wrk)")
         subprocess.run(["apt-get", "install", "-y", "-q", "wrk"], check=True)
-    root = Path(tempfile.mkdtemp(prefix="agentlink-load-"))
-    root.chmod(0o755)  # as root, postgres runs as `nobody` and must reach its data folder
-    postgres = servers.PostgresServer(root / "postgres", free_port(), durable=False)
-    valkey = servers.ValkeyServer(root / "valkey", free_port(), durable=False)
-    started: list[subprocess.Popen[bytes]] = []
+    with scratch_servers("agentlink-load-") as scratch:
+        run_load(args, scratch)
+
+
+def run_load(args: argparse.Namespace, scratch: Scratch) -> None:
+    root, valkey = scratch.root, scratch.valkey
     try:
-        database_url, redis_url = postgres.start(), valkey.start()
+        database_url, redis_url = scratch.postgres.start(), valkey.start()
         assert valkey.process is not None
         targets, started = start_apps(args, root, database_url, redis_url, valkey.process.pid)
+        scratch.started.extend(started)
         for target in targets:
             preflight(target)
         gateway = targets[2]
@@ -460,12 +493,6 @@ def main() -> None:
                 tail = (root / log).read_text().splitlines()[-15:]
                 print(f"--- last lines of {log}:", *tail, sep="\n", file=sys.stderr)
         raise
-    finally:
-        for process in reversed(started):
-            stop(process)
-        valkey.stop()
-        postgres.stop()
-        shutil.rmtree(root, ignore_errors=True)
 
 
 if __name__ == "__main__":
