@@ -44,15 +44,24 @@ def _back(ctx: PageContext, default: str) -> str:
     return target if target.startswith("/admin") and not target.startswith("//") else default
 
 
+def _listing_query(ctx: PageContext, filters: dict[str, str], kind: type[Any]) -> Any:
+    """A page of 25 of an admin listing, filtered as the form says."""
+    return convert({**blank_to_none(filters), "page": _page_number(ctx), "page_size": 25}, kind)
+
+
+def _status_update(ctx: PageContext, kind: type[Any]) -> Any:
+    """The status form's new status and optional reason, as `kind`."""
+    reason = ctx.form["reason"].strip()
+    return convert(blank_to_none({"status": ctx.form["status"], "reason": reason}), kind)
+
+
 async def stats(ctx: PageContext) -> Response:
     return ctx.render("admin/stats.html", stats=await service.dashboard_stats(ctx.state))
 
 
 async def users(ctx: PageContext) -> Response:
     filters = _filters(ctx, ("q", "user_type", "status"))
-    query: AdminUserQuery = convert(
-        {**blank_to_none(filters), "page": _page_number(ctx), "page_size": 25}, AdminUserQuery
-    )
+    query: AdminUserQuery = _listing_query(ctx, filters, AdminUserQuery)
     listing = await service.list_users(ctx.state, query)
     return ctx.render("admin/users.html", listing=listing, filters=filters,
                       can_manage=ctx.user.can(Permission.MANAGE_USERS))  # fmt: skip
@@ -65,10 +74,7 @@ async def user_detail(ctx: PageContext) -> Response:
 
 
 async def set_user_status(ctx: PageContext) -> Response:
-    body: UserStatusUpdate = convert(
-        blank_to_none({"status": ctx.form["status"], "reason": ctx.form["reason"].strip()}),
-        UserStatusUpdate,
-    )
+    body: UserStatusUpdate = _status_update(ctx, UserStatusUpdate)
     user = await service.set_user_status(
         ctx.state, ctx.user, ctx.path["user_id"], body, ctx.client_ip
     )
@@ -78,19 +84,14 @@ async def set_user_status(ctx: PageContext) -> Response:
 
 async def agent_list(ctx: PageContext) -> Response:
     filters = _filters(ctx, ("q", "status"))
-    query: AdminAgentQuery = convert(
-        {**blank_to_none(filters), "page": _page_number(ctx), "page_size": 25}, AdminAgentQuery
-    )
+    query: AdminAgentQuery = _listing_query(ctx, filters, AdminAgentQuery)
     listing = await service.list_agents(ctx.state, query)
     return ctx.render("admin/agents.html", listing=listing, filters=filters,
                       can_manage=ctx.user.can(Permission.MANAGE_AGENTS))  # fmt: skip
 
 
 async def set_agent_status(ctx: PageContext) -> Response:
-    body: AgentStatusUpdate = convert(
-        blank_to_none({"status": ctx.form["status"], "reason": ctx.form["reason"].strip()}),
-        AgentStatusUpdate,
-    )
+    body: AgentStatusUpdate = _status_update(ctx, AgentStatusUpdate)
     agent = await service.set_agent_status(
         ctx.state, ctx.user, ctx.path["agent_id"], body, ctx.client_ip
     )
