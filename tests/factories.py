@@ -123,10 +123,8 @@ async def make_agent(
             connection, agent_id=agent_id, creator_id=creator_id, envelope=envelope,
             key_id=keyring.active_key_id, price=price, **columns,
         )  # fmt: skip
-        await agents.insert_version(
-            connection, agent_id=agent_id, version=1, envelope=envelope,
-            key_id=keyring.active_key_id, price=price, **columns,
-        )  # fmt: skip
+        first = agents.Version(1, envelope, keyring.active_key_id, price, **columns)
+        await agents.insert_version(connection, agent_id, first)
         if status != "draft":
             await agents.set_status(connection, agent_id, status)
     return Agent(agent_id, creator_id, config, price)

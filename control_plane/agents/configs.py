@@ -6,10 +6,12 @@ written for; the plaintext exists only in this process's memory for one request.
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from dataclasses import replace
 from typing import Any, cast
 
+import msgspec
 from msgspec import UNSET
 
 from common.domain import AgentConfig, KnowledgeSettings, ModelTarget
@@ -22,55 +24,6 @@ from control_plane.agents.schemas import (
 from control_plane.agents.schemas import ModelTarget as ModelTargetBody
 from control_plane.state import ControlPlaneState
 
-
-def from_body(body: AgentConfigBody) -> AgentConfig:
-    knowledge = body.knowledge
-    return AgentConfig(
-        system_prompt=body.system_prompt,
-        provider=body.provider,
-        model=body.model,
-        temperature=body.temperature,
-        max_tokens=body.max_tokens,
-        top_p=body.top_p,
-        knowledge=KnowledgeSettings(
-            enabled=knowledge.enabled,
-            file_ids=tuple(str(uuid.UUID(file_id)) for file_id in knowledge.file_ids),
-            chunk_size=knowledge.chunk_size,
-            chunk_overlap=knowledge.chunk_overlap,
-            top_k=knowledge.top_k,
-            leak_guard=knowledge.leak_guard,
-        ),
-        fallbacks=tuple(ModelTarget(item.provider, item.model) for item in body.fallbacks),
-        leak_guard=body.leak_guard,
-    )
-
-
-def to_body(config: AgentConfig) -> AgentConfigBody:
-    knowledge = config.knowledge
-    # Provider names were validated on the way in; stored configs only hold valid ones.
-    return AgentConfigBody(
-        system_prompt=config.system_prompt,
-        provider=cast(Provider, config.provider),
-        model=config.model,
-        temperature=config.temperature,
-        max_tokens=config.max_tokens,
-        top_p=config.top_p,
-        knowledge=Knowledge(
-            enabled=knowledge.enabled,
-            file_ids=list(knowledge.file_ids),
-            chunk_size=knowledge.chunk_size,
-            chunk_overlap=knowledge.chunk_overlap,
-            top_k=knowledge.top_k,
-            leak_guard=knowledge.leak_guard,
-        ),
-        fallbacks=[
-            ModelTargetBody(cast(Provider, target.provider), target.model)
-            for target in config.fallbacks
-        ],
-        leak_guard=config.leak_guard,
-    )
-
-
 _PLAIN_CONFIG_FIELDS = (
     "system_prompt",
     "provider",
@@ -80,6 +33,29 @@ _PLAIN_CONFIG_FIELDS = (
     "top_p",
     "leak_guard",
 )
+
+
+def from_body(body: AgentConfigBody) -> AgentConfig:
+    file_ids = tuple(str(uuid.UUID(file_id)) for file_id in body.knowledge.file_ids)
+    knowledge = msgspec.structs.asdict(body.knowledge) | {"file_ids": file_ids}
+    return AgentConfig(
+        **{name: getattr(body, name) for name in _PLAIN_CONFIG_FIELDS},
+        knowledge=KnowledgeSettings(**knowledge),
+        fallbacks=tuple(ModelTarget(item.provider, item.model) for item in body.fallbacks),
+    )
+
+
+def to_body(config: AgentConfig) -> AgentConfigBody:
+    knowledge = dataclasses.asdict(config.knowledge) | {"file_ids": list(config.knowledge.file_ids)}
+    # Provider names were validated on the way in; stored configs only hold valid ones.
+    return AgentConfigBody(
+        **{name: getattr(config, name) for name in _PLAIN_CONFIG_FIELDS},
+        knowledge=Knowledge(**knowledge),
+        fallbacks=[
+            ModelTargetBody(cast(Provider, target.provider), target.model)
+            for target in config.fallbacks
+        ],
+    )
 
 
 def apply_patch(config: AgentConfig, patch: AgentConfigPatch) -> AgentConfig:

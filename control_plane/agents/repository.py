@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from decimal import Decimal
 
 import asyncpg
@@ -45,30 +46,31 @@ async def insert_agent(
     )
 
 
-async def insert_version(
-    connection: DbConnection,
-    *,
-    agent_id: str,
-    version: int,
-    envelope: bytes,
-    key_id: str,
-    price: Decimal,
-    name: str,
-    description: str | None,
-    category: str | None,
-) -> None:
+@dataclass(frozen=True, slots=True)
+class Version:
+    """One agent version as stored: its number, sealed config and listing."""
+
+    number: int
+    envelope: bytes
+    key_id: str
+    price: Decimal
+    name: str
+    description: str | None
+    category: str | None
+
+    def columns(self) -> tuple[object, ...]:
+        """In the order both version statements bind them ($2..$8)."""
+        return (self.number, self.envelope, self.key_id, self.price, self.name,
+                self.description, self.category)  # fmt: skip
+
+
+async def insert_version(connection: DbConnection, agent_id: str, version: Version) -> None:
     await connection.execute(
         """INSERT INTO agent_versions (agent_id, version, config_encrypted, config_key_id,
                                        price_per_call, name, description, category)
            VALUES ($1, $2, $3, $4, $5, $6, $7, $8)""",
         agent_id,
-        version,
-        envelope,
-        key_id,
-        price,
-        name,
-        description,
-        category,
+        *version.columns(),
     )
 
 
@@ -90,16 +92,7 @@ async def agent_for_update(connection: DbConnection, agent_id: str) -> asyncpg.R
 
 
 async def set_current_version(
-    connection: DbConnection,
-    agent_id: str,
-    *,
-    version: int,
-    envelope: bytes,
-    key_id: str,
-    price: Decimal,
-    name: str,
-    description: str | None,
-    category: str | None,
+    connection: DbConnection, agent_id: str, version: Version
 ) -> asyncpg.Record:
     return await fetch_one(
         connection,
@@ -109,13 +102,7 @@ async def set_current_version(
             WHERE id = $1
             RETURNING {_AGENT_COLUMNS}""",  # noqa: S608 - fixed column list
         agent_id,
-        version,
-        envelope,
-        key_id,
-        price,
-        name,
-        description,
-        category,
+        *version.columns(),
     )
 
 

@@ -94,10 +94,8 @@ async def create_agent(
             description=description, category=category, envelope=envelope, key_id=key_id,
             price=price,
         )  # fmt: skip
-        await repository.insert_version(
-            connection, agent_id=agent_id, version=1, envelope=envelope, key_id=key_id,
-            price=price, name=name, description=description, category=category,
-        )  # fmt: skip
+        first = repository.Version(1, envelope, key_id, price, name, description, category)
+        await repository.insert_version(connection, agent_id, first)
     return _agent_detail(row, config)
 
 
@@ -132,20 +130,16 @@ async def _new_version(
 ) -> asyncpg.Record:
     """Append version N+1 with `config` and make it current, then sync the gateway."""
     connection, agent_id = locked.connection, locked.agent_id
-    version = locked.row["version"] + 1
-    envelope = configs.encrypt(state, config, agent_id, version)
-    key_id = state.keyring.active_key_id
-    await repository.insert_version(
-        connection, agent_id=agent_id, version=version, envelope=envelope, key_id=key_id,
-        price=price, name=name, description=description, category=category,
-    )  # fmt: skip
-    row = await repository.set_current_version(
-        connection, agent_id, version=version, envelope=envelope, key_id=key_id, price=price,
-        name=name, description=description, category=category,
-    )  # fmt: skip
+    number = locked.row["version"] + 1
+    envelope = configs.encrypt(state, config, agent_id, number)
+    version = repository.Version(
+        number, envelope, state.keyring.active_key_id, price, name, description, category
+    )
+    await repository.insert_version(connection, agent_id, version)
+    row = await repository.set_current_version(connection, agent_id, version)
     await outbox.enqueue_for_agent(
         connection, agent_id, str(row["creator_id"]), events.AGENT_UPDATED,
-        _event_data(row), event_id=f"evt_agent_{agent_id}_v{version}",
+        _event_data(row), event_id=f"evt_agent_{agent_id}_v{number}",
     )  # fmt: skip
     await sync(state, locked, row)
     return row
