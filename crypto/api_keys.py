@@ -1,8 +1,16 @@
-"""Developer API keys: generation, shape check, hashing and shard routing.
+"""Developer API keys: generation, shape and checksum check, hashing and shard routing.
 
-A key is `ak_` followed by 32 base62 characters from the OS CSPRNG (about 190 bits). Only its
-SHA-256 hex digest is stored and looked up; a fast unsalted hash is right here because the key
-is random and long, unlike a password.
+A key is `ak_` followed by 32 base62 characters from the OS CSPRNG (about 190 bits) and 6 base62
+characters of CRC32(`ak_` + body), 41 characters in all. Only its SHA-256 hex digest is stored
+and looked up; a fast unsalted hash is right here because the key is random and long, unlike a
+password.
+
+The checksum lets the gateway refuse a mistyped or randomly forged key before any lookup, so a
+flood of distinct made-up keys reaches neither Redis nor Postgres (issue 9, item 8). A CRC is no
+secret: it stops floods and typos, not an attacker who computes it; such keys are still looked
+up once and then negatively cached, as before. Keys made before the checksum (`ak_` + 32,
+"legacy", flagged in `api_keys.legacy_format`) keep working: the gateway holds the set of their
+hashes in memory and refuses a legacy-shaped key outside it just as early (gateway/api_keys.py).
 
 Keys are generated so that SHA-256(key) mod `SHARD_COUNT` equals the owner's Redis shard: the
 gateway then routes a request from the key alone, before any lookup. The rejection sampling
@@ -16,11 +24,15 @@ import hmac
 import os
 import re
 import secrets
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 API_KEY_PREFIX = "ak_"
 API_KEY_BODY_LENGTH = 32
+API_KEY_CHECKSUM_LENGTH = 6  # 62**6 > 2**32: any CRC32 fits
+API_KEY_LENGTH = len(API_KEY_PREFIX) + API_KEY_BODY_LENGTH + API_KEY_CHECKSUM_LENGTH  # 41
+LEGACY_API_KEY_LENGTH = len(API_KEY_PREFIX) + API_KEY_BODY_LENGTH  # 35, before the checksum
 DISPLAY_PREFIX_LENGTH = 8  # the width of the DB column that keeps it
 SHARD_COUNT = 1024
 
@@ -34,7 +46,9 @@ _BIASED_BYTES = bytes(range(_UNBIASED_BYTE_LIMIT, 256))
 _RANDOM_BATCH_BYTES = 4096
 _API_KEY_PREFIX_BYTES = API_KEY_PREFIX.encode("ascii")
 # `[0-9]` and not `\d`, which would also accept non-ASCII digits.
-_API_KEY_PATTERN = re.compile(rf"{API_KEY_PREFIX}[0-9A-Za-z]{{{API_KEY_BODY_LENGTH}}}")
+_API_KEY_PATTERN = re.compile(
+    rf"{API_KEY_PREFIX}[0-9A-Za-z]{{{API_KEY_BODY_LENGTH}}}(?:[0-9A-Za-z]{{{API_KEY_CHECKSUM_LENGTH}}})?"
+)
 _KEY_HASH_PATTERN = re.compile(r"[0-9a-fA-F]{64}")
 
 
@@ -52,7 +66,8 @@ def generate_api_key(shard: int) -> GeneratedApiKey:
     """A fresh key whose hash falls in `shard`; `ValueError` if the shard is out of range."""
     _check_shard(shard)
     for body in _random_key_bodies():
-        candidate = _API_KEY_PREFIX_BYTES + body
+        unchecked = _API_KEY_PREFIX_BYTES + body
+        candidate = unchecked + _checksum(unchecked)
         digest = hashlib.sha256(candidate).digest()
         # The digest read as a big-endian integer, mod 1024: its last two bytes suffice.
         if int.from_bytes(digest[-2:], "big") % SHARD_COUNT == shard:
@@ -94,8 +109,21 @@ def shard_of_key(key: str) -> int:
 
 
 def is_well_formed_api_key(key: str) -> bool:
-    """Whether `key` is exactly `ak_` + 32 ASCII base62 characters. Never raises."""
-    return isinstance(key, str) and _API_KEY_PATTERN.fullmatch(key) is not None
+    """Whether `key` is `ak_` + 32 ASCII base62 characters and either its right checksum or,
+    for a legacy key, none. Never raises. A legacy-shaped key is well formed here; whether it
+    is one we issued is the gateway's legacy set's to say (`is_legacy_api_key`)."""
+    if not isinstance(key, str) or _API_KEY_PATTERN.fullmatch(key) is None:
+        return False
+    if len(key) == LEGACY_API_KEY_LENGTH:
+        return True
+    unchecked = key[:LEGACY_API_KEY_LENGTH].encode("ascii")
+    # Plain equality: the checksum is public, a timing difference tells nothing.
+    return _checksum(unchecked) == key[LEGACY_API_KEY_LENGTH:].encode("ascii")
+
+
+def is_legacy_api_key(key: str) -> bool:
+    """Whether a well-formed key has the pre-checksum shape (35 characters)."""
+    return len(key) == LEGACY_API_KEY_LENGTH
 
 
 def display_prefix(key: str) -> str:
@@ -110,6 +138,16 @@ def constant_time_equals(a: str, b: str) -> bool:
     return hmac.compare_digest(
         a.encode("utf-8", "surrogatepass"), b.encode("utf-8", "surrogatepass")
     )
+
+
+def _checksum(unchecked: bytes) -> bytes:
+    """CRC32 of `ak_` + body as 6 base62 characters, most significant first."""
+    value = zlib.crc32(unchecked)
+    digits = bytearray(API_KEY_CHECKSUM_LENGTH)
+    for position in range(API_KEY_CHECKSUM_LENGTH - 1, -1, -1):
+        value, digit = divmod(value, len(_BASE62_ALPHABET))
+        digits[position] = _BASE62_ALPHABET[digit]
+    return bytes(digits)
 
 
 def _check_shard(shard: int) -> None:

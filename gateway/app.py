@@ -23,6 +23,7 @@ from common.redis_store import LuaScripts, create_redis
 from crypto.envelope import KeyRing
 from gateway.admission import AdmissionLimits, Admitter
 from gateway.agent_configs import AgentConfigCache
+from gateway.api_keys import KeyGate
 from gateway.breaker import BreakerSettings, CircuitBreaker
 from gateway.hot_redis import HotRedis, HotScripts
 from gateway.knowledge import KnowledgeRetriever
@@ -85,6 +86,8 @@ def create_app(
         hot_redis = HotRedis(storage.redis_url, timeout_s=storage.redis_socket_timeout_s)
         metrics = GatewayMetrics(CollectorRegistry())
         records = RecordLoader(db, redis, scripts, settings.unit_price)
+        api_keys = KeyGate(db)
+        await api_keys.load_legacy_hashes()  # logged and retried later if Postgres is away
         limits = AdmissionLimits(
             free_per_window=settings.rate_limit_free,
             paid_per_window=settings.rate_limit_paid,
@@ -123,6 +126,7 @@ def create_app(
             db=db,
             scripts=scripts,
             metrics=metrics,
+            api_keys=api_keys,
             records=records,
             admitter=admitter,
             settler=Settler(admitter, metrics),

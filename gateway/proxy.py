@@ -34,7 +34,7 @@ from typing import Any
 from common.asgi import Receive, Scope, Send, read_body
 from common.domain import AgentConfig, ModelTarget
 from common.errors import ApiError, ErrorCode
-from crypto.api_keys import hash_api_key, is_well_formed_api_key, shard_of_key_hash
+from crypto.api_keys import shard_of_key_hash
 from gateway.admission import Admission
 from gateway.agent_configs import CachedAgent
 from gateway.call_result import NOT_ANSWERED, CallResult
@@ -101,24 +101,12 @@ def canonical_agent_id(raw: str) -> str | None:
         return None
 
 
-def api_key_from(headers: list[tuple[bytes, bytes]]) -> str:
-    key = b""
-    for name, value in headers:
-        if name == b"x-agentlink-key":
-            key = value
-            break
-        if name == b"authorization" and value[:7].lower() == b"bearer ":
-            key = value[7:].strip()
-    text = key.decode("latin-1")
-    if not is_well_formed_api_key(text):
-        raise ApiError(ErrorCode.INVALID_API_KEY)
-    return text
-
-
-def _identify(headers: list[tuple[bytes, bytes]], agent_id: str | None) -> tuple[str, str]:
-    """The key's hash and the agent id, once both have the shape they must have: 401, then
-    404, before any lookup."""
-    key_hash = hash_api_key(api_key_from(headers))
+async def _identify(
+    state: GatewayState, headers: list[tuple[bytes, bytes]], agent_id: str | None
+) -> tuple[str, str]:
+    """The key's hash and the agent id, once both have the shape they must have: 401 (a forged
+    key included, gateway/api_keys.py), then 404, before any lookup."""
+    key_hash = await state.api_keys.key_hash(headers)
     if agent_id is None:
         raise ApiError(ErrorCode.AGENT_NOT_FOUND)
     return key_hash, agent_id
@@ -135,7 +123,7 @@ class ChatEndpoint:
         agent_id = canonical_agent_id(scope["path_params"]["agent_id"])
         telemetry = CallTelemetry(state, self.route, scope, agent_id)
         try:
-            key_hash, agent_id = _identify(scope["headers"], agent_id)
+            key_hash, agent_id = await _identify(state, scope["headers"], agent_id)
             chat = parse_chat_request(
                 await read_body(scope, receive, state.settings.max_body_bytes)
             )

@@ -11,6 +11,7 @@ from common.feature_flags import FeatureFlags
 from common.redis_store import LuaScripts
 from gateway.admission import Admitter
 from gateway.agent_configs import AgentConfigCache
+from gateway.api_keys import KeyGate
 from gateway.knowledge import KnowledgeRetriever
 from gateway.metrics import GatewayMetrics
 from gateway.provider_call import GuardedProvider
@@ -27,6 +28,7 @@ class GatewayState:
     db: asyncpg.Pool
     scripts: LuaScripts
     metrics: GatewayMetrics
+    api_keys: KeyGate  # step 1: forged keys refused before any lookup
     records: RecordLoader
     admitter: Admitter
     settler: Settler  # step 7, with retries through a Redis blip

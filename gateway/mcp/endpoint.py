@@ -17,12 +17,10 @@ import asyncpg
 
 from common.asgi import Receive, Scope, Send, read_body
 from common.errors import ApiError, ErrorCode
-from crypto.api_keys import hash_api_key
 from gateway.live_keys import live_key_owner
 from gateway.mcp import protocol, tools
 from gateway.mcp.call import call_tool
 from gateway.mcp.protocol import Message, RpcError
-from gateway.proxy import api_key_from
 from gateway.state import GatewayState
 
 SERVER_INFO = {"name": "agentlink", "title": "AgentLink agents", "version": "0.1.0"}
@@ -43,7 +41,7 @@ class McpEndpoint:
         message_id: protocol.RequestId | None = None
         headers: list[tuple[bytes, bytes]] = []
         try:
-            key_hash = hash_api_key(api_key_from(scope["headers"]))
+            key_hash = await state.api_keys.key_hash(scope["headers"])
             if scope["method"] != "POST":
                 # No stream for server-initiated messages (we send none), and sessions end
                 # when unused: both methods are optional for a server.

@@ -13,9 +13,8 @@ import orjson
 
 from common.asgi import Receive, Scope, Send
 from common.errors import ApiError, ErrorCode
-from crypto.api_keys import hash_api_key
 from gateway.live_keys import live_key_owner
-from gateway.proxy import api_key_from, canonical_agent_id
+from gateway.proxy import canonical_agent_id
 from gateway.state import GatewayState
 
 _JSON_HEADERS = [(b"content-type", b"application/json")]
@@ -29,7 +28,7 @@ class ModelsEndpoint:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         state: GatewayState = scope["state"]["gateway"]
-        key_hash = hash_api_key(api_key_from(scope["headers"]))
+        key_hash = await state.api_keys.key_hash(scope["headers"])
         await live_key_owner(state, key_hash)
         agent_id = canonical_agent_id(scope["path_params"]["agent_id"])
         row = None

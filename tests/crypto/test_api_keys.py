@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import string
+import zlib
 
 import pytest
 from hypothesis import example, given, settings
@@ -17,6 +18,7 @@ from crypto.api_keys import (
     display_prefix,
     generate_api_key,
     hash_api_key,
+    is_legacy_api_key,
     is_well_formed_api_key,
     random_shard,
     shard_of_key,
@@ -29,8 +31,24 @@ non_base62_characters = st.characters().filter(lambda character: character not i
 shards = st.integers(min_value=0, max_value=SHARD_COUNT - 1)
 
 
+def base62(value: int, width: int) -> str:
+    digits = ""
+    for _ in range(width):
+        value, digit = divmod(value, 62)
+        digits = BASE62[digit] + digits
+    return digits
+
+
+def with_checksum(body: str) -> str:
+    """The key format written out independently of the code: ak_ + body + base62(CRC32)."""
+    return "ak_" + body + base62(zlib.crc32(("ak_" + body).encode()), 6)
+
+
 def assert_consistent(generated: GeneratedApiKey, shard: int) -> None:
+    assert len(generated.plaintext) == 41
+    assert generated.plaintext == with_checksum(generated.plaintext[3:35])
     assert is_well_formed_api_key(generated.plaintext)
+    assert not is_legacy_api_key(generated.plaintext)
     assert generated.shard == shard
     assert shard_of_key(generated.plaintext) == shard
     assert generated.key_hash == hashlib.sha256(generated.plaintext.encode()).hexdigest()
@@ -127,7 +145,28 @@ def test_shard_of_key_hash_rejects_malformed_hashes(bad_hash: str) -> None:
 @settings(max_examples=200)
 @given(body=base62_bodies)
 def test_well_formed_keys_are_accepted(body: str) -> None:
-    assert is_well_formed_api_key("ak_" + body)
+    assert is_well_formed_api_key(with_checksum(body))
+    assert is_well_formed_api_key("ak_" + body)  # legacy shape: the gateway's set decides
+    assert is_legacy_api_key("ak_" + body)
+
+
+@settings(max_examples=300)
+@given(data=st.data(), body=base62_bodies)
+def test_any_single_character_change_breaks_the_checksum(data: st.DataObject, body: str) -> None:
+    """A CRC catches every one-character typo; a forged 41-character key fails alike."""
+    key = with_checksum(body)
+    position = data.draw(st.integers(min_value=3, max_value=40), label="position")
+    other = data.draw(st.sampled_from(BASE62).filter(lambda c: c != key[position]), label="c")
+
+    assert not is_well_formed_api_key(key[:position] + other + key[position + 1 :])
+
+
+@settings(max_examples=200)
+@given(body=base62_bodies, checksum=st.text(alphabet=BASE62, min_size=6, max_size=6))
+def test_a_random_checksum_is_refused_unless_it_is_the_right_one(body: str, checksum: str) -> None:
+    key = "ak_" + body + checksum
+
+    assert is_well_formed_api_key(key) is (key == with_checksum(body))
 
 
 @settings(max_examples=200)
@@ -140,7 +179,7 @@ def test_wrong_prefix_is_rejected(prefix: str, body: str) -> None:
     assert not is_well_formed_api_key(prefix + body)
 
 
-@pytest.mark.parametrize("length", [0, 1, 31, 33, 64])
+@pytest.mark.parametrize("length", [0, 1, 31, 33, 37, 39, 64])
 def test_wrong_body_length_is_rejected(length: int) -> None:
     assert not is_well_formed_api_key("ak_" + "a" * length)
 

@@ -77,6 +77,8 @@ async def test_a_valid_key_with_quota_is_accepted(gateway_url: str, db_pool: asy
         {"X-AgentLink-Key": "ak_" + "a" * 31},
         {"X-AgentLink-Key": "ak_" + "a" * 33},
         {"X-AgentLink-Key": "ak_" + "a" * 31 + "-"},
+        {"X-AgentLink-Key": "ak_" + "a" * 38},  # the current shape, its checksum wrong
+        {"X-AgentLink-Key": "ak_" + "a" * 32},  # the legacy shape, never issued
         {"X-AgentLink-Key": "sk-" + "a" * 32},
         {"X-AgentLink-Key": "AK_" + "a" * 32},
         {"Authorization": "Bearer not-a-key"},

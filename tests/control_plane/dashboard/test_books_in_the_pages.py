@@ -35,7 +35,7 @@ async def test_quota_usage_analytics_and_earnings_agree(
     assert find(r'id="quota-remaining">([0-9,]+)<', billing.text) == "1,100"  # 100 free + 1,000
 
     created = await browserless.post("/developer/keys", {"name": "books"})
-    key = find(r"(ak_[0-9A-Za-z]{32})", created.text)
+    key = find(r"(ak_[0-9A-Za-z]{38})", created.text)
     async with httpx.AsyncClient(base_url=dashboard_stack.gateway_url, timeout=30) as gateway:
         for turn in range(5):  # three free trials, then two calls charged to quota
             answer = await gateway.post(

@@ -156,7 +156,7 @@ async def test_creator_publishes_developer_chats_admin_suspends(
         await developer.get_by_role("button", name="Create key").click()
         key_text = await developer.locator("#created-key").text_content()
         assert key_text is not None
-        assert re.fullmatch(r"ak_[0-9A-Za-z]{32}", key_text.strip())
+        assert re.fullmatch(r"ak_[0-9A-Za-z]{38}", key_text.strip())
         await expect(developer.get_by_role("button", name="Copy key")).to_be_visible()
         await developer.goto("/developer/keys")
         assert key_text.strip() not in await developer.content()

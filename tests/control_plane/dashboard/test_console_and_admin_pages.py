@@ -14,7 +14,7 @@ from control_plane.usage_ingest import ingest_once
 from tests.control_plane.dashboard.conftest import Browserless, Stack
 from tests.control_plane.dashboard.support import create_agent, find, make_admin
 
-FULL_KEY = re.compile(r"ak_[0-9A-Za-z]{32}")
+FULL_KEY = re.compile(r"ak_[0-9A-Za-z]{38}")
 
 
 async def test_a_new_key_is_shown_once_and_works_at_the_gateway(

@@ -15,7 +15,7 @@ from control_plane.developers import session_keys
 from tests.control_plane.dashboard.conftest import Browserless, Stack
 from tests.control_plane.dashboard.support import create_agent, find
 
-FULL_KEY = re.compile(r"ak_[0-9A-Za-z]{32}")
+FULL_KEY = re.compile(r"ak_[0-9A-Za-z]{38}")
 
 
 async def _published_agent(creator: Browserless, price: str = "0.01") -> str:
