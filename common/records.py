@@ -48,16 +48,35 @@ class KeyRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class UserSession:
+    """What the control plane checks an access token's claims against on every request
+    (control_plane/auth/tokens.py): the user's type, admin role ("" for none) and token
+    generation (`users.token_generation`, bumped to end every access token issued)."""
+
+    user_type: str
+    admin_role: str | None
+    token_generation: int
+
+
+@dataclass(frozen=True, slots=True)
 class UserRecord:
-    """`usr:{sS}:<user_id>`: `status` active | suspended | deleted, `tier` free | paid."""
+    """`usr:{sS}:<user_id>`: `status` active | suspended | deleted, `tier` free | paid, and
+    the session fields `type`, `role`, `gen` (`session`; None leaves them as the record has
+    them: a status or tier change does not concern them)."""
 
     status: str
     tier: str
+    session: UserSession | None = None
 
     ttl_s = RECORD_TTL_S
 
     def to_fields(self) -> dict[str, str]:
-        return {"status": self.status, "tier": self.tier}
+        fields = {"status": self.status, "tier": self.tier}
+        if self.session is not None:
+            fields["type"] = self.session.user_type
+            fields["role"] = self.session.admin_role or ""
+            fields["gen"] = str(self.session.token_generation)
+        return fields
 
 
 @dataclass(frozen=True, slots=True)

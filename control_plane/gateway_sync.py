@@ -18,7 +18,7 @@ from redis.exceptions import RedisError
 from common import keyspace
 from common.db import DbConnection
 from common.errors import ApiError, ErrorCode
-from common.records import AgentRecord, KeyRecord, UserRecord
+from common.records import AgentRecord, KeyRecord, UserRecord, UserSession
 
 # pg advisory lock id "AGLKWTHR": record write-throughs (shared) vs. a cache clear (exclusive).
 WRITE_THROUGH_LOCK = 0x41474C4B_57544852
@@ -76,6 +76,13 @@ async def write_api_key(
 
 
 async def write_user(
-    redis: redis_asyncio.Redis, *, shard: int, user_id: str, status: str, tier: str
+    redis: redis_asyncio.Redis,
+    *,
+    shard: int,
+    user_id: str,
+    status: str,
+    tier: str,
+    session: UserSession | None = None,
 ) -> None:
-    await _write(redis, keyspace.user_record(shard, user_id), UserRecord(status, tier))
+    """`session`: the fields access tokens are checked against; None keeps the record's."""
+    await _write(redis, keyspace.user_record(shard, user_id), UserRecord(status, tier, session))

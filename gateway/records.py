@@ -19,7 +19,7 @@ import redis.asyncio as redis_asyncio
 
 from common import keyspace
 from common.knowledge.records import KNOWLEDGE_RECORD
-from common.records import AgentRecord, KeyRecord, UserRecord
+from common.records import AgentRecord, KeyRecord, UserRecord, UserSession
 from common.redis_store import LuaScripts
 from common.validation import is_uuid
 from gateway.single_flight import SingleFlight
@@ -83,7 +83,7 @@ class RecordLoader:
         self.queries += 1
         async with self._db.acquire() as connection:
             user = await connection.fetchrow(
-                """SELECT u.status, u.rate_tier,
+                """SELECT u.status, u.rate_tier, u.user_type, u.admin_role, u.token_generation,
                           COALESCE(q.total_quota + q.free_quota - q.used_quota, 0) AS balance,
                           COALESCE(q.adjust_seq, 0) AS adjust_seq
                    FROM users u LEFT JOIN quotas q ON q.user_id = u.id
@@ -93,11 +93,14 @@ class RecordLoader:
             trials = await connection.fetch(
                 "SELECT agent_id, calls_used FROM trial_usage WHERE user_id = $1", user_id
             )
+        session = None
         if user is None:
             user_status, tier, balance, seq = "deleted", "free", 0, 0
         else:
             user_status, tier = user["status"], user["rate_tier"]
             balance, seq = max(0, user["balance"]), user["adjust_seq"]
+            # The control plane checks access tokens against these (control_plane/auth).
+            session = UserSession(user["user_type"], user["admin_role"], user["token_generation"])
         async with self._redis.pipeline(transaction=True) as pipe:
             # With the adjust_seq of the same snapshot, so a purchase credited concurrently is
             # counted exactly once (common/lua/adjust_quota.lua).
@@ -107,7 +110,7 @@ class RecordLoader:
             for row in trials:
                 pipe.hsetnx(trial_key, str(row["agent_id"]), row["calls_used"])
             await pipe.execute()
-        await self._fill_record(record, UserRecord(user_status, tier))
+        await self._fill_record(record, UserRecord(user_status, tier, session))
 
     async def _load_agent(self, agent_id: str) -> None:
         record = keyspace.agent_record(agent_id)

@@ -39,6 +39,7 @@ class Principal:
     user_type: UserType
     admin_role: AdminRole | None
     shard: int
+    token_generation: int = 0  # users.token_generation when the token was issued
 
     def can(self, permission: Permission) -> bool:
         if self.user_type is not UserType.ADMIN or self.admin_role is None:

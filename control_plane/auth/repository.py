@@ -22,7 +22,7 @@ async def insert_user(
         connection,
         """INSERT INTO users (email, password_hash, user_type, redis_shard, rate_tier)
            VALUES ($1, $2, $3, $4, $5)
-           RETURNING id, email, user_type, admin_role, status, redis_shard""",
+           RETURNING id, email, user_type, admin_role, status, redis_shard, token_generation""",
         email,
         password_hash,
         user_type,
@@ -53,7 +53,8 @@ async def insert_quota(
 async def user_by_email(connection: DbConnection, email: str) -> asyncpg.Record | None:
     return await fetch_optional(
         connection,
-        """SELECT id, email, password_hash, user_type, admin_role, status, redis_shard
+        """SELECT id, email, password_hash, user_type, admin_role, status, redis_shard,
+                  token_generation
            FROM users WHERE lower(email) = $1""",
         email,
     )
@@ -62,7 +63,7 @@ async def user_by_email(connection: DbConnection, email: str) -> asyncpg.Record 
 async def user_by_id(connection: DbConnection, user_id: str) -> asyncpg.Record | None:
     return await fetch_optional(
         connection,
-        """SELECT id, email, user_type, admin_role, status, redis_shard
+        """SELECT id, email, user_type, admin_role, status, redis_shard, token_generation
            FROM users WHERE id = $1""",
         user_id,
     )

@@ -3,7 +3,9 @@
 Refresh tokens are opaque random strings; only their SHA-256 is stored. Every refresh
 revokes the presented token and issues a new one in the same family. Presenting a token
 that was already rotated means it leaked (or was replayed): the whole family is revoked and
-the legitimate holder must log in again.
+the legitimate holder must log in again. Reuse, logout and logout everywhere also end every
+access token already issued to the user (control_plane/auth/sessions.py); the user's other
+sessions get a new access token from their refresh token.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import asyncpg
 from common.db import DbConnection
 from common.domain import UserType
 from common.errors import ApiError, ErrorCode
-from control_plane.auth import repository
+from control_plane.auth import repository, sessions
 from control_plane.auth.principal import AdminRole, Principal
 from control_plane.auth.schemas import LoginRequest, RegisterRequest, TokenPair, UserOut
 from control_plane.auth.throttle import LoginThrottle, ThrottleSettings
@@ -52,6 +54,7 @@ def _principal(row: asyncpg.Record) -> Principal:
         user_type=UserType(row["user_type"]),
         admin_role=AdminRole(role) if role else None,
         shard=row["redis_shard"],
+        token_generation=row["token_generation"],
     )
 
 
@@ -133,6 +136,7 @@ async def refresh(state: ControlPlaneState, refresh_token: str) -> TokenPair:
             if token["revoked_at"] is not None:
                 # Reuse of a rotated token: assume theft, end the whole session family.
                 await repository.revoke_family(connection, str(token["family_id"]))
+                await sessions.end_access_tokens(connection, state.redis, str(token["user_id"]))
                 reused = True
             else:
                 reused = False
@@ -155,11 +159,13 @@ async def logout(state: ControlPlaneState, principal: Principal, refresh_token: 
         token = await repository.refresh_token_for_update(connection, _token_hash(refresh_token))
         if token is not None and str(token["user_id"]) == principal.user_id:
             await repository.revoke_family(connection, str(token["family_id"]))
+        await sessions.end_access_tokens(connection, state.redis, principal.user_id)
 
 
 async def logout_everywhere(state: ControlPlaneState, principal: Principal) -> int:
-    """End every session of the user (all refresh-token families); returns how many tokens
-    were revoked. Access tokens already issued run out within their short lifetime (the
-    dashboard also refuses its own at once, see control_plane/dashboard/session.py)."""
-    async with state.db.acquire() as connection:
-        return await repository.revoke_user_families(connection, principal.user_id)
+    """End every session of the user (all refresh-token families and every access token
+    already issued); returns how many refresh tokens were revoked."""
+    async with state.db.acquire() as connection, connection.transaction():
+        revoked = await repository.revoke_user_families(connection, principal.user_id)
+        await sessions.end_access_tokens(connection, state.redis, principal.user_id)
+        return revoked

@@ -11,6 +11,7 @@ from common.records import (
     AgentRecord,
     KeyRecord,
     UserRecord,
+    UserSession,
 )
 
 
@@ -28,6 +29,12 @@ def test_user_records() -> None:
     record = UserRecord("suspended", "paid")
     assert record.to_fields() == {"status": "suspended", "tier": "paid"}
     assert record.ttl_s == RECORD_TTL_S
+    admin = UserRecord("active", "free", UserSession("admin", "support", 4))
+    assert admin.to_fields() == {
+        "status": "active", "tier": "free", "type": "admin", "role": "support", "gen": "4"
+    }  # fmt: skip
+    developer = UserRecord("active", "paid", UserSession("developer", None, 0))
+    assert developer.to_fields()["role"] == ""
 
 
 def test_agent_records_carry_the_units_a_call_costs() -> None:

@@ -208,7 +208,11 @@ async def test_cold_user_load_keeps_the_live_quota_and_trials(
     assert await redis.get(keyspace.quota(caller.shard, user_id)) == b"7"
     assert await redis.hget(keyspace.trials(caller.shard, user_id), caller.agent.agent_id) == b"3"
     record = keyspace.user_record(caller.shard, user_id)
-    assert await redis.hgetall(record) == {b"status": b"active", b"tier": b"free"}
+    # With what the control plane checks access tokens against (item 12 of issue 9).
+    assert await redis.hgetall(record) == {
+        b"status": b"active", b"tier": b"free", b"type": b"developer", b"role": b"",
+        b"gen": b"0",
+    }  # fmt: skip
     assert 0 < await redis.ttl(record) <= keyspace.RECORD_TTL_S
 
 
