@@ -133,6 +133,10 @@ async def create_key(
             ErrorCode.VALIDATION_FAILED,
             details=[{"field": "name", "message": "The name must not be blank"}],
         )
+    # Made before the user's row is locked (about a thousand hashes; concurrent requests of
+    # one developer queue on that lock) and made again in the rare case the token's shard
+    # is not the row's.
+    generated = generate_api_key(principal.shard)
     async with state.db.acquire() as connection, connection.transaction():
         user = await repository.lock_user(connection, principal.user_id)
         if user is None:
@@ -144,7 +148,8 @@ async def create_key(
                 "revoke one you no longer use first.",
             )
         shard = user["redis_shard"]  # Postgres is authoritative, not the token's claim
-        generated = generate_api_key(shard)
+        if generated.shard != shard:
+            generated = generate_api_key(shard)
         try:
             row = await repository.insert_key(
                 connection, user_id=principal.user_id, key_hash=generated.key_hash,
