@@ -18,7 +18,9 @@ for the user's part; agent records live under their own tag `{aID}`.
 | `resvq:{sS}` | zset | call_id scored by reservation deadline (ms) | admission, commit, reaper | none |
 | `usage:{sS}` | stream | usage events (see `common/usage_events.py`) | commit, reaper | entries deleted by the worker once written to Postgres |
 | `usage:dead` | stream | usage entries the worker could not parse or store, with the reason | worker | capped by `USAGE_DEAD_LETTER_MAXLEN` |
-| `login:acct:<sha>`, `login:ip:<ip>` | string | failed-login counters (control plane) | control plane | the throttle window |
+| `login:acct:<sha>`, `login:acctip:<sha>`, `login:ip:<ip>` | string | failed-login counters per account, account+IP, IP (control_plane/auth/throttle.py) | control plane | the throttle window |
+| `login:wait:<sha>` | string | the account's backoff after its failure ceiling | control plane | the backoff |
+| `login:known:<sha>` | string | an account+IP pair that logged in (exempt from the backoff) | control plane | 30 days |
 | `ff:all` | hash | feature flag → `1`/`0` (control_plane/feature_flags; the gateway reads `enable_rag`) | control plane | 30 s |
 | `agent:{aID}` | hash | `status`, `version`, `units` (quota units per call), `knowledge` (knowledge version, 0: none; common/knowledge/records.py) | gateway cold load, control plane | 24 h (`unknown`: 30 s) |
 | `pgkey:{sS}:<user_id>` | string | the developer's playground key, sealed with the key ring (control_plane/developers/session_keys.py) | control plane | the key's lifetime |
@@ -160,3 +162,19 @@ def login_failures_of_account(email: str) -> str:
 
 def login_failures_from_ip(ip: str | None) -> str:
     return f"login:ip:{ip or 'unknown'}"
+
+
+def _account_from_ip(email: str, ip: str | None) -> str:
+    return hashlib.sha256(f"{email}\n{ip or 'unknown'}".encode()).hexdigest()[:32]
+
+
+def login_failures_of_account_from_ip(email: str, ip: str | None) -> str:
+    return "login:acctip:" + _account_from_ip(email, ip)
+
+
+def login_known_ip(email: str, ip: str | None) -> str:
+    return "login:known:" + _account_from_ip(email, ip)
+
+
+def login_backoff_of_account(email: str) -> str:
+    return "login:wait:" + hashlib.sha256(email.encode()).hexdigest()[:32]

@@ -9,6 +9,7 @@ import httpx
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from common.asgi import ErrorEnvelopeMiddleware, RequestIdMiddleware
 from common.db import create_pool
@@ -83,9 +84,12 @@ def create_app(
 
     return Starlette(
         routes=[*ROUTES, *dashboard.ROUTES],
-        # The request id outermost (every response carries it, CORS preflights too); errors
-        # become the envelope inside CORS, so error answers carry the CORS headers.
+        # The client address first: X-Forwarded-For only from TRUSTED_PROXIES (uvicorn runs
+        # with --no-proxy-headers, so nothing else rewrites it). The request id next (every
+        # response carries it, CORS preflights too); errors become the envelope inside CORS,
+        # so error answers carry the CORS headers.
         middleware=[
+            Middleware(ProxyHeadersMiddleware, trusted_hosts=list(settings.trusted_proxies)),
             Middleware(RequestIdMiddleware),
             Middleware(RequestMetrics, metrics=metrics),
             Middleware(

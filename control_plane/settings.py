@@ -8,6 +8,7 @@ here as one field of the process (or both processes) that reads it.
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Self
@@ -59,6 +60,19 @@ def _jwt_secret(name: str, raw: str) -> str:
     return raw
 
 
+def _trusted_proxies(name: str, raw: str) -> tuple[str, ...]:
+    """`TRUSTED_PROXIES`: addresses or CIDR ranges whose X-Forwarded-For is believed (the
+    rightmost address not in them is the client). None by default: then the peer is the
+    client, and no header can pose as another address (issue 9, item 9)."""
+    proxies = tuple(item.strip() for item in raw.split(",") if item.strip())
+    for proxy in proxies:
+        try:
+            ipaddress.ip_network(proxy, strict=False)
+        except ValueError:
+            raise SettingsError(f"{name}: {proxy!r} is no address or CIDR") from None
+    return proxies
+
+
 @dataclass(frozen=True, slots=True)
 class _ProcessSettings(EnvSettings):
     """What the API and the worker both run on: storage and the domains' own settings."""
@@ -94,6 +108,10 @@ class ApiSettings(_ProcessSettings):
     login_account_limit: int = env("LOGIN_FAILURES_PER_ACCOUNT", 5, minimum=1)
     login_ip_limit: int = env("LOGIN_FAILURES_PER_IP", 50, minimum=1)
     login_window_s: int = env("LOGIN_FAILURE_WINDOW_S", 900, minimum=1)
+    login_account_ceiling: int = env("LOGIN_ACCOUNT_CEILING", 20, minimum=1)
+    login_backoff_max_s: int = env("LOGIN_BACKOFF_MAX_S", 300, minimum=1)
+    # Empty: X-Forwarded-* headers are never read.
+    trusted_proxies: tuple[str, ...] = env("TRUSTED_PROXIES", (), parse=_trusted_proxies)
 
     def __post_init__(self) -> None:
         if not Decimal(0) < self.price_min <= self.price_max:

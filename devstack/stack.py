@@ -125,7 +125,9 @@ def _start_child(stack: Stack, name: str, argv: list[str], env: dict[str, str]) 
 def _uvicorn(factory: str, port: int, workers: int = 1) -> list[str]:
     return [sys.executable, "-m", "uvicorn", "--factory", factory, "--host", "127.0.0.1",
             "--port", str(port), "--workers", str(workers), "--loop", "uvloop",
-            "--http", "httptools", "--no-access-log", "--log-level", "warning"]  # fmt: skip
+            "--http", "httptools", "--no-access-log", "--log-level", "warning",
+            # X-Forwarded-For is the control plane's to read, from TRUSTED_PROXIES only.
+            "--no-proxy-headers"]  # fmt: skip
 
 
 def local_ports(config: StackConfig, env: dict[str, str]) -> list[tuple[str, int]]:

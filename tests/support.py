@@ -25,6 +25,7 @@ def serve(app: Any, *, health_path: str = "/healthz", port: int | None = None) -
         log_level="warning",
         access_log=False,
         lifespan="on",
+        proxy_headers=False,  # as every server command runs it (issue 9, item 9)
         loop="asyncio",  # uvloop in a non-main thread leaks handles at shutdown
     )
     server = uvicorn.Server(config)

@@ -662,3 +662,13 @@ def test_dockerignore_allows_only_what_the_images_copy() -> None:
     for private in (".git", ".venv", ".data", ".env", "tests"):
         assert private not in allowed
         assert private in rules
+
+
+@pytest.mark.parametrize("name", DOCKERFILES)
+def test_no_server_believes_forwarded_headers_from_any_peer(name: str) -> None:
+    """uvicorn's default trusts X-Forwarded-For from 127.0.0.1, so any local peer could pose as
+    any client; the control plane reads it from TRUSTED_PROXIES only (issue 9, item 9)."""
+    assert "--no-proxy-headers" in cmd(name)
+    from devstack.stack import _uvicorn
+
+    assert "--no-proxy-headers" in _uvicorn("control_plane.app:create_app", 1)

@@ -104,7 +104,10 @@ async def register(state: ControlPlaneState, request: RegisterRequest) -> TokenP
 async def login(state: ControlPlaneState, request: LoginRequest, ip: str | None) -> TokenPair:
     email = request.email.strip().lower()
     api = state.settings
-    limits = ThrottleSettings(api.login_account_limit, api.login_ip_limit, api.login_window_s)
+    limits = ThrottleSettings(
+        api.login_account_limit, api.login_ip_limit, api.login_window_s,
+        api.login_account_ceiling, api.login_backoff_max_s,
+    )  # fmt: skip
     throttle = LoginThrottle(state.redis, limits)
     await throttle.check(email, ip)
     async with state.db.acquire() as connection:
@@ -117,7 +120,7 @@ async def login(state: ControlPlaneState, request: LoginRequest, ip: str | None)
             raise ApiError(ErrorCode.INVALID_CREDENTIALS)
         if row["status"] != "active":
             raise ApiError(ErrorCode.FORBIDDEN, "This account is not active.")
-        await throttle.succeeded(email)
+        await throttle.succeeded(email, ip)
         async with connection.transaction():
             if check.new_hash is not None:
                 await repository.update_password_hash(connection, str(row["id"]), check.new_hash)

@@ -1,8 +1,20 @@
-"""Failed-login throttling per account and per client IP, in Redis (shared by all pods).
+"""Failed-login throttling in Redis (shared by all pods) that slows guessing without letting a
+stranger lock the owner out (issue 9, item 9).
 
-After `account_limit` failures for one email, or `ip_limit` failures from one IP, within
-`window_s`, logins answer 429 `42902` with Retry-After until the window passes. A successful
-login clears the account's counter. The email is hashed in the key: no addresses in Redis.
+Three counters per window of `window_s`, each started by its first failure:
+- one account from one IP: after `account_limit` failures that IP may not try that account
+  again until the window passes (the owner elsewhere is not concerned);
+- one IP over all accounts: after `ip_limit` failures the IP may not log in at all;
+- one account over all IPs: from `account_ceiling` failures on, each further failure makes
+  the account wait `2 ** (failures - account_ceiling)` seconds (at most `backoff_max_s`)
+  before the next attempt, which caps a distributed guesser at a few attempts per
+  `backoff_max_s` — except from an IP the account logged in from successfully within
+  `KNOWN_IP_TTL_S`: the owner at home or at work keeps logging in while being attacked.
+
+Refusals are 429 `42902` with Retry-After. A success clears only its own account+IP counter:
+the owner logging in does not reset an attacker's progress. Emails and account+IP pairs are
+hashed in the keys (common/keyspace.py): no addresses of users in Redis. The client IP is the
+peer's unless it is one of `TRUSTED_PROXIES` (control_plane/app.py).
 """
 
 from __future__ import annotations
@@ -15,16 +27,24 @@ from redis.exceptions import RedisError
 from common import keyspace
 from common.errors import ApiError, ErrorCode
 
+KNOWN_IP_TTL_S = 30 * 24 * 3600
+
 
 @dataclass(frozen=True, slots=True)
 class ThrottleSettings:
     account_limit: int = 5
     ip_limit: int = 50
     window_s: int = 900
+    account_ceiling: int = 20
+    backoff_max_s: int = 300
 
 
-def _keys(email: str, ip: str | None) -> list[str]:
-    return [keyspace.login_failures_of_account(email), keyspace.login_failures_from_ip(ip)]
+def _too_many(retry_after_s: int) -> ApiError:
+    return ApiError(
+        ErrorCode.RATE_LIMITED,
+        "Too many failed logins; try again later.",
+        headers={"Retry-After": str(max(retry_after_s, 1))},
+    )
 
 
 class LoginThrottle:
@@ -33,28 +53,47 @@ class LoginThrottle:
         self._settings = settings
 
     async def check(self, email: str, ip: str | None) -> None:
-        keys = _keys(email, ip)
+        """429 if this IP may not try this account now."""
+        pair = keyspace.login_failures_of_account_from_ip(email, ip)
+        by_ip = keyspace.login_failures_from_ip(ip)
+        wait = keyspace.login_backoff_of_account(email)
         try:
-            account, by_ip = await self._redis.mget(keys)
+            async with self._redis.pipeline(transaction=False) as pipe:
+                pipe.mget([pair, by_ip])
+                pipe.exists(keyspace.login_known_ip(email, ip) if ip else "")
+                pipe.ttl(wait)
+                pipe.ttl(pair)
+                pipe.ttl(by_ip)
+                (pair_count, ip_count), known, wait_s, pair_ttl, ip_ttl = await pipe.execute()
         except RedisError:
             raise ApiError(ErrorCode.STORAGE_UNAVAILABLE) from None
-        over = (account is not None and int(account) >= self._settings.account_limit) or (
-            by_ip is not None and int(by_ip) >= self._settings.ip_limit
-        )
-        if over:
-            ttl = max(await self._redis.ttl(keys[0]), await self._redis.ttl(keys[1]), 1)
-            raise ApiError(
-                ErrorCode.RATE_LIMITED,
-                "Too many failed logins; try again later.",
-                headers={"Retry-After": str(ttl)},
-            )
+        if pair_count is not None and int(pair_count) >= self._settings.account_limit:
+            raise _too_many(pair_ttl)
+        if ip_count is not None and int(ip_count) >= self._settings.ip_limit:
+            raise _too_many(ip_ttl)
+        if not known and wait_s > 0:
+            raise _too_many(wait_s)
 
     async def failed(self, email: str, ip: str | None) -> None:
+        window = self._settings.window_s
+        account = keyspace.login_failures_of_account(email)
         async with self._redis.pipeline(transaction=True) as pipe:
-            for key in _keys(email, ip):
+            for key in (
+                keyspace.login_failures_of_account_from_ip(email, ip),
+                keyspace.login_failures_from_ip(ip),
+                account,
+            ):
                 pipe.incr(key)
-                pipe.expire(key, self._settings.window_s, nx=True)
-            await pipe.execute()
+                pipe.expire(key, window, nx=True)
+            *_, failures, _ = await pipe.execute()
+        beyond = int(failures) - self._settings.account_ceiling
+        if beyond >= 0:
+            backoff = min(2 ** min(beyond, 30), self._settings.backoff_max_s)
+            await self._redis.set(keyspace.login_backoff_of_account(email), "1", ex=backoff)
 
-    async def succeeded(self, email: str) -> None:
-        await self._redis.delete(keyspace.login_failures_of_account(email))
+    async def succeeded(self, email: str, ip: str | None) -> None:
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.delete(keyspace.login_failures_of_account_from_ip(email, ip))
+            if ip:  # clients of no known address share nothing worth remembering
+                pipe.set(keyspace.login_known_ip(email, ip), "1", ex=KNOWN_IP_TTL_S)
+            await pipe.execute()
