@@ -27,14 +27,17 @@ class ErrorCode(StrEnum):
     RESOURCE_NOT_FOUND = "40404"  # added: a key, review, flag... that does not exist
     METHOD_NOT_ALLOWED = "40501"  # added
     CONFLICT = "40901"  # added: e.g. duplicate email
+    REQUEST_TIMEOUT = "40801"  # added: the request was not sent in time (common/http_server.py)
     PAYLOAD_TOO_LARGE = "41301"  # added
     UNSUPPORTED_MEDIA_TYPE = "41501"  # added: an upload of a type we do not take
     QUOTA_EXHAUSTED = "42901"
     RATE_LIMITED = "42902"
+    HEADERS_TOO_LARGE = "43101"  # added: too many or too large header fields
     INTERNAL = "50001"
     UPSTREAM_UNAVAILABLE = "50301"
     STORAGE_UNAVAILABLE = "50302"  # added: Redis/Postgres down, we fail closed
     MAINTENANCE = "50303"  # added: the maintenance_mode flag is on
+    SERVER_BUSY = "50304"  # added: the worker's connection cap is reached
     UPSTREAM_TIMEOUT = "50401"
 
 
@@ -54,14 +57,17 @@ DEFAULT_MESSAGE: dict[ErrorCode, str] = {
     ErrorCode.RESOURCE_NOT_FOUND: "No such resource.",
     ErrorCode.METHOD_NOT_ALLOWED: "Method not allowed on this route.",
     ErrorCode.CONFLICT: "The resource already exists or changed concurrently.",
+    ErrorCode.REQUEST_TIMEOUT: "The request was not received in time.",
     ErrorCode.PAYLOAD_TOO_LARGE: "The request body is too large.",
     ErrorCode.UNSUPPORTED_MEDIA_TYPE: "This type of file is not supported.",
     ErrorCode.QUOTA_EXHAUSTED: "The quota is exhausted.",
     ErrorCode.RATE_LIMITED: "Rate limit exceeded.",
+    ErrorCode.HEADERS_TOO_LARGE: "The request's header fields are too many or too large.",
     ErrorCode.INTERNAL: "Internal error.",
     ErrorCode.UPSTREAM_UNAVAILABLE: "The model provider is unavailable.",
     ErrorCode.STORAGE_UNAVAILABLE: "A storage dependency is unavailable; try again shortly.",
     ErrorCode.MAINTENANCE: "AgentLink is down for maintenance; try again after Retry-After.",
+    ErrorCode.SERVER_BUSY: "The server is at its connection limit; try again shortly.",
     ErrorCode.UPSTREAM_TIMEOUT: "The model provider timed out.",
 }
 

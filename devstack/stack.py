@@ -125,9 +125,11 @@ def _start_child(stack: Stack, name: str, argv: list[str], env: dict[str, str]) 
 def _uvicorn(factory: str, port: int, workers: int = 1) -> list[str]:
     return [sys.executable, "-m", "uvicorn", "--factory", factory, "--host", "127.0.0.1",
             "--port", str(port), "--workers", str(workers), "--loop", "uvloop",
-            "--http", "httptools", "--no-access-log", "--log-level", "warning",
-            # X-Forwarded-For is the control plane's to read, from TRUSTED_PROXIES only.
-            "--no-proxy-headers"]  # fmt: skip
+            # Header limits, read timeouts, envelope errors (common/http_server.py) and a
+            # connection cap per worker; X-Forwarded-For is the control plane's to read, from
+            # TRUSTED_PROXIES only.
+            "--http", "common.http_server:GuardedHttpProtocol", "--limit-concurrency", "1000",
+            "--no-proxy-headers", "--no-access-log", "--log-level", "warning"]  # fmt: skip
 
 
 def local_ports(config: StackConfig, env: dict[str, str]) -> list[tuple[str, int]]:

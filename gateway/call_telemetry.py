@@ -56,6 +56,11 @@ class CallTelemetry:
         self.http_status, self.error_code = result.http_status, result.error_code
         self.billable = result.billable
 
+    def client_left_early(self) -> None:
+        """The client went away before its request was read: a 499 like any client that
+        leaves, never a server error (else anyone could inflate the 5xx rate alerts read)."""
+        self.http_status, self.error_code = 499, "client_disconnected"
+
     def refused(self, error: ApiError) -> None:
         self.http_status, self.error_code = error.status, error.code.value
         if error.code in _REFUSALS:

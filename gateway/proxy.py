@@ -31,7 +31,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from common.asgi import Receive, Scope, Send, read_body
+from common.asgi import ClientDisconnected, Receive, Scope, Send, read_body
 from common.domain import AgentConfig, ModelTarget
 from common.errors import ApiError, ErrorCode
 from crypto.api_keys import shard_of_key_hash
@@ -132,6 +132,9 @@ class ChatEndpoint:
             )
         except ApiError as error:
             telemetry.refused(error)
+            raise
+        except ClientDisconnected:
+            telemetry.client_left_early()
             raise
         finally:
             telemetry.finish()

@@ -15,19 +15,23 @@ from devstack.servers import free_port
 
 
 @contextlib.contextmanager
-def serve(app: Any, *, health_path: str = "/healthz", port: int | None = None) -> Iterator[str]:
-    """Run `app` under uvicorn in a background thread; yields its base URL."""
+def serve(
+    app: Any, *, health_path: str = "/healthz", port: int | None = None, **options: Any
+) -> Iterator[str]:
+    """Run `app` under uvicorn in a background thread; yields its base URL. `options`
+    override uvicorn's configuration (e.g. another `http` protocol class)."""
     port = port or free_port()
-    config = uvicorn.Config(
-        app,
-        host="127.0.0.1",
-        port=port,
-        log_level="warning",
-        access_log=False,
-        lifespan="on",
-        proxy_headers=False,  # as every server command runs it (issue 9, item 9)
-        loop="asyncio",  # uvloop in a non-main thread leaks handles at shutdown
-    )
+    settings: dict[str, Any] = {
+        "host": "127.0.0.1",
+        "port": port,
+        "log_level": "warning",
+        "access_log": False,
+        "lifespan": "on",
+        "proxy_headers": False,  # as every server command runs it (issue 9, item 9)
+        "http": "common.http_server:GuardedHttpProtocol",  # likewise (items 7 and 10)
+        "loop": "asyncio",  # uvloop in a non-main thread leaks handles at shutdown
+    }
+    config = uvicorn.Config(app, **(settings | options))
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

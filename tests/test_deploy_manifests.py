@@ -672,3 +672,14 @@ def test_no_server_believes_forwarded_headers_from_any_peer(name: str) -> None:
     from devstack.stack import _uvicorn
 
     assert "--no-proxy-headers" in _uvicorn("control_plane.app:create_app", 1)
+
+
+@pytest.mark.parametrize("name", DOCKERFILES)
+def test_every_server_limits_headers_slow_clients_and_connections(name: str) -> None:
+    """Issue 9, item 10: the guarded protocol (header limits, read timeouts) and a connection
+    cap per worker, in the images (hence k8s) and in devstack."""
+    from devstack.stack import _uvicorn
+
+    for command in (cmd(name), _uvicorn("gateway.app:create_app", 1, 2)):
+        assert command[command.index("--http") + 1] == "common.http_server:GuardedHttpProtocol"
+        assert int(command[command.index("--limit-concurrency") + 1]) > 0
