@@ -18,6 +18,7 @@ from starlette.requests import ClientDisconnect, Request
 
 from common.asgi import ClientDisconnected
 from common.errors import ApiError, ErrorCode
+from common.validation import check_text
 from control_plane.knowledge.file_types import invalid_file
 from control_plane.knowledge.settings import KnowledgeBaseSettings
 
@@ -85,10 +86,12 @@ async def read_form_with_uploads(
         fields: list[tuple[str, str]] = []
         uploads = []
         for name, value in form.multi_items():
+            # The one text check of every input (common/validation.py), multipart too.
+            check_text("form field name", name, max_length=200)
             if not isinstance(value, UploadFile):
-                fields.append((name, value))
+                fields.append((name, check_text(name, value)))
                 continue
-            filename = clean_filename(value.filename)
+            filename = check_text("filename", clean_filename(value.filename))
             data = await value.read(settings.max_file_bytes + 1)
             if len(data) > settings.max_file_bytes:
                 raise _too_large(settings.max_file_bytes, filename)
