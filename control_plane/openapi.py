@@ -63,6 +63,9 @@ def _error_responses(public: bool, has_body: bool) -> dict[str, Any]:
     if not public:
         responses["401"] = {"description": "Not authenticated", "content": content}
         responses["403"] = {"description": "Not allowed", "content": content}
+    # Every other status a route can answer (404, 409, 413, 429, 503...) is the same envelope:
+    # documented once, so no answer is undocumented (schemathesis' status_code_conformance).
+    responses["default"] = {"description": "Any other error, in the envelope", "content": content}
     return responses
 
 

@@ -164,3 +164,16 @@ async def test_openapi_document_and_docs_page(client: httpx.AsyncClient) -> None
     assert "security" not in register_op
     assert "security" in document["paths"]["/api/v1/auth/logout"]["post"]
     assert (await client.get("/docs")).status_code == 200
+
+
+async def test_every_operation_documents_the_error_envelope_for_any_status(
+    client: httpx.AsyncClient,
+) -> None:
+    """A 404, 409, 413 or 429 is never an undocumented answer (issue 9, documentation drift)."""
+    document = (await client.get("/openapi.json")).json()
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            default = operation["responses"].get("default")
+            assert default is not None, (method, path)
+            schema = default["content"]["application/json"]["schema"]
+            assert schema == {"$ref": "#/components/schemas/Error"}
