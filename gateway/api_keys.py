@@ -36,7 +36,7 @@ def api_key_from(headers: list[tuple[bytes, bytes]]) -> str:
     checksum holds; 401 otherwise."""
     key = b""
     for name, value in headers:
-        if name == b"x-agentlink-key":
+        if name in (b"x-agentlink-key", b"x-api-key"):  # x-api-key: as Anthropic's API takes it
             key = value
             break
         if name == b"authorization" and value[:7].lower() == b"bearer ":

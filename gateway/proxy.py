@@ -101,7 +101,7 @@ def canonical_agent_id(raw: str) -> str | None:
         return None
 
 
-async def _identify(
+async def identify(
     state: GatewayState, headers: list[tuple[bytes, bytes]], agent_id: str | None
 ) -> tuple[str, str]:
     """The key's hash and the agent id, once both have the shape they must have: 401 (a forged
@@ -123,7 +123,7 @@ class ChatEndpoint:
         agent_id = canonical_agent_id(scope["path_params"]["agent_id"])
         telemetry = CallTelemetry(state, self.route, scope, agent_id)
         try:
-            key_hash, agent_id = await _identify(state, scope["headers"], agent_id)
+            key_hash, agent_id = await identify(state, scope["headers"], agent_id)
             chat = parse_chat_request(
                 await read_body(scope, receive, state.settings.max_body_bytes)
             )

@@ -12,6 +12,7 @@ from typing import Any
 from starlette.routing import Route
 
 from common.http_errors import envelope_exception_handlers
+from gateway.dialects.anthropic_messages import MessagesEndpoint
 from gateway.mcp.endpoint import McpEndpoint
 from gateway.proxy import ChatEndpoint
 from gateway.routes import health
@@ -20,7 +21,7 @@ from gateway.routes.models import ModelsEndpoint
 PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 
 # Endpoints that authenticate the caller's API key before anything else.
-API_KEY_ENDPOINTS: tuple[type, ...] = (ChatEndpoint, ModelsEndpoint, McpEndpoint)
+API_KEY_ENDPOINTS: tuple[type, ...] = (ChatEndpoint, MessagesEndpoint, ModelsEndpoint, McpEndpoint)
 
 
 def route(path: str, endpoint: Any, methods: list[str]) -> Route:
@@ -31,11 +32,14 @@ def route(path: str, endpoint: Any, methods: list[str]) -> Route:
 
 _AGENT = "/proxy/v1/agents/{agent_id}"
 _CHAT = _AGENT + "/chat"
+# The Anthropic SDK appends /v1/messages to base_url=.../proxy/v1/agents/{agent_id}.
+_MESSAGES = _AGENT + "/v1/messages"
 
 ROUTES = [
     route(_CHAT, ChatEndpoint(_CHAT), methods=["POST"]),
     # The OpenAI SDKs append /chat/completions to base_url=.../proxy/v1/agents/{agent_id}.
     route(_CHAT + "/completions", ChatEndpoint(_CHAT + "/completions"), methods=["POST"]),
+    route(_MESSAGES, MessagesEndpoint(_MESSAGES), methods=["POST"]),
     # ... and /models for client.models.list() / .retrieve(): the agent is its one model.
     route(_AGENT + "/models", ModelsEndpoint(one=False), methods=["GET"]),
     route(_AGENT + "/models/{model}", ModelsEndpoint(one=True), methods=["GET"]),
