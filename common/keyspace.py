@@ -14,6 +14,8 @@ for the user's part; agent records live under their own tag `{aID}`.
 | `qadj:{sS}:<user_id>` | hash | `_seq` (the `quotas.adjust_seq` the balance was loaded at), quota adjustment id → units applied | load_quota.lua, adjust_quota.lua (control plane payments) | none |
 | `trial:{sS}:<user_id>` | hash | agent_id → trial calls used (0..FREE_TRIAL_CALLS) | cold load (HSETNX), admission, commit | none |
 | `rl:{sS}:<user_id>` | zset | admitted call ids scored by admission time (ms) | admission | 60 s |
+| `krl:{sS}:<key_hash>` | zset | the same, per API key with its own `rate_limit` (migration 0012) | admission | 60 s |
+| `kspend:{sS}` | hash | key id + `:` + bucket → quota units a capped key spent in that bucket (`d<day>`, `m<yyyymm>` UTC, `t` total) | admission, commit, reaper; cold key load (HSETNX from call_logs) | none |
 | `resv:{sS}` | hash | call_id (the gateway's id of one call) → reservation (prelude.lua's `encode_reservation`; it keeps the client's request id) | admission, commit, reaper | none |
 | `resvq:{sS}` | zset | call_id scored by reservation deadline (ms) | admission, commit, reaper | none |
 | `usage:{sS}` | stream | usage events (see `common/usage_events.py`) | commit, reaper | entries deleted by the worker once written to Postgres |
@@ -106,6 +108,14 @@ def trials(shard: int, user_id: str) -> str:
 
 def rate_window(shard: int, user_id: str) -> str:
     return f"rl:{shard_tag(shard)}:{user_id}"
+
+
+def key_rate_window(shard: int, key_hash: str) -> str:
+    return f"krl:{shard_tag(shard)}:{key_hash}"
+
+
+def key_spend(shard: int) -> str:
+    return f"kspend:{shard_tag(shard)}"
 
 
 def reservations(shard: int) -> str:

@@ -10,7 +10,9 @@ rebuilt from Postgres; an "unknown" one is a short negative cache).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from decimal import Decimal
+from typing import Any
 
 from common.domain import units_for_price
 
@@ -22,16 +24,77 @@ UNKNOWN = "unknown"  # no such key or agent in Postgres
 
 
 @dataclass(frozen=True, slots=True)
+class KeyControls:
+    """A key's own limits (migration 0012; 0 / "" = none), as admit.lua reads them:
+    `expires_ms` (epoch ms), `rate` (calls per rate window), `cap` units per `cap_period`
+    (day | month | total, UTC) and `agents` (comma-separated agent ids it may call)."""
+
+    expires_ms: int = 0
+    rate: int = 0
+    cap: int = 0
+    cap_period: str = ""
+    agents: str = ""
+
+    def to_fields(self) -> dict[str, str]:
+        # Every field, always: a write-through replaces a control that was cleared.
+        return {"expires": str(self.expires_ms), "rate": str(self.rate), "cap": str(self.cap),
+                "cap_period": self.cap_period, "agents": self.agents}  # fmt: skip
+
+
+NO_CONTROLS = KeyControls()
+
+# The api_keys columns (migration 0012) `key_controls_of` reads.
+KEY_CONTROL_COLUMNS = "spend_cap_units, spend_cap_period, rate_limit, expires_at, allowed_agents"
+
+
+def key_controls_of(row: Any) -> KeyControls:
+    """The controls of an api_keys row selected with `KEY_CONTROL_COLUMNS`."""
+    expires: datetime | None = row["expires_at"]
+    agents = row["allowed_agents"]
+    return KeyControls(
+        expires_ms=int(expires.timestamp() * 1000) if expires is not None else 0,
+        rate=row["rate_limit"] or 0,
+        cap=row["spend_cap_units"] or 0,
+        cap_period=row["spend_cap_period"] or "",
+        agents=",".join(str(agent) for agent in agents) if agents else "",
+    )
+
+
+def spend_bucket(period: str, at: datetime) -> str:
+    """The kspend:{sS} bucket a capped key's units count in at `at`, as admit.lua names it."""
+    if period == "day":
+        return f"d{int(at.timestamp() * 1000) // 86_400_000}"
+    if period == "month":
+        utc = at.astimezone(UTC)
+        return f"m{utc.year * 100 + utc.month}"
+    return "t"
+
+
+def spend_bucket_start(period: str, at: datetime) -> datetime:
+    """Where that bucket begins (total: the epoch)."""
+    utc = at.astimezone(UTC)
+    if period == "day":
+        return utc.replace(hour=0, minute=0, second=0, microsecond=0)
+    if period == "month":
+        return utc.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    return datetime(1970, 1, 1, tzinfo=UTC)
+
+
+@dataclass(frozen=True, slots=True)
 class KeyRecord:
-    """`ak:{sS}:<key_hash>`: `status` ok | revoked | unknown, and the owner and key ids."""
+    """`ak:{sS}:<key_hash>`: `status` ok | revoked | unknown, the owner and key ids, and the
+    key's controls."""
 
     status: str
     user_id: str = ""
     key_id: str = ""
+    controls: KeyControls = NO_CONTROLS
 
     @classmethod
-    def of(cls, *, user_id: str, key_id: str, revoked: bool) -> KeyRecord:
-        return cls("revoked" if revoked else "ok", user_id, key_id)
+    def of(
+        cls, *, user_id: str, key_id: str, revoked: bool, controls: KeyControls = NO_CONTROLS
+    ) -> KeyRecord:
+        return cls("revoked" if revoked else "ok", user_id, key_id, controls)
 
     @classmethod
     def unknown(cls) -> KeyRecord:
@@ -44,7 +107,8 @@ class KeyRecord:
     def to_fields(self) -> dict[str, str]:
         if self.status == UNKNOWN:
             return {"status": UNKNOWN}
-        return {"status": self.status, "user": self.user_id, "key": self.key_id}
+        return {"status": self.status, "user": self.user_id, "key": self.key_id,
+                **self.controls.to_fields()}  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,7 +18,7 @@ from redis.exceptions import RedisError
 from common import keyspace
 from common.db import DbConnection
 from common.errors import ApiError, ErrorCode
-from common.records import AgentRecord, KeyRecord, UserRecord, UserSession
+from common.records import NO_CONTROLS, AgentRecord, KeyControls, KeyRecord, UserRecord, UserSession
 
 # pg advisory lock id "AGLKWTHR": record write-throughs (shared) vs. a cache clear (exclusive).
 WRITE_THROUGH_LOCK = 0x41474C4B_57544852
@@ -70,8 +70,9 @@ async def write_api_key(
     user_id: str,
     key_id: str,
     revoked: bool,
+    controls: KeyControls = NO_CONTROLS,
 ) -> None:
-    record = KeyRecord.of(user_id=user_id, key_id=key_id, revoked=revoked)
+    record = KeyRecord.of(user_id=user_id, key_id=key_id, revoked=revoked, controls=controls)
     await _write(redis, keyspace.api_key_record(shard, key_hash), record)
 
 

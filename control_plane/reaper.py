@@ -38,7 +38,7 @@ async def reap_expired(
 
     def queue(pipe: Any, shard: int) -> Awaitable[Any]:
         keys = [keyspace.reservations(shard), keyspace.reservation_deadlines(shard),
-                keyspace.usage_stream(shard)]  # fmt: skip
+                keyspace.usage_stream(shard), keyspace.key_spend(shard)]  # fmt: skip
         args: list[str | int] = [
             keyspace.quota_prefix(shard),
             keyspace.trials_prefix(shard),

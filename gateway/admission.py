@@ -174,6 +174,8 @@ class Admitter:
                 keyspace.reservations(shard),
                 keyspace.reservation_deadlines(shard),
                 keyspace.agent_record(agent_id),
+                keyspace.key_rate_window(shard, key_hash),
+                keyspace.key_spend(shard),
             ]
             try:
                 reply = await self._admit(keys=keys, args=args)
@@ -214,6 +216,7 @@ class Admitter:
             keyspace.quota(shard, user_id),
             keyspace.trials(shard, user_id),
             keyspace.usage_stream(shard),
+            keyspace.key_spend(shard),
         ]
         usage = result.usage
         args: list[str | int] = [
@@ -225,7 +228,7 @@ class Admitter:
         return bool(settled)
 
 
-def _refusal(reply: AdmitReply) -> ApiError:
+def _refusal(reply: AdmitReply) -> ApiError:  # noqa: PLR0911 - one answer per verdict
     verdict = reply.verdict
     if verdict == "BAD_KEY":
         return ApiError(ErrorCode.INVALID_API_KEY)
@@ -233,6 +236,10 @@ def _refusal(reply: AdmitReply) -> ApiError:
         return ApiError(ErrorCode.FORBIDDEN, "This account is suspended.")
     if verdict == "NO_AGENT":
         return ApiError(ErrorCode.AGENT_NOT_FOUND)
+    if verdict == "KEY_EXPIRED":
+        return ApiError(ErrorCode.INVALID_API_KEY, "This API key has expired.")
+    if verdict == "AGENT_NOT_ALLOWED":
+        return ApiError(ErrorCode.FORBIDDEN, "This API key is not allowed to call this agent.")
     values = _rate_header_values(
         reply.rate_limit, reply.rate_remaining, reply.rate_reset_ms, reply.quota_remaining
     )
@@ -240,9 +247,10 @@ def _refusal(reply: AdmitReply) -> ApiError:
     if verdict == "RATE_LIMITED":
         headers["retry-after"] = str(max(1, -(-reply.rate_reset_ms // 1000)))
         return ApiError(ErrorCode.RATE_LIMITED, headers=headers)
-    if verdict == "QUOTA_EXHAUSTED":
+    if verdict in ("QUOTA_EXHAUSTED", "KEY_CAP_REACHED"):
         # Retrying cannot help until the developer buys units: tell the OpenAI SDKs (which
         # retry a 429 by default) not to. Only the rate limit says when to come back.
         headers["x-should-retry"] = "false"
-        return ApiError(ErrorCode.QUOTA_EXHAUSTED, headers=headers)
+        message = "This API key's spend cap is reached." if verdict == "KEY_CAP_REACHED" else None
+        return ApiError(ErrorCode.QUOTA_EXHAUSTED, message, headers=headers)
     return ApiError(ErrorCode.INTERNAL)

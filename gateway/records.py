@@ -12,6 +12,7 @@ through the usage stream.
 
 from __future__ import annotations
 
+from datetime import datetime
 from decimal import Decimal
 
 import asyncpg
@@ -19,7 +20,17 @@ import redis.asyncio as redis_asyncio
 
 from common import keyspace
 from common.knowledge.records import KNOWLEDGE_RECORD
-from common.records import AgentRecord, KeyRecord, UserRecord, UserSession
+from common.records import (
+    KEY_CONTROL_COLUMNS,
+    AgentRecord,
+    KeyControls,
+    KeyRecord,
+    UserRecord,
+    UserSession,
+    key_controls_of,
+    spend_bucket,
+    spend_bucket_start,
+)
 from common.redis_store import LuaScripts
 from common.validation import is_uuid
 from gateway.single_flight import SingleFlight
@@ -62,9 +73,10 @@ class RecordLoader:
             return owner.decode() if isinstance(owner, bytes) else None
         self.queries += 1
         row = await self._db.fetchrow(
-            """SELECT k.id, k.user_id, k.revoked_at IS NOT NULL AS revoked, u.redis_shard
-               FROM api_keys k JOIN users u ON u.id = k.user_id
-               WHERE k.key_hash = $1""",
+            f"""SELECT k.id, k.user_id, k.revoked_at IS NOT NULL AS revoked, u.redis_shard,
+                       {KEY_CONTROL_COLUMNS}, now() AS now
+                FROM api_keys k JOIN users u ON u.id = k.user_id
+                WHERE k.key_hash = $1""",  # noqa: S608 - a constant column list
             key_hash,
         )
         if row is None or row["redis_shard"] != shard:
@@ -72,9 +84,29 @@ class RecordLoader:
             await self._fill_record(record, KeyRecord.unknown())
             return None
         user_id = str(row["user_id"])
-        key = KeyRecord.of(user_id=user_id, key_id=str(row["id"]), revoked=row["revoked"])
+        controls = key_controls_of(row)
+        if controls.cap:
+            await self._load_key_spend(shard, user_id, str(row["id"]), controls, row["now"])
+        key = KeyRecord.of(
+            user_id=user_id, key_id=str(row["id"]), revoked=row["revoked"], controls=controls
+        )
         await self._fill_record(record, key)
         return user_id
+
+    async def _load_key_spend(
+        self, shard: int, user_id: str, key_id: str, controls: KeyControls, now: datetime
+    ) -> None:
+        """A capped key's spend in its current bucket, from call_logs, unless Redis has it
+        (Redis is live; call_logs lag behind the usage stream)."""
+        period = controls.cap_period
+        self.queries += 1
+        spent = await self._db.fetchval(
+            """SELECT coalesce(sum(units), 0) FROM call_logs
+               WHERE user_id = $1 AND api_key_id = $2 AND billable AND created_at >= $3""",
+            user_id, key_id, spend_bucket_start(period, now),
+        )  # fmt: skip
+        field = f"{key_id}:{spend_bucket(period, now)}"
+        await self._redis.hsetnx(keyspace.key_spend(shard), field, int(spent))
 
     async def _load_user(self, user_id: str, shard: int) -> None:
         record, quota = keyspace.user_record(shard, user_id), keyspace.quota(shard, user_id)

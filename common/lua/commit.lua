@@ -7,6 +7,7 @@
 -- KEYS[3] quota:{sS}:<user_id>   live quota units
 -- KEYS[4] trial:{sS}:<user_id>   trial calls used per agent
 -- KEYS[5] usage:{sS}             usage event stream
+-- KEYS[6] kspend:{sS}            capped keys' spend (a refund comes off it too)
 --
 -- ARGV[1] call_id        ARGV[2] billable ("1" keeps the charge, "0" gives it back)
 -- ARGV[3] status (success|error|timeout|blocked|cancelled)
@@ -30,7 +31,7 @@ local event = usage_event_args({
   output_tokens = ARGV[5], latency_ms = ARGV[6], error_code = ARGV[7], ts_ms = now_ms(),
 })
 
-if not billable then give_back(r, KEYS[3], KEYS[4]) end
+if not billable then give_back(r, KEYS[3], KEYS[4], KEYS[6]) end
 redis.call("XADD", KEYS[5], "*", unpack(event))
 redis.call("HDEL", KEYS[1], ARGV[1])
 redis.call("ZREM", KEYS[2], ARGV[1])

@@ -5,7 +5,7 @@
 -- now_ms()                      Redis server TIME in ms, never the caller's clock
 -- encode_reservation(r)         what admit.lua stores per call in resv:{sS} ...
 -- decode_reservation(text)      ... and commit.lua / reap.lua read back
--- give_back(r, quota, trials)   return a reservation's quota units or trial call
+-- give_back(r, quota, trials, spend)  return a reservation's quota units or trial call
 -- usage_event_args(event)       a usage event as XADD field/value arguments
 
 local function now_ms()
@@ -17,7 +17,7 @@ end
 -- client's request id is one of [A-Za-z0-9._:-], common/asgi.py). request_id came last and
 -- may be missing from a reservation written before it: it reads back as "".
 local RESERVATION_FIELDS = {"user_id", "agent_id", "agent_version", "charge", "units", "key_id",
-                            "admitted_ms", "request_id"}
+                            "admitted_ms", "request_id", "spend"}
 
 local function encode_reservation(r)
   local parts = {}
@@ -35,13 +35,16 @@ local function decode_reservation(text)
   r.units = tonumber(r.units)
   r.admitted_ms = tonumber(r.admitted_ms)
   r.request_id = r.request_id or ""
+  r.spend = r.spend or ""  -- the kspend:{sS} field a capped key's units were counted in
   return r
 end
 
--- charge "quota": the units go back to the balance; "trial": the trial call is not used up.
-local function give_back(r, quota_key, trials_key)
+-- charge "quota": the units go back to the balance (and off a capped key's spend);
+-- "trial": the trial call is not used up.
+local function give_back(r, quota_key, trials_key, spend_key)
   if r.charge == "quota" then
     redis.call("INCRBY", quota_key, r.units)
+    if r.spend ~= "" then redis.call("HINCRBY", spend_key, r.spend, -r.units) end
   else
     redis.call("HINCRBY", trials_key, r.agent_id, -1)
   end

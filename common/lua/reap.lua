@@ -5,6 +5,7 @@
 -- KEYS[1] resv:{sS}    reservations (hash: call_id -> reservation)
 -- KEYS[2] resvq:{sS}   reservation deadlines (zset)
 -- KEYS[3] usage:{sS}   usage event stream
+-- KEYS[4] kspend:{sS}  capped keys' spend (a given-back charge comes off it)
 --
 -- ARGV[1] the shard's quota key prefix, e.g. "quota:{s17}:", and ARGV[2] its trial key
 --         prefix, e.g. "trial:{s17}:" (common/keyspace.py): a reservation's user id completes
@@ -27,7 +28,7 @@ for _, call_id in ipairs(due) do
       billable = "0", status = "cancelled", input_tokens = 0, output_tokens = 0,
       latency_ms = now - r.admitted_ms, error_code = "reaped", ts_ms = now,
     })
-    give_back(r, ARGV[1] .. r.user_id, ARGV[2] .. r.user_id)
+    give_back(r, ARGV[1] .. r.user_id, ARGV[2] .. r.user_id, KEYS[4])
     redis.call("XADD", KEYS[3], "*", unpack(event))
     redis.call("HDEL", KEYS[1], call_id)
     reaped = reaped + 1

@@ -8,6 +8,7 @@ from typing import Any
 import asyncpg
 
 from common.db import DbConnection, fetch_all, fetch_one, fetch_optional
+from common.records import KEY_CONTROL_COLUMNS
 
 # Keys the dashboard's playground mints for itself (control_plane/developers/session_keys.py)
 # carry this scope in `permissions`; they do not count against the active-key cap.
@@ -126,7 +127,8 @@ async def list_keys(
         after_clause = "AND (created_at < $6 OR (created_at = $6 AND id > $7::uuid))"
     return await fetch_all(
         connection,
-        f"""SELECT id, name, key_prefix, created_at, last_used_at, revoked_at, permissions
+        f"""SELECT id, name, key_prefix, created_at, last_used_at, revoked_at, permissions,
+                   {KEY_CONTROL_COLUMNS}
             FROM api_keys
             WHERE user_id = $1 AND ($2 OR revoked_at IS NULL)
               AND ($4::text IS NULL
@@ -143,10 +145,11 @@ async def key_for_update(
     """The caller's own key, locked; None for a key that is not theirs (or does not exist)."""
     return await fetch_optional(
         connection,
-        """SELECT k.id, k.key_hash, k.revoked_at, k.name, k.key_prefix, u.redis_shard
-           FROM api_keys k JOIN users u ON u.id = k.user_id
-           WHERE k.id = $1 AND k.user_id = $2
-           FOR NO KEY UPDATE OF k""",
+        f"""SELECT k.id, k.key_hash, k.revoked_at, k.name, k.key_prefix, u.redis_shard,
+                   k.permissions, k.created_at, k.last_used_at, {KEY_CONTROL_COLUMNS}
+            FROM api_keys k JOIN users u ON u.id = k.user_id
+            WHERE k.id = $1 AND k.user_id = $2
+            FOR NO KEY UPDATE OF k""",  # noqa: S608 - a constant column list
         key_id,
         user_id,
     )
@@ -234,3 +237,25 @@ async def agent_names(connection: DbConnection, agent_ids: list[str]) -> dict[st
         "SELECT id, name FROM agents WHERE id = ANY($1::uuid[])", agent_ids
     )
     return {str(row["id"]): row["name"] for row in rows}
+
+
+async def set_key_controls(
+    connection: DbConnection,
+    key_id: str,
+    *,
+    name: str,
+    spend_cap_units: int | None,
+    spend_cap_period: str | None,
+    rate_limit: int | None,
+    expires_at: datetime | None,
+    allowed_agents: list[str] | None,
+) -> asyncpg.Record:
+    return await fetch_one(
+        connection,
+        f"""UPDATE api_keys SET name = $2, spend_cap_units = $3, spend_cap_period = $4,
+                   rate_limit = $5, expires_at = $6, allowed_agents = $7::uuid[]
+            WHERE id = $1
+            RETURNING id, name, key_prefix, created_at, last_used_at, revoked_at, permissions,
+                      {KEY_CONTROL_COLUMNS}""",  # noqa: S608 - a constant column list
+        key_id, name, spend_cap_units, spend_cap_period, rate_limit, expires_at, allowed_agents,
+    )  # fmt: skip

@@ -6,13 +6,16 @@ from starlette.responses import Response
 
 from common.domain import UserType
 from control_plane.api import ApiRoute, Context, json_response
-from control_plane.developers import service
+from control_plane.developers import key_controls, service
 from control_plane.developers.schemas import (
+    ApiKeyOut,
     ApiKeyPage,
     CreatedApiKey,
     CreateKeyRequest,
     DeveloperProfile,
+    KeyControlsPatch,
     KeyListQuery,
+    RotateKeyRequest,
     TrialList,
     UsageQuery,
     UsageReport,
@@ -39,6 +42,17 @@ async def revoke_developer_key(context: Context) -> None:
     await service.revoke_key(context.state, context.user, context.path["key_id"])
 
 
+async def update_developer_key(context: Context, body: KeyControlsPatch) -> ApiKeyOut:
+    return await key_controls.update_controls(
+        context.state, context.user, context.path["key_id"], body
+    )
+
+
+async def rotate_developer_key(context: Context, body: RotateKeyRequest) -> Response:
+    created = await key_controls.rotate(context.state, context.user, context.path["key_id"], body)
+    return json_response(created, 201, headers={"Cache-Control": "no-store"})
+
+
 async def developer_usage(context: Context, query: UsageQuery) -> UsageReport:
     return await service.usage(context.state, context.user, query)
 
@@ -62,6 +76,14 @@ ROUTES = [
     ApiRoute("DELETE", f"{PREFIX}/keys/{{key_id}}", revoke_developer_key,
              "Revoke an API key; the gateway refuses it from the next request on",
              status=204, user_types=_DEVELOPERS, tags=("developers",)),
+    ApiRoute("PATCH", f"{PREFIX}/keys/{{key_id}}", update_developer_key,
+             "Set a key's controls: spend cap, own rate limit, expiry, allowed agents",
+             body=KeyControlsPatch, response=ApiKeyOut, user_types=_DEVELOPERS,
+             tags=("developers",)),
+    ApiRoute("POST", f"{PREFIX}/keys/{{key_id}}/rotate", rotate_developer_key,
+             "Replace a key (same name and controls); the old one works a grace period more",
+             body=RotateKeyRequest, response=CreatedApiKey, status=201,
+             user_types=_DEVELOPERS, tags=("developers",)),
     ApiRoute("GET", f"{PREFIX}/usage", developer_usage,
              "Calls, spend and units in a range: totals, per agent, per API key and per day",
              query=UsageQuery, response=UsageReport, user_types=_DEVELOPERS,

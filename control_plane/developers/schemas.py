@@ -10,6 +10,7 @@ from datetime import date, datetime
 from typing import Annotated, Literal
 
 import msgspec
+from msgspec import UNSET, UnsetType
 
 KeyName = Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
 Moment = Annotated[datetime, msgspec.Meta(tz=True, description="RFC 3339 with a timezone")]
@@ -17,6 +18,41 @@ Moment = Annotated[datetime, msgspec.Meta(tz=True, description="RFC 3339 with a 
 
 class CreateKeyRequest(msgspec.Struct, forbid_unknown_fields=True):
     name: KeyName
+
+
+AgentId = Annotated[
+    str,
+    msgspec.Meta(
+        pattern=r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+    ),
+]
+MAX_ALLOWED_AGENTS = 100
+AgentIds = Annotated[list[AgentId], msgspec.Meta(min_length=1, max_length=MAX_ALLOWED_AGENTS)]
+MAX_GRACE_S = 30 * 24 * 3600
+
+
+class SpendCap(msgspec.Struct, forbid_unknown_fields=True):
+    """At most `units` quota units per UTC `day`, per UTC `month`, or in `total`."""
+
+    units: Annotated[int, msgspec.Meta(ge=1, le=10**12)]
+    period: Literal["day", "month", "total"]
+
+
+class KeyControlsPatch(msgspec.Struct, forbid_unknown_fields=True):
+    """`PATCH /developers/keys/{id}`: a field left out is unchanged, `null` clears it."""
+
+    name: KeyName | UnsetType = UNSET
+    spend_cap: SpendCap | UnsetType | None = UNSET
+    # Calls per rate window (60 s), on top of the account's own limit.
+    rate_limit: Annotated[int, msgspec.Meta(ge=1, le=1000000)] | UnsetType | None = UNSET
+    expires_at: Moment | UnsetType | None = UNSET
+    allowed_agents: AgentIds | UnsetType | None = UNSET
+
+
+class RotateKeyRequest(msgspec.Struct, forbid_unknown_fields=True):
+    """The old key keeps working `grace_seconds` more (0: it stops now)."""
+
+    grace_seconds: Annotated[int, msgspec.Meta(ge=0, le=MAX_GRACE_S)] = 3600
 
 
 class KeyListQuery(msgspec.Struct, forbid_unknown_fields=True):
@@ -64,6 +100,11 @@ class ApiKeyOut(msgspec.Struct):
     # "playground" for a key the dashboard's playground minted (short-lived); None otherwise.
     scope: str | None = None
     expires_at: datetime | None = None
+    # The key's controls (PATCH /developers/keys/{id}); None: no such control.
+    spend_cap: SpendCap | None = None
+    spend_used: int | None = None  # units spent in the cap's current period (live)
+    rate_limit: int | None = None
+    allowed_agents: list[str] | None = None
 
 
 class ApiKeyPage(msgspec.Struct):

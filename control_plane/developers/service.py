@@ -22,10 +22,10 @@ from common.errors import ApiError, ErrorCode
 from common.validation import is_uuid
 from control_plane import gateway_sync
 from control_plane.auth.principal import Principal
-from control_plane.developers import repository
+from control_plane.developers import key_controls, repository
+from control_plane.developers.key_controls import key_out
 from control_plane.developers.schemas import (
     AgentUsage,
-    ApiKeyOut,
     ApiKeyPage,
     CreatedApiKey,
     CreateKeyRequest,
@@ -91,19 +91,6 @@ async def profile(state: ControlPlaneState, principal: Principal) -> DeveloperPr
     return from_row(DeveloperProfile, row, quota=quota, max_active_keys=MAX_ACTIVE_KEYS)
 
 
-def _key_out(row: asyncpg.Record) -> ApiKeyOut:
-    permissions = row["permissions"] or {}
-    expires = permissions.get("expires_at")
-    return from_row(
-        ApiKeyOut,
-        row,
-        prefix=row["key_prefix"],
-        revoked=row["revoked_at"] is not None,
-        scope=permissions.get("scope"),
-        expires_at=datetime.fromisoformat(expires) if isinstance(expires, str) else None,
-    )
-
-
 async def list_keys(
     state: ControlPlaneState, principal: Principal, query: KeyListQuery
 ) -> ApiKeyPage:
@@ -121,7 +108,8 @@ async def list_keys(
     if len(rows) > query.limit:
         last = page[-1]
         next_cursor = encode_cursor(_KEYS_CURSOR, [last["created_at"].isoformat(), str(last["id"])])
-    return ApiKeyPage([_key_out(row) for row in page], next_cursor)
+    used = await key_controls.spend_used(state, principal.shard, page)
+    return ApiKeyPage([key_out(row, used.get(str(row["id"]))) for row in page], next_cursor)
 
 
 async def create_key(

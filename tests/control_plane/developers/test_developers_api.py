@@ -35,7 +35,8 @@ from tests.processes import api_state
 
 KEYS = "/api/v1/developers/keys"
 KEY_FIELDS = {"id", "name", "prefix", "created_at", "last_used_at", "revoked", "revoked_at",
-              "scope", "expires_at"}  # fmt: skip
+              "scope", "expires_at", "spend_cap", "spend_used", "rate_limit",
+              "allowed_agents"}  # fmt: skip
 
 
 @pytest_asyncio.fixture
@@ -151,7 +152,9 @@ async def test_create_key_returns_the_plaintext_once_and_stores_only_its_hash(
     # The gateway's key record exists before any gateway ever saw the key.
     shard = await shard_of(db_pool, user_id)
     assert await key_record(redis, shard, key_hash) == {
-        "status": "ok", "user": user_id, "key": created["id"]
+        "status": "ok", "user": user_id, "key": created["id"],
+        # no controls yet (PATCH /developers/keys/{id} sets them)
+        "expires": "0", "rate": "0", "cap": "0", "cap_period": "", "agents": "",
     }  # fmt: skip
 
     listing = await client.get(KEYS, headers=auth)
