@@ -17,3 +17,10 @@ ALTER TABLE api_keys
     ADD COLUMN allowed_agents   UUID[],
     ADD CONSTRAINT api_keys_spend_cap_whole
         CHECK ((spend_cap_units IS NULL) = (spend_cap_period IS NULL));
+
+-- Prompt caching: the prompt tokens the provider served from its cache (OpenAI's
+-- prompt_tokens_details.cached_tokens, Anthropic's cache_read_input_tokens, Gemini's
+-- cachedContentTokenCount), part of input_tokens. Billing does not depend on it.
+ALTER TABLE call_logs
+    ADD COLUMN cached_input_tokens INT NOT NULL DEFAULT 0
+               CONSTRAINT call_logs_cached_input_tokens_nonnegative CHECK (cached_input_tokens >= 0);

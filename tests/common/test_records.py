@@ -9,6 +9,7 @@ from common.records import (
     UNKNOWN_AGENT_TTL_S,
     UNKNOWN_KEY_TTL_S,
     AgentRecord,
+    KeyControls,
     KeyRecord,
     UserRecord,
     UserSession,
@@ -17,7 +18,15 @@ from common.records import (
 
 def test_key_records() -> None:
     live = KeyRecord.of(user_id="u", key_id="k", revoked=False)
-    assert live.to_fields() == {"status": "ok", "user": "u", "key": "k"}
+    no_controls = {"expires": "0", "rate": "0", "cap": "0", "cap_period": "", "agents": ""}
+    assert live.to_fields() == {"status": "ok", "user": "u", "key": "k", **no_controls}
+    controlled = KeyRecord.of(
+        user_id="u", key_id="k", revoked=False,
+        controls=KeyControls(expires_ms=5, rate=7, cap=9, cap_period="day", agents="a,b"),
+    )  # fmt: skip
+    assert controlled.to_fields() == {"status": "ok", "user": "u", "key": "k", "expires": "5",
+                                      "rate": "7", "cap": "9", "cap_period": "day",
+                                      "agents": "a,b"}  # fmt: skip
     assert KeyRecord.of(user_id="u", key_id="k", revoked=True).to_fields()["status"] == "revoked"
     assert live.ttl_s == RECORD_TTL_S
     unknown = KeyRecord.unknown()
