@@ -96,8 +96,9 @@ async def _dispatch(state: GatewayState, key_hash: str, message: Message) -> dic
         settings = state.settings
         try:
             listed = await tools.listed_tools(
-                state.db, owner, unit_price=settings.unit_price, trial_calls=settings.trial_calls
-            )
+                state.db, owner, key_hash,
+                unit_price=settings.unit_price, trial_calls=settings.trial_calls,
+            )  # fmt: skip
         except (asyncpg.PostgresError, OSError):
             raise ApiError(ErrorCode.STORAGE_UNAVAILABLE) from None
         return {"tools": listed}

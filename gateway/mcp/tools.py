@@ -98,10 +98,27 @@ _TOOLBOX = """
     ORDER BY t.added_at, a.id"""
 
 
+# A key with an allow-list (migration 0012, PATCH /developers/keys/{id}) lists exactly its
+# agents, in the list's order; the toolbox is for the keys without one.
+_ALLOWED = """
+    SELECT a.id, a.name, a.description, a.price_per_call
+    FROM api_keys k
+    CROSS JOIN LATERAL unnest(k.allowed_agents) WITH ORDINALITY AS allowed (id, position)
+    JOIN agents a ON a.id = allowed.id
+    WHERE k.key_hash = $1 AND a.status = 'active'
+    ORDER BY allowed.position"""
+_RESTRICTED = """
+    SELECT coalesce(cardinality(allowed_agents), 0) > 0 FROM api_keys WHERE key_hash = $1"""
+
+
 async def listed_tools(
-    db: asyncpg.Pool, user_id: str, *, unit_price: Decimal, trial_calls: int
+    db: asyncpg.Pool, user_id: str, key_hash: str, *, unit_price: Decimal, trial_calls: int
 ) -> list[dict[str, Any]]:
-    """The developer's toolbox agents (active ones), then `marketplace_search`."""
+    """The key's allowed agents (active ones) when it has an allow-list: nothing else could
+    be called with it. Otherwise the developer's toolbox agents, then `marketplace_search`."""
+    if await db.fetchval(_RESTRICTED, key_hash):
+        rows = await db.fetch(_ALLOWED, key_hash)
+        return [agent_tool(row, unit_price=unit_price, trial_calls=trial_calls) for row in rows]
     rows = await db.fetch(_TOOLBOX, user_id)
     tools = [agent_tool(row, unit_price=unit_price, trial_calls=trial_calls) for row in rows]
     tools.append(MARKETPLACE_SEARCH_TOOL)
