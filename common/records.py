@@ -52,7 +52,8 @@ def key_controls_of(row: Any) -> KeyControls:
     expires: datetime | None = row["expires_at"]
     agents = row["allowed_agents"]
     return KeyControls(
-        expires_ms=int(expires.timestamp() * 1000) if expires is not None else 0,
+        # At least 1: 0 means "no expiry" to admit.lua.
+        expires_ms=max(1, int(expires.timestamp() * 1000)) if expires is not None else 0,
         rate=row["rate_limit"] or 0,
         cap=row["spend_cap_units"] or 0,
         cap_period=row["spend_cap_period"] or "",
