@@ -24,7 +24,9 @@ instants = st.datetimes(
 )
 
 
-@settings(max_examples=300, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(at=instants, period=st.sampled_from(["day", "month", "total"]))
 async def test_lua_and_python_name_the_same_bucket(
     redis: redis_asyncio.Redis, at: datetime, period: str
