@@ -21,6 +21,7 @@ from common.settings import (
     StorageSettings,
     env,
 )
+from control_plane.chain.settings import ChainSettings
 from control_plane.dashboard.settings import DashboardSettings
 from control_plane.earnings.settings import EarningsSettings
 from control_plane.knowledge.settings import KnowledgeBaseSettings
@@ -83,6 +84,7 @@ class _ProcessSettings(EnvSettings):
     knowledge: KnowledgeBaseSettings
     earnings: EarningsSettings
     webhooks: WebhookSettings
+    chain: ChainSettings
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,6 +29,8 @@ Jobs:
 - payouts (`PAYOUT_INTERVAL_S`): pay pending withdrawals (`control_plane/earnings/withdrawals.py`);
 - webhook delivery (`WEBHOOK_DELIVERY_INTERVAL_S`): drain the webhook outbox
   (`control_plane/webhooks/delivery.py`; needs the encryption key ring to sign).
+- chain outbox (`CHAIN_INTERVAL_S`, only with `CHAIN_RPC_URL`): mint agent tokens and record
+  settlements on chain (`control_plane/chain/outbox.py`; its client lives in that loop).
 
 Metrics are served on `WORKER_METRICS_HOST`:`WORKER_METRICS_PORT` (default 0.0.0.0:9102; port 0
 serves none).
@@ -50,6 +52,7 @@ from common.db import create_pool
 from common.json_logging import configure_logging
 from common.knowledge.backends import build_embedder
 from common.redis_store import LuaScripts, create_redis
+from control_plane.chain.outbox import run_chain_outbox
 from control_plane.developers import session_keys
 from control_plane.earnings.payouts import build_providers
 from control_plane.earnings.settlements import settle_due
@@ -209,6 +212,7 @@ async def run_worker(
         await asyncio.gather(
             ingester.run(stop),
             knowledge.run(stop),
+            run_chain_outbox(db, settings.chain, stop),
             *(run_periodically(job, stop, metrics) for job in jobs),
         )
     finally:

@@ -1,0 +1,391 @@
+"""The chain outbox: the worker turns `chain_jobs` (migration 0011) into confirmed transactions.
+
+A job's rows are written by triggers in the same transaction as the publication or the
+settlement. Each run claims the due jobs (a lease, so two workers never work on one job, and a
+dead worker's job is taken over) and moves each one step:
+
+1. A job whose transaction is stored is resolved by looking that hash up: a receipt CHAIN_
+   CONFIRMATIONS deep confirms it; a receipt not yet that deep, or a transaction the node holds
+   but has not mined, waits.
+2. Otherwise the chain itself is asked whether the work is done (the token minted, the record
+   there: the contract refuses to do either twice): if so the job adopts the transaction that
+   did it, found by its event. This covers a worker that died before it stored anything.
+3. Otherwise the stored bytes are broadcast again (the same transaction, so at most one can
+   ever be mined), unless the signer's nonce they used is spent by another transaction, in
+   which case they can never be mined and a new transaction is signed.
+4. A new transaction is signed under a Postgres advisory lock (one nonce sequence for every
+   worker), stored with its hash BEFORE it is broadcast, then broadcast.
+
+A chain that is down or refuses a request leaves the job where it is, retried with backoff up
+to CHAIN_RETRY_MAX_S. `failed` is for what retrying cannot change (a mined transaction that
+reverted while the work is still not done; a subject deleted). Confirmation writes the tx hash
+(and the token id) into agents / settlements in the same transaction as the job's status.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from dataclasses import dataclass
+from decimal import Decimal
+
+import asyncpg
+
+from common.db import DbConnection
+from control_plane.chain.client import (
+    ChainClient,
+    ChainRejected,
+    ChainUnavailable,
+    Receipt,
+    SettlementRecord,
+    SignedTx,
+    settlement_key,
+    token_id_of,
+)
+from control_plane.chain.settings import ChainSettings
+from control_plane.creators.wallet import InvalidAddress, normalise_wallet_address
+
+logger = logging.getLogger("agentlink.worker.chain")
+
+# pg_advisory_lock key naming "the chain signer's nonce sequence" ("AGLKCHAN").
+SIGNER_LOCK_KEY = 0x41474C4B_4348414E
+_AMOUNT_UNITS = Decimal(10) ** 8  # the contract stores amounts in 10**-8 USD
+_BATCH = 50
+
+
+@dataclass(frozen=True, slots=True)
+class ChainJob:
+    id: int
+    kind: str
+    subject_id: str
+    status: str
+    attempts: int
+    contract_address: str | None
+    tx_hash: str | None
+    tx_nonce: int | None
+    signed_tx: bytes | None
+
+
+@dataclass(frozen=True, slots=True)
+class Mint:
+    creator: str
+    token_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class Wait:
+    """Not done yet: try again after `delay_s` (None: the backoff for this attempt)."""
+
+    reason: str
+    delay_s: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Confirmed:
+    receipt: Receipt
+
+
+@dataclass(frozen=True, slots=True)
+class Failed:
+    reason: str
+
+
+Step = Wait | Confirmed | Failed
+
+
+def backoff_s(settings: ChainSettings, attempts: int) -> float:
+    """Exponential from CHAIN_INTERVAL_S, capped at CHAIN_RETRY_MAX_S, jittered down by <= 1/2
+    so workers that failed together do not retry together."""
+    ceiling = min(settings.retry_max_s, settings.interval_s * 2.0 ** min(attempts, 30))
+    return float(ceiling * random.uniform(0.5, 1.0))
+
+
+class ChainOutbox:
+    def __init__(self, db: asyncpg.Pool, client: ChainClient, settings: ChainSettings) -> None:
+        self._db = db
+        self._client = client
+        self._settings = settings
+
+    async def run_once(self) -> int:
+        """Move every due job one step; returns how many were confirmed."""
+        jobs = await self._claim()
+        confirmed = 0
+        for index, job in enumerate(jobs):
+            try:
+                step = await self._advance(job)
+            except ChainUnavailable as error:
+                # The node is down for every job: the rest wait with this one.
+                for waiting in jobs[index:]:
+                    await self._record(waiting, Wait(f"chain unavailable: {error}"))
+                logger.warning(
+                    "chain unavailable, %d jobs wait", len(jobs) - index,
+                    extra={"event": "chain_unavailable", "count": len(jobs) - index},
+                )  # fmt: skip
+                break
+            except ChainRejected as error:
+                step = Wait(f"chain refused: {error}")
+            await self._record(job, step)
+            confirmed += isinstance(step, Confirmed)
+        return confirmed
+
+    async def _claim(self) -> list[ChainJob]:
+        rows = await self._db.fetch(
+            """UPDATE chain_jobs SET locked_until = now() + make_interval(secs => $1),
+                                     attempts = attempts + 1
+               WHERE id IN (SELECT id FROM chain_jobs
+                            WHERE status IN ('pending', 'sent') AND next_attempt_at <= now()
+                              AND (locked_until IS NULL OR locked_until <= now())
+                            ORDER BY next_attempt_at, id LIMIT $2
+                            FOR UPDATE SKIP LOCKED)
+               RETURNING id, kind, subject_id::text, status, attempts, contract_address,
+                         tx_hash, tx_nonce, signed_tx""",
+            self._settings.lease_s,
+            _BATCH,
+        )
+        jobs = [
+            ChainJob(
+                row["id"],
+                row["kind"],
+                row["subject_id"],
+                row["status"],
+                row["attempts"],
+                row["contract_address"],
+                row["tx_hash"],
+                None if row["tx_nonce"] is None else int(row["tx_nonce"]),
+                row["signed_tx"],
+            )
+            for row in rows
+        ]
+        return sorted(jobs, key=lambda job: job.id)
+
+    # -- one step ------------------------------------------------------------------------------
+
+    async def _advance(self, job: ChainJob) -> Step:
+        client = self._client
+        ours = job.contract_address is None or job.contract_address == client.contract_address
+        if job.tx_hash is not None and ours:
+            receipt = await client.receipt(job.tx_hash)
+            if receipt is not None:
+                return await self._judge(job, receipt)
+            if await client.is_known(job.tx_hash):
+                return Wait("sent, waiting for a block", self._settings.interval_s)
+        done = await self._done_on_chain(job)
+        if done is not None:
+            return await self._depth(done)
+        # Stored bytes whose nonce is still unspent can still be mined: send exactly them.
+        if (
+            ours
+            and job.signed_tx is not None
+            and job.tx_nonce is not None
+            and job.tx_nonce >= await client.confirmed_nonce()
+        ):
+            await client.broadcast(job.signed_tx)
+            return await self._after_broadcast(job.tx_hash)
+        return await self._sign_and_send(job)
+
+    async def _judge(self, job: ChainJob, receipt: Receipt) -> Step:
+        if receipt.succeeded:
+            return await self._depth(receipt)
+        done = await self._done_on_chain(job)  # reverted: did another transaction do it?
+        if done is not None:
+            return await self._depth(done)
+        return Failed(f"transaction {receipt.tx_hash} reverted")
+
+    async def _depth(self, receipt: Receipt) -> Step:
+        depth = await self._client.block_number() - receipt.block_number + 1
+        if depth >= self._settings.confirmations:
+            return Confirmed(receipt)
+        return Wait(
+            f"{depth} of {self._settings.confirmations} confirmations", self._settings.interval_s
+        )
+
+    async def _done_on_chain(self, job: ChainJob) -> Receipt | None:
+        """The receipt of the transaction that already did the job's work, if the chain has it."""
+        client = self._client
+        if job.kind == "mint_agent":
+            token_id = token_id_of(job.subject_id)
+            if await client.token(token_id) is None:
+                return None
+            found = await client.find_mint_tx(token_id)
+        else:
+            key = settlement_key(job.subject_id)
+            if await client.settlement(key) is None:
+                return None
+            found = await client.find_settlement_tx(key)
+        if found is None:
+            raise ChainRejected("the chain has the work done but no event of it")
+        return found
+
+    async def _after_broadcast(self, tx_hash: str | None) -> Step:
+        receipt = None if tx_hash is None else await self._client.receipt(tx_hash)
+        if receipt is None:
+            return Wait("sent, waiting for a block", self._settings.interval_s)
+        return await self._depth(receipt) if receipt.succeeded else Wait("reverted, checking")
+
+    async def _sign_and_send(self, job: ChainJob) -> Step:
+        target = await self._target(job)
+        if not isinstance(target, Mint | SettlementRecord):
+            return target
+        async with self._db.acquire() as connection:
+            # One nonce sequence for the signer across workers: sign, store, send, in turn.
+            await connection.execute("SELECT pg_advisory_lock($1)", SIGNER_LOCK_KEY)
+            try:
+                signed = await self._sign(job, target)
+                await self._store_signed(connection, job, signed)
+                await self._client.broadcast(signed.raw)
+            finally:
+                await connection.execute("SELECT pg_advisory_unlock($1)", SIGNER_LOCK_KEY)
+        logger.info(
+            "chain job %d sent", job.id,
+            extra={"event": "chain_sent", "kind": job.kind, "tx_hash": signed.tx_hash},
+        )  # fmt: skip
+        return await self._after_broadcast(signed.tx_hash)
+
+    async def _sign(self, job: ChainJob, target: Mint | SettlementRecord) -> SignedTx:
+        if isinstance(target, SettlementRecord):
+            return await self._client.sign_record(target)
+        return await self._client.sign_mint(target.creator, target.token_id)
+
+    async def _target(self, job: ChainJob) -> Mint | SettlementRecord | Step:
+        """What to put on chain, or why not now: the creator's wallet is checked (seed
+        property 10) before anything is signed for it."""
+        if job.kind == "mint_agent":
+            row = await self._db.fetchrow(
+                """SELECT u.wallet_address FROM agents a JOIN users u ON u.id = a.creator_id
+                   WHERE a.id = $1""",
+                job.subject_id,
+            )
+        else:
+            row = await self._db.fetchrow(
+                """SELECT u.wallet_address, s.period_start, s.period_end, s.net_amount
+                   FROM settlements s JOIN users u ON u.id = s.creator_id WHERE s.id = $1""",
+                job.subject_id,
+            )
+        if row is None:
+            return Failed(f"the {job.kind.split('_')[1]} no longer exists")
+        if row["wallet_address"] is None:
+            return Wait("waiting for the creator's wallet address")
+        try:
+            wallet = normalise_wallet_address(row["wallet_address"])
+        except InvalidAddress as error:
+            return Wait(f"the creator's wallet address is invalid: {error}")
+        if job.kind == "mint_agent":
+            return Mint(wallet, token_id_of(job.subject_id))
+        return SettlementRecord(
+            settlement_key(job.subject_id),
+            wallet,
+            int(row["period_start"].timestamp()),
+            int(row["period_end"].timestamp()),
+            int(row["net_amount"] * _AMOUNT_UNITS),
+            0,
+        )
+
+    # -- writes --------------------------------------------------------------------------------
+
+    async def _store_signed(
+        self, connection: DbConnection, job: ChainJob, signed: SignedTx
+    ) -> None:
+        await connection.execute(
+            """UPDATE chain_jobs SET status = 'sent', tx_hash = $2, tx_nonce = $3, signed_tx = $4,
+                                     contract_address = $5
+               WHERE id = $1""",
+            job.id,
+            signed.tx_hash,
+            signed.nonce,
+            signed.raw,
+            self._client.contract_address,
+        )
+
+    async def _record(self, job: ChainJob, step: Step) -> None:
+        if isinstance(step, Confirmed):
+            await self._confirm(job, step.receipt)
+            return
+        if isinstance(step, Failed):
+            await self._db.execute(
+                """UPDATE chain_jobs SET status = 'failed', last_error = $2, locked_until = NULL
+                   WHERE id = $1""",
+                job.id,
+                step.reason[:1000],
+            )
+            logger.error(
+                "chain job %d failed: %s", job.id, step.reason,
+                extra={"event": "chain_failed", "kind": job.kind},
+            )  # fmt: skip
+            return
+        delay = backoff_s(self._settings, job.attempts) if step.delay_s is None else step.delay_s
+        await self._db.execute(
+            """UPDATE chain_jobs SET last_error = $2, locked_until = NULL,
+                                     next_attempt_at = now() + make_interval(secs => $3)
+               WHERE id = $1 AND status IN ('pending', 'sent')""",
+            job.id,
+            step.reason[:1000],
+            delay,
+        )
+
+    async def _confirm(self, job: ChainJob, receipt: Receipt) -> None:
+        async with self._db.acquire() as connection, connection.transaction():
+            await connection.execute(
+                """UPDATE chain_jobs SET status = 'confirmed', tx_hash = $2, block_number = $3,
+                                         contract_address = $4, confirmed_at = now(),
+                                         last_error = NULL, locked_until = NULL
+                   WHERE id = $1""",
+                job.id,
+                receipt.tx_hash,
+                receipt.block_number,
+                self._client.contract_address,
+            )
+            if job.kind == "mint_agent":
+                await connection.execute(
+                    "UPDATE agents SET token_id = $2, token_tx_hash = $3 WHERE id = $1",
+                    job.subject_id,
+                    Decimal(token_id_of(job.subject_id)),
+                    receipt.tx_hash,
+                )
+            else:
+                await connection.execute(
+                    "UPDATE settlements SET tx_hash = $2 WHERE id = $1",
+                    job.subject_id,
+                    receipt.tx_hash,
+                )
+        logger.info(
+            "chain job %d confirmed", job.id,
+            extra={"event": "chain_confirmed", "kind": job.kind, "tx_hash": receipt.tx_hash},
+        )  # fmt: skip
+
+
+async def run_chain_outbox(db: asyncpg.Pool, settings: ChainSettings, stop: asyncio.Event) -> None:
+    """The worker's chain job: a run every CHAIN_INTERVAL_S until `stop`; with the chain off
+    (no CHAIN_RPC_URL) it returns at once and the jobs wait in their table."""
+    if not settings.enabled:
+        return
+    client = ChainClient(settings)
+    outbox = ChainOutbox(db, client, settings)
+    try:
+        while not stop.is_set():
+            try:
+                await outbox.run_once()
+            except Exception:
+                logger.exception("chain outbox run failed", extra={"event": "chain_outbox"})
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=settings.interval_s)
+    finally:
+        await client.aclose()
+
+
+async def forget_chain(db: asyncpg.Pool) -> int:
+    """Start over on a new chain (a local node starts empty): every job back to pending and
+    the chain's hashes and token ids cleared. Returns how many jobs were reset."""
+    async with db.acquire() as connection, connection.transaction():
+        await connection.execute(
+            "UPDATE agents SET token_id = NULL, token_tx_hash = NULL WHERE token_id IS NOT NULL"
+        )
+        await connection.execute("UPDATE settlements SET tx_hash = NULL WHERE tx_hash IS NOT NULL")
+        status = await connection.execute(
+            """UPDATE chain_jobs SET status = 'pending', attempts = 0, next_attempt_at = now(),
+                                     locked_until = NULL, last_error = NULL,
+                                     contract_address = NULL, tx_hash = NULL, tx_nonce = NULL,
+                                     signed_tx = NULL, block_number = NULL, confirmed_at = NULL"""
+        )
+    return int(status.split()[-1])

@@ -1,0 +1,103 @@
+"""The chain tests' bootstrap: a local EVM node (devstack/chain_node.py) for the session, a
+freshly deployed registry per test, and a database of the test's own (the outbox works on every
+due job, so other tests' publications must not be in its way).
+
+Only tests that ask for these fixtures start the node: the rest of the suite never needs it.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import asyncpg
+import httpx
+import pytest
+import pytest_asyncio
+from eth_account import Account
+
+from common.db import create_pool
+from common.migrations import migrate_url
+from control_plane.chain.client import ZERO_ADDRESS, ChainClient
+from control_plane.chain.settings import ChainSettings
+from devstack.chain_node import LocalChainNode
+from devstack.servers import free_port
+
+URI_TEMPLATE = "http://127.0.0.1/api/v1/chain/tokens/{id}"
+
+
+@pytest.fixture(scope="session")
+def signer_key() -> str:
+    return "0x" + bytes(Account.create().key).hex()
+
+
+@pytest.fixture(scope="session")
+def chain_node(signer_key: str) -> Iterator[LocalChainNode]:
+    """The session's node; it mines only when a transaction comes (or `mine` is called), so
+    the tests count confirmations exactly."""
+    log = Path(tempfile.mkdtemp(prefix="agentlink-chain-")) / "chain-node.log"
+    node = LocalChainNode(free_port(), [Account.from_key(signer_key).address], log, block_time_s=0)
+    node.start()
+    yield node
+    node.stop()
+
+
+def chain_settings_for(
+    node: LocalChainNode, signer_key: str, contract: str, **overrides: float
+) -> ChainSettings:
+    values: dict[str, float] = {
+        "confirmations": 1, "interval_s": 0.05, "retry_max_s": 1.0, "lease_s": 30.0,
+        "rpc_timeout_s": 2.0,
+    }  # fmt: skip
+    values.update(overrides)
+    return ChainSettings(
+        rpc_url=node.url,
+        signer_key=signer_key,
+        contract_address=contract,
+        confirmations=int(values["confirmations"]),
+        interval_s=values["interval_s"],
+        retry_max_s=values["retry_max_s"],
+        lease_s=values["lease_s"],
+        rpc_timeout_s=values["rpc_timeout_s"],
+    )
+
+
+@pytest_asyncio.fixture
+async def registry_address(chain_node: LocalChainNode, signer_key: str) -> str:
+    """A registry deployed for this test alone."""
+    deployer = ChainClient(chain_settings_for(chain_node, signer_key, ZERO_ADDRESS))
+    try:
+        return await deployer.deploy(URI_TEMPLATE)
+    finally:
+        await deployer.aclose()
+
+
+@pytest.fixture
+def chain_settings(
+    chain_node: LocalChainNode, signer_key: str, registry_address: str
+) -> ChainSettings:
+    return chain_settings_for(chain_node, signer_key, registry_address)
+
+
+@pytest_asyncio.fixture
+async def chain_client(chain_settings: ChainSettings) -> AsyncIterator[ChainClient]:
+    client = ChainClient(chain_settings)
+    yield client
+    await client.aclose()
+
+
+@pytest_asyncio.fixture
+async def chain_db(scratch_database_url: str) -> AsyncIterator[asyncpg.Pool]:
+    await migrate_url(scratch_database_url)
+    pool = await create_pool(scratch_database_url, min_size=1, max_size=6)
+    yield pool
+    await pool.close()
+
+
+def mine(node: LocalChainNode, blocks: int = 1) -> None:
+    """Mine empty blocks on the node (eth-tester's evm_mine)."""
+    reply = httpx.post(
+        node.url, json={"jsonrpc": "2.0", "id": 1, "method": "evm_mine", "params": [blocks]}
+    ).json()
+    assert "error" not in reply, reply
