@@ -17,6 +17,7 @@ from common.feature_flags import FeatureFlags
 from common.http_errors import envelope_exception_handlers
 from common.json_logging import configure_logging
 from common.redis_store import create_redis
+from control_plane.chain.client import ChainClient
 from control_plane.dashboard import csrf
 from control_plane.dashboard import routes as dashboard
 from control_plane.dashboard.state import DashboardState
@@ -61,6 +62,7 @@ def create_app(
             dummy_password_hash=hashing.hash("not-a-real-password"),
             payments=PaymentServices.build(settings.payments, redis),
             flags=flags,
+            chain=ChainClient(settings.chain) if settings.chain.enabled else None,
         )
         gateway = httpx.AsyncClient(
             base_url=settings.dashboard.gateway_url,
@@ -78,6 +80,8 @@ def create_app(
         finally:
             if state.payments is not None:
                 await state.payments.aclose()
+            if state.chain is not None:
+                await state.chain.aclose()
             await gateway.aclose()
             await redis.aclose()
             await db.close()

@@ -9,6 +9,7 @@ import redis.asyncio as redis_asyncio
 from prometheus_client import CollectorRegistry
 
 from common.feature_flags import FeatureFlags
+from control_plane.chain.client import ChainClient
 from control_plane.payments.services import PaymentServices
 from control_plane.settings import ApiSettings
 from crypto.envelope import KeyRing
@@ -29,6 +30,8 @@ class ControlPlaneState:
     payments: PaymentServices | None = None
     # The API's flag snapshot (the read-only gate in maintenance); None in other processes.
     flags: FeatureFlags | None = None
+    # The chain's client when CHAIN_RPC_URL is set (control_plane/chain/proofs.py reads it).
+    chain: ChainClient | None = None
 
     @property
     def api(self) -> ApiSettings:

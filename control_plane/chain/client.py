@@ -142,6 +142,11 @@ class ChainClient:
         creator = await self._rpc(functions.creatorOf(token_id).call())
         return TokenState(token_id, str(holder), str(creator), minted_at)
 
+    async def uri(self, token_id: int) -> str:
+        """The token's metadata URI: the contract's template with `{id}` as 64 hex digits."""
+        template = str(await self._rpc(self._contract.functions.uri(token_id).call()))
+        return template.replace("{id}", f"{token_id:064x}")
+
     async def balance_of(self, account: str, token_id: int) -> int:
         address = AsyncWeb3.to_checksum_address(account)
         return int(await self._rpc(self._contract.functions.balanceOf(address, token_id).call()))

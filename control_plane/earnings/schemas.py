@@ -7,6 +7,8 @@ from typing import Annotated, Literal
 
 import msgspec
 
+from control_plane.chain.schemas import SettlementProof
+
 Moment = Annotated[datetime, msgspec.Meta(tz=True, description="RFC 3339 with a timezone")]
 Amount = Annotated[
     str,
@@ -42,6 +44,8 @@ class SettlementOut(msgspec.Struct):
     status: str
     settled_at: datetime | None
     created_at: datetime
+    # Its record on chain (control_plane/chain/proofs.py); none with the chain off.
+    proof: SettlementProof | None = None
 
 
 class SettlementPage(msgspec.Struct):

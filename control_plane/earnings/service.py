@@ -13,6 +13,7 @@ from common.errors import ApiError, ErrorCode
 from common.validation import money_text
 from control_plane import audit
 from control_plane.auth.principal import Principal
+from control_plane.chain import proofs
 from control_plane.earnings import settlements
 from control_plane.earnings.money import (
     parse_cents,
@@ -151,10 +152,11 @@ async def _settlement_page(
 async def creator_settlements(
     state: ControlPlaneState, principal: Principal, query: PageQuery
 ) -> SettlementPage:
-    return await _settlement_page(
+    page = await _settlement_page(
         state, creator_id=principal.user_id, start=None, end=None, limit=query.limit,
         cursor=query.cursor,
     )  # fmt: skip
+    return await proofs.with_settlement_proofs(state, page)
 
 
 _REFUSAL_CODES = {

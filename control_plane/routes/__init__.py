@@ -17,6 +17,7 @@ from control_plane.agents import routes as agents
 from control_plane.analytics import routes as analytics
 from control_plane.api import ApiRoute, PlainHandler, build_plain_route, build_route
 from control_plane.auth import routes as auth
+from control_plane.chain import routes as chain
 from control_plane.creators import routes as creators
 from control_plane.developers import routes as developers
 from control_plane.earnings import routes as earnings
@@ -45,6 +46,7 @@ API_ROUTES: list[ApiRoute] = [
     *earnings.ROUTES,
     *analytics.ROUTES,
     *webhooks.ROUTES,
+    *chain.ROUTES,
 ]
 
 PUBLIC_OPERATIONS: frozenset[tuple[str, str]] = frozenset(
@@ -59,6 +61,9 @@ PUBLIC_OPERATIONS: frozenset[tuple[str, str]] = frozenset(
         ("GET", "/api/v1/marketplace/featured"),
         ("GET", "/api/v1/reviews/agents/{agent_id}"),
         ("GET", "/api/v1/payments/packages"),
+        # On-chain proof: anyone may check what the chain says.
+        ("GET", "/api/v1/agents/{agent_id}/ownership"),
+        ("GET", "/api/v1/tokens/{token_id}"),
         # Authenticated by the provider's signature instead of a token.
         ("POST", "/api/v1/payments/webhook/stripe"),
         ("POST", "/api/v1/payments/webhook/coinbase"),

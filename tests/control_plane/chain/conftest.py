@@ -24,7 +24,7 @@ from control_plane.chain.settings import ChainSettings
 from devstack.chain_node import LocalChainNode
 from devstack.servers import free_port
 
-URI_TEMPLATE = "http://127.0.0.1/api/v1/chain/tokens/{id}"
+URI_TEMPLATE = "http://127.0.0.1/api/v1/tokens/{id}"
 
 
 @pytest.fixture(scope="session")
@@ -88,9 +88,14 @@ async def chain_client(chain_settings: ChainSettings) -> AsyncIterator[ChainClie
 
 
 @pytest_asyncio.fixture
-async def chain_db(scratch_database_url: str) -> AsyncIterator[asyncpg.Pool]:
+async def chain_database_url(scratch_database_url: str) -> str:
     await migrate_url(scratch_database_url)
-    pool = await create_pool(scratch_database_url, min_size=1, max_size=6)
+    return scratch_database_url
+
+
+@pytest_asyncio.fixture
+async def chain_db(chain_database_url: str) -> AsyncIterator[asyncpg.Pool]:
+    pool = await create_pool(chain_database_url, min_size=1, max_size=6)
     yield pool
     await pool.close()
 
