@@ -34,7 +34,7 @@ def chain_api(
     env = api_env(
         chain_database_url, servers.redis_url,
         CHAIN_RPC_URL=chain_settings.rpc_url, CHAIN_SIGNER_KEY=chain_settings.signer_key,
-        CHAIN_CONTRACT_ADDRESS=chain_settings.contract_address, CHAIN_RPC_TIMEOUT_S="1",
+        CHAIN_CONTRACT_ADDRESS=chain_settings.contract_address, CHAIN_RPC_TIMEOUT_S="5",
     )  # fmt: skip
     with serve_api(env) as url:
         yield url
