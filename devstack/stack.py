@@ -1,8 +1,9 @@
 """`./dev up`: the whole stack on one machine, from nothing but this checkout.
 
 PostgreSQL and Valkey (unless DATABASE_URL / REDIS_URL point elsewhere), migrations, the demo
-data, then the mock provider (unless OPENAI_API_KEY is set), the control plane, the gateway and
-the worker as child processes. Ctrl-C stops everything it started; data stays under ./.data/.
+data, a local EVM node with the registry deployed (unless CHAIN_RPC_URL is set), then the mock
+provider (unless OPENAI_API_KEY is set), the control plane, the gateway and the worker as child
+processes. Ctrl-C stops everything it started; data stays under ./.data/.
 """
 
 from __future__ import annotations
@@ -23,8 +24,10 @@ import httpx
 
 from common.migrations import migrate_url
 from crypto.envelope import KeyRing, generate_key
+from devstack.chain_node import LocalChainNode
 from devstack.demo import Demo, ensure_demo
 from devstack.envfile import read_env_file, write_env_file
+from devstack.local_chain import demo_token_line, start_local_chain
 from devstack.servers import PostgresServer, ServerError, ValkeyServer, spawn, stop_process
 
 
@@ -39,6 +42,7 @@ class StackConfig:
     postgres_port: int
     redis_port: int
     worker_metrics_port: int
+    chain_port: int
     gateway_workers: int
 
     @classmethod
@@ -54,6 +58,7 @@ class StackConfig:
             postgres_port=int(env.get("AGENTLINK_PG_PORT", "54329")),
             redis_port=int(env.get("AGENTLINK_REDIS_PORT", "63799")),
             worker_metrics_port=int(env.get("AGENTLINK_WORKER_METRICS_PORT", "9102")),
+            chain_port=int(env.get("AGENTLINK_CHAIN_PORT", "8545")),
             gateway_workers=int(env.get("AGENTLINK_GATEWAY_WORKERS", "1")),
         )
 
@@ -68,8 +73,11 @@ class Child:
 @dataclass
 class Stack:
     config: StackConfig
-    servers: list[PostgresServer | ValkeyServer] = field(default_factory=list)
+    servers: list[PostgresServer | ValkeyServer | LocalChainNode] = field(default_factory=list)
     children: list[Child] = field(default_factory=list)
+    # (database URL, demo agent id) when the stack runs its own chain: the banner waits for
+    # the worker's first mint and prints the token.
+    chain_demo: tuple[str, str] | None = None
 
     def stop(self) -> None:
         for child in reversed(self.children):
@@ -149,6 +157,8 @@ def local_ports(config: StackConfig, env: dict[str, str]) -> list[tuple[str, int
         ports.append(("AGENTLINK_FAKE_STRIPE_PORT", config.fake_stripe_port))
     if not env.get("COINBASE_API_KEY"):
         ports.append(("AGENTLINK_FAKE_COINBASE_PORT", config.fake_coinbase_port))
+    if not env.get("CHAIN_RPC_URL"):
+        ports.append(("AGENTLINK_CHAIN_PORT", config.chain_port))
     return ports
 
 
@@ -210,6 +220,8 @@ def start_stack(stack: Stack) -> Demo:
         env.setdefault("GOOGLE_BASE_URL", f"http://127.0.0.1:{config.mock_port}")
         env.setdefault("GOOGLE_AI_API_KEY", "mock-provider-key")
 
+    _start_local_chain(stack, env, demo)
+
     fakes = _start_payment_fakes(stack, env)
     if "coinbase" in fakes:
         asyncio.run(_enable_crypto_payments(env["DATABASE_URL"]))
@@ -242,6 +254,25 @@ def start_stack(stack: Stack) -> Demo:
     _wait_http(f"http://127.0.0.1:{config.gateway_port}/healthz", gateway)
     _wait_http(f"http://127.0.0.1:{config.worker_metrics_port}/metrics", worker)
     return demo
+
+
+def _start_local_chain(stack: Stack, env: dict[str, str], demo: Demo) -> None:
+    """A local EVM node with the registry deployed, unless CHAIN_RPC_URL names a chain."""
+    if env.get("CHAIN_RPC_URL"):
+        return
+    config = stack.config
+    (config.data_dir / "logs").mkdir(parents=True, exist_ok=True)
+    local = start_local_chain(
+        port=config.chain_port,
+        log=config.data_dir / "logs" / "chain-node.log",
+        secrets_file=config.data_dir / "local-secrets.env",
+        database_url=env["DATABASE_URL"],
+        control_url=f"http://127.0.0.1:{config.control_port}",
+        demo_agent=demo.agent_id,
+    )
+    stack.servers.append(local.node)
+    env.update(local.env)
+    stack.chain_demo = (env["DATABASE_URL"], demo.agent_id)
 
 
 def _start_payment_fakes(stack: Stack, env: dict[str, str]) -> list[str]:
@@ -286,7 +317,7 @@ async def _enable_crypto_payments(database_url: str) -> None:
         await connection.close()
 
 
-def banner(config: StackConfig, demo: Demo) -> str:
+def banner(config: StackConfig, demo: Demo, chain_line: str | None = None) -> str:
     gateway = f"http://127.0.0.1:{config.gateway_port}"
     control = f"http://127.0.0.1:{config.control_port}"
     base_url = f"{gateway}/proxy/v1/agents/{demo.agent_id}"
@@ -302,6 +333,8 @@ AgentLink is running.  (Ctrl-C stops everything; data stays in {config.data_dir}
 Demo accounts (password: {demo.password}): {demo.creator_email}, {demo.developer_email},
   {demo.admin_email} (super admin)
 Demo agent id:  {demo.agent_id}
+{chain_line or "Demo agent token: on the chain at CHAIN_RPC_URL once the worker mints it"}
+  ownership: curl -s {control}/api/v1/agents/{demo.agent_id}/ownership
 Demo API key:   {demo.api_key}
 
 Buy quota as the demo developer (fake Stripe on :{config.fake_stripe_port}, fake Coinbase on
@@ -344,7 +377,8 @@ def run(root: Path) -> int:
     signal.signal(signal.SIGTERM, request_stop)
     try:
         demo = start_stack(stack)
-        print(banner(stack.config, demo), flush=True)
+        chain_line = None if stack.chain_demo is None else demo_token_line(*stack.chain_demo)
+        print(banner(stack.config, demo, chain_line), flush=True)
         while not stopping:
             for child in stack.children:
                 if child.process.poll() is not None:

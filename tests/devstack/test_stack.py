@@ -104,14 +104,28 @@ def buy_quota_as_printed(banner: str, control: str) -> None:
     assert after["rate_tier"] == "paid"
 
 
+def check_demo_token_as_printed(banner: str, control: str, agent_id: str) -> None:
+    """The printed token id is the demo agent's, minted on the local chain, and the ownership
+    route proves it from the chain."""
+    printed = re.search(r"Demo agent token id: (\d+) \(minted, tx (0x[0-9a-f]{64})\)", banner)
+    assert printed is not None, banner
+    assert int(printed.group(1)) == int(agent_id.replace("-", ""), 16)
+    proof = httpx.get(f"{control}/api/v1/agents/{agent_id}/ownership").json()
+    assert proof["verified"] is True
+    assert (proof["token_id"], proof["tx_hash"]) == (printed.group(1), printed.group(2))
+    assert proof["owner"] is not None
+
+
 PORT_NAMES = (
-    "GATEWAY", "CONTROL", "MOCK", "FAKE_STRIPE", "FAKE_COINBASE", "PG", "REDIS", "WORKER_METRICS"
+    "GATEWAY", "CONTROL", "MOCK", "FAKE_STRIPE", "FAKE_COINBASE", "PG", "REDIS", "WORKER_METRICS",
+    "CHAIN",
 )  # fmt: skip
 
 
 def _stack_env(data_dir: Path, ports: dict[str, int]) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
-    for real in ("OPENAI_API_KEY", "STRIPE_SECRET_KEY", "COINBASE_API_KEY", "WORKER_METRICS_PORT"):
+    for real in ("OPENAI_API_KEY", "STRIPE_SECRET_KEY", "COINBASE_API_KEY", "WORKER_METRICS_PORT",
+                 "CHAIN_RPC_URL"):  # fmt: skip
         env.pop(real, None)
     env["AGENTLINK_DATA_DIR"] = str(data_dir)
     for name, port in ports.items():
@@ -161,6 +175,7 @@ def test_dev_up_runs_the_stack_and_the_printed_request_works(data_dir: Path) -> 
         assert reply.status_code == 200, reply.text
         assert reply.json()["choices"][0]["message"]["content"]
         buy_quota_as_printed(banner, control)
+        check_demo_token_as_printed(banner, control, agent.group(1))
     finally:
         _stop(process)
     assert process.returncode == 0
@@ -170,6 +185,8 @@ def test_dev_up_runs_the_stack_and_the_printed_request_works(data_dir: Path) -> 
     try:
         assert "migrations: up to date" in banner_again
         assert f"Demo API key:   {key.group(1)}" in banner_again
+        # A new local chain: the registry deployed again, the demo token minted again.
+        check_demo_token_as_printed(banner_again, control, agent.group(1))
     finally:
         _stop(process)
 
