@@ -162,21 +162,31 @@ class ChainClient:
             int(recorded_at),
         )  # fmt: skip
 
-    async def find_mint_tx(self, token_id: int) -> Receipt | None:
-        """The transaction that minted the token, from its AgentMinted event."""
-        event = self._contract.events.AgentMinted
-        logs = await self._rpc(event.get_logs(argument_filters={"id": token_id}, from_block=0))
-        return await self._receipt_of_log(logs)
+    async def find_mint_tx(self, token_id: int, hint_block: int | None = None) -> Receipt | None:
+        """The transaction that minted the token, from its AgentMinted event. `hint_block` (the
+        block our table says) is searched first; the whole chain only if the event is not
+        there, so the answer is always the chain's."""
+        return await self._find_event(
+            self._contract.events.AgentMinted, {"id": token_id}, hint_block
+        )
 
-    async def find_settlement_tx(self, settlement_id: bytes) -> Receipt | None:
+    async def find_settlement_tx(
+        self, settlement_id: bytes, hint_block: int | None = None
+    ) -> Receipt | None:
         """The transaction that recorded the settlement, from its SettlementRecorded event."""
         event = self._contract.events.SettlementRecorded
-        logs = await self._rpc(
-            event.get_logs(argument_filters={"settlement_id": settlement_id}, from_block=0)
-        )
-        return await self._receipt_of_log(logs)
+        return await self._find_event(event, {"settlement_id": settlement_id}, hint_block)
 
-    async def _receipt_of_log(self, logs: Any) -> Receipt | None:
+    async def _find_event(
+        self, event: Any, filters: dict[str, Any], hint_block: int | None
+    ) -> Receipt | None:
+        if hint_block is not None:
+            logs = await self._rpc(
+                event.get_logs(argument_filters=filters, from_block=hint_block, to_block=hint_block)
+            )
+            if logs:
+                return await self.receipt(_hex(logs[0]["transactionHash"]))
+        logs = await self._rpc(event.get_logs(argument_filters=filters, from_block=0))
         if not logs:
             return None
         return await self.receipt(_hex(logs[0]["transactionHash"]))

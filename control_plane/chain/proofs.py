@@ -44,7 +44,7 @@ async def ownership(state: ControlPlaneState, agent_id: str) -> Ownership:
     if not is_uuid(agent_id):
         raise ApiError(ErrorCode.AGENT_NOT_FOUND)
     job = await state.db.fetchrow(
-        """SELECT status, last_error FROM chain_jobs
+        """SELECT status, last_error, block_number FROM chain_jobs
            WHERE kind = 'mint_agent' AND subject_id = $1""",
         agent_id,
     )
@@ -53,7 +53,7 @@ async def ownership(state: ControlPlaneState, agent_id: str) -> Ownership:
     token_id = token_id_of(agent_id)
     try:
         token = await chain.token(token_id)
-        minted = None if token is None else await chain.find_mint_tx(token_id)
+        minted = None if token is None else await chain.find_mint_tx(token_id, job["block_number"])
         uri = None if token is None else await chain.uri(token_id)
         chain_id = await chain.chain_id()
     except (ChainUnavailable, ChainRejected):
@@ -113,7 +113,7 @@ async def with_settlement_proofs(state: ControlPlaneState, page: SettlementPage)
     jobs = {
         str(row["subject_id"]): row
         for row in await state.db.fetch(
-            """SELECT subject_id, status, last_error FROM chain_jobs
+            """SELECT subject_id, status, last_error, block_number FROM chain_jobs
                WHERE kind = 'record_settlement' AND subject_id = ANY($1::uuid[])""",
             [settlement.id for settlement in page.settlements],
         )
@@ -153,7 +153,8 @@ async def _settlement_proof(
         return proof
     try:
         record = await chain.settlement(key)
-        found = None if record is None else await chain.find_settlement_tx(key)
+        hint = None if job is None else job["block_number"]  # type: ignore[index]
+        found = None if record is None else await chain.find_settlement_tx(key, hint)
     except (ChainUnavailable, ChainRejected):
         proof.reason = "the chain node is unavailable"
         return proof

@@ -145,6 +145,8 @@ def _listening_addresses(port: int) -> set[str]:
     return addresses
 
 
+# Two full starts (each a Postgres, a Valkey, a chain node, six processes) on a shared box.
+@pytest.mark.timeout(300)
 def test_dev_up_runs_the_stack_and_the_printed_request_works(data_dir: Path) -> None:
     ports = {name: free_port() for name in PORT_NAMES}
     env = _stack_env(data_dir, ports)

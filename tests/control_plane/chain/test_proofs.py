@@ -73,7 +73,7 @@ async def test_ownership_and_metadata_are_read_from_the_chain_and_follow_a_trans
 ) -> None:
     creator = Account.create()
     agent_id = await published_agent(chain_db, creator.address)
-    async with httpx.AsyncClient(base_url=chain_api) as client:
+    async with httpx.AsyncClient(base_url=chain_api, timeout=60) as client:
         before = (await client.get(f"/api/v1/agents/{agent_id}/ownership")).json()
         assert (before["status"], before["verified"], before["owner"]) == ("pending", False, None)
         await ChainOutbox(chain_db, chain_client, chain_settings).run_once()
@@ -129,12 +129,12 @@ async def test_ownership_of_what_has_no_token_is_a_404(
     chain_api: str, chain_db: asyncpg.Pool, control_url: str
 ) -> None:
     draft = await make_agent(chain_db, status="draft")
-    async with httpx.AsyncClient(base_url=chain_api) as client:
+    async with httpx.AsyncClient(base_url=chain_api, timeout=60) as client:
         for agent_id in (draft.agent_id, "00000000-0000-4000-8000-000000000000", "not-a-uuid"):
             assert_error(await client.get(f"/api/v1/agents/{agent_id}/ownership"), 404, "40401")
         for token in ("12", "zz" * 32, "00" * 32):
             assert_error(await client.get(f"/api/v1/tokens/{token}"), 404, "40404")
-    async with httpx.AsyncClient(base_url=control_url) as chain_off:
+    async with httpx.AsyncClient(base_url=control_url, timeout=60) as chain_off:
         response = await chain_off.get(f"/api/v1/agents/{draft.agent_id}/ownership")
         assert_error(response, 404, "40404")
 
@@ -143,7 +143,7 @@ async def test_ownership_while_the_node_does_not_answer_is_a_503(
     chain_api: str, chain_db: asyncpg.Pool, chain_node: LocalChainNode
 ) -> None:
     agent_id = await published_agent(chain_db, Account.create().address)
-    async with httpx.AsyncClient(base_url=chain_api, timeout=10) as client:
+    async with httpx.AsyncClient(base_url=chain_api, timeout=60) as client:
         chain_node.pause()
         try:
             response = await client.get(f"/api/v1/agents/{agent_id}/ownership")
@@ -175,7 +175,7 @@ async def test_a_creators_settlements_carry_their_on_chain_proof(
         )
     )
     headers = bearer(await creator_token(chain_db, agent_id))
-    async with httpx.AsyncClient(base_url=chain_api, headers=headers) as client:
+    async with httpx.AsyncClient(base_url=chain_api, headers=headers, timeout=60) as client:
 
         async def proof() -> dict[str, Any]:
             response = await client.get("/api/v1/creators/me/settlements")
