@@ -75,7 +75,8 @@ def world(control_url: str, database_url: str) -> dict[str, Any]:
             "params": {"agent_id": agent.json()["id"], "key_id": key.json()["id"], "version": "1",
                        "payment_id": "00000000-0000-4000-8000-000000000000",
                        "file_id": "00000000-0000-4000-8000-000000000000",
-                       "webhook_id": "00000000-0000-4000-8000-000000000000"},
+                       "webhook_id": "00000000-0000-4000-8000-000000000000",
+                       "token_id": "0" * 64},
         }  # fmt: skip
 
     return asyncio.run(build())
@@ -119,6 +120,7 @@ def test_deny_by_default_and_by_user_type(
 OWNED_AGENT_ROUTES = [
     route for route in USER_ROUTES
     if route.path.startswith("/api/v1/agents/{agent_id}")
+    and route.operation not in PUBLIC_OPERATIONS  # the public proof of ownership
 ]  # fmt: skip
 
 

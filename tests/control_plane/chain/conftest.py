@@ -46,9 +46,10 @@ def chain_node(signer_key: str) -> Iterator[LocalChainNode]:
 def chain_settings_for(
     node: LocalChainNode, signer_key: str, contract: str, **overrides: float
 ) -> ChainSettings:
+    # A loaded box answers slowly: the timeout is for a node that does not answer at all.
     values: dict[str, float] = {
         "confirmations": 1, "interval_s": 0.05, "retry_max_s": 1.0, "lease_s": 30.0,
-        "rpc_timeout_s": 2.0,
+        "rpc_timeout_s": 15.0,
     }  # fmt: skip
     values.update(overrides)
     return ChainSettings(
