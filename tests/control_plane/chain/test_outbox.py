@@ -354,9 +354,11 @@ async def test_a_job_is_confirmed_only_after_its_confirmations(
             await chain_db.fetchval("SELECT token_id FROM agents WHERE id = $1", agent_id) is None
         )
         mine(chain_node, 1)
+        await chain_db.execute("UPDATE chain_jobs SET next_attempt_at = now()")
         await drain(outbox, chain_db, rounds=1)
         assert (await job_of(chain_db, agent_id))["last_error"] == "2 of 3 confirmations"
         mine(chain_node, 1)
+        await chain_db.execute("UPDATE chain_jobs SET next_attempt_at = now()")
         await drain(outbox, chain_db, rounds=1)
         assert (await job_of(chain_db, agent_id))["status"] == "confirmed"
     finally:
