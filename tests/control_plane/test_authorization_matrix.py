@@ -21,6 +21,8 @@ USER_ROUTES = [route for route in API_ROUTES if not route.path.startswith("/api/
 # Public operations that check credentials of their own: 401 is their answer to bad ones.
 CREDENTIAL_CHECKS = {("POST", "/api/v1/auth/login"), ("POST", "/api/v1/auth/refresh")}
 CALLERS = ("anonymous", "creator", "developer", "admin")
+# Both end the caller's access tokens (token generation), so they get sessions of their own.
+SESSION_ENDERS = {("POST", "/api/v1/auth/logout"), ("POST", "/api/v1/auth/logout-all")}
 
 # A body each operation accepts, so that authorization, not validation, decides.
 BODIES: dict[tuple[str, str], Any] = {
@@ -61,12 +63,20 @@ def world(control_url: str, database_url: str) -> dict[str, Any]:
                                       json=BODIES[("POST", "/api/v1/agents")])  # fmt: skip
             key = await client.post("/api/v1/developers/keys", json={"name": "a's key"},
                                     headers=bearer(developer_a["access_token"]))  # fmt: skip
+            # Users whose sessions the logout routes end, so the tokens the other routes use
+            # stay valid whatever order the tests run in.
+            ended = {operation: {caller: (await register(client, caller))["access_token"]
+                                 for caller in ("creator", "developer")}
+                     for operation in SESSION_ENDERS}  # fmt: skip
         db = await asyncpg.connect(database_url)
         try:
             _, admin = await admin_token(db, AdminRole.SUPER_ADMIN)  # type: ignore[arg-type]
+            for operation in SESSION_ENDERS:
+                _, ended[operation]["admin"] = await admin_token(db, AdminRole.SUPER_ADMIN)  # type: ignore[arg-type]
         finally:
             await db.close()
         return {
+            "ended": ended,
             "tokens": {
                 "creator": creator_a["access_token"], "other creator": creator_b["access_token"],
                 "developer": developer_a["access_token"],
@@ -86,7 +96,8 @@ def _request(
     client: httpx.Client, route: ApiRoute, world: dict[str, Any], caller: str
 ) -> httpx.Response:
     path = route.path.format(**world["params"])
-    headers = bearer(world["tokens"][caller]) if caller != "anonymous" else {}
+    tokens = world["ended"].get(route.operation, world["tokens"])
+    headers = bearer(tokens[caller]) if caller != "anonymous" else {}
     body = BODIES.get(route.operation)
     return client.request(route.method, path, headers=headers,
                           json=body if route.body is not None else None)  # fmt: skip
