@@ -18,6 +18,7 @@ from common.http_errors import envelope_exception_handlers
 from common.json_logging import configure_logging
 from common.redis_store import create_redis
 from control_plane.chain.client import ChainClient
+from control_plane.chain.job_metrics import ChainJobGauges
 from control_plane.dashboard import csrf
 from control_plane.dashboard import routes as dashboard
 from control_plane.dashboard.state import DashboardState
@@ -63,6 +64,7 @@ def create_app(
             payments=PaymentServices.build(settings.payments, redis),
             flags=flags,
             chain=ChainClient(settings.chain) if settings.chain.enabled else None,
+            chain_job_gauges=ChainJobGauges(metrics) if settings.chain.enabled else None,
         )
         gateway = httpx.AsyncClient(
             base_url=settings.dashboard.gateway_url,

@@ -47,6 +47,23 @@ class ControlPlaneMetrics:
             multiprocess_mode="livesum",
             registry=r,
         )
+        # Sampled from Postgres when /metrics is read (control_plane/chain/job_metrics.py);
+        # every replica reads the same table, so the most recent sample is the value.
+        self.chain_jobs = Gauge(
+            "agentlink_control_chain_jobs",
+            "Chain jobs (control_plane/chain/outbox.py) by kind and status.",
+            ["kind", "status"],
+            multiprocess_mode="mostrecent",
+            registry=r,
+        )
+        self.chain_job_lag = Gauge(
+            "agentlink_control_chain_job_lag_seconds",
+            "Age of the oldest open chain job of a kind that is not waiting for its creator"
+            " (0: none).",
+            ["kind"],
+            multiprocess_mode="mostrecent",
+            registry=r,
+        )
         for status in ("401", "403"):
             self.auth_failures.labels(status)
 

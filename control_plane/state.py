@@ -10,6 +10,7 @@ from prometheus_client import CollectorRegistry
 
 from common.feature_flags import FeatureFlags
 from control_plane.chain.client import ChainClient
+from control_plane.chain.job_metrics import ChainJobGauges
 from control_plane.payments.services import PaymentServices
 from control_plane.settings import ApiSettings
 from crypto.envelope import KeyRing
@@ -32,6 +33,8 @@ class ControlPlaneState:
     flags: FeatureFlags | None = None
     # The chain's client when CHAIN_RPC_URL is set (control_plane/chain/proofs.py reads it).
     chain: ChainClient | None = None
+    # The chain jobs' gauges, sampled when /metrics is read; None with the chain off.
+    chain_job_gauges: ChainJobGauges | None = None
 
     @property
     def api(self) -> ApiSettings:

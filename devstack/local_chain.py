@@ -65,7 +65,9 @@ def start_local_chain(
 async def _prepare(
     rpc_url: str, key: str, uri_template: str, database_url: str, demo_agent: str
 ) -> str:
-    settings = ChainSettings(rpc_url, key, ZERO_ADDRESS, 1, 1.0, 300.0, 120.0, 10.0)
+    settings = ChainSettings.from_env(
+        {"CHAIN_RPC_URL": rpc_url, "CHAIN_SIGNER_KEY": key, "CHAIN_CONTRACT_ADDRESS": ZERO_ADDRESS}
+    )
     client = ChainClient(settings)
     try:
         address = await client.deploy(uri_template)

@@ -97,6 +97,7 @@ class ChainClient:
         self._w3 = AsyncWeb3(self._provider)
         self._signer: LocalAccount = Account.from_key(settings.signer_key)
         self._timeout_s = settings.rpc_timeout_s
+        self._start_block = settings.start_block
         self.contract_address = AsyncWeb3.to_checksum_address(settings.contract_address)
         self._contract: AsyncContract = self._w3.eth.contract(
             address=self.contract_address, abi=registry_artifact().abi
@@ -164,8 +165,8 @@ class ChainClient:
 
     async def find_mint_tx(self, token_id: int, hint_block: int | None = None) -> Receipt | None:
         """The transaction that minted the token, from its AgentMinted event. `hint_block` (the
-        block our table says) is searched first; the whole chain only if the event is not
-        there, so the answer is always the chain's."""
+        block our table says) is searched first; the chain from CHAIN_START_BLOCK on only if
+        the event is not there, so the answer is always the chain's."""
         return await self._find_event(
             self._contract.events.AgentMinted, {"id": token_id}, hint_block
         )
@@ -186,7 +187,9 @@ class ChainClient:
             )
             if logs:
                 return await self.receipt(_hex(logs[0]["transactionHash"]))
-        logs = await self._rpc(event.get_logs(argument_filters=filters, from_block=0))
+        logs = await self._rpc(
+            event.get_logs(argument_filters=filters, from_block=self._start_block)
+        )
         if not logs:
             return None
         return await self.receipt(_hex(logs[0]["transactionHash"]))

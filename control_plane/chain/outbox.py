@@ -53,6 +53,15 @@ logger = logging.getLogger("agentlink.worker.chain")
 SIGNER_LOCK_KEY = 0x41474C4B_4348414E
 _AMOUNT_UNITS = Decimal(10) ** 8  # the contract stores amounts in 10**-8 USD
 _BATCH = 50
+MINT_AGENT = "mint_agent"
+RECORD_SETTLEMENT = "record_settlement"
+PAY_WITHDRAWAL = "pay_withdrawal"
+JOB_KINDS = (MINT_AGENT, RECORD_SETTLEMENT, PAY_WITHDRAWAL)
+JOB_STATUSES = ("pending", "sent", "confirmed", "failed")
+# A job waiting on its creator (no wallet yet, an invalid one) says so first: the lag metric
+# (control_plane/chain/job_metrics.py) leaves those out, nothing of ours holds them up.
+WAITING_FOR_CREATOR = "waiting for the creator"
+NO_WALLET = f"{WAITING_FOR_CREATOR}'s wallet address"
 
 
 @dataclass(frozen=True, slots=True)
@@ -266,11 +275,11 @@ class ChainOutbox:
         if row is None:
             return Failed(f"the {job.kind.split('_')[1]} no longer exists")
         if row["wallet_address"] is None:
-            return Wait("waiting for the creator's wallet address")
+            return Wait(NO_WALLET)
         try:
             wallet = normalise_wallet_address(row["wallet_address"])
         except InvalidAddress as error:
-            return Wait(f"the creator's wallet address is invalid: {error}")
+            return Wait(f"{WAITING_FOR_CREATOR}: the wallet address is invalid ({error})")
         if job.kind == "mint_agent":
             return Mint(wallet, token_id_of(job.subject_id))
         return SettlementRecord(

@@ -1,15 +1,36 @@
-"""Settings of the on-chain proof: which chain, which contract, who signs, how sure to be."""
+"""Settings of the on-chain proof: which chain, which contracts, who signs, how
+sure to be, where the event scans start."""
 
 from __future__ import annotations
 
-import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from common.settings import Environ, EnvSettings, SettingsError, env_float, env_int, env_str
+from common.settings import EnvSettings, SettingsError, env
 
 _KEY = re.compile(r"0x[0-9a-fA-F]{64}")
 _ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
+
+
+# Each parser reads the empty text default too: empty is "not set".
+
+
+def _rpc_url(name: str, raw: str) -> str:
+    if raw and not raw.startswith(("http://", "https://")):
+        raise SettingsError(f"{name} must be an http(s) URL")
+    return raw
+
+
+def _address(name: str, raw: str) -> str:
+    if raw and _ADDRESS.fullmatch(raw) is None:
+        raise SettingsError(f"{name} must be 0x followed by 40 hex digits")
+    return raw
+
+
+def _signer_key(name: str, raw: str) -> str:
+    if raw and _KEY.fullmatch(raw) is None:
+        raise SettingsError(f"{name} must be 0x followed by 64 hex digits")
+    return raw
 
 
 @dataclass(frozen=True, slots=True)
@@ -18,8 +39,9 @@ class ChainSettings(EnvSettings):
     | variable | default | meaning |
     |---|---|---|
     | `CHAIN_RPC_URL` | (empty: chain off) | EVM JSON-RPC endpoint; `./dev up` and the chain tests start a local node |
-    | `CHAIN_SIGNER_KEY` | (required with an RPC URL) | private key (0x + 64 hex) that owns the registry contract; never logged |
+    | `CHAIN_SIGNER_KEY` | (required with an RPC URL) | private key (0x + 64 hex) that owns the contracts; never logged |
     | `CHAIN_CONTRACT_ADDRESS` | (required with an RPC URL) | the deployed AgentLinkRegistry |
+    | `CHAIN_START_BLOCK` | 0 | the block the contracts were deployed in: event look-ups never scan below it |
     | `CHAIN_CONFIRMATIONS` | 1 | a transaction counts once its block is this many blocks deep (1: mined) |
     | `CHAIN_INTERVAL_S` | 2 | how often the worker sends and confirms chain jobs |
     | `CHAIN_RETRY_MAX_S` | 300 | longest wait between attempts on a job (chain down, no wallet yet) |
@@ -27,39 +49,22 @@ class ChainSettings(EnvSettings):
     | `CHAIN_RPC_TIMEOUT_S` | 10 | timeout of one JSON-RPC request |
     """  # noqa: E501
 
-    rpc_url: str
-    signer_key: str = field(repr=False)
-    contract_address: str
-    confirmations: int
-    interval_s: float
-    retry_max_s: float
-    lease_s: float
-    rpc_timeout_s: float
+    rpc_url: str = env("CHAIN_RPC_URL", "", parse=_rpc_url)
+    signer_key: str = env("CHAIN_SIGNER_KEY", "", parse=_signer_key, secret=True)
+    contract_address: str = env("CHAIN_CONTRACT_ADDRESS", "", parse=_address)
+    confirmations: int = env("CHAIN_CONFIRMATIONS", 1, minimum=1)
+    interval_s: float = env("CHAIN_INTERVAL_S", 2.0, minimum=0.05)
+    retry_max_s: float = env("CHAIN_RETRY_MAX_S", 300.0, minimum=0.1)
+    lease_s: float = env("CHAIN_LEASE_S", 120.0, minimum=1.0)
+    rpc_timeout_s: float = env("CHAIN_RPC_TIMEOUT_S", 10.0, minimum=0.1)
+    start_block: int = env("CHAIN_START_BLOCK", 0, minimum=0)
+
+    def __post_init__(self) -> None:
+        if self.rpc_url and not self.signer_key:
+            raise SettingsError("CHAIN_SIGNER_KEY must be 0x followed by 64 hex digits")
+        if self.rpc_url and not self.contract_address:
+            raise SettingsError("CHAIN_CONTRACT_ADDRESS must be 0x followed by 40 hex digits")
 
     @property
     def enabled(self) -> bool:
         return bool(self.rpc_url)
-
-    @classmethod
-    def from_env(cls, env: Environ | None = None) -> ChainSettings:
-        env = os.environ if env is None else env
-        rpc_url = env_str(env, "CHAIN_RPC_URL", "")
-        signer_key = env_str(env, "CHAIN_SIGNER_KEY", "")
-        contract = env_str(env, "CHAIN_CONTRACT_ADDRESS", "")
-        if rpc_url:
-            if not rpc_url.startswith(("http://", "https://")):
-                raise SettingsError("CHAIN_RPC_URL must be an http(s) URL")
-            if _KEY.fullmatch(signer_key) is None:
-                raise SettingsError("CHAIN_SIGNER_KEY must be 0x followed by 64 hex digits")
-            if _ADDRESS.fullmatch(contract) is None:
-                raise SettingsError("CHAIN_CONTRACT_ADDRESS must be 0x followed by 40 hex digits")
-        return cls(
-            rpc_url=rpc_url,
-            signer_key=signer_key,
-            contract_address=contract,
-            confirmations=env_int(env, "CHAIN_CONFIRMATIONS", 1, minimum=1),
-            interval_s=env_float(env, "CHAIN_INTERVAL_S", 2.0, minimum=0.05),
-            retry_max_s=env_float(env, "CHAIN_RETRY_MAX_S", 300.0, minimum=0.1),
-            lease_s=env_float(env, "CHAIN_LEASE_S", 120.0, minimum=1.0),
-            rpc_timeout_s=env_float(env, "CHAIN_RPC_TIMEOUT_S", 10.0, minimum=0.1),
-        )

@@ -28,4 +28,7 @@ async def readyz(request: Request) -> Response:
 
 
 async def metrics(request: Request) -> Response:
-    return metrics_page(_state(request).registry)
+    state = _state(request)
+    if state.chain_job_gauges is not None:
+        await state.chain_job_gauges.refresh(state.db)
+    return metrics_page(state.registry)

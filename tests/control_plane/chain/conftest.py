@@ -44,7 +44,10 @@ def chain_node(signer_key: str) -> Iterator[LocalChainNode]:
 
 
 def chain_settings_for(
-    node: LocalChainNode, signer_key: str, contract: str, **overrides: float
+    node: LocalChainNode,
+    signer_key: str,
+    contract: str,
+    **overrides: float,
 ) -> ChainSettings:
     # A loaded box answers slowly: the timeout is for a node that does not answer at all.
     values: dict[str, float] = {
@@ -61,6 +64,7 @@ def chain_settings_for(
         retry_max_s=values["retry_max_s"],
         lease_s=values["lease_s"],
         rpc_timeout_s=values["rpc_timeout_s"],
+        start_block=int(values.get("start_block", 0)),
     )
 
 

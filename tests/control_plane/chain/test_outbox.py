@@ -430,3 +430,20 @@ async def test_a_new_chain_starts_every_job_over(
         assert await client.token(token_id_of(agent_id)) is not None
     finally:
         await client.aclose()
+
+
+async def test_event_look_ups_start_at_chain_start_block(
+    chain_db: asyncpg.Pool, chain_client: ChainClient, chain_settings: ChainSettings
+) -> None:
+    """CHAIN_START_BLOCK bounds the scan: a mint below it is not searched for, at it it is."""
+    agent_id = await published_agent(chain_db, new_wallet())
+    await ChainOutbox(chain_db, chain_client, chain_settings).run_once()
+    block = (await job_of(chain_db, agent_id))["block_number"]
+    token_id = token_id_of(agent_id)
+    for start, found in ((block, True), (block + 1, False)):
+        client = ChainClient(dataclasses.replace(chain_settings, start_block=start))
+        try:
+            receipt = await client.find_mint_tx(token_id)
+        finally:
+            await client.aclose()
+        assert (receipt is not None) is found, start

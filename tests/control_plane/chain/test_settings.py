@@ -44,3 +44,14 @@ def test_the_signer_key_is_never_in_the_repr() -> None:
     assert settings.confirmations == 12
     assert KEY not in repr(settings)
     assert KEY[2:] not in repr(settings)
+
+
+def test_the_declared_fields_read_the_start_block() -> None:
+    base = {"CHAIN_RPC_URL": "http://127.0.0.1:8545", "CHAIN_SIGNER_KEY": KEY,
+            "CHAIN_CONTRACT_ADDRESS": CONTRACT}  # fmt: skip
+    assert ChainSettings.from_env(base).start_block == 0
+    assert ChainSettings.from_env(base | {"CHAIN_START_BLOCK": "1234567"}).start_block == 1234567
+    with pytest.raises(SettingsError, match="CHAIN_START_BLOCK"):
+        ChainSettings.from_env(base | {"CHAIN_START_BLOCK": "-1"})
+    with pytest.raises(SettingsError, match="CHAIN_CONTRACT_ADDRESS"):
+        ChainSettings.from_env(base | {"CHAIN_CONTRACT_ADDRESS": "0x1234"})
