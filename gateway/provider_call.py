@@ -34,10 +34,10 @@ class ProviderTimeouts:
 
 @dataclass(slots=True)
 class OpenStream:
-    """A provider stream that opened: its chunks and final usage (`stream`), and the clock
+    """A provider stream that opened: its chunks, then its usage (`chunks`), and the clock
     its time to first token is measured from."""
 
-    stream: ChatStream
+    chunks: ChatStream
     provider: str
     model: str
     sent_at: float

@@ -52,6 +52,7 @@ from gateway.leak_guard import (
 )
 from gateway.openai_edge import OpenAIEdge
 from gateway.provider_call import GuardedProvider, OpenStream
+from gateway.providers.base import Usage
 from gateway.providers.errors import (
     ProviderError,
     ProviderMisconfigured,
@@ -315,8 +316,8 @@ async def _relay_stream(call: Call, edge: Edge) -> CallResult:
             call.payload, model=call.model, headers=call.trace_headers
         ) as opened:
             sink = await edge.open_stream(call)
-            await _relay_chunks(opened, leak_filter, sink)
-        result = CallResult.answered(opened.stream.usage)
+            usage = await _relay_chunks(opened, leak_filter, sink)
+        result = CallResult.answered(usage)
         if leak_filter is not None and leak_filter.leaked:
             result = _blocked(call.state, result)
     except asyncio.CancelledError:
@@ -338,24 +339,32 @@ async def _relay_stream(call: Call, edge: Edge) -> CallResult:
 
 async def _relay_chunks(
     opened: OpenStream, leak_filter: SseLeakFilter | None, sink: StreamSink
-) -> None:
+) -> Usage:
     """Relay the provider's SSE bytes; with the leak guard on, through its filter, which
     holds back only the few words that could still turn into a quote of the prompt. A
     provider that breaks off still gets what the guard held (if clean) released first, so
-    the client has everything the provider did send."""
+    the client has everything the provider did send. Returns the usage the stream ended
+    with."""
     first = True
+    usage: Usage | None = None
     try:
-        async for chunk in opened.stream.chunks:
+        async for chunk in opened.chunks:
+            if isinstance(chunk, Usage):
+                usage = chunk  # the last item: the answer completed
+                continue
             if first:
                 first = False
                 opened.first_chunk()
             out = leak_filter.feed(chunk) if leak_filter is not None else chunk
             if out:
                 await sink.send(out, withheld=leak_filter is not None and leak_filter.leaked)
+        if usage is None:
+            raise ProviderUnavailable("The model provider ended the stream early.")
     except ProviderError:
         await _release_held(leak_filter, sink)
         raise
     await _release_held(leak_filter, sink)
+    return usage
 
 
 async def _release_held(leak_filter: SseLeakFilter | None, sink: StreamSink) -> None:

@@ -22,12 +22,20 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
+import msgspec
 import orjson
 
 from common.sse import DONE, SseEvent
+from gateway.providers.anthropic_wire import (
+    MESSAGE,
+    STREAM_EVENT,
+    Message,
+    StreamEvent,
+    TokenCounts,
+)
 from gateway.providers.base import ChatStream, Completion, Usage
 from gateway.providers.errors import ProviderUnavailable
-from gateway.providers.http_client import open_stream, post_json
+from gateway.providers.http_client import open_stream, post
 from gateway.providers.openai_answer import ChunkWriter, completion_body, tool_call_json
 from gateway.providers.openai_request import (
     content_parts,
@@ -37,7 +45,7 @@ from gateway.providers.openai_request import (
     tool_arguments,
     unsupported,
 )
-from gateway.providers.translated_stream import empty_chunks, start_translated
+from gateway.providers.translated_stream import start_translated
 
 API_VERSION = "2023-06-01"
 DEFAULT_MAX_TOKENS = 1024
@@ -54,23 +62,24 @@ FINISH_REASONS = {
 }
 
 
-def finish_reason(stop_reason: Any) -> str:
-    return FINISH_REASONS.get(stop_reason, "stop") if isinstance(stop_reason, str) else "stop"
+def finish_reason(stop_reason: str | None) -> str:
+    return FINISH_REASONS.get(stop_reason, "stop") if stop_reason else "stop"
 
 
-def usage_of(usage: Any, into: Usage | None = None) -> Usage:
-    """Anthropic usage → ours. Fields absent here keep `into`'s values (a stream reports
+def usage_of(counts: TokenCounts | None, into: Usage | None = None) -> Usage:
+    """Anthropic usage → ours. Counts absent here keep `into`'s values (a stream reports
     input at `message_start` and the cumulative output at `message_delta`)."""
     result = into or Usage()
-    if not isinstance(usage, dict):
+    if counts is None:
         return result
-    if "input_tokens" in usage:
-        result.input_tokens = sum(
-            int(usage.get(name) or 0)
-            for name in ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
+    if counts.input_tokens is not None:
+        result.input_tokens = (
+            counts.input_tokens
+            + (counts.cache_creation_input_tokens or 0)
+            + (counts.cache_read_input_tokens or 0)
         )
-    if "output_tokens" in usage:
-        result.output_tokens = int(usage.get("output_tokens") or 0)
+    if counts.output_tokens is not None:
+        result.output_tokens = counts.output_tokens
     return result
 
 
@@ -243,32 +252,32 @@ def _parameters(payload: dict[str, Any]) -> dict[str, Any]:
 # -- answers -----------------------------------------------------------------------------------
 
 
-def to_completion(data: dict[str, Any], model: str) -> Completion:
+def to_completion(body: bytes, model: str) -> Completion:
     """An Anthropic message → an OpenAI chat.completion body, and its usage."""
+    try:
+        message = MESSAGE.decode(body)
+    except msgspec.DecodeError:
+        raise ProviderUnavailable("The model provider sent an unreadable answer.") from None
     texts: list[str] = []
     tool_calls: list[dict[str, Any]] = []
-    for block in data.get("content") or ():
-        if not isinstance(block, dict):
-            continue
-        if block.get("type") == "text":
-            texts.append(str(block.get("text", "")))
-        elif block.get("type") == "tool_use":
-            arguments = orjson.dumps(block.get("input") or {}).decode()
-            tool_calls.append(
-                tool_call_json(str(block.get("id", "")), str(block.get("name", "")), arguments)
-            )
-    usage = usage_of(data.get("usage"))
-    usage.finish_reasons = (finish_reason(data.get("stop_reason")),)
-    body = completion_body(
-        id=str(data.get("id") or ""),
+    for block in message.content:
+        if block.type == "text":
+            texts.append(block.text)
+        elif block.type == "tool_use":
+            arguments = orjson.dumps(block.input or {}).decode()
+            tool_calls.append(tool_call_json(block.id, block.name, arguments))
+    usage = usage_of(message.usage)
+    usage.finish_reasons = (finish_reason(message.stop_reason),)
+    answer = completion_body(
+        id=message.id,
         created=int(time.time()),
-        model=str(data.get("model") or model),
+        model=message.model or model,
         text="".join(texts),
         tool_calls=tool_calls,
         finish_reason=usage.finish_reasons[0],
         usage=usage,
     )
-    return Completion(body=body, usage=usage)
+    return Completion(body=answer, usage=usage)
 
 
 class AnthropicStream:
@@ -288,14 +297,13 @@ class AnthropicStream:
     def done(self) -> bool:
         return self._stopped
 
-    def _start(self, message: Any) -> bytes:
-        message = message if isinstance(message, dict) else {}
+    def _start(self, message: Message | None) -> bytes:
+        if message is None:
+            message = Message()
         self._writer = ChunkWriter(
-            id=str(message.get("id") or ""),
-            created=int(time.time()),
-            model=str(message.get("model") or self._model),
+            id=message.id, created=int(time.time()), model=message.model or self._model
         )
-        usage_of(message.get("usage"), self.usage)
+        usage_of(message.usage, self.usage)
         return self._writer.role()
 
     def feed(self, events: list[SseEvent]) -> bytes:
@@ -303,54 +311,60 @@ class AnthropicStream:
         for event in events:
             if event.event == "ping":
                 continue
-            try:
-                data = orjson.loads(event.data)
-            except orjson.JSONDecodeError:
-                raise ProviderUnavailable("The model provider sent an unreadable stream.") from None
-            if not isinstance(data, dict):
-                raise ProviderUnavailable("The model provider sent an unreadable stream.")
             if event.event == "error":
-                data["type"] = "error"
+                raise _failed()
+            try:
+                data = STREAM_EVENT.decode(event.data)
+            except msgspec.DecodeError:
+                raise ProviderUnavailable("The model provider sent an unreadable stream.") from None
             out += self._event(data)
             if self._stopped:
                 break
         return out
 
-    def _event(self, data: dict[str, Any]) -> bytes:
-        kind = data.get("type")
+    def _event(self, data: StreamEvent) -> bytes:
+        kind = data.type
         if kind == "error":
-            # Overloaded or failing mid-stream; the message is never quoted (it may echo
-            # the request, and the request holds the creator's prompt).
-            raise ProviderUnavailable("The model provider failed during the answer.")
+            raise _failed()
         if kind == "message_start":
-            return self._start(data.get("message"))
+            return self._start(data.message)
         writer = self._writer
         if writer is None:
             raise ProviderUnavailable("The model provider sent an unreadable stream.")
         if kind == "content_block_delta":
-            delta = data.get("delta") or {}
-            if delta.get("type") == "text_delta" and delta.get("text"):
-                return writer.text(str(delta["text"]))
-            tool = self._tools.get(data.get("index", -1))
-            if tool is not None and delta.get("partial_json"):  # an input_json_delta
-                return writer.tool_call_arguments(tool, str(delta["partial_json"]))
-        elif kind == "content_block_start":
-            block = data.get("content_block") or {}
-            if block.get("type") == "tool_use":
-                tool = self._tools[data.get("index", -1)] = len(self._tools)
-                return writer.tool_call_start(
-                    tool, str(block.get("id", "")), str(block.get("name", ""))
-                )
-            if block.get("type") == "text" and block.get("text"):
-                return writer.text(str(block["text"]))
-        elif kind == "message_delta":
-            stop_reason = (data.get("delta") or {}).get("stop_reason")
+            return self._delta(writer, data)
+        if kind == "content_block_start":
+            return self._block_start(writer, data)
+        if kind == "message_delta":
+            stop_reason = data.delta.stop_reason if data.delta is not None else None
             if stop_reason:
                 self._finish = finish_reason(stop_reason)
                 self.usage.finish_reasons = (self._finish,)
-            usage_of(data.get("usage"), self.usage)
+            usage_of(data.usage, self.usage)
         elif kind == "message_stop":
             self._stopped = True
+        return b""
+
+    def _delta(self, writer: ChunkWriter, data: StreamEvent) -> bytes:
+        delta = data.delta
+        if delta is None:
+            return b""
+        if delta.type == "text_delta" and delta.text:
+            return writer.text(delta.text)
+        tool = self._tools.get(data.index)
+        if tool is not None and delta.partial_json:  # an input_json_delta
+            return writer.tool_call_arguments(tool, delta.partial_json)
+        return b""
+
+    def _block_start(self, writer: ChunkWriter, data: StreamEvent) -> bytes:
+        block = data.content_block
+        if block is None:
+            return b""
+        if block.type == "tool_use":
+            tool = self._tools[data.index] = len(self._tools)
+            return writer.tool_call_start(tool, block.id, block.name)
+        if block.type == "text" and block.text:
+            return writer.text(block.text)
         return b""
 
     def end(self) -> bytes:
@@ -358,6 +372,12 @@ class AnthropicStream:
             raise ProviderUnavailable("The model provider ended the stream early.")
         writer = self._writer
         return writer.finish(self._finish) + writer.usage(self.usage) + DONE
+
+
+def _failed() -> ProviderUnavailable:
+    # Overloaded or failing mid-stream; the message is never quoted (it may echo the
+    # request, and the request holds the creator's prompt).
+    return ProviderUnavailable("The model provider failed during the answer.")
 
 
 # -- the adapter ----------------------------------------------------------------------------------
@@ -389,10 +409,10 @@ class AnthropicProvider:
 
     async def complete(self, payload: dict[str, Any], *, headers: dict[str, str]) -> Completion:
         body = orjson.dumps(to_messages_request(payload, stream=False, provider=self.name))
-        data = await post_json(
+        answer = await post(
             self._session, self._url, body, self._request_headers(headers), self.name
         )
-        return to_completion(data, str(payload.get("model", "")))
+        return to_completion(answer, str(payload.get("model", "")))
 
     @contextlib.asynccontextmanager
     async def stream(
@@ -403,10 +423,8 @@ class AnthropicProvider:
             self._session, self._url, body, self._request_headers(headers), self.name
         )
         try:
-            chat_stream = ChatStream(chunks=empty_chunks())
             translator = AnthropicStream(str(payload.get("model", "")))
-            chat_stream.chunks = await start_translated(response, chat_stream, translator)
-            yield chat_stream
+            yield await start_translated(response, translator)
         finally:
             # Closing (not releasing) an unfinished response drops its connection, so an
             # abandoned stream stops the provider promptly.

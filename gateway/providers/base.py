@@ -1,16 +1,19 @@
 """What every provider adapter offers the gateway: one small Protocol.
 
 An adapter speaks the OpenAI chat format to the gateway, whatever its provider speaks on the
-wire. `complete` returns an OpenAI chat.completion body; `stream` yields OpenAI SSE bytes
-(`data: {chunk}\n\n` ... `data: [DONE]\n\n`). Errors leave an adapter only as the classes in
-`gateway.providers.errors`.
+wire. `complete` returns an OpenAI chat.completion body and its usage; `stream` opens a
+`ChatStream`: OpenAI SSE bytes (`data: {chunk}\n\n` ... `data: [DONE]\n\n`), then the
+answer's `Usage` as its last item, which says the answer completed (a stream that ends any
+other way raises instead). Errors leave an adapter only as the classes in
+`gateway.providers.errors`. What an adapter reads of its provider's answers is typed, in its
+`*_wire` module.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 
@@ -29,14 +32,8 @@ class Completion:
     usage: Usage
 
 
-@dataclass(slots=True)
-class ChatStream:
-    """An open stream: iterate `chunks` for client-ready SSE bytes; `usage` and `completed`
-    are final once the iteration ends."""
-
-    chunks: AsyncIterator[bytes]
-    usage: Usage = field(default_factory=Usage)
-    completed: bool = False
+# Client-ready SSE bytes, then the `Usage` of the completed answer as the last item.
+ChatStream = AsyncIterator[bytes | Usage]
 
 
 class ChatProvider(Protocol):

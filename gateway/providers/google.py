@@ -29,12 +29,20 @@ from typing import Any
 from urllib.parse import quote
 
 import aiohttp
+import msgspec
 import orjson
 
 from common.sse import DONE, SseEvent
 from gateway.providers.base import ChatStream, Completion, Usage
 from gateway.providers.errors import ProviderUnavailable
-from gateway.providers.http_client import open_stream, post_json
+from gateway.providers.gemini_wire import (
+    RESPONSE,
+    FunctionCall,
+    GenerateContentResponse,
+    Part,
+    TokenCounts,
+)
+from gateway.providers.http_client import open_stream, post
 from gateway.providers.openai_answer import ChunkWriter, completion_body, tool_call_json
 from gateway.providers.openai_request import (
     content_parts,
@@ -44,7 +52,7 @@ from gateway.providers.openai_request import (
     tool_arguments,
     unsupported,
 )
-from gateway.providers.translated_stream import empty_chunks, start_translated
+from gateway.providers.translated_stream import start_translated
 
 SIGNATURE_MARK = "~sig~"
 _FILTERED = frozenset(
@@ -55,7 +63,7 @@ _FILTERED = frozenset(
 )  # fmt: skip
 
 
-def finish_reason(reason: Any, *, called_tools: bool) -> str:
+def finish_reason(reason: str | None, *, called_tools: bool) -> str:
     if reason == "MAX_TOKENS":
         return "length"
     if reason in _FILTERED:
@@ -63,14 +71,12 @@ def finish_reason(reason: Any, *, called_tools: bool) -> str:
     return "tool_calls" if called_tools else "stop"
 
 
-def usage_of(metadata: Any) -> Usage:
-    if not isinstance(metadata, dict):
+def usage_of(counts: TokenCounts | None) -> Usage:
+    if counts is None:
         return Usage()
     return Usage(
-        input_tokens=int(metadata.get("promptTokenCount") or 0)
-        + int(metadata.get("toolUsePromptTokenCount") or 0),
-        output_tokens=int(metadata.get("candidatesTokenCount") or 0)
-        + int(metadata.get("thoughtsTokenCount") or 0),
+        input_tokens=(counts.prompt_token_count or 0) + (counts.tool_use_prompt_token_count or 0),
+        output_tokens=(counts.candidates_token_count or 0) + (counts.thoughts_token_count or 0),
     )
 
 
@@ -226,10 +232,10 @@ def to_generate_request(payload: dict[str, Any], *, provider: str = "google") ->
 # -- answers -----------------------------------------------------------------------------------
 
 
-def _call_id(part: dict[str, Any], call: dict[str, Any]) -> str:
-    call_id = str(call.get("id") or f"call_{uuid.uuid4().hex[:24]}")
-    signature = part.get("thoughtSignature")
-    return call_id + SIGNATURE_MARK + signature if isinstance(signature, str) else call_id
+def _call_id(part: Part, call: FunctionCall) -> str:
+    call_id = call.id or f"call_{uuid.uuid4().hex[:24]}"
+    signature = part.thought_signature
+    return call_id if signature is None else call_id + SIGNATURE_MARK + signature
 
 
 class _Candidate:
@@ -237,55 +243,52 @@ class _Candidate:
 
     __slots__ = ("finish", "texts", "tool_calls")
 
-    def __init__(self, data: dict[str, Any]) -> None:
+    def __init__(self, response: GenerateContentResponse) -> None:
         self.texts: list[str] = []
         self.tool_calls: list[tuple[str, str, str]] = []  # (id, name, arguments)
         self.finish: str | None = None
-        candidates = data.get("candidates")
-        if not isinstance(candidates, list) or not candidates:
-            feedback = data.get("promptFeedback")
-            if isinstance(feedback, dict) and feedback.get("blockReason"):
+        if not response.candidates:
+            feedback = response.prompt_feedback
+            if feedback is not None and feedback.block_reason:
                 self.finish = "SAFETY"  # the prompt itself was blocked
             return
-        candidate = candidates[0] if isinstance(candidates[0], dict) else {}
-        for part in (candidate.get("content") or {}).get("parts") or ():
-            if not isinstance(part, dict) or part.get("thought"):
+        candidate = response.candidates[0]
+        for part in candidate.content.parts if candidate.content is not None else ():
+            if part.thought:
                 continue
-            if isinstance(part.get("text"), str):
-                self.texts.append(part["text"])
-            elif isinstance(part.get("functionCall"), dict):
-                call = part["functionCall"]
-                self.tool_calls.append(
-                    (
-                        _call_id(part, call),
-                        str(call.get("name", "")),
-                        orjson.dumps(call.get("args") or {}).decode(),
-                    )
-                )
-        if candidate.get("finishReason"):
-            self.finish = str(candidate["finishReason"])
+            if part.text is not None:
+                self.texts.append(part.text)
+            elif (call := part.function_call) is not None:
+                arguments = orjson.dumps(call.args or {}).decode()
+                self.tool_calls.append((_call_id(part, call), call.name, arguments))
+        if candidate.finish_reason:
+            self.finish = candidate.finish_reason
 
 
-def _response_id(data: dict[str, Any]) -> str:
-    return str(data.get("responseId") or f"chatcmpl-{uuid.uuid4().hex}")
+def _response_id(response: GenerateContentResponse) -> str:
+    return response.response_id or f"chatcmpl-{uuid.uuid4().hex}"
 
 
-def to_completion(data: dict[str, Any], model: str) -> Completion:
+def to_completion(body: bytes, model: str) -> Completion:
     """A GenerateContentResponse → an OpenAI chat.completion body, and its usage."""
-    candidate = _Candidate(data)
-    usage = usage_of(data.get("usageMetadata"))
+    try:
+        response = RESPONSE.decode(body)
+    except msgspec.DecodeError:
+        raise ProviderUnavailable("The model provider sent an unreadable answer.") from None
+    candidate = _Candidate(response)
+    usage = usage_of(response.usage_metadata)
     reason = finish_reason(candidate.finish, called_tools=bool(candidate.tool_calls))
     usage.finish_reasons = (reason,)
-    body = completion_body(
-        id=_response_id(data),
+    answer = completion_body(
+        id=_response_id(response),
         created=int(time.time()),
-        model=str(data.get("modelVersion") or model),
+        model=response.model_version or model,
         text="".join(candidate.texts),
         tool_calls=[tool_call_json(*call) for call in candidate.tool_calls],
         finish_reason=reason,
         usage=usage,
     )
-    return Completion(body=body, usage=usage)
+    return Completion(body=answer, usage=usage)
 
 
 class GeminiStream:
@@ -308,25 +311,23 @@ class GeminiStream:
         out = b""
         for event in events:
             try:
-                data = orjson.loads(event.data)
-            except orjson.JSONDecodeError:
+                response = RESPONSE.decode(event.data)
+            except msgspec.DecodeError:
                 raise ProviderUnavailable("The model provider sent an unreadable stream.") from None
-            if not isinstance(data, dict):
-                raise ProviderUnavailable("The model provider sent an unreadable stream.")
-            if "error" in data:
+            if response.error is not msgspec.UNSET:
                 # Never quoted: it may echo the request, which holds the creator's prompt.
                 raise ProviderUnavailable("The model provider failed during the answer.")
             writer = self._writer
             if writer is None:
                 writer = self._writer = ChunkWriter(
-                    id=_response_id(data),
+                    id=_response_id(response),
                     created=int(time.time()),
-                    model=str(data.get("modelVersion") or self._model),
+                    model=response.model_version or self._model,
                 )
                 out += writer.role()
-            if "usageMetadata" in data:
-                self.usage = usage_of(data["usageMetadata"])  # cumulative on every event
-            candidate = _Candidate(data)
+            if response.usage_metadata is not None:
+                self.usage = usage_of(response.usage_metadata)  # cumulative on every event
+            candidate = _Candidate(response)
             for text in candidate.texts:
                 if text:
                     out += writer.text(text)
@@ -372,14 +373,14 @@ class GoogleProvider:
 
     async def complete(self, payload: dict[str, Any], *, headers: dict[str, str]) -> Completion:
         body = orjson.dumps(to_generate_request(payload, provider=self.name))
-        data = await post_json(
+        answer = await post(
             self._session,
             self._url(payload, ":generateContent"),
             body,
             self._request_headers(headers),
             self.name,
         )
-        return to_completion(data, str(payload.get("model", "")))
+        return to_completion(answer, str(payload.get("model", "")))
 
     @contextlib.asynccontextmanager
     async def stream(
@@ -394,10 +395,8 @@ class GoogleProvider:
             self.name,
         )
         try:
-            chat_stream = ChatStream(chunks=empty_chunks())
             translator = GeminiStream(str(payload.get("model", "")))
-            chat_stream.chunks = await start_translated(response, chat_stream, translator)
-            yield chat_stream
+            yield await start_translated(response, translator)
         finally:
             # Closing (not releasing) an unfinished response drops its connection, so an
             # abandoned stream stops the provider promptly.

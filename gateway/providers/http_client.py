@@ -11,10 +11,8 @@ The gateway's whole CPU budget is 300 µs per request.
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 import aiohttp
-import orjson
 
 from gateway.providers.errors import ProviderTimeout, ProviderUnavailable, error_for_status
 from gateway.settings import GatewaySettings
@@ -61,20 +59,6 @@ async def post(
     if status >= 300:
         raise error_for_status(status, provider)
     return raw
-
-
-async def post_json(
-    session: aiohttp.ClientSession, url: str, body: bytes, headers: dict[str, str], provider: str
-) -> dict[str, Any]:
-    """POST and return the 2xx answer, a JSON object."""
-    raw = await post(session, url, body, headers, provider)
-    try:
-        data = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        raise ProviderUnavailable("The model provider sent an unreadable answer.") from None
-    if not isinstance(data, dict):
-        raise ProviderUnavailable("The model provider sent an unreadable answer.")
-    return data
 
 
 async def open_stream(

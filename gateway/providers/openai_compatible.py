@@ -1,8 +1,9 @@
 """OpenAI and everything that speaks its chat API (vLLM, Ollama, Together, Groq, the mock).
 
-Non-streaming answers are forwarded as the provider sent them. Streams are a byte
-passthrough: chunks go to the client as they arrive, and a tap keeps only the tail of the
-stream to read `usage` from the last chunk and to see `[DONE]` at the end.
+Non-streaming answers are forwarded as the provider sent them, read once for their usage.
+Streams are a byte passthrough: chunks go to the client as they arrive, and a tap keeps only
+the tail of the stream to read `usage` from the last chunk and to see `[DONE]` at the end.
+What is read is typed in `openai_wire`.
 """
 
 from __future__ import annotations
@@ -12,68 +13,69 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
+import msgspec
 import orjson
 
 from common.sse import event_data, events_from_end
 from gateway.providers.base import ChatStream, Completion, Usage
 from gateway.providers.errors import ProviderTimeout, ProviderUnavailable
 from gateway.providers.http_client import TIMEOUTS, open_stream, post
+from gateway.providers.openai_wire import ANSWER, ChatAnswer, TokenCounts
 
 _TAIL_BYTES = 4096
 _DONE = b"data: [DONE]"
 
 
-def finish_reasons_of(data: dict[str, Any]) -> tuple[str, ...]:
-    choices = data.get("choices")
-    if not isinstance(choices, list):
-        return ()
-    return tuple(
-        str(choice["finish_reason"])
-        for choice in choices
-        if isinstance(choice, dict) and choice.get("finish_reason")
-    )
+def finish_reasons_of(answer: ChatAnswer) -> tuple[str, ...]:
+    return tuple(choice.finish_reason for choice in answer.choices or () if choice.finish_reason)
 
 
-def usage_from(data: dict[str, Any]) -> Usage:
-    usage = data.get("usage")
-    if not isinstance(usage, dict):
-        return Usage(finish_reasons=finish_reasons_of(data))
+def _usage(counts: TokenCounts, finish_reasons: tuple[str, ...]) -> Usage:
     return Usage(
-        input_tokens=int(usage.get("prompt_tokens") or 0),
-        output_tokens=int(usage.get("completion_tokens") or 0),
-        finish_reasons=finish_reasons_of(data),
+        input_tokens=counts.prompt_tokens or 0,
+        output_tokens=counts.completion_tokens or 0,
+        finish_reasons=finish_reasons,
     )
+
+
+def usage_of_answer(body: bytes) -> Usage:
+    """The usage of a whole chat.completion body; ProviderUnavailable if it is unreadable."""
+    try:
+        answer = ANSWER.decode(body)
+    except msgspec.DecodeError:
+        raise ProviderUnavailable("The model provider sent an unreadable answer.") from None
+    if answer.usage is None:
+        return Usage(finish_reasons=finish_reasons_of(answer))
+    return _usage(answer.usage, finish_reasons_of(answer))
 
 
 def usage_from_sse_tail(tail: bytes) -> Usage:
     """The usage of the last SSE event that carries one (OpenAI puts it in the final chunk),
     and the finish reasons of the last chunk that has them."""
-    usage: Usage | None = None
+    counts: TokenCounts | None = None
     finish_reasons: tuple[str, ...] = ()
     # The tail's first event is cut (its start fell off): it fails to parse, and is skipped.
     for raw_event in events_from_end(tail):
         event = event_data(raw_event)
         if event is None or not event.startswith(b"{"):
             continue
-        wants_usage = usage is None and b'"usage"' in event
+        wants_usage = counts is None and b'"usage"' in event
         wants_finish = not finish_reasons and b'"finish_reason":"' in event
         if not (wants_usage or wants_finish):
             continue
         try:
-            data = orjson.loads(event)
-        except orjson.JSONDecodeError:
+            chunk = ANSWER.decode(event)
+        except msgspec.DecodeError:
             continue  # the tail cut this event; an earlier one may be whole
-        if not isinstance(data, dict):
-            continue
-        if wants_usage and isinstance(data.get("usage"), dict):
-            usage = usage_from(data)
+        if wants_usage and chunk.usage is not None:
+            counts = chunk.usage
         if wants_finish:
-            finish_reasons = finish_reasons_of(data)
-        if usage is not None and finish_reasons:
+            finish_reasons = finish_reasons_of(chunk)
+        if counts is not None and finish_reasons:
             break
-    result = usage or Usage()
-    result.finish_reasons = finish_reasons
-    return result
+    return (
+        Usage(finish_reasons=finish_reasons) if counts is None else _usage(counts, finish_reasons)
+    )
 
 
 class SseTail:
@@ -88,9 +90,12 @@ class SseTail:
     def feed(self, chunk: bytes) -> None:
         self.tail = (self.tail + chunk)[-_TAIL_BYTES:]
 
-    def finish(self, chat_stream: ChatStream) -> None:
-        chat_stream.usage = usage_from_sse_tail(self.tail)
-        chat_stream.completed = _DONE in self.tail
+    @property
+    def completed(self) -> bool:
+        return _DONE in self.tail
+
+    def usage(self) -> Usage:
+        return usage_from_sse_tail(self.tail)
 
 
 class OpenAICompatibleProvider:
@@ -113,13 +118,7 @@ class OpenAICompatibleProvider:
             self._session, self._url, orjson.dumps(payload), self._request_headers(headers),
             self.name,
         )  # fmt: skip
-        try:
-            data = orjson.loads(body)
-        except orjson.JSONDecodeError:
-            raise ProviderUnavailable("The model provider sent an unreadable answer.") from None
-        if not isinstance(data, dict):
-            raise ProviderUnavailable("The model provider sent an unreadable answer.")
-        return Completion(body=body, usage=usage_from(data))
+        return Completion(body=body, usage=usage_of_answer(body))
 
     @contextlib.asynccontextmanager
     async def stream(
@@ -130,16 +129,14 @@ class OpenAICompatibleProvider:
             self.name,
         )  # fmt: skip
         try:
-            chat_stream = ChatStream(chunks=_empty())
-            chat_stream.chunks = _relay(response, chat_stream)
-            yield chat_stream
+            yield _relay(response)
         finally:
             # Closing (not releasing) a response that was not read to the end drops its
             # connection, so an abandoned stream stops the provider promptly.
             response.close()
 
 
-async def _relay(response: aiohttp.ClientResponse, chat_stream: ChatStream) -> AsyncIterator[bytes]:
+async def _relay(response: aiohttp.ClientResponse) -> ChatStream:
     tap = SseTail()
     try:
         async for chunk in response.content.iter_any():
@@ -149,11 +146,6 @@ async def _relay(response: aiohttp.ClientResponse, chat_stream: ChatStream) -> A
         raise ProviderTimeout("The model provider stopped sending.") from None
     except aiohttp.ClientError:
         raise ProviderUnavailable("The model provider broke the stream.") from None
-    tap.finish(chat_stream)
-    if not chat_stream.completed:
+    if not tap.completed:
         raise ProviderUnavailable("The model provider ended the stream early.")
-
-
-async def _empty() -> AsyncIterator[bytes]:
-    return
-    yield b""  # pragma: no cover - makes this an async generator
+    yield tap.usage()

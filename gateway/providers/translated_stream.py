@@ -1,12 +1,11 @@
 """The relay of a translated stream: a provider's SSE events in (read by `common.sse`), a
-`StreamTranslator` turning them into OpenAI chunk bytes, every transport error translated
-into `gateway.providers.errors` at this edge."""
+`StreamTranslator` turning them into OpenAI chunk bytes, the answer's usage as the last
+item, every transport error translated into `gateway.providers.errors` at this edge."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
 from typing import Protocol
 
 import aiohttp
@@ -41,29 +40,29 @@ class StreamTranslator(Protocol):
 
 
 async def start_translated(
-    response: aiohttp.ClientResponse, chat_stream: ChatStream, translator: StreamTranslator
-) -> AsyncIterator[bytes]:
+    response: aiohttp.ClientResponse, translator: StreamTranslator
+) -> ChatStream:
     """Read the stream up to its first client bytes, then return the iterator of them all.
 
     Waiting for them before the stream counts as open means a provider that answers 200 and
     then an error event (Anthropic does, when overloaded) fails like any provider error:
     before the gateway answered the client, so the call can still fall back or answer 503."""
-    chunks = relay_translated(response, chat_stream, translator)
+    chunks = relay_translated(response, translator)
     first = await anext(chunks)
     return _prepend(first, chunks)
 
 
-async def _prepend(first: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+async def _prepend(first: bytes | Usage, rest: ChatStream) -> ChatStream:
     yield first
     async for chunk in rest:
         yield chunk
 
 
 async def relay_translated(
-    response: aiohttp.ClientResponse, chat_stream: ChatStream, translator: StreamTranslator
-) -> AsyncIterator[bytes]:
-    """The client bytes of a translated stream, one piece per network read that made any.
-    `chat_stream.usage` and `.completed` are set once the answer completed."""
+    response: aiohttp.ClientResponse, translator: StreamTranslator
+) -> ChatStream:
+    """The client bytes of a translated stream, one piece per network read that made any,
+    then the answer's usage once it completed."""
     parser = SseParser()
     out = b""
     try:
@@ -81,10 +80,8 @@ async def relay_translated(
         raise ProviderUnavailable("The model provider broke the stream.") from None
     except SseError:
         raise ProviderUnavailable("The model provider sent an unreadable stream.") from None
-    tail = out + translator.end()
-    chat_stream.usage = translator.usage
-    chat_stream.completed = True
-    yield tail
+    yield out + translator.end()
+    yield translator.usage
     if translator.done:
         await _drain(response)
 
@@ -96,8 +93,3 @@ async def _drain(response: aiohttp.ClientResponse) -> None:
         async with asyncio.timeout(_DRAIN_S):
             while await response.content.readany():
                 pass
-
-
-async def empty_chunks() -> AsyncIterator[bytes]:
-    return
-    yield b""  # pragma: no cover - makes this an async generator

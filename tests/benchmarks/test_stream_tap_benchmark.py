@@ -1,5 +1,6 @@
 """The streaming tap: the relay loop of `OpenAICompatibleProvider` passing a 20-chunk OpenAI
-SSE stream through byte for byte while `SseTail` keeps its tail, then reading usage from it.
+SSE stream through byte for byte while `SseTail` keeps its tail, then reading usage from it
+(the usage is the stream's last item).
 
 No network: the body arrives in the pieces a socket would deliver (one SSE event per read,
 the usage event split across two reads). Streams run in batches on a dedicated uvloop loop.
@@ -58,24 +59,23 @@ async def from_socket() -> AsyncIterator[bytes]:
         yield piece
 
 
-async def relay(chunks: AsyncIterator[bytes], chat_stream: ChatStream) -> AsyncIterator[bytes]:
+async def relay(chunks: AsyncIterator[bytes]) -> ChatStream:
     """The provider's relay loop without the socket (same statements per chunk)."""
     tap = SseTail()
     async for chunk in chunks:
         tap.feed(chunk)
         yield chunk
-    tap.finish(chat_stream)
+    if tap.completed:
+        yield tap.usage()
 
 
 class TapBench:
     def __init__(self) -> None:
         self.loop = uvloop.new_event_loop()
-        self.last: tuple[bytes, ChatStream] | None = None
+        self.last: list[bytes | Usage] | None = None
 
-    async def relay_one(self) -> tuple[bytes, ChatStream]:
-        chat_stream = ChatStream(chunks=from_socket())
-        relayed = [chunk async for chunk in relay(from_socket(), chat_stream)]
-        return b"".join(relayed), chat_stream
+    async def relay_one(self) -> list[bytes | Usage]:
+        return [item async for item in relay(from_socket())]
 
     async def batch(self) -> None:
         for _ in range(BATCH):
@@ -100,7 +100,7 @@ def test_stream_tap_over_20_chunks(benchmark: Any, bench: TapBench) -> None:
     benchmark.extra_info["streams_per_round"] = BATCH
     benchmark.pedantic(bench.run_batch, rounds=50, iterations=1, warmup_rounds=2)
     assert bench.last is not None
-    relayed, chat_stream = bench.last
-    assert relayed == WIRE  # a byte-for-byte passthrough
-    assert chat_stream.completed
-    assert chat_stream.usage == Usage(PROMPT_TOKENS, COMPLETION_TOKENS, ("stop",))
+    *relayed, usage = bench.last
+    assert b"".join(piece for piece in relayed if isinstance(piece, bytes)) == WIRE
+    assert len(relayed) == len(PIECES)  # a byte-for-byte passthrough, then the usage
+    assert usage == Usage(PROMPT_TOKENS, COMPLETION_TOKENS, ("stop",))

@@ -82,8 +82,17 @@ def payload(content: str, *, stream: bool = False, system_prompt: str = SECRET) 
     return build_upstream_payload(config, request)
 
 
-async def read_stream(chat_stream: ChatStream) -> list[bytes]:
-    return [chunk async for chunk in chat_stream.chunks]
+async def read_stream(chat_stream: ChatStream) -> list[bytes | Usage]:
+    """Every item of a stream: its bytes, then (if it completed) its usage."""
+    return [item async for item in chat_stream]
+
+
+def split_items(items: list[bytes | Usage]) -> tuple[bytes, list[Usage]]:
+    """The stream's bytes, and the usages it yielded (one, as its last item, if complete)."""
+    usages = [item for item in items if isinstance(item, Usage)]
+    if usages:
+        assert items[-1] is usages[-1]  # nothing follows the usage
+    return b"".join(item for item in items if isinstance(item, bytes)), usages
 
 
 async def call(adapter: ChatProvider, request: dict[str, Any], *, stream: bool) -> None:
@@ -96,13 +105,12 @@ async def call(adapter: ChatProvider, request: dict[str, Any], *, stream: bool) 
 
 
 async def collect(
-    adapter: ChatProvider, request: dict[str, Any], chunks: list[bytes], streams: list[ChatStream]
+    adapter: ChatProvider, request: dict[str, Any], items: list[bytes | Usage]
 ) -> None:
-    """Read a stream as far as it goes, into `chunks`; the stream goes into `streams`."""
+    """Read a stream as far as it goes, into `items`."""
     async with adapter.stream(request, headers={}) as chat_stream:
-        streams.append(chat_stream)
-        async for chunk in chat_stream.chunks:
-            chunks.append(chunk)
+        async for item in chat_stream:
+            items.append(item)
 
 
 def sse_data(raw: bytes) -> list[bytes]:
@@ -151,8 +159,7 @@ async def test_a_stream_is_openai_chunks_ending_with_finish_usage_and_done(
     async with adapter.stream(
         payload(f"hello there {TOKENS} [[mock chunks=5]]", stream=True), headers={}
     ) as chat_stream:
-        pieces = await read_stream(chat_stream)
-    raw = b"".join(pieces)
+        raw, usages = split_items(await read_stream(chat_stream))
     assert streamed_text(raw) == "Mock reply to: hello there"
     assert raw.endswith(b"data: [DONE]\n\n")
     chunks = chunk_objects(raw)
@@ -164,8 +171,8 @@ async def test_a_stream_is_openai_chunks_ending_with_finish_usage_and_done(
     assert finish["choices"][0]["finish_reason"] == "stop"
     assert usage["choices"] == []
     assert usage["usage"] == {"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18}
-    assert chat_stream.completed is True
-    assert chat_stream.usage == Usage(input_tokens=11, output_tokens=7, finish_reasons=("stop",))
+    # The usage, last: the answer completed.
+    assert usages == [Usage(input_tokens=11, output_tokens=7, finish_reasons=("stop",))]
 
 
 # -- the request -----------------------------------------------------------------------------
@@ -274,15 +281,14 @@ async def test_a_stream_broken_midway_is_unavailable_after_partial_chunks(
     make_adapter: AdapterFactory, provider: str
 ) -> None:
     adapter = make_adapter(provider)
-    chunks: list[bytes] = []
-    streams: list[ChatStream] = []
+    items: list[bytes | Usage] = []
     request = payload("break [[mock chunks=5 break_after=2]]", stream=True)
     with pytest.raises(ProviderUnavailable) as caught:
-        await collect(adapter, request, chunks, streams)
-    assert streamed_text(b"".join(chunks))  # some content got through first
-    assert b"[DONE]" not in b"".join(chunks)
-    [chat_stream] = streams
-    assert chat_stream.completed is False
+        await collect(adapter, request, items)
+    raw, usages = split_items(items)
+    assert streamed_text(raw)  # some content got through first
+    assert b"[DONE]" not in raw
+    assert usages == []  # not complete: no usage
     assert_not_quoted(caught.value)
 
 

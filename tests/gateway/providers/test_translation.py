@@ -17,6 +17,7 @@ from gateway.providers.base import Usage
 from gateway.providers.errors import ProviderRejectedRequest, ProviderUnavailable
 from gateway.providers.google import SIGNATURE_MARK, GeminiStream, to_generate_request
 from gateway.providers.google import to_completion as gemini_completion
+from gateway.providers.openai_compatible import usage_from_sse_tail, usage_of_answer
 
 # Text that stresses the wire: line separators JSON keeps raw (U+2028, U+2029, U+0085),
 # quotes, multi-byte characters. Newlines too: they are escaped inside JSON.
@@ -271,7 +272,7 @@ def test_a_gemini_thought_signature_survives_the_round_trip_through_the_client()
             "thoughtsTokenCount": 4,
         },
     }
-    completion = gemini_completion(answer, "gemini")
+    completion = gemini_completion(orjson.dumps(answer), "gemini")
     message = orjson.loads(completion.body)["choices"][0]
     assert message["finish_reason"] == "tool_calls"
     assert message["message"]["content"] is None  # thoughts are never relayed
@@ -320,18 +321,20 @@ def test_a_gemini_thought_signature_survives_the_round_trip_through_the_client()
 )
 def test_anthropic_stop_reasons(stop_reason: str, finish: str) -> None:
     completion = anthropic_completion(
-        {
-            "id": "msg_1",
-            "model": "claude",
-            "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}],
-            "stop_reason": stop_reason,
-            "usage": {
-                "input_tokens": 3,
-                "cache_creation_input_tokens": 10,
-                "cache_read_input_tokens": 20,
-                "output_tokens": 4,
-            },
-        },
+        orjson.dumps(
+            {
+                "id": "msg_1",
+                "model": "claude",
+                "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}],
+                "stop_reason": stop_reason,
+                "usage": {
+                    "input_tokens": 3,
+                    "cache_creation_input_tokens": 10,
+                    "cache_read_input_tokens": 20,
+                    "output_tokens": 4,
+                },
+            }
+        ),
         "claude",
     )
     body = orjson.loads(completion.body)
@@ -352,14 +355,14 @@ def test_anthropic_stop_reasons(stop_reason: str, finish: str) -> None:
     ],
 )
 def test_gemini_finish_reasons(reason: str, finish: str) -> None:
-    completion = gemini_completion(
-        {"candidates": [{"content": {"parts": [{"text": "x"}]}, "finishReason": reason}]}, "g"
-    )
+    answer = {"candidates": [{"content": {"parts": [{"text": "x"}]}, "finishReason": reason}]}
+    completion = gemini_completion(orjson.dumps(answer), "g")
     assert orjson.loads(completion.body)["choices"][0]["finish_reason"] == finish
 
 
 def test_a_blocked_gemini_prompt_is_a_content_filter_finish() -> None:
-    body = orjson.loads(gemini_completion({"promptFeedback": {"blockReason": "SAFETY"}}, "g").body)
+    blocked = orjson.dumps({"promptFeedback": {"blockReason": "SAFETY"}})
+    body = orjson.loads(gemini_completion(blocked, "g").body)
     assert body["choices"][0]["finish_reason"] == "content_filter"
     assert body["choices"][0]["message"]["content"] == ""
 
@@ -454,3 +457,66 @@ def test_a_gemini_stream_needs_a_finish_reason() -> None:
     assert b"partial" in translator.feed(SseParser().feed(event))
     with pytest.raises(ProviderUnavailable):
         translator.end()
+
+
+# -- what the adapters read of an answer (the *_wire structs) -----------------------------------
+
+
+def test_an_answer_field_of_the_wrong_type_is_an_unreadable_answer() -> None:
+    wrong_anthropic = {"id": "m", "content": [], "usage": {"input_tokens": "three"}}
+    with pytest.raises(ProviderUnavailable, match="unreadable answer"):
+        anthropic_completion(orjson.dumps(wrong_anthropic), "claude")
+    with pytest.raises(ProviderUnavailable, match="unreadable answer"):
+        gemini_completion(orjson.dumps({"candidates": [{"finishReason": 7}]}), "g")
+    with pytest.raises(ProviderUnavailable, match="unreadable answer"):
+        usage_of_answer(b'{"choices": [], "usage": {"prompt_tokens": [1]}}')
+    with pytest.raises(ProviderUnavailable, match="unreadable answer"):
+        usage_of_answer(b"[]")  # not an object
+
+
+def test_fields_the_adapters_do_not_read_may_hold_anything() -> None:
+    answer = {
+        "id": "msg_2",
+        "model": "claude",
+        "content": [
+            {"type": "thinking", "thinking": "hmm", "signature": "c2ln"},
+            {"type": "text", "text": "hi", "citations": [{"any": ["shape", 1, None]}]},
+        ],
+        "stop_reason": "end_turn",
+        "stop_sequence": None,
+        "usage": {"input_tokens": 2, "output_tokens": 1, "server_tool_use": {"x": 1}},
+        "container": None,
+        "something_new": {"nested": [1, 2, {"deep": True}]},
+    }
+    completion = anthropic_completion(orjson.dumps(answer), "claude")
+    assert orjson.loads(completion.body)["choices"][0]["message"]["content"] == "hi"
+    assert completion.usage == Usage(2, 1, ("stop",))
+    assert (
+        usage_of_answer(
+            b'{"choices":[{"finish_reason":null,"message":{"content":{"odd":1}}}],"usage":null}'
+        )
+        == Usage()
+    )
+
+
+def test_an_anthropic_stream_event_of_a_new_type_is_ignored() -> None:
+    cut = ANTHROPIC_TOOL_STREAM.index(b"event: message_stop")
+    novel = sse("content_block_stop", {"type": "content_block_stop", "index": 1}) + sse(
+        "brand_new_event", {"type": "brand_new_event", "payload": {"index": "not a number"}}
+    )
+    stream = ANTHROPIC_TOOL_STREAM[:cut] + novel + ANTHROPIC_TOOL_STREAM[cut:]
+    translator = AnthropicStream("claude")
+    chunks = chunks_of(translate(translator, [stream]))
+    assert chunks[-1]["usage"]["completion_tokens"] == 12
+    assert translator.usage == Usage(9, 12, ("tool_calls",))
+
+
+def test_openai_tail_usage_skips_events_cut_or_of_the_wrong_shape() -> None:
+    tail = (
+        b'_tokens":3}}\n\n'  # the cut first event
+        b'data: {"choices":[{"index":0,"delta":{},"finish_reason":"length"}]}\n\n'
+        b'data: {"choices":[],"usage":{"prompt_tokens":5,"completion_tokens":6}}\n\n'
+        b"data: [DONE]\n\n"
+    )
+    assert usage_from_sse_tail(tail) == Usage(5, 6, ("length",))
+    assert usage_from_sse_tail(b"data: [DONE]\n\n") == Usage()
