@@ -17,6 +17,7 @@ from common.feature_flags import FeatureFlags
 from common.http_errors import envelope_exception_handlers
 from common.json_logging import configure_logging
 from common.redis_store import create_redis
+from common.routing import by_path
 from control_plane.chain.client import ChainClient
 from control_plane.chain.job_metrics import ChainJobGauges
 from control_plane.dashboard import csrf
@@ -89,7 +90,7 @@ def create_app(
             await db.close()
 
     return Starlette(
-        routes=[*ROUTES, *dashboard.ROUTES],
+        routes=by_path([*ROUTES, *dashboard.ROUTES]),
         # The client address first: X-Forwarded-For only from TRUSTED_PROXIES (uvicorn runs
         # with --no-proxy-headers, so nothing else rewrites it). The request id next (every
         # response carries it, CORS preflights too); errors become the envelope inside CORS,
@@ -101,7 +102,7 @@ def create_app(
             Middleware(
                 CORSMiddleware,
                 allow_origins=list(settings.cors_origins),
-                allow_methods=["GET", "POST", "PUT", "DELETE", "OPTIONS"],
+                allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
                 allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
                 expose_headers=["X-Request-ID", "X-RateLimit-Remaining"],
                 allow_credentials=True,

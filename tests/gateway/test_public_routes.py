@@ -35,3 +35,16 @@ async def test_public_paths_answer_without_a_key_and_chat_does_not(gateway_url: 
         )
     assert chat.status_code == 401
     assert chat.json()["error"]["code"] == "40103"
+
+
+async def test_a_wrong_method_is_405_with_every_method_of_the_path(gateway_url: str) -> None:
+    agent = "00000000-0000-4000-8000-000000000000"
+    async with httpx.AsyncClient(base_url=gateway_url) as client:
+        for entry in ROUTES:
+            methods = set(entry.methods or ())  # type: ignore[attr-defined]
+            method = next(m for m in ("PUT", "PATCH", "POST", "GET") if m not in methods)
+            path = entry.path.replace("{agent_id}", agent).replace("{model}", "m")  # type: ignore[attr-defined]
+            response = await client.request(method, path)
+            assert response.status_code == 405, (method, path, response.text)
+            assert {m.strip() for m in response.headers["allow"].split(",")} == methods, path
+            assert response.json()["error"]["code"] == "40501"
