@@ -69,13 +69,35 @@ def _error_responses(public: bool, has_body: bool) -> dict[str, Any]:
     return responses
 
 
+def _without_null(schema: dict[str, Any]) -> dict[str, Any]:
+    """A query parameter's schema: a query string cannot spell null (absent means default)."""
+    options = [option for option in schema.get("anyOf", ()) if option != {"type": "null"}]
+    if len(options) != 1:
+        return schema
+    outer = {key: value for key, value in schema.items() if key not in {"anyOf", "default"}}
+    return {**options[0], **outer}
+
+
+def _query_parameters(struct_schema: dict[str, Any]) -> list[dict[str, Any]]:
+    required = set(struct_schema.get("required", ()))
+    return [
+        {"name": name, "in": "query", "required": name in required,
+         "schema": _without_null(schema)}
+        for name, schema in struct_schema.get("properties", {}).items()
+    ]  # fmt: skip
+
+
 def build_openapi(routes: Iterable[ApiRoute], public: frozenset[tuple[str, str]]) -> dict[str, Any]:
     routes = list(routes)
     types: list[Any] = []
     for route in routes:
         types += [kind for kind in (route.body, route.response) if kind is not None]
-    schemas_out, components = msgspec.json.schema_components(types, ref_template=_REF)
-    schema_of = dict(zip(types, schemas_out, strict=True))
+    queries = list({route.query for route in routes if route.query is not None})
+    schemas_out, components = msgspec.json.schema_components(types + queries, ref_template=_REF)
+    schema_of = dict(zip(types + queries, schemas_out, strict=True))
+    # A query struct is spelled out as parameters, not kept as a component.
+    query_schema = {kind: components.pop(schema_of[kind]["$ref"].rsplit("/", 1)[1])
+                    for kind in queries}  # fmt: skip
     paths: dict[str, dict[str, Any]] = {}
     for route in routes:
         is_public = route.operation in public
@@ -91,9 +113,7 @@ def build_openapi(routes: Iterable[ApiRoute], public: frozenset[tuple[str, str]]
             for name in _PATH_PARAM.findall(route.path)
         ]
         if route.query is not None:
-            for field in msgspec.structs.fields(route.query):
-                parameters.append({"name": field.encode_name, "in": "query",
-                                   "required": field.required, "schema": {}})  # fmt: skip
+            parameters += _query_parameters(query_schema[route.query])
         if parameters:
             operation["parameters"] = parameters
         if route.body is not None:
