@@ -64,7 +64,7 @@ class ApiRoute:
     path: str
     handler: Handler
     summary: str
-    body: type | None = None
+    body: Any = None  # a msgspec type: a Struct, or a union of tagged Structs
     response: Any = None  # a msgspec-encodable type, for the OpenAPI document
     status: int = 200
     user_types: frozenset[UserType] = frozenset(UserType)

@@ -7,7 +7,7 @@ from __future__ import annotations
 from starlette.responses import Response
 
 from common.metrics import render_metrics
-from control_plane.admin import moderation, service, system
+from control_plane.admin import moderation, roles, service, system
 from control_plane.admin.schemas import (
     AdminAgent,
     AdminAgentPage,
@@ -25,6 +25,7 @@ from control_plane.admin.schemas import (
     SystemHealth,
     UserDeleted,
     UserRateTierUpdate,
+    UserRoleUpdate,
     UserStatusUpdate,
 )
 from control_plane.api import ApiRoute, Context
@@ -52,6 +53,12 @@ async def admin_set_user_status(context: Context, body: UserStatusUpdate) -> Adm
 
 async def admin_set_user_rate_tier(context: Context, body: UserRateTierUpdate) -> AdminUser:
     return await service.set_user_rate_tier(
+        context.state, context.user, context.path["user_id"], body, context.client_ip
+    )
+
+
+async def admin_change_user_role(context: Context, body: UserRoleUpdate) -> AdminUser:
+    return await roles.change_user_role(
         context.state, context.user, context.path["user_id"], body, context.client_ip
     )
 
@@ -134,6 +141,10 @@ ROUTES = [
     ApiRoute("PUT", f"{PREFIX}/users/{{user_id}}/rate-tier", admin_set_user_rate_tier,
              "Set a user's rate tier (takes effect on the gateway's next request)",
              body=UserRateTierUpdate, response=AdminUser, user_types=_ADMINS,
+             permission=MANAGE_USERS, tags=_TAGS),
+    ApiRoute("PUT", f"{PREFIX}/users/{{user_id}}/role", admin_change_user_role,
+             "Change a user's type or admin role (their access tokens end at once)",
+             body=UserRoleUpdate, response=AdminUser, user_types=_ADMINS,
              permission=MANAGE_USERS, tags=_TAGS),
     ApiRoute("DELETE", f"{PREFIX}/users/{{user_id}}", admin_delete_user,
              "Close an account: anonymise it, revoke its keys and sessions",

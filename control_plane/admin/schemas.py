@@ -244,3 +244,25 @@ class AuditEntry(msgspec.Struct):
 class AuditPage(msgspec.Struct):
     items: list[AuditEntry]
     next_before: int | None  # pass as `before` for the next (older) page; None at the end
+
+
+# What a user may be made: the type, and for an admin the role (one shape per type, so the
+# schema itself says that only admins have a role).
+class CreatorRole(msgspec.Struct, tag_field="user_type", tag="creator", forbid_unknown_fields=True):
+    reason: Reason | None = None
+
+
+class DeveloperRole(
+    msgspec.Struct, tag_field="user_type", tag="developer", forbid_unknown_fields=True
+):
+    reason: Reason | None = None
+
+
+class AdminRoleGrant(
+    msgspec.Struct, tag_field="user_type", tag="admin", forbid_unknown_fields=True
+):
+    admin_role: Literal["super_admin", "moderator", "support"]
+    reason: Reason | None = None
+
+
+UserRoleUpdate = CreatorRole | DeveloperRole | AdminRoleGrant

@@ -123,7 +123,7 @@ async def dashboard_stats(state: ControlPlaneState) -> DashboardStats:
 # ------------------------------------------------------------------------------------------
 
 
-def _user_out(row: asyncpg.Record) -> AdminUser:
+def user_out(row: asyncpg.Record) -> AdminUser:
     return from_row(AdminUser, row)
 
 
@@ -133,7 +133,7 @@ async def list_users(state: ControlPlaneState, query: AdminUserQuery) -> AdminUs
             connection, q=query.q, user_type=query.user_type, status=query.status,
             limit=query.page_size, offset=_offset(query.page, query.page_size),
         )  # fmt: skip
-    return AdminUserPage([_user_out(row) for row in rows], query.page, query.page_size, total)
+    return AdminUserPage([user_out(row) for row in rows], query.page, query.page_size, total)
 
 
 async def user_detail(state: ControlPlaneState, raw_id: str) -> AdminUserDetail:
@@ -143,7 +143,7 @@ async def user_detail(state: ControlPlaneState, raw_id: str) -> AdminUserDetail:
         if row is None:
             raise ApiError(ErrorCode.USER_NOT_FOUND)
         keys = await repository.key_counts(connection, user_id)
-        detail = AdminUserDetail(_user_out(row), AdminKeyCounts(keys["active"], keys["revoked"]))
+        detail = AdminUserDetail(user_out(row), AdminKeyCounts(keys["active"], keys["revoked"]))
         quota = await repository.quota(connection, user_id)
         if quota is not None:
             remaining = quota["total_quota"] + quota["free_quota"] - quota["used_quota"]
@@ -175,7 +175,7 @@ def check_can_manage(actor_row: Any, target_row: Any) -> None:
         raise ApiError(ErrorCode.FORBIDDEN, "Only a super_admin can change a super_admin.")
 
 
-async def _lock_pair(connection: DbConnection, actor: Principal, user_id: str) -> asyncpg.Record:
+async def lock_pair(connection: DbConnection, actor: Principal, user_id: str) -> asyncpg.Record:
     """Lock the acting admin's row and the target's; check the account rules; the target."""
     if user_id == actor.user_id:
         raise ApiError(ErrorCode.FORBIDDEN, "Admins cannot change their own account.")
@@ -193,7 +193,7 @@ async def set_user_status(
 ) -> AdminUser:  # fmt: skip
     user_id = parse_id(raw_id, ErrorCode.USER_NOT_FOUND)
     async with state.db.acquire() as connection, connection.transaction():
-        target = await _lock_pair(connection, actor, user_id)
+        target = await lock_pair(connection, actor, user_id)
         before = target["status"]
         if before == UserStatus.DELETED:
             raise ApiError(ErrorCode.CONFLICT, "A deleted account cannot change status.")
@@ -216,7 +216,7 @@ async def set_user_status(
         )  # fmt: skip
         row = await repository.user(connection, user_id)
     assert row is not None
-    return _user_out(row)
+    return user_out(row)
 
 
 async def set_user_rate_tier(
@@ -228,7 +228,7 @@ async def set_user_rate_tier(
     (control_plane/payments), as it always has; the audit trail keeps both."""
     user_id = parse_id(raw_id, ErrorCode.USER_NOT_FOUND)
     async with state.db.acquire() as connection, connection.transaction():
-        target = await _lock_pair(connection, actor, user_id)
+        target = await lock_pair(connection, actor, user_id)
         if target["status"] == UserStatus.DELETED:
             raise ApiError(ErrorCode.CONFLICT, "A deleted account has no rate tier to change.")
         before = target["rate_tier"]
@@ -249,7 +249,7 @@ async def set_user_rate_tier(
         )  # fmt: skip
         row = await repository.user(connection, user_id)
     assert row is not None
-    return _user_out(row)
+    return user_out(row)
 
 
 async def delete_user(
@@ -257,7 +257,7 @@ async def delete_user(
 ) -> UserDeleted:
     user_id = parse_id(raw_id, ErrorCode.USER_NOT_FOUND)
     async with state.db.acquire() as connection, connection.transaction():
-        target = await _lock_pair(connection, actor, user_id)
+        target = await lock_pair(connection, actor, user_id)
         if target["status"] == UserStatus.DELETED:
             return UserDeleted(user_id, "deleted", 0, 0, 0, 0)
         keys = await repository.revoke_api_keys(connection, user_id)

@@ -60,6 +60,8 @@ SEED_ROUTES: dict[tuple[str, str], str] = {
     ("GET", f"{A}/audit-log"): "system:admin",
     # A user's rate tier (issue 13) is managing the user, like their status.
     ("PUT", f"{A}/users/{{user_id}}/rate-tier"): "users:manage",
+    # So is changing their type or admin role (issue 9).
+    ("PUT", f"{A}/users/{{user_id}}/role"): "users:manage",
 }
 # The seed's settlement routes belong to the settlements domain; when they exist they must be
 # payments:manage.
@@ -84,6 +86,7 @@ _MISSING = "00000000-0000-4000-8000-000000000000"
 REQUESTS: dict[tuple[str, str], tuple[dict[str, Any] | None, int, str | None]] = {
     ("PUT", f"{A}/users/{{user_id}}/status"): ({"status": "active"}, 404, "40402"),
     ("PUT", f"{A}/users/{{user_id}}/rate-tier"): ({"rate_tier": "paid"}, 404, "40402"),
+    ("PUT", f"{A}/users/{{user_id}}/role"): ({"user_type": "developer"}, 404, "40402"),
     ("DELETE", f"{A}/users/{{user_id}}"): (None, 404, "40402"),
     ("GET", f"{A}/users/{{user_id}}"): (None, 404, "40402"),
     ("GET", f"{A}/agents/{{agent_id}}"): (None, 404, "40401"),
