@@ -117,8 +117,8 @@ _OPTION_TYPES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "stop": (lambda v: isinstance(v, str) or (isinstance(v, list) and len(v) <= 4
                                               and all(isinstance(s, str) for s in v)),
              "must be a string or an array of at most 4 strings"),
-    "seed": (lambda v: isinstance(v, int) and not isinstance(v, bool)
-                       and INT64_MIN <= v <= INT64_MAX, "must be a 64-bit integer"),
+    "seed": (lambda v: (i := parameters.integral(v)) is not None and INT64_MIN <= i <= INT64_MAX,
+             "must be a 64-bit integer"),
     "user": (lambda v: isinstance(v, str), "must be a string"),
     "response_format": (lambda v: isinstance(v, dict), "must be an object"),
     "tools": (lambda v: isinstance(v, list) and all(isinstance(t, dict) for t in v),
@@ -138,6 +138,8 @@ def _checked_option(name: str, value: Any) -> Any:
         raise _invalid(name, message)
     if _too_deep(value, MAX_NESTING):
         raise _invalid(name, f"nests deeper than {MAX_NESTING} levels")
+    if name == "seed":
+        return parameters.integral(value)  # 7.0 is the integer 7 in JSON
     return value
 
 

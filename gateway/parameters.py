@@ -79,10 +79,24 @@ def invalid(field: str, message: str) -> ApiError:
     )
 
 
+def integral(value: Any) -> int | None:
+    """`value` as an int when JSON calls it an integer (`795` and `795.0` alike), else None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return None
+
+
 def check_refused(name: str, value: Any) -> None:
     """Raise for a refused parameter unless it holds its harmless value."""
     harmless = _HARMLESS.get(name, _NO_VALUE)
-    if harmless is not _NO_VALUE and value == harmless and type(value) is type(harmless):
+    if isinstance(harmless, bool):
+        if value is harmless:
+            return
+    elif harmless is not _NO_VALUE and integral(value) == harmless:
         return
     if name not in BY_NAME:
         raise invalid(name, "is not a supported parameter")
@@ -90,9 +104,10 @@ def check_refused(name: str, value: Any) -> None:
 
 
 def token_cap(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+    cap = integral(value)
+    if cap is None or cap < 1:
         raise invalid(name, "must be a positive integer")
-    return value
+    return cap
 
 
 def sampling_value(name: str, value: Any) -> float | int:

@@ -72,6 +72,20 @@ def test_token_caps_may_be_lowered_never_raised(name: str) -> None:
     assert refused_field(**{name: "10"}) == name
 
 
+def test_integers_written_with_a_fraction_of_zero_are_integers() -> None:
+    """JSON Schema (and the OpenAPI document) counts 795.0 as the integer 795; schemathesis
+    sent it and got 400 (issue 9, documentation drift)."""
+    assert upstream(max_tokens=100.0)["max_tokens"] == 100
+    assert upstream(OPEN_AGENT, max_completion_tokens=795.0)["max_tokens"] == 795
+    seed = upstream(seed=7.0)["seed"]
+    assert (seed, type(seed)) == (7, int)
+    assert "n" not in upstream(n=1.0)
+    assert refused_field(max_tokens=10.5) == "max_tokens"
+    assert refused_field(seed=1.5) == "seed"
+    assert refused_field(n=True) == "n"
+    assert refused_field(logprobs=0) == "logprobs"
+
+
 def test_both_token_caps_the_lower_wins() -> None:
     assert upstream(max_tokens=300, max_completion_tokens=200)["max_tokens"] == 200
 
