@@ -15,10 +15,10 @@ from common.http_errors import envelope_exception_handlers
 from gateway.dialects.anthropic_messages import MessagesEndpoint
 from gateway.mcp.endpoint import McpEndpoint
 from gateway.proxy import ChatEndpoint
-from gateway.routes import health
+from gateway.routes import docs, health
 from gateway.routes.models import ModelsEndpoint
 
-PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/openapi.json"})
 
 # Endpoints that authenticate the caller's API key before anything else.
 API_KEY_ENDPOINTS: tuple[type, ...] = (ChatEndpoint, MessagesEndpoint, ModelsEndpoint, McpEndpoint)
@@ -48,6 +48,7 @@ ROUTES = [
     route("/healthz", health.healthz, methods=["GET"]),
     route("/readyz", health.readyz, methods=["GET"]),
     route("/metrics", health.metrics, methods=["GET"]),
+    route("/openapi.json", docs.openapi_json, methods=["GET"]),
 ]
 
 
