@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import cast
 
 import orjson
 
@@ -21,6 +21,7 @@ from common.validation import INT64_MAX, INT64_MIN, MAX_NESTING
 from gateway import parameters
 from gateway.parameters import FORWARDED, SAMPLING, TOKEN_CAPS
 from gateway.parameters import invalid as _invalid
+from gateway.providers.openai_wire import ChatCompletionRequest, ChatMessage, ForwardedOptions
 
 MAX_MESSAGES = 512
 _ROLES = frozenset({"system", "developer", "user", "assistant", "tool"})
@@ -30,15 +31,20 @@ _READ_HERE = frozenset({"messages", "stream", "model", "stream_options", *SAMPLI
 
 @dataclass(frozen=True, slots=True)
 class ChatRequest:
-    messages: list[dict[str, Any]]
+    messages: list[ChatMessage]
     stream: bool
-    options: dict[str, Any]  # the forwarded parameters, as the developer sent them
+    options: ForwardedOptions  # the forwarded parameters, as the developer sent them
     max_tokens: int | None = None  # the lower of max_tokens and max_completion_tokens
     sampling: dict[str, float | int] | None = None  # temperature, top_p as sent
     include_usage: bool = False  # stream_options.include_usage: send the usage chunk
 
 
 def parse_chat_request(body: bytes) -> ChatRequest:
+    return chat_request_of(json_object_body(body))
+
+
+def json_object_body(body: bytes) -> dict[str, object]:
+    """A request body that must be one JSON object (400 `40001` otherwise)."""
     if not body:
         raise ApiError(ErrorCode.INVALID_REQUEST, "The request body is empty; send JSON.")
     try:
@@ -47,10 +53,10 @@ def parse_chat_request(body: bytes) -> ChatRequest:
         raise ApiError(ErrorCode.INVALID_REQUEST, "The request body is not valid JSON.") from None
     if not isinstance(data, dict):
         raise ApiError(ErrorCode.INVALID_REQUEST, "The request body must be a JSON object.")
-    return chat_request_of(data)
+    return data
 
 
-def chat_request_of(data: dict[str, Any]) -> ChatRequest:
+def chat_request_of(data: dict[str, object]) -> ChatRequest:
     """A decoded chat body (or one an edge built from its own dialect), validated."""
     messages = data.get("messages")
     if not isinstance(messages, list) or not messages:
@@ -64,12 +70,15 @@ def chat_request_of(data: dict[str, Any]) -> ChatRequest:
         stream = False
     elif not isinstance(stream, bool):
         raise _invalid("stream", "must be a boolean")
-    return _with_parameters(data, messages, stream)
+    # Each message checked above is what `ChatMessage` says.
+    return _with_parameters(data, cast("list[ChatMessage]", messages), stream)
 
 
-def _with_parameters(data: dict[str, Any], messages: list[Any], stream: bool) -> ChatRequest:
+def _with_parameters(
+    data: dict[str, object], messages: list[ChatMessage], stream: bool
+) -> ChatRequest:
     """Every other top-level field, by its rule in gateway/parameters.py."""
-    options: dict[str, Any] = {}
+    options: dict[str, object] = {}
     max_tokens: int | None = None
     sampling: dict[str, float | int] | None = None
     include_usage = False
@@ -89,12 +98,13 @@ def _with_parameters(data: dict[str, Any], messages: list[Any], stream: bool) ->
         elif name == "stream_options":
             include_usage = parameters.include_usage_of(value)
     return ChatRequest(
-        messages=messages, stream=stream, options=options, max_tokens=max_tokens,
-        sampling=sampling, include_usage=include_usage,
+        # Each option checked by its rule in _OPTION_TYPES is what `ForwardedOptions` says.
+        messages=messages, stream=stream, options=cast("ForwardedOptions", options),
+        max_tokens=max_tokens, sampling=sampling, include_usage=include_usage,
     )  # fmt: skip
 
 
-def _too_deep(value: Any, levels_left: int) -> bool:
+def _too_deep(value: object, levels_left: int) -> bool:
     """Whether `value` nests more than `levels_left` more levels of arrays/objects."""
     if isinstance(value, dict):
         if levels_left == 0:
@@ -107,13 +117,13 @@ def _too_deep(value: Any, levels_left: int) -> bool:
     return False
 
 
-def _is_number(value: Any) -> bool:
+def _is_number(value: object) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 # What each forwarded option may be (OpenAI's types, loosely): the provider's own checks
 # answer in its words, so only what would break us, or cost a provider round trip, is here.
-_OPTION_TYPES: dict[str, tuple[Callable[[Any], bool], str]] = {
+_OPTION_TYPES: dict[str, tuple[Callable[[object], bool], str]] = {
     "stop": (lambda v: isinstance(v, str) or (isinstance(v, list) and len(v) <= 4
                                               and all(isinstance(s, str) for s in v)),
              "must be a string or an array of at most 4 strings"),
@@ -132,7 +142,7 @@ _OPTION_TYPES: dict[str, tuple[Callable[[Any], bool], str]] = {
 }  # fmt: skip
 
 
-def _checked_option(name: str, value: Any) -> Any:
+def _checked_option(name: str, value: object) -> object:
     is_valid, message = _OPTION_TYPES[name]
     if not is_valid(value):
         raise _invalid(name, message)
@@ -143,7 +153,7 @@ def _checked_option(name: str, value: Any) -> Any:
     return value
 
 
-def _check_message(index: int, message: Any) -> None:
+def _check_message(index: int, message: object) -> None:
     where = f"messages[{index}]"
     if not isinstance(message, dict):
         raise _invalid(where, "must be an object")
@@ -175,25 +185,23 @@ def build_upstream_payload(
     request: ChatRequest,
     *,
     knowledge: str | None = None,
-) -> dict[str, Any]:
+) -> ChatCompletionRequest:
     """`knowledge`: the retrieved passages' system message (gateway/knowledge.py), if any."""
-    messages: list[dict[str, Any]] = [{"role": "system", "content": config.system_prompt}]
+    messages: list[ChatMessage] = [{"role": "system", "content": config.system_prompt}]
     if knowledge:
         messages.append({"role": "system", "content": knowledge})
     messages.extend(request.messages)
-    payload: dict[str, Any] = dict(request.options)
-    payload["model"] = config.model
-    payload["messages"] = messages
+    # The forwarded options first, as sent (mypy reads no TypedDict out of a `**` merge).
+    payload = cast(
+        "ChatCompletionRequest", {**request.options, "model": config.model, "messages": messages}
+    )
     asked = request.sampling or {}
-    for name in SAMPLING:
-        fixed = getattr(config, name)
-        value = asked.get(name)
-        if fixed is not None:
-            if value is not None and value != fixed:
-                raise _invalid(name, f"is fixed by this agent at {fixed}")
-            payload[name] = fixed
-        elif value is not None:
-            payload[name] = value
+    temperature = _sampling("temperature", config.temperature, asked.get("temperature"))
+    if temperature is not None:
+        payload["temperature"] = temperature
+    top_p = _sampling("top_p", config.top_p, asked.get("top_p"))
+    if top_p is not None:
+        payload["top_p"] = top_p
     cap = config.max_tokens
     if request.max_tokens is not None and (cap is None or request.max_tokens < cap):
         payload["max_tokens"] = request.max_tokens
@@ -204,3 +212,13 @@ def build_upstream_payload(
         # Always ask for usage: metering needs it, whether or not the client asked.
         payload["stream_options"] = {"include_usage": True}
     return payload
+
+
+def _sampling(name: str, fixed: float | None, asked: float | None) -> float | None:
+    """The agent's value when it sets one (a different one asked is refused), else the
+    developer's."""
+    if fixed is None:
+        return asked
+    if asked is not None and asked != fixed:
+        raise _invalid(name, f"is fixed by this agent at {fixed}")
+    return fixed

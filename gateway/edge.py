@@ -19,6 +19,15 @@ if TYPE_CHECKING:
     from gateway.proxy import Call
 
 
+# The response headers of every dialect's answers (each adds the admission's).
+SSE_HEADERS = (
+    (b"content-type", b"text/event-stream; charset=utf-8"),
+    (b"cache-control", b"no-cache"),
+    (b"x-accel-buffering", b"no"),
+)
+JSON_HEADERS = ((b"content-type", b"application/json"),)
+
+
 class StreamSink(Protocol):
     """A stream whose response has started. `withheld`: the leak guard has withheld the
     answer (all that follows is the notice and the stream's end)."""

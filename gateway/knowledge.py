@@ -39,6 +39,7 @@ from common.knowledge.settings import RetrievalSettings
 
 if TYPE_CHECKING:
     from common.knowledge.embedding import Embedder
+    from gateway.providers.openai_wire import ChatMessage
 
 FLAG_TTL_S = 5.0
 _OPEN = "<<<KNOWLEDGE"
@@ -56,7 +57,7 @@ def knowledge_message(passages: list[tuple[str, str]]) -> str:
     return f"{_PREAMBLE}\n{_OPEN}\n" + "\n\n".join(blocks) + f"\n{_CLOSE}"
 
 
-def last_user_text(messages: list[dict[str, Any]]) -> str:
+def last_user_text(messages: list[ChatMessage]) -> str:
     """The text of the last user message (text parts joined); empty if there is none."""
     for message in reversed(messages):
         if message.get("role") != "user":
@@ -151,7 +152,7 @@ class KnowledgeRetriever:
         agent_id: str,
         knowledge_version: int,
         knowledge: KnowledgeSettings,
-        messages: list[dict[str, Any]],
+        messages: list[ChatMessage],
     ) -> Retrieved | None:
         """The knowledge message for this call, or None (flag off, no question, nothing
         similar enough). Raises ApiError 503 `50302` when retrieval itself fails."""

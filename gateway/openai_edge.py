@@ -12,17 +12,11 @@ from typing import TYPE_CHECKING
 from common.asgi import Receive, Send
 from common.errors import error_body
 from gateway.client_usage import CallCost, UsageChunks, with_cost
+from gateway.edge import JSON_HEADERS, SSE_HEADERS
 
 if TYPE_CHECKING:
     from gateway.providers.errors import ProviderError
     from gateway.proxy import Call
-
-_SSE_HEADERS = [
-    (b"content-type", b"text/event-stream; charset=utf-8"),
-    (b"cache-control", b"no-cache"),
-    (b"x-accel-buffering", b"no"),
-]
-_JSON_HEADERS = [(b"content-type", b"application/json")]
 
 
 def call_cost(call: Call) -> CallCost:
@@ -38,13 +32,13 @@ class OpenAIEdge:
 
     async def answer(self, call: Call, completion: bytes, *, billed: bool) -> None:
         body = with_cost(completion, call_cost(call), billed=billed)
-        headers = [*_JSON_HEADERS, (b"content-length", str(len(body)).encode())]
+        headers = [*JSON_HEADERS, (b"content-length", str(len(body)).encode())]
         headers += call.admission.headers()
         await self._send({"type": "http.response.start", "status": 200, "headers": headers})
         await self._send({"type": "http.response.body", "body": body})
 
     async def open_stream(self, call: Call) -> OpenAIStream:
-        headers = [*_SSE_HEADERS, *call.admission.headers()]
+        headers = [*SSE_HEADERS, *call.admission.headers()]
         await self._send({"type": "http.response.start", "status": 200, "headers": headers})
         usage = UsageChunks(include_usage=call.include_usage, cost=call_cost(call))
         return OpenAIStream(self._send, usage, call.request_id)

@@ -16,12 +16,12 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
 from dataclasses import dataclass
-from typing import Any
 
 from gateway.breaker import CircuitBreaker
 from gateway.metrics import GatewayMetrics
 from gateway.providers.base import ChatProvider, ChatStream, Completion
 from gateway.providers.errors import BreakerOpen, ProviderError, ProviderTimeout
+from gateway.providers.openai_wire import ChatCompletionRequest
 
 _TIMED_OUT = "The model provider timed out."
 
@@ -69,12 +69,12 @@ class GuardedProvider:
         self._timeouts = timeouts
 
     async def complete(
-        self, payload: dict[str, Any], *, model: str, headers: dict[str, str]
+        self, request: ChatCompletionRequest, *, model: str, headers: dict[str, str]
     ) -> Completion:
         with self._attempt() as sent_at:
             try:
                 async with asyncio.timeout(self._timeouts.complete_s):
-                    completion = await self._provider.complete(payload, headers=headers)
+                    completion = await self._provider.complete(request, headers=headers)
             except TimeoutError:
                 raise ProviderTimeout(_TIMED_OUT) from None
         # Successful answers only: a refusal's latency says little about the provider's.
@@ -84,7 +84,7 @@ class GuardedProvider:
 
     @asynccontextmanager
     async def stream(
-        self, payload: dict[str, Any], *, model: str, headers: dict[str, str]
+        self, request: ChatCompletionRequest, *, model: str, headers: dict[str, str]
     ) -> AsyncIterator[OpenStream]:
         """Open the stream; the body of the `async with` relays it. An error raised there
         (the provider broke off, the client left) is how the attempt ended, for the breaker."""
@@ -94,7 +94,7 @@ class GuardedProvider:
                     try:
                         async with asyncio.timeout(self._timeouts.first_byte_s):
                             opened = await stack.enter_async_context(
-                                self._provider.stream(payload, headers=headers)
+                                self._provider.stream(request, headers=headers)
                             )
                     except TimeoutError:
                         raise ProviderTimeout(_TIMED_OUT) from None

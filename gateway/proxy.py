@@ -29,7 +29,6 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
 
 from common.asgi import ClientDisconnected, Receive, Scope, Send, read_body
 from common.domain import AgentConfig, ModelTarget
@@ -59,6 +58,7 @@ from gateway.providers.errors import (
     ProviderTimeout,
     ProviderUnavailable,
 )
+from gateway.providers.openai_wire import ChatCompletionRequest
 from gateway.state import GatewayState
 
 logger = logging.getLogger("agentlink.access")
@@ -71,7 +71,7 @@ class Call:
     state: GatewayState
     provider: GuardedProvider
     model: str
-    payload: dict[str, Any]
+    payload: ChatCompletionRequest
     admission: Admission
     request_id: str
     trace_headers: dict[str, str]  # W3C trace context for the provider request
@@ -124,21 +124,35 @@ class ChatEndpoint:
         agent_id = canonical_agent_id(scope["path_params"]["agent_id"])
         telemetry = CallTelemetry(state, self.route, scope, agent_id)
         try:
-            key_hash, agent_id = await identify(state, scope["headers"], agent_id)
-            chat = parse_chat_request(
-                await read_body(scope, receive, state.settings.max_body_bytes)
-            )
-            await call_agent(
-                state, telemetry, key_hash, agent_id, chat, edge=OpenAIEdge(receive, send)
-            )
+            await call_from_body(
+                state, telemetry, scope, receive, agent_id,
+                parse=parse_chat_request, edge=OpenAIEdge(receive, send),
+            )  # fmt: skip
         except ApiError as error:
             telemetry.refused(error)
             raise
-        except ClientDisconnected:
-            telemetry.client_left_early()
-            raise
         finally:
             telemetry.finish()
+
+
+async def call_from_body(
+    state: GatewayState,
+    telemetry: CallTelemetry,
+    scope: Scope,
+    receive: Receive,
+    agent_id: str | None,
+    *,
+    parse: Callable[[bytes], ChatRequest],
+    edge: Edge,
+) -> None:
+    """Steps 1 and 2 for an endpoint whose dialect's body `parse` reads, then `call_agent`."""
+    try:
+        key_hash, agent_id = await identify(state, scope["headers"], agent_id)
+        chat = parse(await read_body(scope, receive, state.settings.max_body_bytes))
+        await call_agent(state, telemetry, key_hash, agent_id, chat, edge=edge)
+    except ClientDisconnected:
+        telemetry.client_left_early()
+        raise
 
 
 async def call_agent(
@@ -202,7 +216,7 @@ async def _serve(
 
 def _upstream_request(
     cached: CachedAgent, chat: ChatRequest, knowledge: Retrieved | None
-) -> tuple[dict[str, Any], Shield | None]:
+) -> tuple[ChatCompletionRequest, Shield | None]:
     config = cached.config
     payload = build_upstream_payload(
         config, chat, knowledge=knowledge.message if knowledge else None
@@ -228,7 +242,7 @@ _FALLBACK_ERRORS = (ProviderUnavailable, ProviderTimeout, ProviderMisconfigured)
 async def _call_with_fallbacks(
     state: GatewayState,
     config: AgentConfig,
-    payload: dict[str, Any],
+    payload: ChatCompletionRequest,
     *,
     admission: Admission,
     telemetry: CallTelemetry,

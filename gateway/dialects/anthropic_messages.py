@@ -23,25 +23,20 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from common.asgi import Message, Receive, Scope, Send, read_body
+from common.asgi import Message, Receive, Scope, Send
 from common.errors import HTTP_STATUS, ApiError, ErrorCode
 from gateway.call_telemetry import CallTelemetry
 from gateway.client_usage import UsageChunks, with_cost
 from gateway.dialects.anthropic_request import parse_messages_request
+from gateway.edge import JSON_HEADERS, SSE_HEADERS
 from gateway.openai_edge import call_cost
-from gateway.proxy import call_agent, canonical_agent_id, identify
+from gateway.proxy import call_from_body, canonical_agent_id
 from gateway.state import GatewayState
 
 if TYPE_CHECKING:
     from gateway.providers.errors import ProviderError
     from gateway.proxy import Call
 
-_SSE_HEADERS = [
-    (b"content-type", b"text/event-stream; charset=utf-8"),
-    (b"cache-control", b"no-cache"),
-    (b"x-accel-buffering", b"no"),
-]
-_JSON_HEADERS = [(b"content-type", b"application/json")]
 
 STOP_REASONS = {
     "stop": "end_turn",
@@ -275,13 +270,13 @@ class AnthropicEdge:
 
     async def answer(self, call: Call, completion: bytes, *, billed: bool) -> None:
         body = message_of(with_cost(completion, call_cost(call), billed=billed))
-        headers = [*_JSON_HEADERS, (b"content-length", str(len(body)).encode())]
+        headers = [*JSON_HEADERS, (b"content-length", str(len(body)).encode())]
         headers += call.admission.headers()
         await self._send({"type": "http.response.start", "status": 200, "headers": headers})
         await self._send({"type": "http.response.body", "body": body})
 
     async def open_stream(self, call: Call) -> AnthropicStream:
-        headers = [*_SSE_HEADERS, *call.admission.headers()]
+        headers = [*SSE_HEADERS, *call.admission.headers()]
         await self._send({"type": "http.response.start", "status": 200, "headers": headers})
         # The usage chunk always passes (with the cost): the final message_delta carries it.
         usage = UsageChunks(include_usage=True, cost=call_cost(call))
@@ -335,12 +330,10 @@ class MessagesEndpoint:
             await send(message)
 
         try:
-            key_hash, agent_id = await identify(state, scope["headers"], agent_id)
-            chat = parse_messages_request(
-                await read_body(scope, receive, state.settings.max_body_bytes)
-            )
-            edge = AnthropicEdge(receive, send_tracked)
-            await call_agent(state, telemetry, key_hash, agent_id, chat, edge=edge)
+            await call_from_body(
+                state, telemetry, scope, receive, agent_id,
+                parse=parse_messages_request, edge=AnthropicEdge(receive, send_tracked),
+            )  # fmt: skip
         except ApiError as error:
             telemetry.refused(error)
             if started:
@@ -354,7 +347,7 @@ async def _send_error(send: Send, error: ApiError, request_id: str) -> None:
     """Anthropic's error envelope, with the status and headers (`x-should-retry`,
     `retry-after`, rate limit) the chat routes would send."""
     body = orjson.dumps(error_payload(error.code, error.message, request_id, error.details))
-    headers = [*_JSON_HEADERS, (b"content-length", str(len(body)).encode()),
+    headers = [*JSON_HEADERS, (b"content-length", str(len(body)).encode()),
                (b"x-request-id", request_id.encode())]  # fmt: skip
     for name, value in error.headers.items():
         headers.append((name.lower().encode("latin-1"), value.encode("latin-1")))

@@ -23,8 +23,7 @@ from typing import Any
 
 import orjson
 
-from common.errors import ApiError, ErrorCode
-from gateway.chat_request import ChatRequest, chat_request_of
+from gateway.chat_request import ChatRequest, chat_request_of, json_object_body
 from gateway.parameters import invalid
 
 _READ = frozenset({
@@ -40,14 +39,7 @@ _BLOCK_KEYS = frozenset({"type", "text", "source", "id", "name", "input", "tool_
 
 
 def parse_messages_request(body: bytes) -> ChatRequest:
-    if not body:
-        raise ApiError(ErrorCode.INVALID_REQUEST, "The request body is empty; send JSON.")
-    try:
-        data = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        raise ApiError(ErrorCode.INVALID_REQUEST, "The request body is not valid JSON.") from None
-    if not isinstance(data, dict):
-        raise ApiError(ErrorCode.INVALID_REQUEST, "The request body must be a JSON object.")
+    data = json_object_body(body)
     for name, value in data.items():
         if name not in _READ and value is not None:
             raise invalid(name, _WHY_REFUSED.get(name, "is not a supported parameter"))
@@ -56,9 +48,9 @@ def parse_messages_request(body: bytes) -> ChatRequest:
     return chat_request_of(_chat_fields(data))
 
 
-def _chat_fields(data: dict[str, Any]) -> dict[str, Any]:
+def _chat_fields(data: dict[str, object]) -> dict[str, object]:
     """The OpenAI chat body that says what `data` says."""
-    chat: dict[str, Any] = {"max_tokens": data["max_tokens"], "messages": _messages(data)}
+    chat: dict[str, object] = {"max_tokens": data["max_tokens"], "messages": _messages(data)}
     for name in ("temperature", "top_p", "stream"):
         if data.get(name) is not None:
             chat[name] = data[name]
@@ -78,7 +70,7 @@ def _chat_fields(data: dict[str, Any]) -> dict[str, Any]:
     return chat
 
 
-def _messages(data: dict[str, Any]) -> list[dict[str, Any]]:
+def _messages(data: dict[str, object]) -> list[dict[str, Any]]:
     turns = data.get("messages")
     if not isinstance(turns, list) or not turns:
         raise invalid("messages", "must be a non-empty array")

@@ -19,18 +19,13 @@ import orjson
 from common.asgi import Receive, Send
 from common.errors import ApiError
 from common.sse import SseEvent, SseParser, encode_event
+from gateway.edge import SSE_HEADERS
 from gateway.mcp import protocol
 from gateway.openai_edge import call_cost
 
 if TYPE_CHECKING:
     from gateway.providers.errors import ProviderError
     from gateway.proxy import Call
-
-_SSE_HEADERS = [
-    (b"content-type", b"text/event-stream; charset=utf-8"),
-    (b"cache-control", b"no-cache"),
-    (b"x-accel-buffering", b"no"),
-]
 
 
 def tool_result(text: str, *, is_error: bool = False, meta: dict[str, Any]) -> dict[str, Any]:
@@ -131,7 +126,7 @@ class McpEdge:
                              call.admission.headers())  # fmt: skip
 
     async def open_stream(self, call: Call) -> McpProgress:
-        headers = [*self._headers, *_SSE_HEADERS, *call.admission.headers()]
+        headers = [*self._headers, *SSE_HEADERS, *call.admission.headers()]
         self.started = True
         await self._send({"type": "http.response.start", "status": 200, "headers": headers})
         return McpProgress(self._send, self._message_id, self._progress_token, call)

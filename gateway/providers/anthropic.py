@@ -35,16 +35,20 @@ from gateway.providers.anthropic_wire import (
 )
 from gateway.providers.base import ChatStream, Completion, Usage
 from gateway.providers.errors import ProviderUnavailable
-from gateway.providers.http_client import open_stream, post
+from gateway.providers.http_client import HttpAdapter
 from gateway.providers.openai_answer import ChunkWriter, completion_body, tool_call_json
 from gateway.providers.openai_request import (
+    chosen_function,
     content_parts,
     data_url,
+    functions_of,
+    image_url_of,
     stop_sequences,
     texts_of,
-    tool_arguments,
+    tool_calls_of,
     unsupported,
 )
+from gateway.providers.openai_wire import ChatCompletionRequest, ChatMessage, ContentPart
 from gateway.providers.translated_stream import start_translated
 
 API_VERSION = "2023-06-01"
@@ -85,17 +89,20 @@ def usage_of(counts: TokenCounts | None, into: Usage | None = None) -> Usage:
 
 # -- request ------------------------------------------------------------------------------------
 
+# The Messages API request as we build it: our own JSON, typed where it is read again.
+Block = dict[str, Any]
 
-def _user_blocks(content: Any, provider: str) -> list[dict[str, Any]]:
-    blocks: list[dict[str, Any]] = []
+
+def _user_blocks(content: str | list[ContentPart] | None, provider: str) -> list[Block]:
+    blocks: list[Block] = []
     for part in content_parts(content):
-        kind = part.get("type")
+        kind = part["type"]
         if kind == "text":
-            text = str(part.get("text", ""))
+            text = part.get("text", "")
             if text:  # Anthropic refuses empty text blocks
                 blocks.append({"type": "text", "text": text})
         elif kind == "image_url":
-            url = str((part.get("image_url") or {}).get("url", ""))
+            url = image_url_of(part)
             inline = data_url(url)
             if inline is not None:
                 media_type, data = inline
@@ -110,38 +117,29 @@ def _user_blocks(content: Any, provider: str) -> list[dict[str, Any]]:
     return blocks
 
 
-def _assistant_blocks(message: dict[str, Any], provider: str) -> list[dict[str, Any]]:
-    blocks: list[dict[str, Any]] = [
+def _assistant_blocks(message: ChatMessage, provider: str) -> list[Block]:
+    blocks: list[Block] = [
         {"type": "text", "text": text}
         for text in texts_of(message.get("content"), provider)
         if text
     ]
-    for call in message.get("tool_calls") or ():
-        if not isinstance(call, dict) or call.get("type", "function") != "function":
-            raise unsupported(provider, "this kind of tool call")
-        blocks.append(
-            {
-                "type": "tool_use",
-                "id": str(call.get("id", "")),
-                "name": str((call.get("function") or {}).get("name", "")),
-                "input": tool_arguments(call, provider),
-            }
-        )
+    for call_id, name, arguments in tool_calls_of(message, provider):
+        blocks.append({"type": "tool_use", "id": call_id, "name": name, "input": arguments})
     return blocks
 
 
-def _tool_result(message: dict[str, Any], provider: str) -> dict[str, Any]:
+def _tool_result(message: ChatMessage, provider: str) -> Block:
     call_id = message.get("tool_call_id")
     if not isinstance(call_id, str) or not call_id:
         raise unsupported(provider, "a tool message without a tool_call_id")
-    block: dict[str, Any] = {"type": "tool_result", "tool_use_id": call_id}
+    block: Block = {"type": "tool_result", "tool_use_id": call_id}
     texts = [text for text in texts_of(message.get("content"), provider) if text]
     if texts:
         block["content"] = [{"type": "text", "text": text} for text in texts]
     return block
 
 
-def _strip_final_assistant(messages: list[dict[str, Any]]) -> None:
+def _strip_final_assistant(messages: list[Block]) -> None:
     """Anthropic refuses a final (prefilled) assistant turn ending in whitespace."""
     if not messages or messages[-1]["role"] != "assistant":
         return
@@ -156,16 +154,13 @@ def _strip_final_assistant(messages: list[dict[str, Any]]) -> None:
         messages.pop()
 
 
-def _tools(payload: dict[str, Any], provider: str) -> dict[str, Any]:
+def _tools(payload: ChatCompletionRequest, provider: str) -> dict[str, Any]:
     tools = payload.get("tools")
-    if not isinstance(tools, list) or not tools:
+    if not tools:
         return {}
     translated = []
-    for tool in tools:
-        if not isinstance(tool, dict) or tool.get("type", "function") != "function":
-            raise unsupported(provider, "this kind of tool")
-        function = tool.get("function") or {}
-        entry: dict[str, Any] = {
+    for function in functions_of(tools, provider):
+        entry: dict[str, object] = {
             "name": str(function.get("name", "")),
             "input_schema": function.get("parameters") or {"type": "object", "properties": {}},
         }
@@ -174,15 +169,15 @@ def _tools(payload: dict[str, Any], provider: str) -> dict[str, Any]:
         translated.append(entry)
     fields: dict[str, Any] = {"tools": translated}
     choice = payload.get("tool_choice")
-    tool_choice: dict[str, Any] | None = None
+    tool_choice: dict[str, object] | None = None
     if choice == "auto":
         tool_choice = {"type": "auto"}
     elif choice == "none":
         tool_choice = {"type": "none"}
     elif choice == "required":
         tool_choice = {"type": "any"}
-    elif isinstance(choice, dict) and isinstance(choice.get("function"), dict):
-        tool_choice = {"type": "tool", "name": str(choice["function"].get("name", ""))}
+    elif (name := chosen_function(choice)) is not None:
+        tool_choice = {"type": "tool", "name": name}
     if payload.get("parallel_tool_calls") is False:
         tool_choice = tool_choice or {"type": "auto"}
         if tool_choice["type"] != "none":
@@ -193,13 +188,13 @@ def _tools(payload: dict[str, Any], provider: str) -> dict[str, Any]:
 
 
 def to_messages_request(
-    payload: dict[str, Any], *, stream: bool, provider: str = "anthropic"
+    payload: ChatCompletionRequest, *, stream: bool, provider: str = "anthropic"
 ) -> dict[str, Any]:
     """The Messages API request for an OpenAI chat payload."""
-    system: list[dict[str, Any]] = []
-    messages: list[dict[str, Any]] = []
-    for message in payload.get("messages") or ():
-        role = message.get("role")
+    system: list[Block] = []
+    messages: list[Block] = []
+    for message in payload["messages"]:
+        role = message["role"]
         if role in ("system", "developer"):
             system.extend(
                 {"type": "text", "text": text}
@@ -221,7 +216,7 @@ def to_messages_request(
             messages.append({"role": turn, "content": blocks})
     _strip_final_assistant(messages)
     request: dict[str, Any] = {
-        "model": payload.get("model"),
+        "model": payload["model"],
         "messages": messages,
         "max_tokens": payload.get("max_tokens") or DEFAULT_MAX_TOKENS,
     }
@@ -234,18 +229,19 @@ def to_messages_request(
     return request
 
 
-def _parameters(payload: dict[str, Any]) -> dict[str, Any]:
-    request: dict[str, Any] = {}
+def _parameters(payload: ChatCompletionRequest) -> dict[str, object]:
+    request: dict[str, object] = {}
     temperature = payload.get("temperature")
-    if isinstance(temperature, int | float):
+    if temperature is not None:
         request["temperature"] = min(float(temperature), MAX_TEMPERATURE)
-    if isinstance(payload.get("top_p"), int | float):
+    if "top_p" in payload:
         request["top_p"] = payload["top_p"]
     stops = stop_sequences(payload.get("stop"))
     if stops:
         request["stop_sequences"] = stops
-    if isinstance(payload.get("user"), str) and payload["user"]:
-        request["metadata"] = {"user_id": payload["user"]}
+    user = payload.get("user")
+    if user:
+        request["metadata"] = {"user_id": user}
     return request
 
 
@@ -388,44 +384,26 @@ def _endpoint(base_url: str) -> str:
     return (base if base.endswith("/v1") else base + "/v1") + "/messages"
 
 
-class AnthropicProvider:
+class AnthropicProvider(HttpAdapter):
     def __init__(
         self, name: str, base_url: str, api_key: str, session: aiohttp.ClientSession
     ) -> None:
-        self.name = name
+        super().__init__(name, session, {"x-api-key": api_key, "anthropic-version": API_VERSION})
         self._url = _endpoint(base_url)
-        self._headers = {
-            "x-api-key": api_key,
-            "anthropic-version": API_VERSION,
-            "content-type": "application/json",
-        }
-        self._session = session
 
-    async def aclose(self) -> None:
-        await self._session.close()
-
-    def _request_headers(self, headers: dict[str, str]) -> dict[str, str]:
-        return {**self._headers, **headers} if headers else self._headers
-
-    async def complete(self, payload: dict[str, Any], *, headers: dict[str, str]) -> Completion:
+    async def complete(
+        self, payload: ChatCompletionRequest, *, headers: dict[str, str]
+    ) -> Completion:
         body = orjson.dumps(to_messages_request(payload, stream=False, provider=self.name))
-        answer = await post(
-            self._session, self._url, body, self._request_headers(headers), self.name
-        )
-        return to_completion(answer, str(payload.get("model", "")))
+        return to_completion(await self._post(self._url, body, headers), payload["model"])
 
     @contextlib.asynccontextmanager
     async def stream(
-        self, payload: dict[str, Any], *, headers: dict[str, str]
+        self, payload: ChatCompletionRequest, *, headers: dict[str, str]
     ) -> AsyncIterator[ChatStream]:
         body = orjson.dumps(to_messages_request(payload, stream=True, provider=self.name))
-        response = await open_stream(
-            self._session, self._url, body, self._request_headers(headers), self.name
-        )
+        response = await self._open_stream(self._url, body, headers)
         try:
-            translator = AnthropicStream(str(payload.get("model", "")))
-            yield await start_translated(response, translator)
+            yield await start_translated(response, AnthropicStream(payload["model"]))
         finally:
-            # Closing (not releasing) an unfinished response drops its connection, so an
-            # abandoned stream stops the provider promptly.
             response.close()

@@ -14,7 +14,10 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from gateway.providers.openai_wire import ChatCompletionRequest
 
 
 @dataclass(slots=True)
@@ -39,10 +42,12 @@ ChatStream = AsyncIterator[bytes | Usage]
 class ChatProvider(Protocol):
     name: str
 
-    async def complete(self, payload: dict[str, Any], *, headers: dict[str, str]) -> Completion: ...
+    async def complete(
+        self, request: ChatCompletionRequest, *, headers: dict[str, str]
+    ) -> Completion: ...
 
     def stream(
-        self, payload: dict[str, Any], *, headers: dict[str, str]
+        self, request: ChatCompletionRequest, *, headers: dict[str, str]
     ) -> AbstractAsyncContextManager[ChatStream]: ...
 
     async def aclose(self) -> None: ...

@@ -42,16 +42,20 @@ from gateway.providers.gemini_wire import (
     Part,
     TokenCounts,
 )
-from gateway.providers.http_client import open_stream, post
+from gateway.providers.http_client import HttpAdapter
 from gateway.providers.openai_answer import ChunkWriter, completion_body, tool_call_json
 from gateway.providers.openai_request import (
+    chosen_function,
     content_parts,
     data_url,
+    functions_of,
+    image_url_of,
     stop_sequences,
     texts_of,
-    tool_arguments,
+    tool_calls_of,
     unsupported,
 )
+from gateway.providers.openai_wire import ChatCompletionRequest, ChatMessage, ContentPart
 from gateway.providers.translated_stream import start_translated
 
 SIGNATURE_MARK = "~sig~"
@@ -82,17 +86,20 @@ def usage_of(counts: TokenCounts | None) -> Usage:
 
 # -- request ------------------------------------------------------------------------------------
 
+# The generateContent request as we build it: our own JSON.
+GeminiPart = dict[str, Any]
 
-def _user_parts(content: Any, provider: str) -> list[dict[str, Any]]:
-    parts: list[dict[str, Any]] = []
+
+def _user_parts(content: str | list[ContentPart] | None, provider: str) -> list[GeminiPart]:
+    parts: list[GeminiPart] = []
     for part in content_parts(content):
-        kind = part.get("type")
+        kind = part["type"]
         if kind == "text":
-            text = str(part.get("text", ""))
+            text = part.get("text", "")
             if text:
                 parts.append({"text": text})
         elif kind == "image_url":
-            inline = data_url(str((part.get("image_url") or {}).get("url", "")))
+            inline = data_url(image_url_of(part))
             if inline is None:
                 raise unsupported(provider, "image URLs other than data: URLs")
             parts.append({"inlineData": {"mimeType": inline[0], "data": inline[1]}})
@@ -102,20 +109,14 @@ def _user_parts(content: Any, provider: str) -> list[dict[str, Any]]:
 
 
 def _model_parts(
-    message: dict[str, Any], provider: str, call_names: dict[str, str]
-) -> list[dict[str, Any]]:
-    parts: list[dict[str, Any]] = [
+    message: ChatMessage, provider: str, call_names: dict[str, str]
+) -> list[GeminiPart]:
+    parts: list[GeminiPart] = [
         {"text": text} for text in texts_of(message.get("content"), provider) if text
     ]
-    for call in message.get("tool_calls") or ():
-        if not isinstance(call, dict) or call.get("type", "function") != "function":
-            raise unsupported(provider, "this kind of tool call")
-        name = str((call.get("function") or {}).get("name", ""))
-        call_id = str(call.get("id", ""))
+    for call_id, name, arguments in tool_calls_of(message, provider):
         call_names[call_id] = name
-        part: dict[str, Any] = {
-            "functionCall": {"name": name, "args": tool_arguments(call, provider)}
-        }
+        part: GeminiPart = {"functionCall": {"name": name, "args": arguments}}
         _, marked, signature = call_id.partition(SIGNATURE_MARK)
         if marked and signature:
             part["thoughtSignature"] = signature
@@ -124,8 +125,8 @@ def _model_parts(
 
 
 def _function_response(
-    message: dict[str, Any], provider: str, call_names: dict[str, str]
-) -> dict[str, Any]:
+    message: ChatMessage, provider: str, call_names: dict[str, str]
+) -> GeminiPart:
     name = call_names.get(str(message.get("tool_call_id", "")))
     if name is None:
         raise unsupported(provider, "a tool message that answers no earlier tool call")
@@ -138,70 +139,70 @@ def _function_response(
     return {"functionResponse": {"name": name, "response": response}}
 
 
-def _generation_config(payload: dict[str, Any]) -> dict[str, Any]:
-    config: dict[str, Any] = {}
-    for ours, theirs in (
-        ("temperature", "temperature"),
-        ("top_p", "topP"),
-        ("presence_penalty", "presencePenalty"),
-        ("frequency_penalty", "frequencyPenalty"),
+def _generation_config(payload: ChatCompletionRequest) -> dict[str, object]:
+    config: dict[str, object] = {}
+    for theirs, value in (
+        ("temperature", payload.get("temperature")),
+        ("topP", payload.get("top_p")),
+        ("presencePenalty", payload.get("presence_penalty")),
+        ("frequencyPenalty", payload.get("frequency_penalty")),
+        ("maxOutputTokens", payload.get("max_tokens")),
+        ("seed", payload.get("seed")),
     ):
-        value = payload.get(ours)
-        if isinstance(value, int | float) and not isinstance(value, bool):
+        if value is not None:
             config[theirs] = value
-    if isinstance(payload.get("max_tokens"), int):
-        config["maxOutputTokens"] = payload["max_tokens"]
-    if isinstance(payload.get("seed"), int):
-        config["seed"] = payload["seed"]
     stops = stop_sequences(payload.get("stop"))
     if stops:
         config["stopSequences"] = stops
     response_format = payload.get("response_format")
-    if isinstance(response_format, dict):
+    if response_format is not None:
         if response_format.get("type") == "json_object":
             config["responseMimeType"] = "application/json"
         elif response_format.get("type") == "json_schema":
             config["responseMimeType"] = "application/json"
-            schema = (response_format.get("json_schema") or {}).get("schema")
+            json_schema = response_format.get("json_schema")
+            schema = json_schema.get("schema") if isinstance(json_schema, dict) else None
             if isinstance(schema, dict):
                 config["responseJsonSchema"] = schema
     return config
 
 
-def _tools(payload: dict[str, Any], provider: str) -> dict[str, Any]:
+_CALLING_MODES = {"auto": "AUTO", "none": "NONE", "required": "ANY"}
+
+
+def _tools(payload: ChatCompletionRequest, provider: str) -> dict[str, object]:
     tools = payload.get("tools")
-    if not isinstance(tools, list) or not tools:
+    if not tools:
         return {}
     declarations = []
-    for tool in tools:
-        if not isinstance(tool, dict) or tool.get("type", "function") != "function":
-            raise unsupported(provider, "this kind of tool")
-        function = tool.get("function") or {}
-        declaration: dict[str, Any] = {"name": str(function.get("name", ""))}
+    for function in functions_of(tools, provider):
+        declaration: dict[str, object] = {"name": str(function.get("name", ""))}
         if function.get("description"):
             declaration["description"] = function["description"]
         if function.get("parameters"):
             declaration["parametersJsonSchema"] = function["parameters"]
         declarations.append(declaration)
-    fields: dict[str, Any] = {"tools": [{"functionDeclarations": declarations}]}
+    fields: dict[str, object] = {"tools": [{"functionDeclarations": declarations}]}
     choice = payload.get("tool_choice")
-    calling: dict[str, Any] | None = None
-    if choice in ("auto", "none", "required"):
-        calling = {"mode": {"auto": "AUTO", "none": "NONE", "required": "ANY"}[choice]}
-    elif isinstance(choice, dict) and isinstance(choice.get("function"), dict):
-        calling = {"mode": "ANY", "allowedFunctionNames": [str(choice["function"].get("name"))]}
+    calling: dict[str, object] | None = None
+    if isinstance(choice, str) and choice in _CALLING_MODES:
+        calling = {"mode": _CALLING_MODES[choice]}
+    elif (name := chosen_function(choice)) is not None:
+        calling = {"mode": "ANY", "allowedFunctionNames": [name]}
     if calling is not None:
         fields["toolConfig"] = {"functionCallingConfig": calling}
     return fields
 
 
-def to_generate_request(payload: dict[str, Any], *, provider: str = "google") -> dict[str, Any]:
+def to_generate_request(
+    payload: ChatCompletionRequest, *, provider: str = "google"
+) -> dict[str, Any]:
     """The generateContent request for an OpenAI chat payload (the model goes in the URL)."""
-    system: list[dict[str, Any]] = []
+    system: list[GeminiPart] = []
     contents: list[dict[str, Any]] = []
     call_names: dict[str, str] = {}  # tool call id -> function name, for the tool results
-    for message in payload.get("messages") or ():
-        role = message.get("role")
+    for message in payload["messages"]:
+        role = message["role"]
         if role in ("system", "developer"):
             system.extend(
                 {"text": text} for text in texts_of(message.get("content"), provider) if text
@@ -351,53 +352,33 @@ class GeminiStream:
 # -- the adapter ----------------------------------------------------------------------------------
 
 
-class GoogleProvider:
+class GoogleProvider(HttpAdapter):
     def __init__(
         self, name: str, base_url: str, api_key: str, session: aiohttp.ClientSession
     ) -> None:
-        self.name = name
+        super().__init__(name, session, {"x-goog-api-key": api_key})
         base = base_url.rstrip("/")
         self._models_url = (base if base.endswith("/v1beta") else base + "/v1beta") + "/models/"
-        self._headers = {"x-goog-api-key": api_key, "content-type": "application/json"}
-        self._session = session
 
-    async def aclose(self) -> None:
-        await self._session.close()
-
-    def _url(self, payload: dict[str, Any], action: str) -> str:
-        model = str(payload.get("model", "")).removeprefix("models/")
+    def _url(self, payload: ChatCompletionRequest, action: str) -> str:
+        model = payload["model"].removeprefix("models/")
         return self._models_url + quote(model, safe="") + action
 
-    def _request_headers(self, headers: dict[str, str]) -> dict[str, str]:
-        return {**self._headers, **headers} if headers else self._headers
-
-    async def complete(self, payload: dict[str, Any], *, headers: dict[str, str]) -> Completion:
+    async def complete(
+        self, payload: ChatCompletionRequest, *, headers: dict[str, str]
+    ) -> Completion:
         body = orjson.dumps(to_generate_request(payload, provider=self.name))
-        answer = await post(
-            self._session,
-            self._url(payload, ":generateContent"),
-            body,
-            self._request_headers(headers),
-            self.name,
-        )
-        return to_completion(answer, str(payload.get("model", "")))
+        answer = await self._post(self._url(payload, ":generateContent"), body, headers)
+        return to_completion(answer, payload["model"])
 
     @contextlib.asynccontextmanager
     async def stream(
-        self, payload: dict[str, Any], *, headers: dict[str, str]
+        self, payload: ChatCompletionRequest, *, headers: dict[str, str]
     ) -> AsyncIterator[ChatStream]:
         body = orjson.dumps(to_generate_request(payload, provider=self.name))
-        response = await open_stream(
-            self._session,
-            self._url(payload, ":streamGenerateContent?alt=sse"),
-            body,
-            self._request_headers(headers),
-            self.name,
-        )
+        url = self._url(payload, ":streamGenerateContent?alt=sse")
+        response = await self._open_stream(url, body, headers)
         try:
-            translator = GeminiStream(str(payload.get("model", "")))
-            yield await start_translated(response, translator)
+            yield await start_translated(response, GeminiStream(payload["model"]))
         finally:
-            # Closing (not releasing) an unfinished response drops its connection, so an
-            # abandoned stream stops the provider promptly.
             response.close()

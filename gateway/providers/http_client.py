@@ -1,6 +1,7 @@
 """The HTTP client every provider adapter uses: one aiohttp session per provider, created at
 start-up and kept for the life of the process; `post` and `open_stream`, with every transport
-error and non-2xx status translated into `gateway.providers.errors` at this edge.
+error and non-2xx status translated into `gateway.providers.errors` at this edge, and
+`HttpAdapter`, what every adapter holds (name, session, credential headers).
 
 Why aiohttp and not httpx: measured on this project's load harness (loadtests/README.md),
 httpx 0.28 spent ~350 µs of CPU per proxied request with one connection and ~1,000 µs at 32
@@ -75,3 +76,31 @@ async def open_stream(
         response.close()
         raise error_for_status(response.status, provider)
     return response
+
+
+class HttpAdapter:
+    """What every adapter holds: its name, its one long-lived session, the headers each of
+    its requests carries (credentials), to which a call adds its own (trace context)."""
+
+    def __init__(self, name: str, session: aiohttp.ClientSession, headers: dict[str, str]) -> None:
+        self.name = name
+        self._session = session
+        self._headers = {**headers, "content-type": "application/json"}
+
+    async def aclose(self) -> None:
+        await self._session.close()
+
+    def _request_headers(self, headers: dict[str, str]) -> dict[str, str]:
+        return {**self._headers, **headers} if headers else self._headers
+
+    async def _post(self, url: str, body: bytes, headers: dict[str, str]) -> bytes:
+        return await post(self._session, url, body, self._request_headers(headers), self.name)
+
+    async def _open_stream(
+        self, url: str, body: bytes, headers: dict[str, str]
+    ) -> aiohttp.ClientResponse:
+        """The open response; the caller closes it (closing, not releasing, a response not
+        read to the end drops its connection, so an abandoned stream stops the provider)."""
+        return await open_stream(
+            self._session, url, body, self._request_headers(headers), self.name
+        )

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
-from typing import Any
 
 import aiohttp
 import msgspec
@@ -19,8 +18,8 @@ import orjson
 from common.sse import event_data, events_from_end
 from gateway.providers.base import ChatStream, Completion, Usage
 from gateway.providers.errors import ProviderTimeout, ProviderUnavailable
-from gateway.providers.http_client import TIMEOUTS, open_stream, post
-from gateway.providers.openai_wire import ANSWER, ChatAnswer, TokenCounts
+from gateway.providers.http_client import TIMEOUTS, HttpAdapter
+from gateway.providers.openai_wire import ANSWER, ChatAnswer, ChatCompletionRequest, TokenCounts
 
 _TAIL_BYTES = 4096
 _DONE = b"data: [DONE]"
@@ -98,41 +97,27 @@ class SseTail:
         return usage_from_sse_tail(self.tail)
 
 
-class OpenAICompatibleProvider:
+class OpenAICompatibleProvider(HttpAdapter):
     def __init__(
         self, name: str, base_url: str, api_key: str, session: aiohttp.ClientSession
     ) -> None:
-        self.name = name
+        super().__init__(name, session, {"authorization": f"Bearer {api_key}"})
         self._url = base_url.rstrip("/") + "/chat/completions"
-        self._headers = {"authorization": f"Bearer {api_key}", "content-type": "application/json"}
-        self._session = session
 
-    async def aclose(self) -> None:
-        await self._session.close()
-
-    def _request_headers(self, headers: dict[str, str]) -> dict[str, str]:
-        return {**self._headers, **headers} if headers else self._headers
-
-    async def complete(self, payload: dict[str, Any], *, headers: dict[str, str]) -> Completion:
-        body = await post(
-            self._session, self._url, orjson.dumps(payload), self._request_headers(headers),
-            self.name,
-        )  # fmt: skip
+    async def complete(
+        self, request: ChatCompletionRequest, *, headers: dict[str, str]
+    ) -> Completion:
+        body = await self._post(self._url, orjson.dumps(request), headers)
         return Completion(body=body, usage=usage_of_answer(body))
 
     @contextlib.asynccontextmanager
     async def stream(
-        self, payload: dict[str, Any], *, headers: dict[str, str]
+        self, request: ChatCompletionRequest, *, headers: dict[str, str]
     ) -> AsyncIterator[ChatStream]:
-        response = await open_stream(
-            self._session, self._url, orjson.dumps(payload), self._request_headers(headers),
-            self.name,
-        )  # fmt: skip
+        response = await self._open_stream(self._url, orjson.dumps(request), headers)
         try:
             yield _relay(response)
         finally:
-            # Closing (not releasing) a response that was not read to the end drops its
-            # connection, so an abandoned stream stops the provider promptly.
             response.close()
 
 

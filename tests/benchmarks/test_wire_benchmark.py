@@ -209,3 +209,40 @@ def test_gemini_answer_decode(benchmark: Any) -> None:
 def test_openai_answer_usage(benchmark: Any) -> None:
     usage = benchmark(openai_compatible.usage_of_answer, OPENAI_ANSWER)
     assert usage == Usage(412, 96, ("stop",))
+
+
+# -- the request: the OpenAI chat request the gateway built, in each provider's format ----------
+
+REQUEST: dict[str, Any] = {
+    "model": "claude-sonnet-4-5",
+    "messages": [
+        {"role": "system", "content": "You are a careful support assistant for Acme. " * 20},
+        {"role": "user", "content": "My order #4411 has not arrived. " * 4},
+        {"role": "assistant", "content": None, "tool_calls": [{"id": "call_1", "type": "function",
+            "function": {"name": "order_status", "arguments": '{"order": 4411}'}}]},
+        {"role": "tool", "tool_call_id": "call_1", "content": '{"status": "shipped"}'},
+        {"role": "user", "content": [{"type": "text", "text": "12 rue de la Paix, Paris."}]},
+    ],
+    "tools": [{"type": "function", "function": {"name": "order_status", "description": "d",
+               "parameters": {"type": "object", "properties": {"order": {"type": "integer"}}}}}],
+    "tool_choice": "auto",
+    "temperature": 0.2,
+    "top_p": 0.9,
+    "max_tokens": 512,
+    "stop": ["\n\n"],
+    "user": "end-user-17",
+    "stream": True,
+    "stream_options": {"include_usage": True},
+}  # fmt: skip
+
+
+def test_anthropic_request_translation(benchmark: Any) -> None:
+    request = benchmark(anthropic.to_messages_request, REQUEST, stream=True)
+    assert [turn["role"] for turn in request["messages"]] == ["user", "assistant", "user"]
+    assert request["tool_choice"] == {"type": "auto"}
+
+
+def test_gemini_request_translation(benchmark: Any) -> None:
+    request = benchmark(google.to_generate_request, REQUEST)
+    assert [turn["role"] for turn in request["contents"]] == ["user", "model", "user"]
+    assert request["generationConfig"]["maxOutputTokens"] == 512

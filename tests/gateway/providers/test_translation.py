@@ -520,3 +520,35 @@ def test_openai_tail_usage_skips_events_cut_or_of_the_wrong_shape() -> None:
     )
     assert usage_from_sse_tail(tail) == Usage(5, 6, ("length",))
     assert usage_from_sse_tail(b"data: [DONE]\n\n") == Usage()
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        {"role": "assistant", "content": None, "tool_calls": "not a list"},
+        {"role": "assistant", "content": None, "tool_calls": [{"type": "function", "function": 7}]},
+        {"role": "user", "content": [{"type": "image_url", "image_url": "https://x/y.png"}]},
+    ],
+)
+def test_what_the_parser_forwards_unchecked_is_a_400_when_a_translator_cannot_read_it(
+    message: dict[str, Any],
+) -> None:
+    """The request parser checks roles, content and text parts; tool calls and image parts
+    are forwarded as sent, so the translating adapters check them (a 400, never a 500)."""
+    request: Any = {"model": "m", "messages": [{"role": "user", "content": "hi"}, message]}
+    with pytest.raises(ProviderRejectedRequest):
+        to_messages_request(request, stream=False)
+    with pytest.raises(ProviderRejectedRequest):
+        to_generate_request(request)
+
+
+def test_a_tool_definition_whose_function_is_not_an_object_is_a_400() -> None:
+    request: Any = {
+        "model": "m",
+        "messages": [{"role": "user", "content": "hi"}],
+        "tools": [{"type": "function", "function": "weather"}],
+    }
+    with pytest.raises(ProviderRejectedRequest):
+        to_messages_request(request, stream=False)
+    with pytest.raises(ProviderRejectedRequest):
+        to_generate_request(request)
