@@ -158,6 +158,19 @@ class EventFramer:
         self._check_line()
         return events
 
+    def feed_bare(self, chunk: bytes) -> list[bytes] | None:
+        """`feed` for the common case, each event without its closing `\\n\\n` (so a filter
+        that rewrites most events copies none): when the bytes so far split on LF LF exactly
+        (`_splits_on_lf_lf`, what providers send). Otherwise None, nothing consumed: `feed`."""
+        buf = self._buf + chunk if self._buf else chunk
+        if not _splits_on_lf_lf(buf):
+            return None
+        *events, rest = buf.split(b"\n\n")
+        self._buf = rest
+        self._line = rest.rfind(b"\n") + 1
+        self._check_line()
+        return events
+
     def _check_line(self) -> None:
         if self._max_line is not None and len(self._buf) - self._line > self._max_line:
             raise SseError("an event stream line exceeds the size limit")

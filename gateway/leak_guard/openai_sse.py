@@ -91,8 +91,18 @@ class SseLeakFilter:
 
     def feed(self, data: bytes) -> bytes:
         out: list[bytes] = []
-        for raw in self._framer.feed(data):
-            self._event(raw, out)
+        bare_events = self._framer.feed_bare(data)
+        if bare_events is None:  # CR, or blank lines of their own: the general framing
+            for raw in self._framer.feed(data):
+                self._event(raw, out)
+            return b"".join(out)
+        for bare in bare_events:
+            # The usual one-line `data: ...` event, read in place; anything else whole.
+            if bare.startswith(b"data: ") and bare.find(b"\n") < 0:
+                if not self._plain_content(bare, None, out):
+                    self._general(bare + b"\n\n", bare[6:], out)
+            else:
+                self._event(bare + b"\n\n", out)
         return b"".join(out)
 
     def finish(self) -> bytes:
@@ -106,14 +116,16 @@ class SseLeakFilter:
         return b"".join(out)
 
     def _event(self, raw: bytes, out: list[bytes]) -> None:
-        scanner = self._scanner
         data = event_data(raw)
         if data is None:
             out.append(raw)  # a comment, a keep-alive, a blank line between events
             return
-        at = data.find(_CONTENT_DELTA)
-        if at >= 0 and self._plain_content(raw, data, at + len(_CONTENT_DELTA), out):
-            return
+        if data.find(b"\n") >= 0 or not self._plain_content(b"data: " + data, raw, out):
+            self._general(raw, data, out)
+
+    def _general(self, raw: bytes, data: bytes, out: list[bytes]) -> None:
+        """Any event with data, as JSON (the plain content chunk is `_plain_content`'s)."""
+        scanner = self._scanner
         if not scanner.leaked and not _may_carry_text(data) and not self._fields.held:
             out.append(raw)  # nothing held, nothing to read
             return
@@ -135,36 +147,41 @@ class SseLeakFilter:
             self._end_of_answer(None, out)  # the usage chunk closes the answer
         out.append(raw)
 
-    def _plain_content(self, raw: bytes, data: bytes, start: int, out: list[bytes]) -> bool:
-        """The fast path for the common content chunk, `"delta":{"content":"..."}` with no
-        escapes and no finish_reason: read and rewrite the string in place, no JSON parse.
-        False when the chunk is not that simple (the general path takes it)."""
-        end = data.find(b'"', start)
+    def _plain_content(self, event: bytes, raw: bytes | None, out: list[bytes]) -> bool:
+        """The fast path for the common content chunk, `data: {..."delta":{"content":"..."}
+        ...}` on one line (`event`, without its closing blank line), with no escapes and no
+        finish_reason: read and rewrite the string in place, no JSON parse. Released whole,
+        it goes out as `raw` (as it came), or `event` and a blank line. False when the chunk
+        is not that simple (the general path takes it)."""
+        at = event.find(_CONTENT_DELTA)
+        if at < 0:
+            return False
+        start = at + len(_CONTENT_DELTA)
+        end = event.find(b'"', start)
         scanner = self._scanner
         if (
             end < 0
-            or data[end + 1 : end + 2] != b"}"
-            or data.find(b"\\", start, end) >= 0
-            or data.find(b'"finish_reason":null', end) < 0
+            or event[end + 1 : end + 2] != b"}"
+            or event.find(b"\\", start, end) >= 0
+            or event.find(b'"finish_reason":null', end) < 0
             or scanner.leaked
             or scanner.finished
         ):
             return False
         try:
-            content = data[start:end].decode()
+            content = event[start:end].decode()
         except UnicodeDecodeError:
             return False
         if not content:
             return False
-        self._shape = data
+        self._shape = shape = event[6:]
         released = scanner.feed(content)
         if scanner.leaked:
-            self._withhold(data, out)
+            self._withhold(shape, out)
         elif released == content:
-            out.append(raw)
+            out += (event, b"\n\n") if raw is None else (raw,)
         elif released:
-            out.append(b"data: " + data[: start - 1] + orjson.dumps(released) + data[end + 1 :])
-            out.append(b"\n\n")
+            out += (event[: start - 1], orjson.dumps(released), event[end + 1 :], b"\n\n")
         return True
 
     def _choice(

@@ -102,20 +102,26 @@ def test_property_the_framer_hands_out_the_same_raw_events_however_the_bytes_are
 ) -> None:
     """Split at any byte, the framer yields exactly the raw events of the whole stream (each
     with its blank line, byte for byte); together with the unfinished rest that is every
-    byte it was given. `feed_whole` makes the same cut, and each raw event's data is the
-    event the parser sees."""
+    byte it was given. `feed_whole` and `feed_bare` make the same cut, and each raw event's
+    data is the event the parser sees."""
     raw = lead + encode(events, newline, comments, blank_lines)
     raw = raw[: max(0, len(raw) - cut_tail)]  # the stream may end inside an event
     whole = split_events(raw)
     assert list(events_from_end(raw)) == whole[::-1]
-    framer, joined = EventFramer(), EventFramer()
+    framer, joined, bare = EventFramer(), EventFramer(), EventFramer()
     got: list[bytes] = []
+    got_bare: list[bytes] = []
     concatenated = b""
     for piece in pieces(raw, cuts):
         got += framer.feed(piece)
         concatenated += joined.feed_whole(piece)
+        events_bare = bare.feed_bare(piece)
+        # Without their blank line when it is LF LF; else nothing consumed, `feed`'s turn.
+        got_bare += bare.feed(piece) if events_bare is None else [e + b"\n\n" for e in events_bare]
     rest = framer.flush()
     assert got + ([rest] if rest else []) == whole
+    assert got_bare == got
+    assert bare.flush() == rest
     assert b"".join(got) == concatenated
     assert concatenated + joined.flush() == raw
     assert all(event.endswith(b"\n") for event in got)
