@@ -68,6 +68,33 @@ async def send_error(
     await send({"type": "http.response.body", "body": body})
 
 
+def _add_request_id(message: Message, id_header: tuple[bytes, bytes]) -> None:
+    headers = list(message.get("headers", ()))
+    if not any(name.lower() == b"x-request-id" for name, _ in headers):
+        headers.append(id_header)
+    message["headers"] = headers
+
+
+def _new_request_id(scope: Scope) -> tuple[bytes, bytes]:
+    """The request's id, put in `scope["state"]`; returns its response header."""
+    request_id = request_id_from_headers(scope["headers"])
+    scope.setdefault("state", {})["request_id"] = request_id
+    return (b"x-request-id", request_id.encode())
+
+
+async def _answer_error(scope: Scope, send: Send, error: Exception) -> None:
+    """The one place an exception becomes a response (see the module docstring)."""
+    request_id = request_id_of(scope)
+    if isinstance(error, ApiError):
+        await send_error(
+            send, error.code, request_id, error.message,
+            details=error.details, headers=error.headers,
+        )  # fmt: skip
+        return
+    logger.exception("unhandled error", extra={"request_id": request_id})
+    await send_error(send, ErrorCode.INTERNAL, request_id)
+
+
 class RequestIdMiddleware:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -76,16 +103,11 @@ class RequestIdMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request_id = request_id_from_headers(scope["headers"])
-        scope.setdefault("state", {})["request_id"] = request_id
-        id_header = (b"x-request-id", request_id.encode())
+        id_header = _new_request_id(scope)
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = list(message.get("headers", ()))
-                if not any(name.lower() == b"x-request-id" for name, _ in headers):
-                    headers.append(id_header)
-                message["headers"] = headers
+                _add_request_id(message, id_header)
             await send(message)
 
         await self.app(scope, receive, send_with_id)
@@ -114,25 +136,38 @@ class ErrorEnvelopeMiddleware:
         except Exception as error:
             if started:
                 return  # a stream broke midway: the client has its status; nothing more to send
-            request_id = request_id_of(scope)
-            if isinstance(error, ApiError):
-                await send_error(
-                    send, error.code, request_id, error.message,
-                    details=error.details, headers=error.headers,
-                )  # fmt: skip
-                return
-            logger.exception("unhandled error", extra={"request_id": request_id})
-            await send_error(send, ErrorCode.INTERNAL, request_id)
+            await _answer_error(scope, send, error)
 
 
 class EnvelopeMiddleware:
-    """`RequestIdMiddleware` around `ErrorEnvelopeMiddleware`."""
+    """`RequestIdMiddleware` around `ErrorEnvelopeMiddleware`, as one layer: one wrapper
+    around `send` (each message of a stream passes it) instead of two."""
 
     def __init__(self, app: ASGIApp) -> None:
-        self.app = RequestIdMiddleware(ErrorEnvelopeMiddleware(app))
+        self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await self.app(scope, receive, send)
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        id_header = _new_request_id(scope)
+        started = False
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+                _add_request_id(message, id_header)
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        except ClientDisconnected:
+            return
+        except Exception as error:
+            if started:
+                return  # a stream broke midway: the client has its status; nothing more to send
+            await _answer_error(scope, send, error)
 
 
 async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes:

@@ -17,6 +17,7 @@ from starlette.middleware import Middleware
 
 from common.asgi import EnvelopeMiddleware
 from common.db import create_pool
+from common.direct_routes import DirectRoutes
 from common.feature_flags import FeatureFlags
 from common.json_logging import configure_logging
 from common.redis_store import LuaScripts, create_redis
@@ -61,7 +62,7 @@ def _tune_collector() -> None:
 
 def create_app(
     settings: GatewaySettings | None = None, *, tracing: Tracing | None = None
-) -> Starlette:
+) -> DirectRoutes:
     settings = settings or GatewaySettings.from_env()
     configure_logging(settings.log_level)
     keyring = KeyRing.from_env(settings.encryption_keys, settings.encryption_active_key_id)
@@ -155,12 +156,16 @@ def create_app(
             await redis.aclose()
             await db.close()
 
-    return Starlette(
+    middleware = [
+        Middleware(EnvelopeMiddleware),
+        Middleware(MaintenanceGate, open_paths=PUBLIC_PATHS),
+    ]
+    app = Starlette(
         routes=ROUTES,
-        middleware=[
-            Middleware(EnvelopeMiddleware),
-            Middleware(MaintenanceGate, open_paths=PUBLIC_PATHS),
-        ],
+        middleware=middleware,
         exception_handlers=exception_handlers(),
         lifespan=lifespan,
     )
+    # The proxy routes reach their endpoints through the same middleware, past Starlette's
+    # own layers (common/direct_routes.py); everything else is the Starlette app's.
+    return DirectRoutes(app, ROUTES, middleware)

@@ -32,10 +32,15 @@ WORKER = Path(__file__).with_name("inproc_worker.py")
 
 
 class Worker:
-    def __init__(self, name: str, checkout: Path, env: dict[str, str], log: Path) -> None:
+    def __init__(
+        self, name: str, checkout: Path, env: dict[str, str], log: Path, *, callgrind: bool
+    ) -> None:
         self.name = name
+        self.callgrind_out = log.with_suffix(".callgrind")
+        valgrind = ["valgrind", "--tool=callgrind", "--instr-atstart=no",
+                    f"--callgrind-out-file={self.callgrind_out}"]  # fmt: skip
         self.process = subprocess.Popen(
-            [sys.executable, "-P", str(WORKER)],
+            [*(valgrind if callgrind else []), sys.executable, "-P", str(WORKER)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log.open("wb"),
             env={**env, "PYTHONPATH": str(checkout.resolve())}, text=True, cwd=checkout,
         )  # fmt: skip
@@ -53,7 +58,7 @@ class Worker:
         answer = self._line()
         if not answer:
             raise SystemExit(f"{self.name} worker died")
-        return float(answer.split()[0])
+        return float(answer)
 
     def stop(self) -> None:
         assert self.process.stdin is not None
@@ -73,6 +78,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--modes", default=",".join(MODES))
     parser.add_argument("--profile", type=Path, help="write cProfile stats here")
+    parser.add_argument(
+        "--callgrind",
+        action="store_true",
+        help="count instructions per call under valgrind's callgrind instead of CPU time "
+        "(deterministic, so it holds on a loaded box; slow: use --calls 200 --rounds 1)",
+    )
     return parser.parse_args()
 
 
@@ -99,7 +110,10 @@ def main() -> None:
         checkouts = [("ours", Path.cwd())]
         if args.baseline:
             checkouts.append(("baseline", args.baseline))
-        workers = [Worker(n, c, env, root / f"{n}.log") for n, c in checkouts]
+        workers = [
+            Worker(n, c, env, root / f"{n}.log", callgrind=args.callgrind) for n, c in checkouts
+        ]
+        kind, unit = ("callgrind", "Ir") if args.callgrind else ("cpu", "us")
         try:
             print(f"load average before: {os.getloadavg()[0]:.2f}", flush=True)
             figures: dict[tuple[str, str], list[float]] = {}
@@ -107,18 +121,19 @@ def main() -> None:
                 order = workers if round_ % 2 == 0 else workers[::-1]
                 for mode in modes:
                     for worker in order:
-                        cpu = worker.run(f"{mode} {args.calls} {args.concurrency}")
+                        command = f"{kind} {mode} {args.calls} {args.concurrency}"
+                        cpu = worker.run(f"{command} {worker.callgrind_out}")
                         figures.setdefault((worker.name, mode), []).append(cpu)
                 print(".", end="", flush=True)
             print()
             for mode in modes:
                 ours = statistics.median(figures["ours", mode])
-                line = f"{mode:6} ours {ours:7.1f} us/call"
+                line = f"{mode:6} ours {ours:7.1f} {unit}/call"
                 if args.baseline:
                     base = statistics.median(figures["baseline", mode])
                     ours_runs, base_runs = figures["ours", mode], figures["baseline", mode]
                     pairs = [a / b for a, b in zip(ours_runs, base_runs, strict=True)]
-                    line += (f"   baseline {base:7.1f} us/call   ratio {ours / base:.3f} "
+                    line += (f"   baseline {base:7.1f} {unit}/call   ratio {ours / base:.3f} "
                              f"(per-round median {statistics.median(pairs):.3f}, "
                              f"min {min(pairs):.3f}, max {max(pairs):.3f})")  # fmt: skip
                 print(line)

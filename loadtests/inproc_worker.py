@@ -2,19 +2,26 @@
 the worker `loadtests/inproc.py` starts per checkout. Imports only the standard library and
 the checkout's own packages (its PYTHONPATH), so an older checkout can be measured too.
 
-Reads commands on stdin, one a line, and answers one line each on stdout:
-    MODE CALLS CONCURRENCY      -> "cpu_us_per_call wall_us_per_call"
-    profile MODE CALLS CONC OUT -> the same, with cProfile on, stats written to OUT
+Reads commands on stdin, one a line, and answers one number each on stdout:
+    cpu MODE CALLS CONCURRENCY        -> CPU microseconds per call
+    profile MODE CALLS CONC OUT       -> the same, with cProfile on, stats written to OUT
+    callgrind MODE CALLS CONC OUTFILE -> instructions per call (the worker runs under
+                                         callgrind, OUTFILE its --callgrind-out-file)
 Environment: the gateway's own variables, and INPROC_PATH, INPROC_KEY and INPROC_BODY_*.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import cProfile
 import os
+import re
+import subprocess
 import sys
 import time
+from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 from gateway.app import create_app  # the checkout's (its PYTHONPATH)
@@ -76,33 +83,71 @@ async def _run(app: Any, body: bytes, calls: int, concurrency: int, ctx: dict[st
     await asyncio.gather(*(loop() for _ in range(concurrency)))
 
 
+@contextlib.asynccontextmanager
+async def lifespan(app: Any) -> AsyncIterator[dict[str, Any]]:
+    """The ASGI lifespan protocol, as uvicorn drives it; yields the lifespan state."""
+    state: dict[str, Any] = {}
+    inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    outbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    scope = {"type": "lifespan", "asgi": {"version": "3.0", "spec_version": "2.3"}}
+    task = asyncio.create_task(app({**scope, "state": state}, inbox.get, outbox.put))
+    await inbox.put({"type": "lifespan.startup"})
+    if (message := await outbox.get())["type"] != "lifespan.startup.complete":
+        raise SystemExit(f"start-up failed: {message}")
+    try:
+        yield state
+    finally:
+        await inbox.put({"type": "lifespan.shutdown"})
+        await outbox.get()
+        await task
+
+
 async def main() -> None:
     app = create_app()
     bodies = {"json": os.environ["INPROC_BODY_JSON"].encode(),
               "stream": os.environ["INPROC_BODY_STREAM"].encode()}  # fmt: skip
-    async with app.router.lifespan_context(app) as state:
+    async with lifespan(app) as state:
         ctx = {"path": os.environ["INPROC_PATH"], "key": os.environ["INPROC_KEY"], "state": state}
         for body in bodies.values():  # warm: records, config cache, connections
             await _run(app, body, 64, 8, ctx)
         print("ready", flush=True)
         loop = asyncio.get_running_loop()
         while line := await loop.run_in_executor(None, sys.stdin.readline):
-            words = line.split()
-            profiler = cProfile.Profile(time.process_time) if words[0] == "profile" else None
-            if profiler is not None:
-                words = words[1:]
-            mode, calls, concurrency = words[0], int(words[1]), int(words[2])
-            cpu, wall = time.process_time(), time.perf_counter()
-            if profiler is not None:
-                profiler.enable()
-            await _run(app, bodies[mode], calls, concurrency, ctx)
-            if profiler is not None:
-                profiler.disable()
-            cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
-            if profiler is not None:
-                profiler.dump_stats(words[3])
-            done = calls // concurrency * concurrency
-            print(f"{cpu / done * 1e6:.2f} {wall / done * 1e6:.2f}", flush=True)
+            kind, mode, calls, concurrency, *out = line.split()
+            per_call = await _measure(kind, app, bodies[mode], calls=int(calls),
+                                      concurrency=int(concurrency), ctx=ctx, out=out)  # fmt: skip
+            print(f"{per_call:.2f}", flush=True)
+
+
+async def _measure(
+    kind: str, app: Any, body: bytes, *, calls: int, concurrency: int, ctx: dict[str, Any],
+    out: list[str],
+) -> float:  # fmt: skip
+    """CPU microseconds (`cpu`, `profile`) or instructions (`callgrind`) per call."""
+    done = calls // concurrency * concurrency
+    if kind == "callgrind":  # under valgrind --tool=callgrind --instr-atstart=no
+        _callgrind("--zero", "--instr=on")
+        await _run(app, body, calls, concurrency, ctx)
+        _callgrind("--instr=off", "--dump")
+        dumps = Path(out[0]).parent.glob(Path(out[0]).name + "*")
+        newest = max(dumps, key=lambda path: path.stat().st_mtime)
+        totals = re.search(r"^totals: (\d+)", newest.read_text(), re.MULTILINE)
+        return int(totals[1]) / done if totals else 0.0
+    profiler = cProfile.Profile(time.process_time) if kind == "profile" else None
+    cpu = time.process_time()
+    if profiler is not None:
+        profiler.enable()
+    await _run(app, body, calls, concurrency, ctx)
+    if profiler is not None:
+        profiler.disable()
+        profiler.dump_stats(out[0])
+    return (time.process_time() - cpu) / done * 1e6
+
+
+def _callgrind(*options: str) -> None:
+    for option in options:
+        subprocess.run(["callgrind_control", option, str(os.getpid())], check=True,
+                       capture_output=True)  # fmt: skip
 
 
 if __name__ == "__main__":
