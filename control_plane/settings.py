@@ -86,6 +86,12 @@ class _ProcessSettings(EnvSettings):
     webhooks: WebhookSettings
     chain: ChainSettings
 
+    def __post_init__(self) -> None:
+        if "onchain" in self.earnings.payout_providers and not self.chain.payouts_enabled:
+            raise SettingsError(
+                "PAYOUT_PROVIDERS offers onchain: set CHAIN_RPC_URL and CHAIN_PAYOUTS_ADDRESS"
+            )
+
 
 @dataclass(frozen=True, slots=True)
 class ApiSettings(_ProcessSettings):
@@ -116,6 +122,7 @@ class ApiSettings(_ProcessSettings):
     trusted_proxies: tuple[str, ...] = env("TRUSTED_PROXIES", (), parse=_trusted_proxies)
 
     def __post_init__(self) -> None:
+        _ProcessSettings.__post_init__(self)
         if not Decimal(0) < self.price_min <= self.price_max:
             raise SettingsError("AGENT_PRICE_MIN_USD must be > 0 and <= AGENT_PRICE_MAX_USD")
 

@@ -138,7 +138,7 @@ async def run_worker(
     embedder = build_embedder(settings.knowledge.embedding)
     knowledge_metrics = KnowledgeMetrics(metrics.registry)
     knowledge = KnowledgeIngester(db, redis, embedder, settings.knowledge, knowledge_metrics)
-    payout_providers = build_providers(settings.payments)
+    payout_providers = build_providers(settings.payments, settings.chain, db)
     deliverer = _deliverer(db, settings)
 
     async def reap() -> None:

@@ -1,18 +1,21 @@
 """`./dev up`'s chain when no CHAIN_RPC_URL is set: the local node (devstack/chain_node.py),
-the registry deployed on it, every chain job started over (the node's chain is new each start,
-so tokens and records minted on the last one are gone), and the demo creator given a wallet
-so the demo agent's token can be minted."""
+the registry deployed on it, the payout vault deployed against a local stablecoin and funded
+with LOCAL_VAULT_FUNDING_USD of it, every chain job started over (the node's chain is new each
+start, so tokens and records minted on the last one are gone; payouts that ended stay ended),
+and the demo creator given a wallet so the demo agent's token can be minted."""
 
 from __future__ import annotations
 
 import asyncio
 import time
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 
 import asyncpg
 from eth_account import Account
 
+from control_plane.chain.artifact import payouts_artifact, stablecoin_artifact
 from control_plane.chain.client import ZERO_ADDRESS, ChainClient, token_id_of
 from control_plane.chain.outbox import forget_chain
 from control_plane.chain.settings import ChainSettings
@@ -22,12 +25,15 @@ from devstack.envfile import read_env_file, write_env_file
 # Stored in local-secrets.env under a name no process reads: it becomes CHAIN_SIGNER_KEY only
 # for the local node, never over a real chain's key.
 _SIGNER_VARIABLE = "LOCAL_CHAIN_SIGNER_KEY"
+# What the local vault holds at start: a million of the local stablecoin.
+LOCAL_VAULT_FUNDING_USD = Decimal(1_000_000)
 
 
 @dataclass(frozen=True, slots=True)
 class LocalChain:
     node: LocalChainNode
     env: dict[str, str]  # CHAIN_* for the control plane and the worker
+    stablecoin: str  # the local stablecoin the vault pays in
 
 
 def local_signer_key(secrets_file: Path) -> str:
@@ -47,30 +53,42 @@ def start_local_chain(
     control_url: str,
     demo_agent: str,
 ) -> LocalChain:
-    """Start the node, deploy, reset the jobs, give the demo creator a wallet."""
+    """Start the node, deploy and fund, reset the jobs, give the demo creator a wallet."""
     key = local_signer_key(secrets_file)
     node = LocalChainNode(port, [Account.from_key(key).address], log)
     node.start()
     try:
-        address = asyncio.run(
+        registry, vault, coin = asyncio.run(
             _prepare(node.url, key, f"{control_url}/api/v1/tokens/{{id}}", database_url, demo_agent)
         )
     except BaseException:
         node.stop()
         raise
-    env = {"CHAIN_RPC_URL": node.url, "CHAIN_SIGNER_KEY": key, "CHAIN_CONTRACT_ADDRESS": address}
-    return LocalChain(node, env | {"CHAIN_INTERVAL_S": "1"})
+    env = {"CHAIN_RPC_URL": node.url, "CHAIN_SIGNER_KEY": key, "CHAIN_CONTRACT_ADDRESS": registry,
+           "CHAIN_PAYOUTS_ADDRESS": vault, "CHAIN_INTERVAL_S": "1"}  # fmt: skip
+    return LocalChain(node, env, coin)
+
+
+async def deploy_payouts(client: ChainClient, funding_usd: Decimal) -> tuple[str, str]:
+    """A local stablecoin and a payout vault paying in it, funded: (vault, stablecoin)."""
+    coin = await client.deploy_contract(stablecoin_artifact(), "AgentLink Local USD", "lUSD")
+    vault = await client.deploy_contract(payouts_artifact(), coin)
+    decimals = 6  # LocalStablecoin's
+    units = int(funding_usd.scaleb(decimals))
+    await client.transact(coin, stablecoin_artifact(), "mint", vault, units)
+    return vault, coin
 
 
 async def _prepare(
     rpc_url: str, key: str, uri_template: str, database_url: str, demo_agent: str
-) -> str:
+) -> tuple[str, str, str]:
     settings = ChainSettings.from_env(
         {"CHAIN_RPC_URL": rpc_url, "CHAIN_SIGNER_KEY": key, "CHAIN_CONTRACT_ADDRESS": ZERO_ADDRESS}
     )
     client = ChainClient(settings)
     try:
         address = await client.deploy(uri_template)
+        vault, coin = await deploy_payouts(client, LOCAL_VAULT_FUNDING_USD)
     finally:
         await client.aclose()
     db = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
@@ -85,7 +103,7 @@ async def _prepare(
         )
     finally:
         await db.close()
-    return address
+    return address, vault, coin
 
 
 def demo_token_line(database_url: str, agent_id: str, timeout_s: float = 30.0) -> str:

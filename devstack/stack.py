@@ -27,7 +27,7 @@ from crypto.envelope import KeyRing, generate_key
 from devstack.chain_node import LocalChainNode
 from devstack.demo import Demo, ensure_demo
 from devstack.envfile import read_env_file, write_env_file
-from devstack.local_chain import demo_token_line, start_local_chain
+from devstack.local_chain import LOCAL_VAULT_FUNDING_USD, demo_token_line, start_local_chain
 from devstack.servers import PostgresServer, ServerError, ValkeyServer, spawn, stop_process
 
 
@@ -78,6 +78,8 @@ class Stack:
     # (database URL, demo agent id) when the stack runs its own chain: the banner waits for
     # the worker's first mint and prints the token.
     chain_demo: tuple[str, str] | None = None
+    # The local payout vault and its stablecoin, for the banner.
+    payout_vault: tuple[str, str] | None = None
 
     def stop(self) -> None:
         for child in reversed(self.children):
@@ -272,7 +274,10 @@ def _start_local_chain(stack: Stack, env: dict[str, str], demo: Demo) -> None:
     )
     stack.servers.append(local.node)
     env.update(local.env)
+    # The local vault is funded: offer on-chain payouts beside the ledger (still the default).
+    env.setdefault("PAYOUT_PROVIDERS", "ledger,onchain")
     stack.chain_demo = (env["DATABASE_URL"], demo.agent_id)
+    stack.payout_vault = (local.env["CHAIN_PAYOUTS_ADDRESS"], local.stablecoin)
 
 
 def _start_payment_fakes(stack: Stack, env: dict[str, str]) -> list[str]:
@@ -378,6 +383,12 @@ def run(root: Path) -> int:
     try:
         demo = start_stack(stack)
         chain_line = None if stack.chain_demo is None else demo_token_line(*stack.chain_demo)
+        if chain_line is not None and stack.payout_vault is not None:
+            vault, coin = stack.payout_vault
+            chain_line += (
+                f"\nPayout vault: {vault} (holds {LOCAL_VAULT_FUNDING_USD} of the local"
+                f' stablecoin {coin};\n  withdraw with {{"method": "onchain"}})'
+            )
         print(banner(stack.config, demo, chain_line), flush=True)
         while not stopping:
             for child in stack.children:

@@ -1,13 +1,15 @@
-"""Compile the registry contract into its committed artifact.
+"""Compile the contracts into their committed artifacts.
 
-    python -m control_plane.chain.build           # rewrite contracts/AgentLinkRegistry.json
-    python -m control_plane.chain.build --check   # exit 1 if the artifact is not the source's
+    python -m control_plane.chain.build           # rewrite contracts/<Name>.json for each .vy
+    python -m control_plane.chain.build --check   # exit 1 if any artifact is not its source's
 
-The artifact carries the ABI, the deployment and runtime bytecode, the compiler version and the
-source's SHA-256. Vyper compiles deterministically (the version, EVM version and optimisation
-level are pinned in the source's pragmas), so a fresh compile reproduces the committed bytes
-exactly; `./dev lint` and a test check that it does. Vyper is a build-time tool only: the
-processes load the JSON (artifact.py).
+Contracts: `AgentLinkRegistry` (agent tokens and settlement records), `AgentLinkPayouts` (the
+payout vault), `LocalStablecoin` (the ERC-20 the local chain pays in). Each artifact carries
+the ABI, the deployment and runtime bytecode, the compiler version and the source's SHA-256.
+Vyper compiles deterministically (the version, EVM version and optimisation level are pinned
+in each source's pragmas), so a fresh compile reproduces the committed bytes exactly; `./dev
+lint` and a test check that it does. Vyper is a build-time tool only: the processes load the
+JSON (artifact.py).
 """
 
 from __future__ import annotations
@@ -23,6 +25,15 @@ import vyper
 CONTRACTS = Path(__file__).parent / "contracts"
 SOURCE = CONTRACTS / "AgentLinkRegistry.vy"
 ARTIFACT = CONTRACTS / "AgentLinkRegistry.json"
+
+
+def sources() -> list[Path]:
+    """Every contract source, in name order."""
+    return sorted(CONTRACTS.glob("*.vy"))
+
+
+def artifact_path(source: Path) -> Path:
+    return source.with_suffix(".json")
 
 
 def compile_artifact(source: Path = SOURCE) -> dict[str, Any]:
@@ -49,14 +60,16 @@ def is_current(artifact: Path, fresh: str) -> bool:
 
 
 def main(argv: list[str]) -> int:
-    fresh = render(compile_artifact())
-    if "--check" in argv:
-        if not is_current(ARTIFACT, fresh):
-            print(f"{ARTIFACT} is stale: run python -m control_plane.chain.build", file=sys.stderr)
-            return 1
-        return 0
-    ARTIFACT.write_text(fresh, encoding="utf-8")
-    return 0
+    stale = 0
+    for source in sources():
+        fresh = render(compile_artifact(source))
+        target = artifact_path(source)
+        if "--check" not in argv:
+            target.write_text(fresh, encoding="utf-8")
+        elif not is_current(target, fresh):
+            print(f"{target} is stale: run python -m control_plane.chain.build", file=sys.stderr)
+            stale += 1
+    return 1 if stale else 0
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 import aiohttp
@@ -22,7 +23,12 @@ from web3 import AsyncHTTPProvider, AsyncWeb3
 from web3.contract import AsyncContract
 from web3.exceptions import ContractLogicError, TransactionNotFound, Web3Exception
 
-from control_plane.chain.artifact import registry_artifact
+from control_plane.chain.artifact import (
+    ContractArtifact,
+    payouts_artifact,
+    registry_artifact,
+    stablecoin_artifact,
+)
 from control_plane.chain.settings import ChainSettings
 
 ZERO_ADDRESS = "0x" + "00" * 20
@@ -37,6 +43,10 @@ class ChainUnavailable(Exception):
 
 class ChainRejected(Exception):
     """The node answered with an error (a revert, a bad nonce, too little gas money)."""
+
+
+class ChainReverted(ChainRejected):
+    """The contract refused the call: it reverted (with its reason)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +81,14 @@ class SettlementRecord:
     recorded_at: int
 
 
+@dataclass(frozen=True, slots=True)
+class PaymentRecord:
+    withdrawal_id: bytes
+    recipient: str
+    units: int  # the stablecoin's own units (10**-decimals of one token)
+    paid_at: int
+
+
 def token_id_of(agent_id: str) -> int:
     """An agent's token id: its UUID read as an integer (the contract's convention)."""
     return int(agent_id.replace("-", ""), 16)
@@ -81,12 +99,18 @@ def settlement_key(settlement_id: str) -> bytes:
     return int(settlement_id.replace("-", ""), 16).to_bytes(32, "big")
 
 
+def withdrawal_key(withdrawal_id: str) -> bytes:
+    """A withdrawal's id in the payout vault: its UUID as a big-endian bytes32."""
+    return settlement_key(withdrawal_id)
+
+
 def _hex(value: bytes) -> str:
     return "0x" + bytes(value).hex()
 
 
 class ChainClient:
-    """One JSON-RPC endpoint, one registry contract, one signer. Built in a running loop."""
+    """One JSON-RPC endpoint, one signer, the registry contract and, with CHAIN_PAYOUTS_ADDRESS,
+    the payout vault. Built in a running loop."""
 
     def __init__(self, settings: ChainSettings) -> None:
         self._provider = AsyncHTTPProvider(
@@ -102,7 +126,15 @@ class ChainClient:
         self._contract: AsyncContract = self._w3.eth.contract(
             address=self.contract_address, abi=registry_artifact().abi
         )
+        self.payouts_address: str | None = None
+        self._vault: AsyncContract | None = None
+        if settings.payouts_address:
+            self.payouts_address = AsyncWeb3.to_checksum_address(settings.payouts_address)
+            self._vault = self._w3.eth.contract(
+                address=self.payouts_address, abi=payouts_artifact().abi
+            )
         self._chain_id: int | None = None
+        self._token_decimals: int | None = None
 
     @property
     def signer_address(self) -> str:
@@ -117,7 +149,7 @@ class ChainClient:
         except (TimeoutError, aiohttp.ClientError, OSError) as error:
             raise ChainUnavailable(type(error).__name__) from None
         except ContractLogicError as error:
-            raise ChainRejected(error.message or "execution reverted") from None
+            raise ChainReverted(error.message or "execution reverted") from None
         except TransactionNotFound:
             return None
         except Web3Exception as error:
@@ -194,6 +226,51 @@ class ChainClient:
             return None
         return await self.receipt(_hex(logs[0]["transactionHash"]))
 
+    # -- the payout vault ----------------------------------------------------------------------
+
+    def _payouts(self) -> AsyncContract:
+        if self._vault is None:
+            raise ChainRejected("CHAIN_PAYOUTS_ADDRESS is not set")
+        return self._vault
+
+    async def payment(self, key: bytes) -> PaymentRecord | None:
+        """The vault's payment of a withdrawal; None if it was never paid."""
+        row = await self._rpc(self._payouts().functions.payments(key).call())
+        recipient, units, paid_at = row
+        if recipient == ZERO_ADDRESS:
+            return None
+        return PaymentRecord(key, str(recipient), int(units), int(paid_at))
+
+    async def find_payment_tx(self, key: bytes, hint_block: int | None = None) -> Receipt | None:
+        """The transaction that paid the withdrawal, from its WithdrawalPaid event."""
+        event = self._payouts().events.WithdrawalPaid
+        return await self._find_event(event, {"withdrawal_id": key}, hint_block)
+
+    async def _token(self) -> AsyncContract:
+        address = await self._rpc(self._payouts().functions.token().call())
+        token: AsyncContract = self._w3.eth.contract(address=address, abi=stablecoin_artifact().abi)
+        return token
+
+    async def token_units(self, amount: Decimal) -> int:
+        """`amount` (USD, whole cents) in the vault's stablecoin units, exactly."""
+        if self._token_decimals is None:
+            token = await self._token()
+            self._token_decimals = int(await self._rpc(token.functions.decimals().call()))
+        units = amount.scaleb(self._token_decimals)
+        if units != units.to_integral_value():
+            raise ChainRejected(f"the stablecoin has {self._token_decimals} decimals only")
+        return int(units)
+
+    async def vault_funds(self) -> int:
+        """What the vault can still pay, in stablecoin units."""
+        return int(await self._rpc(self._payouts().functions.funds().call()))
+
+    async def token_balance(self, account: str) -> int:
+        """An account's balance of the vault's stablecoin, in its units."""
+        token = await self._token()
+        address = AsyncWeb3.to_checksum_address(account)
+        return int(await self._rpc(token.functions.balanceOf(address).call()))
+
     async def receipt(self, tx_hash: str) -> Receipt | None:
         """The transaction's receipt; None while it is not in a block (or unknown)."""
         receipt = await self._rpc(self._w3.eth.get_transaction_receipt(tx_hash))  # type: ignore[arg-type]
@@ -227,6 +304,12 @@ class ChainClient:
         )  # fmt: skip
         return await self._sign({"to": self.contract_address, "data": data})
 
+    async def sign_payment(self, key: bytes, recipient: str, units: int) -> SignedTx:
+        vault = self._payouts()
+        address = AsyncWeb3.to_checksum_address(recipient)
+        data = vault.encode_abi("pay", args=[key, address, units])
+        return await self._sign({"to": vault.address, "data": data})
+
     async def _sign(self, call: dict[str, Any]) -> SignedTx:
         """`call` signed as the signer's next transaction (EIP-1559 fees from the last block)."""
         sender = self._signer.address
@@ -254,14 +337,35 @@ class ChainClient:
 
     async def deploy(self, uri_template: str) -> str:
         """Deploy a registry owned by the signer; returns its address (waits for the block)."""
-        artifact = registry_artifact()
+        return await self.deploy_contract(registry_artifact(), uri_template)
+
+    async def deploy_contract(self, artifact: ContractArtifact, *args: Any) -> str:
+        """Deploy `artifact` with constructor `args`, owned by the signer; returns its address."""
         factory = self._w3.eth.contract(abi=artifact.abi, bytecode=artifact.bytecode)
-        signed = await self._sign({"data": factory.constructor(uri_template).data_in_transaction})
+        receipt = await self._send_and_wait(
+            {"data": factory.constructor(*args).data_in_transaction}
+        )
+        return str(receipt["contractAddress"])
+
+    async def transact(
+        self, address: str, artifact: ContractArtifact, function: str, *args: Any
+    ) -> None:
+        """Call `function(*args)` of the contract at `address` as the signer and wait for its
+        block (set-up work: deployments and funding, never the outbox's jobs)."""
+        contract = self._w3.eth.contract(
+            address=AsyncWeb3.to_checksum_address(address), abi=artifact.abi
+        )
+        data = contract.encode_abi(function, args=list(args))
+        receipt = await self._send_and_wait({"to": contract.address, "data": data})
+        if int(receipt["status"]) != 1:
+            raise ChainReverted(f"{function} reverted")
+
+    async def _send_and_wait(self, call: dict[str, Any]) -> Any:
+        signed = await self._sign(call)
         await self.broadcast(signed.raw)
-        receipt = await self._rpc(
+        return await self._rpc(
             self._w3.eth.wait_for_transaction_receipt(
                 signed.tx_hash,  # type: ignore[arg-type]
                 timeout=self._timeout_s,
             )
         )
-        return str(receipt["contractAddress"])

@@ -16,17 +16,18 @@ import time
 
 import asyncpg
 
-from control_plane.chain.outbox import JOB_KINDS, JOB_STATUSES, WAITING_FOR_CREATOR
+from control_plane.chain.jobs import JOB_KINDS, JOB_STATUSES, WAITING_FOR_CREATOR
 from control_plane.metrics import ControlPlaneMetrics
 
 logger = logging.getLogger("agentlink.control.metrics")
 
+# Counts from the (kind, status) index; the lag from the open jobs alone (the due index).
 _SAMPLE = """
-SELECT kind, status, count(*) AS jobs,
-       coalesce(extract(epoch FROM now() - min(created_at) FILTER (
-           WHERE status IN ('pending', 'sent')
-             AND (last_error IS NULL OR left(last_error, $1) <> $2))), 0) AS lag_s
-FROM chain_jobs GROUP BY kind, status"""
+SELECT kind, status, count(*) AS jobs, 0::float8 AS lag_s FROM chain_jobs GROUP BY kind, status
+UNION ALL
+SELECT kind, NULL, 0, extract(epoch FROM now() - min(created_at))::float8 FROM chain_jobs
+WHERE status IN ('pending', 'sent') AND (last_error IS NULL OR left(last_error, $1) <> $2)
+GROUP BY kind"""
 
 
 class ChainJobGauges:
@@ -49,9 +50,7 @@ class ChainJobGauges:
             logger.warning("chain job metrics not sampled", extra={"event": "chain_metrics"})
             return
         counts = {(row["kind"], row["status"]): int(row["jobs"]) for row in rows}
-        lags: dict[str, float] = {}
-        for row in rows:
-            lags[row["kind"]] = max(lags.get(row["kind"], 0.0), float(row["lag_s"]))
+        lags = {row["kind"]: float(row["lag_s"]) for row in rows if row["status"] is None}
         for kind in JOB_KINDS:
             for status in JOB_STATUSES:
                 self._jobs.labels(kind, status).set(counts.get((kind, status), 0))

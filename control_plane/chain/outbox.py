@@ -1,15 +1,19 @@
-"""The chain outbox: the worker turns `chain_jobs` (migration 0011) into confirmed transactions.
+"""The chain outbox: the worker turns `chain_jobs` (migrations 0011, 0015) into confirmed
+transactions.
 
-A job's rows are written by triggers in the same transaction as the publication or the
-settlement. Each run claims the due jobs (a lease, so two workers never work on one job, and a
-dead worker's job is taken over) and moves each one step:
+Kinds (jobs.py): `mint_agent` and `record_settlement` go to the registry, written by triggers
+in the same transaction as the publication or the settlement; `pay_withdrawal` goes to the
+payout vault, written by the `onchain` payout provider (earnings/payouts/onchain.py) when the
+payout worker takes the withdrawal. Each run claims the due jobs (a lease, so two workers
+never work on one job, and a dead worker's job is taken over) and moves each one step:
 
 1. A job whose transaction is stored is resolved by looking that hash up: a receipt CHAIN_
    CONFIRMATIONS deep confirms it; a receipt not yet that deep, or a transaction the node holds
    but has not mined, waits.
 2. Otherwise the chain itself is asked whether the work is done (the token minted, the record
-   there: the contract refuses to do either twice): if so the job adopts the transaction that
-   did it, found by its event. This covers a worker that died before it stored anything.
+   there, the withdrawal paid: the contracts refuse to do any of them twice): if so the job
+   adopts the transaction that did it, found by its event. This covers a worker that died
+   before it stored anything.
 3. Otherwise the stored bytes are broadcast again (the same transaction, so at most one can
    ever be mined), unless the signer's nonce they used is spent by another transaction, in
    which case they can never be mined and a new transaction is signed.
@@ -18,8 +22,13 @@ dead worker's job is taken over) and moves each one step:
 
 A chain that is down or refuses a request leaves the job where it is, retried with backoff up
 to CHAIN_RETRY_MAX_S. `failed` is for what retrying cannot change (a mined transaction that
-reverted while the work is still not done; a subject deleted). Confirmation writes the tx hash
-(and the token id) into agents / settlements in the same transaction as the job's status.
+reverted, CHAIN_CONFIRMATIONS deep, while the work is still not done; a subject deleted; a
+payout the vault refuses when it is estimated: too little in the vault, a wallet the
+stablecoin blocks). Confirmation writes the tx hash (and the token id) into agents /
+settlements / withdrawals (completed) in the same transaction as the job's status; a failed
+payout fails its withdrawal and returns the amount to the creator's balance in the same
+transaction too (issue 11's rule, property 32). A payout is never failed while the chain
+shows it paid.
 """
 
 from __future__ import annotations
@@ -37,15 +46,24 @@ from common.db import DbConnection
 from control_plane.chain.client import (
     ChainClient,
     ChainRejected,
+    ChainReverted,
     ChainUnavailable,
     Receipt,
     SettlementRecord,
     SignedTx,
     settlement_key,
     token_id_of,
+    withdrawal_key,
+)
+from control_plane.chain.jobs import (
+    MINT_AGENT,
+    NO_WALLET,
+    PAY_WITHDRAWAL,
+    WAITING_FOR_CREATOR,
 )
 from control_plane.chain.settings import ChainSettings
 from control_plane.creators.wallet import InvalidAddress, normalise_wallet_address
+from control_plane.earnings.withdrawals import complete, fail_and_refund_in
 
 logger = logging.getLogger("agentlink.worker.chain")
 
@@ -53,15 +71,6 @@ logger = logging.getLogger("agentlink.worker.chain")
 SIGNER_LOCK_KEY = 0x41474C4B_4348414E
 _AMOUNT_UNITS = Decimal(10) ** 8  # the contract stores amounts in 10**-8 USD
 _BATCH = 50
-MINT_AGENT = "mint_agent"
-RECORD_SETTLEMENT = "record_settlement"
-PAY_WITHDRAWAL = "pay_withdrawal"
-JOB_KINDS = (MINT_AGENT, RECORD_SETTLEMENT, PAY_WITHDRAWAL)
-JOB_STATUSES = ("pending", "sent", "confirmed", "failed")
-# A job waiting on its creator (no wallet yet, an invalid one) says so first: the lag metric
-# (control_plane/chain/job_metrics.py) leaves those out, nothing of ours holds them up.
-WAITING_FOR_CREATOR = "waiting for the creator"
-NO_WALLET = f"{WAITING_FOR_CREATOR}'s wallet address"
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +93,13 @@ class Mint:
 
 
 @dataclass(frozen=True, slots=True)
+class Payment:
+    key: bytes
+    recipient: str
+    units: int
+
+
+@dataclass(frozen=True, slots=True)
 class Wait:
     """Not done yet: try again after `delay_s` (None: the backoff for this attempt)."""
 
@@ -102,6 +118,17 @@ class Failed:
 
 
 Step = Wait | Confirmed | Failed
+Target = Mint | SettlementRecord | Payment
+
+
+def _wallet(raw: str | None) -> str | Wait:
+    """A creator's wallet in its checksummed form, or why the job waits for them."""
+    if raw is None:
+        return Wait(NO_WALLET)
+    try:
+        return normalise_wallet_address(raw)
+    except InvalidAddress as error:
+        return Wait(f"{WAITING_FOR_CREATOR}: the wallet address is invalid ({error})")
 
 
 def backoff_s(settings: ChainSettings, attempts: int) -> float:
@@ -171,9 +198,18 @@ class ChainOutbox:
 
     # -- one step ------------------------------------------------------------------------------
 
+    def _contract_of(self, job: ChainJob) -> str | None:
+        """The contract the job's transaction goes to; None: not configured here."""
+        if job.kind == PAY_WITHDRAWAL:
+            return self._client.payouts_address
+        return self._client.contract_address
+
     async def _advance(self, job: ChainJob) -> Step:
         client = self._client
-        ours = job.contract_address is None or job.contract_address == client.contract_address
+        contract = self._contract_of(job)
+        if contract is None:
+            return Wait("CHAIN_PAYOUTS_ADDRESS is not set: on-chain payouts wait")
+        ours = job.contract_address is None or job.contract_address == contract
         if job.tx_hash is not None and ours:
             receipt = await client.receipt(job.tx_hash)
             if receipt is not None:
@@ -200,6 +236,12 @@ class ChainOutbox:
         done = await self._done_on_chain(job)  # reverted: did another transaction do it?
         if done is not None:
             return await self._depth(done)
+        # A revert is final only as deep as a success would be (a reorganisation could mine
+        # the transaction again, succeeding): a payout failed too early could be paid as well.
+        depth = await self._client.block_number() - receipt.block_number + 1
+        if depth < self._settings.confirmations:
+            return Wait(f"reverted, {depth} of {self._settings.confirmations} confirmations",
+                        self._settings.interval_s)  # fmt: skip
         return Failed(f"transaction {receipt.tx_hash} reverted")
 
     async def _depth(self, receipt: Receipt) -> Step:
@@ -213,11 +255,16 @@ class ChainOutbox:
     async def _done_on_chain(self, job: ChainJob) -> Receipt | None:
         """The receipt of the transaction that already did the job's work, if the chain has it."""
         client = self._client
-        if job.kind == "mint_agent":
+        if job.kind == MINT_AGENT:
             token_id = token_id_of(job.subject_id)
             if await client.token(token_id) is None:
                 return None
             found = await client.find_mint_tx(token_id)
+        elif job.kind == PAY_WITHDRAWAL:
+            key = withdrawal_key(job.subject_id)
+            if await client.payment(key) is None:
+                return None
+            found = await client.find_payment_tx(key)
         else:
             key = settlement_key(job.subject_id)
             if await client.settlement(key) is None:
@@ -235,32 +282,49 @@ class ChainOutbox:
 
     async def _sign_and_send(self, job: ChainJob) -> Step:
         target = await self._target(job)
-        if not isinstance(target, Mint | SettlementRecord):
+        if not isinstance(target, Mint | SettlementRecord | Payment):
             return target
         async with self._db.acquire() as connection:
             # One nonce sequence for the signer across workers: sign, store, send, in turn.
             await connection.execute("SELECT pg_advisory_lock($1)", SIGNER_LOCK_KEY)
             try:
-                signed = await self._sign(job, target)
-                await self._store_signed(connection, job, signed)
-                await self._client.broadcast(signed.raw)
+                signed = await self._sign(target)
+                if isinstance(signed, SignedTx):
+                    await self._store_signed(connection, job, signed)
+                    await self._client.broadcast(signed.raw)
             finally:
                 await connection.execute("SELECT pg_advisory_unlock($1)", SIGNER_LOCK_KEY)
+        if isinstance(signed, ChainReverted):
+            # The vault refuses this payout now (estimated at the latest block). Unless the
+            # chain shows it paid after all, that is a decline: the withdrawal fails.
+            done = await self._done_on_chain(job)
+            if done is not None:
+                return await self._depth(done)
+            return Failed(f"the vault refused the payout: {signed}")
         logger.info(
             "chain job %d sent", job.id,
             extra={"event": "chain_sent", "kind": job.kind, "tx_hash": signed.tx_hash},
         )  # fmt: skip
         return await self._after_broadcast(signed.tx_hash)
 
-    async def _sign(self, job: ChainJob, target: Mint | SettlementRecord) -> SignedTx:
+    async def _sign(self, target: Target) -> SignedTx | ChainReverted:
+        """The signed transaction, or why the vault refuses a payout (its estimate reverted)."""
+        client = self._client
         if isinstance(target, SettlementRecord):
-            return await self._client.sign_record(target)
-        return await self._client.sign_mint(target.creator, target.token_id)
+            return await client.sign_record(target)
+        if isinstance(target, Mint):
+            return await client.sign_mint(target.creator, target.token_id)
+        try:
+            return await client.sign_payment(target.key, target.recipient, target.units)
+        except ChainReverted as error:
+            return error
 
-    async def _target(self, job: ChainJob) -> Mint | SettlementRecord | Step:
-        """What to put on chain, or why not now: the creator's wallet is checked (seed
-        property 10) before anything is signed for it."""
-        if job.kind == "mint_agent":
+    async def _target(self, job: ChainJob) -> Target | Step:
+        """What to put on chain, or why not now: the wallet is checked (seed property 10)
+        before anything is signed for it."""
+        if job.kind == PAY_WITHDRAWAL:
+            return await self._payment(job)
+        if job.kind == MINT_AGENT:
             row = await self._db.fetchrow(
                 """SELECT u.wallet_address FROM agents a JOIN users u ON u.id = a.creator_id
                    WHERE a.id = $1""",
@@ -274,13 +338,10 @@ class ChainOutbox:
             )
         if row is None:
             return Failed(f"the {job.kind.split('_')[1]} no longer exists")
-        if row["wallet_address"] is None:
-            return Wait(NO_WALLET)
-        try:
-            wallet = normalise_wallet_address(row["wallet_address"])
-        except InvalidAddress as error:
-            return Wait(f"{WAITING_FOR_CREATOR}: the wallet address is invalid ({error})")
-        if job.kind == "mint_agent":
+        wallet = _wallet(row["wallet_address"])
+        if isinstance(wallet, Wait):
+            return wallet
+        if job.kind == MINT_AGENT:
             return Mint(wallet, token_id_of(job.subject_id))
         return SettlementRecord(
             settlement_key(job.subject_id),
@@ -290,6 +351,26 @@ class ChainOutbox:
             int(row["net_amount"] * _AMOUNT_UNITS),
             0,
         )
+
+    async def _payment(self, job: ChainJob) -> Payment | Step:
+        """A withdrawal's payout: its net amount to the wallet copied when it was requested
+        (a later wallet change never redirects it), only while the withdrawal is open."""
+        row = await self._db.fetchrow(
+            "SELECT status, net_amount, destination FROM withdrawals WHERE id = $1",
+            job.subject_id,
+        )
+        if row is None:
+            return Failed("the withdrawal no longer exists")
+        if row["status"] not in ("pending", "processing"):
+            return Failed(f"the withdrawal is {row['status']}, not open")
+        if row["destination"] is None:
+            return Failed("the withdrawal has no wallet to pay to")
+        try:
+            recipient = normalise_wallet_address(row["destination"])
+        except InvalidAddress as error:
+            return Failed(f"the withdrawal's wallet address is invalid ({error})")
+        units = await self._client.token_units(row["net_amount"])
+        return Payment(withdrawal_key(job.subject_id), recipient, units)
 
     # -- writes --------------------------------------------------------------------------------
 
@@ -304,7 +385,7 @@ class ChainOutbox:
             signed.tx_hash,
             signed.nonce,
             signed.raw,
-            self._client.contract_address,
+            self._contract_of(job),
         )
 
     async def _record(self, job: ChainJob, step: Step) -> None:
@@ -312,12 +393,16 @@ class ChainOutbox:
             await self._confirm(job, step.receipt)
             return
         if isinstance(step, Failed):
-            await self._db.execute(
-                """UPDATE chain_jobs SET status = 'failed', last_error = $2, locked_until = NULL
-                   WHERE id = $1""",
-                job.id,
-                step.reason[:1000],
-            )
+            async with self._db.acquire() as connection, connection.transaction():
+                await connection.execute(
+                    """UPDATE chain_jobs SET status = 'failed', last_error = $2,
+                                             locked_until = NULL
+                       WHERE id = $1""",
+                    job.id,
+                    step.reason[:1000],
+                )
+                if job.kind == PAY_WITHDRAWAL:
+                    await fail_and_refund_in(connection, job.subject_id, step.reason)
             logger.error(
                 "chain job %d failed: %s", job.id, step.reason,
                 extra={"event": "chain_failed", "kind": job.kind},
@@ -343,9 +428,12 @@ class ChainOutbox:
                 job.id,
                 receipt.tx_hash,
                 receipt.block_number,
-                self._client.contract_address,
+                self._contract_of(job),
             )
-            if job.kind == "mint_agent":
+            if job.kind == PAY_WITHDRAWAL:
+                reference = receipt.tx_hash
+                await complete(connection, job.subject_id, reference, tx_hash=receipt.tx_hash)
+            elif job.kind == MINT_AGENT:
                 await connection.execute(
                     "UPDATE agents SET token_id = $2, token_tx_hash = $3 WHERE id = $1",
                     job.subject_id,
@@ -385,7 +473,9 @@ async def run_chain_outbox(db: asyncpg.Pool, settings: ChainSettings, stop: asyn
 
 async def forget_chain(db: asyncpg.Pool) -> int:
     """Start over on a new chain (a local node starts empty): every job back to pending and
-    the chain's hashes and token ids cleared. Returns how many jobs were reset."""
+    the chain's hashes and token ids cleared. Payouts that ended stay as they are: that money
+    was paid (or refunded) and is never paid again; an open one is sent on the new chain.
+    Returns how many jobs were reset."""
     async with db.acquire() as connection, connection.transaction():
         await connection.execute(
             "UPDATE agents SET token_id = NULL, token_tx_hash = NULL WHERE token_id IS NOT NULL"
@@ -395,6 +485,8 @@ async def forget_chain(db: asyncpg.Pool) -> int:
             """UPDATE chain_jobs SET status = 'pending', attempts = 0, next_attempt_at = now(),
                                      locked_until = NULL, last_error = NULL,
                                      contract_address = NULL, tx_hash = NULL, tx_nonce = NULL,
-                                     signed_tx = NULL, block_number = NULL, confirmed_at = NULL"""
+                                     signed_tx = NULL, block_number = NULL, confirmed_at = NULL
+               WHERE kind <> $1 OR status IN ('pending', 'sent')""",
+            PAY_WITHDRAWAL,
         )
     return int(status.split()[-1])

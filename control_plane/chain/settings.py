@@ -1,4 +1,4 @@
-"""Settings of the on-chain proof: which chain, which contracts, who signs, how
+"""Settings of the on-chain proof and payouts: which chain, which contracts, who signs, how
 sure to be, where the event scans start."""
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ class ChainSettings(EnvSettings):
     | `CHAIN_RPC_URL` | (empty: chain off) | EVM JSON-RPC endpoint; `./dev up` and the chain tests start a local node |
     | `CHAIN_SIGNER_KEY` | (required with an RPC URL) | private key (0x + 64 hex) that owns the contracts; never logged |
     | `CHAIN_CONTRACT_ADDRESS` | (required with an RPC URL) | the deployed AgentLinkRegistry |
+    | `CHAIN_PAYOUTS_ADDRESS` | (empty: no on-chain payouts) | the deployed AgentLinkPayouts vault (`PAYOUT_PROVIDERS` with `onchain` needs it) |
     | `CHAIN_START_BLOCK` | 0 | the block the contracts were deployed in: event look-ups never scan below it |
     | `CHAIN_CONFIRMATIONS` | 1 | a transaction counts once its block is this many blocks deep (1: mined) |
     | `CHAIN_INTERVAL_S` | 2 | how often the worker sends and confirms chain jobs |
@@ -57,6 +58,7 @@ class ChainSettings(EnvSettings):
     retry_max_s: float = env("CHAIN_RETRY_MAX_S", 300.0, minimum=0.1)
     lease_s: float = env("CHAIN_LEASE_S", 120.0, minimum=1.0)
     rpc_timeout_s: float = env("CHAIN_RPC_TIMEOUT_S", 10.0, minimum=0.1)
+    payouts_address: str = env("CHAIN_PAYOUTS_ADDRESS", "", parse=_address)
     start_block: int = env("CHAIN_START_BLOCK", 0, minimum=0)
 
     def __post_init__(self) -> None:
@@ -68,3 +70,8 @@ class ChainSettings(EnvSettings):
     @property
     def enabled(self) -> bool:
         return bool(self.rpc_url)
+
+    @property
+    def payouts_enabled(self) -> bool:
+        """Whether withdrawals can be paid on chain: a chain and a payout vault."""
+        return self.enabled and bool(self.payouts_address)

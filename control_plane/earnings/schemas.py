@@ -61,7 +61,7 @@ class PageQuery(msgspec.Struct, forbid_unknown_fields=True):
 class CreateWithdrawal(msgspec.Struct, forbid_unknown_fields=True):
     amount: Amount
     # Which payout provider pays it; the platform's default (PAYOUT_PROVIDERS) when left out.
-    method: Literal["ledger", "stripe"] | None = None
+    method: Literal["ledger", "stripe", "onchain"] | None = None
 
 
 class WithdrawalOut(msgspec.Struct):
@@ -73,6 +73,7 @@ class WithdrawalOut(msgspec.Struct):
     method: str
     destination: str | None
     reference: str | None  # the provider's reference once paid
+    tx_hash: str | None  # an on-chain payout's transaction (onchain)
     failure_reason: str | None
     attempts: int
     created_at: datetime

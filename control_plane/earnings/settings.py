@@ -29,9 +29,7 @@ def _providers(name: str, raw: str) -> tuple[str, ...]:
     providers = parse_list(raw)
     unknown = [provider for provider in providers if provider not in PAYOUT_PROVIDER_NAMES]
     if unknown or not providers:
-        raise SettingsError(f"{name} is a comma list of: ledger, stripe")
-    if "onchain" in providers:
-        raise SettingsError(f"{name}: the onchain provider is not available yet")
+        raise SettingsError(f"{name} is a comma list of: {', '.join(PAYOUT_PROVIDER_NAMES)}")
     return tuple(dict.fromkeys(providers))
 
 
@@ -46,7 +44,7 @@ class EarningsSettings(EnvSettings):
     | `SETTLEMENT_INTERVAL_S` | 300 | how often the worker looks for periods to settle |
     | `WITHDRAWAL_FEE_PERCENT` | 20 | fee taken from a withdrawal (net = amount - fee) |
     | `WITHDRAWAL_MIN_USD` | 10 | smallest withdrawal accepted |
-    | `PAYOUT_PROVIDERS` | ledger | (`ledger`, `stripe`); the first is the default |
+    | `PAYOUT_PROVIDERS` | ledger | (`ledger`, `stripe`, `onchain`); the first is the default |
     | `PAYOUT_INTERVAL_S` | 5 | how often the worker sends pending payouts |
     | `PAYOUT_LEASE_S` | 120 | a payout in flight longer than this is resumed by another worker |
     | `PAYOUT_RETRY_MAX_S` | 3600 | longest wait between attempts on a payout of unknown outcome |

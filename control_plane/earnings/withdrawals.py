@@ -16,6 +16,8 @@ idempotency key; from the second attempt on it is first asked what became of the
 (`find`). Paid -> `completed` with the provider's reference. Declined -> `failed` with the reason
 and, in the same transaction, the amount back on the available balance (property 32). Unknown
 (timeout, 5xx) -> stays `processing`, retried with capped exponential backoff, never failed.
+In flight (the provider finishes it on its own: `onchain`, whose chain job writes the outcome)
+-> stays `processing`, looked at again after PAYOUT_INTERVAL_S, then with backoff.
 """
 
 from __future__ import annotations
@@ -29,9 +31,11 @@ from decimal import Decimal
 import asyncpg
 
 from common.db import DbConnection, fetch_all, fetch_one, fetch_optional
+from control_plane.creators.wallet import InvalidAddress, normalise_wallet_address
 from control_plane.earnings.money import withdrawal_fee
 from control_plane.earnings.payouts.base import (
     Declined,
+    InFlight,
     Paid,
     Payout,
     PayoutOutcome,
@@ -43,7 +47,7 @@ from control_plane.earnings.settings import EarningsSettings
 logger = logging.getLogger("agentlink.worker.payouts")
 
 WITHDRAWAL_COLUMNS = """id, creator_id, amount, fee, net_amount, status, payout_provider,
-    destination, provider_reference, failure_reason, attempts, created_at, updated_at,
+    destination, provider_reference, tx_hash, failure_reason, attempts, created_at, updated_at,
     completed_at"""
 
 
@@ -100,6 +104,21 @@ async def request_withdrawal(
             return found, False
 
 
+def _payout_wallet(wallet: str | None) -> str:
+    """The wallet an on-chain payout goes to, checked (seed property 10) and copied now: a
+    later change of the profile's wallet never redirects a withdrawal on its way."""
+    if wallet is None:
+        raise WithdrawalRefused(
+            "no_destination", "Set a wallet address first (PUT /api/v1/creators/me/wallet)."
+        )
+    try:
+        return normalise_wallet_address(wallet)
+    except InvalidAddress:
+        raise WithdrawalRefused(
+            "no_destination", "The wallet address on file is invalid; set it again."
+        ) from None
+
+
 async def _debit_and_insert(
     connection: DbConnection, request: WithdrawalRequest, fee: Decimal
 ) -> asyncpg.Record:
@@ -119,6 +138,8 @@ async def _debit_and_insert(
                 "no_destination",
                 "Connect a Stripe account first (POST /api/v1/creators/me/payout-account).",
             )
+    elif request.provider == "onchain":
+        destination = _payout_wallet(profile["wallet_address"])
     if profile["available_balance"] < request.amount:
         raise WithdrawalRefused(
             "insufficient_balance",
@@ -154,6 +175,7 @@ class PayoutRun:
     completed: int = 0
     failed: int = 0
     unknown: int = 0
+    in_flight: int = 0
 
 
 def _storable(text: str) -> str:
@@ -194,13 +216,21 @@ async def _outcome(provider: PayoutProvider, payout: Payout, attempts: int) -> P
     return await provider.pay(payout)
 
 
-async def complete(db: asyncpg.Pool | DbConnection, withdrawal_id: str, reference: str) -> bool:
+async def complete(
+    db: asyncpg.Pool | DbConnection,
+    withdrawal_id: str,
+    reference: str,
+    *,
+    tx_hash: str | None = None,
+) -> bool:
+    """The payout was made: `reference` traces it at the provider (`tx_hash` on chain)."""
     status: str = await db.execute(
         """UPDATE withdrawals SET status = 'completed', provider_reference = $2,
-                  completed_at = now(), last_error = NULL
+                  tx_hash = coalesce($3, tx_hash), completed_at = now(), last_error = NULL
            WHERE id = $1 AND status = 'processing'""",
         withdrawal_id,
         reference,
+        tx_hash,
     )
     return status != "UPDATE 0"
 
@@ -208,21 +238,26 @@ async def complete(db: asyncpg.Pool | DbConnection, withdrawal_id: str, referenc
 async def fail_and_refund(db: asyncpg.Pool, withdrawal_id: str, reason: str) -> bool:
     """The payout was refused: mark it failed and return its amount (property 32)."""
     async with db.acquire() as connection, connection.transaction():
-        row = await connection.fetchrow(
-            """UPDATE withdrawals SET status = 'failed', failure_reason = $2
-               WHERE id = $1 AND status = 'processing'
-               RETURNING creator_id, amount""",
-            withdrawal_id,
-            _storable(reason),
-        )
-        if row is None:
-            return False
-        await connection.execute(
-            "UPDATE creator_profiles SET available_balance = available_balance + $2"
-            " WHERE user_id = $1",
-            row["creator_id"],
-            row["amount"],
-        )
+        return await fail_and_refund_in(connection, withdrawal_id, reason)
+
+
+async def fail_and_refund_in(connection: DbConnection, withdrawal_id: str, reason: str) -> bool:
+    """`fail_and_refund` inside the caller's transaction (the chain outbox fails a payout in
+    the same transaction as its job)."""
+    row = await connection.fetchrow(
+        """UPDATE withdrawals SET status = 'failed', failure_reason = $2
+           WHERE id = $1 AND status = 'processing'
+           RETURNING creator_id, amount""",
+        withdrawal_id,
+        _storable(reason),
+    )
+    if row is None:
+        return False
+    await connection.execute(
+        "UPDATE creator_profiles SET available_balance = available_balance + $2 WHERE user_id = $1",
+        row["creator_id"],
+        row["amount"],
+    )
     return True
 
 
@@ -263,8 +298,19 @@ async def process_payouts(
                 extra={"event": "payout_unknown"},
             )
             continue
-        if isinstance(outcome, Paid):
-            if await complete(db, withdrawal_id, outcome.reference):
+        if isinstance(outcome, InFlight):
+            run.in_flight += 1
+            # No warning: the provider is doing its work. Soon at first, then less often.
+            delay = min(settings.payout_interval_s * row["attempts"], settings.payout_retry_max_s)
+            await db.execute(
+                """UPDATE withdrawals SET last_error = $2, next_attempt_at = now() + $3
+                   WHERE id = $1 AND status = 'processing'""",
+                withdrawal_id,
+                _storable(outcome.state),
+                timedelta(seconds=delay),
+            )
+        elif isinstance(outcome, Paid):
+            if await complete(db, withdrawal_id, outcome.reference, tx_hash=outcome.tx_hash):
                 run.completed += 1
         elif isinstance(outcome, Declined) and await fail_and_refund(
             db, withdrawal_id, outcome.reason

@@ -17,7 +17,9 @@ from pathlib import Path
 
 import httpx
 import pytest
+from web3 import Web3
 
+from control_plane.chain.artifact import payouts_artifact
 from devstack.servers import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -116,6 +118,15 @@ def check_demo_token_as_printed(banner: str, control: str, agent_id: str) -> Non
     assert proof["owner"] is not None
 
 
+def check_payout_vault_as_printed(banner: str, chain_port: int) -> None:
+    """The printed payout vault is deployed on the local chain and funded."""
+    printed = re.search(r"Payout vault: (0x[0-9a-fA-F]{40}) \(holds (\d+) ", banner)
+    assert printed is not None, banner
+    w3 = Web3(Web3.HTTPProvider(f"http://127.0.0.1:{chain_port}"))
+    vault = w3.eth.contract(address=printed.group(1), abi=payouts_artifact().abi)
+    assert vault.functions.funds().call() == int(printed.group(2)) * 10**6
+
+
 PORT_NAMES = (
     "GATEWAY", "CONTROL", "MOCK", "FAKE_STRIPE", "FAKE_COINBASE", "PG", "REDIS", "WORKER_METRICS",
     "CHAIN",
@@ -178,6 +189,7 @@ def test_dev_up_runs_the_stack_and_the_printed_request_works(data_dir: Path) -> 
         assert reply.json()["choices"][0]["message"]["content"]
         buy_quota_as_printed(banner, control)
         check_demo_token_as_printed(banner, control, agent.group(1))
+        check_payout_vault_as_printed(banner, ports["CHAIN"])
     finally:
         _stop(process)
     assert process.returncode == 0

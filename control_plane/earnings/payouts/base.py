@@ -5,16 +5,18 @@ later what became of one. Both calls carry the payout's idempotency key (derived
 withdrawal id), so paying again after an attempt whose outcome is unknown can never pay twice:
 the provider returns the first attempt's result.
 
-Outcomes: `Paid(reference)` (money left; the reference traces it at the provider) or
+Outcomes: `Paid(reference)` (money left; the reference traces it at the provider),
 `Declined(reason)` (the provider refused; nothing left, so the withdrawal fails and its amount
-returns to the creator's available balance). Anything else (timeout, connection reset, a
+returns to the creator's available balance) or `InFlight(state)` (the provider has taken the
+payout and finishes it on its own, as the chain outbox does; the withdrawal stays in flight
+and is looked at again later). Anything else (timeout, connection reset, a
 provider 5xx) raises `PayoutOutcomeUnknown`: the worker keeps the withdrawal in flight and asks
 the provider (`find`) before trying again. An unknown outcome is never turned into a failure,
 because failing returns money that may already have been paid.
 
 Providers: `ledger` (records only: an operator pays by hand; the default locally), `stripe`
-(Stripe Connect transfers). An `onchain` provider (a stablecoin transfer to the creator's
-wallet) plugs in here with the blockchain work; the schema already accepts its name.
+(Stripe Connect transfers), `onchain` (a stablecoin payment from the payout vault to the
+creator's wallet, sent by the chain outbox).
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ class Payout:
 @dataclass(frozen=True, slots=True)
 class Paid:
     reference: str
+    tx_hash: str | None = None  # an on-chain payout's transaction (withdrawals.tx_hash)
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +50,12 @@ class Declined:
     reason: str
 
 
-PayoutOutcome = Paid | Declined
+@dataclass(frozen=True, slots=True)
+class InFlight:
+    state: str  # what the provider says it is doing, for the withdrawal's last_error
+
+
+PayoutOutcome = Paid | Declined | InFlight
 
 
 class PayoutOutcomeUnknown(Exception):

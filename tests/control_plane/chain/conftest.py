@@ -33,11 +33,19 @@ def signer_key() -> str:
 
 
 @pytest.fixture(scope="session")
-def chain_node(signer_key: str) -> Iterator[LocalChainNode]:
+def treasury_key() -> str:
+    """The stablecoin's issuer in the payout tests: a key other than the signer, so it can
+    mint and block accounts without spending a nonce the outbox's stored transactions use."""
+    return "0x" + bytes(Account.create().key).hex()
+
+
+@pytest.fixture(scope="session")
+def chain_node(signer_key: str, treasury_key: str) -> Iterator[LocalChainNode]:
     """The session's node; it mines only when a transaction comes (or `mine` is called), so
     the tests count confirmations exactly."""
     log = Path(tempfile.mkdtemp(prefix="agentlink-chain-")) / "chain-node.log"
-    node = LocalChainNode(free_port(), [Account.from_key(signer_key).address], log, block_time_s=0)
+    funded = [Account.from_key(key).address for key in (signer_key, treasury_key)]
+    node = LocalChainNode(free_port(), funded, log, block_time_s=0)
     node.start()
     yield node
     node.stop()
@@ -47,6 +55,7 @@ def chain_settings_for(
     node: LocalChainNode,
     signer_key: str,
     contract: str,
+    payouts_address: str = "",
     **overrides: float,
 ) -> ChainSettings:
     # A loaded box answers slowly: the timeout is for a node that does not answer at all.
@@ -64,6 +73,7 @@ def chain_settings_for(
         retry_max_s=values["retry_max_s"],
         lease_s=values["lease_s"],
         rpc_timeout_s=values["rpc_timeout_s"],
+        payouts_address=payouts_address,
         start_block=int(values.get("start_block", 0)),
     )
 

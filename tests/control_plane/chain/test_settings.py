@@ -55,3 +55,22 @@ def test_the_declared_fields_read_the_start_block() -> None:
         ChainSettings.from_env(base | {"CHAIN_START_BLOCK": "-1"})
     with pytest.raises(SettingsError, match="CHAIN_CONTRACT_ADDRESS"):
         ChainSettings.from_env(base | {"CHAIN_CONTRACT_ADDRESS": "0x1234"})
+
+
+def test_onchain_payouts_need_the_chain_and_a_vault() -> None:
+    from control_plane.settings import WorkerSettings
+
+    storage = {"DATABASE_URL": "postgresql://db", "REDIS_URL": "redis://redis"}
+    chain = {"CHAIN_RPC_URL": "http://127.0.0.1:8545", "CHAIN_SIGNER_KEY": KEY,
+             "CHAIN_CONTRACT_ADDRESS": CONTRACT}  # fmt: skip
+    offered = {"PAYOUT_PROVIDERS": "ledger,onchain"}
+    for missing in ({}, chain):
+        with pytest.raises(SettingsError, match="CHAIN_PAYOUTS_ADDRESS"):
+            WorkerSettings.from_env(storage | missing | offered)
+    vault = {"CHAIN_PAYOUTS_ADDRESS": "0x" + "cd" * 20}
+    settings = WorkerSettings.from_env(storage | chain | vault | offered)
+    assert settings.earnings.payout_providers == ("ledger", "onchain")
+    assert settings.chain.payouts_enabled
+    with pytest.raises(SettingsError, match="CHAIN_PAYOUTS_ADDRESS"):
+        ChainSettings.from_env(chain | {"CHAIN_PAYOUTS_ADDRESS": "0x1234"})
+    assert not ChainSettings.from_env(vault).payouts_enabled  # a vault without a chain
