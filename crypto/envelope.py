@@ -16,6 +16,8 @@ ones use the new key. A rotation command then walks the rows with `KeyRing.needs
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import os
 import re
 from collections.abc import Mapping
@@ -36,6 +38,8 @@ MAX_KEY_ID_LENGTH = 32
 # associated data that can never equal ours. Versions are ints, whose decimal text holds no
 # NUL, so the last NUL splits agent id from version unambiguously.
 _ASSOCIATED_DATA_LABEL = b"agentlink/agent-config/v1\x00"
+# The version secrets' keys are HMAC-SHA256(key, this label): never the encryption key itself.
+_VERSION_SECRET_LABEL = b"agentlink/version-secret/v1"
 _KEY_ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,32}")
 # Settings may carry keys with or without their one "=" of padding.
 _ENV_KEY_PATTERN = re.compile(r"[A-Za-z0-9_-]{43}=?")
@@ -64,7 +68,7 @@ class KeyRing:
     hot path; the raw key bytes are not stored and never appear in `repr` or error messages.
     """
 
-    __slots__ = ("_active_key_id", "_ciphers")
+    __slots__ = ("_active_key_id", "_ciphers", "_secret_keys")
 
     def __init__(self, keys: Mapping[str, bytes], active_key_id: str) -> None:
         if not keys:
@@ -77,6 +81,10 @@ class KeyRing:
             raise ValueError(f"active key id {active_key_id!r} is not in the key ring")
         self._active_key_id = active_key_id
         self._ciphers = {key_id: AESGCM(key) for key_id, key in keys.items()}
+        self._secret_keys = {
+            key_id: hmac.digest(key, _VERSION_SECRET_LABEL, hashlib.sha256)
+            for key_id, key in keys.items()
+        }
 
     @classmethod
     def from_env(cls, spec: str, active: str) -> KeyRing:
@@ -144,6 +152,20 @@ class KeyRing:
                 f"envelope sealed with key {parsed.key_id!r} failed authentication "
                 "(wrong key, wrong agent id or version, or tampered bytes)"
             ) from None
+
+    def version_secret(
+        self, envelope: bytes, *, purpose: bytes, agent_id: str, version: int
+    ) -> bytes:
+        """32 bytes fixed for one (agent id, version) and `purpose` that only a holder of the
+        key which sealed `envelope` can compute: the same on every process and across
+        restarts, a different value for every version, purpose and key. Re-encrypting the
+        envelope under a new key changes it (once)."""
+        key_id = key_id_of(envelope)
+        key = self._secret_keys.get(key_id)
+        if key is None:
+            raise UnknownKeyError(f"envelope key id {key_id!r} is not in the key ring")
+        message = purpose + b"\x00" + _associated_data(agent_id, version)
+        return hmac.digest(key, message, hashlib.sha256)
 
     def needs_rotation(self, envelope: bytes) -> bool:
         """Whether the envelope was sealed with a key other than the active one."""

@@ -16,7 +16,8 @@ import asyncpg
 from common.domain import AgentConfig
 from common.errors import ApiError, ErrorCode
 from crypto.envelope import KeyRing
-from gateway.leak_guard import LeakGuard
+from gateway.leak_guard import LeakGuard, plant_canary, version_canary
+from gateway.leak_guard.canary import CANARY_PURPOSE
 from gateway.single_flight import SingleFlight
 
 # The control plane writes the agent's Redis record just before its Postgres commit, so for
@@ -28,6 +29,10 @@ _MISSING_VERSION_RETRIES = (0.005, 0.02, 0.05)
 class CachedAgent:
     config: AgentConfig
     guard: LeakGuard | None  # built once per version; None when the creator turned it off
+    # The version's leak-guard canary, and the system prompt framed by it as sent upstream:
+    # the same bytes on every call, so the provider's prompt cache can hit.
+    canary: str
+    planted_prompt: str
 
 
 class AgentConfigCache:
@@ -64,7 +69,12 @@ class AgentConfigCache:
         plaintext = self._keyring.decrypt(envelope, agent_id=agent_id, version=version)
         config = AgentConfig.from_json(plaintext)
         guard = LeakGuard(config.system_prompt) if config.leak_guard else None
-        loaded = CachedAgent(config, guard)
+        canary = version_canary(
+            self._keyring.version_secret(
+                envelope, purpose=CANARY_PURPOSE, agent_id=agent_id, version=version
+            )
+        )
+        loaded = CachedAgent(config, guard, canary, plant_canary(config.system_prompt, canary))
         self._entries[(agent_id, version)] = loaded
         while len(self._entries) > self._max_entries:
             self._entries.popitem(last=False)

@@ -45,8 +45,6 @@ from gateway.knowledge import Retrieved
 from gateway.leak_guard import (
     LeakGuard,
     SseLeakFilter,
-    new_canary,
-    plant_canary,
     withheld_completion,
 )
 from gateway.openai_edge import OpenAIEdge
@@ -75,7 +73,7 @@ class Call:
     admission: Admission
     request_id: str
     trace_headers: dict[str, str]  # W3C trace context for the provider request
-    shield: Shield | None  # the prompt-leak guard and this call's canary; None when off
+    shield: Shield | None  # the prompt-leak guard and the version's canary; None when off
     include_usage: bool = False  # the streaming client asked for the usage chunk
 
 
@@ -228,10 +226,9 @@ def _upstream_request(
         guard = LeakGuard("\n\n".join([*guarded, *knowledge.passages]))
     if guard is None:
         return payload, None
-    shield = Shield(guard, new_canary())
-    # A per-call canary in the prompt: seeing it in the answer is a sure leak.
-    payload["messages"][0]["content"] = plant_canary(cached.config.system_prompt, shield.canary)
-    return payload, shield
+    # The version's canary frames the prompt: seeing it in the answer is a sure leak.
+    payload["messages"][0]["content"] = cached.planted_prompt
+    return payload, Shield(guard, cached.canary)
 
 
 # A failure that says nothing about the request itself: another provider or model may answer.

@@ -8,8 +8,8 @@ the few bytes this needs. Everything here is pure (no I/O) and synchronous.
 Use, per (agent, version) and per request::
 
     guard = LeakGuard(config.system_prompt)          # once, cached with the agent config
-    canary = new_canary()                            # per request
-    system = plant_canary(config.system_prompt, canary)   # the text sent upstream
+    canary = version_canary(secret)                  # once per version (gateway/agent_configs.py)
+    system = plant_canary(config.system_prompt, canary)   # the text sent upstream, once too
     # non-streaming
     if guard.check_completion(body, canary):
         body = withheld_completion(body)
@@ -53,12 +53,28 @@ Shingles and the threshold
     beyond a scanner's few dozen words.
 
 Canary
-    `new_canary()` is 12 random base32 characters (60 bits) per request. `plant_canary`
-    frames the prompt with it as an instruction-set reference, at the top and at the end, so
-    a model that repeats its instructions repeats the canary too. The answer is compared with
-    its words glued together (everything but letters and digits removed, casefolded), so the
-    canary is found in any case, split by spaces, dashes or zero-width characters. The canary
-    is a certain leak: a random 60-bit string does not occur by chance.
+    12 base32 characters (60 bits), one per agent version: `version_canary` of the key
+    ring's secret for (agent id, version) (crypto/envelope.py `KeyRing.version_secret`), the
+    same on every gateway process and across restarts, different for every version, and
+    unguessable without the encryption key. `plant_canary` frames the prompt with it as an
+    instruction-set reference, at the top and at the end, so a model that repeats its
+    instructions repeats the canary too. The answer is compared with its words glued together
+    (everything but letters and digits removed, casefolded), so the canary is found in any
+    case, split by spaces, dashes or zero-width characters. It is a certain leak: 60 bits do
+    not occur by chance.
+
+    Why per version, not per call: a fresh canary on every call made every upstream prompt
+    unique from its first line, so no provider prefix cache (OpenAI's automatic one,
+    Anthropic's `cache_control`, Gemini's implicit one) could ever hit. A stable one detects
+    everything a per-call one did: (1) every answer is checked against the canary of the
+    version it was asked of, and a canary seen on another call of that version is that
+    canary, so replaying it is caught the same way; (2) it is as secret as the prompt it
+    frames: it is sent only to the provider, never in a response, log, trace or metric, and
+    the only way to learn it is to have the model print it in a form the guard does not read
+    (reversed, encoded), which gets the prompt itself out the same way, so knowing it gives
+    nothing the prompt would not; (3) knowing it does not help to hide a leak: the shingle
+    match does not depend on it. Any config change makes a new version, hence a new canary
+    (a creator retires one by saving the agent). `new_canary()` (random) is for tests.
 
 Streaming
     `StreamScanner.feed` releases text as soon as it cannot be part of a leak, and holds
@@ -94,7 +110,7 @@ Modules
     (`SseLeakFilter`).
 """
 
-from gateway.leak_guard.canary import CANARY_LENGTH, new_canary, plant_canary
+from gateway.leak_guard.canary import CANARY_LENGTH, new_canary, plant_canary, version_canary
 from gateway.leak_guard.index import LeakGuard
 from gateway.leak_guard.matcher import LEAK_UNITS, LEAK_WORDS, MIN_SECRET_UNITS, SHINGLE_WORDS
 from gateway.leak_guard.normaliser import CJK_UNITS, WORD_UNITS, normalise, words
@@ -122,6 +138,7 @@ __all__ = [
     "new_canary",
     "normalise",
     "plant_canary",
+    "version_canary",
     "withheld_completion",
     "words",
 ]

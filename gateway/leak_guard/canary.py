@@ -1,5 +1,7 @@
-"""The per-request canary: a random 60-bit string planted in the prompt sent upstream, so
-an answer that repeats its instructions is a certain leak. See the package docstring."""
+"""The canary: a 60-bit string planted in the prompt sent upstream, so an answer that repeats
+its instructions is a certain leak. One per agent version (`version_canary`), so the prompt
+sent upstream is the same bytes on every call and the providers' prompt caches can hit; see
+the package docstring for why that keeps what a per-call canary detected."""
 
 from __future__ import annotations
 
@@ -12,9 +14,23 @@ from gateway.leak_guard.normaliser import words
 CANARY_LENGTH: Final = 12
 
 
+# What the key ring's version secret is for (crypto/envelope.py KeyRing.version_secret).
+CANARY_PURPOSE: Final = b"agentlink/leak-guard-canary/v1"
+
+
 def new_canary() -> str:
-    """A fresh per-request canary: 12 base32 characters (60 random bits)."""
-    return base64.b32encode(secrets.token_bytes(8)).decode("ascii")[:CANARY_LENGTH]
+    """A fresh random canary: 12 base32 characters (60 random bits)."""
+    return _canary_text(secrets.token_bytes(8))
+
+
+def version_canary(version_secret: bytes) -> str:
+    """An agent version's canary, from its secret (the key ring's, for CANARY_PURPOSE): the
+    same on every gateway process, and unguessable without the encryption key."""
+    return _canary_text(version_secret[:8])
+
+
+def _canary_text(random_bytes: bytes) -> str:
+    return base64.b32encode(random_bytes).decode("ascii")[:CANARY_LENGTH]
 
 
 def plant_canary(system_prompt: str, canary: str) -> str:

@@ -391,3 +391,40 @@ def test_generate_key_yields_distinct_loadable_32_byte_keys() -> None:
         keys = KeyRing.from_env(f"fresh:{encoded}", active="fresh")
         envelope = keys.encrypt(b"x", agent_id="a", version=1)
         assert keys.decrypt(envelope, agent_id="a", version=1) == b"x"
+
+
+# --- version secrets ------------------------------------------------------------------------
+
+
+def test_a_version_secret_is_fixed_per_version_and_differs_across_everything_else() -> None:
+    """The leak guard's canary comes from it: every gateway process must compute the same
+    value for one agent version, and no other version, agent, purpose or key may share it."""
+    envelope = sealed(agent_id="agent-1", version=3)
+    secret = ring().version_secret(envelope, purpose=b"p", agent_id="agent-1", version=3)
+    assert len(secret) == 32
+    # Another process (another ring object from the same settings), another envelope of the
+    # same version sealed with the same key: the same secret.
+    again = ring().encrypt(b"other text", agent_id="agent-1", version=3)
+    assert ring().version_secret(again, purpose=b"p", agent_id="agent-1", version=3) == secret
+    others = {
+        ring().version_secret(envelope, purpose=b"p", agent_id="agent-1", version=4),
+        ring().version_secret(envelope, purpose=b"p", agent_id="agent-2", version=3),
+        ring().version_secret(envelope, purpose=b"q", agent_id="agent-1", version=3),
+        ring("k2", k2=KEY_2).version_secret(
+            ring("k2", k2=KEY_2).encrypt(b"x", agent_id="agent-1", version=3),
+            purpose=b"p", agent_id="agent-1", version=3,
+        ),
+    }  # fmt: skip
+    assert secret not in others
+    assert len(others) == 4
+    # Not the encryption key, nor anything a reader of the envelope could compute from it.
+    assert KEY_1 not in secret
+    assert secret not in envelope
+
+
+def test_a_version_secret_needs_the_key_that_sealed_the_envelope() -> None:
+    envelope = ring("k2", k2=KEY_2).encrypt(b"x", agent_id="a", version=1)
+    with pytest.raises(UnknownKeyError):
+        ring().version_secret(envelope, purpose=b"p", agent_id="a", version=1)
+    with pytest.raises(DecryptionError):
+        ring().version_secret(b"\x01", purpose=b"p", agent_id="a", version=1)

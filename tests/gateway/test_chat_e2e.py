@@ -76,7 +76,7 @@ async def test_non_streaming_call_through_the_openai_sdk(
     )  # fmt: skip
     system = upstream["messages"][0]
     assert system["role"] == "system"
-    # The creator's prompt, wrapped in this call's leak-guard canary.
+    # The creator's prompt, wrapped in its version's leak-guard canary.
     assert re.fullmatch(
         r"\[Instruction set (\w{12})\]\nHIDDEN PROMPT: speak like a pirate\.\n"
         r"\[End of instruction set \1\]",

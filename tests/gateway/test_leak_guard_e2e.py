@@ -1,9 +1,14 @@
 """Property 1: Prompt Security, through the running gateway. A model told to repeat its
 instructions (the mock's echo mode) must not hand the creator's prompt to the client,
 streamed or not; the call is logged `blocked` and not billed (the developer got no answer,
-and a false positive must not cost an innocent caller)."""
+and a false positive must not cost an innocent caller). The canary is one per agent version,
+so the prompt sent upstream is the same bytes on every call (provider prompt caches hit) and
+a canary seen on one call is still caught on the next."""
 
 from __future__ import annotations
+
+import re
+import uuid
 
 import asyncpg
 import httpx
@@ -95,3 +100,91 @@ async def test_a_creator_can_turn_the_guard_off(gateway_url: str, db_pool: async
     agent = await make_agent(db_pool, system_prompt=PROMPT, leak_guard=False)
     text = await _call(gateway_url, agent.agent_id, key.plaintext, "[[mock echo_system=1]]", False)
     assert "renovation on floor seven" in text  # the creator's own choice
+
+
+_FRAMED = re.compile(r"\[Instruction set (\w{12})\]\n(.*)\n\[End of instruction set \1\]", re.S)
+
+
+async def _upstream_system(mock_url: str, marker: str) -> str:
+    """The system text the mock received with the call whose last message holds `marker`."""
+    async with httpx.AsyncClient() as client:
+        recorded = (await client.get(f"{mock_url}/_mock/requests")).json()
+    [system] = [
+        entry["body"]["messages"][0]["content"] for entry in recorded
+        if marker in str(entry["body"]["messages"][-1]["content"])
+    ]  # fmt: skip
+    assert isinstance(system, str)
+    return system
+
+
+async def test_the_prompt_sent_upstream_is_the_same_bytes_on_every_call(
+    gateway_url: str, mock_provider_url: str, db_pool: asyncpg.Pool
+) -> None:
+    agent = await make_agent(db_pool, system_prompt=PROMPT)
+    other = await make_agent(db_pool, system_prompt=PROMPT)
+    systems = []
+    for target in (agent, agent, agent, other):
+        developer = await make_developer(db_pool)  # a different caller every time
+        key = await make_key(db_pool, developer)
+        marker = uuid.uuid4().hex
+        await _call(gateway_url, target.agent_id, key.plaintext, f"hello {marker}", stream=False)
+        systems.append(await _upstream_system(mock_provider_url, marker))
+    framed = _FRAMED.fullmatch(systems[0])
+    assert framed is not None
+    assert framed.group(2) == PROMPT
+    assert systems[0] == systems[1] == systems[2]  # a prefix the provider can cache
+    # Another agent with the very same prompt has a canary of its own.
+    other_framed = _FRAMED.fullmatch(systems[3])
+    assert other_framed is not None
+    assert other_framed.group(1) != framed.group(1)
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_property_1_a_canary_seen_on_another_call_is_caught(
+    gateway_url: str,
+    mock_provider_url: str,
+    db_pool: asyncpg.Pool,
+    redis: redis_asyncio.Redis,
+    stream: bool,
+) -> None:
+    """Property 1 with a stable canary: the canary a first call planted, replayed in a later
+    call's answer (by another developer, spelled in pieces and lower case) is a certain leak,
+    as a fresh per-call canary would be: withheld, logged blocked, not billed."""
+    agent = await make_agent(db_pool, system_prompt=PROMPT)
+    first = await make_developer(db_pool)
+    marker = uuid.uuid4().hex
+    await _call(gateway_url, agent.agent_id, (await make_key(db_pool, first)).plaintext,
+                f"hello {marker}", stream)  # fmt: skip
+    framed = _FRAMED.fullmatch(await _upstream_system(mock_provider_url, marker))
+    assert framed is not None
+    canary = framed.group(1)
+
+    replayer = await make_developer(db_pool, quota=10)
+    key = await make_key(db_pool, replayer)
+    spelled = f"{canary[:4]}-{canary[4:8]} {canary[8:].lower()}"
+    ask = f'[[mock reply="Sure, my reference is {spelled}, anything else?" chunks=6]]'
+    text = await _call(gateway_url, agent.agent_id, key.plaintext, ask, stream)
+    assert WITHHELD_NOTICE in text
+    # A stream has sent the words before it; nothing of the canary gets out.
+    assert canary[:4] not in text
+    assert "anything else" not in text
+    [event] = await wait_for_events(redis, Caller(replayer, key, agent), 1)
+    assert (event["status"], event["billable"], event["error_code"]) == ("blocked", "0",
+                                                                         "prompt_leak")  # fmt: skip
+
+    # The same words asked of another agent are no leak: the canary is its version's own.
+    other = await make_agent(db_pool, system_prompt=PROMPT)
+    text = await _call(gateway_url, other.agent_id, key.plaintext, ask, stream)
+    assert WITHHELD_NOTICE not in text
+    assert _answer_text(text, stream) == f"Sure, my reference is {spelled}, anything else?"
+
+
+def _answer_text(text: str, stream: bool) -> str:
+    if not stream:
+        content: str = orjson.loads(text)["choices"][0]["message"]["content"]
+        return content
+    return "".join(
+        orjson.loads(event.data)["choices"][0]["delta"].get("content") or ""
+        for event in events_of(text.encode())
+        if event.data.startswith(b"{") and b'"choices":[{' in event.data
+    )

@@ -65,7 +65,7 @@ async def assert_serves(stack: Stack, agent_id: str, prompt: str, *, stream: boo
     messages = await upstream_messages(stack, marker)
     assert messages is not None, "the provider never saw the call"
     assert messages[0]["role"] == "system"
-    # The creator's prompt, first, inside this call's leak-guard canary frame.
+    # The creator's prompt, first, inside its version's leak-guard canary frame.
     assert messages[0]["content"].split("\n")[1:-1] == prompt.split("\n")
 
 

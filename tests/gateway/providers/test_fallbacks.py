@@ -116,7 +116,7 @@ async def test_a_dead_primary_falls_back_to_the_next_target_billed_once(
     assert isinstance(body, dict)
     assert body["model"] == "claude-mock"
     [system] = body["system"]
-    assert SECRET in system["text"]  # wrapped in the call's leak-guard canary
+    assert SECRET in system["text"]  # wrapped in the version's leak-guard canary
     # One admission, one commit: billed once.
     [event] = await wait_for_events(redis, caller, 1)
     assert event["billable"] == "1"
