@@ -97,6 +97,9 @@ class AgentConfig:
     knowledge: KnowledgeSettings = field(default_factory=KnowledgeSettings)
     fallbacks: tuple[ModelTarget, ...] = ()
     leak_guard: bool = True
+    # Mark the prompt for the provider's prompt cache where that takes a mark (Anthropic's
+    # `cache_control`); OpenAI and Gemini cache a repeated prefix without one.
+    prompt_cache: bool = False
 
     def to_json(self) -> bytes:
         return orjson.dumps(asdict(self))

@@ -223,6 +223,7 @@ class Admitter:
             admission.call_id, "1" if result.billable else "0", result.status,
             usage.input_tokens if usage else 0, usage.output_tokens if usage else 0,
             latency_ms, result.error_code, request_id,
+            min(usage.cached_input_tokens, usage.input_tokens) if usage else 0,
         ]  # fmt: skip
         settled = await self._commit(keys=keys, args=args)
         return bool(settled)

@@ -21,7 +21,12 @@ from common.validation import INT64_MAX, INT64_MIN, MAX_NESTING
 from gateway import parameters
 from gateway.parameters import FORWARDED, SAMPLING, TOKEN_CAPS
 from gateway.parameters import invalid as _invalid
-from gateway.providers.openai_wire import ChatCompletionRequest, ChatMessage, ForwardedOptions
+from gateway.providers.openai_wire import (
+    ChatCompletionRequest,
+    ChatMessage,
+    ContentPart,
+    ForwardedOptions,
+)
 
 MAX_MESSAGES = 512
 _ROLES = frozenset({"system", "developer", "user", "assistant", "tool"})
@@ -222,3 +227,23 @@ def _sampling(name: str, fixed: float | None, asked: float | None) -> float | No
     if asked is not None and asked != fixed:
         raise _invalid(name, f"is fixed by this agent at {fixed}")
     return fixed
+
+
+# Anthropic's prompt-cache mark (ephemeral: its 5-minute cache, renewed by every hit).
+CACHE_MARK = {"type": "ephemeral"}
+
+
+def with_cache_mark(payload: ChatCompletionRequest) -> ChatCompletionRequest:
+    """The upstream payload with the agent's prompt (the first system message, as
+    `build_upstream_payload` put it, canary frame included) marked for the provider's prompt
+    cache: a text part with `cache_control`, OpenRouter's spelling in the OpenAI format,
+    which the Anthropic adapter carries onto its system block. Only for providers that read
+    it; everything after the prompt (knowledge, the developer's messages) stays unmarked."""
+    first, *rest = payload["messages"]
+    prompt = first.get("content")
+    if not isinstance(prompt, str):  # pragma: no cover - build_upstream_payload wrote a str
+        return payload
+    marked = payload.copy()
+    prompt_part: ContentPart = {"type": "text", "text": prompt, "cache_control": CACHE_MARK}
+    marked["messages"] = [{**first, "content": [prompt_part]}, *rest]
+    return marked

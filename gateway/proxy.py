@@ -38,7 +38,12 @@ from gateway.admission import Admission
 from gateway.agent_configs import CachedAgent
 from gateway.call_result import NOT_ANSWERED, CallResult
 from gateway.call_telemetry import CallTelemetry
-from gateway.chat_request import ChatRequest, build_upstream_payload, parse_chat_request
+from gateway.chat_request import (
+    ChatRequest,
+    build_upstream_payload,
+    parse_chat_request,
+    with_cache_mark,
+)
 from gateway.disconnect import DisconnectWatch
 from gateway.edge import Edge, StreamSink
 from gateway.knowledge import Retrieved
@@ -234,6 +239,10 @@ def _upstream_request(
 # A failure that says nothing about the request itself: another provider or model may answer.
 # (ProviderRejectedRequest would fail the same way anywhere; BreakerOpen is a ProviderUnavailable.)
 _FALLBACK_ERRORS = (ProviderUnavailable, ProviderTimeout, ProviderMisconfigured)
+# The providers whose prompt cache needs the prompt marked (an agent's `prompt_cache`);
+# OpenAI and Gemini cache a repeated prefix by themselves (and OpenAI-compatible servers
+# might refuse the mark).
+_CACHE_MARK_PROVIDERS = frozenset({"anthropic"})
 
 
 async def _call_with_fallbacks(
@@ -261,6 +270,8 @@ async def _call_with_fallbacks(
                 target.provider, target.model, admission.agent_id, admission.agent_version
             )
             upstream = payload if index == 0 else {**payload, "model": target.model}
+            if config.prompt_cache and target.provider in _CACHE_MARK_PROVIDERS:
+                upstream = with_cache_mark(upstream)
             call = Call(state, provider, target.model, upstream, admission,
                         telemetry.request_id, trace_headers, shield, include_usage)  # fmt: skip
             try:

@@ -57,6 +57,7 @@ class AnthropicMessages:
         system = body.get("system")
         if system is not None:
             prompt.system.append(join_texts(system, prompt))
+            prompt.prefixes = _marked_prefixes(system)
         for message in messages:
             if not isinstance(message, dict):
                 raise BadRequest("messages: each message must be an object")
@@ -86,15 +87,12 @@ class AnthropicMessages:
         else:
             block = {"type": "text", "text": answer.text}
             message = self._message(answer, [block], _stop_reason(answer))
-        message["usage"] = {
-            "input_tokens": answer.prompt_tokens,
-            "output_tokens": answer.completion_tokens,
-        }
+        message["usage"] = _usage(answer, answer.completion_tokens)
         return orjson.dumps(message)
 
     def stream(self, answer: Answer, pieces: list[str], body: dict[str, Any]) -> StreamPlan:
         message = self._message(answer, [], None)
-        message["usage"] = {"input_tokens": answer.prompt_tokens, "output_tokens": 1}
+        message["usage"] = _usage(answer, 1)
         head = _event("message_start", {"type": "message_start", "message": message})
         block_start = _BLOCK_START
         delta_of: Any = lambda piece: {"type": "text_delta", "text": piece}  # noqa: E731
@@ -129,6 +127,29 @@ class AnthropicMessages:
         return StreamPlan(
             SSE_HEADERS, head + block_start + _PING, chunks, _BLOCK_STOP + delta + _MESSAGE_STOP
         )
+
+
+def _marked_prefixes(system: Any) -> list[str]:
+    """The system up to each block marked `cache_control`: what Anthropic caches (nothing
+    unmarked, nor a plain string)."""
+    if not isinstance(system, list):
+        return []
+    return [
+        join_texts(system[: i + 1], Prompt())
+        for i, block in enumerate(system)
+        if isinstance(block, dict) and block.get("cache_control")
+    ]
+
+
+def _usage(answer: Answer, output_tokens: int) -> dict[str, int]:
+    """Anthropic's input_tokens leave out the cached prefix, read or written."""
+    cached = answer.cached_tokens + answer.cache_write_tokens
+    return {
+        "input_tokens": answer.prompt_tokens - cached,
+        "cache_creation_input_tokens": answer.cache_write_tokens,
+        "cache_read_input_tokens": answer.cached_tokens,
+        "output_tokens": output_tokens,
+    }
 
 
 def _stop_reason(answer: Answer) -> str:

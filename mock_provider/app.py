@@ -6,6 +6,7 @@ import asyncio
 import itertools
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import Any
 
 import orjson
@@ -15,6 +16,7 @@ from mock_provider.asgi import Client, Receive, Scope, Send, read_body, send_jso
 from mock_provider.config import MockConfig
 from mock_provider.controls import HEADER_PREFIX, ControlError, Controls, normalize_name, resolve
 from mock_provider.dialect import Dialect
+from mock_provider.prompt_cache import PromptCache
 from mock_provider.reply import BadRequest, Prompt, compose, split_text
 from mock_provider.request_log import RequestLog, is_recorded_header
 from mock_provider.streaming import send_stream
@@ -59,6 +61,7 @@ class MockProvider:
     def __init__(self, config: MockConfig) -> None:
         self.config = config
         self.log = RequestLog(config.request_log_size)
+        self.prompt_cache = PromptCache(config.prompt_cache_size)
         self._defaults = Controls.defaults(config)
         self._ids = itertools.count(1)
         self._openai = openai_format.OpenAIChat()
@@ -239,6 +242,11 @@ class MockProvider:
                 created=int(time.time()),
                 model=model,
             )
+            cache = self.prompt_cache.use(model, prompt.prefixes, answer.prompt_tokens)
+            if cache.read_tokens or cache.write_tokens:
+                answer = replace(
+                    answer, cached_tokens=cache.read_tokens, cache_write_tokens=cache.write_tokens
+                )
             if stream if stream is not None else body.get("stream") is True:
                 pieces = split_text(answer.streamed, controls.chunks)
                 await send_stream(dialect.stream(answer, pieces, body), controls, send, client)

@@ -22,3 +22,5 @@ class MockConfig:
     max_embedding_dimensions: int = 8192
     # Entries kept by the request log behind GET /_mock/requests.
     request_log_size: int = 200
+    # Prompt prefixes remembered by the prompt cache (mock_provider/prompt_cache.py).
+    prompt_cache_size: int = 10_000

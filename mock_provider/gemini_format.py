@@ -38,6 +38,13 @@ def _parts(content: Any, prompt: Prompt) -> str:
     return join_texts(content.get("parts"), prompt)
 
 
+def _part_prefixes(system: dict[str, Any]) -> list[str]:
+    parts = system.get("parts")
+    if not isinstance(parts, list):
+        return []
+    return [join_texts(parts[: i + 1], Prompt()) for i in range(len(parts))]
+
+
 class GeminiGenerate:
     """``POST /v1beta/models/{model}:generateContent`` and ``:streamGenerateContent``; ``sse``
     selects the ``?alt=sse`` framing of the stream over the default streamed JSON array."""
@@ -55,6 +62,7 @@ class GeminiGenerate:
         system = body.get("systemInstruction", body.get("system_instruction"))
         if system is not None:
             prompt.system.append(_parts(system, prompt))
+            prompt.prefixes = _part_prefixes(system)  # Gemini caches a prefix implicitly
         for content in contents:
             text = _parts(content, prompt)
             if content.get("role", "user") == "user":
@@ -72,13 +80,16 @@ class GeminiGenerate:
         if last:
             candidate["finishReason"] = "SAFETY" if answer.refusal else "STOP"
         candidate["index"] = 0
+        usage = {
+            "promptTokenCount": answer.prompt_tokens,
+            "candidatesTokenCount": tokens,
+            "totalTokenCount": answer.prompt_tokens + tokens,
+        }
+        if answer.cached_tokens:  # within promptTokenCount; Gemini leaves it out when 0
+            usage["cachedContentTokenCount"] = answer.cached_tokens
         return {
             "candidates": [candidate],
-            "usageMetadata": {
-                "promptTokenCount": answer.prompt_tokens,
-                "candidatesTokenCount": tokens,
-                "totalTokenCount": answer.prompt_tokens + tokens,
-            },
+            "usageMetadata": usage,
             "modelVersion": answer.model,
             "responseId": answer.id,
         }

@@ -31,11 +31,13 @@ def _event(payload: dict[str, Any]) -> bytes:
     return encode_event(orjson.dumps(payload))
 
 
-def _usage(answer: Answer) -> dict[str, int]:
+def _usage(answer: Answer) -> dict[str, Any]:
     return {
         "prompt_tokens": answer.prompt_tokens,
         "completion_tokens": answer.completion_tokens,
         "total_tokens": answer.total_tokens,
+        # OpenAI caches a repeated prefix by itself and counts it here, within prompt_tokens.
+        "prompt_tokens_details": {"cached_tokens": answer.cached_tokens},
     }
 
 
@@ -49,6 +51,7 @@ class OpenAIChat:
         if not isinstance(messages, list):
             raise BadRequest("'messages' is a required property and must be an array")
         prompt = Prompt()
+        opening = True  # the system messages the conversation opens with are cacheable
         for message in messages:
             if not isinstance(message, dict):
                 raise BadRequest("each message must be an object")
@@ -56,7 +59,11 @@ class OpenAIChat:
             text = join_texts(message.get("content"), prompt)
             if role in _SYSTEM_ROLES:
                 prompt.system.append(text)
-            elif role == "user":
+                if opening:
+                    prompt.prefixes.append("\n".join(prompt.system))
+                continue
+            opening = False
+            if role == "user":
                 prompt.last_user = text
         return prompt
 

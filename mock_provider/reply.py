@@ -30,6 +30,8 @@ class Prompt:
     last_user: str = ""
     chars: int = 0
     directives: list[tuple[str, str]] = field(default_factory=list)
+    # Where a provider may cache, shortest first (mock_provider/prompt_cache.py).
+    prefixes: list[str] = field(default_factory=list)
 
     def text(self, raw: str) -> str:
         """Strip directives from one text of the request and count it."""
@@ -54,6 +56,9 @@ class Answer:
     tool_name: str | None = None  # the answer is a call of this tool...
     arguments: str = ""  # ...with these arguments (JSON text)
     refusal: bool = False
+    # Of prompt_tokens: read from the provider's prompt cache, and written to it.
+    cached_tokens: int = 0
+    cache_write_tokens: int = 0
 
     @property
     def streamed(self) -> str:

@@ -13,6 +13,7 @@
 -- ARGV[3] status (success|error|timeout|blocked|cancelled)
 -- ARGV[4] input tokens   ARGV[5] output tokens   ARGV[6] latency ms
 -- ARGV[7] error code ("" when none)   ARGV[8] client request id
+-- ARGV[9] cached input tokens (of ARGV[4], those read from the provider's prompt cache)
 --
 -- Returns 1 when this call settled the reservation, 0 when it was already settled.
 -- Uses the prelude (prelude.lua): now_ms, decode_reservation, give_back, usage_event_args.
@@ -29,6 +30,7 @@ local event = usage_event_args({
   agent_id = r.agent_id, agent_version = r.agent_version, charge = r.charge,
   units = charged_units, billable = ARGV[2], status = ARGV[3], input_tokens = ARGV[4],
   output_tokens = ARGV[5], latency_ms = ARGV[6], error_code = ARGV[7], ts_ms = now_ms(),
+  cached_input_tokens = ARGV[9],
 })
 
 if not billable then give_back(r, KEYS[3], KEYS[4], KEYS[6]) end

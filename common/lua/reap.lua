@@ -27,6 +27,7 @@ for _, call_id in ipairs(due) do
       agent_id = r.agent_id, agent_version = r.agent_version, charge = r.charge, units = 0,
       billable = "0", status = "cancelled", input_tokens = 0, output_tokens = 0,
       latency_ms = now - r.admitted_ms, error_code = "reaped", ts_ms = now,
+      cached_input_tokens = 0,
     })
     give_back(r, ARGV[1] .. r.user_id, ARGV[2] .. r.user_id, KEYS[4])
     redis.call("XADD", KEYS[3], "*", unpack(event))

@@ -32,6 +32,7 @@ _PLAIN_CONFIG_FIELDS = (
     "max_tokens",
     "top_p",
     "leak_guard",
+    "prompt_cache",
 )
 
 

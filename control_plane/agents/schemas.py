@@ -69,6 +69,9 @@ class AgentConfigBody(msgspec.Struct, forbid_unknown_fields=True):
     knowledge: Knowledge = msgspec.field(default_factory=Knowledge)
     fallbacks: Annotated[list[ModelTarget], msgspec.Meta(max_length=MAX_FALLBACKS)] = []
     leak_guard: bool = True
+    # Anthropic `cache_control` on the agent's prompt: cheaper repeated calls on Anthropic
+    # models (OpenAI and Gemini cache a repeated prompt by themselves).
+    prompt_cache: bool = False
 
 
 class KnowledgePatch(msgspec.Struct, forbid_unknown_fields=True):
@@ -95,6 +98,7 @@ class AgentConfigPatch(msgspec.Struct, forbid_unknown_fields=True):
         UNSET
     )
     leak_guard: bool | UnsetType = UNSET
+    prompt_cache: bool | UnsetType = UNSET
 
 
 class CreateAgentRequest(msgspec.Struct, forbid_unknown_fields=True):

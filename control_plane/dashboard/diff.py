@@ -59,6 +59,7 @@ def _config_fields(config: AgentConfigBody) -> dict[str, Any]:
         "top p": config.top_p,
         "fallbacks": config.fallbacks,
         "leak guard": config.leak_guard,
+        "prompt cache": config.prompt_cache,
         "knowledge": knowledge.enabled,
         "knowledge files": len(knowledge.file_ids),
         "chunk size": knowledge.chunk_size,

@@ -53,7 +53,8 @@ def parse_entry(fields: dict[bytes, bytes]) -> UsageEvent:
     if event.billable and event.status not in BILLABLE_STATUSES:
         raise MalformedUsageEvent("a billable call must be a success or cancelled")
     for name, number in (("input_tokens", event.input_tokens),
-                         ("output_tokens", event.output_tokens)):  # fmt: skip
+                         ("output_tokens", event.output_tokens),
+                         ("cached_input_tokens", event.cached_input_tokens)):  # fmt: skip
         if not 0 <= number <= INT32_MAX:
             raise MalformedUsageEvent(f"field {name} out of range")
     if not _MIN_TS_MS <= event.ts_ms < _MAX_TS_MS:

@@ -43,16 +43,16 @@ WITH batch AS (
     SELECT *
     FROM unnest($1::text[], $2::text[], $3::uuid[], $4::int[], $5::uuid[], $6::uuid[],
                 $7::bigint[], $8::bool[], $9::bool[], $10::int[], $11::int[], $12::int[],
-                $13::text[], $14::text[], $15::timestamptz[])
+                $13::text[], $14::text[], $15::timestamptz[], $16::int[])
          AS b (request_id, client_request_id, agent_id, agent_version, api_key_id, user_id,
                units, billable, trial, input_tokens, output_tokens, latency_ms, status,
-               error_code, created_at)
+               error_code, created_at, cached_input_tokens)
 ),
 inserted AS (
     INSERT INTO call_logs AS c (request_id, client_request_id, agent_id, agent_version,
                                 api_key_id, user_id, units, billable, input_tokens,
                                 output_tokens, latency_ms, status, error_code, cost_usd,
-                                created_at)
+                                created_at, cached_input_tokens)
     SELECT b.request_id, b.client_request_id, b.agent_id, b.agent_version, b.api_key_id,
            b.user_id, b.units, b.billable, b.input_tokens, b.output_tokens, b.latency_ms,
            b.status, b.error_code,
@@ -60,7 +60,7 @@ inserted AS (
                 THEN coalesce(v.price_per_call, a.price_per_call, 0)
                 ELSE 0
            END,
-           b.created_at
+           b.created_at, b.cached_input_tokens
     FROM batch b
     LEFT JOIN agent_versions v ON v.agent_id = b.agent_id AND v.version = b.agent_version
     LEFT JOIN agents a ON a.id = b.agent_id
@@ -146,6 +146,7 @@ def _columns(events: Sequence[UsageEvent]) -> list[list[Any]]:
         [e.status for e in events],
         [e.error_code or None for e in events],
         [e.created_at for e in events],
+        [e.cached_input_tokens for e in events],
     ]
 
 

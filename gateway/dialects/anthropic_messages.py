@@ -7,7 +7,8 @@ The official `anthropic` SDK with `base_url=http://host/proxy/v1/agents/{agent_i
 which translates what the pipeline answers (gateway/edge.py):
 
 - a chat.completion → a `message` (text and `tool_use` blocks, `stop_reason`, `usage` with
-  `input_tokens`, `output_tokens`, and the call's `cost` / `cost_units`);
+  `input_tokens`, `cache_creation_input_tokens`, `cache_read_input_tokens`, `output_tokens`,
+  and the call's `cost` / `cost_units`);
 - the client-ready OpenAI chunks → Anthropic's event sequence: `message_start`, per block
   `content_block_start` / `content_block_delta` (`text_delta`, `input_json_delta`) /
   `content_block_stop`, then `message_delta` (stop reason, cumulative usage with the cost) and
@@ -67,9 +68,17 @@ def _message_id(openai_id: Any) -> str:
 
 
 def _usage(usage: Any) -> dict[str, Any]:
+    """OpenAI usage → Anthropic's, whose `input_tokens` leave out the prompt-cache reads and
+    writes it counts apart (OpenAI's `prompt_tokens` include them)."""
     usage = usage if isinstance(usage, dict) else {}
+    details = usage.get("prompt_tokens_details")
+    details = details if isinstance(details, dict) else {}
+    read = int(details.get("cached_tokens") or 0)
+    written = int(details.get("cache_write_tokens") or 0)
     out: dict[str, Any] = {
-        "input_tokens": int(usage.get("prompt_tokens") or 0),
+        "input_tokens": max(int(usage.get("prompt_tokens") or 0) - read - written, 0),
+        "cache_creation_input_tokens": written,
+        "cache_read_input_tokens": read,
         "output_tokens": int(usage.get("completion_tokens") or 0),
     }
     for name in ("cost", "cost_units"):

@@ -187,20 +187,32 @@ def _tools(payload: ChatCompletionRequest, provider: str) -> dict[str, Any]:
     return fields
 
 
+def _system_blocks(content: Any, provider: str, *, first: bool) -> list[dict[str, Any]]:
+    """A system message's text parts as blocks. On the `first` message, the agent's prompt
+    as the gateway built it, a part's `cache_control` (gateway/chat_request.py
+    `with_cache_mark`) stays on its block; a developer's own marks are not carried (they would
+    add cache writes the platform pays for, or pass Anthropic's four)."""
+    texts = texts_of(content, provider)  # refuses a part that is not text
+    blocks: list[dict[str, Any]] = []
+    for text, part in zip(texts, content_parts(content), strict=True):
+        if text:
+            block: dict[str, Any] = {"type": "text", "text": text}
+            if first and part.get("cache_control"):
+                block["cache_control"] = part["cache_control"]
+            blocks.append(block)
+    return blocks
+
+
 def to_messages_request(
     payload: ChatCompletionRequest, *, stream: bool, provider: str = "anthropic"
 ) -> dict[str, Any]:
     """The Messages API request for an OpenAI chat payload."""
     system: list[Block] = []
     messages: list[Block] = []
-    for message in payload["messages"]:
+    for position, message in enumerate(payload["messages"]):
         role = message["role"]
         if role in ("system", "developer"):
-            system.extend(
-                {"type": "text", "text": text}
-                for text in texts_of(message.get("content"), provider)
-                if text
-            )
+            system.extend(_system_blocks(message.get("content"), provider, first=position == 0))
             continue
         if role == "assistant":
             turn, blocks = "assistant", _assistant_blocks(message, provider)

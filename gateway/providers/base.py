@@ -22,9 +22,12 @@ if TYPE_CHECKING:
 
 @dataclass(slots=True)
 class Usage:
-    input_tokens: int = 0
+    input_tokens: int = 0  # every prompt token, cached or not
     output_tokens: int = 0
     finish_reasons: tuple[str, ...] = ()
+    # Of input_tokens: read from the provider's prompt cache, and written to it (Anthropic).
+    cached_input_tokens: int = 0
+    cache_write_input_tokens: int = 0
 
 
 @dataclass(slots=True)

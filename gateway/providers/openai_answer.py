@@ -12,12 +12,20 @@ import orjson
 from gateway.providers.base import Usage
 
 
-def usage_json(usage: Usage) -> dict[str, int]:
-    return {
+def usage_json(usage: Usage) -> dict[str, Any]:
+    out: dict[str, Any] = {
         "prompt_tokens": usage.input_tokens,
         "completion_tokens": usage.output_tokens,
         "total_tokens": usage.input_tokens + usage.output_tokens,
     }
+    if usage.cached_input_tokens or usage.cache_write_input_tokens:
+        # OpenAI's field for cache reads; cache writes under OpenRouter's name. Both are part
+        # of prompt_tokens.
+        details = {"cached_tokens": usage.cached_input_tokens}
+        if usage.cache_write_input_tokens:
+            details["cache_write_tokens"] = usage.cache_write_input_tokens
+        out["prompt_tokens_details"] = details
+    return out
 
 
 def tool_call_json(call_id: str, name: str, arguments: str) -> dict[str, Any]:

@@ -31,6 +31,9 @@ class ContentPart(TypedDict, total=False):
     type: Required[str]
     text: str
     image_url: object  # {"url": ...}, as sent
+    # The gateway's mark on an agent's prompt (gateway/chat_request.py with_cache_mark),
+    # which the Anthropic adapter carries on the first message only.
+    cache_control: dict[str, str]
 
 
 class ChatMessage(TypedDict, total=False):

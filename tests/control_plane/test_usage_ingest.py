@@ -27,6 +27,8 @@ from control_plane.usage_ingest import (
     parse,
 )
 from control_plane.worker_metrics import WorkerMetrics
+from gateway.call_result import CallResult
+from gateway.providers.base import Usage
 from tests.control_plane.helpers import (
     Expected,
     Producer,
@@ -460,3 +462,34 @@ async def test_two_consumers_at_once_write_every_event_once(
     await assert_totals(db_pool, expected, accounts, agents)
     for account in accounts:
         assert await pending_count(redis, account.developer.shard) == 0
+
+
+async def test_cached_input_tokens_land_in_call_logs(
+    db_pool: asyncpg.Pool, redis: redis_asyncio.Redis, producer: Producer
+) -> None:
+    """The prompt tokens a provider served from its cache go from the commit through the
+    usage event into call_logs.cached_input_tokens (a provider claiming more cached tokens
+    than prompt tokens is held to the prompt's); the billing is the same either way."""
+    account = await producer.account(quota=10)
+    agent = await producer.agent()
+    sent = {}
+    for cached, prompt in ((0, 1200), (1024, 1200), (5000, 300)):
+        admission = await producer.admit(account, agent)
+        usage = Usage(input_tokens=prompt, output_tokens=7, cached_input_tokens=cached)
+        assert await producer.admitter.commit(
+            admission, CallResult.answered(usage), latency_ms=3, request_id="cache"
+        )
+        sent[admission.call_id] = (prompt, min(cached, prompt))
+    await ingest_once(redis, db_pool)
+    rows = await call_log_rows(db_pool, [account.developer.user_id])
+    assert {r["request_id"]: (r["input_tokens"], r["cached_input_tokens"]) for r in rows} == sent
+    assert {(r["billable"], r["cost_usd"]) for r in rows} == {(True, Decimal(0))}  # trials
+
+
+def test_an_event_from_before_cached_tokens_reads_as_none_cached() -> None:
+    """A gateway not yet upgraded (or a reaped call) appends no cached_input_tokens field."""
+    fields = {name.encode(): str(value).encode() for name, value in event_fields().items()}
+    assert parse.parse_entry(fields).cached_input_tokens == 0
+    fields[b"cached_input_tokens"] = b"-1"
+    with pytest.raises(parse.MalformedUsageEvent):
+        parse.parse_entry(fields)

@@ -191,11 +191,13 @@ def test_reply(http: httpx.Client, fmt: str) -> None:
 def test_token_overrides(http: httpx.Client) -> None:
     path, body = chat_request("openai", "t [[mock prompt_tokens=1000 completion_tokens=7]]")
     usage = http.post(path, json=body).json()["usage"]
-    assert usage == {"prompt_tokens": 1000, "completion_tokens": 7, "total_tokens": 1007}
+    assert usage == {"prompt_tokens": 1000, "completion_tokens": 7, "total_tokens": 1007,
+                     "prompt_tokens_details": {"cached_tokens": 0}}  # fmt: skip
     path, body = chat_request("anthropic", "t")
     headers = {"x-mock-prompt-tokens": "11", "x-mock-completion-tokens": "0"}
     usage = http.post(path, json=body, headers=headers).json()["usage"]
-    assert usage == {"input_tokens": 11, "output_tokens": 0}
+    assert usage == {"input_tokens": 11, "output_tokens": 0, "cache_creation_input_tokens": 0,
+                     "cache_read_input_tokens": 0}  # fmt: skip
     path, body = chat_request(
         "gemini", "t [[mock prompt_tokens=3 completion_tokens=4]]", stream=True
     )

@@ -64,6 +64,7 @@ def _desired(ctx: PageContext, errors: Errors) -> dict[str, Any]:
     for name in ("temperature", "max_tokens", "top_p"):
         config[name] = form[name].strip() or None
     config["leak_guard"] = "leak_guard" in form
+    config["prompt_cache"] = "prompt_cache" in form
     config["fallbacks"] = fallbacks
     knowledge: dict[str, Any] = {name: form[name] for name in _KNOWLEDGE if form[name].strip()}
     knowledge["enabled"] = "knowledge_enabled" in form
@@ -91,6 +92,7 @@ def _form_values(agent: AgentDetail | None) -> dict[str, Any]:
         "max_tokens": "" if config.max_tokens is None else config.max_tokens,
         "top_p": "" if config.top_p is None else config.top_p,
         "leak_guard": config.leak_guard,
+        "prompt_cache": config.prompt_cache,
         "fallbacks": "\n".join(f"{t.provider}/{t.model}" for t in config.fallbacks),
         "knowledge_enabled": config.knowledge.enabled,
         "chunk_size": config.knowledge.chunk_size,
@@ -102,6 +104,7 @@ def _form_values(agent: AgentDetail | None) -> dict[str, Any]:
 def _posted_values(ctx: PageContext) -> dict[str, Any]:
     values: dict[str, Any] = ctx.form.as_dict()
     values["leak_guard"] = "leak_guard" in ctx.form
+    values["prompt_cache"] = "prompt_cache" in ctx.form
     values["knowledge_enabled"] = "knowledge_enabled" in ctx.form
     return values
 
@@ -115,7 +118,7 @@ def _patch(current: AgentDetail, wanted: CreateAgentRequest) -> dict[str, Any]:
     if wanted.price_per_call != Decimal(current.price_per_call):
         patch["price_per_call"] = str(wanted.price_per_call)
     config: dict[str, Any] = {}
-    for name in (*_PLAIN_CONFIG, "leak_guard"):
+    for name in (*_PLAIN_CONFIG, "leak_guard", "prompt_cache"):
         if getattr(wanted.config, name) != getattr(current.config, name):
             config[name] = getattr(wanted.config, name)
     if wanted.config.fallbacks != current.config.fallbacks:

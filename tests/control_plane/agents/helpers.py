@@ -65,6 +65,7 @@ def full_config(submitted: dict[str, Any]) -> dict[str, Any]:
         "top_p": None,
         "fallbacks": [],
         "leak_guard": True,
+        "prompt_cache": False,
         **submitted,
         "knowledge": knowledge,
     }

@@ -94,6 +94,7 @@ config_patches = st.fixed_dictionaries(
         "max_tokens": st.none() | st.integers(1, 128_000),
         "top_p": st.none() | st.floats(0, 1, allow_nan=False),
         "leak_guard": st.booleans(),
+        "prompt_cache": st.booleans(),
         "knowledge": st.fixed_dictionaries(
             {}, optional={"top_k": st.integers(1, 50), "enabled": st.booleans()}
         ),

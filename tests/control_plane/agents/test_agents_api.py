@@ -131,6 +131,7 @@ INVALID_CREATES: list[tuple[dict[str, Any], str]] = [
     ({"config": config(max_tokens=1.5)}, "config.max_tokens"),
     ({"config": config(top_p=1.01)}, "config.top_p"),
     ({"config": config(leak_guard="yes")}, "config.leak_guard"),
+    ({"config": config(prompt_cache=1)}, "config.prompt_cache"),
     (
         {"config": config(fallbacks=[{"provider": "openai", "model": f"m{i}"} for i in range(4)])},
         "config.fallbacks",
