@@ -7,6 +7,12 @@ record is written in the same transaction (gateway_sync), and admit.lua enforces
 the one atomic admission step, so they hold on the very next request on every gateway and
 exactly under concurrency. `POST /developers/keys/{id}/rotate` creates a replacement with the
 same name and controls and lets the old key work `grace_seconds` more.
+
+At most MAX_ACTIVE_KEYS keys that still work (not revoked, not expired) per developer. A
+rotation replaces its key, so that key is not counted against it, but a key still in its
+grace is: at the cap one rotation goes through, the next waits for the grace to end (or a
+revoke). So never more than MAX_ACTIVE_KEYS + 1 keys work at once. Creations and rotations of
+one developer take the user row's lock first, so the cap holds under concurrency.
 """
 
 from __future__ import annotations
@@ -36,9 +42,24 @@ from control_plane.developers.schemas import (
 from control_plane.state import ControlPlaneState
 from crypto.api_keys import generate_api_key
 
+MAX_ACTIVE_KEYS = 25
+
 
 def _not_found() -> ApiError:
     return ApiError(ErrorCode.RESOURCE_NOT_FOUND, "No such API key.")
+
+
+async def check_room(connection: Any, user_id: str, *, replacing: str | None = None) -> None:
+    """409 unless the developer may have one more working key (`replacing` is going away).
+    Call with the user row locked (repository.lock_user)."""
+    working = await repository.count_active_keys(connection, user_id, besides=replacing)
+    if working >= MAX_ACTIVE_KEYS:
+        grace = " (a rotated key counts until its grace ends)" if replacing else ""
+        raise ApiError(
+            ErrorCode.CONFLICT,
+            f"You already have {MAX_ACTIVE_KEYS} active API keys, the most allowed{grace}; "
+            "revoke one you no longer use first.",
+        )
 
 
 def key_out(row: asyncpg.Record, spend_used: int | None = None) -> ApiKeyOut:
@@ -96,6 +117,11 @@ async def _locked_key(connection: Any, principal: Principal, key_id: str) -> asy
     return row
 
 
+def _refuse_expired(row: asyncpg.Record) -> None:
+    if row["expires_at"] is not None and row["expires_at"] <= datetime.now(UTC):
+        raise ApiError(ErrorCode.CONFLICT, "This API key has expired; create a new one.")
+
+
 def _agents(patch: KeyControlsPatch, row: asyncpg.Record) -> list[str] | None:
     if patch.allowed_agents is UNSET:
         agents = row["allowed_agents"]
@@ -139,7 +165,11 @@ async def rotate(
 ) -> CreatedApiKey:
     """A replacement key (same name and controls); the old one expires after the grace."""
     async with state.db.acquire() as connection, connection.transaction():
+        if await repository.lock_user(connection, principal.user_id) is None:
+            raise _not_found()
         row = await _locked_key(connection, principal, key_id)
+        _refuse_expired(row)
+        await check_room(connection, principal.user_id, replacing=key_id)
         shard = row["redis_shard"]
         generated = generate_api_key(shard)
         try:

@@ -41,13 +41,20 @@ async def lock_user(connection: DbConnection, user_id: str) -> asyncpg.Record | 
     )
 
 
-async def count_active_keys(connection: DbConnection, user_id: str) -> int:
+async def count_active_keys(
+    connection: DbConnection, user_id: str, *, besides: str | None = None
+) -> int:
+    """The user's keys that still work (not revoked, not expired; the playground's aside),
+    not counting `besides`."""
     count: int = await connection.fetchval(
         """SELECT count(*) FROM api_keys
            WHERE user_id = $1 AND revoked_at IS NULL
-             AND permissions->>'scope' IS DISTINCT FROM $2""",
+             AND (expires_at IS NULL OR expires_at > now())
+             AND permissions->>'scope' IS DISTINCT FROM $2
+             AND id IS DISTINCT FROM $3::uuid""",
         user_id,
         SESSION_SCOPE,
+        besides,
     )
     return count
 

@@ -23,7 +23,7 @@ from common.validation import is_uuid
 from control_plane import gateway_sync
 from control_plane.auth.principal import Principal
 from control_plane.developers import key_controls, repository
-from control_plane.developers.key_controls import key_out
+from control_plane.developers.key_controls import MAX_ACTIVE_KEYS, key_out
 from control_plane.developers.schemas import (
     AgentUsage,
     ApiKeyPage,
@@ -52,7 +52,6 @@ from control_plane.webhooks import events, outbox
 from crypto.api_keys import generate_api_key
 
 # Active (unrevoked) keys a developer may hold at once. Revoked keys do not count.
-MAX_ACTIVE_KEYS = 25
 USAGE_DEFAULT_DAYS = 30
 USAGE_MAX_DAYS = 366
 _KEYS_CURSOR = "keys"
@@ -129,12 +128,7 @@ async def create_key(
         user = await repository.lock_user(connection, principal.user_id)
         if user is None:
             raise ApiError(ErrorCode.USER_NOT_FOUND)
-        if await repository.count_active_keys(connection, principal.user_id) >= MAX_ACTIVE_KEYS:
-            raise ApiError(
-                ErrorCode.CONFLICT,
-                f"You already have {MAX_ACTIVE_KEYS} active API keys, the most allowed; "
-                "revoke one you no longer use first.",
-            )
+        await key_controls.check_room(connection, principal.user_id)
         shard = user["redis_shard"]  # Postgres is authoritative, not the token's claim
         if generated.shard != shard:
             generated = generate_api_key(shard)

@@ -416,3 +416,39 @@ def test_key_fields_never_include_secrets() -> None:
     names = {field.encode_name for field in msgspec.structs.fields(ApiKeyOut)}
     assert names == KEY_FIELDS
     assert not any(re.search("hash|secret|key$|plain", name) for name in names)
+
+
+async def test_rotation_respects_the_active_key_cap(
+    client: httpx.AsyncClient, db_pool: asyncpg.Pool
+) -> None:
+    """At the cap one rotation goes through (it replaces its key), and the key in its grace
+    then counts: neither another rotation, concurrent or not, nor a new key fits until it
+    ends; an expired key does not count, and cannot itself be rotated."""
+    auth, user_id = await developer(client)
+    keys = [await create_key(client, auth, f"k{i}") for i in range(service.MAX_ACTIVE_KEYS)]
+    first = await client.post(f"{KEYS}/{keys[0]['id']}/rotate", json={"grace_seconds": 600},
+                              headers=auth)  # fmt: skip
+    assert first.status_code == 201, first.text
+    # Concurrent rotations of the others, of the key in grace and of the new key: all refused.
+    targets = [keys[0]["id"], keys[1]["id"], keys[2]["id"], first.json()["id"]]
+    refused = await asyncio.gather(*(
+        client.post(f"{KEYS}/{key_id}/rotate", json={}, headers=auth) for key_id in targets
+    ))  # fmt: skip
+    for response in refused:
+        body = assert_error(response, 409, "40901")
+        assert "grace" in body["error"]["message"]
+    assert_error(await client.post(KEYS, json={"name": "one more"}, headers=auth), 409, "40901")
+    working = await db_pool.fetchval(
+        "SELECT count(*) FROM api_keys WHERE user_id = $1 AND revoked_at IS NULL", user_id
+    )
+    assert working == service.MAX_ACTIVE_KEYS + 1
+
+    # The grace ends: the old key no longer counts, and an expired key cannot be rotated.
+    await db_pool.execute(
+        "UPDATE api_keys SET expires_at = now() - interval '1 second' WHERE id = $1",
+        keys[0]["id"],
+    )
+    assert_error(await client.post(f"{KEYS}/{keys[0]['id']}/rotate", json={}, headers=auth),
+                 409, "40901")  # fmt: skip
+    again = await client.post(f"{KEYS}/{keys[1]['id']}/rotate", json={}, headers=auth)
+    assert again.status_code == 201, again.text
