@@ -61,6 +61,13 @@ def key_controls_of(row: Any) -> KeyControls:
     )
 
 
+_DAY_MS = 86_400_000
+# How long a capped key's kspend:{sS} field lives after its last change (admit.lua, and the
+# cold load in gateway/records.py): its period and a day more, so it outlives its bucket
+# and every reservation's give-back; a total cap's field lives as long as the key.
+SPEND_FIELD_TTL_MS = {"day": 2 * _DAY_MS, "month": 32 * _DAY_MS}
+
+
 def spend_bucket(period: str, at: datetime) -> str:
     """The kspend:{sS} bucket a capped key's units count in at `at`, as admit.lua names it."""
     if period == "day":

@@ -18,6 +18,7 @@ from redis.exceptions import RedisError
 from common import keyspace
 from common.errors import ApiError, ErrorCode
 from common.feature_flags import FeatureFlags
+from common.records import SPEND_FIELD_TTL_MS
 from common.redis_store import ScriptSet
 from gateway.call_result import CallResult
 from gateway.records import RecordLoader
@@ -163,7 +164,8 @@ class Admitter:
             trial_calls = 0
         user_id = self._owner_of_key.get(key_hash, _PLACEHOLDER_USER)
         args: list[str | int] = [call_id, agent_id, limits.free_per_window, limits.paid_per_window,
-                limits.window_ms, limits.reservation_ms, trial_calls, request_id]  # fmt: skip
+                limits.window_ms, limits.reservation_ms, trial_calls, request_id,
+                SPEND_FIELD_TTL_MS["day"], SPEND_FIELD_TTL_MS["month"]]  # fmt: skip
         for _ in range(_MAX_ATTEMPTS):
             keys = [
                 keyspace.api_key_record(shard, key_hash),

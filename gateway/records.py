@@ -22,6 +22,7 @@ from common import keyspace
 from common.knowledge.records import KNOWLEDGE_RECORD
 from common.records import (
     KEY_CONTROL_COLUMNS,
+    SPEND_FIELD_TTL_MS,
     AgentRecord,
     KeyControls,
     KeyRecord,
@@ -106,7 +107,10 @@ class RecordLoader:
             user_id, key_id, spend_bucket_start(period, now),
         )  # fmt: skip
         field = f"{key_id}:{spend_bucket(period, now)}"
-        await self._redis.hsetnx(keyspace.key_spend(shard), field, int(spent))
+        spend = keyspace.key_spend(shard)
+        await self._redis.hsetnx(spend, field, int(spent))
+        if ttl := SPEND_FIELD_TTL_MS.get(period):
+            await self._redis.hpexpire(spend, ttl, field, nx=True)
 
     async def _load_user(self, user_id: str, shard: int) -> None:
         record, quota = keyspace.user_record(shard, user_id), keyspace.quota(shard, user_id)

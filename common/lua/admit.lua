@@ -17,6 +17,9 @@
 -- ARGV[5] window length, ms                      ARGV[6] reservation lifetime, ms
 -- ARGV[7] free trial calls per (user, agent): FREE_TRIAL_CALLS, 0 with enable_trial_mode off
 -- ARGV[8] the client's request id (kept in the reservation, so a reaped call still has it)
+-- ARGV[9], ARGV[10] how long a day / month cap's kspend field lives after its last change, ms
+--         (common/records.py SPEND_FIELD_TTL_MS: a field per bucket, gone after it; a total
+--         cap's has none). Per-field expiry: Valkey 9 / Redis 7.4 or later.
 --
 -- KEYS[2..4] are named by the user id, which the caller learns from KEYS[1]; a caller that
 -- does not know the user yet passes placeholders and gets MISS_KEY or the user id back.
@@ -125,6 +128,8 @@ elseif quota >= units then
       return reply("KEY_CAP_REACHED", user_id, key_id, version, limit, limit - used, 0, quota)
     end
     redis.call("HINCRBY", KEYS[10], spend, units)
+    local ttl = (key[7] == "day" and ARGV[9]) or (key[7] == "month" and ARGV[10]) or nil
+    if ttl then redis.call("HPEXPIRE", KEYS[10], ttl, "FIELDS", 1, spend) end
   end
   quota = redis.call("DECRBY", KEYS[3], units)
 else

@@ -44,7 +44,11 @@ end
 local function give_back(r, quota_key, trials_key, spend_key)
   if r.charge == "quota" then
     redis.call("INCRBY", quota_key, r.units)
-    if r.spend ~= "" then redis.call("HINCRBY", spend_key, r.spend, -r.units) end
+    -- A bucket whose field expired has ended: nothing to give back to it (and no negative
+    -- field without an expiry left behind).
+    if r.spend ~= "" and redis.call("HEXISTS", spend_key, r.spend) == 1 then
+      redis.call("HINCRBY", spend_key, r.spend, -r.units)
+    end
   else
     redis.call("HINCRBY", trials_key, r.agent_id, -1)
   end

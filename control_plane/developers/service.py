@@ -169,6 +169,9 @@ async def revoke_key(state: ControlPlaneState, principal: Principal, key_id: str
             state.redis, shard=row["redis_shard"], key_hash=row["key_hash"].strip(),
             user_id=principal.user_id, key_id=key_id, revoked=True,
         )  # fmt: skip
+        # A total cap's spend field has no expiry: it goes with the key (day and month
+        # fields expire by themselves, common/records.py SPEND_FIELD_TTL_MS).
+        await state.redis.hdel(keyspace.key_spend(row["redis_shard"]), f"{key_id}:t")
 
 
 def _usage_range(query: UsageQuery) -> tuple[datetime, datetime]:

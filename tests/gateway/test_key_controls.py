@@ -256,3 +256,68 @@ async def test_another_developers_key_is_not_found(
     assert_error(response, 404, "40404")
     rotated = await control.post(f"{KEYS}/{owner.key_id}/rotate", json={}, headers=other.auth)
     assert_error(rotated, 404, "40404")
+
+
+@pytest.mark.parametrize("period", ["day", "month", "total"])
+async def test_spend_fields_expire_after_their_bucket(
+    control: httpx.AsyncClient,
+    db_pool: asyncpg.Pool,
+    gateway_url: str,
+    redis: redis_asyncio.Redis,
+    period: str,
+) -> None:
+    """kspend:{sS} holds a field per capped key and bucket: a day or month bucket's field
+    expires a period and a day after its last change (per-field expiry in the admission
+    script, and on a cold load), so old buckets do not pile up; a total cap's field lives as
+    long as the key and goes when it is revoked. A give-back to a field already gone leaves
+    nothing behind. (The failures are 400s: they do not count against the shared gateway's
+    breaker.)"""
+    owner = await holder(control, db_pool)
+    agent = await paid_agent(db_pool, owner)
+    await patch(control, owner, spend_cap={"units": 5, "period": period})
+    spend = keyspace.key_spend(owner.shard)
+    ttl_ms = {"day": 2 * 86_400_000, "month": 32 * 86_400_000}.get(period)
+
+    async def field_ttl() -> tuple[str, int]:
+        fields = [
+            f.decode() for f in await redis.hkeys(spend) if f.startswith(owner.key_id.encode())
+        ]
+        assert len(fields) == 1, fields
+        [ttl] = await redis.hpttl(spend, fields[0])
+        return fields[0], ttl
+
+    async with httpx.AsyncClient(timeout=30) as client:
+        assert (await call(client, gateway_url, owner.key, agent)).status_code == 200
+        field, ttl = await field_ttl()
+        assert await redis.hget(spend, field) == b"1"
+        if ttl_ms is None:
+            assert ttl == -1  # no expiry
+        else:
+            assert ttl_ms - 60_000 < ttl <= ttl_ms
+        # A cold key record: the spend reloads from call_logs (0 or 1, as far as the worker
+        # got), with its expiry, before a failed call's give-back.
+        await redis.delete(keyspace.api_key_record(owner.shard, owner.key_hash))
+        await redis.hdel(spend, field)
+        failed = await call(client, gateway_url, owner.key, agent, "hi [[mock status=400]]")
+        assert failed.status_code == 400
+        field, ttl = await field_ttl()
+        reloaded = await redis.hget(spend, field)
+        assert reloaded in (b"0", b"1")
+        assert ttl == -1 if ttl_ms is None else ttl_ms - 60_000 < ttl <= ttl_ms
+        # The bucket expired while a call was in flight: its give-back creates no field.
+        slow = asyncio.create_task(
+            call(client, gateway_url, owner.key, agent, "hi [[mock status=400 latency_ms=1500]]")
+        )
+        for _ in range(200):
+            if await redis.hget(spend, field) != reloaded:
+                break
+            await asyncio.sleep(0.01)
+        await redis.hdel(spend, field)
+        assert (await slow).status_code == 400
+        assert await redis.hget(spend, field) is None
+        assert (await call(client, gateway_url, owner.key, agent)).status_code == 200
+
+    revoked = await control.delete(f"{KEYS}/{owner.key_id}", headers=owner.auth)
+    assert revoked.status_code in (200, 204), revoked.text
+    if ttl_ms is None:
+        assert await redis.hget(spend, f"{owner.key_id}:t") is None
