@@ -101,6 +101,7 @@ async def make_agent(
     provider: str = "openai",
     fallbacks: tuple[ModelTarget, ...] = (),
     leak_guard: bool = True,
+    prompt_cache: bool = False,
     knowledge: KnowledgeSettings | None = None,
     name: str = "test agent",
     description: str = "for tests",
@@ -114,6 +115,7 @@ async def make_agent(
         temperature=temperature,
         fallbacks=fallbacks,
         leak_guard=leak_guard,
+        prompt_cache=prompt_cache,
         knowledge=knowledge or KnowledgeSettings(),
     )
     envelope = keyring.encrypt(config.to_json(), agent_id=agent_id, version=1)

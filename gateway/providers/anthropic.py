@@ -77,10 +77,10 @@ def usage_of(counts: TokenCounts | None, into: Usage | None = None) -> Usage:
     if counts is None:
         return result
     if counts.input_tokens is not None:
+        result.cached_input_tokens = counts.cache_read_input_tokens or 0
+        result.cache_write_input_tokens = counts.cache_creation_input_tokens or 0
         result.input_tokens = (
-            counts.input_tokens
-            + (counts.cache_creation_input_tokens or 0)
-            + (counts.cache_read_input_tokens or 0)
+            counts.input_tokens + result.cached_input_tokens + result.cache_write_input_tokens
         )
     if counts.output_tokens is not None:
         result.output_tokens = counts.output_tokens

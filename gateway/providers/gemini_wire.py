@@ -50,6 +50,7 @@ class TokenCounts(Wire):
     tool_use_prompt_token_count: int | None = None
     candidates_token_count: int | None = None
     thoughts_token_count: int | None = None
+    cached_content_token_count: int | None = None  # of prompt_token_count, from the cache
 
 
 class GenerateContentResponse(Wire):

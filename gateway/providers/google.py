@@ -81,6 +81,7 @@ def usage_of(counts: TokenCounts | None) -> Usage:
     return Usage(
         input_tokens=(counts.prompt_token_count or 0) + (counts.tool_use_prompt_token_count or 0),
         output_tokens=(counts.candidates_token_count or 0) + (counts.thoughts_token_count or 0),
+        cached_input_tokens=counts.cached_content_token_count or 0,  # of prompt_token_count
     )
 
 

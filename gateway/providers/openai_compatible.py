@@ -30,10 +30,13 @@ def finish_reasons_of(answer: ChatAnswer) -> tuple[str, ...]:
 
 
 def _usage(counts: TokenCounts, finish_reasons: tuple[str, ...]) -> Usage:
+    details = counts.prompt_tokens_details
     return Usage(
         input_tokens=counts.prompt_tokens or 0,
         output_tokens=counts.completion_tokens or 0,
         finish_reasons=finish_reasons,
+        # Part of prompt_tokens: what the provider's prompt cache served.
+        cached_input_tokens=(details.cached_tokens or 0) if details is not None else 0,
     )
 
 

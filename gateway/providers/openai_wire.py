@@ -87,9 +87,14 @@ class Wire(msgspec.Struct, gc=False):
     """Decoded provider JSON, never part of a reference cycle (so the collector skips it)."""
 
 
+class PromptTokensDetails(Wire):
+    cached_tokens: int | None = None  # read from the provider's prompt cache
+
+
 class TokenCounts(Wire):
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
+    prompt_tokens_details: PromptTokensDetails | None = None
 
 
 class Choice(Wire):

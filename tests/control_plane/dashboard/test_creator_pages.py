@@ -108,3 +108,19 @@ async def test_profile_and_wallet(browserless: Browserless) -> None:
     assert good.status_code == 303
     earnings = await browserless.get("/creator/earnings")
     assert wallet in earnings.text
+
+
+async def test_prompt_caching_is_a_setting_of_the_agent_version(browserless: Browserless) -> None:
+    await browserless.register("creator")
+    agent_id = await create_agent(browserless, name="Cached", prompt="a long prompt")
+    form = await browserless.get(f"/creator/agents/{agent_id}")
+    assert 'name="prompt_cache" value="1">' in form.text  # off by default
+    edited = await browserless.post(
+        f"/creator/agents/{agent_id}", agent_form("Cached", "a long prompt", prompt_cache="1")
+    )
+    assert edited.status_code == 303
+    page = await browserless.get(edited.headers["location"])
+    assert "Saved as version 2." in page.text
+    assert 'name="prompt_cache" value="1" checked>' in page.text
+    diff = await browserless.get(f"/creator/agents/{agent_id}/versions/diff?from=1&to=2")
+    assert "prompt cache" in diff.text
