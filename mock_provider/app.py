@@ -242,7 +242,9 @@ class MockProvider:
                 created=int(time.time()),
                 model=model,
             )
-            cache = self.prompt_cache.use(model, prompt.prefixes, answer.prompt_tokens)
+            cache = self.prompt_cache.use(
+                model, prompt.prefixes if controls.cache else [], answer.prompt_tokens
+            )
             if cache.read_tokens or cache.write_tokens:
                 answer = replace(
                     answer, cached_tokens=cache.read_tokens, cache_write_tokens=cache.write_tokens

@@ -22,5 +22,8 @@ class MockConfig:
     max_embedding_dimensions: int = 8192
     # Entries kept by the request log behind GET /_mock/requests.
     request_log_size: int = 200
-    # Prompt prefixes remembered by the prompt cache (mock_provider/prompt_cache.py).
+    # The prompt cache (mock_provider/prompt_cache.py): whether a request uses it unless its
+    # `cache` control says otherwise (off, so that usage stays what a test expects), and how
+    # many prefixes it remembers.
+    prompt_cache: bool = False
     prompt_cache_size: int = 10_000

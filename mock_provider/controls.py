@@ -46,10 +46,15 @@ class Controls:
     refusal: bool = False
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
+    cache: bool = False  # report a repeated prompt prefix as cached (prompt_cache.py)
 
     @classmethod
     def defaults(cls, config: MockConfig) -> Controls:
-        return cls(chunks=config.default_chunks, stall_ms=config.default_stall_ms)
+        return cls(
+            chunks=config.default_chunks,
+            stall_ms=config.default_stall_ms,
+            cache=config.prompt_cache,
+        )
 
 
 def _int_parser(name: str, low: int, high: int) -> Callable[[str], int]:
@@ -97,6 +102,7 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "refusal": _flag_parser("refusal"),
     "prompt_tokens": _int_parser("prompt_tokens", 0, 1_000_000_000),
     "completion_tokens": _int_parser("completion_tokens", 0, 1_000_000_000),
+    "cache": _flag_parser("cache"),
 }
 CONTROL_NAMES = frozenset(_PARSERS)
 

@@ -1,4 +1,6 @@
-"""The mock's prompt cache: a repeated prompt prefix is reported as cached, as providers do.
+"""The mock's prompt cache: a repeated prompt prefix is reported as cached, as providers do,
+for the requests with the `cache` control (`x-mock-cache: 1` or `[[mock cache]]`; the default
+is MockConfig.prompt_cache, off).
 
 A request's cacheable prefixes are where its format lets a provider cache (`Prompt.prefixes`,
 set by each format's parser, shortest first): after each of OpenAI's leading system/developer

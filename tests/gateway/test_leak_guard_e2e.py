@@ -111,7 +111,8 @@ async def _upstream_system(mock_url: str, marker: str) -> str:
         recorded = (await client.get(f"{mock_url}/_mock/requests")).json()
     [system] = [
         entry["body"]["messages"][0]["content"] for entry in recorded
-        if marker in str(entry["body"]["messages"][-1]["content"])
+        if entry["path"] == "/v1/chat/completions"
+        and marker in str(entry["body"]["messages"][-1]["content"])
     ]  # fmt: skip
     assert isinstance(system, str)
     return system

@@ -4,7 +4,8 @@ provider's prompt cache (here the mock's, which reports a repeated prefix in eac
 own usage fields) hits from the second call; the cached prompt tokens reach the caller's
 `usage` in both dialects, the usage event and call_logs.cached_input_tokens. An agent's
 `prompt_cache` marks its prompt with Anthropic's `cache_control` (Anthropic caches nothing
-unmarked); OpenAI and Gemini cache without a mark, and the OpenAI format gets none."""
+unmarked); OpenAI and Gemini cache without a mark, and the OpenAI format gets none. (The mock
+caches for requests whose message says `[[mock cache]]`.)"""
 
 from __future__ import annotations
 
@@ -76,7 +77,7 @@ async def test_repeated_calls_hit_the_prompt_cache_through_the_openai_sdk(
     caller, prompt = await _caller(db_pool, provider, prompt_cache=True)
     cached = _cached_tokens(prompt)
     base_url = _base_url(cache_gateway, caller)
-    messages: Any = [{"role": "user", "content": "what is 2 + 2?"}]
+    messages: Any = [{"role": "user", "content": "what is 2 + 2? [[mock cache]]"}]
     async with openai.AsyncOpenAI(base_url=base_url, api_key=caller.key.plaintext,
                                   max_retries=0) as client:  # fmt: skip
         first = await client.chat.completions.create(model="any", messages=messages)
@@ -120,7 +121,7 @@ async def test_the_anthropic_sdk_sees_cache_reads_and_writes(
 ) -> None:
     caller, prompt = await _caller(db_pool, provider, prompt_cache=True)
     cached = _cached_tokens(prompt)
-    messages: Any = [{"role": "user", "content": "hi"}]
+    messages: Any = [{"role": "user", "content": "hi [[mock cache]]"}]
     url = _base_url(cache_gateway, caller)
     async with anthropic.AsyncAnthropic(base_url=url, api_key=caller.key.plaintext,
                                         max_retries=0) as client:  # fmt: skip
@@ -165,7 +166,7 @@ async def test_only_an_opted_in_agent_on_anthropic_marks_its_prompt(
         for _ in range(2):
             marker = uuid.uuid4().hex
             answer = await client.chat.completions.create(
-                model="any", messages=[{"role": "user", "content": f"hi {marker}"}]
+                model="any", messages=[{"role": "user", "content": f"hi {marker} [[mock cache]]"}]
             )
             reads.append(_openai_cached(answer.usage))
     system = await _system_sent(mock_provider_url, marker)

@@ -1,5 +1,6 @@
 """The mock's prompt cache: a repeated prefix is reported as cached, in each provider's own
-usage fields, JSON and streamed (what the gateway's cached-token metering is tested with)."""
+usage fields, JSON and streamed (what the gateway's cached-token metering is tested with),
+for requests with the `cache` control."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ import pytest
 
 from tests.mock_provider.wire import chat_request, sse_events
 
-SYSTEM_CHARS = 4000  # 1,000 tokens by the mock's four-characters-a-token estimate
+SYSTEM_CHARS = 4000
+CACHE = {"x-mock-cache": "1"}  # 1,000 tokens by the mock's four-characters-a-token estimate
 
 
 def _system() -> str:
@@ -23,11 +25,11 @@ def _system() -> str:
 def _usage(fmt: str, http: httpx.Client, body: dict[str, Any], path: str, stream: bool) -> Any:
     """The usage the answer reports (a stream's: its last usage, merged for Anthropic)."""
     if not stream:
-        answer = http.post(path, json=body).json()
+        answer = http.post(path, json=body, headers=CACHE).json()
         return answer["usageMetadata"] if fmt == "gemini" else answer["usage"]
     if fmt == "openai":
         body["stream_options"] = {"include_usage": True}
-    with http.stream("POST", path, json=body) as response:
+    with http.stream("POST", path, json=body, headers=CACHE) as response:
         events = [orjson.loads(data) for _, data in sse_events(response) if data != "[DONE]"]
     if fmt == "gemini":
         return events[-1]["usageMetadata"]
@@ -95,6 +97,18 @@ def test_gemini_reports_a_repeated_prefix_as_cached_content(
 def test_a_prompt_without_a_system_text_caches_nothing(http: httpx.Client) -> None:
     for _ in range(2):
         path, body = chat_request("openai", "no system here")
-        assert http.post(path, json=body).json()["usage"]["prompt_tokens_details"] == {
-            "cached_tokens": 0
-        }
+        usage = http.post(path, json=body, headers=CACHE).json()["usage"]
+        assert usage["prompt_tokens_details"] == {"cached_tokens": 0}
+
+
+def test_without_the_cache_control_nothing_is_cached(http: httpx.Client) -> None:
+    system = _system()
+    for directive in ("", "", "[[mock cache=0]]"):
+        path, body = chat_request("openai", f"hi {directive}", system=system)
+        usage = http.post(path, json=body).json()["usage"]
+        assert usage["prompt_tokens_details"] == {"cached_tokens": 0}
+    path, body = chat_request("openai", "hi [[mock cache]]", system=system)
+    first = http.post(path, json=body).json()["usage"]["prompt_tokens_details"]
+    assert first == {"cached_tokens": 0}  # the first request that uses the cache writes it
+    again = http.post(path, json=body).json()["usage"]["prompt_tokens_details"]
+    assert again == {"cached_tokens": SYSTEM_CHARS // 4}

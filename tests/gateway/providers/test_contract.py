@@ -147,6 +147,8 @@ async def test_a_completion_is_an_openai_chat_completion(
     assert choice["message"]["role"] == "assistant"
     assert choice["message"]["content"] == "Mock reply to: hello there"
     assert choice["finish_reason"] == "stop"
+    # No prompt cache hit (OpenAI's own answer says so; the translated ones leave it out).
+    assert body["usage"].pop("prompt_tokens_details", None) in (None, {"cached_tokens": 0})
     assert body["usage"] == {"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18}
     assert completion.usage == Usage(input_tokens=11, output_tokens=7, finish_reasons=("stop",))
 
@@ -170,6 +172,7 @@ async def test_a_stream_is_openai_chunks_ending_with_finish_usage_and_done(
     *_, finish, usage = chunks
     assert finish["choices"][0]["finish_reason"] == "stop"
     assert usage["choices"] == []
+    assert usage["usage"].pop("prompt_tokens_details", None) in (None, {"cached_tokens": 0})
     assert usage["usage"] == {"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18}
     # The usage, last: the answer completed.
     assert usages == [Usage(input_tokens=11, output_tokens=7, finish_reasons=("stop",))]

@@ -340,7 +340,11 @@ def test_anthropic_stop_reasons(stop_reason: str, finish: str) -> None:
     body = orjson.loads(completion.body)
     assert body["choices"][0]["finish_reason"] == finish
     assert body["choices"][0]["message"]["content"] == "ab"
-    assert completion.usage == Usage(33, 4, (finish,))  # cached input counts
+    # Cached input counts, and is told apart: 20 read from the cache, 10 written to it.
+    assert completion.usage == Usage(33, 4, (finish,), cached_input_tokens=20,
+                                     cache_write_input_tokens=10)  # fmt: skip
+    details = {"cached_tokens": 20, "cache_write_tokens": 10}
+    assert body["usage"]["prompt_tokens_details"] == details
 
 
 @pytest.mark.parametrize(
