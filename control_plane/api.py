@@ -80,6 +80,23 @@ class ApiRoute:
         return (self.method, self.path)
 
 
+@dataclass(frozen=True)
+class RouteGroup:
+    """Routes under one path prefix that the same user types may call, under one tag."""
+
+    prefix: str
+    user_types: frozenset[UserType]
+    tag: str
+
+    def route(
+        self, method: str, path: str, handler: Handler, summary: str, **options: Any
+    ) -> ApiRoute:
+        return ApiRoute(
+            method, self.prefix + path, handler, summary,
+            user_types=self.user_types, tags=(self.tag,), **options,
+        )  # fmt: skip
+
+
 def _decode_error(error: msgspec.ValidationError | msgspec.DecodeError) -> ApiError:
     text = str(error)
     field_name = "body"

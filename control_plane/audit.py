@@ -82,6 +82,30 @@ async def record(
     return int(entry_id)
 
 
+async def record_change(
+    connection: DbConnection,
+    *,
+    actor: Principal,
+    action: str,
+    target_type: str,
+    target_id: str,
+    before: Mapping[str, Any],
+    after: Mapping[str, Any],
+    reason: str | None,
+    ip: str | None,
+    **facts: Any,
+) -> int:
+    """`record` of an admin's change: what it was and became, other `facts` about it, and
+    the reason given (if any)."""
+    details: dict[str, Any] = {"before": before, "after": after, **facts}
+    if reason:
+        details["reason"] = reason
+    return await record(
+        connection, actor=actor, action=action, target_type=target_type,
+        target_id=target_id, details=details, ip=ip,
+    )  # fmt: skip
+
+
 def _actor_role(actor: Principal | None) -> str | None:
     if actor is None:
         return "system"

@@ -29,6 +29,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 from common.asgi import ClientDisconnected, Receive, Scope, Send, read_body
 from common.domain import AgentConfig, ModelTarget
@@ -65,6 +66,7 @@ from gateway.providers.openai_wire import ChatCompletionRequest
 from gateway.state import GatewayState
 
 logger = logging.getLogger("agentlink.access")
+EdgeT = TypeVar("EdgeT", bound=Edge)
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,8 +118,9 @@ async def identify(
     return key_hash, agent_id
 
 
-class ChatEndpoint:
-    """ASGI endpoint for `POST /proxy/v1/agents/{agent_id}/chat[/completions]`."""
+class AgentEndpoint(Generic[EdgeT]):
+    """An ASGI endpoint that calls an agent in one dialect: its body parser (`parse`), its
+    edge (`edge`), how it answers a call refused before the answer began (`refused`)."""
 
     def __init__(self, route: str) -> None:
         self.route = route
@@ -126,36 +129,39 @@ class ChatEndpoint:
         state: GatewayState = scope["state"]["gateway"]
         agent_id = canonical_agent_id(scope["path_params"]["agent_id"])
         telemetry = CallTelemetry(state, self.route, scope, agent_id)
+        edge = self.edge(receive, send)
         try:
-            await call_from_body(
-                state, telemetry, scope, receive, agent_id,
-                parse=parse_chat_request, edge=OpenAIEdge(receive, send),
-            )  # fmt: skip
+            key_hash, agent_id = await identify(state, scope["headers"], agent_id)
+            chat = self.parse(await read_body(scope, receive, state.settings.max_body_bytes))
+            await call_agent(state, telemetry, key_hash, agent_id, chat, edge=edge)
         except ApiError as error:
             telemetry.refused(error)
+            await self.refused(error, edge, send, telemetry.request_id)
+        except ClientDisconnected:
+            telemetry.client_left_early()
             raise
         finally:
             telemetry.finish()
 
+    def parse(self, body: bytes) -> ChatRequest:
+        raise NotImplementedError
 
-async def call_from_body(
-    state: GatewayState,
-    telemetry: CallTelemetry,
-    scope: Scope,
-    receive: Receive,
-    agent_id: str | None,
-    *,
-    parse: Callable[[bytes], ChatRequest],
-    edge: Edge,
-) -> None:
-    """Steps 1 and 2 for an endpoint whose dialect's body `parse` reads, then `call_agent`."""
-    try:
-        key_hash, agent_id = await identify(state, scope["headers"], agent_id)
-        chat = parse(await read_body(scope, receive, state.settings.max_body_bytes))
-        await call_agent(state, telemetry, key_hash, agent_id, chat, edge=edge)
-    except ClientDisconnected:
-        telemetry.client_left_early()
-        raise
+    def edge(self, receive: Receive, send: Send) -> EdgeT:
+        raise NotImplementedError
+
+    async def refused(self, error: ApiError, edge: EdgeT, send: Send, request_id: str) -> None:
+        """By default the error envelope middleware answers (common/asgi.py)."""
+        raise error
+
+
+class ChatEndpoint(AgentEndpoint[OpenAIEdge]):
+    """ASGI endpoint for `POST /proxy/v1/agents/{agent_id}/chat[/completions]`."""
+
+    def parse(self, body: bytes) -> ChatRequest:
+        return parse_chat_request(body)
+
+    def edge(self, receive: Receive, send: Send) -> OpenAIEdge:
+        return OpenAIEdge(receive, send)
 
 
 async def call_agent(

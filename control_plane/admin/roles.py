@@ -60,12 +60,9 @@ async def change_user_role(
                 connection, state.redis, user_id, user_type=user_type, admin_role=admin_role
             )
             assert changed, "the row is locked"
-            details: dict[str, Any] = {"before": before, "after": after}
-            if body.reason:
-                details["reason"] = body.reason
-            await audit.record(
+            await audit.record_change(
                 connection, actor=actor, action="user.role", target_type="user",
-                target_id=user_id, details=details, ip=ip,
+                target_id=user_id, before=before, after=after, reason=body.reason, ip=ip,
             )  # fmt: skip
         row = await repository.user(connection, user_id)
     assert row is not None

@@ -198,16 +198,15 @@ async def set_user_status(
         if before == UserStatus.DELETED:
             raise ApiError(ErrorCode.CONFLICT, "A deleted account cannot change status.")
         await repository.set_user_status(connection, user_id, body.status)
-        details: dict[str, Any] = {"before": {"status": before}, "after": {"status": body.status}}
+        facts: dict[str, Any] = {}
         if body.status == "suspended" and before != UserStatus.SUSPENDED:
             # A suspension often answers a compromise: the sessions do not come back with
             # the account. Access tokens stop at once (they check the user record).
-            details["revoked_sessions"] = await repository.revoke_sessions(connection, user_id)
-        if body.reason:
-            details["reason"] = body.reason
-        await audit.record(
+            facts["revoked_sessions"] = await repository.revoke_sessions(connection, user_id)
+        await audit.record_change(
             connection, actor=actor, action="user.status", target_type="user",
-            target_id=user_id, details=details, ip=ip,
+            target_id=user_id, before={"status": before}, after={"status": body.status},
+            reason=body.reason, ip=ip, **facts,
         )  # fmt: skip
         await hold_write_through(connection)
         await gateway_sync.write_user(
@@ -233,14 +232,10 @@ async def set_user_rate_tier(
             raise ApiError(ErrorCode.CONFLICT, "A deleted account has no rate tier to change.")
         before = target["rate_tier"]
         await repository.set_user_rate_tier(connection, user_id, body.rate_tier)
-        details: dict[str, Any] = {
-            "before": {"rate_tier": before}, "after": {"rate_tier": body.rate_tier},
-        }  # fmt: skip
-        if body.reason:
-            details["reason"] = body.reason
-        await audit.record(
+        await audit.record_change(
             connection, actor=actor, action="user.rate_tier", target_type="user",
-            target_id=user_id, details=details, ip=ip,
+            target_id=user_id, before={"rate_tier": before}, after={"rate_tier": body.rate_tier},
+            reason=body.reason, ip=ip,
         )  # fmt: skip
         await hold_write_through(connection)
         await gateway_sync.write_user(
@@ -333,15 +328,11 @@ async def set_agent_status(
         if row is None:
             raise ApiError(ErrorCode.AGENT_NOT_FOUND, "The agent does not exist.")
         updated = await repository.set_agent_status(connection, agent_id, body.status)
-        details: dict[str, Any] = {
-            "before": {"status": row["status"]}, "after": {"status": body.status},
-            "creator_id": str(row["creator_id"]), "version": updated["version"],
-        }  # fmt: skip
-        if body.reason:
-            details["reason"] = body.reason
-        await audit.record(
+        await audit.record_change(
             connection, actor=actor, action="agent.status", target_type="agent",
-            target_id=agent_id, details=details, ip=ip,
+            target_id=agent_id, before={"status": row["status"]}, after={"status": body.status},
+            reason=body.reason, ip=ip, creator_id=str(row["creator_id"]),
+            version=updated["version"],
         )  # fmt: skip
         await hold_write_through(connection)
         await gateway_sync.write_agent(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from control_plane.api import ApiRoute, Context
+from control_plane.api import Context, RouteGroup
 from control_plane.auth.principal import UserType
 from control_plane.creators import service
 from control_plane.creators.schemas import CreatorOut, UpdateCreatorRequest, WalletRequest
@@ -20,16 +20,15 @@ async def set_creator_wallet(context: Context, body: WalletRequest) -> CreatorOu
     return await service.set_wallet(context.state, context.user, body)
 
 
-PREFIX = "/api/v1/creators"
 CREATORS = frozenset({UserType.CREATOR})
+_GROUP = RouteGroup("/api/v1/creators", CREATORS, "creators")
 ROUTES = [
-    ApiRoute("GET", f"{PREFIX}/me", get_creator_me, "The calling creator's profile",
-             response=CreatorOut, user_types=CREATORS, tags=("creators",)),
-    ApiRoute("PUT", f"{PREFIX}/me", update_creator_me,
-             "Update display name, bio or avatar URL (fields left out keep their values)",
-             body=UpdateCreatorRequest, response=CreatorOut, user_types=CREATORS,
-             tags=("creators",)),
-    ApiRoute("PUT", f"{PREFIX}/me/wallet", set_creator_wallet,
-             "Bind the payout wallet (an Ethereum address; mixed case must pass EIP-55)",
-             body=WalletRequest, response=CreatorOut, user_types=CREATORS, tags=("creators",)),
+    _GROUP.route("GET", "/me", get_creator_me, "The calling creator's profile",
+                 response=CreatorOut),
+    _GROUP.route("PUT", "/me", update_creator_me,
+                 "Update display name, bio or avatar URL (fields left out keep their values)",
+                 body=UpdateCreatorRequest, response=CreatorOut),
+    _GROUP.route("PUT", "/me/wallet", set_creator_wallet,
+                 "Bind the payout wallet (an Ethereum address; mixed case must pass EIP-55)",
+                 body=WalletRequest, response=CreatorOut),
 ]  # fmt: skip

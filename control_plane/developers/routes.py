@@ -5,7 +5,7 @@ from __future__ import annotations
 from starlette.responses import Response
 
 from common.domain import UserType
-from control_plane.api import ApiRoute, Context, json_response
+from control_plane.api import Context, RouteGroup, json_response
 from control_plane.developers import key_controls, service
 from control_plane.developers.schemas import (
     ApiKeyOut,
@@ -61,34 +61,28 @@ async def developer_trials(context: Context) -> TrialList:
     return await service.trials(context.state, context.user)
 
 
-PREFIX = "/api/v1/developers"
+_GROUP = RouteGroup("/api/v1/developers", _DEVELOPERS, "developers")
 ROUTES = [
-    ApiRoute("GET", f"{PREFIX}/me", developer_profile, "The developer's profile and quota",
-             response=DeveloperProfile, user_types=_DEVELOPERS, tags=("developers",)),
-    ApiRoute("GET", f"{PREFIX}/keys", list_developer_keys,
-             "The developer's API keys, newest first (never the key itself)",
-             query=KeyListQuery, response=ApiKeyPage, user_types=_DEVELOPERS,
-             tags=("developers",)),
-    ApiRoute("POST", f"{PREFIX}/keys", create_developer_key,
-             "Create an API key; its plaintext is in this response only",
-             body=CreateKeyRequest, response=CreatedApiKey, status=201,
-             user_types=_DEVELOPERS, tags=("developers",)),
-    ApiRoute("DELETE", f"{PREFIX}/keys/{{key_id}}", revoke_developer_key,
-             "Revoke an API key; the gateway refuses it from the next request on",
-             status=204, user_types=_DEVELOPERS, tags=("developers",)),
-    ApiRoute("PATCH", f"{PREFIX}/keys/{{key_id}}", update_developer_key,
-             "Set a key's controls: spend cap, own rate limit, expiry, allowed agents",
-             body=KeyControlsPatch, response=ApiKeyOut, user_types=_DEVELOPERS,
-             tags=("developers",)),
-    ApiRoute("POST", f"{PREFIX}/keys/{{key_id}}/rotate", rotate_developer_key,
-             "Replace a key (same name and controls); the old one works a grace period more",
-             body=RotateKeyRequest, response=CreatedApiKey, status=201,
-             user_types=_DEVELOPERS, tags=("developers",)),
-    ApiRoute("GET", f"{PREFIX}/usage", developer_usage,
-             "Calls, spend and units in a range: totals, per agent, per API key and per day",
-             query=UsageQuery, response=UsageReport, user_types=_DEVELOPERS,
-             tags=("developers",)),
-    ApiRoute("GET", f"{PREFIX}/trials", developer_trials,
-             "Free trial calls used per agent", response=TrialList, user_types=_DEVELOPERS,
-             tags=("developers",)),
+    _GROUP.route("GET", "/me", developer_profile, "The developer's profile and quota",
+                 response=DeveloperProfile),
+    _GROUP.route("GET", "/keys", list_developer_keys,
+                 "The developer's API keys, newest first (never the key itself)",
+                 query=KeyListQuery, response=ApiKeyPage),
+    _GROUP.route("POST", "/keys", create_developer_key,
+                 "Create an API key; its plaintext is in this response only",
+                 body=CreateKeyRequest, response=CreatedApiKey, status=201),
+    _GROUP.route("DELETE", "/keys/{key_id}", revoke_developer_key,
+                 "Revoke an API key; the gateway refuses it from the next request on",
+                 status=204),
+    _GROUP.route("PATCH", "/keys/{key_id}", update_developer_key,
+                 "Set a key's controls: spend cap, own rate limit, expiry, allowed agents",
+                 body=KeyControlsPatch, response=ApiKeyOut),
+    _GROUP.route("POST", "/keys/{key_id}/rotate", rotate_developer_key,
+                 "Replace a key (same name and controls); the old one works a grace period more",
+                 body=RotateKeyRequest, response=CreatedApiKey, status=201),
+    _GROUP.route("GET", "/usage", developer_usage,
+                 "Calls, spend and units in a range: totals, per agent, per API key and per day",
+                 query=UsageQuery, response=UsageReport),
+    _GROUP.route("GET", "/trials", developer_trials,
+                 "Free trial calls used per agent", response=TrialList),
 ]  # fmt: skip

@@ -24,17 +24,16 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from common.asgi import Message, Receive, Scope, Send
+from common.asgi import Receive, Send
 from common.errors import HTTP_STATUS, ApiError, ErrorCode
-from gateway.call_telemetry import CallTelemetry
 from gateway.client_usage import UsageChunks, with_cost
 from gateway.dialects.anthropic_request import parse_messages_request
 from gateway.edge import JSON_HEADERS, SSE_HEADERS
 from gateway.openai_edge import call_cost
-from gateway.proxy import call_from_body, canonical_agent_id
-from gateway.state import GatewayState
+from gateway.proxy import AgentEndpoint
 
 if TYPE_CHECKING:
+    from gateway.chat_request import ChatRequest
     from gateway.providers.errors import ProviderError
     from gateway.proxy import Call
 
@@ -271,9 +270,10 @@ def error_payload(
 class AnthropicEdge:
     """The pipeline's answer, as Anthropic's Messages API gives it (gateway/edge.py)."""
 
-    __slots__ = ("_send", "receive")
+    __slots__ = ("_send", "receive", "started")
 
     def __init__(self, receive: Receive, send: Send) -> None:
+        self.started = False  # the response has begun: an error can only end it
         self.receive = receive
         self._send = send
 
@@ -281,11 +281,13 @@ class AnthropicEdge:
         body = message_of(with_cost(completion, call_cost(call), billed=billed))
         headers = [*JSON_HEADERS, (b"content-length", str(len(body)).encode())]
         headers += call.admission.headers()
+        self.started = True
         await self._send({"type": "http.response.start", "status": 200, "headers": headers})
         await self._send({"type": "http.response.body", "body": body})
 
     async def open_stream(self, call: Call) -> AnthropicStream:
         headers = [*SSE_HEADERS, *call.admission.headers()]
+        self.started = True
         await self._send({"type": "http.response.start", "status": 200, "headers": headers})
         # The usage chunk always passes (with the cost): the final message_delta carries it.
         usage = UsageChunks(include_usage=True, cost=call_cost(call))
@@ -321,35 +323,21 @@ class AnthropicStream:
         await self._send({"type": "http.response.body", "body": b""})
 
 
-class MessagesEndpoint:
+class MessagesEndpoint(AgentEndpoint[AnthropicEdge]):
     """ASGI endpoint for `POST /proxy/v1/agents/{agent_id}/v1/messages`."""
 
-    def __init__(self, route: str) -> None:
-        self.route = route
+    def parse(self, body: bytes) -> ChatRequest:
+        return parse_messages_request(body)
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        state: GatewayState = scope["state"]["gateway"]
-        agent_id = canonical_agent_id(scope["path_params"]["agent_id"])
-        telemetry = CallTelemetry(state, self.route, scope, agent_id)
-        started = False
+    def edge(self, receive: Receive, send: Send) -> AnthropicEdge:
+        return AnthropicEdge(receive, send)
 
-        async def send_tracked(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
-        try:
-            await call_from_body(
-                state, telemetry, scope, receive, agent_id,
-                parse=parse_messages_request, edge=AnthropicEdge(receive, send_tracked),
-            )  # fmt: skip
-        except ApiError as error:
-            telemetry.refused(error)
-            if started:
-                raise
-            await _send_error(send, error, telemetry.request_id)
-        finally:
-            telemetry.finish()
+    async def refused(
+        self, error: ApiError, edge: AnthropicEdge, send: Send, request_id: str
+    ) -> None:
+        if edge.started:
+            raise error
+        await _send_error(send, error, request_id)
 
 
 async def _send_error(send: Send, error: ApiError, request_id: str) -> None:

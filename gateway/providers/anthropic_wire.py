@@ -28,7 +28,8 @@ class TokenCounts(Wire):
 
 
 class ContentBlock(Wire):
-    """A `text` or `tool_use` block (other types are skipped by their readers)."""
+    """A `text` or `tool_use` block (other types are skipped by their readers); in a
+    stream, `content_block_start`'s."""
 
     type: str = ""
     text: str = ""
@@ -47,15 +48,6 @@ class Message(Wire):
     usage: TokenCounts | None = None
 
 
-class StreamBlock(Wire):
-    """`content_block_start`'s block: a stream's tool call input comes in deltas."""
-
-    type: str = ""
-    text: str = ""
-    id: str = ""
-    name: str = ""
-
-
 class Delta(Wire):
     """`content_block_delta`'s delta (`text_delta`, `input_json_delta`; thinking deltas
     are skipped) and `message_delta`'s (`stop_reason`)."""
@@ -70,7 +62,7 @@ class StreamEvent(Wire):
     type: str = ""
     index: int = -1
     message: Message | None = None
-    content_block: StreamBlock | None = None
+    content_block: ContentBlock | None = None  # a tool call's input comes in deltas
     delta: Delta | None = None
     usage: TokenCounts | None = None
 
