@@ -23,6 +23,7 @@ from control_plane.chain.client import ZERO_ADDRESS, ChainClient
 from control_plane.chain.settings import ChainSettings
 from devstack.chain_node import LocalChainNode
 from devstack.servers import free_port
+from tests.processes import Servers, api_env, serve_api
 
 URI_TEMPLATE = "http://127.0.0.1/api/v1/tokens/{id}"
 
@@ -121,3 +122,17 @@ def mine(node: LocalChainNode, blocks: int = 1) -> None:
         node.url, json={"jsonrpc": "2.0", "id": 1, "method": "evm_mine", "params": [blocks]}
     ).json()
     assert "error" not in reply, reply
+
+
+@pytest.fixture
+def chain_api(
+    chain_database_url: str, servers: Servers, chain_settings: ChainSettings
+) -> Iterator[str]:
+    """A control plane API on the chain's database and node (proofs, tokens, job gauges)."""
+    env = api_env(
+        chain_database_url, servers.redis_url,
+        CHAIN_RPC_URL=chain_settings.rpc_url, CHAIN_SIGNER_KEY=chain_settings.signer_key,
+        CHAIN_CONTRACT_ADDRESS=chain_settings.contract_address, CHAIN_RPC_TIMEOUT_S="5",
+    )  # fmt: skip
+    with serve_api(env) as url:
+        yield url

@@ -5,12 +5,8 @@ last values kept while Postgres does not answer."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Any
-
 import asyncpg
 import httpx
-import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from control_plane.chain.client import ChainClient
@@ -20,23 +16,9 @@ from control_plane.chain.settings import ChainSettings
 from control_plane.metrics import ControlPlaneMetrics
 from devstack.servers import free_port
 from tests.control_plane.chain.test_outbox import job_of, new_wallet, published_agent
-from tests.processes import api_env, serve_api
 
 JOBS = "agentlink_control_chain_jobs"
 LAG = "agentlink_control_chain_job_lag_seconds"
-
-
-@pytest.fixture
-def chain_api(
-    chain_database_url: str, servers: Any, chain_settings: ChainSettings
-) -> Iterator[str]:
-    env = api_env(
-        chain_database_url, servers.redis_url,
-        CHAIN_RPC_URL=chain_settings.rpc_url, CHAIN_SIGNER_KEY=chain_settings.signer_key,
-        CHAIN_CONTRACT_ADDRESS=chain_settings.contract_address,
-    )  # fmt: skip
-    with serve_api(env) as url:
-        yield url
 
 
 def samples(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:

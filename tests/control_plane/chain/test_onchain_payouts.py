@@ -43,6 +43,7 @@ from tests.control_plane.chain.test_outbox import (
     WorkerKilled,
     expire_lease,
     new_wallet,
+    run_until_killed,
 )
 from tests.control_plane.earnings.helpers import balances, earnings_settings, fund
 from tests.factories import make_user
@@ -276,12 +277,7 @@ async def test_a_worker_killed_mid_payout_resumes_and_pays_once(
     withdrawal_id = await withdraw(chain_db, creator, "50")
     await run_payouts(chain_db)
     nonce_before = await payout_client.confirmed_nonce()
-    killed = dying(payout_settings)
-    try:
-        with pytest.raises(WorkerKilled):
-            await ChainOutbox(chain_db, killed, payout_settings).run_once()
-    finally:
-        await killed.aclose()
+    await run_until_killed(chain_db, dying(payout_settings), payout_settings)
     stored = await pay_job(chain_db, withdrawal_id)
     assert stored is not None
     assert (stored["status"], stored["signed_tx"] is not None) == ("sent", True)

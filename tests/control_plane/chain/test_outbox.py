@@ -39,6 +39,15 @@ class KilledBeforeBroadcast(ChainClient):
         raise WorkerKilled
 
 
+async def run_until_killed(db: asyncpg.Pool, dying: ChainClient, settings: ChainSettings) -> None:
+    """One outbox round with a client that dies mid-job (`WorkerKilled`), then closed."""
+    try:
+        with pytest.raises(WorkerKilled):
+            await ChainOutbox(db, dying, settings).run_once()
+    finally:
+        await dying.aclose()
+
+
 def new_wallet() -> str:
     return str(Account.create().address)
 
@@ -181,12 +190,7 @@ async def test_a_worker_killed_before_sending_sends_the_same_transaction_later(
     chain_db: asyncpg.Pool, chain_settings: ChainSettings, chain_client: ChainClient
 ) -> None:
     agent_id = await published_agent(chain_db, new_wallet())
-    dying = KilledBeforeBroadcast(chain_settings)
-    try:
-        with pytest.raises(WorkerKilled):
-            await ChainOutbox(chain_db, dying, chain_settings).run_once()
-    finally:
-        await dying.aclose()
+    await run_until_killed(chain_db, KilledBeforeBroadcast(chain_settings), chain_settings)
     stored = await job_of(chain_db, agent_id)
     assert stored["status"] == "sent"
     assert not await chain_client.is_known(stored["tx_hash"])
@@ -200,12 +204,7 @@ async def test_a_stored_transaction_whose_nonce_was_spent_is_replaced_not_double
     chain_db: asyncpg.Pool, chain_settings: ChainSettings, chain_client: ChainClient
 ) -> None:
     first = await published_agent(chain_db, new_wallet())
-    dying = KilledBeforeBroadcast(chain_settings)
-    try:
-        with pytest.raises(WorkerKilled):
-            await ChainOutbox(chain_db, dying, chain_settings).run_once()
-    finally:
-        await dying.aclose()
+    await run_until_killed(chain_db, KilledBeforeBroadcast(chain_settings), chain_settings)
     stale = await job_of(chain_db, first)
     # Another job takes the nonce the stored transaction was signed with.
     second = await published_agent(chain_db, new_wallet())

@@ -4,13 +4,11 @@ listed with their records, 404 with the chain off, 503 while the node does not a
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
 import httpx
-import pytest
 from eth_account import Account
 from web3 import Web3
 
@@ -24,20 +22,7 @@ from devstack.chain_node import LocalChainNode
 from tests.control_plane.api_client import assert_error, bearer
 from tests.control_plane.chain.test_outbox import job_of, published_agent
 from tests.factories import make_agent
-from tests.processes import TEST_JWT_SECRET, api_env, serve_api
-
-
-@pytest.fixture
-def chain_api(
-    chain_database_url: str, servers: Any, chain_settings: ChainSettings
-) -> Iterator[str]:
-    env = api_env(
-        chain_database_url, servers.redis_url,
-        CHAIN_RPC_URL=chain_settings.rpc_url, CHAIN_SIGNER_KEY=chain_settings.signer_key,
-        CHAIN_CONTRACT_ADDRESS=chain_settings.contract_address, CHAIN_RPC_TIMEOUT_S="5",
-    )  # fmt: skip
-    with serve_api(env) as url:
-        yield url
+from tests.processes import TEST_JWT_SECRET
 
 
 async def creator_token(db: asyncpg.Pool, agent_id: str) -> str:
