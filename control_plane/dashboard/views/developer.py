@@ -1,9 +1,12 @@
 """Developer console: overview (quota, trials, tier), API keys (created and shown once,
-revoked with confirmation), usage (chart and tables per agent and key), billing, webhooks."""
+revoked with confirmation, each with its controls page: spend cap, rate limit, expiry,
+allowed agents, rotation), usage (chart and tables per agent and key), billing, webhooks."""
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from starlette.responses import Response
 
@@ -12,11 +15,15 @@ from common.errors import ApiError, ErrorCode
 from control_plane.dashboard.charts import Point, bar_chart
 from control_plane.dashboard.forms import convert, field_errors
 from control_plane.dashboard.pages import Page, PageContext
+from control_plane.developers import key_controls
 from control_plane.developers import service as developers
 from control_plane.developers.schemas import (
+    ApiKeyOut,
     CreatedApiKey,
     CreateKeyRequest,
+    KeyControlsPatch,
     KeyListQuery,
+    RotateKeyRequest,
     UsageQuery,
 )
 from control_plane.feature_flags.service import Flag, is_enabled
@@ -75,6 +82,104 @@ async def revoke_key(ctx: PageContext) -> Response:
     return ctx.redirect(
         "/developer/keys", notice="Key revoked: the gateway refuses it from now on."
     )
+
+
+# -- one key's controls ----------------------------------------------------------------------
+
+CAP_PERIODS = ("day", "month", "total")
+# The API's field names (their last part) -> this form's; an agent id's error names its list.
+_CONTROL_FIELDS = {"units": "cap_units", "period": "cap_period", "spend_cap": "cap_units"}
+_ITEM = re.compile(r"\[\d+\]$")
+_LOCAL_MINUTES = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d")
+_HAS_ZONE = re.compile(r"(Z|[+-]\d\d:\d\d)$")
+GRACE_CHOICES = ((0, "stops now"), (3600, "1 hour"), (86_400, "1 day"), (604_800, "7 days"))
+
+
+async def _own_key(ctx: PageContext) -> ApiKeyOut:
+    """The caller's key named in the path (a playground key or another's is not found)."""
+    listing = await developers.list_keys(ctx.state, ctx.user, KeyListQuery(scope="api"))
+    for key in listing.keys:
+        if key.id == ctx.path["key_id"]:
+            return key
+    raise ApiError(ErrorCode.RESOURCE_NOT_FOUND, "No such API key.")
+
+
+def _control_values(key: ApiKeyOut) -> dict[str, Any]:
+    expires = key.expires_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M") if key.expires_at else ""
+    return {
+        "name": key.name or "",
+        "cap_units": key.spend_cap.units if key.spend_cap else "",
+        "cap_period": key.spend_cap.period if key.spend_cap else "",
+        "rate_limit": key.rate_limit or "",
+        "expires_at": expires,
+        "allowed_agents": "\n".join(key.allowed_agents or ()),
+    }
+
+
+def _utc_moment(text: str) -> str:
+    """A datetime-local value (no zone, maybe no seconds) read as UTC, as the page says."""
+    if _LOCAL_MINUTES.fullmatch(text):
+        text += ":00"
+    return text if _HAS_ZONE.search(text) else text + "+00:00"
+
+
+def _controls_patch(form: Any) -> dict[str, Any]:
+    """The form as a KeyControlsPatch body: a blank field clears its control."""
+    units, period = form["cap_units"].strip(), form["cap_period"]
+    expires = form["expires_at"].strip()
+    agents = [line.strip() for line in form["allowed_agents"].splitlines() if line.strip()]
+    return {
+        "name": form["name"],
+        "spend_cap": {"units": units, "period": period} if units or period else None,
+        "rate_limit": form["rate_limit"].strip() or None,
+        "expires_at": _utc_moment(expires) if expires else None,
+        "allowed_agents": agents or None,
+    }
+
+
+async def _key_page(
+    ctx: PageContext, key: ApiKeyOut, *, values: dict[str, Any] | None = None,
+    errors: dict[str, str] | None = None, status: int = 200,
+) -> Response:  # fmt: skip
+    return ctx.render(
+        "developer/key.html", key=key, values=values or _control_values(key),
+        errors=errors or {}, periods=CAP_PERIODS, graces=GRACE_CHOICES, status=status,
+    )  # fmt: skip
+
+
+async def key_page(ctx: PageContext) -> Response:
+    return await _key_page(ctx, await _own_key(ctx))
+
+
+async def update_key(ctx: PageContext) -> Response:
+    key = await _own_key(ctx)
+    try:
+        patch: KeyControlsPatch = convert(_controls_patch(ctx.form), KeyControlsPatch)
+        await key_controls.update_controls(ctx.state, ctx.user, key.id, patch)
+    except ApiError as error:
+        if error.code not in (ErrorCode.VALIDATION_FAILED, ErrorCode.CONFLICT):
+            raise
+        errors = {
+            _ITEM.sub("", name): message
+            for name, message in field_errors(error, rename=_CONTROL_FIELDS).items()
+        }
+        return await _key_page(ctx, key, values=ctx.form.as_dict(), errors=errors,
+                               status=error.status)  # fmt: skip
+    return ctx.redirect(f"/developer/keys/{key.id}", notice="Saved: the gateway applies it now.")
+
+
+async def rotate_key(ctx: PageContext) -> Response:
+    key = await _own_key(ctx)
+    try:
+        request: RotateKeyRequest = convert({"grace_seconds": ctx.form["grace_seconds"]},
+                                            RotateKeyRequest)  # fmt: skip
+        created = await key_controls.rotate(ctx.state, ctx.user, key.id, request)
+    except ApiError as error:
+        if error.code not in (ErrorCode.VALIDATION_FAILED, ErrorCode.CONFLICT):
+            raise
+        return await _key_page(ctx, key, errors=field_errors(error), status=error.status)
+    # Rendered, not redirected: this response is the only place the plaintext ever appears.
+    return await _keys_page(ctx, created=created, status=201)
 
 
 async def usage(ctx: PageContext) -> Response:
@@ -162,6 +267,9 @@ PAGES = [
     Page("GET", "/developer/keys", keys, users=DEVELOPERS),
     Page("POST", "/developer/keys", create_key, users=DEVELOPERS),
     Page("POST", "/developer/keys/{key_id}/revoke", revoke_key, users=DEVELOPERS),
+    Page("GET", "/developer/keys/{key_id}", key_page, users=DEVELOPERS),
+    Page("POST", "/developer/keys/{key_id}", update_key, users=DEVELOPERS),
+    Page("POST", "/developer/keys/{key_id}/rotate", rotate_key, users=DEVELOPERS),
     Page("GET", "/developer/usage", usage, users=DEVELOPERS),
     Page("GET", "/developer/billing", billing_page, users=DEVELOPERS),
     Page("POST", "/developer/billing/checkout", checkout, users=DEVELOPERS),

@@ -4,10 +4,10 @@ Journeys as people make them: a creator signs up, creates and publishes an agent
 signs up, finds it, creates a key, buys quota through the fake Stripe checkout and sees it
 credited, chats with it in the playground and watches the answer stream in; an admin
 suspends the developer and the developer's next playground call fails with a clear message.
-Every main page is screenshotted in light and dark and checked with axe-core; a cross-site
+Every main page is screenshotted in light and dark and checked with axe-core (a key's
+controls page with a cap, rate limit and allow-list set in it among them); a cross-site
 form post is refused; logged-out visitors land on the login page; one user cannot open
-another's page by changing an id. One browser for the whole module.
-"""
+another's page by changing an id. One browser for the whole module."""
 
 from __future__ import annotations
 
@@ -271,6 +271,21 @@ async def test_developer_console_and_playground_pass_axe_down_to_phone_width(
         await developer.get_by_label("New key name").fill("shown once")
         await developer.get_by_role("button", name="Create key").click()
         problems += await check_page(developer, "developer keys with a new key")
+        # The key's controls: a cap, a rate limit and the allow-list set in the page.
+        await developer.goto("/developer/keys")
+        await developer.get_by_role("link", name="Controls").first.click()
+        await developer.get_by_label(re.compile("^Spend cap")).fill("50")
+        await developer.get_by_label("Per", exact=True).select_option("month")
+        await developer.get_by_label(re.compile("^Rate limit")).fill("20")
+        await developer.get_by_label(re.compile("^Allowed agents")).fill(agent_id)
+        await developer.get_by_role("button", name="Save controls").click()
+        await expect(developer.get_by_role("status")).to_contain_text("Saved")
+        await expect(developer.locator("#spend-used")).to_contain_text("0 of 50 units")
+        problems += await check_page(developer, "developer key controls")
+        await developer.get_by_role("link", name="← API keys").click()
+        await expect(developer.get_by_role("row").filter(has_text="shown once")).to_contain_text(
+            "0 of 50 units a month · 20 calls/min · 1 agent only"
+        )
         await developer.goto(f"/playground/{agent_id}")
         await send_and_watch(developer, "hello")
         problems += await check_page(developer, "playground")
