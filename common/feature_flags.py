@@ -113,4 +113,6 @@ class FeatureFlags:
         finally:
             task.cancel()
             # Bounded: a refresh stuck in a Redis write must not hold up the process's shutdown.
-            await asyncio.wait({task}, timeout=_STOP_TIMEOUT_S)
+            _, stuck = await asyncio.wait({task}, timeout=_STOP_TIMEOUT_S)
+            if stuck:
+                logger.warning("feature flag refresher did not stop within %d s", _STOP_TIMEOUT_S)

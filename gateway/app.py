@@ -26,6 +26,7 @@ from gateway.admission import AdmissionLimits, Admitter
 from gateway.agent_configs import AgentConfigCache
 from gateway.api_keys import KeyGate
 from gateway.breaker import BreakerSettings, CircuitBreaker
+from gateway.drain import Drain
 from gateway.hot_redis import HotRedis, HotScripts
 from gateway.knowledge import KnowledgeRetriever
 from gateway.maintenance import MaintenanceGate
@@ -40,7 +41,8 @@ from gateway.state import GatewayState
 from gateway.tracing import Tracing
 
 logger = logging.getLogger("agentlink.gateway")
-# At shutdown, how long commits still retrying (Redis away) may take before the reaper's turn.
+# At shutdown, how long commits still running, or retrying (Redis away), may take before the
+# reaper's turn.
 _SETTLE_DRAIN_S = 5.0
 # The cyclic collector's first threshold (CPython's default is 700). A call's objects die by
 # reference counting, but with a few dozen calls in flight their live objects keep passing
@@ -136,6 +138,7 @@ def create_app(
             tracing=tracing or Tracing.from_env(),
             knowledge=KnowledgeRetriever(db, redis, settings.knowledge, metrics.registry),
             flags=flags,
+            drain=Drain(settings.shutdown_drain_s),
         )
         try:
             await scripts.preload()
@@ -144,12 +147,16 @@ def create_app(
             logger.warning("could not preload Lua scripts: Redis unavailable at start-up")
         _tune_collector()
         try:
-            async with flags.running():
-                yield {"gateway": state}
+            with state.drain.on_shutdown_signals():
+                async with flags.running():
+                    yield {"gateway": state}
         finally:
+            # uvicorn has waited for the requests in flight (and cancelled what outlived
+            # --timeout-graceful-shutdown): their commits, then the retries, before Redis closes.
+            await state.drain.settled(_SETTLE_DRAIN_S)
+            await state.settler.drain(_SETTLE_DRAIN_S)
             for provider in providers.values():
                 await provider.aclose()
-            await state.settler.drain(_SETTLE_DRAIN_S)
             await hot_redis.aclose()
             await state.knowledge.aclose()
             state.tracing.shutdown()

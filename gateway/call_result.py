@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from common.errors import HTTP_STATUS
+from common.errors import HTTP_STATUS, ErrorCode
 from common.usage_events import CallStatus
 from gateway.providers.base import Usage
 from gateway.providers.errors import ProviderError, ProviderTimeout
@@ -42,6 +42,17 @@ class CallResult:
             billable=False,
             http_status=200 if status_sent else HTTP_STATUS[error.code],
             error_code=error.code.value,
+        )
+
+    @classmethod
+    def cut_at_shutdown(cls, *, status_sent: bool) -> CallResult:
+        """A stream still open at the drain deadline (gateway/drain.py): the answer did not
+        complete, so, like a stream the provider broke off, it is not billable."""
+        return cls(
+            CallStatus.ERROR,
+            billable=False,
+            http_status=200 if status_sent else HTTP_STATUS[ErrorCode.MAINTENANCE],
+            error_code=ErrorCode.MAINTENANCE.value,
         )
 
     @classmethod

@@ -10,13 +10,18 @@ endpoint's to write, in its own dialect.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, TypeAlias
 
 from common.asgi import Receive
+from common.errors import ApiError
+from gateway.providers.errors import ProviderError
 
 if TYPE_CHECKING:
-    from gateway.providers.errors import ProviderError
     from gateway.proxy import Call
+
+# Why a stream that answered 200 ends early: the provider broke off (ProviderError), or the
+# gateway cut it at shutdown (gateway/drain.py's ShuttingDown). Either has a code and message.
+StreamBreak: TypeAlias = ProviderError | ApiError
 
 
 # The response headers of every dialect's answers (each adds the admission's).
@@ -35,8 +40,8 @@ class StreamSink(Protocol):
     async def send(self, sse: bytes, *, withheld: bool) -> None:
         """OpenAI chat.completion.chunk SSE bytes, as the guard released them."""
 
-    async def close(self, broken: ProviderError | None, *, withheld: bool) -> None:
-        """The end: `broken` when the provider broke off after the response started."""
+    async def close(self, broken: StreamBreak | None, *, withheld: bool) -> None:
+        """The end: `broken` when the stream broke off after the response started."""
 
 
 class Edge(Protocol):

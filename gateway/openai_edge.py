@@ -15,7 +15,7 @@ from gateway.client_usage import CallCost, UsageChunks, with_cost
 from gateway.edge import JSON_HEADERS, SSE_HEADERS
 
 if TYPE_CHECKING:
-    from gateway.providers.errors import ProviderError
+    from gateway.edge import StreamBreak
     from gateway.proxy import Call
 
 
@@ -58,7 +58,7 @@ class OpenAIStream:
         if out:
             await self._send({"type": "http.response.body", "body": out, "more_body": True})
 
-    async def close(self, broken: ProviderError | None, *, withheld: bool) -> None:
+    async def close(self, broken: StreamBreak | None, *, withheld: bool) -> None:
         self._usage.billed = not withheld
         if rest := self._usage.finish():
             await self._send({"type": "http.response.body", "body": rest, "more_body": True})

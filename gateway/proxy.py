@@ -46,6 +46,7 @@ from gateway.chat_request import (
     with_cache_mark,
 )
 from gateway.disconnect import DisconnectWatch
+from gateway.drain import ShuttingDown
 from gateway.edge import Edge, StreamSink
 from gateway.knowledge import Retrieved
 from gateway.leak_guard import (
@@ -177,12 +178,14 @@ async def call_agent(
     every endpoint that calls an agent comes through here. Raises the ApiError of a call
     refused or failed before its answer began; the telemetry says how it ended."""
     telemetry.stream = chat.stream
+    state.drain.refuse_after_cut()
     admission = await state.admitter.admit(
         key_hash, shard_of_key_hash(key_hash), agent_id, uuid.uuid4().hex,
         request_id=telemetry.request_id,
     )  # fmt: skip
     telemetry.admitted()
-    telemetry.ended(await _serve(state, admission, chat, telemetry, edge))
+    with state.drain.admitted_call():  # a shutdown waits for its commit
+        telemetry.ended(await _serve(state, admission, chat, telemetry, edge))
 
 
 async def _serve(
@@ -219,6 +222,9 @@ async def _serve(
     except ProviderError as error:
         result = CallResult.failed(error)
         raise ApiError(error.code, error.message) from None
+    except ShuttingDown:
+        result = CallResult.cut_at_shutdown(status_sent=False)
+        raise
     finally:
         await _commit(state, admission, result, telemetry)
 
@@ -334,11 +340,12 @@ def _blocked(state: GatewayState, result: CallResult) -> CallResult:
 
 async def _relay_stream(call: Call, edge: Edge) -> CallResult:
     watch = DisconnectWatch(edge.receive)
+    drain = call.state.drain.watch_stream()
     sink: StreamSink | None = None
     leak_filter = (
         SseLeakFilter(call.shield.guard.scanner(call.shield.canary)) if call.shield else None
     )
-    broken: ProviderError | None = None
+    broken: ProviderError | ShuttingDown | None = None
     try:
         async with call.provider.stream(
             call.payload, model=call.model, headers=call.trace_headers
@@ -349,10 +356,18 @@ async def _relay_stream(call: Call, edge: Edge) -> CallResult:
         if leak_filter is not None and leak_filter.leaked:
             result = _blocked(call.state, result)
     except asyncio.CancelledError:
-        if not watch.absorb_cancellation():
+        # Each watch takes back its own cancellation (both may have come at once).
+        client_left, cut = watch.absorb_cancellation(), drain.absorb_cancellation()
+        if client_left:
+            # Billable only if the provider had answered 2xx (DESIGN.md).
+            return CallResult.client_left(provider_answered=sink is not None)
+        if not cut:
             raise
-        # The client left. Billable only if the provider had answered 2xx (DESIGN.md).
-        return CallResult.client_left(provider_answered=sink is not None)
+        # Still open at the drain deadline (gateway/drain.py): incomplete, so not billable.
+        if sink is None:
+            raise ShuttingDown from None
+        broken = ShuttingDown()
+        result = CallResult.cut_at_shutdown(status_sent=True)
     except ProviderError as error:
         if sink is None:
             raise
@@ -360,6 +375,7 @@ async def _relay_stream(call: Call, edge: Edge) -> CallResult:
         result = CallResult.failed(error, status_sent=True)
     finally:
         watch.stop()
+        drain.stop()
     assert sink is not None  # set before anything that returns here without raising
     await sink.close(broken, withheld=leak_filter is not None and leak_filter.leaked)
     return result

@@ -54,6 +54,10 @@ class GatewaySettings(EnvSettings):
     breaker_interval_s: float = env("BREAKER_INTERVAL_S", 10.0, minimum=0.1)
     breaker_open_s: float = env("BREAKER_OPEN_S", 30.0, minimum=0.01)
     breaker_half_open_calls: int = env("BREAKER_HALF_OPEN_CALLS", 5, minimum=1)
+    # After SIGTERM, how long open streams may run on before they are cut (gateway/drain.py).
+    # Below uvicorn's --timeout-graceful-shutdown (45 s in the image), so the gateway ends
+    # them itself, with an in-band error and settled, before uvicorn would cancel them.
+    shutdown_drain_s: float = env("SHUTDOWN_DRAIN_S", 20.0, minimum=0.0)
 
     @classmethod
     def derived(cls, env: Environ) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from typing import Any
 
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError, ResponseError
@@ -49,7 +50,7 @@ class Settler:
     def __init__(self, admitter: Admitter, metrics: GatewayMetrics) -> None:
         self._admitter = admitter
         self._metrics = metrics
-        self._retrying: set[asyncio.Task[bool]] = set()  # referenced until done
+        self._retrying: set[asyncio.Future[Any]] = set()  # referenced until done
 
     async def settle(
         self,
@@ -62,13 +63,17 @@ class Settler:
     ) -> None:
         """Commit `result`; while Redis is away, keep retrying with backoff until `deadline`
         (a `time.perf_counter()` value: the reservation's)."""
+        commit = asyncio.ensure_future(
+            self._admitter.commit(admission, result, latency_ms=latency_ms, request_id=request_id)
+        )
         try:
-            await asyncio.shield(
-                self._admitter.commit(
-                    admission, result, latency_ms=latency_ms, request_id=request_id
-                )
-            )
+            await asyncio.shield(commit)
             return
+        except asyncio.CancelledError:
+            # The call itself was cancelled (uvicorn's shutdown deadline): the commit runs on,
+            # and `drain` waits for it before Redis closes.
+            self._track(commit)
+            raise
         except RedisError as error:
             if not redis_is_away(error):
                 self._metrics.commit_failures.inc()
@@ -82,8 +87,17 @@ class Settler:
             self._retry(admission, result, request_id=request_id, latency_ms=latency_ms,
                         deadline=deadline)
         )  # fmt: skip
+        self._track(task)
+
+    def _track(self, task: asyncio.Future[Any]) -> None:
         self._retrying.add(task)
-        task.add_done_callback(self._retrying.discard)
+        task.add_done_callback(self._untrack)
+
+    def _untrack(self, task: asyncio.Future[Any]) -> None:
+        self._retrying.discard(task)
+        if not task.cancelled() and (error := task.exception()) is not None:
+            self._metrics.commit_failures.inc()
+            logger.error("commit failed after its call was cancelled", exc_info=error)
 
     async def _retry(
         self,

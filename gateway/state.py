@@ -12,6 +12,7 @@ from common.redis_store import LuaScripts
 from gateway.admission import Admitter
 from gateway.agent_configs import AgentConfigCache
 from gateway.api_keys import KeyGate
+from gateway.drain import Drain
 from gateway.knowledge import KnowledgeRetriever
 from gateway.metrics import GatewayMetrics
 from gateway.provider_call import GuardedProvider
@@ -37,3 +38,4 @@ class GatewayState:
     tracing: Tracing
     knowledge: KnowledgeRetriever  # step 4 for agents with a knowledge base
     flags: FeatureFlags  # maintenance_mode, enable_trial_mode: a snapshot refreshed off-path
+    drain: Drain  # after SIGTERM: unready, streams cut at SHUTDOWN_DRAIN_S, commits awaited

@@ -523,17 +523,36 @@ def _settings_loaders() -> dict[str, Callable[[dict[str, str]], object]]:
     }
 
 
-@pytest.mark.parametrize("name", [GATEWAY, CONTROL_PLANE, WORKER])
-def test_every_required_setting_is_provided(name: str) -> None:
-    # A variable without a default stops the process at start-up when it is missing: the
-    # process's own settings type must load from what the manifest gives it (a secret's value
-    # stands in as a long placeholder).
+def pod_env(name: str) -> dict[str, str]:
+    """The environment a Deployment's main container gets: the ConfigMap, then its own env."""
     container = main_container(of_kind("Deployment")[name])
     (config,) = of_kind("ConfigMap").values()
     env = {str(key): str(value) for key, value in config["data"].items()}
     for entry in container["env"]:
         env[entry["name"]] = str(entry.get("value", "x" * 64))
-    _settings_loaders()[name](env)
+    return env
+
+
+@pytest.mark.parametrize("name", [GATEWAY, CONTROL_PLANE, WORKER])
+def test_every_required_setting_is_provided(name: str) -> None:
+    # A variable without a default stops the process at start-up when it is missing: the
+    # process's own settings type must load from what the manifest gives it (a secret's value
+    # stands in as a long placeholder).
+    _settings_loaders()[name](pod_env(name))
+
+
+def test_the_gateway_cuts_its_streams_before_uvicorn_would() -> None:
+    """gateway/drain.py ends streams at SHUTDOWN_DRAIN_S with an in-band error and settles
+    them; uvicorn's --timeout-graceful-shutdown would cancel them with nothing said. So both
+    that and a JSON call's whole timeout come first, as the pod's settings give them."""
+    from gateway.settings import GatewaySettings
+
+    container = main_container(of_kind("Deployment")[GATEWAY])
+    settings = GatewaySettings.from_env(pod_env(GATEWAY))
+    arguments = container.get("args") or cmd(HTTP_DEPLOYMENTS[GATEWAY])
+    graceful_s = int(flag(arguments, "--timeout-graceful-shutdown"))
+    assert settings.shutdown_drain_s < graceful_s
+    assert settings.upstream_timeout_s < graceful_s
 
 
 # -------------------------------------------------------------------------------- Dockerfiles

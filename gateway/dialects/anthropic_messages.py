@@ -34,7 +34,7 @@ from gateway.proxy import AgentEndpoint
 
 if TYPE_CHECKING:
     from gateway.chat_request import ChatRequest
-    from gateway.providers.errors import ProviderError
+    from gateway.edge import StreamBreak
     from gateway.proxy import Call
 
 
@@ -311,7 +311,7 @@ class AnthropicStream:
         if out:
             await self._send({"type": "http.response.body", "body": out, "more_body": True})
 
-    async def close(self, broken: ProviderError | None, *, withheld: bool) -> None:
+    async def close(self, broken: StreamBreak | None, *, withheld: bool) -> None:
         self._usage.billed = not withheld
         out = self._events.feed(self._usage.finish())
         if broken is None:

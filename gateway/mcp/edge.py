@@ -24,7 +24,7 @@ from gateway.mcp import protocol
 from gateway.openai_edge import call_cost
 
 if TYPE_CHECKING:
-    from gateway.providers.errors import ProviderError
+    from gateway.edge import StreamBreak
     from gateway.proxy import Call
 
 
@@ -168,7 +168,7 @@ class McpProgress:
                       "message": delta}  # fmt: skip
             await self._event(protocol.notification_body("notifications/progress", params))
 
-    async def close(self, broken: ProviderError | None, *, withheld: bool) -> None:
+    async def close(self, broken: StreamBreak | None, *, withheld: bool) -> None:
         await self._progress(self._events.flush())
         text = "".join(self._text)
         if broken is not None:

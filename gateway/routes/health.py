@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
 
 from common.health import healthz, metrics_page, readiness
 from gateway.state import GatewayState
@@ -17,8 +17,11 @@ def _state(request: Request) -> GatewayState:
 
 
 async def readyz(request: Request) -> Response:
-    """Ready for traffic: Redis answers and holds our Lua scripts."""
+    """Ready for traffic: not shutting down (gateway/drain.py), and Redis answers and holds
+    our Lua scripts."""
     state = _state(request)
+    if state.drain.draining:
+        return JSONResponse({"status": "draining"}, status_code=503)
 
     async def redis() -> None:
         await state.redis.ping()

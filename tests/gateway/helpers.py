@@ -8,10 +8,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import signal
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -21,6 +26,7 @@ import redis.asyncio as redis_asyncio
 
 from common import keyspace
 from common.sse import events_of
+from devstack.servers import free_port
 from tests.factories import Agent, ApiKey, Developer, make_agent, make_developer, make_key
 from tests.processes import serve_gateway
 
@@ -173,3 +179,56 @@ async def mock_requests_containing(client: httpx.AsyncClient, mock_url: str, mar
     """How many requests the mock provider received with `marker` in their body."""
     response = await client.get(f"{mock_url}/_mock/requests")
     return sum(marker in orjson.dumps(entry["body"]).decode() for entry in response.json())
+
+
+# -- a gateway in its own process ------------------------------------------------------------
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@contextlib.contextmanager
+def gateway_process(
+    env: dict[str, str], log_path: Path, *uvicorn_args: str
+) -> Iterator[GatewayProcess]:
+    """A gateway as production runs it: its own uvicorn process (so it can be signalled or
+    SIGKILLed), with `uvicorn_args` on top (e.g. `--workers 2`). Its own process group, so
+    whatever is left of it (workers too) is killed at the end."""
+    port = free_port()
+    argv = [sys.executable, "-m", "uvicorn", "--factory", "gateway.app:create_app",
+            "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
+            "--no-access-log", *uvicorn_args]  # fmt: skip
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            argv, cwd=REPO, env={**os.environ, **env}, stdout=log, stderr=log,
+            start_new_session=True,
+        )  # fmt: skip
+    try:
+        yield GatewayProcess(f"http://127.0.0.1:{port}", process, log_path)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait(10)
+
+
+@dataclass(frozen=True)
+class GatewayProcess:
+    url: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    async def wait_until_ready(self) -> None:
+        deadline = time.monotonic() + 30
+        async with httpx.AsyncClient(timeout=2) as client:
+            while True:
+                if self.process.poll() is not None:
+                    raise AssertionError("the gateway exited:\n" + self.log())
+                try:
+                    if (await client.get(f"{self.url}/readyz")).status_code == 200:
+                        return
+                except httpx.TransportError:
+                    pass
+                assert time.monotonic() < deadline, "the gateway did not start:\n" + self.log()
+                await asyncio.sleep(0.1)

@@ -7,15 +7,10 @@ after that), and every error must be the envelope with a request id (properties 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import os
 import signal
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +32,7 @@ from tests.gateway.helpers import (
     chat,
     chat_url,
     gateway,
+    gateway_process,
     in_band_error,
     make_caller,
     mock_requests_containing,
@@ -47,7 +43,6 @@ from tests.gateway.helpers import (
 )
 from tests.processes import Servers
 
-REPO = Path(__file__).resolve().parents[2]
 SHORT = "0.5"  # seconds: the fault gateway's timeouts, scaled down from the seed's 30 s
 
 
@@ -326,49 +321,6 @@ async def test_calls_work_again_right_after_a_redis_restart(
 # -- A gateway killed mid-call ----------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def gateway_process(env: dict[str, str], log_path: Path) -> Iterator[GatewayProcess]:
-    """A gateway as production runs it: its own uvicorn process (so it can be SIGKILLed)."""
-    port = free_port()
-    argv = [sys.executable, "-m", "uvicorn", "--factory", "gateway.app:create_app",
-            "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
-            "--no-access-log"]  # fmt: skip
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            argv, cwd=REPO, env={**os.environ, **env}, stdout=log, stderr=log
-        )
-    try:
-        yield GatewayProcess(f"http://127.0.0.1:{port}", process, log_path)
-    finally:
-        if process.poll() is None:
-            process.kill()
-        process.wait(10)
-
-
-@dataclass(frozen=True)
-class GatewayProcess:
-    url: str
-    process: subprocess.Popen[bytes]
-    log_path: Path
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    async def wait_until_healthy(self) -> None:
-        deadline = time.monotonic() + 30
-        async with httpx.AsyncClient(timeout=2) as client:
-            while True:
-                if self.process.poll() is not None:
-                    raise AssertionError("the gateway exited:\n" + self.log())
-                try:
-                    if (await client.get(f"{self.url}/healthz")).status_code == 200:
-                        return
-                except httpx.TransportError:
-                    pass
-                assert time.monotonic() < deadline, "the gateway did not start:\n" + self.log()
-                await asyncio.sleep(0.1)
-
-
 async def test_a_reservation_of_a_killed_gateway_is_given_back_by_the_reaper(
     gateway_env: dict[str, str],
     db_pool: asyncpg.Pool,
@@ -378,7 +330,7 @@ async def test_a_reservation_of_a_killed_gateway_is_given_back_by_the_reaper(
     caller = await charged_caller(db_pool)
     env = {**gateway_env, "RESERVATION_TTL_S": "1"}  # due for reaping 1 s after admission
     with gateway_process(env, tmp_path / "gateway.log") as doomed:
-        await doomed.wait_until_healthy()
+        await doomed.wait_until_ready()
         async with httpx.AsyncClient(timeout=30) as client:
             request = client.build_request(
                 "POST",
