@@ -96,12 +96,20 @@ class FeatureFlags:
 
     async def run(self) -> None:
         """Refresh forever (cancel to stop); a failed refresh is retried on the next tick."""
+        task = asyncio.current_task()
         while True:
             await asyncio.sleep(self._refresh_s)
             try:
                 await self.refresh()
             except Exception:  # never let the refresher die: the snapshot would freeze
                 logger.exception("feature flag refresh failed")
+            # redis-py's asyncio client can swallow a cancellation that arrives during a
+            # command (the command returns as if nothing happened; redis/redis-py#2028,
+            # #2551), and the loop would refresh on forever: every gateway worker then sat
+            # out its whole stop timeout at shutdown. The task still says it is being
+            # cancelled, so honour that here.
+            if task is not None and task.cancelling():
+                raise asyncio.CancelledError
 
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[FeatureFlags]:
