@@ -23,7 +23,7 @@ for the user's part; agent records live under their own tag `{aID}`.
 | `login:acct:<sha>`, `login:acctip:<sha>`, `login:ip:<ip>` | string | failed-login counters per account, account+IP, IP (control_plane/auth/throttle.py) | control plane | the throttle window |
 | `login:wait:<sha>` | string | the account's backoff after its failure ceiling | control plane | the backoff |
 | `login:known:<sha>` | string | an account+IP pair that logged in (exempt from the backoff) | control plane | 30 days |
-| `ff:all` | hash | feature flag → `1`/`0` (control_plane/feature_flags; the gateway reads `enable_rag`) | control plane | 30 s |
+| `ff:all` | hash | feature flag → `1`/`0` (control_plane/feature_flags; every process's flag snapshot reads it, common/feature_flags.py) | control plane | 30 s |
 | `agent:{aID}` | hash | `status`, `version`, `units` (quota units per call), `knowledge` (knowledge version, 0: none; common/knowledge/records.py) | gateway cold load, control plane | 24 h (`unknown`: 30 s) |
 | `pgkey:{sS}:<user_id>` | string | the developer's playground key, sealed with the key ring (control_plane/developers/session_keys.py) | control plane | the key's lifetime |
 | `pgkey-lock:{sS}:<user_id>` | string | lock while a playground key is minted | control plane | 10 s |

@@ -136,7 +136,7 @@ def create_app(
             agent_configs=AgentConfigCache(db, keyring),
             providers=providers,
             tracing=tracing or Tracing.from_env(),
-            knowledge=KnowledgeRetriever(db, redis, settings.knowledge, metrics.registry),
+            knowledge=KnowledgeRetriever(db, flags, settings.knowledge, metrics.registry),
             flags=flags,
             drain=Drain(settings.shutdown_drain_s),
         )

@@ -9,9 +9,9 @@ and the embedding model and loads its weights (lazily, once); embedding runs on 
 embedder's own small thread pool, never on the event loop. Identical questions to the same
 agent and knowledge version are answered from a small cache (`KNOWLEDGE_QUERY_CACHE_*`).
 
-`enable_rag` (feature flag) switches retrieval off platform-wide: it is read from Redis
-(`ff:all`, Postgres when the hash has expired) at most every few seconds, by knowledge calls
-only.
+`enable_rag` (feature flag) switches retrieval off platform-wide: read from the process' flag
+snapshot like every other flag (common/feature_flags.py: refreshed off the request path every
+`FEATURE_FLAGS_REFRESH_S`), so a knowledge call pays one attribute read for it.
 
 Retrieved text is creator content: it goes to the provider and nowhere else: not into logs,
 metrics, traces or error bodies. With `knowledge.leak_guard` on in the agent's config the
@@ -28,20 +28,17 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import asyncpg
-import redis.asyncio as redis_asyncio
 from prometheus_client import CollectorRegistry, Counter, Histogram
-from redis.exceptions import RedisError
 
-from common import keyspace
 from common.domain import KnowledgeSettings
 from common.errors import ApiError, ErrorCode
+from common.feature_flags import FeatureFlags
 from common.knowledge.settings import RetrievalSettings
 
 if TYPE_CHECKING:
     from common.knowledge.embedding import Embedder
     from gateway.providers.openai_wire import ChatMessage
 
-FLAG_TTL_S = 5.0
 _OPEN = "<<<KNOWLEDGE"
 _CLOSE = "KNOWLEDGE>>>"
 _PREAMBLE = (
@@ -96,38 +93,11 @@ class KnowledgeMetrics:
             self.retrievals.labels(outcome)
 
 
-class RagFlag:
-    """`enable_rag`, re-read at most every FLAG_TTL_S seconds (by knowledge calls only)."""
-
-    def __init__(self, db: asyncpg.Pool, redis: redis_asyncio.Redis) -> None:
-        self._db = db
-        self._redis = redis
-        self._value = True
-        self._checked_at = float("-inf")
-
-    async def enabled(self) -> bool:
-        if time.monotonic() - self._checked_at < FLAG_TTL_S:
-            return self._value
-        self._checked_at = time.monotonic()
-        try:
-            cached = await self._redis.hget(keyspace.FEATURE_FLAGS, "enable_rag")
-            if cached is None:  # the hash expired; the control plane refills it
-                cached = await self._db.fetchval(
-                    "SELECT enabled FROM feature_flags WHERE key = 'enable_rag'"
-                )
-                self._value = cached is not False
-            else:
-                self._value = cached in (b"1", "1")
-        except (RedisError, OSError, asyncpg.PostgresError):
-            pass  # keep the last known value
-        return self._value
-
-
 class KnowledgeRetriever:
     def __init__(
         self,
         db: asyncpg.Pool,
-        redis: redis_asyncio.Redis,
+        flags: FeatureFlags,
         settings: RetrievalSettings,
         registry: CollectorRegistry,
         *,
@@ -137,7 +107,7 @@ class KnowledgeRetriever:
         self._settings = settings
         self._embedder = embedder
         self._starting = asyncio.Lock()
-        self.flag = RagFlag(db, redis)
+        self._flags = flags
         self.metrics = KnowledgeMetrics(registry)
         self._vectors: OrderedDict[str, Any] = OrderedDict()
         self._results: OrderedDict[tuple[Any, ...], tuple[float, Retrieved | None]] = OrderedDict()
@@ -156,7 +126,7 @@ class KnowledgeRetriever:
     ) -> Retrieved | None:
         """The knowledge message for this call, or None (flag off, no question, nothing
         similar enough). Raises ApiError 503 `50302` when retrieval itself fails."""
-        if not await self.flag.enabled():
+        if not self._flags.current.enable_rag:
             self.metrics.retrievals.labels("off").inc()
             return None
         question = last_user_text(messages)

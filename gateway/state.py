@@ -37,5 +37,5 @@ class GatewayState:
     providers: dict[str, GuardedProvider]  # each behind its breaker, with its timeouts
     tracing: Tracing
     knowledge: KnowledgeRetriever  # step 4 for agents with a knowledge base
-    flags: FeatureFlags  # maintenance_mode, enable_trial_mode: a snapshot refreshed off-path
+    flags: FeatureFlags  # maintenance_mode, enable_trial_mode, enable_rag: snapshot, off-path
     drain: Drain  # after SIGTERM: unready, streams cut at SHUTDOWN_DRAIN_S, commits awaited
