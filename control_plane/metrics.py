@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import time
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry
 
 from common.asgi import ASGIApp, Message, Receive, Scope, Send
+from common.metrics import MetricSet
 
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
@@ -21,51 +22,38 @@ _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"
 class ControlPlaneMetrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = CollectorRegistry() if registry is None else registry
-        r = self.registry
-        self.requests = Counter(
+        declare = MetricSet(self.registry)
+        self.requests = declare.counter(
             "agentlink_control_requests_total",
             "Control-plane requests by route template, method and status class.",
-            ["route", "method", "status_class"],
-            registry=r,
+            ("route", "method", "status_class"),
         )
-        self.request_seconds = Histogram(
+        self.request_seconds = declare.histogram(
             "agentlink_control_request_duration_seconds",
             "Control-plane request latency (to the last byte) by route template and method.",
-            ["route", "method"],
-            buckets=_LATENCY_BUCKETS,
-            registry=r,
-        )
-        self.auth_failures = Counter(
+            ("route", "method"), buckets=_LATENCY_BUCKETS,
+        )  # fmt: skip
+        self.auth_failures = declare.counter(
             "agentlink_control_auth_failures_total",
-            "Requests refused for their credentials (401) or their rights (403).",
-            ["status"],
-            registry=r,
-        )
-        self.in_flight = Gauge(
+            "Requests refused for their credentials (401) or their rights (403).", ("status",),
+            known=("401", "403"),
+        )  # fmt: skip
+        self.in_flight = declare.gauge(
             "agentlink_control_in_flight_requests",
-            "Control-plane requests being served right now.",
-            multiprocess_mode="livesum",
-            registry=r,
-        )
+            "Control-plane requests being served right now.", mode="livesum",
+        )  # fmt: skip
         # Sampled from Postgres when /metrics is read (control_plane/chain/job_metrics.py);
         # every replica reads the same table, so the most recent sample is the value.
-        self.chain_jobs = Gauge(
+        self.chain_jobs = declare.gauge(
             "agentlink_control_chain_jobs",
-            "Chain jobs (control_plane/chain/outbox.py) by kind and status.",
-            ["kind", "status"],
-            multiprocess_mode="mostrecent",
-            registry=r,
-        )
-        self.chain_job_lag = Gauge(
+            "Chain jobs (control_plane/chain/outbox.py) by kind and status.", ("kind", "status"),
+            mode="mostrecent",
+        )  # fmt: skip
+        self.chain_job_lag = declare.gauge(
             "agentlink_control_chain_job_lag_seconds",
             "Age of the oldest open chain job of a kind that is not waiting for its creator"
-            " (0: none).",
-            ["kind"],
-            multiprocess_mode="mostrecent",
-            registry=r,
-        )
-        for status in ("401", "403"):
-            self.auth_failures.labels(status)
+            " (0: none).", ("kind",), mode="mostrecent",
+        )  # fmt: skip
 
 
 def route_template(scope: Scope) -> str:

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from typing import Any, TypeVar
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry
 from prometheus_client.metrics import MetricWrapperBase
+
+from common.metrics import MetricSet
 
 _Metric = TypeVar("_Metric", bound=MetricWrapperBase)
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
@@ -20,66 +22,50 @@ class GatewayMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
         self.registry = registry
         self._children: dict[tuple[MetricWrapperBase, tuple[str, ...]], Any] = {}
-        self.requests = Counter(
+        declare = MetricSet(registry)
+        self.requests = declare.counter(
             "agentlink_gateway_requests_total",
-            "Proxied calls by route template and status class.",
-            ["route", "status_class"],
-            registry=registry,
-        )
-        self.request_seconds = Histogram(
+            "Proxied calls by route template and status class.", ("route", "status_class"),
+        )  # fmt: skip
+        self.request_seconds = declare.histogram(
             "agentlink_gateway_request_duration_seconds",
-            "Whole-call latency as the client sees it (to the last byte).",
-            ["route", "stream"],
+            "Whole-call latency as the client sees it (to the last byte).", ("route", "stream"),
             buckets=_LATENCY_BUCKETS,
-            registry=registry,
-        )
-        self.provider_seconds = Histogram(
+        )  # fmt: skip
+        self.provider_seconds = declare.histogram(
             "agentlink_gateway_provider_latency_seconds",
             "Provider latency: whole answer (non-streaming) or whole stream.",
-            ["provider", "model"],
-            buckets=_LATENCY_BUCKETS,
-            registry=registry,
-        )
-        self.time_to_first_token = Histogram(
+            ("provider", "model"), buckets=_LATENCY_BUCKETS,
+        )  # fmt: skip
+        self.time_to_first_token = declare.histogram(
             "agentlink_gateway_time_to_first_token_seconds",
             "Streaming: time from sending the request to the provider to its first chunk.",
-            ["provider", "model"],
-            buckets=_LATENCY_BUCKETS,
-            registry=registry,
-        )
-        self.admissions = Counter(
-            "agentlink_gateway_admission_verdicts_total",
-            "Admission decisions by verdict.",
-            ["verdict"],
-            registry=registry,
-        )
-        self.breaker_state = Gauge(
+            ("provider", "model"), buckets=_LATENCY_BUCKETS,
+        )  # fmt: skip
+        self.admissions = declare.counter(
+            "agentlink_gateway_admission_verdicts_total", "Admission decisions by verdict.",
+            ("verdict",),
+        )  # fmt: skip
+        self.breaker_state = declare.gauge(
             "agentlink_gateway_circuit_breaker_state",
-            "Circuit breaker state per provider: 0 closed, 1 open, 2 half-open.",
-            ["provider"],
-            multiprocess_mode="max",
-            registry=registry,
-        )
-        self.in_flight = Gauge(
+            "Circuit breaker state per provider: 0 closed, 1 open, 2 half-open.", ("provider",),
+            mode="max",
+        )  # fmt: skip
+        self.in_flight = declare.gauge(
             "agentlink_gateway_in_flight_requests",
-            "Calls being served right now (the autoscaling signal).",
-            multiprocess_mode="livesum",
-            registry=registry,
-        )
-        self.leaks_blocked = Counter(
+            "Calls being served right now (the autoscaling signal).", mode="livesum",
+        )  # fmt: skip
+        self.leaks_blocked = declare.counter(
             "agentlink_gateway_prompt_leaks_blocked_total",
             "Answers withheld because they repeated the agent's confidential prompt.",
-            registry=registry,
         )
-        self.commit_failures = Counter(
+        self.commit_failures = declare.counter(
             "agentlink_gateway_commit_failures_total",
             "Calls whose settlement could not be written (the reaper gives them back).",
-            registry=registry,
         )
-        self.commit_retries = Counter(
+        self.commit_retries = declare.counter(
             "agentlink_gateway_commit_retries_total",
             "Settlement attempts repeated because Redis was away (gateway/settlement.py).",
-            registry=registry,
         )
 
     def child(self, metric: _Metric, *values: str) -> _Metric:
