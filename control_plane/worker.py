@@ -29,8 +29,9 @@ Jobs:
 - payouts (`PAYOUT_INTERVAL_S`): pay pending withdrawals (`control_plane/earnings/withdrawals.py`);
 - webhook delivery (`WEBHOOK_DELIVERY_INTERVAL_S`): drain the webhook outbox
   (`control_plane/webhooks/delivery.py`; needs the encryption key ring to sign).
-- chain outbox (`CHAIN_INTERVAL_S`, only with `CHAIN_RPC_URL`): mint agent tokens and record
-  settlements on chain (`control_plane/chain/outbox.py`; its client lives in that loop).
+- chain outbox (`CHAIN_INTERVAL_S`, only with `CHAIN_RPC_URL`): mint agent tokens, record
+  settlements and pay `onchain` withdrawals from the vault (`control_plane/chain/outbox.py`;
+  its client lives in that loop).
 
 Metrics are served on `WORKER_METRICS_HOST`:`WORKER_METRICS_PORT` (default 0.0.0.0:9102; port 0
 serves none).

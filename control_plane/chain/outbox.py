@@ -131,6 +131,18 @@ def _wallet(raw: str | None) -> str | Wait:
         return Wait(f"{WAITING_FOR_CREATOR}: the wallet address is invalid ({error})")
 
 
+def _held_up(job: ChainJob, contract: str | None) -> Wait | None:
+    """Why a job cannot go to the contract configured now, if it cannot."""
+    if contract is None:
+        return Wait("CHAIN_PAYOUTS_ADDRESS is not set: on-chain payouts wait")
+    if job.kind == PAY_WITHDRAWAL and job.contract_address not in (None, contract):
+        # Signed for another vault (CHAIN_PAYOUTS_ADDRESS changed while it was in flight):
+        # that vault may still pay it, so this one never does. An operator settles it
+        # (docs/operations.md, AgentLinkChainJobsStuck).
+        return Wait(f"signed for the vault {job.contract_address}, not {contract}")
+    return None
+
+
 def backoff_s(settings: ChainSettings, attempts: int) -> float:
     """Exponential from CHAIN_INTERVAL_S, capped at CHAIN_RETRY_MAX_S, jittered down by <= 1/2
     so workers that failed together do not retry together."""
@@ -207,8 +219,9 @@ class ChainOutbox:
     async def _advance(self, job: ChainJob) -> Step:
         client = self._client
         contract = self._contract_of(job)
-        if contract is None:
-            return Wait("CHAIN_PAYOUTS_ADDRESS is not set: on-chain payouts wait")
+        blocked = _held_up(job, contract)
+        if blocked is not None:
+            return blocked
         ours = job.contract_address is None or job.contract_address == contract
         if job.tx_hash is not None and ours:
             receipt = await client.receipt(job.tx_hash)

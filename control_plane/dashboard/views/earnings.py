@@ -24,7 +24,11 @@ from control_plane.earnings.payout_account import PayoutAccount
 from control_plane.earnings.schemas import CreateWithdrawal, PageQuery
 
 CREATORS = frozenset({UserType.CREATOR})
-METHOD_NAMES = {"ledger": "Platform ledger (manual payout)", "stripe": "Stripe (bank account)"}
+METHOD_NAMES = {
+    "ledger": "Platform ledger (manual payout)",
+    "stripe": "Stripe (bank account)",
+    "onchain": "Stablecoin to your wallet (on chain)",
+}
 
 
 def _cursor_query(ctx: PageContext, name: str) -> PageQuery:

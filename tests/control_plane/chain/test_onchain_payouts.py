@@ -474,3 +474,51 @@ async def test_onchain_is_offered_only_with_a_vault_and_ended_payouts_survive_a_
     assert before is not None
     assert (after["status"], after["tx_hash"]) == ("confirmed", before["tx_hash"])
     assert (await pay_job(chain_db, waiting) or {})["status"] == "pending"
+
+
+async def test_a_payout_signed_for_another_vault_is_never_paid_from_the_new_one(
+    chain_db: asyncpg.Pool, payout_chain: PayoutChain, payout_settings: ChainSettings
+) -> None:
+    """CHAIN_PAYOUTS_ADDRESS changed while a payout was in flight: the old vault may still
+    pay it (its stored transaction), so the new vault never does; it waits, saying why."""
+    wallet = new_wallet()
+    creator = await creator_with(chain_db, Decimal(10), wallet)
+    withdrawal_id = await withdraw(chain_db, creator, "10")
+    await run_payouts(chain_db)
+    killed = KilledBeforeBroadcast(payout_settings)
+    try:
+        with pytest.raises(WorkerKilled):
+            await ChainOutbox(chain_db, killed, payout_settings).run_once()
+    finally:
+        await killed.aclose()
+    owner = ChainClient(payout_settings)
+    issuer = ChainClient(payout_chain.treasury)
+    try:
+        new_vault = await owner.deploy_contract(payouts_artifact(), payout_chain.coin)
+        await issuer.transact(payout_chain.coin, stablecoin_artifact(), "mint", new_vault, 10**9)
+    finally:
+        await owner.aclose()
+        await issuer.aclose()
+    moved = dataclasses.replace(payout_settings, payouts_address=new_vault)
+    client = ChainClient(moved)
+    try:
+        await expire_lease(chain_db)
+        await ChainOutbox(chain_db, client, moved).run_once()
+        job = await pay_job(chain_db, withdrawal_id)
+        assert job is not None
+        assert (job["status"], job["contract_address"]) == ("sent", payout_chain.vault)
+        assert job["last_error"] == f"signed for the vault {payout_chain.vault}, not {new_vault}"
+        assert await client.vault_funds() == 10**9
+        assert await client.payment(withdrawal_key(withdrawal_id)) is None
+        assert (await withdrawal(chain_db, withdrawal_id))["status"] == "processing"
+    finally:
+        await client.aclose()
+    # Back on the vault it was signed for, the stored transaction pays it, once.
+    await expire_lease(chain_db)
+    old = ChainClient(payout_settings)
+    try:
+        await ChainOutbox(chain_db, old, payout_settings).run_once()
+        assert (await withdrawal(chain_db, withdrawal_id))["status"] == "completed"
+        assert await old.token_balance(wallet) == 8_000_000
+    finally:
+        await old.aclose()
