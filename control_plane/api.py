@@ -73,6 +73,10 @@ class ApiRoute:
     query: type | None = None  # a msgspec Struct describing query parameters
     sunset: str | None = None  # HTTP-date: the route is deprecated and ends then
     successor: str | None = None  # the route to use instead
+    # Error statuses beyond what the route's shape implies (control_plane/openapi.py's
+    # error_statuses), e.g. 409 for a conflict, 429 for a throttle: the OpenAPI document
+    # lists exactly these, and schemathesis checks no other is answered.
+    errors: tuple[int, ...] = ()
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -112,10 +116,28 @@ def _decode_error(error: msgspec.ValidationError | msgspec.DecodeError) -> ApiEr
     return ApiError(ErrorCode.INVALID_REQUEST, "The request body is not valid JSON.")
 
 
-def decode(raw: bytes | str, kind: type[Any]) -> Any:
-    """The body as `kind`, every value of it storable (common.validation.check_decoded)."""
+def _integral_floats_as_ints(value: Any) -> Any:
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, list):
+        return [_integral_floats_as_ints(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _integral_floats_as_ints(item) for key, item in value.items()}
+    return value
+
+
+def decode(raw: bytes | str, kind: Any) -> Any:
+    """The body as `kind`, every value of it storable (common.validation.check_decoded).
+    An integer may be written `5.0`: JSON (and JSON Schema, so the OpenAPI document) counts
+    it as the integer 5, which msgspec's strict decoding refuses; such bodies are decoded
+    again with integral numbers as integers (and still no string coerced to a number)."""
     try:
-        value = msgspec.json.decode(raw, type=kind)
+        try:
+            value = msgspec.json.decode(raw, type=kind)
+        except msgspec.ValidationError as error:
+            if "got `float`" not in str(error):
+                raise
+            value = msgspec.convert(_integral_floats_as_ints(msgspec.json.decode(raw)), kind)
     except (msgspec.ValidationError, msgspec.DecodeError) as error:
         raise _decode_error(error) from None
     except UnicodeDecodeError:

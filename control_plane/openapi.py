@@ -54,19 +54,43 @@ _MULTIPART_FILES = {
 }
 
 
-def _error_responses(public: bool, has_body: bool) -> dict[str, Any]:
-    ref = {"$ref": "#/components/schemas/Error"}
-    content = {"application/json": {"schema": ref}}
-    responses: dict[str, Any] = {}
+_STATUS_TEXT = {
+    400: "Malformed or invalid request (the failing field is named)",
+    401: "Not authenticated",
+    403: "Not allowed",
+    404: "Not found",
+    409: "Conflicts with the resource's current state",
+    413: "Body too large",
+    415: "Unsupported file type",
+    429: "Too many requests (Retry-After)",
+    503: "A storage dependency is unavailable, or maintenance (Retry-After)",
+}
+
+
+def error_statuses(route: ApiRoute, public: bool) -> list[int]:
+    """Every error status the route can answer: what its shape implies (input → 400, a path
+    id → 404, a body → 413, a token → 401/403, storage → 503) and what it declares."""
+    statuses = {503, *route.errors}
+    has_body = route.body is not None or bool(route.extra.get("multipart"))
+    if has_body or route.query is not None or "{" in route.path:
+        statuses.add(400)
     if has_body:
-        responses["400"] = {"description": "Malformed or invalid request", "content": content}
+        statuses.add(413)
+    if route.extra.get("multipart"):
+        statuses.add(415)
+    if "{" in route.path:
+        statuses.add(404)
     if not public:
-        responses["401"] = {"description": "Not authenticated", "content": content}
-        responses["403"] = {"description": "Not allowed", "content": content}
-    # Every other status a route can answer (404, 409, 413, 429, 503...) is the same envelope:
-    # documented once, so no answer is undocumented (schemathesis' status_code_conformance).
-    responses["default"] = {"description": "Any other error, in the envelope", "content": content}
-    return responses
+        statuses |= {401, 403}
+    return sorted(statuses)
+
+
+def _error_responses(route: ApiRoute, public: bool) -> dict[str, Any]:
+    content = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+    return {
+        str(status): {"description": _STATUS_TEXT[status], "content": content}
+        for status in error_statuses(route, public)
+    }
 
 
 def _without_null(schema: dict[str, Any]) -> dict[str, Any]:
@@ -85,6 +109,22 @@ def _query_parameters(struct_schema: dict[str, Any]) -> list[dict[str, Any]]:
          "schema": _without_null(schema)}
         for name, schema in struct_schema.get("properties", {}).items()
     ]  # fmt: skip
+
+
+# common.validation refuses a NUL character in any text (Postgres cannot store one).
+_NO_NUL = "^[^\\x00]*$"
+
+
+def _storable_text(node: Any) -> Any:
+    """Every free-text string schema in `node` says that it takes no NUL character."""
+    if isinstance(node, list):
+        return [_storable_text(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    node = {key: _storable_text(value) for key, value in node.items()}
+    if node.get("type") == "string" and not {"format", "pattern", "enum", "const"} & set(node):
+        node["pattern"] = _NO_NUL
+    return node
 
 
 def build_openapi(routes: Iterable[ApiRoute], public: frozenset[tuple[str, str]]) -> dict[str, Any]:
@@ -127,13 +167,15 @@ def build_openapi(routes: Iterable[ApiRoute], public: frozenset[tuple[str, str]]
         if route.response is not None:
             success["content"] = {"application/json": {"schema": schema_of[route.response]}}
         operation["responses"][str(route.status)] = success
-        operation["responses"].update(_error_responses(is_public, route.body is not None))
+        operation["responses"].update(_error_responses(route, is_public))
         if not is_public:
             operation["security"] = [{"bearerAuth": []}]
         if route.sunset is not None:
             operation["deprecated"] = True
         paths.setdefault(path, {})[route.method.lower()] = operation
     components["Error"] = _ERROR_SCHEMA
+    paths = _storable_text(paths)
+    components = _storable_text(components)
     return {
         "openapi": "3.1.0",
         "info": {"title": "AgentLink control plane", "version": "1.0.0"},

@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Literal
 
 import msgspec
 
-Moment = Annotated[datetime, msgspec.Meta(tz=True, description="RFC 3339 with a timezone")]
+from control_plane.schema_types import Moment, UuidText
 
 
 class AnalyticsQuery(msgspec.Struct, forbid_unknown_fields=True):
     # [from, to), widened to whole UTC buckets; default the last 30 days (hour: 24 hours).
     from_: Moment | None = msgspec.field(default=None, name="from")
     to: Moment | None = None
-    agent_id: Annotated[str, msgspec.Meta(max_length=64)] | None = None
+    agent_id: UuidText | None = None
     granularity: Literal["day", "hour"] = "day"
 
 

@@ -30,11 +30,12 @@ async def logout_everywhere(context: Context) -> None:
 PREFIX = "/api/v1/auth"
 ROUTES = [
     ApiRoute("POST", f"{PREFIX}/register", register, "Create a creator or developer account",
-             body=RegisterRequest, response=TokenPair, status=201, tags=("auth",)),
+             body=RegisterRequest, response=TokenPair, status=201, errors=(409,),
+             tags=("auth",)),
     ApiRoute("POST", f"{PREFIX}/login", login, "Log in with email and password",
-             body=LoginRequest, response=TokenPair, tags=("auth",)),
+             body=LoginRequest, response=TokenPair, errors=(401, 429), tags=("auth",)),
     ApiRoute("POST", f"{PREFIX}/refresh", refresh, "Rotate a refresh token for a new pair",
-             body=RefreshRequest, response=TokenPair, tags=("auth",)),
+             body=RefreshRequest, response=TokenPair, errors=(401,), tags=("auth",)),
     ApiRoute("POST", f"{PREFIX}/logout", logout, "End this session (its refresh-token family)",
              body=RefreshRequest, status=204, tags=("auth",)),
     ApiRoute("POST", f"{PREFIX}/logout-all", logout_everywhere,

@@ -6,7 +6,15 @@ from typing import Annotated, Literal
 
 import msgspec
 
-Email = Annotated[str, msgspec.Meta(min_length=3, max_length=254)]
+# The handler trims and lower-cases, then wants local@domain.tld (auth/service.py).
+Email = Annotated[
+    str,
+    msgspec.Meta(
+        min_length=3,
+        max_length=254,
+        extra_json_schema={"pattern": r"^\s*[^@\s\x00]+@[^@\s\x00]+\.[^@\s\x00]+\s*$"},
+    ),
+]
 Password = Annotated[str, msgspec.Meta(min_length=8, max_length=128)]
 RefreshToken = Annotated[str, msgspec.Meta(min_length=10, max_length=200)]
 

@@ -12,8 +12,9 @@ from typing import Annotated, Literal
 import msgspec
 from msgspec import UNSET, UnsetType
 
+from control_plane.schema_types import Moment
+
 KeyName = Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
-Moment = Annotated[datetime, msgspec.Meta(tz=True, description="RFC 3339 with a timezone")]
 
 
 class CreateKeyRequest(msgspec.Struct, forbid_unknown_fields=True):

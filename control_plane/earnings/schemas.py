@@ -8,8 +8,8 @@ from typing import Annotated, Literal
 import msgspec
 
 from control_plane.chain.schemas import SettlementProof
+from control_plane.schema_types import Moment, UuidText
 
-Moment = Annotated[datetime, msgspec.Meta(tz=True, description="RFC 3339 with a timezone")]
 Amount = Annotated[
     str,
     msgspec.Meta(pattern=r"^[0-9]{1,12}(\.[0-9]{1,2})?$", description="USD, whole cents"),
@@ -114,7 +114,7 @@ class PendingQuery(msgspec.Struct, forbid_unknown_fields=True):
 
 class TriggerSettlement(msgspec.Struct, forbid_unknown_fields=True):
     # Only this creator (default all); periods ending at or before `through` (default now).
-    creator_id: Annotated[str, msgspec.Meta(max_length=64)] | None = None
+    creator_id: UuidText | None = None
     through: Moment | None = None
 
 
@@ -127,7 +127,7 @@ class TriggerResult(msgspec.Struct):
 
 
 class HistoryQuery(msgspec.Struct, forbid_unknown_fields=True):
-    creator_id: Annotated[str, msgspec.Meta(max_length=64)] | None = None
+    creator_id: UuidText | None = None
     from_: Moment | None = msgspec.field(default=None, name="from")
     to: Moment | None = None
     limit: Limit = 50

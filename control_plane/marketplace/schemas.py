@@ -16,7 +16,8 @@ PriceText = Annotated[
     str, msgspec.Meta(pattern=r"^[0-9]{1,7}(\.[0-9]{1,6})?$", description="USD, e.g. 0.05")
 ]
 RatingText = Annotated[
-    str, msgspec.Meta(pattern=r"^[0-5](\.[0-9]{1,2})?$", description="0 to 5, e.g. 4.5")
+    str,
+    msgspec.Meta(pattern=r"^([0-4](\.[0-9]{1,2})?|5(\.0{1,2})?)$", description="0 to 5, e.g. 4.5"),
 ]
 Limit = Annotated[int, msgspec.Meta(ge=1, le=100)]
 Cursor = Annotated[str, msgspec.Meta(min_length=1, max_length=512)]

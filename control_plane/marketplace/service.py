@@ -34,7 +34,6 @@ from control_plane.rows import from_row
 from control_plane.state import ControlPlaneState
 
 MAX_CATEGORIES = 500
-MAX_RATING = Decimal(5)
 
 # How each sort's cursor values are read back (the id comes last in every cursor).
 _CURSOR_PARSERS: dict[str, tuple[Parser, ...]] = {
@@ -67,9 +66,7 @@ def _search_from_query(query: SearchQuery) -> repository.Search:
     max_price = Decimal(query.max_price) if query.max_price is not None else None
     if min_price is not None and max_price is not None and min_price > max_price:
         raise invalid("min_price", "min_price must not exceed max_price")
-    min_rating = Decimal(query.min_rating) if query.min_rating is not None else None
-    if min_rating is not None and min_rating > MAX_RATING:
-        raise invalid("min_rating", "min_rating must be between 0 and 5")
+    min_rating = Decimal(query.min_rating) if query.min_rating is not None else None  # 0..5
     sort = query.sort or ("relevance" if text else "popular")
     if sort == "relevance" and text is None:
         sort = "popular"  # nothing to rank by without a query: the default order instead

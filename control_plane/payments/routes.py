@@ -80,6 +80,9 @@ _TAGS = ("payments",)
 _MANAGE = Permission.MANAGE_PAYMENTS
 
 # Fixed paths before `{payment_id}`, which would match them too.
+# A provider's event: 400 for a bad signature or an unconfigured provider, 413 over the limit.
+_SIGNED = (400, 413)
+
 ROUTES = [
     ApiRoute("GET", f"{PREFIX}/packages", list_packages,
              "Quota packages on sale, and the payment providers configured",
@@ -92,10 +95,11 @@ ROUTES = [
              "The developer's payments, newest first", query=HistoryQuery,
              response=PaymentPage, user_types=_DEVELOPERS, tags=_TAGS),
     ApiRoute("POST", f"{PREFIX}/webhook/stripe", stripe_webhook,
-             "Stripe events (Stripe-Signature verified)", response=WebhookAck, tags=_TAGS),
+             "Stripe events (Stripe-Signature verified)", response=WebhookAck,
+             errors=_SIGNED, tags=_TAGS),
     ApiRoute("POST", f"{PREFIX}/webhook/coinbase", coinbase_webhook,
              "Coinbase Commerce events (X-CC-Webhook-Signature verified)", response=WebhookAck,
-             tags=_TAGS),
+             errors=_SIGNED, tags=_TAGS),
     ApiRoute("GET", f"{PREFIX}/{{payment_id}}", get_payment, "One of the developer's payments",
              response=PaymentOut, user_types=_DEVELOPERS, tags=_TAGS),
     # Admin

@@ -10,12 +10,17 @@ from typing import Annotated, Literal
 import msgspec
 
 from control_plane.admin.schemas import Page, PageSize, Reason, Search
+from control_plane.schema_types import Moment
 
 Provider = Literal["stripe", "coinbase"]
 PaymentStatus = Literal["pending", "completed", "failed", "expired", "refunded", "disputed"]
 PackageId = Annotated[str, msgspec.Meta(min_length=1, max_length=32)]
 Cursor = Annotated[str, msgspec.Meta(min_length=1, max_length=512)]
 CreditUnits = Annotated[int, msgspec.Meta(ge=1, le=10_000_000)]
+# USD as a decimal string (msgspec documents a Decimal only as `format: decimal`).
+RefundAmount = Annotated[
+    Decimal, msgspec.Meta(extra_json_schema={"pattern": r"^[0-9]{1,10}(\.[0-9]{1,8})?$"})
+]
 
 
 class PackageOut(msgspec.Struct):
@@ -76,8 +81,8 @@ class AdminPaymentQuery(msgspec.Struct, forbid_unknown_fields=True):
     provider: Provider | None = None
     user_id: uuid.UUID | None = None
     q: Search | None = None  # email substring, case-insensitive
-    created_from: datetime | None = None
-    created_to: datetime | None = None
+    created_from: Moment | None = None
+    created_to: Moment | None = None
     page: Page = 1
     page_size: PageSize = 20
 
@@ -113,7 +118,7 @@ class AdminPaymentDetail(msgspec.Struct):
 
 class RefundBody(msgspec.Struct, forbid_unknown_fields=True):
     reason: Reason
-    amount_usd: Decimal | None = None  # default: what has not been refunded yet
+    amount_usd: RefundAmount | None = None  # default: what has not been refunded yet
 
 
 class RefundOut(msgspec.Struct):
