@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 
-from loadtests.admission_capacity import Job, drive, books, seed
+from loadtests.admission_capacity import Job, books, drive, seed
 from tests.processes import Servers
 
 
