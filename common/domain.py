@@ -5,7 +5,7 @@ Money is `Decimal` everywhere in Python (NUMERIC in SQL, integer micro-units in 
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from decimal import ROUND_HALF_UP, Decimal
 from enum import StrEnum
 from typing import Any
@@ -106,8 +106,19 @@ class AgentConfig:
 
     @classmethod
     def from_json(cls, raw: bytes) -> AgentConfig:
+        """A stored config. A field this code does not know (written by a newer control
+        plane during a rolling deploy) is ignored, so an older gateway still serves it."""
         data: dict[str, Any] = orjson.loads(raw)
         knowledge = data.pop("knowledge", None) or {}
         knowledge["file_ids"] = tuple(knowledge.get("file_ids", ()))
         fallbacks = tuple(ModelTarget(**item) for item in data.pop("fallbacks", None) or ())
-        return cls(knowledge=KnowledgeSettings(**knowledge), fallbacks=fallbacks, **data)
+        known = _CONFIG_FIELDS
+        return cls(
+            knowledge=KnowledgeSettings(**{k: v for k, v in knowledge.items() if k in _KNOWLEDGE}),
+            fallbacks=fallbacks,
+            **{name: value for name, value in data.items() if name in known},
+        )
+
+
+_CONFIG_FIELDS = frozenset(f.name for f in fields(AgentConfig))
+_KNOWLEDGE = frozenset(f.name for f in fields(KnowledgeSettings))

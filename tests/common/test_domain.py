@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+import orjson
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -66,3 +67,16 @@ def test_agent_config_json_round_trip(
         fallbacks=(ModelTarget("anthropic", "claude"),),
     )
     assert AgentConfig.from_json(config.to_json()) == config
+
+
+def test_a_config_from_a_newer_control_plane_still_loads() -> None:
+    """During a rolling deploy the control plane may write a field an older gateway does not
+    know yet (as `prompt_cache` once was): it is ignored, the rest is served."""
+    config = AgentConfig(system_prompt="p", provider="openai", model="m", prompt_cache=True)
+    data = orjson.loads(config.to_json())
+    data["a_later_setting"] = {"x": 1}
+    data["knowledge"]["a_later_knob"] = 3
+    assert AgentConfig.from_json(orjson.dumps(data)) == config
+    # A config written before prompt_cache existed reads as off.
+    del data["prompt_cache"]
+    assert AgentConfig.from_json(orjson.dumps(data)).prompt_cache is False
