@@ -27,7 +27,7 @@ import stat
 import subprocess
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 _PR_SET_PDEATHSIG = 1
@@ -361,12 +361,14 @@ def find_valkey_binary() -> Path:
 
 @dataclass
 class ValkeyServer:
-    """A Valkey server on loopback; append-only persistence when `durable`."""
+    """A Valkey server on loopback; append-only persistence when `durable`; one node of a
+    Redis Cluster when it has a `cluster_port` (ValkeyCluster joins the nodes)."""
 
     data_dir: Path
     port: int
     durable: bool = True
     process: subprocess.Popen[bytes] | None = None
+    cluster_port: int | None = None  # a cluster node's bus port (port + 10000 may not exist)
 
     @property
     def url(self) -> str:
@@ -387,6 +389,12 @@ class ValkeyServer:
             argv += ["--appendonly", "yes", "--appendfsync", "everysec"]
         else:
             argv += ["--appendonly", "no"]
+        if self.cluster_port is not None:
+            # A node that stops answering is marked failed after 2 s (there are no replicas to
+            # promote: its slots are down until it is back, and calls on them fail closed).
+            argv += ["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+                     "--cluster-port", str(self.cluster_port),
+                     "--cluster-node-timeout", "2000"]  # fmt: skip
         self.process = spawn(argv, self.log_file, run_as=None, death_signal=signal.SIGTERM)
         wait_for_port(self.port, self.process, 30, self.log_file)
         return self.url
@@ -400,3 +408,61 @@ class ValkeyServer:
         """Stop and start again on the same port (fault tests: "Redis restarted mid-run")."""
         self.stop()
         self.start()
+
+
+_SLOTS = 16384
+
+
+@dataclass
+class ValkeyCluster:
+    """A Redis Cluster of `len(ports)` Valkey primaries on loopback (the same binary, each
+    with `cluster-enabled yes`): the 16384 slots split evenly with CLUSTER ADDSLOTSRANGE, the
+    nodes joined with CLUSTER MEET, started once every node sees the whole cluster ok."""
+
+    data_dir: Path
+    ports: list[int]
+    nodes: list[ValkeyServer] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        """Any node's address: a cluster client discovers the others from it."""
+        return f"redis://127.0.0.1:{self.ports[0]}/0"
+
+    def start(self, timeout: float = 30.0) -> str:
+        self.nodes = [
+            ValkeyServer(self.data_dir / f"node{n}", port, durable=False, cluster_port=free_port())
+            for n, port in enumerate(self.ports)
+        ]
+        for node in self.nodes:
+            node.start()
+        count = len(self.nodes)
+        for n, node in enumerate(self.nodes):
+            first, last = n * _SLOTS // count, (n + 1) * _SLOTS // count - 1
+            _command(node.port, "CLUSTER", "ADDSLOTSRANGE", str(first), str(last))
+        for node in self.nodes[1:]:
+            assert node.cluster_port is not None
+            _command(self.ports[0], "CLUSTER", "MEET", "127.0.0.1", str(node.port),
+                     str(node.cluster_port))  # fmt: skip
+        deadline = time.monotonic() + timeout
+        while not all(self.healthy(node.port) for node in self.nodes):
+            if time.monotonic() > deadline:
+                raise ServerError(f"the cluster did not form within {timeout}s: {self.data_dir}")
+            time.sleep(0.1)
+        return self.url
+
+    def healthy(self, port: int) -> bool:
+        info = _command(port, "CLUSTER", "INFO")
+        return "cluster_state:ok" in info and f"cluster_known_nodes:{len(self.nodes)}" in info
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            node.stop()
+
+
+def _command(port: int, *parts: str) -> str:
+    """One command to one node (start-up only)."""
+    import redis  # noqa: PLC0415 - only the cluster needs a client here
+
+    with redis.Redis(host="127.0.0.1", port=port, socket_timeout=5) as client:
+        reply = client.execute_command(*parts)
+    return reply.decode() if isinstance(reply, bytes) else str(reply)

@@ -1,0 +1,136 @@
+"""The Redis Cluster groundwork (issue 13), on a real 3-primary Valkey cluster that the test
+bootstrap starts from the same Valkey binary (devstack/servers.py ValkeyCluster).
+
+What holds already: the keyspace's hash tags put everything a user owns in the slot of its
+shard `{sS}`, so the scripts that work on a user's shard (commit, reap, load_quota,
+adjust_quota) each touch one slot, and run on the cluster through redis-py's cluster client
+with the project's own key builders. What does not, yet (so there is no REDIS_CLUSTER setting):
+admit.lua also reads the agent record, which lives under its own tag `{aID}`, so in cluster
+mode the gateway must read that record beside the script (DESIGN.md "Scaling past one Redis
+primary"; the last test pins it); redis-py's cluster pipeline refuses EVALSHA, so the reaper's
+one pipeline over 1,024 shards (common/redis_store.py `pipelined`) needs a per-node path, as
+does the worker's single XREADGROUP over all usage streams.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from redis.asyncio.cluster import RedisCluster
+from redis.crc import key_slot
+
+from common import keyspace
+from common.redis_store import LuaScripts
+from crypto.api_keys import SHARD_COUNT
+from devstack.servers import ValkeyCluster, free_port
+
+PRIMARIES = 3
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[ValkeyCluster]:
+    root = Path(tempfile.mkdtemp(prefix="agentlink-cluster-"))
+    nodes = ValkeyCluster(root, [free_port() for _ in range(PRIMARIES)])
+    try:
+        nodes.start()
+        yield nodes
+    finally:
+        nodes.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest_asyncio.fixture
+async def client(cluster: ValkeyCluster) -> AsyncIterator[RedisCluster]:
+    redis = RedisCluster.from_url(cluster.url)
+    await redis.initialize()  # learn the nodes and their slots
+    try:
+        yield redis
+    finally:
+        await redis.aclose()
+
+
+def slots(keys: list[str]) -> set[int]:
+    return {key_slot(key.encode()) for key in keys}
+
+
+def user_keys(shard: int, user_id: str, key_hash: str) -> list[str]:
+    return [
+        keyspace.api_key_record(shard, key_hash), keyspace.user_record(shard, user_id),
+        keyspace.quota(shard, user_id), keyspace.quota_adjustments(shard, user_id),
+        keyspace.trials(shard, user_id), keyspace.rate_window(shard, user_id),
+        keyspace.reservations(shard),
+        keyspace.reservation_deadlines(shard), keyspace.key_rate_window(shard, key_hash),
+        keyspace.key_spend(shard), keyspace.usage_stream(shard),
+        keyspace.quota_prefix(shard) + user_id, keyspace.trials_prefix(shard) + user_id,
+    ]  # fmt: skip
+
+
+async def test_the_bootstrap_starts_three_primaries_that_share_every_slot(
+    cluster: ValkeyCluster, client: RedisCluster
+) -> None:
+    primaries = client.get_primaries()
+    assert sorted(node.port for node in primaries) == sorted(cluster.ports)
+    info = await client.cluster_info()
+    assert info["cluster_state"] == "ok"
+    assert int(info["cluster_slots_assigned"]) == 16384
+    # The 1,024 user shards spread over all three primaries.
+    owners = {client.get_node_from_key(keyspace.shard_tag(s)).port for s in range(SHARD_COUNT)}
+    assert owners == set(cluster.ports)
+
+
+@settings(max_examples=200, deadline=None)
+@given(shard=st.integers(0, SHARD_COUNT - 1), user=st.uuids(), key_hash=st.text("0123456789abcdef",
+       min_size=64, max_size=64))  # fmt: skip
+def test_property_everything_a_user_owns_is_in_one_cluster_slot(
+    shard: int, user: uuid.UUID, key_hash: str
+) -> None:
+    """No per-user script touches two slots: every key a user's scripts name (and the ones
+    reap.lua completes from the prefixes) hashes to the slot of the shard's tag."""
+    assert slots(user_keys(shard, str(user), key_hash)) == {
+        key_slot(keyspace.shard_tag(shard).encode())
+    }
+
+
+async def test_the_shard_scripts_run_on_the_cluster_with_the_project_keys(
+    client: RedisCluster,
+) -> None:
+    """Each per-shard script, called as the code calls it, runs on whichever primary holds
+    the shard (a script naming keys of two slots would be refused: CROSSSLOT)."""
+    scripts = LuaScripts(client)
+    user_id = str(uuid.uuid4())
+    shards = (0, 511, 1023)
+    nodes = {client.get_node_from_key(keyspace.shard_tag(s)).port for s in shards}
+    assert len(nodes) == PRIMARIES  # one shard on each primary
+    for shard in shards:
+        balance = [keyspace.quota(shard, user_id), keyspace.quota_adjustments(shard, user_id)]
+        assert await scripts["load_quota"](keys=balance, args=[7, 0]) == 1
+        status, applied = await scripts["adjust_quota"](keys=balance, args=["credit-1", 1, 5])
+        assert (status, int(applied)) == (b"APPLIED", 5)
+        assert int(await client.get(keyspace.quota(shard, user_id))) == 12
+        settle = [keyspace.reservations(shard), keyspace.reservation_deadlines(shard),
+                  keyspace.quota(shard, user_id), keyspace.trials(shard, user_id),
+                  keyspace.usage_stream(shard), keyspace.key_spend(shard)]  # fmt: skip
+        no_call = ["no-such-call", "0", "error", 0, 0, 0, "", "", 0]
+        assert await scripts["commit"](keys=settle, args=no_call) == 0  # nothing reserved
+        reap = [keyspace.reservations(shard), keyspace.reservation_deadlines(shard),
+                keyspace.usage_stream(shard), keyspace.key_spend(shard)]  # fmt: skip
+        prefixes = [keyspace.quota_prefix(shard), keyspace.trials_prefix(shard), 100]
+        assert await scripts["reap"](keys=reap, args=prefixes) == 0
+
+
+def test_admission_is_the_one_script_that_crosses_slots() -> None:
+    """admit.lua reads the agent record, under the agent's own tag: cluster mode must read it
+    beside the script on the user's shard (DESIGN.md). Until then REDIS_CLUSTER does not
+    exist as a setting."""
+    user_id, agent_id = str(uuid.uuid4()), str(uuid.uuid4())
+    user_slot = slots(user_keys(5, user_id, "ab" * 32))
+    assert len(user_slot) == 1
+    assert slots([keyspace.agent_record(agent_id)]) != user_slot
