@@ -94,6 +94,26 @@ class ApiError(Exception):
         return HTTP_STATUS[self.code]
 
 
+def error_envelope_schema() -> dict[str, Any]:
+    """The JSON Schema of what `error_body` writes (both apps' OpenAPI documents)."""
+    return {
+        "type": "object",
+        "required": ["error", "request_id"],
+        "properties": {
+            "error": {
+                "type": "object",
+                "required": ["code", "message"],
+                "properties": {
+                    "code": {"type": "string", "pattern": "^[0-9]{5}$"},
+                    "message": {"type": "string"},
+                    "details": {},
+                },
+            },
+            "request_id": {"type": "string"},
+        },
+    }
+
+
 def error_body(code: ErrorCode, message: str | None, request_id: str, details: Any = None) -> bytes:
     error: dict[str, Any] = {"code": code.value, "message": message or DEFAULT_MESSAGE[code]}
     if details is not None:

@@ -14,27 +14,11 @@ from typing import Any
 
 import msgspec
 
+from common.errors import error_envelope_schema
 from control_plane.api import ApiRoute
 
 _REF = "#/components/schemas/{name}"
 _PATH_PARAM = re.compile(r"{([a-zA-Z_][a-zA-Z0-9_]*)(?::[a-z]+)?}")
-
-_ERROR_SCHEMA = {
-    "type": "object",
-    "required": ["error", "request_id"],
-    "properties": {
-        "error": {
-            "type": "object",
-            "required": ["code", "message"],
-            "properties": {
-                "code": {"type": "string", "pattern": "^[0-9]{5}$"},
-                "message": {"type": "string"},
-                "details": {},
-            },
-        },
-        "request_id": {"type": "string"},
-    },
-}
 
 
 # A route taking file uploads (ApiRoute.extra["multipart"]): one or more `file` fields.
@@ -173,7 +157,7 @@ def build_openapi(routes: Iterable[ApiRoute], public: frozenset[tuple[str, str]]
         if route.sunset is not None:
             operation["deprecated"] = True
         paths.setdefault(path, {})[route.method.lower()] = operation
-    components["Error"] = _ERROR_SCHEMA
+    components["Error"] = error_envelope_schema()
     paths = _storable_text(paths)
     components = _storable_text(components)
     return {

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from common.errors import error_envelope_schema
 from common.validation import INT64_MAX, INT64_MIN
 from gateway.chat_request import MAX_MESSAGES
 
@@ -179,22 +180,6 @@ _MESSAGES_REQUEST = {
         },
     },
     "additionalProperties": False,
-}
-_ERROR = {
-    "type": "object",
-    "required": ["error", "request_id"],
-    "properties": {
-        "error": {
-            "type": "object",
-            "required": ["code", "message"],
-            "properties": {
-                "code": {"type": "string", "pattern": "^[0-9]{5}$"},
-                "message": {"type": "string"},
-                "details": {},
-            },
-        },
-        "request_id": {"type": "string"},
-    },
 }
 # The Messages route answers errors in Anthropic's shape, with our code inside.
 _ANTHROPIC_ERROR = {
@@ -365,7 +350,7 @@ def build_openapi() -> dict[str, Any]:
                 },
                 "MessagesRequest": _MESSAGES_REQUEST,
                 "AnthropicMessage": _ANTHROPIC_MESSAGE,
-                "Error": _ERROR,
+                "Error": error_envelope_schema(),
                 "AnthropicError": _ANTHROPIC_ERROR,
             },
             "securitySchemes": {
