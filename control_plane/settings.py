@@ -149,6 +149,9 @@ class WorkerSettings(_ProcessSettings):
     # The reservation reaper (control_plane/reaper.py).
     reaper_interval_s: float = env("WORKER_REAPER_INTERVAL_S", 2.0, minimum=0.05)
     reaper_per_call_limit: int = env("WORKER_REAPER_PER_CALL_LIMIT", 500, minimum=1)
+    # Users' gateway records after changes made outside our code (control_plane/
+    # user_record_sync.py): how long a plain-SQL role change leaves a stale record at most.
+    user_record_sync_interval_s: float = env("USER_RECORD_SYNC_INTERVAL_S", 1.0, minimum=0.05)
     # The worker's Prometheus endpoint; 0 serves none.
     worker_metrics_port: int = env("WORKER_METRICS_PORT", 9102, minimum=0, maximum=65535)
     # In a pod Prometheus scrapes it from outside; the local stack binds loopback.

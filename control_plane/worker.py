@@ -29,6 +29,8 @@ Jobs:
 - payouts (`PAYOUT_INTERVAL_S`): pay pending withdrawals (`control_plane/earnings/withdrawals.py`);
 - webhook delivery (`WEBHOOK_DELIVERY_INTERVAL_S`): drain the webhook outbox
   (`control_plane/webhooks/delivery.py`; needs the encryption key ring to sign).
+- user records (`USER_RECORD_SYNC_INTERVAL_S`): rewrite the gateway records of users changed
+  outside our code, e.g. a role changed in plain SQL (`control_plane/user_record_sync.py`);
 - chain outbox (`CHAIN_INTERVAL_S`, only with `CHAIN_RPC_URL`): mint agent tokens, record
   settlements and pay `onchain` withdrawals from the vault (`control_plane/chain/outbox.py`;
   its client lives in that loop).
@@ -41,6 +43,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import signal
 import time
@@ -64,6 +67,7 @@ from control_plane.payments.reconciler import reconcile
 from control_plane.reaper import reap_expired
 from control_plane.settings import WorkerSettings
 from control_plane.usage_ingest import UsageIngester
+from control_plane.user_record_sync import sync_user_records
 from control_plane.webhooks.delivery import Deliverer, DeliveryRun
 from control_plane.worker_metrics import WorkerMetrics, serve_metrics
 from crypto.envelope import KeyRing
@@ -207,6 +211,11 @@ async def run_worker(
         PeriodicJob("settlements", settings.earnings.settlement_interval_s, settle),
         PeriodicJob("payouts", settings.earnings.payout_interval_s, pay),
         PeriodicJob("webhook_delivery", settings.webhooks.delivery_interval_s, deliver),
+        PeriodicJob(
+            "user_record_sync",
+            settings.user_record_sync_interval_s,
+            functools.partial(sync_user_records, db, redis),
+        ),
     ]
     logger.info("worker started", extra={"count": len(jobs) + 2})
     try:

@@ -9,7 +9,8 @@ does any change of role (a trigger, migrations/0009, whatever makes the change).
 The bump is written through to the user's Redis record inside the caller's transaction, as
 every gateway record is (control_plane/gateway_sync.py): if Redis refuses, nothing changes and
 the caller answers 503. A role change made outside `change_role` (plain SQL) still bumps the
-generation in Postgres, but a cached record keeps the old one until it expires or is cleared.
+generation in Postgres, and queues the user for the worker, which rewrites the cached record
+within USER_RECORD_SYNC_INTERVAL_S (control_plane/user_record_sync.py, migrations/0017).
 """
 
 from __future__ import annotations

@@ -18,6 +18,7 @@ from common.domain import AdminRole, UserType
 from control_plane.auth import sessions
 from control_plane.auth.principal import Principal
 from control_plane.auth.tokens import decode_access_token, issue_access_token
+from control_plane.user_record_sync import sync_user_records
 from tests.control_plane.api_client import admin_token, assert_error, bearer, register
 from tests.processes import TEST_JWT_SECRET
 
@@ -163,3 +164,43 @@ async def test_the_cached_record_is_what_is_checked(
     await redis.hdel(record, "gen")  # an incomplete record: Postgres answers (generation 0)
     assert await status_of(client, session["access_token"]) == 200
     await redis.delete(record)
+
+
+async def test_a_role_changed_in_sql_reaches_a_cached_record_through_the_worker_job(
+    client: httpx.AsyncClient, db_pool: asyncpg.Pool, redis: redis_asyncio.Redis
+) -> None:
+    """The stale record (issue 9): a record written with the session fields keeps answering
+    for the old role after a plain-SQL change, until the worker's user_record_sync job
+    (queued by migrations/0017's trigger) rewrites it from the row."""
+    user_id, token = await admin_token(db_pool, AdminRole.MODERATOR)
+    record = keyspace.user_record(7, user_id)
+    async with db_pool.acquire() as connection, connection.transaction():
+        await sessions.change_role(  # a record with session fields, as our code writes it
+            connection, redis, user_id, user_type=UserType.ADMIN, admin_role=AdminRole.MODERATOR
+        )
+    await sync_user_records(db_pool, redis)  # drain what that change queued
+    token = issue_access_token(
+        TEST_JWT_SECRET,
+        Principal(user_id, UserType.ADMIN, AdminRole.MODERATOR, 7, token_generation=0),
+        ttl_s=900,
+    )
+    assert await status_of(client, token, ADMIN_USERS) == 200  # gen 0: no bump, same role
+
+    await db_pool.execute("UPDATE users SET admin_role = 'support' WHERE id = $1", user_id)
+    queued = "SELECT count(*) FROM user_record_sync WHERE user_id = $1"
+    assert await db_pool.fetchval(queued, user_id) == 1
+    # Until the job runs, the cached record still says moderator, generation 0.
+    assert await redis.hmget(record, ["role", "gen"]) == [b"moderator", b"0"]
+    assert await status_of(client, token, ADMIN_USERS) == 200
+
+    await sync_user_records(db_pool, redis)
+    assert await redis.hmget(record, ["role", "gen", "status"]) == [b"support", b"1", b"active"]
+    assert_error(await client.get(ADMIN_USERS, headers=bearer(token)), 401, "40101")
+    assert await db_pool.fetchval(queued, user_id) == 0
+
+    # A suspension in plain SQL reaches the record too; an unrelated column queues nothing.
+    await db_pool.execute("UPDATE users SET status = 'suspended' WHERE id = $1", user_id)
+    await sync_user_records(db_pool, redis)
+    assert await redis.hget(record, "status") == b"suspended"
+    await db_pool.execute("UPDATE users SET email_verified = true WHERE id = $1", user_id)
+    assert await db_pool.fetchval(queued, user_id) == 0
