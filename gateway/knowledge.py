@@ -4,10 +4,12 @@ system message that goes after the creator's prompt and before the developer's m
 
 Agents without knowledge never get here: the caller checks two numbers it already holds (the
 knowledge version from admission, `knowledge.enabled` from the decrypted config), so they pay
-no query, no import and no memory for it. The first knowledge call of a process imports NumPy
-and the embedding model and loads its weights (lazily, once); embedding runs on the
-embedder's own small thread pool, never on the event loop. Identical questions to the same
-agent and knowledge version are answered from a small cache (`KNOWLEDGE_QUERY_CACHE_*`).
+no query, no import and no memory for it. The question is embedded outside this process: by
+the host's embedding service (common/knowledge/embedding_service.py, started by the first
+knowledge call that finds none; it holds the model once for all workers), or by an
+OpenAI-compatible endpoint; a worker never loads NumPy or the model, and its event loop only
+waits on a socket. Identical questions to the same agent and knowledge version are answered
+from a small cache (`KNOWLEDGE_QUERY_CACHE_*`), and so is the vector of a question asked again.
 
 `enable_rag` (feature flag) switches retrieval off platform-wide: read from the process' flag
 snapshot like every other flag (common/feature_flags.py: refreshed off the request path every
@@ -21,7 +23,6 @@ prompt-leak guard also watches for verbatim runs of the injected passages.
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -36,7 +37,7 @@ from common.feature_flags import FeatureFlags
 from common.knowledge.settings import RetrievalSettings
 
 if TYPE_CHECKING:
-    from common.knowledge.embedding import Embedder
+    from common.knowledge.vectors import QuestionEmbedder
     from gateway.providers.openai_wire import ChatMessage
 
 _OPEN = "<<<KNOWLEDGE"
@@ -101,7 +102,7 @@ class KnowledgeRetriever:
         settings: RetrievalSettings,
         registry: CollectorRegistry,
         *,
-        embedder: Embedder | None = None,
+        embedder: QuestionEmbedder | None = None,
     ) -> None:
         self._db = db
         self._settings = settings
@@ -157,17 +158,15 @@ class KnowledgeRetriever:
     async def _search(
         self, agent_id: str, question: str, knowledge: KnowledgeSettings
     ) -> Retrieved | None:
-        # Imported on the first knowledge call: plain-agent processes never load NumPy. Its
-        # BLAS gets one thread: the pool bounds embedding, BLAS must not add threads to it.
-        os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-        from common.knowledge.embedding import EmbeddingError  # noqa: PLC0415
+        # Imported on the first knowledge call: plain-agent processes never load them.
         from common.knowledge.retrieval import Question, retrieve  # noqa: PLC0415
+        from common.knowledge.vectors import EmbeddingError  # noqa: PLC0415
 
         embedder = await self._start()
         vector = self._vectors.get(question)
         if vector is None:
             try:
-                vector = (await embedder.embed([question]))[0]
+                vector = await embedder.embed_question(question)
             except EmbeddingError as error:
                 raise ApiError(
                     ErrorCode.STORAGE_UNAVAILABLE, "The knowledge search is unavailable."
@@ -186,13 +185,13 @@ class KnowledgeRetriever:
         pairs = [(p.filename, p.content) for p in passages]
         return Retrieved(knowledge_message(pairs), tuple(p.content for p in passages))
 
-    async def _start(self) -> Embedder:
+    async def _start(self) -> QuestionEmbedder:
         if self._embedder is None:
             async with self._starting:
                 if self._embedder is None:
-                    from common.knowledge.backends import build_embedder  # noqa: PLC0415
+                    from common.knowledge.backends import build_question_embedder  # noqa: PLC0415
 
-                    self._embedder = build_embedder(self._settings.embedding)
+                    self._embedder = build_question_embedder(self._settings.embedding)
         return self._embedder
 
     def _remember(self, cache: OrderedDict[Any, Any], key: Any, value: Any) -> None:

@@ -15,14 +15,13 @@ from typing import Protocol
 import numpy as np
 from numpy.typing import NDArray
 
-# The width of knowledge_chunks.embedding (migrations/0003): every backend must produce it.
-STORED_DIMENSION = 384
+# Re-exported: the worker's modules import the whole interface from here.
+from common.knowledge.vectors import STORED_DIMENSION, EmbeddingError, pgvector_literal
+
+__all__ = ["STORED_DIMENSION", "Embedder", "EmbeddingError", "Vectors", "normalised",
+           "pgvector_literal"]  # fmt: skip
 
 Vectors = NDArray[np.float32]  # (texts, dimension), each row of unit length
-
-
-class EmbeddingError(Exception):
-    """The embedding backend failed (unreachable, refused, or answered nonsense)."""
 
 
 class Embedder(Protocol):
@@ -45,8 +44,3 @@ def normalised(vectors: Vectors) -> Vectors:
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)
     unit: Vectors = (vectors / np.maximum(norms, 1e-12)).astype(np.float32, copy=False)
     return unit
-
-
-def pgvector_literal(vector: Sequence[float] | NDArray[np.float32]) -> str:
-    """pgvector's text form, `[0.1,-0.2,...]` (asyncpg sends it as text; SQL casts it)."""
-    return "[" + ",".join(format(float(value), ".7g") for value in vector) + "]"

@@ -53,5 +53,9 @@ class LocalEmbedder:
         except (OSError, RuntimeError, ValueError) as error:  # model files missing or broken
             raise EmbeddingError(f"local embedding failed: {type(error).__name__}") from error
 
+    async def embed_question(self, text: str) -> list[float]:
+        row: list[float] = (await self.embed([text]))[0].tolist()
+        return row
+
     async def aclose(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)

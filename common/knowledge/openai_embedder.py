@@ -45,6 +45,11 @@ class OpenAIEmbedder:
         ]
         return normalised(np.concatenate(parts))
 
+    async def embed_question(self, text: str) -> list[float]:
+        vectors = await self.embed([text])
+        row: list[float] = vectors[0].tolist()
+        return row
+
     async def _request(self, texts: list[str]) -> Vectors:
         body = {"model": self._model_name, "input": texts, "dimensions": STORED_DIMENSION,
                 "encoding_format": "float"}  # fmt: skip

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from common.db import DbConnection
-from common.knowledge.embedding import pgvector_literal
+from common.knowledge.vectors import pgvector_literal
 
 RRF_K = 60
 

@@ -8,8 +8,11 @@ model: these variables are set alike on both (one ConfigMap in k8s/).
 | `EMBEDDING_BACKEND` | local | `local` (all-MiniLM-L6-v2 in process, no network) or `openai` (any OpenAI-compatible `/v1/embeddings`) |
 | `EMBEDDING_MODEL` | text-embedding-3-small | the `openai` backend's model (the local one is always all-MiniLM-L6-v2) |
 | `EMBEDDING_BASE_URL` / `EMBEDDING_API_KEY` | OpenAI / — | the `openai` backend's endpoint and key |
-| `EMBEDDING_TIMEOUT_S` | 10 | one `openai` embeddings request |
-| `EMBEDDING_THREADS` | 1 | threads running the local model, off the event loop |
+| `EMBEDDING_TIMEOUT_S` | 10 | one embeddings request (`openai`), or one question to the embedding service |
+| `EMBEDDING_THREADS` | 1 | BLAS threads of the local model (the embedding service's, or the worker's) |
+| `EMBEDDING_SOCKET` | a private temp folder | the gateway's embedding service (one per host, shared by its workers; common/knowledge/embedding_service.py) |
+| `EMBEDDING_NICE` | 0 | the embedding service's niceness: above 0, calls without knowledge get the CPU first |
+| `EMBEDDING_START_TIMEOUT_S` | 60 | a question that has to wait for the service to start and load the model |
 | `KNOWLEDGE_SIMILARITY_THRESHOLD` | 0.25 | passages less cosine-similar to the question are never injected (seed property 18) |
 | `KNOWLEDGE_CANDIDATES` | 20 | vector and full-text hits each, before reciprocal-rank fusion |
 | `KNOWLEDGE_QUERY_CACHE_SIZE` | 1024 | recent questions whose embedding and passages the gateway keeps |
@@ -38,6 +41,9 @@ class EmbeddingSettings(EnvSettings):
     api_key: str | None = env("EMBEDDING_API_KEY", None, secret=True)
     timeout_s: float = env("EMBEDDING_TIMEOUT_S", 10.0, minimum=0.1)
     threads: int = env("EMBEDDING_THREADS", 1, minimum=1)
+    socket_path: str | None = env("EMBEDDING_SOCKET", None)
+    nice: int = env("EMBEDDING_NICE", 0, minimum=0, maximum=19)
+    start_timeout_s: float = env("EMBEDDING_START_TIMEOUT_S", 60.0, minimum=1.0)
 
 
 @dataclass(frozen=True, slots=True)
