@@ -20,6 +20,7 @@ from common.db import create_pool
 from common.direct_routes import DirectRoutes
 from common.feature_flags import FeatureFlags
 from common.json_logging import configure_logging
+from common.knowledge.retrieval import SERVER_SETTINGS as RETRIEVAL_SERVER_SETTINGS
 from common.redis_store import LuaScripts, create_redis
 from crypto.envelope import KeyRing
 from gateway.admission import AdmissionLimits, Admitter
@@ -80,9 +81,7 @@ def create_app(
         # Postgres is touched only on cold misses: no connections until one is needed.
         db = await create_pool(
             storage.database_url, min_size=0, max_size=storage.database_pool_max,
-            # Knowledge retrieval filters an HNSW scan by agent: pgvector's iterative scan
-            # keeps looking until it has enough of that agent's chunks (pgvector >= 0.8).
-            server_settings={"hnsw.iterative_scan": "relaxed_order"},
+            server_settings=RETRIEVAL_SERVER_SETTINGS,  # for knowledge retrieval
         )  # fmt: skip
         scripts = LuaScripts(redis)
         # The two per-call scripts go through a leaner client (gateway/hot_redis.py).

@@ -177,6 +177,7 @@ class KnowledgeRetriever:
             agent_id=agent_id, text=question, vector=vector, model=embedder.model,
             top_k=knowledge.top_k, candidates=max(settings.candidates, knowledge.top_k),
             threshold=settings.similarity_threshold, file_ids=knowledge.file_ids,
+            text_budget=settings.text_budget,
         )  # fmt: skip
         async with self._db.acquire() as connection:
             passages = await retrieve(connection, query)

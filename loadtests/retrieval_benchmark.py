@@ -2,6 +2,7 @@
 
     OPENBLAS_NUM_THREADS=1 python -m loadtests.retrieval_benchmark [--chunks 1000,100000]
                                                                    [--samples 300]
+                                                                   [--text-budget N]
 
 Starts a throwaway Postgres (pgvector), applies the migrations, and then:
 
@@ -34,10 +35,17 @@ from pathlib import Path
 
 import asyncpg
 import numpy as np
+from numpy.typing import NDArray
 
 from common.knowledge.embedding import pgvector_literal
 from common.knowledge.minilm import MiniLM
-from common.knowledge.retrieval import Mode, Question, retrieve
+from common.knowledge.retrieval import (
+    DEFAULT_TEXT_BUDGET,
+    SERVER_SETTINGS,
+    Mode,
+    Question,
+    retrieve,
+)
 from common.migrations import migrate_url
 from devstack import servers
 from devstack.servers import free_port
@@ -67,7 +75,7 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-async def recall(db: asyncpg.Pool, model: MiniLM) -> None:
+async def recall(db: asyncpg.Pool, model: MiniLM, text_budget: int) -> None:
     docs, asked = documents(), questions()
     started = time.perf_counter()
     doc_vectors = model.embed([d.text for d in docs])
@@ -100,7 +108,7 @@ async def recall(db: asyncpg.Pool, model: MiniLM) -> None:
             hits: dict[str, list[bool]] = {s: [] for s in sorts}
             for q, vector in zip(asked, question_vectors, strict=True):
                 question = Question(agent.agent_id, q.text, vector, MODEL, top_k=5,
-                                    threshold=threshold)  # fmt: skip
+                                    threshold=threshold, text_budget=text_budget)  # fmt: skip
                 found = await retrieve(connection, question, mode)
                 hits[q.sort].append(q.answer in {file_of[p.file_id] for p in found})
             every = [hit for values in hits.values() for hit in values]
@@ -142,11 +150,34 @@ async def fill(db: asyncpg.Pool, agent_id: str, chunks: int) -> None:
         await connection.execute("VACUUM ANALYZE knowledge_chunks")
 
 
-async def cost(db: asyncpg.Pool, model: MiniLM, sizes: list[int], samples: int) -> None:
+_NEAREST = """SELECT id FROM knowledge_chunks WHERE agent_id = $1 AND embedding_model = $3
+               ORDER BY embedding <=> $2::vector LIMIT 20"""
+
+
+async def vector_recall(
+    connection: asyncpg.Connection, agent_id: str, vectors: NDArray[np.float32]
+) -> float:
+    """recall@20 of the index's nearest chunks against the exact nearest (no index)."""
+    found = []
+    for vector in vectors[:20]:
+        args = (agent_id, pgvector_literal(vector), MODEL)
+        approximate = {row["id"] for row in await connection.fetch(_NEAREST, *args)}
+        async with connection.transaction():
+            await connection.execute("SET LOCAL enable_indexscan = off")
+            exact = {row["id"] for row in await connection.fetch(_NEAREST, *args)}
+        found.append(len(approximate & exact) / len(exact))
+    return float(np.mean(found))
+
+
+async def cost(db: asyncpg.Pool, model: MiniLM, sizes: list[int], samples: int,
+               text_budget: int) -> None:  # fmt: skip
     asked = questions()
     vectors = model.embed([q.text for q in asked])
-    print("\nretrieval: one SQL round trip (vector top-20 + full-text top-20, fused), 1 client")
-    print(f"{'chunks':>10} {'p50 ms':>8} {'p99 ms':>8} {'mean ms':>8}")
+    print(
+        "\nretrieval: one SQL round trip (vector top-20 + full-text top-20, fused), 1 client;"
+        f" text budget {text_budget}; vector recall@20 of the index against an exact scan"
+    )
+    print(f"{'chunks':>10} {'p50 ms':>8} {'p99 ms':>8} {'mean ms':>8} {'vector recall@20':>17}")
     for size in sizes:
         agent = await make_agent(db)
         started = time.perf_counter()
@@ -157,13 +188,15 @@ async def cost(db: asyncpg.Pool, model: MiniLM, sizes: list[int], samples: int) 
         async with db.acquire() as connection:
             for n in range(samples + 20):
                 q = asked[n % len(asked)]
-                question = Question(agent.agent_id, q.text, vectors[n % len(asked)], MODEL)
+                question = Question(agent.agent_id, q.text, vectors[n % len(asked)], MODEL,
+                                    text_budget=text_budget)  # fmt: skip
                 began = time.perf_counter()
                 await retrieve(connection, question)
                 if n >= 20:  # warm-up: plans and caches
                     timings.append((time.perf_counter() - began) * 1000)
+            exactness = await vector_recall(connection, agent.agent_id, vectors)
         print(f"{size:>10} {percentile(timings, 0.5):>8.2f} {percentile(timings, 0.99):>8.2f}"
-              f" {statistics.mean(timings):>8.2f}")  # fmt: skip
+              f" {statistics.mean(timings):>8.2f} {exactness:>17.2f}")  # fmt: skip
     print(f"\nembedding a {len(THIRTY_WORDS.split())}-word question (local model, one thread)")
     model.embed([THIRTY_WORDS])
     walls, cpus = [], []
@@ -176,18 +209,20 @@ async def cost(db: asyncpg.Pool, model: MiniLM, sizes: list[int], samples: int) 
           f" CPU p50 {percentile(cpus, 0.5):.2f} ms")  # fmt: skip
 
 
-async def main(sizes: list[int], samples: int) -> None:
+async def main(sizes: list[int], samples: int, text_budget: int) -> None:
     root = Path(tempfile.mkdtemp(prefix="agentlink-retrieval-"))
     root.chmod(0o755)  # noqa: ASYNC240 - set-up, before anything runs
     postgres = servers.PostgresServer(root / "postgres", free_port(), durable=False)
     try:
         postgres.start()
         await migrate_url(postgres.url)
-        db = await asyncpg.create_pool(postgres.url, min_size=1, max_size=4)
+        db = await asyncpg.create_pool(
+            postgres.url, min_size=1, max_size=4, server_settings=SERVER_SETTINGS
+        )
         assert db is not None
         model = MiniLM.load()
-        await recall(db, model)
-        await cost(db, model, sizes, samples)
+        await recall(db, model, text_budget)
+        await cost(db, model, sizes, samples, text_budget)
         await db.close()
     finally:
         postgres.stop()
@@ -198,5 +233,7 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--chunks", default="1000,100000")
     parser.add_argument("--samples", type=int, default=300)
+    parser.add_argument("--text-budget", type=int, default=DEFAULT_TEXT_BUDGET)
     args = parser.parse_args()
-    asyncio.run(main([int(size) for size in args.chunks.split(",")], args.samples))
+    sizes = [int(size) for size in args.chunks.split(",")]
+    asyncio.run(main(sizes, args.samples, args.text_budget))

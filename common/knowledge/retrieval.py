@@ -2,7 +2,12 @@
 
 One SQL round trip does both searches on the agent's chunks: the vector search (pgvector HNSW,
 cosine, only vectors of the question's model) and the full-text search (the chunks'
-`tsvector`, GIN; the question's words OR-ed, ranked by cover density). The two ranked lists
+`tsvector`, GIN; the question's lexemes OR-ed, ranked by cover density). In a large
+knowledge base a question's common words match most chunks and would all be ranked, for
+little (they do not tell chunks apart: BM25's idf); so the full-text half ORs only the
+question's rarest lexemes, by the agent's own counts (knowledge_lexemes), as many as match
+at most `text_budget` chunks together. A small knowledge base keeps every lexeme; codes and
+names, being rare, are always kept. The two ranked lists
 are fused with reciprocal-rank fusion (Cormack et al. 2009: score = sum of 1 / (60 + rank)),
 which needs no score calibration between the two; then every passage less cosine-similar to
 the question than the threshold is dropped (seed property 18: whatever is injected is
@@ -23,6 +28,7 @@ from common.db import DbConnection
 from common.knowledge.vectors import pgvector_literal
 
 RRF_K = 60
+DEFAULT_TEXT_BUDGET = 500  # KNOWLEDGE_TEXT_BUDGET's default
 
 
 class Mode(StrEnum):
@@ -54,11 +60,32 @@ class Question:
     candidates: int = 20  # taken from each search before fusion
     threshold: float | None = 0.25  # None: keep passages whatever their similarity
     file_ids: tuple[str, ...] = ()  # restrict to these files; empty: the whole knowledge base
+    # The full-text half keeps the question's rarest lexemes while the chunks they occur in
+    # add up to at most this many (knowledge_lexemes, migrations/0018): what it ranks is
+    # bounded, whatever the size of the knowledge base.
+    text_budget: int = DEFAULT_TEXT_BUDGET
 
 
-# $1 agent, $2 question vector, $3 model, $4 file ids, $5 candidates, $6 question text
+# $1 agent, $2 question vector, $3 model, $4 file ids, $5 candidates, $6 question text,
+# $7 text budget. The lexemes are normalised already: quoted into a tsquery as they are.
 _HYBRID_SQL = """
-WITH vector_hits AS (
+WITH question_lexemes AS (
+    SELECT q.lexeme, coalesce(known.chunks, 0) AS chunks
+    FROM unnest(tsvector_to_array(to_tsvector('english', $6))) AS q (lexeme)
+    LEFT JOIN knowledge_lexemes known ON known.agent_id = $1 AND known.lexeme = q.lexeme
+),
+text_query AS (
+    SELECT string_agg(
+               '''' || replace(replace(lexeme, '\\', '\\\\'), '''', '''''') || '''', ' | '
+           )::tsquery AS terms
+    FROM (
+        SELECT lexeme, sum(chunks) OVER (ORDER BY chunks, lexeme) AS matched
+        FROM question_lexemes
+        WHERE chunks > 0
+    ) rarest_first
+    WHERE matched <= $7
+),
+vector_hits AS (
     SELECT id, row_number() OVER (ORDER BY distance, id) AS rank
     FROM (
         SELECT id, embedding <=> $2::vector AS distance
@@ -72,11 +99,9 @@ WITH vector_hits AS (
 text_hits AS (
     SELECT id, row_number() OVER (ORDER BY score DESC, id) AS rank
     FROM (
-        SELECT id, ts_rank_cd(content_tsv, terms) AS score
-        FROM knowledge_chunks,
-             to_tsquery('simple', replace(plainto_tsquery('english', $6)::text, ' & ', ' | '))
-                 AS terms
-        WHERE agent_id = $1 AND content_tsv @@ terms
+        SELECT id, ts_rank_cd(content_tsv, text_query.terms) AS score
+        FROM knowledge_chunks, text_query
+        WHERE agent_id = $1 AND content_tsv @@ text_query.terms
           AND (cardinality($4::uuid[]) = 0 OR file_id = ANY ($4::uuid[]))
         ORDER BY score DESC
         LIMIT $5
@@ -92,6 +117,11 @@ LEFT JOIN vector_hits v ON v.id = hit.id
 LEFT JOIN text_hits t ON t.id = hit.id
 """
 
+# Connection settings retrieval relies on (the gateway's pool and the benchmark's): an HNSW
+# scan filtered by agent keeps looking until it has enough of that agent's chunks
+# (pgvector >= 0.8's iterative scan) instead of coming back short.
+SERVER_SETTINGS = {"hnsw.iterative_scan": "relaxed_order"}
+
 
 async def retrieve(
     connection: DbConnection, question: Question, mode: Mode = Mode.HYBRID
@@ -105,6 +135,7 @@ async def retrieve(
         list(question.file_ids),
         question.candidates,
         question.text,
+        question.text_budget,
     )
     passages = [
         Passage(

@@ -15,6 +15,7 @@ model: these variables are set alike on both (one ConfigMap in k8s/).
 | `EMBEDDING_START_TIMEOUT_S` | 60 | a question that has to wait for the service to start and load the model |
 | `KNOWLEDGE_SIMILARITY_THRESHOLD` | 0.25 | passages less cosine-similar to the question are never injected (seed property 18) |
 | `KNOWLEDGE_CANDIDATES` | 20 | vector and full-text hits each, before reciprocal-rank fusion |
+| `KNOWLEDGE_TEXT_BUDGET` | 500 | the full-text half ORs the question's rarest words while the chunks they occur in add up to at most this (bounds its cost in a large knowledge base) |
 | `KNOWLEDGE_QUERY_CACHE_SIZE` | 1024 | recent questions whose embedding and passages the gateway keeps |
 | `KNOWLEDGE_QUERY_CACHE_TTL_S` | 60 | how long a cached retrieval is reused |
 """
@@ -24,6 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from common.knowledge.retrieval import DEFAULT_TEXT_BUDGET
 from common.settings import EnvSettings, env
 
 Backend = Literal["local", "openai"]
@@ -54,5 +56,6 @@ class RetrievalSettings(EnvSettings):
         "KNOWLEDGE_SIMILARITY_THRESHOLD", 0.25, minimum=-1.0, maximum=1.0
     )
     candidates: int = env("KNOWLEDGE_CANDIDATES", 20, minimum=1)
+    text_budget: int = env("KNOWLEDGE_TEXT_BUDGET", DEFAULT_TEXT_BUDGET, minimum=0)
     cache_size: int = env("KNOWLEDGE_QUERY_CACHE_SIZE", 1024, minimum=0)
     cache_ttl_s: float = env("KNOWLEDGE_QUERY_CACHE_TTL_S", 60.0, minimum=0.0)
