@@ -52,7 +52,7 @@ def _is_blank_at(buf: bytes, line: int, end: int) -> bool:
     return end == line or (end == line + 1 and buf[line] == 13)
 
 
-def _splits_on_lf_lf(data: bytes) -> bool:
+def splits_on_lf_lf(data: bytes) -> bool:
     """Whether `data.split(b"\\n\\n")` cuts it exactly where the line rules do: no CR, no
     blank line of its own (three LFs, or an LF first). What providers send, so the common
     case is one C-level split, not a Python loop per line."""
@@ -62,7 +62,7 @@ def _splits_on_lf_lf(data: bytes) -> bool:
 def split_events(whole: bytes) -> list[bytes]:
     """A byte string's raw events, each with the blank line that ends it; a blank line
     between events is a piece of its own; the unfinished rest (if any) is the last piece."""
-    if _splits_on_lf_lf(whole):
+    if splits_on_lf_lf(whole):
         *events, rest = whole.split(b"\n\n")
         events = [event + b"\n\n" for event in events]
         if rest:
@@ -139,7 +139,7 @@ class EventFramer:
 
     def feed(self, chunk: bytes) -> list[bytes]:
         buf = self._buf + chunk if self._buf else chunk
-        if _splits_on_lf_lf(buf):
+        if splits_on_lf_lf(buf):
             *events, rest = buf.split(b"\n\n")
             self._buf = rest
             self._line = rest.rfind(b"\n") + 1
@@ -161,9 +161,9 @@ class EventFramer:
     def feed_bare(self, chunk: bytes) -> list[bytes] | None:
         """`feed` for the common case, each event without its closing `\\n\\n` (so a filter
         that rewrites most events copies none): when the bytes so far split on LF LF exactly
-        (`_splits_on_lf_lf`, what providers send). Otherwise None, nothing consumed: `feed`."""
+        (`splits_on_lf_lf`, what providers send). Otherwise None, nothing consumed: `feed`."""
         buf = self._buf + chunk if self._buf else chunk
-        if not _splits_on_lf_lf(buf):
+        if not splits_on_lf_lf(buf):
             return None
         *events, rest = buf.split(b"\n\n")
         self._buf = rest

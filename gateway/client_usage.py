@@ -19,7 +19,7 @@ from typing import Any
 
 import orjson
 
-from common.sse import EventFramer, event_data, split_events
+from common.sse import EventFramer, event_data, split_events, splits_on_lf_lf
 
 # A usage object, not OpenAI's `"usage":null` that every chunk of such a stream carries.
 _USAGE_OBJECT = (b'"usage":{', b'"usage": {')
@@ -86,9 +86,19 @@ class UsageChunks:
         return rest
 
     def _rewrite(self, whole: bytes) -> bytes:
+        if not splits_on_lf_lf(whole):
+            return b"".join(self._event(event) for event in split_events(whole))
+        # What providers send: only the events that hold a usage object are looked at.
         out: list[bytes] = []
-        for event in split_events(whole):
-            out.append(self._event(event))
+        done = 0  # whole[:done] is in `out`
+        while (at := _usage_at(whole, done)) >= 0:
+            start = whole.rfind(b"\n\n", done, at)
+            start = done if start < 0 else start + 2
+            end = whole.find(b"\n\n", at)
+            end = len(whole) if end < 0 else end + 2
+            out += (whole[done:start], self._event(whole[start:end]))
+            done = end
+        out.append(whole[done:])
         return b"".join(out)
 
     def _event(self, event: bytes) -> bytes:
@@ -103,6 +113,12 @@ class UsageChunks:
             return b"" if chunk.get("choices") == [] else event
         chunk["usage"].update(self._cost.usage_fields(billed=self.billed))
         return b"data: " + orjson.dumps(chunk) + b"\n\n"
+
+
+def _usage_at(data: bytes, start: int) -> int:
+    """Where the next usage object's key is, from `start` on (-1: none)."""
+    found = [at for mark in _USAGE_OBJECT if (at := data.find(mark, start)) >= 0]
+    return min(found) if found else -1
 
 
 def _chunk_of(event: bytes) -> dict[str, Any] | None:
