@@ -36,6 +36,7 @@ class Worker:
         self, name: str, checkout: Path, env: dict[str, str], log: Path, *, callgrind: bool
     ) -> None:
         self.name = name
+        self.log = log
         self.callgrind_out = log.with_suffix(".callgrind")
         valgrind = ["valgrind", "--tool=callgrind", "--instr-atstart=no",
                     f"--callgrind-out-file={self.callgrind_out}"]  # fmt: skip
@@ -57,7 +58,8 @@ class Worker:
         self.process.stdin.flush()
         answer = self._line()
         if not answer:
-            raise SystemExit(f"{self.name} worker died")
+            tail = self.log.read_text(errors="replace").splitlines()[-20:]
+            raise SystemExit("\n".join([f"{self.name} worker died:", *tail]))
         return float(answer)
 
     def stop(self) -> None:
