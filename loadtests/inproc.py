@@ -105,6 +105,9 @@ def main() -> None:
                "OPENAI_BASE_URL": f"http://127.0.0.1:{mock_port}/v1", "OPENAI_API_KEY": "mock",
                "GATEWAY_ACCESS_LOG": "false", "LOG_LEVEL": "WARNING",
                "RATE_LIMIT_PAID_PER_MIN": "1000000000",
+               # Generous: under callgrind, on a loaded box, a call takes ~100x longer.
+               "REDIS_SOCKET_TIMEOUT_S": "60", "UPSTREAM_TIMEOUT_S": "120",
+               "STREAM_FIRST_BYTE_TIMEOUT_S": "120", "STREAM_IDLE_TIMEOUT_S": "120",
                "INPROC_PATH": f"/proxy/v1/agents/{agent_id}/chat", "INPROC_KEY": key,
                "INPROC_BODY_JSON": bodies["json"].decode(),
                "INPROC_BODY_STREAM": bodies["stream"].decode()}  # fmt: skip
