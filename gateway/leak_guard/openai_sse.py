@@ -82,7 +82,8 @@ class SseLeakFilter:
         self._fields = DeltaGuard(scanner)
         self._notice = notice
         self._framer = EventFramer()
-        self._shape = b""  # the JSON of the last content chunk, to shape chunks we write
+        # The last content chunk ("data: " and its JSON), to shape the chunks we write.
+        self._shape = b"data: "
         self._withheld = False
 
     @property
@@ -160,12 +161,10 @@ class SseLeakFilter:
         end = event.find(b'"', start)
         scanner = self._scanner
         if (
-            end < 0
-            or event[end + 1 : end + 2] != b"}"
+            not scanner.live
+            or not event.startswith(b'"}', end)
             or event.find(b"\\", start, end) >= 0
             or event.find(b'"finish_reason":null', end) < 0
-            or scanner.leaked
-            or scanner.finished
         ):
             return False
         try:
@@ -174,10 +173,10 @@ class SseLeakFilter:
             return False
         if not content:
             return False
-        self._shape = shape = event[6:]
+        self._shape = event
         released = scanner.feed(content)
         if scanner.leaked:
-            self._withhold(shape, out)
+            self._withhold(event[6:], out)
         elif released == content:
             out += (event, b"\n\n") if raw is None else (raw,)
         elif released:
@@ -203,7 +202,7 @@ class SseLeakFilter:
             return
         if scanner.leaked or scanner.finished:
             return  # no text after a leak, or after the answer ended
-        self._shape = data
+        self._shape = b"data: " + data
         changed = self._fields.guard(delta)
         if finish_reason is not None:
             changed |= self._fields.finish_into(delta)
@@ -223,9 +222,9 @@ class SseLeakFilter:
         rest: dict[str, Any] = {}
         self._fields.finish_into(rest)
         if self._scanner.leaked:
-            self._withhold(closing or self._shape, out)
+            self._withhold(closing or self._shape[6:], out)
         elif rest:
-            out.append(_chunk(self._shape, rest, None, keep_usage=False))
+            out.append(_chunk(self._shape[6:], rest, None, keep_usage=False))
 
     def _withhold(self, shape: bytes, out: list[bytes]) -> None:
         if self._withheld:

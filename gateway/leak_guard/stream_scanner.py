@@ -29,6 +29,7 @@ class StreamScanner:
         "_scan",
         "_starts",
         "_tracker",
+        "live",
     )
 
     def __init__(self, guard: LeakGuard, canary: str | None = None) -> None:
@@ -42,6 +43,7 @@ class StreamScanner:
         self._hold = 0  # trailing words held back
         self._leaked = False
         self._done = False
+        self.live = True  # neither leaked nor finished: what the SSE filter's fast path reads
 
     @property
     def leaked(self) -> bool:
@@ -95,6 +97,7 @@ class StreamScanner:
         if self._done:
             return ""
         self._done = True
+        self.live = False
         if self._leaked or not self._read(self._buf[self._scan :]):
             self._buf = ""
             return ""
@@ -108,10 +111,12 @@ class StreamScanner:
         starts = self._starts
         start = self._base + self._scan
         if segment.isascii():
-            tokens: list[str] = []
-            for found in ASCII_WORD.finditer(segment.lower()):
-                tokens.append(found.group())
-                starts.append(start + found.start())
+            lowered = segment.lower()
+            tokens = ASCII_WORD.findall(lowered)
+            if len(tokens) == 1:  # the usual delta: its one word starts where it is found
+                starts.append(start + lowered.find(tokens[0]))
+            elif tokens:
+                starts += [start + found.start() for found in ASCII_WORD.finditer(lowered)]
         else:
             tokens = words_at(segment, start, starts)
         if not tokens:
@@ -124,7 +129,7 @@ class StreamScanner:
                 return self._leak()
         canary = self._canary
         if canary:
-            text = self._ctail + "".join(tokens)
+            text = self._ctail + (tokens[0] if len(tokens) == 1 else "".join(tokens))
             if canary in text:
                 return self._leak()
             keep = len(canary) - 1
@@ -156,5 +161,6 @@ class StreamScanner:
 
     def _leak(self) -> bool:
         self._leaked = True
+        self.live = False
         self._buf = ""
         return False
