@@ -72,10 +72,14 @@ RECORD_PATTERNS: dict[str, str] = {
 }
 
 
+# Every shard's hash tag, built once: a call names about fifteen keys.
+_SHARD_TAGS = tuple("{s" + str(shard) + "}" for shard in range(SHARD_COUNT))
+
+
 def shard_tag(shard: int) -> str:
     if not 0 <= shard < SHARD_COUNT:
         raise ValueError(f"shard must be in 0..{SHARD_COUNT - 1}")
-    return "{s" + str(shard) + "}"
+    return _SHARD_TAGS[shard]
 
 
 def api_key_record(shard: int, key_hash: str) -> str:
