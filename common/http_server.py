@@ -11,7 +11,10 @@ Dockerfiles, hence k8s) together with `--limit-concurrency` (the connection cap 
   request began, and its body may pause at most `BODY_IDLE_TIMEOUT_S` between chunks; else
   408 `40801` (when no answer has begun) and the connection closes. Without this a half-sent
   request holds its connection and file descriptor forever.
-- Over `--limit-concurrency` connections, a new one is answered 503 `50304` and closed at once.
+- Over `--limit-concurrency` connections, a new one is answered 503 `50304` and closed at once;
+  a request arriving while that many requests are still running (their clients may have left)
+  or that many connections are open gets the same answer, where uvicorn's own check would
+  have answered it in plain text.
 - Malformed HTTP (conflicting Content-Length, Content-Length with chunked, a NUL in a header)
   is 400 `40001` in the envelope instead of uvicorn's plain text.
 
@@ -36,6 +39,10 @@ _REASONS = {400: b"Bad Request", 408: b"Request Timeout", 431: b"Request Header 
 
 class _HeadTooLarge(Exception):
     """Raised from a parser callback: the parser stops at once."""
+
+
+class _Busy(Exception):
+    """Raised from a parser callback: over the concurrency limit (the parser stops)."""
 
 
 def error_response(code: ErrorCode, message: str | None = None) -> bytes:
@@ -89,6 +96,8 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         except httptools.HttpParserCallbackError as error:
             if isinstance(error.__context__, _HeadTooLarge):
                 self._refuse(ErrorCode.HEADERS_TOO_LARGE)
+            elif isinstance(error.__context__, _Busy):
+                self._refuse(ErrorCode.SERVER_BUSY)
             else:
                 self._refuse(ErrorCode.INVALID_REQUEST, "Invalid HTTP request received.")
             return
@@ -120,6 +129,10 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         super().on_header(name, value)
 
     def on_headers_complete(self) -> None:
+        limit = self.limit_concurrency
+        # uvicorn's own condition, checked first so that its plain-text 503 never answers.
+        if limit is not None and (len(self.connections) >= limit or len(self.tasks) >= limit):
+            raise _Busy
         self._phase = "body"
         self._arm(self.BODY_IDLE_TIMEOUT_S)
         super().on_headers_complete()

@@ -5,6 +5,7 @@ and the control plane run the class itself (tests/support.py, every server comma
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import socket
 import time
@@ -192,3 +193,32 @@ def test_the_gateway_answers_malformed_http_in_the_envelope(gateway_url: str) ->
     host, port = gateway_url.removeprefix("http://").split(":")
     raw = send_raw((host, int(port)), b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Nul: a\x00b\r\n\r\n")
     envelope(raw, 400, "40001")
+
+
+async def lingering(scope: Scope, receive: Receive, send: Send) -> None:
+    """Answers after a second, whether or not its client is still there."""
+    if scope["type"] == "lifespan":
+        await echo_length(scope, receive, send)
+        return
+    if scope["path"] != "/":
+        await asyncio.sleep(1.5)
+    await send({"type": "http.response.start", "status": 200,
+                "headers": [(b"content-length", b"2")]})  # fmt: skip
+    await send({"type": "http.response.body", "body": b"ok"})
+
+
+def test_requests_beyond_the_running_tasks_cap_are_503_in_the_envelope() -> None:
+    """Requests whose clients left still run; at the cap a new request gets 503 `50304`, not
+    uvicorn's plain text (its check counts running requests, not only connections)."""
+    with serve(lingering, http=QuickTimeouts, limit_concurrency=3, health_path="/") as url:
+        host, port = url.removeprefix("http://").split(":")
+        address = (host, int(port))
+        for _ in range(3):
+            with connect(address) as sock:
+                sock.sendall(b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
+                time.sleep(0.05)  # its task is running; the client leaves
+        answer = send_raw(address, b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
+        envelope(answer, 503, "50304")
+        time.sleep(1.6)  # the abandoned requests finish: room again
+        assert send_raw(address, b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+                        ).startswith(b"HTTP/1.1 200")  # fmt: skip
