@@ -211,8 +211,9 @@ def start_stack(stack: Stack) -> Demo:
     )
 
     if not env.get("OPENAI_API_KEY"):
+        # --prompt-cache: the demo agent's repeated calls show their cached prompt tokens.
         mock_argv = [sys.executable, "-m", "mock_provider", "--host", "127.0.0.1",
-                     "--port", str(config.mock_port)]  # fmt: skip
+                     "--port", str(config.mock_port), "--prompt-cache"]  # fmt: skip
         mock = _start_child(stack, "mock-provider", mock_argv, env)
         _wait_http(f"http://127.0.0.1:{config.mock_port}/health", mock)
         env["OPENAI_BASE_URL"] = f"http://127.0.0.1:{config.mock_port}/v1"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import os
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
@@ -258,6 +259,11 @@ class MockProvider:
             client.close()
 
 
+# Set by `python -m mock_provider --prompt-cache` for its worker processes (the app factory
+# takes no arguments there).
+PROMPT_CACHE_ENV = "MOCK_PROMPT_CACHE"
+
+
 def create_app(config: MockConfig | None = None) -> MockProvider:
     """A new mock provider app with its own request log."""
-    return MockProvider(config or MockConfig())
+    return MockProvider(config or MockConfig(prompt_cache=os.environ.get(PROMPT_CACHE_ENV) == "1"))

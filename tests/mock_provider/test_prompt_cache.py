@@ -11,6 +11,7 @@ import httpx
 import orjson
 import pytest
 
+from mock_provider.app import PROMPT_CACHE_ENV, create_app
 from tests.mock_provider.wire import chat_request, sse_events
 
 SYSTEM_CHARS = 4000
@@ -112,3 +113,11 @@ def test_without_the_cache_control_nothing_is_cached(http: httpx.Client) -> None
     assert first == {"cached_tokens": 0}  # the first request that uses the cache writes it
     again = http.post(path, json=body).json()["usage"]["prompt_tokens_details"]
     assert again == {"cached_tokens": SYSTEM_CHARS // 4}
+
+
+def test_the_cache_can_be_on_for_every_request(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`python -m mock_provider --prompt-cache` (what `./dev up` runs) turns it on for every
+    request, through the environment its workers' app factory reads."""
+    assert create_app().config.prompt_cache is False
+    monkeypatch.setenv(PROMPT_CACHE_ENV, "1")
+    assert create_app().config.prompt_cache is True
