@@ -46,7 +46,8 @@ class Worker:
             env={**env, "PYTHONPATH": str(checkout.resolve())}, text=True, cwd=checkout,
         )  # fmt: skip
         if self._line() != "ready":
-            raise SystemExit(f"{name} worker failed: see {log}")
+            tail = [line[-400:] for line in log.read_text(errors="replace").splitlines()[-5:]]
+            raise SystemExit("\n".join([f"{name} worker failed to start:", *tail]))
 
     def _line(self) -> str:
         assert self.process.stdout is not None
