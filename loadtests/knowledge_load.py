@@ -14,7 +14,8 @@ and words: their meaning does not matter for speed). Every knowledge call asks a
 2. knowledge calls alone, one client: p50 / p99, the p50 they add over plain calls with one
    client, and the gateway's CPU per call (utime+stime from /proc);
 3. both at once: the plain calls' p99 next to (1).
-The gateway worker's RSS is printed after plain calls only and after the first knowledge call.
+The gateway worker's RSS is printed after plain calls only and after the first knowledge call,
+with that of the embedding service it started (one per host, shared by all its workers).
 """
 
 from __future__ import annotations
@@ -50,6 +51,11 @@ def rss_mib(pid: int) -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return 0.0
+
+
+def children(pid: int) -> list[int]:
+    return [int(child) for child in
+            Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]  # fmt: skip
 
 
 async def calls(
@@ -116,7 +122,9 @@ async def measure(*, base: str, key: str, plain_id: str, agents: dict[int, str],
     print(line("plain, 1 client", plain_one))
     for size, agent_id in agents.items():
         await run(1, chat(agent_id), key, 2, True)  # warm-up: loads the model, plans
-        print(f"gateway worker RSS after knowledge calls: {rss_mib(pid):.0f} MiB")
+        services = ", ".join(f"{rss_mib(child):.0f}" for child in children(pid)) or "none"
+        print(f"gateway worker RSS after knowledge calls: {rss_mib(pid):.0f} MiB"
+              f" (its embedding service: {services} MiB)")  # fmt: skip
         cpu_before = tree_cpu(pid)
         alone = await run(1, chat(agent_id), key, seconds, True)
         cpu_us = (tree_cpu(pid) - cpu_before) / len(alone) * 1e6

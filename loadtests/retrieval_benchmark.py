@@ -116,6 +116,10 @@ async def recall(db: asyncpg.Pool, model: MiniLM, text_budget: int) -> None:
                   + f"{np.mean(every):>8.2f}")  # fmt: skip
 
 
+# Building 100,000 chunks' HNSW index takes minutes on a busy box: past any pool's default.
+_FILL_TIMEOUT_S = 3600
+
+
 async def fill(db: asyncpg.Pool, agent_id: str, chunks: int) -> None:
     """`chunks` chunks of random unit vectors and 60 words each, in SQL. The words follow a
     power law over a 30,000-word vocabulary (the corpus's words at random ranks among
@@ -142,12 +146,14 @@ async def fill(db: asyncpg.Pool, agent_id: str, chunks: int) -> None:
                           $4, 384
                    FROM generate_series($5::int, $6::int) AS g""",
                 agent_id, file_id, vocabulary, MODEL, start, min(chunks, start + 20_000) - 1,
+                timeout=_FILL_TIMEOUT_S,
             )  # fmt: skip
         await connection.execute(
             "CREATE INDEX knowledge_chunks_embedding_idx ON knowledge_chunks"
-            " USING hnsw (embedding vector_cosine_ops)"
+            " USING hnsw (embedding vector_cosine_ops)",
+            timeout=_FILL_TIMEOUT_S,
         )
-        await connection.execute("VACUUM ANALYZE knowledge_chunks")
+        await connection.execute("VACUUM ANALYZE knowledge_chunks", timeout=_FILL_TIMEOUT_S)
 
 
 _NEAREST = """SELECT id FROM knowledge_chunks WHERE agent_id = $1 AND embedding_model = $3
