@@ -153,6 +153,9 @@ async def fill(db: asyncpg.Pool, agent_id: str, chunks: int) -> None:
             " USING hnsw (embedding vector_cosine_ops)",
             timeout=_FILL_TIMEOUT_S,
         )
+        await connection.execute(
+            "UPDATE knowledge_files SET chunk_count = $2 WHERE id = $1", file_id, chunks
+        )
         await connection.execute("VACUUM ANALYZE knowledge_chunks", timeout=_FILL_TIMEOUT_S)
 
 

@@ -6,13 +6,13 @@ cosine, only vectors of the question's model) and the full-text search (the chun
 knowledge base a question's common words match most chunks and would all be ranked, for
 little (they do not tell chunks apart: BM25's idf); so the full-text half ORs only the
 question's rarest lexemes, by the agent's own counts (knowledge_lexemes), as many as match
-at most `text_budget` chunks together. A small knowledge base keeps every lexeme; codes and
-names, being rare, are always kept. The two ranked lists
-are fused with reciprocal-rank fusion (Cormack et al. 2009: score = sum of 1 / (60 + rank)),
-which needs no score calibration between the two; then every passage less cosine-similar to
-the question than the threshold is dropped (seed property 18: whatever is injected is
-similar to the question, even when only the full-text half found it), and the best `top_k`
-are kept.
+at most `text_budget` chunks together. A knowledge base of at most `text_budget` chunks
+keeps every lexeme (it cannot match more); codes and names, being rare, are always kept.
+The two ranked lists are fused with reciprocal-rank fusion (Cormack et al. 2009: score =
+sum of 1 / (60 + rank)), which needs no score calibration between the two; then every
+passage less cosine-similar to the question than the threshold is dropped (seed property 18:
+whatever is injected is similar to the question, even when only the full-text half found
+it), and the best `top_k` are kept.
 
 Full text catches what a small embedding model misses (product codes, names, rare terms);
 vectors catch paraphrases. loadtests/retrieval_benchmark.py measures each alone and fused.
@@ -83,7 +83,10 @@ text_query AS (
         FROM question_lexemes
         WHERE chunks > 0
     ) rarest_first
+    -- No more chunks than the budget: ranking every match costs no more than the budget.
     WHERE matched <= $7
+       OR (SELECT coalesce(sum(chunk_count), 0) FROM knowledge_files
+           WHERE agent_id = $1 AND status = 'ready') <= $7
 ),
 vector_hits AS (
     SELECT id, row_number() OVER (ORDER BY distance, id) AS rank
