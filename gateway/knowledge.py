@@ -29,12 +29,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import asyncpg
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry
 
 from common.domain import KnowledgeSettings
 from common.errors import ApiError, ErrorCode
 from common.feature_flags import FeatureFlags
 from common.knowledge.settings import RetrievalSettings
+from common.metrics import MetricSet
 
 if TYPE_CHECKING:
     from common.knowledge.vectors import QuestionEmbedder
@@ -78,20 +79,18 @@ class Retrieved:
 
 class KnowledgeMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
-        self.retrievals = Counter(
+        metrics = MetricSet(registry)
+        self.retrievals = metrics.counter(
             "agentlink_gateway_knowledge_retrievals_total",
             "Knowledge retrievals by outcome (injected, empty, cached, off).",
             ["outcome"],
-            registry=registry,
+            known=("injected", "empty", "cached", "off"),
         )
-        self.seconds = Histogram(
+        self.seconds = metrics.histogram(
             "agentlink_gateway_knowledge_seconds",
             "Time to embed the question and retrieve its passages (cache misses).",
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0),
-            registry=registry,
         )
-        for outcome in ("injected", "empty", "cached", "off"):
-            self.retrievals.labels(outcome)
 
 
 class KnowledgeRetriever:

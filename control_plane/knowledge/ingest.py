@@ -30,11 +30,12 @@ import uuid
 
 import asyncpg
 import redis.asyncio as redis_asyncio
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry
 
 from common.db import DbConnection
 from common.knowledge.chunking import Chunk, split_text
 from common.knowledge.embedding import Embedder, EmbeddingError, pgvector_literal
+from common.metrics import MetricSet
 from control_plane.knowledge import repository
 from control_plane.knowledge.extraction import ExtractionError, extract_text
 from control_plane.knowledge.file_types import FileKind
@@ -48,24 +49,21 @@ _QUEUE_PEEK = 20  # files looked at per round; more than there are workers
 
 class KnowledgeMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
-        self.files = Counter(
+        metrics = MetricSet(registry)
+        self.files = metrics.counter(
             "agentlink_worker_knowledge_files_total",
             "Knowledge files processed, by outcome (ready, failed).",
             ["outcome"],
-            registry=registry,
+            known=("ready", "failed"),
         )
-        self.chunks_embedded = Counter(
+        self.chunks_embedded = metrics.counter(
             "agentlink_worker_knowledge_chunks_embedded_total",
             "Knowledge chunks embedded (ingestion and re-embedding).",
-            registry=registry,
         )
-        self.embed_seconds = Histogram(
+        self.embed_seconds = metrics.histogram(
             "agentlink_worker_knowledge_embed_batch_seconds",
             "Time to embed one batch of knowledge chunks.",
-            registry=registry,
         )
-        for outcome in ("ready", "failed"):
-            self.files.labels(outcome)
 
 
 def file_lock_key(file_id: str) -> int:
