@@ -11,7 +11,7 @@ import asyncio
 import time
 import uuid
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -76,6 +76,27 @@ class Expected:
         self.creator_earnings[agent.creator_id] = earned
 
 
+@dataclass(frozen=True)
+class Calls:
+    """One account's calls to one agent, and what they must add up to."""
+
+    account: Account
+    agent: Agent
+    expected: Expected
+
+    @property
+    def shard(self) -> int:
+        return self.account.developer.shard
+
+    @property
+    def stream(self) -> str:
+        return keyspace.usage_stream(self.shard)
+
+    @property
+    def user_id(self) -> str:
+        return self.account.developer.user_id
+
+
 class Producer:
     def __init__(self, db: asyncpg.Pool, redis: redis_asyncio.Redis, scripts: LuaScripts) -> None:
         self.db = db
@@ -94,6 +115,17 @@ class Producer:
 
     async def agent(self, price: Decimal = Decimal("0.01")) -> Agent:
         return await make_agent(self.db, price=price)
+
+    async def calls(
+        self, billable: Iterable[bool] = (), *, price: Decimal = Decimal("0.01")
+    ) -> Calls:
+        """A new account and agent, and one committed call per `billable` flag."""
+        account = await self.account()
+        agent = await self.agent(price)
+        expected = Expected()
+        for flag in billable:
+            await self.call(account, agent, billable=flag, expected=expected)
+        return Calls(account, agent, expected)
 
     async def admit(
         self,
@@ -181,6 +213,10 @@ async def assert_totals(
             "SELECT used_quota FROM quotas WHERE user_id = $1", account.developer.user_id
         )
         assert used_quota == expected.used_quota[account.developer.user_id]
+
+
+async def assert_written_once(db: asyncpg.Pool, calls: Calls) -> None:
+    await assert_totals(db, calls.expected, [calls.account], [calls.agent])
 
 
 async def live_quota(redis: redis_asyncio.Redis, account: Account) -> int | None:

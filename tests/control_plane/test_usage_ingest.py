@@ -7,6 +7,7 @@ import asyncio
 import dataclasses
 import time
 import uuid
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -30,9 +31,11 @@ from control_plane.worker_metrics import WorkerMetrics
 from gateway.call_result import CallResult
 from gateway.providers.base import Usage
 from tests.control_plane.helpers import (
+    Calls,
     Expected,
     Producer,
     assert_totals,
+    assert_written_once,
     call_log_rows,
     entries_of,
     has_rows,
@@ -79,6 +82,25 @@ async def pending_count(redis: redis_asyncio.Redis, shard: int) -> int:
     return int(summary["pending"])
 
 
+async def drained_then(
+    redis: redis_asyncio.Redis,
+    db_pool: asyncpg.Pool,
+    producer: Producer,
+    billable: Iterable[bool] = (),
+    *,
+    price: Decimal = Decimal("0.01"),
+) -> Calls:
+    """Drain what earlier tests left in the streams, then make new calls."""
+    await ingest_once(redis, db_pool)
+    return await producer.calls(billable, price=price)
+
+
+async def assert_stream_done(redis: redis_asyncio.Redis, calls: Calls) -> None:
+    """Written, acknowledged and deleted: nothing is left in the stream or pending."""
+    assert await stream_entries(redis, calls.shard) == []
+    assert await pending_count(redis, calls.shard) == 0
+
+
 async def test_admitted_calls_land_once_and_move_the_aggregates(
     db_pool: asyncpg.Pool, redis: redis_asyncio.Redis, producer: Producer
 ) -> None:
@@ -115,9 +137,7 @@ async def test_admitted_calls_land_once_and_move_the_aggregates(
         assert row["error_code"] == (None if row["billable"] else "50201")
     # Postgres caught up with Redis' live balance.
     assert await live_quota(redis, account) == 100 - 10
-    # Written, acknowledged and deleted: nothing is left in the stream or pending.
-    assert await stream_entries(redis, account.developer.shard) == []
-    assert await pending_count(redis, account.developer.shard) == 0
+    await assert_stream_done(redis, Calls(account, agent, expected))
 
 
 async def test_redelivery_after_a_crash_between_commit_and_ack_counts_nothing_twice(
@@ -126,12 +146,9 @@ async def test_redelivery_after_a_crash_between_commit_and_ack_counts_nothing_tw
     producer: Producer,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    await ingest_once(redis, db_pool)  # start from drained streams
-    account = await producer.account()
-    agent = await producer.agent(price=Decimal("0.02"))
-    expected = Expected()
-    for index in range(12):
-        await producer.call(account, agent, billable=index % 4 != 1, expected=expected)
+    calls = await drained_then(
+        redis, db_pool, producer, (index % 4 != 1 for index in range(12)), price=Decimal("0.02")
+    )
 
     crashing = UsageIngester(redis, db_pool, consumer=f"crashing-{uuid.uuid4().hex[:6]}")
     await crashing.ensure_groups()
@@ -143,27 +160,23 @@ async def test_redelivery_after_a_crash_between_commit_and_ack_counts_nothing_tw
         patch.setattr(UsageIngester, "_acknowledge", crash)
         with pytest.raises(ConnectionError):
             await crashing.drain()
-    await assert_totals(db_pool, expected, [account], [agent])  # the commit happened
-    assert await pending_count(redis, account.developer.shard) == 12  # the ack did not
+    await assert_written_once(db_pool, calls)  # the commit happened
+    assert await pending_count(redis, calls.shard) == 12  # the ack did not
 
     # Another consumer takes the entries over and processes them again: no new row, no total
     # moves, and this time they are acknowledged.
     survivor = UsageIngester(redis, db_pool, consumer=f"survivor-{uuid.uuid4().hex[:6]}")
     assert await survivor.claim_stale(min_idle_ms=0) == 0
-    await assert_totals(db_pool, expected, [account], [agent])
-    assert await pending_count(redis, account.developer.shard) == 0
-    assert await stream_entries(redis, account.developer.shard) == []
+    await assert_written_once(db_pool, calls)
+    await assert_stream_done(redis, calls)
     assert await ingest_once(redis, db_pool) == 0
 
 
 async def test_the_same_event_twice_in_one_batch_is_written_once(
     db_pool: asyncpg.Pool, redis: redis_asyncio.Redis, producer: Producer
 ) -> None:
-    account = await producer.account()
-    agent = await producer.agent()
-    expected = Expected()
-    await producer.call(account, agent, billable=True, expected=expected)
-    stream = keyspace.usage_stream(account.developer.shard)
+    calls = await producer.calls([True])
+    stream = calls.stream
     ((_, fields),) = await entries_of(redis, stream)
     await redis.xadd(stream, fields)  # type: ignore[arg-type]  # a copy, as a buggy replay might append
     ingester = UsageIngester(redis, db_pool)
@@ -173,27 +186,22 @@ async def test_the_same_event_twice_in_one_batch_is_written_once(
     assert len(ours) == 2
     result = await ingester.process(entries)
     assert result.acknowledged == len(entries)
-    await assert_totals(db_pool, expected, [account], [agent])
-    assert await stream_entries(redis, account.developer.shard) == []
+    await assert_written_once(db_pool, calls)
+    assert await stream_entries(redis, calls.shard) == []
 
 
 async def test_entries_a_dead_consumer_left_pending_are_claimed(
     db_pool: asyncpg.Pool, redis: redis_asyncio.Redis, producer: Producer
 ) -> None:
-    await ingest_once(redis, db_pool)
-    account = await producer.account()
-    agent = await producer.agent()
-    expected = Expected()
-    for index in range(5):
-        await producer.call(account, agent, billable=index != 2, expected=expected)
-    stream = keyspace.usage_stream(account.developer.shard)
+    calls = await drained_then(redis, db_pool, producer, (index != 2 for index in range(5)))
+    stream = calls.stream
     dead = f"dead-{uuid.uuid4().hex[:6]}"
     delivered: Any = await redis.xreadgroup(GROUP, dead, {stream: ">"}, count=100)
     assert len(delivered[0][1]) == 5  # read, then the process died without acking
 
     # New entries only: a live consumer never sees what was delivered to another one ...
     assert await ingest_once(redis, db_pool) == 0
-    assert await call_log_rows(db_pool, [account.developer.user_id]) == []
+    assert await call_log_rows(db_pool, [calls.user_id]) == []
     # ... until those entries have been idle long enough to be taken over.
     metrics = WorkerMetrics()
     live = UsageIngester(redis, db_pool, metrics=metrics)
@@ -201,8 +209,8 @@ async def test_entries_a_dead_consumer_left_pending_are_claimed(
     await asyncio.sleep(0.05)
     assert await live.claim_stale(min_idle_ms=20) == 5
     assert sample(metrics, "agentlink_worker_usage_claimed_total") == 5
-    await assert_totals(db_pool, expected, [account], [agent])
-    assert await pending_count(redis, account.developer.shard) == 0
+    await assert_written_once(db_pool, calls)
+    assert await pending_count(redis, calls.shard) == 0
 
     # The dead consumer has nothing pending any more and, once idle long enough, is removed.
     sweeper = UsageIngester(redis, db_pool, settings=settings(consumer_idle_delete_s=0.01))
@@ -214,12 +222,8 @@ async def test_entries_a_dead_consumer_left_pending_are_claimed(
 async def test_malformed_entries_go_to_the_dead_letter_stream(
     db_pool: asyncpg.Pool, redis: redis_asyncio.Redis, producer: Producer
 ) -> None:
-    await ingest_once(redis, db_pool)
-    account = await producer.account()
-    agent = await producer.agent()
-    expected = Expected()
-    await producer.call(account, agent, billable=True, expected=expected)
-    stream = keyspace.usage_stream(account.developer.shard)
+    calls = await drained_then(redis, db_pool, producer, [True])
+    stream = calls.stream
     bad: list[dict[str, object]] = [
         {"hello": "world"},
         event_fields(agent_id="not-a-uuid"),
@@ -232,15 +236,14 @@ async def test_malformed_entries_go_to_the_dead_letter_stream(
         event_fields(error_code="x" * 65),
     ]
     bad_ids: list[Any] = [await redis.xadd(stream, fields) for fields in bad]  # type: ignore[arg-type]
-    await producer.call(account, agent, billable=False, expected=expected)
+    await producer.call(calls.account, calls.agent, billable=False, expected=calls.expected)
 
     metrics = WorkerMetrics()
     await ingest_once(redis, db_pool, metrics=metrics)
 
-    await assert_totals(db_pool, expected, [account], [agent])  # the good ones got through
+    await assert_written_once(db_pool, calls)  # the good ones got through
     assert sample(metrics, "agentlink_worker_usage_dead_lettered_total") == len(bad)
-    assert await stream_entries(redis, account.developer.shard) == []
-    assert await pending_count(redis, account.developer.shard) == 0
+    await assert_stream_done(redis, calls)
     dead = await entries_of(redis, DEAD_LETTER_STREAM, newest=len(bad))
     by_id = {fields[b"_id"]: fields for _, fields in dead}
     assert set(by_id) == set(bad_ids)
@@ -260,37 +263,30 @@ async def test_an_event_postgres_refuses_is_isolated_and_dead_lettered(
 ) -> None:
     """Should an event pass the parse checks and still break a constraint, the batch is split
     until that event is alone; the others are written, it is dead-lettered."""
-    await ingest_once(redis, db_pool)
     monkeypatch.setattr(parse, "_MAX_ERROR_CODE", 1000)  # let a too-long code through
-    account = await producer.account()
-    agent = await producer.agent()
-    expected = Expected()
-    for _ in range(3):
-        await producer.call(account, agent, billable=True, expected=expected)
-    stream = keyspace.usage_stream(account.developer.shard)
+    calls = await drained_then(redis, db_pool, producer, [True] * 3)
     poison = event_fields(
-        user_id=account.developer.user_id, agent_id=agent.agent_id, error_code="e" * 100
+        user_id=calls.user_id, agent_id=calls.agent.agent_id, error_code="e" * 100
     )
-    poison_id = await redis.xadd(stream, poison)  # type: ignore[arg-type]
+    poison_id = await redis.xadd(calls.stream, poison)  # type: ignore[arg-type]
     for _ in range(4):
-        await producer.call(account, agent, billable=True, expected=expected)
+        await producer.call(calls.account, calls.agent, billable=True, expected=calls.expected)
 
     metrics = WorkerMetrics()
     await ingest_once(redis, db_pool, metrics=metrics)
 
-    await assert_totals(db_pool, expected, [account], [agent])
+    await assert_written_once(db_pool, calls)
     assert sample(metrics, "agentlink_worker_usage_dead_lettered_total") == 1
     ((_, fields),) = await entries_of(redis, DEAD_LETTER_STREAM, newest=1)
     assert fields[b"_id"] == poison_id
-    assert await stream_entries(redis, account.developer.shard) == []
+    assert await stream_entries(redis, calls.shard) == []
 
 
 async def test_a_month_without_a_partition_gets_one(
     db_pool: asyncpg.Pool, redis: redis_asyncio.Redis, producer: Producer
 ) -> None:
-    await ingest_once(redis, db_pool)
-    account = await producer.account()
-    agent = await producer.agent()
+    calls = await drained_then(redis, db_pool, producer)
+    account, agent = calls.account, calls.agent
     when = datetime(2041, 7, 15, 12, 0, tzinfo=UTC)
     exists = "SELECT to_regclass('call_logs_2041_07') IS NOT NULL"
     assert not await db_pool.fetchval(exists)
@@ -333,14 +329,9 @@ async def test_a_stream_entry_deleted_while_pending_is_just_acknowledged(
 async def test_lag_counts_pending_and_undelivered_entries(
     db_pool: asyncpg.Pool, redis: redis_asyncio.Redis, producer: Producer
 ) -> None:
-    await ingest_once(redis, db_pool)
-    account = await producer.account()
-    agent = await producer.agent()
-    for _ in range(6):
-        await producer.call(account, agent, billable=True)
-    stream = keyspace.usage_stream(account.developer.shard)
+    calls = await drained_then(redis, db_pool, producer, [True] * 6)
     dead = f"dead-{uuid.uuid4().hex[:6]}"
-    await redis.xreadgroup(GROUP, dead, {stream: ">"}, count=2)  # 2 pending, 4 undelivered
+    await redis.xreadgroup(GROUP, dead, {calls.stream: ">"}, count=2)  # 2 pending, 4 undelivered
 
     metrics = WorkerMetrics()
     ingester = UsageIngester(redis, db_pool, metrics=metrics)
@@ -359,29 +350,19 @@ async def test_a_lost_consumer_group_is_recreated(
 ) -> None:
     """Redis restarted without its data (or was flushed): reading recreates the groups from
     id 0, so whatever is in the streams by then is still ingested."""
-    await ingest_once(redis, db_pool)
-    account = await producer.account()
-    agent = await producer.agent()
-    expected = Expected()
-    await producer.call(account, agent, billable=True, expected=expected)
-    stream = keyspace.usage_stream(account.developer.shard)
-    await redis.xgroup_destroy(stream, GROUP)
+    calls = await drained_then(redis, db_pool, producer, [True])
+    await redis.xgroup_destroy(calls.stream, GROUP)
 
     ingester = UsageIngester(redis, db_pool)
     assert await ingester.read_new(block_ms=None) == []  # NOGROUP: recreated
     await ingester.drain()
-    await assert_totals(db_pool, expected, [account], [agent])
+    await assert_written_once(db_pool, calls)
 
 
 async def test_the_loop_retries_a_failing_batch_and_acks_only_once_it_is_written(
     db_pool: asyncpg.Pool, redis: redis_asyncio.Redis, producer: Producer
 ) -> None:
-    await ingest_once(redis, db_pool)
-    account = await producer.account()
-    agent = await producer.agent()
-    expected = Expected()
-    for _ in range(3):
-        await producer.call(account, agent, billable=True, expected=expected)
+    calls = await drained_then(redis, db_pool, producer, [True] * 3)
     metrics = WorkerMetrics()
     ingester = UsageIngester(redis, db_pool, settings=settings(read_block_ms=50), metrics=metrics)
     write = ingester.write_events
@@ -389,7 +370,7 @@ async def test_the_loop_retries_a_failing_batch_and_acks_only_once_it_is_written
 
     async def postgres_down_once(events: Any) -> tuple[int, int]:
         if not pending_while_down:
-            pending_while_down.append(await pending_count(redis, account.developer.shard))
+            pending_while_down.append(await pending_count(redis, calls.shard))
             raise ConnectionError("postgres is down")
         return await write(events)
 
@@ -397,25 +378,20 @@ async def test_the_loop_retries_a_failing_batch_and_acks_only_once_it_is_written
     with mock.patch.object(ingester, "write_events", postgres_down_once):
         loop = asyncio.create_task(ingester.run(stop))
         try:
-            await wait_until(lambda: has_rows(db_pool, account, 3), 10, "the retried batch")
+            await wait_until(lambda: has_rows(db_pool, calls.account, 3), 10, "the retried batch")
         finally:
             stop.set()
             await loop
     assert pending_while_down == [3]  # delivered, and not acknowledged while unwritten
     assert sample(metrics, "agentlink_worker_usage_batch_failures_total") == 1
-    await assert_totals(db_pool, expected, [account], [agent])
-    assert await pending_count(redis, account.developer.shard) == 0
+    await assert_written_once(db_pool, calls)
+    assert await pending_count(redis, calls.shard) == 0
 
 
 async def test_stopping_while_postgres_is_down_acknowledges_nothing(
     db_pool: asyncpg.Pool, redis: redis_asyncio.Redis, producer: Producer
 ) -> None:
-    await ingest_once(redis, db_pool)
-    account = await producer.account()
-    agent = await producer.agent()
-    expected = Expected()
-    for _ in range(3):
-        await producer.call(account, agent, billable=True, expected=expected)
+    calls = await drained_then(redis, db_pool, producer, [True] * 3)
     ingester = UsageIngester(redis, db_pool, settings=settings(read_block_ms=50))
     failed = asyncio.Event()
 
@@ -429,10 +405,10 @@ async def test_stopping_while_postgres_is_down_acknowledges_nothing(
         await asyncio.wait_for(failed.wait(), 10)
         stop.set()
         await asyncio.wait_for(loop, 10)
-    assert await call_log_rows(db_pool, [account.developer.user_id]) == []
-    assert await pending_count(redis, account.developer.shard) == 3  # left for XAUTOCLAIM
+    assert await call_log_rows(db_pool, [calls.user_id]) == []
+    assert await pending_count(redis, calls.shard) == 3  # left for XAUTOCLAIM
     assert await UsageIngester(redis, db_pool).claim_stale(min_idle_ms=0) >= 3
-    await assert_totals(db_pool, expected, [account], [agent])
+    await assert_written_once(db_pool, calls)
 
 
 async def test_two_consumers_at_once_write_every_event_once(
