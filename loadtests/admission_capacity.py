@@ -39,7 +39,7 @@ from gateway.hot_redis import HotRedis, HotScripts
 from gateway.providers.base import Usage
 from gateway.records import RecordLoader
 from loadtests.run import cpu_seconds, scratch_servers
-from tests.factories import make_agent, make_developer, make_key
+from tests.factories import Account, make_account, make_agent
 
 QUOTA = 10**9
 UNIT_PRICE = Decimal("0.01")
@@ -54,18 +54,11 @@ ANSWERED = CallResult.answered(Usage(input_tokens=12, output_tokens=34))
 
 
 @dataclass(frozen=True)
-class Caller:
-    user_id: str
-    shard: int
-    key_hash: str
-
-
-@dataclass(frozen=True)
 class Job:
     redis_url: str
     database_url: str
     agent_id: str
-    callers: list[Caller]
+    callers: list[Account]
     concurrency: int
     duration_s: float
 
@@ -90,7 +83,7 @@ async def drive(job: Job, ready: Any, go: Any) -> int:
             caller = callers[index % len(callers)]
             index += job.concurrency
             admission = await admitter.admit(
-                caller.key_hash, caller.shard, job.agent_id, uuid.uuid4().hex
+                caller.key.key_hash, caller.developer.shard, job.agent_id, uuid.uuid4().hex
             )
             await admitter.commit(admission, ANSWERED, latency_ms=5, request_id=admission.call_id)
             done += 1
@@ -105,7 +98,7 @@ async def drive(job: Job, ready: Any, go: Any) -> int:
     return done
 
 
-async def seed(database_url: str, redis_url: str, users: int) -> tuple[str, list[Caller]]:
+async def seed(database_url: str, redis_url: str, users: int) -> tuple[str, list[Account]]:
     """Paid developers with a huge quota, a key each, one agent; each pair admitted once so
     its records are in Redis (steady state: warm)."""
     await migrate_url(database_url)
@@ -117,28 +110,28 @@ async def seed(database_url: str, redis_url: str, users: int) -> tuple[str, list
         admitter = Admitter(scripts, RecordLoader(db, redis, scripts, UNIT_PRICE), LIMITS)
         callers = []
         for _ in range(users):
-            developer = await make_developer(db, quota=QUOTA, tier="paid")
-            key = await make_key(db, developer)
+            caller = await make_account(db, quota=QUOTA, tier="paid")
             admission = await admitter.admit(
-                key.key_hash, developer.shard, agent.agent_id, uuid.uuid4().hex
+                caller.key.key_hash, caller.developer.shard, agent.agent_id, uuid.uuid4().hex
             )
             await admitter.commit(admission, ANSWERED, latency_ms=5, request_id="warm-up")
-            callers.append(Caller(developer.user_id, developer.shard, key.key_hash))
+            callers.append(caller)
         return agent.agent_id, callers
     finally:
         await redis.aclose()
         await db.close()
 
 
-async def books(redis_url: str, callers: list[Caller]) -> tuple[int, int]:
+async def books(redis_url: str, callers: list[Account]) -> tuple[int, int]:
     """(units consumed since seeding, reservations still open) over every caller."""
     redis = create_redis(redis_url)
     try:
         consumed = 0
         for caller in callers:
-            left = int(await redis.get(keyspace.quota(caller.shard, caller.user_id)))
+            developer = caller.developer
+            left = int(await redis.get(keyspace.quota(developer.shard, developer.user_id)))
             consumed += QUOTA - 1 - left  # the warm-up call took one unit
-        shards = {caller.shard for caller in callers}
+        shards = {caller.developer.shard for caller in callers}
         open_reservations = sum([await redis.hlen(keyspace.reservations(s)) for s in shards])
         return consumed, open_reservations
     finally:

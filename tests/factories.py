@@ -19,10 +19,12 @@ from tests.processes import TEST_KEYRING
 
 __all__ = [
     "TEST_KEYRING",
+    "Account",
     "Agent",
     "ApiKey",
     "Developer",
     "add_to_toolbox",
+    "make_account",
     "make_agent",
     "make_developer",
     "make_key",
@@ -34,21 +36,6 @@ __all__ = [
 class Developer:
     user_id: str
     shard: int
-
-
-@dataclass(frozen=True)
-class ApiKey:
-    key_id: str
-    plaintext: str
-    key_hash: str
-
-
-@dataclass(frozen=True)
-class Agent:
-    agent_id: str
-    creator_id: str
-    config: AgentConfig
-    price: Decimal
 
 
 async def _new_user(connection: asyncpg.Connection, user_type: str, tier: str) -> asyncpg.Record:
@@ -76,6 +63,13 @@ async def make_developer(
     return Developer(str(user["id"]), user["redis_shard"])
 
 
+@dataclass(frozen=True)
+class ApiKey:
+    key_id: str
+    plaintext: str
+    key_hash: str
+
+
 async def make_key(db: asyncpg.Pool, developer: Developer) -> ApiKey:
     generated = generate_api_key(developer.shard)
     async with db.acquire() as connection:
@@ -87,6 +81,29 @@ async def make_key(db: asyncpg.Pool, developer: Developer) -> ApiKey:
             name="test",
         )
     return ApiKey(str(key["id"]), generated.plaintext, generated.key_hash)
+
+
+@dataclass(frozen=True)
+class Account:
+    """A developer and an API key of theirs: who calls the gateway."""
+
+    developer: Developer
+    key: ApiKey
+
+
+async def make_account(
+    db: asyncpg.Pool, *, quota: int = 100, tier: str = "free", free_quota: int = 0
+) -> Account:
+    developer = await make_developer(db, quota=quota, tier=tier, free_quota=free_quota)
+    return Account(developer, await make_key(db, developer))
+
+
+@dataclass(frozen=True)
+class Agent:
+    agent_id: str
+    creator_id: str
+    config: AgentConfig
+    price: Decimal
 
 
 async def make_agent(

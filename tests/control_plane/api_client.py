@@ -20,11 +20,16 @@ def fresh_email() -> str:
 
 
 async def register(
-    client: httpx.AsyncClient, user_type: str = "developer", *, password: str = "correct horse 1"
+    client: httpx.AsyncClient,
+    user_type: str = "developer",
+    *,
+    password: str = "correct horse 1",
+    email: str | None = None,
 ) -> dict[str, Any]:
+    """A new account through the API: its session (tokens and user)."""
     response = await client.post(
         "/api/v1/auth/register",
-        json={"email": fresh_email(), "password": password, "user_type": user_type},
+        json={"email": email or fresh_email(), "password": password, "user_type": user_type},
     )
     assert response.status_code == 201, response.text
     body: dict[str, Any] = response.json()

@@ -26,7 +26,7 @@ from gateway.admission import Admission, AdmissionLimits, Admitter
 from gateway.call_result import CallResult
 from gateway.providers.base import Usage
 from gateway.records import RecordLoader
-from tests.factories import Agent, ApiKey, Developer, make_agent, make_developer, make_key
+from tests.factories import Account, Agent, make_account, make_agent
 
 UNIT_PRICE = Decimal("0.01")
 TRIAL_CALLS = 3
@@ -40,12 +40,6 @@ def limits(reservation_ms: int = 60_000) -> AdmissionLimits:
         reservation_ms=reservation_ms,
         trial_calls=TRIAL_CALLS,
     )
-
-
-@dataclass(frozen=True)
-class Account:
-    developer: Developer
-    key: ApiKey
 
 
 @dataclass
@@ -110,8 +104,7 @@ class Producer:
         return Admitter(self.scripts, self._loader, limits(reservation_ms))
 
     async def account(self, *, quota: int = 1000) -> Account:
-        developer = await make_developer(self.db, quota=quota, tier="paid")
-        return Account(developer, await make_key(self.db, developer))
+        return await make_account(self.db, quota=quota, tier="paid")
 
     async def agent(self, price: Decimal = Decimal("0.01")) -> Agent:
         return await make_agent(self.db, price=price)

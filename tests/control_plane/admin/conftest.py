@@ -9,9 +9,10 @@ from collections.abc import AsyncIterator
 import asyncpg
 import httpx
 import pytest_asyncio
+import redis.asyncio as redis_asyncio
 
 from common.domain import AdminRole
-from tests.control_plane.admin.support import Admin
+from tests.control_plane.admin.support import Admin, Gateways
 from tests.control_plane.api_client import admin_token
 
 
@@ -25,6 +26,13 @@ async def client(control_url: str) -> AsyncIterator[httpx.AsyncClient]:
 async def http() -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(timeout=15) as client:
         yield client
+
+
+@pytest_asyncio.fixture
+async def gateways(
+    gateway_pair: list[str], http: httpx.AsyncClient, redis: redis_asyncio.Redis
+) -> Gateways:
+    return Gateways(gateway_pair, http, redis)
 
 
 async def _admin(db: asyncpg.Pool, role: AdminRole) -> Admin:

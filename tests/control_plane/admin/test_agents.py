@@ -8,13 +8,12 @@ from decimal import Decimal
 
 import asyncpg
 import httpx
-import redis.asyncio as redis_asyncio
 
 from common import keyspace
 from common.domain import AdminRole
-from tests.control_plane.admin.support import Admin, audit_rows, chat
+from tests.control_plane.admin.support import Admin, Gateways, audit_rows, put_status
 from tests.control_plane.api_client import admin_token, assert_error, bearer
-from tests.factories import make_agent, make_developer, make_key
+from tests.factories import make_account, make_agent
 
 AG = "/api/v1/admin/agents"
 
@@ -59,29 +58,16 @@ async def test_agents_are_listed_and_shown_without_their_config(
 
 
 async def test_forced_suspension_holds_on_the_next_gateway_request(
-    *,
-    client: httpx.AsyncClient,
-    http: httpx.AsyncClient,
-    db_pool: asyncpg.Pool,
-    redis: redis_asyncio.Redis,
-    gateway_pair: list[str],
-    super_admin: Admin,
+    client: httpx.AsyncClient, db_pool: asyncpg.Pool, gateways: Gateways, super_admin: Admin
 ) -> None:
-    agent = await make_agent(db_pool)
-    developer = await make_developer(db_pool)
-    key = await make_key(db_pool, developer)
-    for gateway in gateway_pair:
-        assert (await chat(http, gateway, agent.agent_id, key.plaintext)).status_code == 200
+    account, agent = await make_account(db_pool), await make_agent(db_pool)
+    assert await gateways.statuses(account, agent) == [200, 200]
 
     body = {"status": "suspended", "reason": "prompt injection"}
-    response = await client.put(
-        f"{AG}/{agent.agent_id}/status", headers=super_admin.headers, json=body
-    )
-    assert response.status_code == 200, response.text
-    assert response.json()["status"] == "suspended"
-    for gateway in gateway_pair:
-        assert_error(await chat(http, gateway, agent.agent_id, key.plaintext), 404, "40401")
-    record = await redis.hgetall(keyspace.agent_record(agent.agent_id))
+    changed = await put_status(client, f"{AG}/{agent.agent_id}", super_admin, body)
+    assert changed["status"] == "suspended"
+    await gateways.assert_refused(agent.agent_id, account.key.plaintext, 404, "40401")
+    record = await gateways.redis.hgetall(keyspace.agent_record(agent.agent_id))
     # The gateway filled the record on the calls before (knowledge 0); suspension keeps that.
     assert record == {b"status": b"suspended", b"version": b"1", b"units": b"1", b"knowledge": b"0"}
     assert (
@@ -89,11 +75,8 @@ async def test_forced_suspension_holds_on_the_next_gateway_request(
         == "suspended"
     )
 
-    response = await client.put(f"{AG}/{agent.agent_id}/status", headers=super_admin.headers,
-                                json={"status": "active"})  # fmt: skip
-    assert response.status_code == 200
-    for gateway in gateway_pair:
-        assert (await chat(http, gateway, agent.agent_id, key.plaintext)).status_code == 200
+    await put_status(client, f"{AG}/{agent.agent_id}", super_admin, {"status": "active"})
+    assert await gateways.statuses(account, agent) == [200, 200]
 
     rows = await audit_rows(db_pool, target_id=agent.agent_id, action="agent.status")
     assert [str(row["actor_id"]) for row in rows] == [super_admin.user_id] * 2
@@ -104,25 +87,19 @@ async def test_forced_suspension_holds_on_the_next_gateway_request(
 
 
 async def test_forcing_a_draft_active_publishes_it_with_its_price_in_units(
-    *,
-    client: httpx.AsyncClient,
-    http: httpx.AsyncClient,
-    db_pool: asyncpg.Pool,
-    redis: redis_asyncio.Redis,
-    gateway_pair: list[str],
-    super_admin: Admin,
+    client: httpx.AsyncClient, db_pool: asyncpg.Pool, gateways: Gateways, super_admin: Admin
 ) -> None:
     agent = await make_agent(db_pool, status="draft", price=Decimal("0.05"))
-    developer = await make_developer(db_pool)
-    key = await make_key(db_pool, developer)
-    assert_error(await chat(http, gateway_pair[0], agent.agent_id, key.plaintext), 404, "40401")
+    key = (await make_account(db_pool)).key
+    first, second = gateways.urls
+    assert_error(await gateways.chat(first, agent.agent_id, key.plaintext), 404, "40401")
     response = await client.put(f"{AG}/{agent.agent_id}/status", headers=super_admin.headers,
                                 json={"status": "active"})  # fmt: skip
     assert response.status_code == 200
     assert response.json()["published_at"] is not None
-    record = await redis.hgetall(keyspace.agent_record(agent.agent_id))
+    record = await gateways.redis.hgetall(keyspace.agent_record(agent.agent_id))
     assert record[b"units"] == b"5"
-    assert (await chat(http, gateway_pair[1], agent.agent_id, key.plaintext)).status_code == 200
+    assert (await gateways.chat(second, agent.agent_id, key.plaintext)).status_code == 200
 
 
 async def test_agent_status_is_validated(

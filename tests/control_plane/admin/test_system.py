@@ -8,7 +8,6 @@ import dataclasses
 
 import asyncpg
 import httpx
-import redis.asyncio as redis_asyncio
 
 from common import keyspace
 from common.migrations import default_directory, load_migrations
@@ -18,27 +17,21 @@ from control_plane.gateway_sync import hold_write_through
 from control_plane.state import ControlPlaneState
 from control_plane.usage_ingest import DEAD_LETTER_STREAM
 from devstack.servers import free_port
-from tests.control_plane.admin.support import Admin, audit_rows, chat
+from tests.control_plane.admin.support import Admin, Gateways, audit_rows
 from tests.control_plane.api_client import assert_error
-from tests.factories import make_agent, make_developer, make_key
+from tests.factories import make_account, make_agent
 
 S = "/api/v1/admin/system"
 
 
 async def test_health_reports_postgres_redis_migrations_and_the_usage_backlog(
-    *,
-    client: httpx.AsyncClient,
-    http: httpx.AsyncClient,
-    db_pool: asyncpg.Pool,
-    redis: redis_asyncio.Redis,
-    gateway_pair: list[str],
-    super_admin: Admin,
+    client: httpx.AsyncClient, db_pool: asyncpg.Pool, gateways: Gateways, super_admin: Admin
 ) -> None:
     # A call leaves a usage event in its shard's stream (no worker runs in this session).
-    developer = await make_developer(db_pool)
-    key = await make_key(db_pool, developer)
-    agent = await make_agent(db_pool)
-    assert (await chat(http, gateway_pair[0], agent.agent_id, key.plaintext)).status_code == 200
+    account, agent = await make_account(db_pool), await make_agent(db_pool)
+    redis = gateways.redis
+    first = gateways.urls[0]
+    assert (await gateways.chat(first, agent.agent_id, account.key.plaintext)).status_code == 200
 
     response = await client.get(f"{S}/health", headers=super_admin.headers)
     assert response.status_code == 200, response.text
@@ -70,19 +63,13 @@ async def test_metrics_page(client: httpx.AsyncClient, super_admin: Admin) -> No
 
 
 async def test_cache_clear_drops_records_keeps_live_state_and_the_gateway_reloads(
-    *,
-    client: httpx.AsyncClient,
-    http: httpx.AsyncClient,
-    db_pool: asyncpg.Pool,
-    redis: redis_asyncio.Redis,
-    gateway_pair: list[str],
-    super_admin: Admin,
+    client: httpx.AsyncClient, db_pool: asyncpg.Pool, gateways: Gateways, super_admin: Admin
 ) -> None:
-    developer = await make_developer(db_pool, quota=50)
-    key = await make_key(db_pool, developer)
-    agent = await make_agent(db_pool)
+    account, agent = await make_account(db_pool, quota=50), await make_agent(db_pool)
+    developer, key = account.developer, account.key
+    redis, first = gateways.redis, gateways.urls[0]
     for _ in range(4):  # 3 free trial calls, then 1 unit of quota
-        assert (await chat(http, gateway_pair[0], agent.agent_id, key.plaintext)).status_code == 200
+        assert (await gateways.chat(first, agent.agent_id, key.plaintext)).status_code == 200
     shard, user_id = developer.shard, developer.user_id
     records = [keyspace.api_key_record(shard, key.key_hash), keyspace.user_record(shard, user_id),
                keyspace.agent_record(agent.agent_id)]  # fmt: skip
@@ -107,8 +94,7 @@ async def test_cache_clear_drops_records_keeps_live_state_and_the_gateway_reload
     await redis.delete("rl-lookalike:not-ours")
 
     # Cold reload: the records come back from Postgres, the balance continues from Redis.
-    for gateway in gateway_pair:
-        assert (await chat(http, gateway, agent.agent_id, key.plaintext)).status_code == 200
+    assert await gateways.statuses(account, agent) == [200, 200]
     assert await redis.exists(*records) == 3
     assert await redis.get(keyspace.quota(shard, user_id)) == b"47"
 

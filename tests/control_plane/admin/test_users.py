@@ -11,24 +11,20 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
-import redis.asyncio as redis_asyncio
 
 from common import keyspace
 from common.domain import AdminRole, UserType
 from common.errors import ApiError
 from control_plane.admin.service import check_can_manage
-from tests.control_plane.admin.support import Admin, audit_rows, chat, user_token
+from tests.control_plane.admin.support import Admin, Gateways, audit_rows, put_status, user_token
 from tests.control_plane.api_client import admin_token, assert_error, bearer, register
-from tests.factories import Developer, make_agent, make_developer, make_key
+from tests.factories import Developer, make_account, make_agent, make_developer, make_key
 
 U = "/api/v1/admin/users"
 
 
 async def _register(client: httpx.AsyncClient, email: str, user_type: str = "developer") -> str:
-    response = await client.post("/api/v1/auth/register", json={
-        "email": email, "password": "correct horse 1", "user_type": user_type})  # fmt: skip
-    assert response.status_code == 201, response.text
-    return str(response.json()["user"]["id"])
+    return str((await register(client, user_type, email=email))["user"]["id"])
 
 
 async def test_list_users_searches_filters_and_paginates(
@@ -93,29 +89,18 @@ async def test_user_detail_for_a_developer_and_a_creator(
 
 
 async def test_suspension_holds_on_the_next_gateway_request_and_reactivation_restores(
-    *,
-    client: httpx.AsyncClient,
-    http: httpx.AsyncClient,
-    db_pool: asyncpg.Pool,
-    redis: redis_asyncio.Redis,
-    gateway_pair: list[str],
-    super_admin: Admin,
+    client: httpx.AsyncClient, db_pool: asyncpg.Pool, gateways: Gateways, super_admin: Admin
 ) -> None:
-    developer = await make_developer(db_pool)
-    key = await make_key(db_pool, developer)
-    agent = await make_agent(db_pool)
+    account, agent = await make_account(db_pool), await make_agent(db_pool)
+    developer = account.developer
     token = user_token(developer.user_id, UserType.DEVELOPER, developer.shard)
-    for gateway in gateway_pair:  # both gateways have the records warm
-        assert (await chat(http, gateway, agent.agent_id, key.plaintext)).status_code == 200
+    # Both gateways have the records warm.
+    assert await gateways.statuses(account, agent) == [200, 200]
 
     body = {"status": "suspended", "reason": "abuse report #12"}
-    response = await client.put(
-        f"{U}/{developer.user_id}/status", headers=super_admin.headers, json=body
-    )
-    assert response.status_code == 200, response.text
-    assert response.json()["status"] == "suspended"
-    for gateway in gateway_pair:
-        assert_error(await chat(http, gateway, agent.agent_id, key.plaintext), 403, "40301")
+    changed = await put_status(client, f"{U}/{developer.user_id}", super_admin, body)
+    assert changed["status"] == "suspended"
+    await gateways.assert_refused(agent.agent_id, account.key.plaintext, 403, "40301")
     # The developer's control-plane session is locked out too.
     logout = await client.post("/api/v1/auth/logout", headers=bearer(token),
                                json={"refresh_token": "rt_" + "x" * 20})  # fmt: skip
@@ -125,14 +110,11 @@ async def test_suspension_holds_on_the_next_gateway_request_and_reactivation_res
         == "suspended"
     )
     record = keyspace.user_record(developer.shard, developer.user_id)
-    fields = await redis.hgetall(record)  # and the session fields a gateway's fill wrote
+    fields = await gateways.redis.hgetall(record)  # and the session fields a gateway's fill wrote
     assert (fields[b"status"], fields[b"tier"]) == (b"suspended", b"free")
 
-    response = await client.put(f"{U}/{developer.user_id}/status", headers=super_admin.headers,
-                                json={"status": "active"})  # fmt: skip
-    assert response.status_code == 200, response.text
-    for gateway in gateway_pair:
-        assert (await chat(http, gateway, agent.agent_id, key.plaintext)).status_code == 200
+    await put_status(client, f"{U}/{developer.user_id}", super_admin, {"status": "active"})
+    assert await gateways.statuses(account, agent) == [200, 200]
 
     rows = await audit_rows(db_pool, target_id=developer.user_id, action="user.status")
     assert [(str(row["actor_id"]), row["actor_role"]) for row in rows] == [
@@ -148,9 +130,7 @@ async def test_suspension_ends_sessions_and_blocks_login(
     client: httpx.AsyncClient, super_admin: Admin
 ) -> None:
     email = f"sus-{uuid.uuid4().hex[:10]}@example.test"
-    response = await client.post("/api/v1/auth/register", json={
-        "email": email, "password": "correct horse 1", "user_type": "developer"})  # fmt: skip
-    session = response.json()
+    session = await register(client, email=email)
     user_id = session["user"]["id"]
     await client.put(f"{U}/{user_id}/status", headers=super_admin.headers,
                      json={"status": "suspended"})  # fmt: skip
@@ -169,35 +149,28 @@ async def test_suspension_ends_sessions_and_blocks_login(
 
 
 async def test_delete_anonymises_revokes_keys_and_sessions_and_frees_the_email(
-    *,
-    client: httpx.AsyncClient,
-    http: httpx.AsyncClient,
-    db_pool: asyncpg.Pool,
-    redis: redis_asyncio.Redis,
-    gateway_pair: list[str],
-    super_admin: Admin,
+    client: httpx.AsyncClient, db_pool: asyncpg.Pool, gateways: Gateways, super_admin: Admin
 ) -> None:
     email = f"del-{uuid.uuid4().hex[:10]}@example.test"
-    registered = await client.post("/api/v1/auth/register", json={
-        "email": email, "password": "correct horse 1", "user_type": "developer"})  # fmt: skip
-    session = registered.json()
+    session = await register(client, email=email)
     user_id = session["user"]["id"]
     shard = await db_pool.fetchval("SELECT redis_shard FROM users WHERE id = $1", user_id)
     developer = Developer(user_id, shard)
     keys = [await make_key(db_pool, developer) for _ in range(2)]
     agent = await make_agent(db_pool)
-    assert (await chat(http, gateway_pair[0], agent.agent_id, keys[0].plaintext)).status_code == 200
+    assert (
+        await gateways.chat(gateways.urls[0], agent.agent_id, keys[0].plaintext)
+    ).status_code == 200
 
     response = await client.delete(f"{U}/{user_id}", headers=super_admin.headers)
     assert response.status_code == 200, response.text
     assert response.json() == {"id": user_id, "status": "deleted", "revoked_api_keys": 2,
                                "revoked_sessions": 1, "deactivated_agents": 0,
                                "disabled_webhooks": 0}  # fmt: skip
-    for gateway in gateway_pair:
-        for key in keys:  # the warm one and the never-used one
-            assert_error(await chat(http, gateway, agent.agent_id, key.plaintext), 401, "40103")
+    for key in keys:  # the warm one and the never-used one
+        await gateways.assert_refused(agent.agent_id, key.plaintext, 401, "40103")
     for key in keys:
-        record = await redis.hgetall(keyspace.api_key_record(shard, key.key_hash))
+        record = await gateways.redis.hgetall(keyspace.api_key_record(shard, key.key_hash))
         assert record[b"status"] == b"revoked"
 
     row = await db_pool.fetchrow("SELECT * FROM users WHERE id = $1", user_id)
@@ -244,20 +217,14 @@ async def test_delete_anonymises_revokes_keys_and_sessions_and_frees_the_email(
 
 
 async def test_deleting_a_creator_takes_their_agents_off_sale(
-    client: httpx.AsyncClient,
-    http: httpx.AsyncClient,
-    db_pool: asyncpg.Pool,
-    gateway_pair: list[str],
-    super_admin: Admin,
+    client: httpx.AsyncClient, db_pool: asyncpg.Pool, gateways: Gateways, super_admin: Admin
 ) -> None:
-    agent = await make_agent(db_pool)
-    developer = await make_developer(db_pool)
-    key = await make_key(db_pool, developer)
-    assert (await chat(http, gateway_pair[0], agent.agent_id, key.plaintext)).status_code == 200
+    account, agent = await make_account(db_pool), await make_agent(db_pool)
+    key = account.key.plaintext
+    assert (await gateways.chat(gateways.urls[0], agent.agent_id, key)).status_code == 200
     response = await client.delete(f"{U}/{agent.creator_id}", headers=super_admin.headers)
     assert response.json()["deactivated_agents"] == 1
-    for gateway in gateway_pair:
-        assert_error(await chat(http, gateway, agent.agent_id, key.plaintext), 404, "40401")
+    await gateways.assert_refused(agent.agent_id, key, 404, "40401")
     status = await db_pool.fetchval("SELECT status FROM agents WHERE id = $1", agent.agent_id)
     assert status == "inactive"
 
@@ -331,20 +298,17 @@ def test_account_rules() -> None:
 async def test_a_rate_tier_change_holds_on_the_next_gateway_request(
     *,
     client: httpx.AsyncClient,
-    http: httpx.AsyncClient,
     db_pool: asyncpg.Pool,
-    redis: redis_asyncio.Redis,
-    gateway_pair: list[str],
+    gateways: Gateways,
     super_admin: Admin,
     moderator: Admin,
 ) -> None:
     """PUT /users/{id}/rate-tier: Postgres, the gateway's user record (both instances' very
     next admission uses the new limit), the audit trail; RBAC like the status route."""
-    developer = await make_developer(db_pool)
-    key = await make_key(db_pool, developer)
-    agent = await make_agent(db_pool)
-    for gateway in gateway_pair:  # both gateways have the records warm, at the free limit
-        response = await chat(http, gateway, agent.agent_id, key.plaintext)
+    account, agent = await make_account(db_pool), await make_agent(db_pool)
+    developer, agent_id, key = account.developer, agent.agent_id, account.key.plaintext
+    # Both gateways have the records warm, at the free limit.
+    for response in await gateways.chat_each(agent_id, key):
         assert response.headers["x-ratelimit-limit"] == "10"
 
     url = f"{U}/{developer.user_id}/rate-tier"
@@ -354,19 +318,18 @@ async def test_a_rate_tier_change_holds_on_the_next_gateway_request(
     assert response.status_code == 200, response.text
     assert response.json()["rate_tier"] == "paid"
     assert response.json()["status"] == "active"
-    for gateway in gateway_pair:
-        response = await chat(http, gateway, agent.agent_id, key.plaintext)
+    for response in await gateways.chat_each(agent_id, key):
         assert response.status_code == 200, response.text
         assert response.headers["x-ratelimit-limit"] == "1000"
     record = keyspace.user_record(developer.shard, developer.user_id)
-    fields = await redis.hgetall(record)  # and the session fields a gateway's fill wrote
+    fields = await gateways.redis.hgetall(record)  # and the session fields a gateway's fill wrote
     assert (fields[b"status"], fields[b"tier"]) == (b"active", b"paid")
     tier = "SELECT rate_tier FROM users WHERE id = $1"
     assert await db_pool.fetchval(tier, developer.user_id) == "paid"
 
     back = await client.put(url, headers=super_admin.headers, json={"rate_tier": "free"})
     assert back.status_code == 200, back.text
-    response = await chat(http, gateway_pair[0], agent.agent_id, key.plaintext)
+    response = await gateways.chat(gateways.urls[0], agent_id, key)
     assert response.headers["x-ratelimit-limit"] == "10"
 
     rows = await audit_rows(db_pool, target_id=developer.user_id, action="user.rate_tier")
