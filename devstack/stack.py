@@ -83,7 +83,7 @@ class Stack:
 
     def stop(self) -> None:
         for child in reversed(self.children):
-            stop_process(child.process, signal.SIGTERM)
+            stop_process(child.process, signal.SIGTERM, timeout=LOCAL_STOP_TIMEOUT_S)
         self.children.clear()
         for server in reversed(self.servers):
             server.stop()
@@ -132,9 +132,19 @@ def _start_child(stack: Stack, name: str, argv: list[str], env: dict[str, str]) 
     return child
 
 
+# The local stack drains like the images do, only faster: a stream still open after
+# LOCAL_DRAIN_S ends with its in-band 50303, uvicorn cancels what is left after
+# LOCAL_GRACEFUL_SHUTDOWN_S, and stop_process waits longer than both plus the lifespan's commit
+# wait before it kills (gateway/drain.py explains the order).
+LOCAL_DRAIN_S = 5
+LOCAL_GRACEFUL_SHUTDOWN_S = 10
+LOCAL_STOP_TIMEOUT_S = 25.0
+
+
 def _uvicorn(factory: str, port: int, workers: int = 1) -> list[str]:
     return [sys.executable, "-m", "uvicorn", "--factory", factory, "--host", "127.0.0.1",
             "--port", str(port), "--workers", str(workers), "--loop", "uvloop",
+            "--timeout-graceful-shutdown", str(LOCAL_GRACEFUL_SHUTDOWN_S),
             # Header limits, read timeouts, envelope errors (common/http_server.py) and a
             # connection cap per worker; X-Forwarded-For is the control plane's to read, from
             # TRUSTED_PROXIES only.
@@ -234,7 +244,7 @@ def start_stack(stack: Stack) -> Demo:
     control = _start_child(
         stack, "control-plane", _uvicorn("control_plane.app:create_app", config.control_port), env
     )
-    gateway_env = dict(env)
+    gateway_env = {"SHUTDOWN_DRAIN_S": str(LOCAL_DRAIN_S)} | env
     if config.gateway_workers > 1:
         metrics_dir = config.data_dir / "prometheus"
         metrics_dir.mkdir(exist_ok=True)

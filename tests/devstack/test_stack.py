@@ -242,3 +242,16 @@ def test_two_variables_on_one_port_are_reported(data_dir: Path) -> None:
     )
     assert result.returncode == 1
     assert "AGENTLINK_MOCK_PORT and AGENTLINK_GATEWAY_PORT are both" in result.stderr
+
+
+def test_the_local_stack_drains_before_it_is_killed() -> None:
+    """./dev up's gateway ends open streams, then uvicorn cancels, then the lifespan settles,
+    all before Ctrl-C's stop gives up and kills: the order the images keep (gateway/drain.py)."""
+    from devstack import stack
+    from gateway.app import _SETTLE_DRAIN_S
+
+    argv = stack._uvicorn("gateway.app:create_app", free_port())
+    graceful_s = int(argv[argv.index("--timeout-graceful-shutdown") + 1])
+    assert graceful_s > stack.LOCAL_DRAIN_S
+    # The lifespan waits for the in-flight commits, then for the settler's retries.
+    assert graceful_s + 2 * _SETTLE_DRAIN_S < stack.LOCAL_STOP_TIMEOUT_S
