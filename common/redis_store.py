@@ -17,9 +17,12 @@ from __future__ import annotations
 import inspect
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from importlib import resources
-from typing import Any, Protocol, TypeVar
+from typing import Any, Literal, Protocol, TypeVar, overload
 
 import redis.asyncio as redis_asyncio
+from redis.asyncio.cluster import RedisCluster
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
 from redis.commands.core import AsyncScript
 from redis.maint_notifications import MaintNotificationsConfig
 
@@ -29,15 +32,46 @@ PRELUDE = "prelude.lua"
 T = TypeVar("T")
 
 
+# A cluster call is tried at most this many more times, after a MOVED/ASK redirect (the
+# slot map changed) or a node that cannot be reached (the map is reloaded first). Few, so that
+# a call on a dead primary's slots still fails within about one socket timeout.
+CLUSTER_RETRIES = 2
+
+RedisClient = redis_asyncio.Redis | RedisCluster
+"""What `create_redis` gives: one node's client, or a Redis Cluster's (REDIS_CLUSTER)."""
+
+
+@overload
 def create_redis(
-    url: str, *, socket_timeout_s: float = 2.0, max_connections: int = 256
-) -> redis_asyncio.Redis:
+    url: str,
+    *,
+    socket_timeout_s: float = ...,
+    max_connections: int = ...,
+    cluster: Literal[False] = ...,
+) -> redis_asyncio.Redis: ...
+
+
+@overload
+def create_redis(
+    url: str, *, socket_timeout_s: float = ..., max_connections: int = ..., cluster: bool
+) -> RedisClient: ...
+
+
+def create_redis(
+    url: str, *, socket_timeout_s: float = 2.0, max_connections: int = 256, cluster: bool = False
+) -> RedisClient:
     """A client whose calls fail fast when Redis is down instead of hanging a request.
+
+    `cluster`: `url` is any node of a Redis Cluster (REDIS_CLUSTER); see `create_redis_cluster`.
 
     The pool blocks (up to the socket timeout) when all `max_connections` are busy: the plain
     `ConnectionPool` raises MaxConnectionsError instead, which turned a burst of more
     concurrent requests than connections into 503s.
     """
+    if cluster:
+        return create_redis_cluster(
+            url, socket_timeout_s=socket_timeout_s, max_connections=max_connections
+        )
     pool = redis_asyncio.BlockingConnectionPool.from_url(
         url,
         max_connections=max_connections,
@@ -52,6 +86,32 @@ def create_redis(
     )
     # from_pool: the client owns the pool, so aclose() also closes its connections.
     return redis_asyncio.Redis.from_pool(pool)
+
+
+def create_redis_cluster(
+    url: str, *, socket_timeout_s: float = 2.0, max_connections: int = 256
+) -> RedisCluster:
+    """A Redis Cluster client with the single-node client's timeouts; `url` names any node.
+
+    It routes each command by its first key's slot (every script's keys share one slot) and
+    learns the slot map on its first command. A MOVED/ASK redirect or an unreachable node
+    reloads the map and tries again, at most CLUSTER_RETRIES times, briefly: a call on the
+    slots of a primary that is down fails (a ConnectionError: the callers' 503) rather than
+    waiting for it. `require_full_coverage=False`: the other primaries' slots keep serving
+    while one is down (the servers run `cluster-require-full-coverage no`, docs/operations.md).
+    `max_connections` is per node; unlike the single-node pool, redis-py's cluster pool does
+    not wait for a free connection, so a burst past it fails (MaxConnectionsError).
+    """
+    return RedisCluster.from_url(
+        url,
+        max_connections=max_connections,
+        socket_timeout=socket_timeout_s,
+        socket_connect_timeout=socket_timeout_s,
+        health_check_interval=30,
+        require_full_coverage=False,
+        retry=Retry(ExponentialBackoff(cap=0.2, base=0.02), CLUSTER_RETRIES),
+        maint_notifications_config=MaintNotificationsConfig(enabled=False),
+    )
 
 
 def lua_prelude() -> str:

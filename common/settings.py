@@ -273,6 +273,8 @@ class StorageSettings(EnvSettings):
     redis_url: str = env("REDIS_URL", secret=True)
     redis_socket_timeout_s: float = env("REDIS_SOCKET_TIMEOUT_S", 2.0, minimum=0.01)
     redis_max_connections: int = env("REDIS_MAX_CONNECTIONS", 256, minimum=1)
+    # REDIS_URL names any node of a Redis Cluster; the client learns the others from it.
+    redis_cluster: bool = env("REDIS_CLUSTER", False)
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,7 +4,8 @@ bootstrap starts from the same Valkey binary (devstack/servers.py ValkeyCluster)
 What holds already: the keyspace's hash tags put everything a user owns in the slot of its
 shard `{sS}`, so the scripts that work on a user's shard (commit, reap, load_quota,
 adjust_quota) each touch one slot, and run on the cluster through redis-py's cluster client
-with the project's own key builders. What does not, yet (so there is no REDIS_CLUSTER setting):
+with the project's own key builders. REDIS_CLUSTER=true makes `create_redis` build that
+cluster client (with the single-node client's timeouts). What does not hold yet:
 admit.lua also reads the agent record, which lives under its own tag `{aID}`, so in cluster
 mode the gateway must read that record beside the script (DESIGN.md "Scaling past one Redis
 primary"; the last test pins it); redis-py's cluster pipeline refuses EVALSHA, so the reaper's
@@ -28,7 +29,8 @@ from redis.asyncio.cluster import RedisCluster
 from redis.crc import key_slot
 
 from common import keyspace
-from common.redis_store import LuaScripts
+from common.redis_store import LuaScripts, create_redis
+from common.settings import StorageSettings
 from crypto.api_keys import SHARD_COUNT
 from devstack.servers import ValkeyCluster, free_port
 
@@ -49,7 +51,11 @@ def cluster() -> Iterator[ValkeyCluster]:
 
 @pytest_asyncio.fixture
 async def client(cluster: ValkeyCluster) -> AsyncIterator[RedisCluster]:
-    redis = RedisCluster.from_url(cluster.url)
+    storage = StorageSettings.from_env(
+        {"DATABASE_URL": "postgresql://unused", "REDIS_URL": cluster.url, "REDIS_CLUSTER": "true"}
+    )
+    redis = create_redis(storage.redis_url, cluster=storage.redis_cluster, socket_timeout_s=5.0)
+    assert isinstance(redis, RedisCluster)
     await redis.initialize()  # learn the nodes and their slots
     try:
         yield redis
@@ -84,6 +90,31 @@ async def test_the_bootstrap_starts_three_primaries_that_share_every_slot(
     # The 1,024 user shards spread over all three primaries.
     owners = {client.get_node_from_key(keyspace.shard_tag(s)).port for s in range(SHARD_COUNT)}
     assert owners == set(cluster.ports)
+
+
+async def test_redis_cluster_true_gives_a_client_that_reaches_every_primary(
+    client: RedisCluster,
+) -> None:
+    """The factory's client (REDIS_CLUSTER=true) routes each key to the primary owning its
+    slot: one key per shard, on all three primaries, written and read back in one call each."""
+    owner_of = {s: client.get_node_from_key(keyspace.shard_tag(s)).port for s in range(SHARD_COUNT)}
+    one_per_primary = {port: shard for shard, port in owner_of.items()}
+    assert len(one_per_primary) == PRIMARIES
+    marker = str(uuid.uuid4())
+    for port, shard in one_per_primary.items():
+        key = keyspace.quota(shard, marker)
+        await client.set(key, port, ex=60)
+        assert int(await client.get(key)) == port
+        # The value really is on that node, not proxied: ask the node itself.
+        node = client.get_node(port=port, host="127.0.0.1")
+        assert node is not None
+        assert int(await client.execute_command("GET", key, target_nodes=node)) == port
+
+
+def test_the_single_node_factory_is_unchanged_by_the_cluster_flag() -> None:
+    storage = StorageSettings.from_env({"DATABASE_URL": "postgresql://x", "REDIS_URL": "redis://y"})
+    assert storage.redis_cluster is False
+    assert not isinstance(create_redis("redis://127.0.0.1:1/0"), RedisCluster)
 
 
 @settings(max_examples=200, deadline=None)
