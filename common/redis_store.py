@@ -165,7 +165,7 @@ class LuaScripts:
 
 
 async def pipelined(
-    redis: redis_asyncio.Redis,
+    redis: RedisClient,
     items: Sequence[T],
     queue: Callable[[Any, T], object],
     *,

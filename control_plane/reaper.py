@@ -10,22 +10,31 @@ reservation hash, so exactly one of them settles a call.
 `reap_expired` runs the script on all 1024 shards in pipelines (one round trip per chunk of
 shards). With nothing due each script is a TIME and an empty ZRANGEBYSCORE, so a sweep costs
 about a millisecond of Redis time; the worker runs it every few seconds.
+
+The script goes out as a raw `EVALSHA` command, the same on one Redis and on a Redis Cluster:
+redis-py's cluster pipeline refuses its script objects (by method name), but routes a raw
+EVALSHA by its first key, so each shard's call reaches the primary that holds the shard (all
+four keys share the shard's hash tag). A shard that answers NOSCRIPT (Redis restarted, or a
+node that never saw the script) gets the script loaded (`SCRIPT LOAD`: on every primary of a
+cluster) and is swept again; on one Redis this also saves the SCRIPT EXISTS that redis-py
+sends before every pipeline holding a script object.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
 from typing import Any
 
-import redis.asyncio as redis_asyncio
+from redis.exceptions import NoScriptError
 
 from common import keyspace
-from common.redis_store import LuaScripts, pipelined
+from common.redis_store import LuaScripts, RedisClient, pipelined
 from crypto.api_keys import SHARD_COUNT
+
+_SCRIPT_LOADS = 3  # NOSCRIPT again after this many loads in one sweep: Redis keeps losing it
 
 
 async def reap_expired(
-    redis: redis_asyncio.Redis, scripts: LuaScripts, *, per_call_limit: int = 500
+    redis: RedisClient, scripts: LuaScripts, *, per_call_limit: int = 500
 ) -> int:
     """Give back every reservation past its deadline, on every shard; returns how many.
 
@@ -36,26 +45,30 @@ async def reap_expired(
         raise ValueError("per_call_limit must be at least 1")
     reap = scripts["reap"]
 
-    def queue(pipe: Any, shard: int) -> Awaitable[Any]:
+    def queue(pipe: Any, shard: int) -> None:
         keys = [keyspace.reservations(shard), keyspace.reservation_deadlines(shard),
                 keyspace.usage_stream(shard), keyspace.key_spend(shard)]  # fmt: skip
-        args: list[str | int] = [
-            keyspace.quota_prefix(shard),
-            keyspace.trials_prefix(shard),
-            per_call_limit,
-        ]
-        return reap(keys=keys, args=args, client=pipe)
+        args = [keyspace.quota_prefix(shard), keyspace.trials_prefix(shard), per_call_limit]
+        pipe.execute_command("EVALSHA", reap.sha, len(keys), *keys, *args)
 
-    total = 0
+    total = loads = 0
     shards = list(range(SHARD_COUNT))
     while shards:
         again: list[int] = []
+        unloaded = False
         async for chunk, replies in pipelined(redis, shards, queue):
             for shard, reaped in zip(chunk, replies, strict=True):
+                if isinstance(reaped, NoScriptError) and loads < _SCRIPT_LOADS:
+                    unloaded = True  # the script did not run there: nothing was given back
+                    again.append(shard)
+                    continue
                 if isinstance(reaped, Exception):
                     raise reaped
                 total += int(reaped)
                 if int(reaped) >= per_call_limit:
                     again.append(shard)
+        if unloaded:
+            await redis.script_load(reap.script)
+            loads += 1
         shards = again
     return total

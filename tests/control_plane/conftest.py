@@ -1,17 +1,28 @@
 """Fixtures for the control plane's tests: the Lua scripts on the session's Redis, a
 `Producer` that makes real usage events through the gateway's own `Admitter`, and the state
-the API hands its handlers, for calling services in-process."""
+the API hands its handlers, for calling services in-process; and a real 3-primary Valkey
+cluster for the worker's Redis Cluster mode."""
 
 from __future__ import annotations
 
+import shutil
+import tempfile
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
 import asyncpg
+import pytest
 import pytest_asyncio
 import redis.asyncio as redis_asyncio
+from redis.asyncio.cluster import RedisCluster
 
 from common.redis_store import LuaScripts
 from control_plane.state import ControlPlaneState
+from devstack.servers import ValkeyCluster, free_port
 from tests.control_plane.helpers import Producer
 from tests.processes import api_state
+
+CLUSTER_PRIMARIES = 3
 
 
 @pytest_asyncio.fixture(scope="session")
@@ -32,3 +43,26 @@ async def control_state(
 ) -> ControlPlaneState:
     """The state an API handler gets, on the session's Postgres and Redis."""
     return api_state(control_env, db_pool, redis)
+
+
+@pytest.fixture(scope="session")
+def valkey_cluster() -> Iterator[ValkeyCluster]:
+    """A real 3-primary Valkey cluster (the same binary, `cluster-enabled yes`)."""
+    root = Path(tempfile.mkdtemp(prefix="agentlink-cluster-"))
+    nodes = ValkeyCluster(root, [free_port() for _ in range(CLUSTER_PRIMARIES)])
+    try:
+        nodes.start()
+        yield nodes
+    finally:
+        nodes.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest_asyncio.fixture
+async def cluster_redis(valkey_cluster: ValkeyCluster) -> AsyncIterator[RedisCluster]:
+    """A cluster client on the emptied cluster: each test starts from no keys."""
+    client = RedisCluster.from_url(valkey_cluster.url)
+    await client.initialize()  # learn the nodes and their slots
+    await client.flushdb(target_nodes=RedisCluster.PRIMARIES)
+    yield client
+    await client.aclose()
