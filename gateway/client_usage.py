@@ -51,11 +51,16 @@ def with_cost(body: bytes, cost: CallCost, *, billed: bool) -> bytes:
         return body
     if not isinstance(data, dict):
         return body
+    return orjson.dumps(add_cost(data, cost, billed=billed))
+
+
+def add_cost(data: dict[str, Any], cost: CallCost, *, billed: bool) -> dict[str, Any]:
+    """`with_cost` on the body's JSON object, which it changes in place."""
     usage = data.get("usage")
     if not isinstance(usage, dict):
         usage = data["usage"] = {}
     usage.update(cost.usage_fields(billed=billed))
-    return orjson.dumps(data)
+    return data
 
 
 class UsageChunks:

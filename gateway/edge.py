@@ -10,10 +10,12 @@ endpoint's to write, in its own dialect.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Protocol, TypeAlias
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
 
 from common.asgi import Receive
 from common.errors import ApiError
+from gateway.leak_guard import completion_object
 from gateway.providers.errors import ProviderError
 
 if TYPE_CHECKING:
@@ -33,6 +35,19 @@ SSE_HEADERS = (
 JSON_HEADERS = ((b"content-type", b"application/json"),)
 
 
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """A whole chat.completion: its bytes, and their JSON object parsed once, for the leak
+    guard and then the edge (`data` None: not a JSON object, relayed as it came)."""
+
+    body: bytes
+    data: dict[str, Any] | None
+
+    @classmethod
+    def of(cls, body: bytes) -> Answer:
+        return cls(body, completion_object(body))
+
+
 class StreamSink(Protocol):
     """A stream whose response has started. `withheld`: the leak guard has withheld the
     answer (all that follows is the notice and the stream's end)."""
@@ -49,8 +64,9 @@ class Edge(Protocol):
     def receive(self) -> Receive:
         """The client's ASGI receive: the pipeline watches it for a disconnect."""
 
-    async def answer(self, call: Call, completion: bytes, *, billed: bool) -> None:
-        """A whole chat.completion body (the guard's verdict already applied)."""
+    async def answer(self, call: Call, completion: Answer, *, billed: bool) -> None:
+        """A whole chat.completion (the guard's verdict already applied). The edge may
+        change `completion.data` in place: nothing reads it after."""
 
     async def open_stream(self, call: Call) -> StreamSink:
         """Start the response of a streamed answer (the provider's stream has opened)."""

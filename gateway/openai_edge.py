@@ -9,13 +9,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import orjson
+
 from common.asgi import Receive, Send
 from common.errors import error_body
-from gateway.client_usage import CallCost, UsageChunks, with_cost
+from gateway.client_usage import CallCost, UsageChunks, add_cost
 from gateway.edge import JSON_HEADERS, SSE_HEADERS
 
 if TYPE_CHECKING:
-    from gateway.edge import StreamBreak
+    from gateway.edge import Answer, StreamBreak
     from gateway.proxy import Call
 
 
@@ -30,8 +32,13 @@ class OpenAIEdge:
         self.receive = receive
         self._send = send
 
-    async def answer(self, call: Call, completion: bytes, *, billed: bool) -> None:
-        body = with_cost(completion, call_cost(call), billed=billed)
+    async def answer(self, call: Call, completion: Answer, *, billed: bool) -> None:
+        data = completion.data
+        body = (
+            completion.body
+            if data is None
+            else orjson.dumps(add_cost(data, call_cost(call), billed=billed))
+        )
         headers = [*JSON_HEADERS, (b"content-length", str(len(body)).encode())]
         headers += call.admission.headers()
         await self._send({"type": "http.response.start", "status": 200, "headers": headers})

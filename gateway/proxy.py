@@ -31,6 +31,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
+import orjson
+
 from common.asgi import ClientDisconnected, Receive, Scope, Send, read_body
 from common.domain import AgentConfig, ModelTarget
 from common.errors import ApiError, ErrorCode
@@ -47,13 +49,9 @@ from gateway.chat_request import (
 )
 from gateway.disconnect import DisconnectWatch
 from gateway.drain import ShuttingDown
-from gateway.edge import Edge, StreamSink
+from gateway.edge import Answer, Edge, StreamSink
 from gateway.knowledge import Retrieved
-from gateway.leak_guard import (
-    LeakGuard,
-    SseLeakFilter,
-    withheld_completion,
-)
+from gateway.leak_guard import LeakGuard, SseLeakFilter, withheld_object
 from gateway.openai_edge import OpenAIEdge
 from gateway.provider_call import GuardedProvider, OpenStream
 from gateway.providers.base import Usage
@@ -324,12 +322,13 @@ async def _complete(call: Call, edge: Edge) -> CallResult:
     finally:
         watch.stop()
     result = CallResult.answered(completion.usage)
-    body = completion.body
+    answer = Answer.of(completion.body)  # parsed once: the guard and the edge read it
     shield = call.shield
-    if shield is not None and shield.guard.check_completion(body, shield.canary):
-        body = withheld_completion(body)
+    if shield is not None and shield.guard.check_answer(answer.data, shield.canary):
+        withheld = withheld_object(answer.data)
+        answer = Answer(orjson.dumps(withheld), withheld)
         result = _blocked(call.state, result)
-    await edge.answer(call, body, billed=result.billable)
+    await edge.answer(call, answer, billed=result.billable)
     return result
 
 

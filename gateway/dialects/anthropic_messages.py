@@ -34,7 +34,7 @@ from gateway.proxy import AgentEndpoint
 
 if TYPE_CHECKING:
     from gateway.chat_request import ChatRequest
-    from gateway.edge import StreamBreak
+    from gateway.edge import Answer, StreamBreak
     from gateway.proxy import Call
 
 
@@ -277,8 +277,8 @@ class AnthropicEdge:
         self.receive = receive
         self._send = send
 
-    async def answer(self, call: Call, completion: bytes, *, billed: bool) -> None:
-        body = message_of(with_cost(completion, call_cost(call), billed=billed))
+    async def answer(self, call: Call, completion: Answer, *, billed: bool) -> None:
+        body = message_of(with_cost(completion.body, call_cost(call), billed=billed))
         headers = [*JSON_HEADERS, (b"content-length", str(len(body)).encode())]
         headers += call.admission.headers()
         self.started = True

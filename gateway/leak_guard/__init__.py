@@ -117,7 +117,9 @@ from gateway.leak_guard.normaliser import CJK_UNITS, WORD_UNITS, normalise, word
 from gateway.leak_guard.openai_completion import (
     WITHHELD_FINISH_REASON,
     WITHHELD_NOTICE,
+    completion_object,
     withheld_completion,
+    withheld_object,
 )
 from gateway.leak_guard.openai_sse import SseLeakFilter
 from gateway.leak_guard.stream_scanner import StreamScanner
@@ -135,10 +137,12 @@ __all__ = [
     "LeakGuard",
     "SseLeakFilter",
     "StreamScanner",
+    "completion_object",
     "new_canary",
     "normalise",
     "plant_canary",
     "version_canary",
     "withheld_completion",
+    "withheld_object",
     "words",
 ]

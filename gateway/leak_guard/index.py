@@ -6,7 +6,7 @@ from __future__ import annotations
 from array import array
 from bisect import bisect_left
 from collections.abc import Iterable
-from typing import Final
+from typing import Any, Final
 
 from gateway.leak_guard.canary import canary_key, new_canary
 from gateway.leak_guard.matcher import (
@@ -16,7 +16,7 @@ from gateway.leak_guard.matcher import (
     Tracker,
 )
 from gateway.leak_guard.normaliser import WORD_UNITS, ngram_hashes, word_units, words
-from gateway.leak_guard.openai_completion import completion_leaks
+from gateway.leak_guard.openai_completion import completion_leaks, completion_object
 from gateway.leak_guard.stream_scanner import StreamScanner
 
 BITS_PER_GRAM: Final = 16  # the prefix bitmap: ~6% false "could be a prompt run" answers
@@ -114,7 +114,12 @@ class LeakGuard:
     def check_completion(self, body: bytes, canary: str | None = None) -> bool:
         """True when a non-streaming chat.completion body leaks in any text of any choice
         (`openai_completion.message_texts`)."""
-        return completion_leaks(self, body, canary)
+        return completion_leaks(self, completion_object(body), canary)
+
+    def check_answer(self, data: dict[str, Any] | None, canary: str | None = None) -> bool:
+        """`check_completion` on the body's JSON object, already parsed
+        (`openai_completion.completion_object`)."""
+        return completion_leaks(self, data, canary)
 
     def scanner(self, canary: str | None = None) -> StreamScanner:
         return StreamScanner(self, canary)

@@ -20,19 +20,28 @@ WITHHELD_FINISH_REASON: Final = "content_filter"
 PLAIN_TEXT_FIELDS: Final = ("content", "refusal", "reasoning_content", "reasoning")
 
 
-def completion_leaks(guard: LeakGuard, body: bytes, canary: str | None = None) -> bool:
-    """True when a non-streaming chat.completion body leaks in any text of any choice."""
+def completion_object(body: bytes) -> dict[str, Any] | None:
+    """The JSON object of a chat.completion body, parsed once for the guard and the edge
+    (gateway/edge.py's `Answer`); None for a body that is not one."""
     try:
         data = orjson.loads(body)
     except orjson.JSONDecodeError:
-        return False  # not an answer the client can read either
-    choices = data.get("choices") if isinstance(data, dict) else None
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def completion_leaks(
+    guard: LeakGuard, data: dict[str, Any] | None, canary: str | None = None
+) -> bool:
+    """True when a non-streaming chat.completion (its JSON object, `completion_object`)
+    leaks in any text of any choice. None (not JSON): not an answer the client can read."""
+    choices = data.get("choices") if data is not None else None
     for choice in choices if isinstance(choices, list) else ():
         message = choice.get("message") if isinstance(choice, dict) else None
-        if isinstance(message, dict) and any(
-            guard.check_text(text, canary) for text in message_texts(message)
-        ):
-            return True
+        if isinstance(message, dict):
+            for text in message_texts(message):
+                if guard.check_text(text, canary):
+                    return True
     return False
 
 
@@ -71,12 +80,15 @@ def _arguments(function: Any) -> str | None:
 def withheld_completion(original_body: bytes, *, notice: str = WITHHELD_NOTICE) -> bytes:
     """A non-streaming chat.completion whose answer is replaced by the withheld notice, with
     finish_reason "content_filter"; id, model, created and usage are kept."""
-    try:
-        data = orjson.loads(original_body)
-    except orjson.JSONDecodeError:
-        data = None
-    if not isinstance(data, dict):
-        data = {"object": "chat.completion"}
+    return orjson.dumps(withheld_object(completion_object(original_body), notice=notice))
+
+
+def withheld_object(
+    original: dict[str, Any] | None, *, notice: str = WITHHELD_NOTICE
+) -> dict[str, Any]:
+    """`withheld_completion` on the answer's JSON object (`completion_object`), which it
+    rewrites in place."""
+    data: dict[str, Any] = original if original is not None else {"object": "chat.completion"}
     choices = data.get("choices")
     if not isinstance(choices, list) or not choices:
         choices = [{"index": 0}]
@@ -92,4 +104,4 @@ def withheld_completion(original_body: bytes, *, notice: str = WITHHELD_NOTICE) 
             }
         )
     data["choices"] = withheld
-    return orjson.dumps(data)
+    return data

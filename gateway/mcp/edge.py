@@ -24,7 +24,7 @@ from gateway.mcp import protocol
 from gateway.openai_edge import call_cost
 
 if TYPE_CHECKING:
-    from gateway.edge import StreamBreak
+    from gateway.edge import Answer, StreamBreak
     from gateway.proxy import Call
 
 
@@ -64,13 +64,12 @@ def _usage_meta(call: Call, *, billed: bool) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def completion_text(body: bytes) -> str:
-    """The answer's text in a chat.completion body: the first choice's content (or its
-    refusal)."""
+def completion_text(data: dict[str, Any] | None) -> str:
+    """The answer's text in a chat.completion (its JSON object, gateway/edge.py's `Answer`):
+    the first choice's content (or its refusal)."""
     try:
-        data = orjson.loads(body)
-        message = data["choices"][0]["message"]
-    except (orjson.JSONDecodeError, KeyError, IndexError, TypeError):
+        message = data["choices"][0]["message"] if data is not None else None
+    except (KeyError, IndexError, TypeError):
         return ""
     return _text_fields(message) if isinstance(message, dict) else ""
 
@@ -120,9 +119,9 @@ class McpEdge:
             extra = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in error.headers.items()]
             await self.send_json(error_result(error), extra)
 
-    async def answer(self, call: Call, completion: bytes, *, billed: bool) -> None:
+    async def answer(self, call: Call, completion: Answer, *, billed: bool) -> None:
         meta = _usage_meta(call, billed=billed)
-        await self.send_json(tool_result(completion_text(completion), meta=meta),
+        await self.send_json(tool_result(completion_text(completion.data), meta=meta),
                              call.admission.headers())  # fmt: skip
 
     async def open_stream(self, call: Call) -> McpProgress:
