@@ -113,6 +113,32 @@ class RequestIdMiddleware:
         await self.app(scope, receive, send_with_id)
 
 
+async def _call_enveloped(
+    app: ASGIApp, scope: Scope, receive: Receive, send: Send,
+    id_header: tuple[bytes, bytes] | None,
+) -> None:  # fmt: skip
+    """Run `app`; an exception before the response started is answered in the envelope (after
+    it, a stream broke midway: the client has its status, nothing more is sent). With
+    `id_header`, every response carries the request id."""
+    started = False
+
+    async def send_tracked(message: Message) -> None:
+        nonlocal started
+        if message["type"] == "http.response.start":
+            started = True
+            if id_header is not None:
+                _add_request_id(message, id_header)
+        await send(message)
+
+    try:
+        await app(scope, receive, send_tracked)
+    except ClientDisconnected:
+        return
+    except Exception as error:
+        if not started:
+            await _answer_error(scope, send, error)
+
+
 class ErrorEnvelopeMiddleware:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -121,22 +147,7 @@ class ErrorEnvelopeMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        started = False
-
-        async def send_tracked(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_tracked)
-        except ClientDisconnected:
-            return
-        except Exception as error:
-            if started:
-                return  # a stream broke midway: the client has its status; nothing more to send
-            await _answer_error(scope, send, error)
+        await _call_enveloped(self.app, scope, receive, send, None)
 
 
 class EnvelopeMiddleware:
@@ -150,24 +161,7 @@ class EnvelopeMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        id_header = _new_request_id(scope)
-        started = False
-
-        async def send_with_id(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-                _add_request_id(message, id_header)
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_with_id)
-        except ClientDisconnected:
-            return
-        except Exception as error:
-            if started:
-                return  # a stream broke midway: the client has its status; nothing more to send
-            await _answer_error(scope, send, error)
+        await _call_enveloped(self.app, scope, receive, send, _new_request_id(scope))
 
 
 async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
