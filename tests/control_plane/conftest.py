@@ -1,7 +1,7 @@
-"""Fixtures for the control plane's tests: the Lua scripts on the session's Redis, a
-`Producer` that makes real usage events through the gateway's own `Admitter`, and the state
-the API hands its handlers, for calling services in-process; and a real 3-primary Valkey
-cluster for the worker's Redis Cluster mode."""
+"""Fixtures for the control plane's tests: an HTTP client on the session's control plane, the
+Lua scripts on the session's Redis, a `Producer` that makes real usage events through the
+gateway's own `Admitter`, and the state the API hands its handlers, for calling services
+in-process; and a real 3-primary Valkey cluster for the worker's Redis Cluster mode."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import asyncpg
+import httpx
 import pytest
 import pytest_asyncio
 import redis.asyncio as redis_asyncio
@@ -23,6 +24,24 @@ from tests.control_plane.helpers import Producer
 from tests.processes import api_state
 
 CLUSTER_PRIMARIES = 3
+
+# 30 s, not httpx's 5: some properties send ~90 requests at once on a loaded 2-core box.
+CONTROL_CLIENT_TIMEOUT_S = 30
+
+
+@pytest_asyncio.fixture
+async def client(control_url: str) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client on the session's control plane, fresh for each test (no cookies kept)."""
+    async with httpx.AsyncClient(base_url=control_url, timeout=CONTROL_CLIENT_TIMEOUT_S) as http:
+        yield http
+
+
+@pytest_asyncio.fixture(scope="module")
+async def module_client(control_url: str) -> AsyncIterator[httpx.AsyncClient]:
+    """The same, shared by a module's tests: for hypothesis tests, which may not use
+    function-scoped fixtures."""
+    async with httpx.AsyncClient(base_url=control_url, timeout=CONTROL_CLIENT_TIMEOUT_S) as http:
+        yield http
 
 
 @pytest_asyncio.fixture(scope="session")

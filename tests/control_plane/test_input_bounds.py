@@ -9,7 +9,6 @@ from __future__ import annotations
 import base64
 import time
 import uuid
-from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
 
@@ -93,21 +92,15 @@ CASES: list[tuple[str, str, str, dict[str, str] | None, Any]] = [
 
 @pytest_asyncio.fixture(scope="module")
 async def tokens(control_url: str, db_pool: asyncpg.Pool) -> dict[str, str]:
-    async with httpx.AsyncClient(base_url=control_url) as client:
-        creator = await register(client, "creator")
-        developer = await register(client, "developer")
+    async with httpx.AsyncClient(base_url=control_url) as module_client:
+        creator = await register(module_client, "creator")
+        developer = await register(module_client, "developer")
     _, admin = await admin_token(db_pool, AdminRole.SUPER_ADMIN)
     return {
         "creator": creator["access_token"],
         "developer": developer["access_token"],
         "admin": admin,
     }
-
-
-@pytest_asyncio.fixture(scope="module")
-async def client(control_url: str) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=control_url) as shared:
-        yield shared
 
 
 def _assert_client_error(response: httpx.Response) -> None:
@@ -119,14 +112,14 @@ def _assert_client_error(response: httpx.Response) -> None:
 
 @pytest.mark.parametrize("case", CASES)
 async def test_the_issues_inputs_answer_a_client_error(
-    client: httpx.AsyncClient,
+    module_client: httpx.AsyncClient,
     tokens: dict[str, str],
     case: tuple[str, str, str, dict[str, str] | None, Any],
 ) -> None:
     who, method, path, query, body = case
     headers = bearer(tokens[who]) if who != "anon" else {}
     content = body if body is None or isinstance(body, bytes) else orjson.dumps(body)
-    response = await client.request(
+    response = await module_client.request(
         method, path, params=query, content=content,
         headers={**headers, "content-type": "application/json"},
     )  # fmt: skip
@@ -138,8 +131,10 @@ async def test_the_issues_inputs_answer_a_client_error(
     "raw",
     [b'{"email":"\xff@x.test","password":"x"}', b'{"email":"a@b.test","password":"\xc3\x28"}'],
 )
-async def test_invalid_utf8_in_a_body_is_a_400(client: httpx.AsyncClient, raw: bytes) -> None:
-    response = await client.post(
+async def test_invalid_utf8_in_a_body_is_a_400(
+    module_client: httpx.AsyncClient, raw: bytes
+) -> None:
+    response = await module_client.post(
         "/api/v1/auth/login", content=raw, headers={"content-type": "application/json"}
     )
     _assert_client_error(response)
@@ -168,9 +163,9 @@ def _signed(**claims: Any) -> str:
     ],
 )
 async def test_a_signed_token_with_a_malformed_subject_or_shard_is_a_401(
-    client: httpx.AsyncClient, claims: dict[str, Any]
+    module_client: httpx.AsyncClient, claims: dict[str, Any]
 ) -> None:
-    response = await client.get("/api/v1/developers/me", headers=bearer(_signed(**claims)))
+    response = await module_client.get("/api/v1/developers/me", headers=bearer(_signed(**claims)))
     _assert_client_error(response)
     assert response.status_code == 401
     assert response.json()["error"]["code"] == "40101"
@@ -280,7 +275,7 @@ def test_property_forged_cursors_are_refused(
 
 @pytest.mark.parametrize("path", ["/marketplace?q=%00", "/marketplace?category=a%00b"])
 async def test_dashboard_pages_refuse_nul_in_their_forms(
-    client: httpx.AsyncClient, path: str
+    module_client: httpx.AsyncClient, path: str
 ) -> None:
-    response = await client.get(path)
+    response = await module_client.get(path)
     assert response.status_code == 400, response.text[:300]

@@ -17,12 +17,6 @@ from tests.control_plane.api_client import admin_token
 
 
 @pytest_asyncio.fixture
-async def client(control_url: str) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=control_url, timeout=15) as client:
-        yield client
-
-
-@pytest_asyncio.fixture
 async def http() -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(timeout=15) as client:
         yield client

@@ -7,14 +7,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import AsyncIterator
 from decimal import Decimal
 from typing import Any
 
 import asyncpg
 import httpx
 import pytest
-import pytest_asyncio
 import redis.asyncio as redis_asyncio
 
 from common import keyspace
@@ -30,12 +28,6 @@ from tests.control_plane.api_client import assert_error, bearer, register
 from tests.processes import TEST_KEYRING
 
 AGENTS = "/api/v1/agents"
-
-
-@pytest_asyncio.fixture
-async def client(control_url: str) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=control_url) as client:
-        yield client
 
 
 async def stored_config(db: asyncpg.Pool, agent_id: str, version: int) -> AgentConfig:

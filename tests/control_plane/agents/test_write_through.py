@@ -5,12 +5,11 @@ drops the Redis record, so the gateway reloads the truth from Postgres."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 
 import asyncpg
 import httpx
 import pytest
-import pytest_asyncio
 import redis.asyncio as redis_asyncio
 
 from common import keyspace
@@ -29,12 +28,6 @@ def no_redis_control_url(control_env: dict[str, str]) -> Iterator[str]:
            "REDIS_SOCKET_TIMEOUT_S": "0.5"}  # fmt: skip
     with serve_api(env) as url:
         yield url
-
-
-@pytest_asyncio.fixture
-async def client(control_url: str) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=control_url) as client:
-        yield client
 
 
 async def test_with_redis_down_nothing_commits(

@@ -4,14 +4,12 @@ property 31, distinct developers, latency percentiles, and exact developer range
 from __future__ import annotations
 
 import random
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import asyncpg
 import httpx
 import pytest
-import pytest_asyncio
 import redis.asyncio as redis_asyncio
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -22,12 +20,6 @@ from tests.control_plane.earnings.helpers import Caller, agent_of, caller, event
 from tests.factories import Developer, make_key
 
 DAY0 = datetime(2026, 2, 10, tzinfo=UTC)  # a fixed past window: nothing else writes there
-
-
-@pytest_asyncio.fixture(scope="module")
-async def client(control_url: str) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=control_url, timeout=30) as client:
-        yield client
 
 
 async def test_the_sql_and_python_histograms_agree(db_pool: asyncpg.Pool) -> None:
@@ -90,7 +82,7 @@ calls_strategy = st.lists(
 @given(calls=calls_strategy, window=st.tuples(st.integers(0, 71), st.integers(1, 72)),
        granularity=st.sampled_from(["day", "hour"]))  # fmt: skip
 async def test_property_31_analytics_data_accuracy(  # noqa: PLR0917
-    client: httpx.AsyncClient,
+    module_client: httpx.AsyncClient,
     db_pool: asyncpg.Pool,
     redis: redis_asyncio.Redis,
     calls: list[tuple[int, int, int, str, int]],
@@ -100,7 +92,7 @@ async def test_property_31_analytics_data_accuracy(  # noqa: PLR0917
     """Property 31: for any period, the call volume shown equals the number of call logs in
     that period, and so do billable calls, errors, revenue and distinct developers; the
     percentiles are those of the period's latencies (within their histogram bucket)."""
-    creator_id, headers = await creator(client)
+    creator_id, headers = await creator(module_client)
     agents = [await agent_of(db_pool, creator_id, price) for price in ("0.02", "1.5")]
     developers = [await caller(db_pool) for _ in range(3)]
     events = []
@@ -116,7 +108,9 @@ async def test_property_31_analytics_data_accuracy(  # noqa: PLR0917
     start = DAY0 + timedelta(hours=first)
     end = start + timedelta(hours=length)
     params = {"from": start.isoformat(), "to": end.isoformat(), "granularity": granularity}
-    response = await client.get("/api/v1/creators/me/analytics", params=params, headers=headers)
+    response = await module_client.get(
+        "/api/v1/creators/me/analytics", params=params, headers=headers
+    )
     assert response.status_code == 200, response.text
     report = response.json()
     shown_from = datetime.fromisoformat(report["from"])
@@ -181,16 +175,16 @@ async def test_property_31_analytics_data_accuracy(  # noqa: PLR0917
 
 
 async def test_analytics_filters_by_agent_and_refuses_bad_queries(
-    client: httpx.AsyncClient, db_pool: asyncpg.Pool, redis: redis_asyncio.Redis
+    module_client: httpx.AsyncClient, db_pool: asyncpg.Pool, redis: redis_asyncio.Redis
 ) -> None:
-    creator_id, headers = await creator(client)
+    creator_id, headers = await creator(module_client)
     mine, other = await agent_of(db_pool, creator_id), await agent_of(db_pool, creator_id)
     developer = await caller(db_pool)
     at = DAY0 + timedelta(hours=5)
     await ingest(db_pool, redis, [event(developer, mine, at=at), event(developer, other, at=at)])
     params = {"from": DAY0.isoformat(), "to": (DAY0 + timedelta(days=1)).isoformat()}
     report = (
-        await client.get(
+        await module_client.get(
             "/api/v1/creators/me/analytics", params={**params, "agent_id": mine.agent_id},
             headers=headers,
         )
@@ -198,8 +192,8 @@ async def test_analytics_filters_by_agent_and_refuses_bad_queries(
     assert [a["agent_id"] for a in report["by_agent"]] == [mine.agent_id]
     assert report["totals"]["calls"] == 1
 
-    someone_else = await agent_of(db_pool, (await creator(client))[0])
-    response = await client.get(
+    someone_else = await agent_of(db_pool, (await creator(module_client))[0])
+    response = await module_client.get(
         "/api/v1/creators/me/analytics", params={"agent_id": someone_else.agent_id},
         headers=headers,
     )  # fmt: skip
@@ -211,10 +205,12 @@ async def test_analytics_filters_by_agent_and_refuses_bad_queries(
         {"from": "2026-01-01T00:00:00Z", "to": "2026-03-01T00:00:00Z", "granularity": "hour"},
         {"from": "2020-01-01T00:00:00Z", "to": "2026-03-01T00:00:00Z"},
     ):
-        response = await client.get("/api/v1/creators/me/analytics", params=bad, headers=headers)
+        response = await module_client.get(
+            "/api/v1/creators/me/analytics", params=bad, headers=headers
+        )
         assert_error(response, 400, "40002")
-    developer_token = bearer((await register(client, "developer"))["access_token"])
-    response = await client.get("/api/v1/creators/me/analytics", headers=developer_token)
+    developer_token = bearer((await register(module_client, "developer"))["access_token"])
+    response = await module_client.get("/api/v1/creators/me/analytics", headers=developer_token)
     assert_error(response, 403, "40301")
 
 
@@ -222,7 +218,7 @@ async def test_analytics_filters_by_agent_and_refuses_bad_queries(
 @given(minutes=st.lists(st.integers(0, 6 * 60 - 1), min_size=1, max_size=30),
        window=st.tuples(st.integers(0, 6 * 60 - 1), st.integers(1, 6 * 60)))  # fmt: skip
 async def test_developer_usage_is_exact_for_any_range_and_per_key(
-    client: httpx.AsyncClient,
+    module_client: httpx.AsyncClient,
     db_pool: asyncpg.Pool,
     redis: redis_asyncio.Redis,
     minutes: list[int],
@@ -230,13 +226,13 @@ async def test_developer_usage_is_exact_for_any_range_and_per_key(
 ) -> None:
     """Whole hours come from the rollup, the edges from call_logs: any [from, to) counts
     exactly the calls in it, per agent, per key and per day."""
-    session = await register(client, "developer")
+    session = await register(module_client, "developer")
     headers = bearer(session["access_token"])
     user_id = session["user"]["id"]
     shard = await db_pool.fetchval("SELECT redis_shard FROM users WHERE id = $1", user_id)
     developer = Developer(user_id, shard)
     keys = [Caller(developer, await make_key(db_pool, developer)) for _ in range(2)]
-    agent = await agent_of(db_pool, (await creator(client))[0], "0.25")
+    agent = await agent_of(db_pool, (await creator(module_client))[0], "0.25")
     events = [
         event(keys[index % 2], agent, at=DAY0 + timedelta(minutes=minute, seconds=17))
         for index, minute in enumerate(minutes)
@@ -245,7 +241,9 @@ async def test_developer_usage_is_exact_for_any_range_and_per_key(
     start = DAY0 + timedelta(minutes=window[0], seconds=3)
     end = start + timedelta(minutes=window[1])
     params = {"from": start.isoformat(), "to": end.isoformat()}
-    report = (await client.get("/api/v1/developers/usage", params=params, headers=headers)).json()
+    report = (
+        await module_client.get("/api/v1/developers/usage", params=params, headers=headers)
+    ).json()
 
     inside = [e for e in events if start <= e.created_at < end]
     assert report["totals"]["calls"] == len(inside)
@@ -262,11 +260,13 @@ async def test_developer_usage_is_exact_for_any_range_and_per_key(
 
 
 @pytest.mark.parametrize("granularity", ["day", "hour"])
-async def test_an_empty_range_is_all_zeros(client: httpx.AsyncClient, granularity: str) -> None:
-    _, headers = await creator(client)
+async def test_an_empty_range_is_all_zeros(
+    module_client: httpx.AsyncClient, granularity: str
+) -> None:
+    _, headers = await creator(module_client)
     params = {"granularity": granularity}
     report = (
-        await client.get("/api/v1/creators/me/analytics", params=params, headers=headers)
+        await module_client.get("/api/v1/creators/me/analytics", params=params, headers=headers)
     ).json()
     assert report["totals"]["calls"] == 0
     assert report["totals"]["latency_p50_ms"] is None

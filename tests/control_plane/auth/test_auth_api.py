@@ -4,22 +4,14 @@ throttling, and deny-by-default authentication (seed property 35)."""
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
 
 import asyncpg
 import httpx
 import jwt
 import pytest
-import pytest_asyncio
 
 from tests.control_plane.api_client import assert_error, bearer, fresh_email, register
 from tests.processes import TEST_JWT_SECRET
-
-
-@pytest_asyncio.fixture
-async def client(control_url: str) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=control_url) as client:
-        yield client
 
 
 async def test_register_returns_tokens_and_a_developer_gets_the_free_quota(

@@ -5,12 +5,10 @@ Postgres). Over real HTTP against the session's control plane."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
 import httpx
-import pytest_asyncio
 import redis.asyncio as redis_asyncio
 
 from common import keyspace
@@ -24,12 +22,6 @@ from tests.processes import TEST_JWT_SECRET
 
 ME = "/api/v1/developers/me"
 ADMIN_USERS = "/api/v1/admin/users"
-
-
-@pytest_asyncio.fixture
-async def client(control_url: str) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=control_url) as client:
-        yield client
 
 
 async def status_of(client: httpx.AsyncClient, token: str, path: str = ME) -> int:

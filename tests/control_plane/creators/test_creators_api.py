@@ -2,25 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
 import httpx
 import pytest
-import pytest_asyncio
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from control_plane.creators.wallet import checksum_address
 from tests.control_plane.api_client import assert_error, bearer, register
 from tests.control_plane.creators.test_wallet import addresses, oracle_accepts
-
-
-@pytest_asyncio.fixture
-async def client(control_url: str) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=control_url) as client:
-        yield client
 
 
 async def creator(client: httpx.AsyncClient) -> dict[str, str]:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import re
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -16,7 +15,6 @@ import asyncpg
 import httpx
 import msgspec
 import pytest
-import pytest_asyncio
 import redis.asyncio as redis_asyncio
 
 from common import keyspace
@@ -37,13 +35,6 @@ KEYS = "/api/v1/developers/keys"
 KEY_FIELDS = {"id", "name", "prefix", "created_at", "last_used_at", "revoked", "revoked_at",
               "scope", "expires_at", "spend_cap", "spend_used", "rate_limit",
               "allowed_agents"}  # fmt: skip
-
-
-@pytest_asyncio.fixture
-async def client(control_url: str) -> AsyncIterator[httpx.AsyncClient]:
-    # 30 s, not 5: property 2 sends 90 key creations at once, on a loaded 2-core box.
-    async with httpx.AsyncClient(base_url=control_url, timeout=30) as client:
-        yield client
 
 
 async def developer(client: httpx.AsyncClient) -> tuple[dict[str, str], str]:

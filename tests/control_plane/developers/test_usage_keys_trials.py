@@ -3,11 +3,8 @@ logging out everywhere: over the API, on real Postgres and Redis."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import asyncpg
 import httpx
-import pytest_asyncio
 import redis.asyncio as redis_asyncio
 
 from common import keyspace
@@ -16,12 +13,6 @@ from control_plane.developers import session_keys
 from tests.control_plane.api_client import bearer, register
 from tests.control_plane.developers.support import control_state, insert_calls
 from tests.factories import make_agent
-
-
-@pytest_asyncio.fixture
-async def client(control_url: str) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=control_url) as client:
-        yield client
 
 
 async def _developer(client: httpx.AsyncClient) -> tuple[dict[str, str], str]:

@@ -4,24 +4,16 @@ admin settlement routes (RBAC, audit)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from decimal import Decimal
 
 import asyncpg
 import httpx
 import pytest
-import pytest_asyncio
 import redis.asyncio as redis_asyncio
 
 from common.domain import AdminRole
 from tests.control_plane.api_client import admin_token, assert_error, bearer, register
 from tests.control_plane.earnings.helpers import agent_of, caller, event, fund, ingest
-
-
-@pytest_asyncio.fixture
-async def client(control_url: str) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=control_url, timeout=30) as client:
-        yield client
 
 
 async def creator_session(client: httpx.AsyncClient) -> tuple[str, dict[str, str]]:

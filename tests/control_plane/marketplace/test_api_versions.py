@@ -7,13 +7,11 @@ deprecation headers."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from decimal import Decimal
 
 import asyncpg
 import httpx
-import pytest_asyncio
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -21,12 +19,6 @@ from tests.control_plane.marketplace.agents import insert_agents, make_creator, 
 
 V1 = "/api/v1/marketplace/agents"
 V2 = "/api/v2/marketplace/agents"
-
-
-@pytest_asyncio.fixture
-async def client(control_url: str) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=control_url) as client:
-        yield client
 
 
 async def test_property_29_only_the_deprecated_version_says_so(

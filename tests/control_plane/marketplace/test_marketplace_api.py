@@ -33,12 +33,6 @@ SUMMARY_FIELDS = {
 DETAIL_FIELDS = SUMMARY_FIELDS | {"rating_distribution", "creator_verified", "call_path"}
 
 
-@pytest_asyncio.fixture
-async def client(control_url: str) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=control_url) as client:
-        yield client
-
-
 def agent(token: str, index: int, **overrides: Any) -> dict[str, Any]:
     fields: dict[str, Any] = {
         "name": f"Agent {index} {token}",

@@ -6,14 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 import asyncpg
 import httpx
 import pytest
-import pytest_asyncio
 import redis.asyncio as redis_asyncio
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -36,12 +34,6 @@ MIN_CALLS = 10  # REVIEW_MIN_CALLS default
 
 def reviews_path(agent_id: str) -> str:
     return f"/api/v1/reviews/agents/{agent_id}"
-
-
-@pytest_asyncio.fixture
-async def client(control_url: str) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=control_url) as client:
-        yield client
 
 
 @pytest.fixture(scope="session")

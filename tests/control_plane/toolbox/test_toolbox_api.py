@@ -5,24 +5,16 @@ additions; developers only."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from decimal import Decimal
 
 import asyncpg
 import httpx
-import pytest_asyncio
 
 from common.tool_names import tool_name
 from tests.control_plane.api_client import assert_error, bearer, register
 from tests.factories import make_agent
 
 TOOLBOX = "/api/v1/developers/toolbox"
-
-
-@pytest_asyncio.fixture
-async def client(control_url: str) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=control_url, timeout=30) as client:
-        yield client
 
 
 async def developer(client: httpx.AsyncClient) -> dict[str, str]:

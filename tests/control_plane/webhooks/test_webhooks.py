@@ -43,12 +43,6 @@ def fresh_receiver(receiver: Receiver) -> None:
 
 
 @pytest_asyncio.fixture(scope="module")
-async def client(control_url: str) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=control_url, timeout=30) as client:
-        yield client
-
-
-@pytest_asyncio.fixture(scope="module")
 async def deliver(db_pool: asyncpg.Pool) -> AsyncIterator[Deliverer]:
     job = deliverer(db_pool)
     yield job
@@ -70,28 +64,28 @@ async def endpoint(
 
 
 async def test_register_list_delete_and_the_secret_is_shown_once(
-    client: httpx.AsyncClient, receiver: Receiver
+    module_client: httpx.AsyncClient, receiver: Receiver
 ) -> None:
-    _, headers = await developer(client)
+    _, headers = await developer(module_client)
     created = await register(
-        client, headers, receiver.url + "/a", ["quota.low", "key.revoked", "quota.low"],
+        module_client, headers, receiver.url + "/a", ["quota.low", "key.revoked", "quota.low"],
         description="billing alerts", quota_low_threshold=25,
     )  # fmt: skip
     assert str(created["secret"]).startswith("whsec_")
     assert created["events"] == ["key.revoked", "quota.low"]
-    listed = (await client.get("/api/v1/webhooks", headers=headers)).json()["webhooks"]
+    listed = (await module_client.get("/api/v1/webhooks", headers=headers)).json()["webhooks"]
     assert [w["id"] for w in listed] == [created["id"]]
     assert listed[0]["quota_low_threshold"] == 25
     assert "secret" not in str(listed)
-    _, other = await developer(client)
-    assert_error(await client.delete(f"/api/v1/webhooks/{created['id']}", headers=other),
+    _, other = await developer(module_client)
+    assert_error(await module_client.delete(f"/api/v1/webhooks/{created['id']}", headers=other),
                  404, "40404")  # fmt: skip
-    assert_error(await client.post(f"/api/v1/webhooks/{created['id']}/test", headers=other),
+    assert_error(await module_client.post(f"/api/v1/webhooks/{created['id']}/test", headers=other),
                  404, "40404")  # fmt: skip
     assert (
-        await client.delete(f"/api/v1/webhooks/{created['id']}", headers=headers)
+        await module_client.delete(f"/api/v1/webhooks/{created['id']}", headers=headers)
     ).status_code == 204
-    assert (await client.get("/api/v1/webhooks", headers=headers)).json()["webhooks"] == []
+    assert (await module_client.get("/api/v1/webhooks", headers=headers)).json()["webhooks"] == []
 
 
 @pytest.mark.parametrize(
@@ -105,10 +99,10 @@ async def test_register_list_delete_and_the_secret_is_shown_once(
     ],
 )
 async def test_bad_registrations_are_refused(
-    client: httpx.AsyncClient, body: dict[str, object], field: str
+    module_client: httpx.AsyncClient, body: dict[str, object], field: str
 ) -> None:
-    _, headers = await developer(client)
-    response = await client.post("/api/v1/webhooks", headers=headers, json=body)
+    _, headers = await developer(module_client)
+    response = await module_client.post("/api/v1/webhooks", headers=headers, json=body)
     error = assert_error(response, 400, "40002")
     assert error["error"]["details"][0]["field"] == field
 
@@ -134,11 +128,11 @@ async def test_private_addresses_are_refused_unless_allowed(
 
 
 async def test_a_test_event_is_signed_and_its_id_is_stable_across_retries(
-    client: httpx.AsyncClient, db_pool: asyncpg.Pool, receiver: Receiver, deliver: Deliverer
+    module_client: httpx.AsyncClient, db_pool: asyncpg.Pool, receiver: Receiver, deliver: Deliverer
 ) -> None:
-    _, headers = await developer(client)
-    webhook_id = await endpoint(client, headers, receiver, ["quota.low"])
-    sent = (await client.post(f"/api/v1/webhooks/{webhook_id}/test", headers=headers)).json()
+    _, headers = await developer(module_client)
+    webhook_id = await endpoint(module_client, headers, receiver, ["quota.low"])
+    sent = (await module_client.post(f"/api/v1/webhooks/{webhook_id}/test", headers=headers)).json()
     receiver.statuses[:] = [500, 503]
 
     await drain(deliver, db_pool, webhook_id)
@@ -149,7 +143,9 @@ async def test_a_test_event_is_signed_and_its_id_is_stable_across_retries(
     assert {r.event_id for r in got} == {sent["event_id"]}
     assert {r.body["id"] for r in got} == {sent["event_id"]}
     assert len({r.raw for r in got}) == 1  # the same bytes every time
-    log = (await client.get(f"/api/v1/webhooks/{webhook_id}/deliveries", headers=headers)).json()
+    log = (
+        await module_client.get(f"/api/v1/webhooks/{webhook_id}/deliveries", headers=headers)
+    ).json()
     [delivery] = log["deliveries"]
     assert (delivery["status"], delivery["attempts"], delivery["last_status_code"]) == (
         "delivered", 3, 200,
@@ -167,10 +163,10 @@ async def test_property_24_webhook_retry_logic(
     """Property 24: a failing delivery is retried up to 3 times, then marked failed; one that
     succeeds within those attempts is delivered once and not retried after."""
     receiver.received.clear()
-    async with httpx.AsyncClient(base_url=control_url, timeout=30) as client:
-        _, headers = await developer(client)
-        webhook_id = await endpoint(client, headers, receiver, ["quota.low"])
-        await client.post(f"/api/v1/webhooks/{webhook_id}/test", headers=headers)
+    async with httpx.AsyncClient(base_url=control_url, timeout=30) as module_client:
+        _, headers = await developer(module_client)
+        webhook_id = await endpoint(module_client, headers, receiver, ["quota.low"])
+        await module_client.post(f"/api/v1/webhooks/{webhook_id}/test", headers=headers)
     receiver.statuses[:] = [500] * failures
     await drain(deliver, db_pool, webhook_id)
     row = await db_pool.fetchrow(
@@ -205,13 +201,13 @@ def test_property_24_backoff_is_exponential_with_jitter(
 
 
 async def test_retries_are_scheduled_with_growing_delays(
-    client: httpx.AsyncClient, db_pool: asyncpg.Pool, receiver: Receiver
+    module_client: httpx.AsyncClient, db_pool: asyncpg.Pool, receiver: Receiver
 ) -> None:
     job = deliverer(db_pool, backoff_base_s=30.0)
     try:
-        _, headers = await developer(client)
-        webhook_id = await endpoint(client, headers, receiver, ["quota.low"])
-        await client.post(f"/api/v1/webhooks/{webhook_id}/test", headers=headers)
+        _, headers = await developer(module_client)
+        webhook_id = await endpoint(module_client, headers, receiver, ["quota.low"])
+        await module_client.post(f"/api/v1/webhooks/{webhook_id}/test", headers=headers)
         receiver.statuses[:] = [500] * 4
         waits = []
         for _ in range(3):
@@ -233,23 +229,23 @@ async def test_retries_are_scheduled_with_growing_delays(
 
 
 async def test_persistent_failure_disables_the_endpoint_with_a_reason(
-    client: httpx.AsyncClient, db_pool: asyncpg.Pool, receiver: Receiver
+    module_client: httpx.AsyncClient, db_pool: asyncpg.Pool, receiver: Receiver
 ) -> None:
     job = deliverer(db_pool, disable_after_failures=2, max_retries=0)
     try:
-        _, headers = await developer(client)
-        webhook_id = await endpoint(client, headers, receiver, ["quota.low"], path="/broken")
+        _, headers = await developer(module_client)
+        webhook_id = await endpoint(module_client, headers, receiver, ["quota.low"], path="/broken")
         receiver.statuses[:] = [500] * 10
         for _ in range(2):
-            await client.post(f"/api/v1/webhooks/{webhook_id}/test", headers=headers)
+            await module_client.post(f"/api/v1/webhooks/{webhook_id}/test", headers=headers)
             await job.run_once()
-        [hook] = (await client.get("/api/v1/webhooks", headers=headers)).json()["webhooks"]
+        [hook] = (await module_client.get("/api/v1/webhooks", headers=headers)).json()["webhooks"]
         assert hook["active"] is False
         assert "2 deliveries in a row failed" in hook["disabled_reason"]
         assert "500" in hook["disabled_reason"]
-        refused = await client.post(f"/api/v1/webhooks/{webhook_id}/test", headers=headers)
+        refused = await module_client.post(f"/api/v1/webhooks/{webhook_id}/test", headers=headers)
         assert_error(refused, 409, "40901")
-        enabled = await client.post(f"/api/v1/webhooks/{webhook_id}/enable", headers=headers)
+        enabled = await module_client.post(f"/api/v1/webhooks/{webhook_id}/enable", headers=headers)
         assert enabled.json()["active"] is True
         assert enabled.json()["disabled_reason"] is None
     finally:
@@ -258,27 +254,29 @@ async def test_persistent_failure_disables_the_endpoint_with_a_reason(
 
 
 async def test_key_revoked_and_quota_events_are_written_with_their_change(
-    client: httpx.AsyncClient, db_pool: asyncpg.Pool, redis: redis_asyncio.Redis,
+    module_client: httpx.AsyncClient, db_pool: asyncpg.Pool, redis: redis_asyncio.Redis,
     receiver: Receiver, deliver: Deliverer,
 ) -> None:  # fmt: skip
-    user_id, headers = await developer(client)
+    user_id, headers = await developer(module_client)
     webhook_id = await endpoint(
-        client, headers, receiver, ["key.revoked", "quota.low", "quota.exhausted"],
+        module_client, headers, receiver, ["key.revoked", "quota.low", "quota.exhausted"],
         quota_low_threshold=3,
     )  # fmt: skip
     made = (
-        await client.post("/api/v1/developers/keys", headers=headers, json={"name": "ci"})
+        await module_client.post("/api/v1/developers/keys", headers=headers, json={"name": "ci"})
     ).json()
     assert (
-        await client.delete(f"/api/v1/developers/keys/{made['id']}", headers=headers)
+        await module_client.delete(f"/api/v1/developers/keys/{made['id']}", headers=headers)
     ).status_code == 204
-    await client.delete(f"/api/v1/developers/keys/{made['id']}", headers=headers)  # again: no event
+    await module_client.delete(
+        f"/api/v1/developers/keys/{made['id']}", headers=headers
+    )  # again: no event
 
     # Quota: the developer has 100 free units; usage folded in by the worker crosses 3, then 0.
     shard = await db_pool.fetchval("SELECT redis_shard FROM users WHERE id = $1", user_id)
     me = Developer(user_id, shard)
     caller = Caller(me, await make_key(db_pool, me))
-    agent = await agent_of(db_pool, (await register_user(client, "creator"))["user"]["id"])
+    agent = await agent_of(db_pool, (await register_user(module_client, "creator"))["user"]["id"])
     await ingest(db_pool, redis, [event(caller, agent) for _ in range(90)])
     await ingest(db_pool, redis, [event(caller, agent) for _ in range(8)])  # 2 left: low
     await ingest(db_pool, redis, [event(caller, agent) for _ in range(1)])  # 1 left: no event
@@ -295,12 +293,12 @@ async def test_key_revoked_and_quota_events_are_written_with_their_change(
 
 
 async def test_agent_updates_reach_the_developers_who_called_it_and_nobody_else(
-    client: httpx.AsyncClient, db_pool: asyncpg.Pool, redis: redis_asyncio.Redis,
+    module_client: httpx.AsyncClient, db_pool: asyncpg.Pool, redis: redis_asyncio.Redis,
     receiver: Receiver, deliver: Deliverer,
 ) -> None:  # fmt: skip
-    creator = await register_user(client, "creator")
+    creator = await register_user(module_client, "creator")
     creator_headers = bearer(creator["access_token"])
-    created = await client.post(
+    created = await module_client.post(
         "/api/v1/agents", headers=creator_headers,
         json={"name": "Helper", "price_per_call": "0.05",
               "config": {"system_prompt": "Be helpful. NEVER-SHOWN", "provider": "openai",
@@ -308,12 +306,12 @@ async def test_agent_updates_reach_the_developers_who_called_it_and_nobody_else(
     )  # fmt: skip
     assert created.status_code == 201, created.text
     agent_id = created.json()["id"]
-    caller_id, caller_headers = await developer(client)
-    _, bystander_headers = await developer(client)
+    caller_id, caller_headers = await developer(module_client)
+    _, bystander_headers = await developer(module_client)
     caller_hook = await endpoint(
-        client, caller_headers, receiver, ["agent.updated"], path="/caller"
+        module_client, caller_headers, receiver, ["agent.updated"], path="/caller"
     )
-    bystander_hook = await endpoint(client, bystander_headers, receiver, ["agent.updated"],
+    bystander_hook = await endpoint(module_client, bystander_headers, receiver, ["agent.updated"],
                                     path="/bystander")  # fmt: skip
     receiver.secret = None
     shard = await db_pool.fetchval("SELECT redis_shard FROM users WHERE id = $1", caller_id)
@@ -323,7 +321,7 @@ async def test_agent_updates_reach_the_developers_who_called_it_and_nobody_else(
     agent = FactoryAgent(agent_id, creator["user"]["id"], None, Decimal("0.05"))  # type: ignore[arg-type]
     await ingest(db_pool, redis, [event(Caller(me, await make_key(db_pool, me)), agent)])
 
-    updated = await client.put(f"/api/v1/agents/{agent_id}", headers=creator_headers,
+    updated = await module_client.put(f"/api/v1/agents/{agent_id}", headers=creator_headers,
                                json={"description": "Now better."})  # fmt: skip
     assert updated.status_code == 200, updated.text
     await drain(deliver, db_pool, caller_hook)
@@ -337,21 +335,21 @@ async def test_agent_updates_reach_the_developers_who_called_it_and_nobody_else(
 
 
 async def test_ssrf_is_refused_at_delivery_including_redirects(
-    client: httpx.AsyncClient, db_pool: asyncpg.Pool, receiver: Receiver
+    module_client: httpx.AsyncClient, db_pool: asyncpg.Pool, receiver: Receiver
 ) -> None:
     """With private addresses not allowed, only the receiver's own address is let through:
     a redirect from it to another loopback address is refused before connecting."""
     import ipaddress
 
-    _, headers = await developer(client)
-    webhook_id = await endpoint(client, headers, receiver, ["quota.low"], path="/start")
+    _, headers = await developer(module_client)
+    webhook_id = await endpoint(module_client, headers, receiver, ["quota.low"], path="/start")
     receiver.redirect_to = receiver.url.replace("127.0.0.1", "127.0.0.2") + "/moved"
     strict = Deliverer(
         db_pool, TEST_KEYRING, webhook_settings(allow_private_addresses=False, max_retries=0),
         allowed=lambda address: address == ipaddress.ip_address("127.0.0.1"),
     )  # fmt: skip
     try:
-        await client.post(f"/api/v1/webhooks/{webhook_id}/test", headers=headers)
+        await module_client.post(f"/api/v1/webhooks/{webhook_id}/test", headers=headers)
         await strict.run_once()
     finally:
         await strict.aclose()
@@ -365,28 +363,30 @@ async def test_ssrf_is_refused_at_delivery_including_redirects(
 
 
 async def test_a_redirect_to_an_allowed_address_is_followed_and_host_is_kept(
-    client: httpx.AsyncClient, db_pool: asyncpg.Pool, receiver: Receiver, deliver: Deliverer
+    module_client: httpx.AsyncClient, db_pool: asyncpg.Pool, receiver: Receiver, deliver: Deliverer
 ) -> None:
-    _, headers = await developer(client)
-    webhook_id = await endpoint(client, headers, receiver, ["quota.low"], path="/start")
+    _, headers = await developer(module_client)
+    webhook_id = await endpoint(module_client, headers, receiver, ["quota.low"], path="/start")
     receiver.redirect_to = receiver.url + "/moved"
-    await client.post(f"/api/v1/webhooks/{webhook_id}/test", headers=headers)
+    await module_client.post(f"/api/v1/webhooks/{webhook_id}/test", headers=headers)
     await drain(deliver, db_pool, webhook_id)
     assert [r.path for r in receiver.received] == ["/start", "/moved"]
     assert receiver.received[0].host == receiver.url.removeprefix("http://")
 
 
 async def test_a_delivery_cut_off_midway_is_redelivered_with_the_same_id_once(
-    client: httpx.AsyncClient, db_pool: asyncpg.Pool, receiver: Receiver
+    module_client: httpx.AsyncClient, db_pool: asyncpg.Pool, receiver: Receiver
 ) -> None:
     """The worker dies while the receiver holds the request: the delivery's lease runs out,
     the next worker delivers it again with the same event id, and it ends delivered once."""
     first = deliverer(db_pool, lease_s=1.0)
     second = deliverer(db_pool, lease_s=1.0)
     try:
-        _, headers = await developer(client)
-        webhook_id = await endpoint(client, headers, receiver, ["quota.low"])
-        sent = (await client.post(f"/api/v1/webhooks/{webhook_id}/test", headers=headers)).json()
+        _, headers = await developer(module_client)
+        webhook_id = await endpoint(module_client, headers, receiver, ["quota.low"])
+        sent = (
+            await module_client.post(f"/api/v1/webhooks/{webhook_id}/test", headers=headers)
+        ).json()
         receiver.hold_s = 5.0
         dying = asyncio.create_task(first.run_once())
         for _ in range(200):
