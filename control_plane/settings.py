@@ -36,7 +36,7 @@ class UsageIngestSettings(EnvSettings):
     | variable | default | meaning |
     |---|---|---|
     | `USAGE_READ_COUNT` | 100 | XREADGROUP COUNT, per stream (1024 streams in one call) |
-    | `USAGE_READ_BLOCK_MS` | 1000 | XREADGROUP BLOCK (the worker's socket timeout exceeds it) |
+    | `USAGE_READ_BLOCK_MS` | 1000 | XREADGROUP BLOCK (< socket timeout); on a cluster: idle poll |
     | `USAGE_BATCH_MAX` | 5000 | most events written to Postgres in one transaction |
     | `USAGE_CLAIM_INTERVAL_S` | 30 | how often XAUTOCLAIM sweeps every stream |
     | `USAGE_CLAIM_MIN_IDLE_S` | 60 | entries pending longer than this are taken over |

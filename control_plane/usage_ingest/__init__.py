@@ -5,8 +5,9 @@ call's shard stream (`common/usage_events.py`); this package moves them into Pos
 file per job:
 
 - `streams.py` — **read** (one consumer group on all 1024 streams; one XREADGROUP names them
-  all), **acknowledge** (XACK and XDEL only after the batch committed), dead letters, claims
-  of entries a dead consumer left pending, lag;
+  all; on a Redis Cluster, one pipeline per primary), **acknowledge** (XACK and XDEL only
+  after the batch committed), dead letters, claims of entries a dead consumer left pending,
+  lag;
 - `parse.py` — **parse** every entry into a `UsageEvent` that `call_logs` will accept; a
   malformed one is dead-lettered and acknowledged, so it can never block its stream;
 - `write.py` — **write** a batch as ONE SQL statement (call_logs rows and every aggregate

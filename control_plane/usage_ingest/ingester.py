@@ -21,9 +21,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 import asyncpg
-import redis.asyncio as redis_asyncio
-from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import RedisClusterException, RedisError, ResponseError
 
+from common.redis_store import RedisClient
 from common.retry import retry
 from common.usage_events import MalformedUsageEvent, UsageEvent
 from control_plane.settings import UsageIngestSettings
@@ -38,7 +38,8 @@ logger = logging.getLogger("agentlink.worker.usage")
 
 _BATCH_ATTEMPTS = 5  # 0.5 + 1 + 2 + 4 s of backoff between them
 _PROGRESS_LOG_INTERVAL_S = 60.0
-_REDIS_DOWN = (RedisError, OSError)
+# A cluster client's own errors (no primary holds a slot, say) are not RedisErrors.
+_REDIS_DOWN = (RedisError, RedisClusterException, OSError)
 
 
 def default_consumer_name() -> str:
@@ -87,7 +88,7 @@ class UsageIngester:
 
     def __init__(
         self,
-        redis: redis_asyncio.Redis,
+        redis: RedisClient,
         db: asyncpg.Pool,
         *,
         settings: UsageIngestSettings | None = None,
@@ -373,7 +374,7 @@ class UsageIngester:
 
 
 async def ingest_once(
-    redis: redis_asyncio.Redis,
+    redis: RedisClient,
     db: asyncpg.Pool,
     *,
     settings: UsageIngestSettings | None = None,

@@ -6,20 +6,29 @@ exists). One XREADGROUP names all 1024 streams with `>`; everything else that to
 stream goes out in pipelines of 256 streams (`common.redis_store.pipelined`). An entry is
 acknowledged (XACK, then XDEL: its data is in Postgres) only after its batch committed, and a
 malformed one is copied to the dead-letter stream first, with `_stream`, `_id` and `_error`.
+
+On a Redis Cluster (REDIS_CLUSTER) the 1,024 streams are 1,024 slots, and a command naming
+keys of two slots is refused, so there is no one XREADGROUP: `read_new` and `claim_pending`
+send one pipeline per primary, of one non-blocking single-stream command per stream it holds,
+to all primaries at once (`per_node`). Each primary's pipeline stands alone, so a primary that
+is down costs only its own streams: what the others delivered is still returned and
+processed, never left pending for XAUTOCLAIM. With nothing anywhere, `read_new` sleeps
+USAGE_READ_BLOCK_MS instead of blocking (the poll interval when idle).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import redis.asyncio as redis_asyncio
-from redis.exceptions import ResponseError
+from redis.asyncio.cluster import RedisCluster
+from redis.exceptions import RedisClusterException, RedisError, ResponseError
 
 from common import keyspace
-from common.redis_store import pipelined
+from common.redis_store import RedisClient, pipelined
 
 logger = logging.getLogger("agentlink.worker.usage")
 
@@ -58,7 +67,7 @@ def is_nogroup(error: BaseException) -> bool:
     return isinstance(error, ResponseError) and str(error).startswith("NOGROUP")
 
 
-async def create_groups(redis: redis_asyncio.Redis) -> None:
+async def create_groups(redis: RedisClient) -> None:
     """The consumer group on every stream (and the stream); idempotent."""
 
     def create(pipe: Any, stream: str) -> None:
@@ -71,12 +80,18 @@ async def create_groups(redis: redis_asyncio.Redis) -> None:
 
 
 async def read_new(
-    redis: redis_asyncio.Redis, consumer: str, *, count: int, block_ms: int | None
+    redis: RedisClient, consumer: str, *, count: int, block_ms: int | None
 ) -> list[StreamEntry]:
     """Entries never delivered to any consumer, from all streams (COUNT per stream)."""
+    if isinstance(redis, RedisCluster):
+        return await _read_new_per_node(redis, consumer, count=count, block_ms=block_ms)
     reply = await redis.xreadgroup(
         GROUP, consumer, dict.fromkeys(STREAMS, ">"), count=count, block=block_ms
     )
+    return _entries_of_read(reply)
+
+
+def _entries_of_read(reply: Any) -> list[StreamEntry]:
     entries: list[StreamEntry] = []
     if not reply:
         return entries
@@ -88,8 +103,66 @@ async def read_new(
     return entries
 
 
+async def per_node(
+    redis: RedisCluster, keys: Sequence[str], queue: Callable[[Any, str], object]
+) -> list[tuple[list[str], list[Any]]]:
+    """`queue(pipe, key)` for every key, in one pipeline per primary (the keys it holds), all
+    primaries at once; each primary's keys with their replies, a failed command's error as
+    its reply, and a primary that cannot be reached giving its error as every reply."""
+    await redis.initialize()  # the slot map (a no-op once known)
+    by_node: dict[str, list[str]] = {}
+    for key in keys:
+        node = redis.get_node_from_key(key)  # None: no primary holds the slot (it fails)
+        by_node.setdefault("" if node is None else node.name, []).append(key)
+
+    async def one(node_keys: list[str]) -> tuple[list[str], list[Any]]:
+        try:
+            async with redis.pipeline(transaction=False) as pipe:
+                for key in node_keys:
+                    queue(pipe, key)
+                return node_keys, await pipe.execute(raise_on_error=False)
+        except (RedisError, RedisClusterException, OSError) as error:
+            return node_keys, [error] * len(node_keys)
+
+    return list(await asyncio.gather(*(one(node_keys) for node_keys in by_node.values())))
+
+
+def _first_failure(errors: list[BaseException]) -> BaseException:
+    """The error to raise when nothing was read: NOGROUP first (the ingester recreates)."""
+    return next((error for error in errors if is_nogroup(error)), errors[0])
+
+
+async def _read_new_per_node(
+    redis: RedisCluster, consumer: str, *, count: int, block_ms: int | None
+) -> list[StreamEntry]:
+    def queue(pipe: Any, stream: str) -> None:
+        pipe.xreadgroup(GROUP, consumer, {stream: ">"}, count=count)
+
+    entries: list[StreamEntry] = []
+    errors: list[BaseException] = []
+    for _, replies in await per_node(redis, STREAMS, queue):
+        for reply in replies:
+            if isinstance(reply, BaseException):
+                errors.append(reply)
+            else:
+                entries.extend(_entries_of_read(reply))
+    if errors and not entries:
+        raise _first_failure(errors)
+    if errors:
+        logger.warning(
+            "%d of %d usage streams could not be read: %s",
+            len(errors),
+            len(STREAMS),
+            type(errors[0]).__name__,
+            extra={"event": "usage"},
+        )
+    if not entries and block_ms:
+        await asyncio.sleep(block_ms / 1000)  # nothing anywhere: poll again later
+    return entries
+
+
 async def claim_pending(
-    redis: redis_asyncio.Redis,
+    redis: RedisClient,
     consumer: str,
     cursors: dict[str, str | bytes],
     *,
@@ -97,29 +170,37 @@ async def claim_pending(
     count: int,
 ) -> tuple[list[StreamEntry], dict[str, str | bytes]]:
     """One XAUTOCLAIM round over the streams in `cursors` (stream -> start id): the entries
-    taken over, and the cursors of the streams that have more."""
+    taken over, and the cursors of the streams that have more. On a cluster a primary that
+    cannot be reached is skipped for this round (its entries stay pending for the next
+    claim run), unless every stream failed."""
+
+    def queue(pipe: Any, stream: str) -> None:
+        pipe.xautoclaim(stream, GROUP, consumer, min_idle_ms, start_id=cursors[stream], count=count)
+
     claimed: list[StreamEntry] = []
     next_cursors: dict[str, str | bytes] = {}
-    async for chunk, replies in pipelined(
-        redis,
-        list(cursors),
-        lambda pipe, stream: pipe.xautoclaim(
-            stream, GROUP, consumer, min_idle_ms, start_id=cursors[stream], count=count
-        ),
-    ):
+    errors: list[BaseException] = []
+    if isinstance(redis, RedisCluster):
+        rounds = await per_node(redis, list(cursors), queue)
+    else:
+        rounds = [(list(chunk), replies) async for chunk, replies in pipelined(
+            redis, list(cursors), queue)]  # fmt: skip
+    for chunk, replies in rounds:
         for stream, reply in zip(chunk, replies, strict=True):
-            if isinstance(reply, Exception):
-                if is_nogroup(reply):
-                    continue  # no group yet: nothing can be pending there
-                raise reply
+            if isinstance(reply, BaseException):
+                if not is_nogroup(reply):  # no group yet: nothing can be pending there
+                    errors.append(reply)
+                continue
             cursor, items = reply[0], reply[1]
             claimed.extend(_entries_of(stream, items))
             if cursor not in (b"0-0", "0-0"):
                 next_cursors[stream] = cursor
+    if errors and (not isinstance(redis, RedisCluster) or len(errors) == len(cursors)):
+        raise errors[0]
     return claimed, next_cursors
 
 
-async def forget_idle_consumers(redis: redis_asyncio.Redis, keep: str, idle_ms: int) -> int:
+async def forget_idle_consumers(redis: RedisClient, keep: str, idle_ms: int) -> int:
     """Remove consumers (but `keep`) idle longer than `idle_ms` with nothing pending: dead
     processes. Returns how many (stream, consumer) pairs went."""
     removed = 0
@@ -149,7 +230,7 @@ def _queue_lag_probe(pipe: Any, stream: str) -> None:
     pipe.xlen(stream)
 
 
-async def stream_lag(redis: redis_asyncio.Redis) -> StreamLag:
+async def stream_lag(redis: RedisClient) -> StreamLag:
     """Pending + undelivered entries over all streams."""
     lag = pending = 0
     async for chunk, replies in pipelined(redis, STREAMS, _queue_lag_probe):
@@ -175,7 +256,7 @@ async def stream_lag(redis: redis_asyncio.Redis) -> StreamLag:
 
 
 async def dead_letter(
-    redis: redis_asyncio.Redis, rejected: Sequence[tuple[StreamEntry, str]], *, maxlen: int
+    redis: RedisClient, rejected: Sequence[tuple[StreamEntry, str]], *, maxlen: int
 ) -> None:
     """Copy refused entries, with their stream, id and the reason, to the dead-letter stream."""
     async with redis.pipeline(transaction=False) as pipe:
@@ -197,7 +278,7 @@ async def dead_letter(
         )
 
 
-async def acknowledge(redis: redis_asyncio.Redis, entries: Iterable[StreamEntry]) -> None:
+async def acknowledge(redis: RedisClient, entries: Iterable[StreamEntry]) -> None:
     """XACK, then XDEL: the entry's data is in Postgres, Redis need not keep it."""
     by_stream: dict[str, list[bytes]] = {}
     for entry in entries:

@@ -1,48 +1,70 @@
 """The worker's Redis side on a real 3-primary Valkey cluster (issue 13, Redis Cluster mode):
-the reaper reaches every shard's primary, and gives back each reservation exactly once."""
+the reaper reaches every shard's primary and gives back each reservation exactly once; the
+usage streams of every primary are read (and claimed) per node, each event written once.
+
+Until admission runs on the cluster, a call's reservation is left the way admit.lua leaves
+it (the prelude's own reservation format); it is then settled by the gateway's real commit
+(`Admitter.commit`, commit.lua) or reaped by the reaper, which write the usage events."""
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import uuid
+from decimal import Decimal
 
+import asyncpg
+import pytest_asyncio
 from redis.asyncio.cluster import RedisCluster
 
 from common import keyspace
 from common.redis_store import LuaScripts, lua_prelude
+from common.usage_events import CallStatus
 from control_plane.reaper import reap_expired
+from control_plane.settings import UsageIngestSettings
+from control_plane.usage_ingest import UsageIngester
 from crypto.api_keys import SHARD_COUNT
+from gateway.admission import Admission
+from gateway.call_result import CallResult
+from gateway.providers.base import Usage
 from tests.control_plane.conftest import CLUSTER_PRIMARIES
+from tests.control_plane.helpers import (
+    Expected,
+    Producer,
+    assert_totals,
+    call_log_rows,
+    wait_until,
+)
+from tests.factories import Account, Agent
 
-# What admit.lua leaves behind for a call it charged to quota, in the prelude's own
-# reservation format, already past its deadline: the gateway "died" before committing.
-# KEYS: resv:{sS}, resvq:{sS}, quota:{sS}:user; ARGV: call id, user id, units, request id.
-LEFT_BEHIND = (
-    lua_prelude()
-    + """
+# What admit.lua leaves for a call it charged to quota, in the prelude's own reservation
+# format, with its deadline ARGV[7] ms from now (negative: past, the gateway "died").
+# KEYS: resv:{sS}, resvq:{sS}, quota:{sS}:user
+# ARGV: call id, user id, units, request id, agent id, key id, deadline offset ms
+RESERVED = lua_prelude() + """
 local now = now_ms()
 redis.call("DECRBY", KEYS[3], ARGV[3])
 redis.call("HSET", KEYS[1], ARGV[1], encode_reservation({
-  user_id = ARGV[2], agent_id = "agent-1", agent_version = "1", charge = "quota",
-  units = ARGV[3], key_id = "key-1", admitted_ms = now - 5, request_id = ARGV[4], spend = "",
+  user_id = ARGV[2], agent_id = ARGV[5], agent_version = "1", charge = "quota",
+  units = ARGV[3], key_id = ARGV[6], admitted_ms = now - 5, request_id = ARGV[4], spend = "",
 }))
-redis.call("ZADD", KEYS[2], now - 1, ARGV[1])
+redis.call("ZADD", KEYS[2], now + tonumber(ARGV[7]), ARGV[1])
 return 1
-"""
-)
+"""  # fmt: skip
 
 
 async def leave_reservations(
     redis: RedisCluster, reservations: dict[int, tuple[str, str]], units: int
 ) -> None:
     """One expired reservation per shard: shard -> (user id, call id)."""
-    reserve = redis.register_script(LEFT_BEHIND)
+    reserve = redis.register_script(RESERVED)
 
     async def one(shard: int, user_id: str, call_id: str) -> None:
         quota = keyspace.quota(shard, user_id)
         await redis.set(quota, 100)
         keys = [keyspace.reservations(shard), keyspace.reservation_deadlines(shard), quota]
-        await reserve(keys=keys, args=[call_id, user_id, units, f"client-{shard}"])
+        args = [call_id, user_id, units, f"client-{shard}", "agent-1", "key-1", -1]
+        await reserve(keys=keys, args=args)
 
     items = list(reservations.items())
     for start in range(0, len(items), 64):  # the client's pool holds fewer connections
@@ -92,3 +114,144 @@ async def test_the_reaper_reloads_its_script_when_one_primary_lost_it(
     sha = scripts["reap"].sha
     assert await redis.execute_command("SCRIPT", "EXISTS", sha, target_nodes=lost) == [1]
     assert int(await redis.get(keyspace.quota(0, reservations[0][0]))) == 100
+
+
+class ClusterCalls:
+    """Calls of accounts on every primary to one agent, settled or reaped on the cluster,
+    and what Postgres must then hold (`Expected`)."""
+
+    def __init__(self, producer: Producer, redis: RedisCluster) -> None:
+        self.producer = producer
+        self.redis = redis
+        self._reserve = redis.register_script(RESERVED)
+        self.expected = Expected()
+        self.accounts: list[Account] = []
+        self.agent: Agent | None = None
+
+    async def open_accounts(self) -> None:
+        """Accounts until their shards are on every primary (a shard is drawn at random)."""
+        self.agent = await self.producer.agent(price=Decimal("0.02"))  # 2 units a call
+        nodes: set[str] = set()
+        while len(nodes) < CLUSTER_PRIMARIES:
+            account = await self.producer.account(quota=1000)
+            await self.redis.set(self.quota_key(account), 1000)  # as the gateway loads it
+            self.accounts.append(account)
+            nodes.add(self.redis.get_node_from_key(self.quota_key(account)).name)
+
+    @staticmethod
+    def quota_key(account: Account) -> str:
+        return keyspace.quota(account.developer.shard, account.developer.user_id)
+
+    async def reserve(self, account: Account, *, deadline_ms: int) -> Admission:
+        assert self.agent is not None
+        shard, user_id = account.developer.shard, account.developer.user_id
+        call_id = uuid.uuid4().hex
+        keys = [keyspace.reservations(shard), keyspace.reservation_deadlines(shard),
+                self.quota_key(account)]  # fmt: skip
+        args = [call_id, user_id, 2, f"client-{call_id[:8]}", self.agent.agent_id,
+                account.key.key_id, deadline_ms]  # fmt: skip
+        await self._reserve(keys=keys, args=args)
+        return Admission(
+            call_id=call_id, shard=shard, user_id=user_id, key_id=account.key.key_id,
+            agent_id=self.agent.agent_id, agent_version=1, rate_limit=0, rate_remaining=0,
+            rate_reset_ms=0, quota_remaining=0, charge="quota", units=2,
+        )  # fmt: skip
+
+    async def make(self, per_account: int) -> None:
+        """On every account: `per_account` committed calls (one in four failed, unbilled)."""
+        assert self.agent is not None
+        for account in self.accounts:
+            for n in range(per_account):
+                admission = await self.reserve(account, deadline_ms=60_000)
+                billable = n % 4 != 3
+                result = ANSWERED if billable else FAILED
+                settled = await self.producer.admitter.commit(
+                    admission, result, latency_ms=5, request_id=f"client-{n}"
+                )
+                assert settled
+                self.expected.record(admission, self.agent, billable=billable)
+
+    async def abandon(self) -> None:
+        """One reservation past its deadline on every account, for the reaper."""
+        assert self.agent is not None
+        for account in self.accounts:
+            admission = await self.reserve(account, deadline_ms=-1)
+            self.expected.record(admission, self.agent, billable=False)
+
+    async def assert_written_once(self, db: asyncpg.Pool) -> None:
+        assert self.agent is not None
+        await assert_totals(db, self.expected, self.accounts, [self.agent])
+        for account in self.accounts:
+            stream = keyspace.usage_stream(account.developer.shard)
+            assert await self.redis.xlen(stream) == 0  # acknowledged and deleted
+            (group,) = await self.redis.xinfo_groups(stream)
+            assert group["pending"] == 0
+
+
+ANSWERED = CallResult.answered(Usage(input_tokens=3, output_tokens=4))
+FAILED = CallResult(
+    CallStatus.ERROR, billable=False, http_status=502, error_code="50201", usage=None
+)
+
+
+@pytest_asyncio.fixture
+async def cluster_calls(db_pool: asyncpg.Pool, cluster_redis: RedisCluster) -> ClusterCalls:
+    scripts = LuaScripts(cluster_redis)
+    calls = ClusterCalls(Producer(db_pool, cluster_redis, scripts), cluster_redis)  # type: ignore[arg-type]
+    await calls.open_accounts()
+    return calls
+
+
+async def test_events_on_every_primary_are_ingested_once_on_the_cluster(
+    db_pool: asyncpg.Pool, cluster_redis: RedisCluster, cluster_calls: ClusterCalls
+) -> None:
+    ingester = UsageIngester(cluster_redis, db_pool)
+    await ingester.ensure_groups()  # on the streams of every primary
+    await cluster_calls.make(per_account=8)
+    await cluster_calls.abandon()
+    reaped = await reap_expired(cluster_redis, cluster_calls.producer.scripts)
+    assert reaped == len(cluster_calls.accounts)
+
+    written = await ingester.drain()
+
+    assert written == len(cluster_calls.expected.calls)
+    await cluster_calls.assert_written_once(db_pool)
+    assert await ingester.drain() == 0  # nothing is read twice
+    assert (await ingester.sample_lag()).lag == 0
+
+
+async def test_the_worker_loop_ingests_from_every_primary_and_stops(
+    db_pool: asyncpg.Pool, cluster_redis: RedisCluster, cluster_calls: ClusterCalls
+) -> None:
+    """The long-running loop polls the primaries (USAGE_READ_BLOCK_MS apart when idle)."""
+    usage = dataclasses.replace(UsageIngestSettings.from_env({}), read_block_ms=50)
+    ingester = UsageIngester(cluster_redis, db_pool, settings=usage)
+    stop = asyncio.Event()
+    loop = asyncio.create_task(ingester.run(stop))
+    await asyncio.sleep(0.2)  # idle polls first: nothing there yet
+    await cluster_calls.make(per_account=4)
+
+    async def all_written() -> bool:
+        rows = await call_log_rows(db_pool, [a.developer.user_id for a in cluster_calls.accounts])
+        return len(rows) == len(cluster_calls.expected.calls)
+
+    await wait_until(all_written, 30, "every event in call_logs")
+    stop.set()
+    await asyncio.wait_for(loop, 5)
+    await cluster_calls.assert_written_once(db_pool)
+
+
+async def test_entries_a_dead_consumer_left_pending_are_claimed_on_every_primary(
+    db_pool: asyncpg.Pool, cluster_redis: RedisCluster, cluster_calls: ClusterCalls
+) -> None:
+    dead = UsageIngester(cluster_redis, db_pool, consumer="dead-worker")
+    await dead.ensure_groups()
+    await cluster_calls.make(per_account=3)
+    delivered = await dead.read_new(block_ms=None)  # ... and then it died, acknowledging none
+    assert len(delivered) == len(cluster_calls.expected.calls)
+    assert await dead.read_new(block_ms=None) == []  # delivered: no longer new
+
+    survivor = UsageIngester(cluster_redis, db_pool, consumer="survivor")
+    assert await survivor.claim_stale(min_idle_ms=0) == len(delivered)
+
+    await cluster_calls.assert_written_once(db_pool)
