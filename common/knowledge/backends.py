@@ -24,7 +24,7 @@ def build_embedder(settings: EmbeddingSettings) -> Embedder:
         return OpenAIEmbedder(settings)
     from common.knowledge.local_embedder import LocalEmbedder  # noqa: PLC0415
 
-    return LocalEmbedder(threads=settings.threads)
+    return LocalEmbedder(threads=settings.threads, runtime=settings.runtime)
 
 
 def build_question_embedder(settings: EmbeddingSettings) -> QuestionEmbedder:
@@ -40,5 +40,5 @@ def build_question_embedder(settings: EmbeddingSettings) -> QuestionEmbedder:
     return ServiceEmbedder(
         Path(settings.socket_path) if settings.socket_path else default_socket_path(),
         timeout_s=settings.timeout_s, start_timeout_s=settings.start_timeout_s,
-        threads=settings.threads, nice=settings.nice,
+        threads=settings.threads, nice=settings.nice, runtime=settings.runtime,
     )  # fmt: skip

@@ -2,9 +2,11 @@
 workers over a Unix socket.
 
     python -m common.knowledge.embedding_service --socket PATH [--parent-pid PID] [--nice N]
+        [--runtime onnx|numpy] [--threads N]
 
-Why a process: the forward pass is ~20 ms of CPU per question and NumPy holds the GIL
-between its kernels, so in a gateway worker it stalls the event loop of every other call, and
+Why a process: the forward pass is ~10 ms (ONNX Runtime; ~20 NumPy) of CPU per question,
+NumPy holds the GIL between its kernels, so in a gateway worker it stalls the event loop of
+every other call, and
 the model's weights and NumPy cost each worker ~120 MiB. Here they are paid once per host,
 and the workers stay small and never wait for the model (common/knowledge/service_embedder.py
 is their side; common/knowledge/embedding_wire.py the frames).
@@ -34,6 +36,7 @@ from typing import TYPE_CHECKING
 import orjson
 
 from common.knowledge.embedding_wire import ERROR, VECTORS, FrameError, frame, read_frame
+from common.knowledge.vectors import RUNTIMES
 
 if TYPE_CHECKING:
     from common.knowledge.minilm import MiniLM
@@ -152,6 +155,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--socket", type=Path, required=True)
     parser.add_argument("--parent-pid", type=int, default=None)
     parser.add_argument("--nice", type=int, default=0)
+    parser.add_argument("--runtime", choices=RUNTIMES, default="onnx")
+    parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     if args.parent_pid is not None:
@@ -162,14 +167,15 @@ def main(argv: list[str] | None = None) -> int:
         return 0  # another service has the socket
     if args.nice:
         os.nice(args.nice)
-    # One BLAS thread unless told otherwise: the batch is the unit of parallelism here.
-    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+    # One thread unless told otherwise: the batch is the unit of parallelism here, and more
+    # threads would take cores from the gateway's workers on the same host.
+    os.environ["OPENBLAS_NUM_THREADS"] = str(args.threads)
     from common.knowledge.minilm import MiniLM  # noqa: PLC0415 - after the thread count
 
     listener = _listen(path)
     try:
         # Connections made while the model loads wait in the listen backlog.
-        model = MiniLM.load()
+        model = MiniLM.load(runtime=args.runtime, threads=args.threads)
         asyncio.run(_serve(listener, model, args.parent_pid))
     finally:
         with contextlib.suppress(FileNotFoundError):

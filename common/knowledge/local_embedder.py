@@ -1,10 +1,11 @@
 """The `local` embedding backend: all-MiniLM-L6-v2 (common/knowledge/minilm.py) in this process.
 
 Nothing is paid until the first `embed`: the model (~100 MiB, about a second) is loaded then,
-once, in the worker thread. The forward pass is CPU work that releases the GIL inside NumPy;
-it runs on a small thread pool of its own (`EMBEDDING_THREADS`), so the event loop keeps
-serving other calls while a question is embedded, and at most that many embeddings run at
-once (more wait their turn in the pool's queue, costing nothing but latency).
+once, in the worker thread. The forward pass is CPU work that releases the GIL inside ONNX
+Runtime (or NumPy's kernels); it runs on a small thread pool of its own (`EMBEDDING_THREADS`),
+each batch on one thread, so the event loop keeps serving other calls while a batch is
+embedded, and at most that many embeddings run at once (more wait their turn in the pool's
+queue, costing nothing but latency).
 """
 
 from __future__ import annotations
@@ -15,11 +16,12 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 from common.knowledge.embedding import EmbeddingError, Vectors
-from common.knowledge.minilm import DIMENSION, MODEL_NAME, MiniLM
+from common.knowledge.minilm import DIMENSION, MODEL_NAME, MiniLM, Runtime
 
 
 class LocalEmbedder:
-    def __init__(self, *, threads: int = 1) -> None:
+    def __init__(self, *, threads: int = 1, runtime: Runtime = "onnx") -> None:
+        self._runtime: Runtime = runtime
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="embedding")
         self._model: MiniLM | None = None
         self._loading = threading.Lock()
@@ -42,7 +44,7 @@ class LocalEmbedder:
         if model is None:
             with self._loading:
                 if self._model is None:
-                    self._model = MiniLM.load()
+                    self._model = MiniLM.load(runtime=self._runtime)
                 model = self._model
         return model.embed(list(texts))
 

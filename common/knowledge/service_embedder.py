@@ -23,7 +23,7 @@ import orjson
 
 import common
 from common.knowledge.embedding_wire import ERROR, VECTORS, FrameError, frame, read_frame
-from common.knowledge.vectors import LOCAL_MODEL_NAME, STORED_DIMENSION, EmbeddingError
+from common.knowledge.vectors import LOCAL_MODEL_NAME, STORED_DIMENSION, EmbeddingError, Runtime
 
 _MAX_IDLE = 8
 _POLL_S = 0.05
@@ -43,12 +43,14 @@ class ServiceEmbedder:
         start_timeout_s: float,
         threads: int = 1,
         nice: int = 0,
+        runtime: Runtime = "onnx",
     ) -> None:
         self._path = socket_path
         self._timeout_s = timeout_s
         self._start_timeout_s = start_timeout_s
         self._threads = threads
         self._nice = nice
+        self._runtime = runtime
         self._idle: list[Connection] = []
         self._starting = asyncio.Lock()
         self._started: asyncio.subprocess.Process | None = None
@@ -140,7 +142,8 @@ class ServiceEmbedder:
         self._started = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "common.knowledge.embedding_service",
             "--socket", str(self._path), "--parent-pid", str(os.getpid()),
-            "--nice", str(self._nice),
+            "--nice", str(self._nice), "--runtime", self._runtime,
+            "--threads", str(self._threads),
             stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL, env=environ,
         )  # fmt: skip
         return self._started

@@ -7,11 +7,14 @@ The full interface (batches, NumPy arrays) is common/knowledge/embedding.py, for
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Protocol, SupportsFloat
+from typing import Literal, Protocol, SupportsFloat
 
 # The width of knowledge_chunks.embedding (migrations/0003): every backend must produce it.
 STORED_DIMENSION = 384
 LOCAL_MODEL_NAME = "all-MiniLM-L6-v2"
+# The local model's forward pass (`EMBEDDING_RUNTIME`, common/knowledge/minilm.py).
+Runtime = Literal["onnx", "numpy"]
+RUNTIMES: tuple[Runtime, ...] = ("onnx", "numpy")
 
 
 class EmbeddingError(Exception):

@@ -1,5 +1,6 @@
 """The embedding service (a process of its own, shared by a host's gateway workers) and the
-gateway's client of it, with the real model: same vectors as in process; one service however
+gateway's client of it, with the real model: same vectors as in process, from the configured
+runtime; one service however
 many workers start it at once; restarted transparently after it dies; gone with its parent;
 a clear error for a service that does not answer; and the client never loads NumPy."""
 
@@ -19,10 +20,13 @@ import numpy as np
 import pytest
 import pytest_asyncio
 
+from common.knowledge.backends import build_question_embedder
 from common.knowledge.embedding_wire import ERROR, frame, read_frame
-from common.knowledge.minilm import MiniLM
+from common.knowledge.minilm import RUNTIMES, MiniLM
 from common.knowledge.service_embedder import ServiceEmbedder
+from common.knowledge.settings import EmbeddingSettings
 from common.knowledge.vectors import STORED_DIMENSION, EmbeddingError
+from common.settings import SettingsError
 
 TEXTS = ["Is the Tern flask covered by a warranty?", "short", "Orders leave Rotterdam daily."]
 
@@ -157,6 +161,33 @@ def test_the_gateway_side_never_loads_numpy(socket_path: Path) -> None:
         env={**os.environ, "PYTHONPATH": CODE_ROOT},
     )  # fmt: skip
     assert done.stdout.split() == [b"384", b"383", b"False"]
+
+
+def loaded_libraries(pid: int) -> str:
+    return Path(f"/proc/{pid}/maps").read_text()
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+async def test_the_service_runs_the_configured_runtime(socket_path: Path, runtime: str) -> None:
+    settings = EmbeddingSettings.from_env(
+        {"EMBEDDING_SOCKET": str(socket_path), "EMBEDDING_RUNTIME": runtime}
+    )
+    client = build_question_embedder(settings)
+    try:
+        vector = np.array(await client.embed_question(TEXTS[0]))
+        expected = MiniLM.load(runtime=runtime).embed(TEXTS[:1])[0]
+        assert np.abs(vector - expected).max() < 1e-6
+        (pid,) = service_pids(socket_path)
+        assert ("onnxruntime" in loaded_libraries(pid)) == (runtime == "onnx")
+    finally:
+        await client.aclose()
+    assert gone(socket_path)
+
+
+def test_an_unknown_runtime_is_a_settings_error() -> None:
+    with pytest.raises(SettingsError, match="EMBEDDING_RUNTIME"):
+        EmbeddingSettings.from_env({"EMBEDDING_RUNTIME": "torch"})
+    assert EmbeddingSettings.from_env({}).runtime == "onnx"
 
 
 async def test_a_service_that_does_not_answer_is_a_clear_error(socket_path: Path) -> None:
