@@ -1,0 +1,122 @@
+"""`EMBEDDING_RUNTIME` reaches the processes that run the model, as real processes: the worker
+(`python -m control_plane.worker`) embeds an uploaded file with the configured runtime, and the
+embedding service a gateway starts for its first knowledge call runs it too; the runtime a
+process loaded is read from its memory map (ONNX Runtime's shared library is there, or not).
+An unknown runtime stops the worker and the gateway at start-up, naming the variable."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import openai
+import pytest
+
+from common.knowledge.vectors import RUNTIMES
+from devstack.servers import free_port
+from tests.common.knowledge.test_embedding_service import gone, loaded_libraries, service_pids
+from tests.control_plane.api_client import bearer, register
+from tests.control_plane.helpers import wait_until
+from tests.processes import Servers, serve_gateway, worker_env
+from tests.processes import gateway_env as gateway_env_for
+from tests.test_knowledge_end_to_end import SECRET_FACT, developer_key, publish_agent
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def runs_onnx(pid: int) -> bool:
+    return "onnxruntime" in loaded_libraries(pid)
+
+
+@pytest.fixture(params=RUNTIMES)
+def runtime(request: pytest.FixtureRequest) -> str:
+    value: str = request.param
+    return value
+
+
+@pytest.fixture
+def worker(
+    servers: Servers, database_url: str, tmp_path: Path, runtime: str
+) -> Iterator[subprocess.Popen[bytes]]:
+    """`python -m control_plane.worker` with EMBEDDING_RUNTIME=`runtime`."""
+    env = os.environ | worker_env(database_url, servers.redis_url, EMBEDDING_RUNTIME=runtime)
+    log = tmp_path / "worker.log"
+    with open(log, "wb") as output:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "control_plane.worker"], cwd=ROOT, env=env,
+            stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    yield process
+    process.kill()
+    process.wait(timeout=15)
+    print(log.read_text()[-3000:])  # shown by pytest only when the test failed
+
+
+async def test_the_worker_and_the_gateways_service_run_the_configured_runtime(
+    gateway_env: dict[str, str], control_url: str, worker: subprocess.Popen[bytes], runtime: str
+) -> None:
+    socket_path = Path(f"/tmp/agentlink-wiring-{os.getpid()}-{runtime}/embedding.sock")
+    upload = [("file", ("facts.txt", SECRET_FACT.encode()))]
+    async with httpx.AsyncClient(base_url=control_url, timeout=30) as api:
+        creator = bearer((await register(api, "creator"))["access_token"])
+        agent_id = await publish_agent(api, creator, knowledge={"enabled": True})
+        uploaded = await api.post(
+            f"/api/v1/agents/{agent_id}/knowledge", headers=creator, files=upload
+        )
+        assert uploaded.status_code == 202, uploaded.text
+
+        async def ready() -> bool:
+            listed = await api.get(f"/api/v1/agents/{agent_id}/knowledge", headers=creator)
+            return [f["status"] for f in listed.json()["items"]] == ["ready"]
+
+        await wait_until(ready, 120, "the worker to index the file")
+        key = await developer_key(api)
+    assert worker.poll() is None
+    assert runs_onnx(worker.pid) == (runtime == "onnx")
+
+    gateway = gateway_env | {"UPSTREAM_TIMEOUT_S": "30", "EMBEDDING_RUNTIME": runtime,
+                             "EMBEDDING_SOCKET": str(socket_path)}  # fmt: skip
+    with serve_gateway(gateway) as gateway_url:
+        async with openai.AsyncOpenAI(
+            base_url=f"{gateway_url}/proxy/v1/agents/{agent_id}", api_key=key, max_retries=0
+        ) as client:
+            reply = await client.chat.completions.create(
+                model="ignored",
+                messages=[{"role": "user", "content": "Halden desk code? [[mock echo_system]]"}],
+            )
+        assert "seven four one nine" in (reply.choices[0].message.content or "")
+        (service,) = service_pids(socket_path)
+        assert runs_onnx(service) == (runtime == "onnx")
+    assert gone(socket_path)
+
+
+def start_up(command: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        command, cwd=ROOT, env=os.environ | env, capture_output=True, text=True, timeout=60,
+        stdin=subprocess.DEVNULL, check=False,
+    )  # fmt: skip
+
+
+UNREACHABLE = {"DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none",
+               "REDIS_URL": "redis://127.0.0.1:1/0"}  # fmt: skip
+
+
+def test_an_unknown_runtime_stops_the_worker_at_start_up() -> None:
+    done = start_up([sys.executable, "-m", "control_plane.worker"],
+                    UNREACHABLE | {"EMBEDDING_RUNTIME": "torch"})  # fmt: skip
+    assert done.returncode != 0
+    assert "EMBEDDING_RUNTIME must be one of onnx, numpy" in done.stderr
+
+
+def test_an_unknown_runtime_stops_the_gateway_at_start_up() -> None:
+    env = gateway_env_for(UNREACHABLE["DATABASE_URL"], UNREACHABLE["REDIS_URL"],
+                      EMBEDDING_RUNTIME="torch")  # fmt: skip
+    command = [sys.executable, "-m", "uvicorn", "--factory", "gateway.app:create_app",
+               "--host", "127.0.0.1", "--port", str(free_port())]  # fmt: skip
+    done = start_up(command, env)
+    assert done.returncode != 0
+    assert "EMBEDDING_RUNTIME must be one of onnx, numpy" in done.stderr
