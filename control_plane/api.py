@@ -28,19 +28,12 @@ from control_plane.auth.tokens import authenticate
 from control_plane.state import ControlPlaneState
 
 
-@dataclass(frozen=True, slots=True)
-class Context:
-    """What a handler gets besides its body."""
+class RequestView:
+    """What an API handler's `Context` and a dashboard page's `PageContext` both read of
+    their request."""
 
-    state: ControlPlaneState
+    __slots__ = ()
     request: Request
-    principal: Principal | None  # None only on public operations
-
-    @property
-    def user(self) -> Principal:
-        """The caller, on an authenticated operation."""
-        assert self.principal is not None, "public operation has no caller"
-        return self.principal
 
     @property
     def path(self) -> Mapping[str, Any]:
@@ -53,6 +46,21 @@ class Context:
     @property
     def client_ip(self) -> str | None:
         return self.request.client.host if self.request.client else None
+
+
+@dataclass(frozen=True, slots=True)
+class Context(RequestView):
+    """What a handler gets besides its body."""
+
+    state: ControlPlaneState
+    request: Request
+    principal: Principal | None  # None only on public operations
+
+    @property
+    def user(self) -> Principal:
+        """The caller, on an authenticated operation."""
+        assert self.principal is not None, "public operation has no caller"
+        return self.principal
 
 
 Handler = Callable[..., Awaitable[Any]]

@@ -15,8 +15,10 @@ a bug: logged with its traceback and not retried.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -83,10 +85,10 @@ class Settler:
                 "commit failed, retrying until the reservation deadline",
                 extra={"request_id": request_id, "error_code": type(error).__name__},
             )
-        task = asyncio.create_task(
-            self._retry(admission, result, request_id=request_id, latency_ms=latency_ms,
-                        deadline=deadline)
-        )  # fmt: skip
+        commit_again = functools.partial(
+            self._admitter.commit, admission, result, latency_ms=latency_ms, request_id=request_id
+        )
+        task = asyncio.create_task(self._retry(commit_again, request_id, deadline))
         self._track(task)
 
     def _track(self, task: asyncio.Future[Any]) -> None:
@@ -100,13 +102,7 @@ class Settler:
             logger.error("commit failed after its call was cancelled", exc_info=error)
 
     async def _retry(
-        self,
-        admission: Admission,
-        result: CallResult,
-        *,
-        request_id: str,
-        latency_ms: int,
-        deadline: float,
+        self, commit: Callable[[], Awaitable[bool]], request_id: str, deadline: float
     ) -> bool:
         backoff = _FIRST_BACKOFF_S
         while True:
@@ -121,9 +117,7 @@ class Settler:
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, _MAX_BACKOFF_S)
             try:
-                await self._admitter.commit(
-                    admission, result, latency_ms=latency_ms, request_id=request_id
-                )
+                await commit()
             except RedisError as error:
                 if redis_is_away(error):
                     continue

@@ -165,14 +165,6 @@ async def revoke_api_keys(connection: DbConnection, user_id: str) -> list[asyncp
     )
 
 
-async def revoke_sessions(connection: DbConnection, user_id: str) -> int:
-    status: str = await connection.execute(
-        "UPDATE refresh_tokens SET revoked_at = now() WHERE user_id = $1 AND revoked_at IS NULL",
-        user_id,
-    )
-    return int(status.rsplit(" ", 1)[1])
-
-
 async def disable_webhooks(connection: DbConnection, user_id: str) -> int:
     status: str = await connection.execute(
         "UPDATE webhooks SET active = false WHERE user_id = $1 AND active", user_id

@@ -61,6 +61,7 @@ from control_plane.admin.schemas import (
     UserStatusUpdate,
 )
 from control_plane.auth.principal import Principal
+from control_plane.auth.repository import revoke_user_families
 from control_plane.gateway_sync import hold_write_through
 from control_plane.rows import from_row
 from control_plane.state import ControlPlaneState
@@ -202,7 +203,7 @@ async def set_user_status(
         if body.status == "suspended" and before != UserStatus.SUSPENDED:
             # A suspension often answers a compromise: the sessions do not come back with
             # the account. Access tokens stop at once (they check the user record).
-            facts["revoked_sessions"] = await repository.revoke_sessions(connection, user_id)
+            facts["revoked_sessions"] = await revoke_user_families(connection, user_id)
         await audit.record_change(
             connection, actor=actor, action="user.status", target_type="user",
             target_id=user_id, before={"status": before}, after={"status": body.status},
@@ -256,7 +257,7 @@ async def delete_user(
         if target["status"] == UserStatus.DELETED:
             return UserDeleted(user_id, "deleted", 0, 0, 0, 0)
         keys = await repository.revoke_api_keys(connection, user_id)
-        sessions = await repository.revoke_sessions(connection, user_id)
+        sessions = await revoke_user_families(connection, user_id)
         webhooks = await repository.disable_webhooks(connection, user_id)
         agents = await repository.deactivate_creator_agents(connection, user_id)
         await repository.close_user(connection, user_id, f"deleted-{user_id}@deleted.invalid")

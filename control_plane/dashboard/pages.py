@@ -23,7 +23,7 @@ import base64
 import hashlib
 import hmac
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, quote
@@ -36,6 +36,7 @@ from starlette.routing import Route
 from common.asgi import ClientDisconnected, read_body, request_id_of
 from common.errors import ApiError, ErrorCode, error_body
 from common.validation import check_decoded, check_text
+from control_plane.api import RequestView
 from control_plane.auth.principal import Permission, Principal, UserType
 from control_plane.dashboard import csrf
 from control_plane.dashboard.session import Session, resolve, secure_cookies, write_cookies
@@ -94,7 +95,7 @@ class Form:
 
 
 @dataclass(slots=True)
-class PageContext:
+class PageContext(RequestView):
     state: ControlPlaneState
     dash: DashboardState
     request: Request
@@ -109,18 +110,6 @@ class PageContext:
         """The caller, on a page that is not public."""
         assert self.session.principal is not None, "public page has no caller"
         return self.session.principal
-
-    @property
-    def path(self) -> Mapping[str, Any]:
-        return self.request.path_params
-
-    @property
-    def query(self) -> Mapping[str, str]:
-        return self.request.query_params
-
-    @property
-    def client_ip(self) -> str | None:
-        return self.request.client.host if self.request.client else None
 
     @property
     def csrf_token(self) -> str:

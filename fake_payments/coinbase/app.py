@@ -4,46 +4,26 @@ from __future__ import annotations
 
 import copy
 import itertools
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 
-from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
 
-from fake_payments import inspection
 from fake_payments.coinbase import events
 from fake_payments.coinbase.charges import Charges, CoinbaseError
 from fake_payments.config import FakeConfig
-from fake_payments.recorder import Recorder, WebhookSender
+from fake_payments.inspection import FakeProviderApp
 
 
-class FakeCoinbase:
-    """An ASGI app; `charges`, `events`, `recorder` and `config` are there for tests."""
+class FakeCoinbase(FakeProviderApp):
+    """The fake Coinbase Commerce; `charges` and `events` are there for tests too."""
 
     def __init__(self, config: FakeConfig) -> None:
-        self.config = config
+        super().__init__(config)
         self.charges: dict[str, dict[str, Any]] = {}  # by code
         self.events: dict[str, dict[str, Any]] = {}  # by event id
-        self.recorder = Recorder()
-        self.sender = WebhookSender(config, self.recorder)
         self._deliveries = itertools.count(1)
-        routes = [
-            *inspection.routes(self.recorder),
-            Route("/_fake/events/{event_id}/resend", self._resend, methods=["POST"]),
-            *Charges(self).routes(),
-        ]
-        self.app = Starlette(routes=routes, lifespan=self._lifespan)
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        await self.app(scope, receive, send)
-
-    @asynccontextmanager
-    async def _lifespan(self, app: Starlette) -> AsyncIterator[None]:
-        yield
-        await self.sender.aclose()
+        self.serve(Charges(self).routes())
 
     def authenticate(self, request: Request) -> None:
         key = request.headers.get("x-cc-api-key", "")
@@ -62,7 +42,7 @@ class FakeCoinbase:
         headers = events.delivery_headers(body, secret)
         return await self.sender.send(event["id"], event["type"], body, headers)
 
-    async def _resend(self, request: Request) -> Response:
+    async def resend(self, request: Request) -> Response:
         event = self.events.get(request.path_params["event_id"])
         if event is None:
             return CoinbaseError(404, "not_found", "Not found").response()

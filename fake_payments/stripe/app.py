@@ -4,18 +4,15 @@ signed events) and the route table the resource modules contribute to."""
 from __future__ import annotations
 
 import hashlib
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
 from typing import Any
 
-from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from fake_payments import inspection
 from fake_payments.config import FakeConfig
-from fake_payments.recorder import Recorder, WebhookSender
+from fake_payments.inspection import FakeProviderApp
 from fake_payments.stripe import charges, checkout_sessions, connect, events, refunds
 from fake_payments.stripe.store import StripeStore
 from fake_payments.stripe.wire import StripeError, decode_form, json
@@ -24,32 +21,19 @@ ApiHandler = Callable[[Request, dict[str, Any]], Awaitable[dict[str, Any]]]
 Scope = dict[str, Any]
 
 
-class FakeStripe:
-    """An ASGI app; `store`, `recorder` and `config` are there for tests to inspect and steer."""
+class FakeStripe(FakeProviderApp):
+    """The fake Stripe; `store` is there for tests to inspect and steer too."""
 
     def __init__(self, config: FakeConfig) -> None:
-        self.config = config
+        super().__init__(config)
         self.store = StripeStore()
-        self.recorder = Recorder()
-        self.sender = WebhookSender(config, self.recorder)
-        routes = [
-            *inspection.routes(self.recorder),
-            Route("/_fake/events/{event_id}/resend", self._resend, methods=["POST"]),
+        self.serve([
             Route("/v1/events/{event_id}", self.api(self._get_event), methods=["GET"]),
             *checkout_sessions.routes(self),
             *charges.routes(self),
             *refunds.routes(self),
             *connect.routes(self),
-        ]
-        self.app = Starlette(routes=routes, lifespan=self._lifespan)
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        await self.app(scope, receive, send)
-
-    @asynccontextmanager
-    async def _lifespan(self, app: Starlette) -> AsyncIterator[None]:
-        yield
-        await self.sender.aclose()
+        ])  # fmt: skip
 
     # --- plumbing every API endpoint goes through -------------------------------------------
 
@@ -103,7 +87,7 @@ class FakeStripe:
 
     # --- inspection and control -------------------------------------------------------------
 
-    async def _resend(self, request: Request) -> Response:
+    async def resend(self, request: Request) -> Response:
         try:
             event = self.store.get("event", request.path_params["event_id"])
         except StripeError as error:

@@ -29,7 +29,7 @@ from control_plane.earnings.payouts.base import (
     PayoutOutcome,
     PayoutOutcomeUnknown,
 )
-from control_plane.payments.providers.stripe_checkout import _HTTPXClient
+from control_plane.payments.providers.stripe_checkout import stripe_client
 from control_plane.payments.settings import StripeSettings
 
 logger = logging.getLogger("agentlink.worker.payouts")
@@ -47,13 +47,7 @@ class StripeConnectPayouts:
     name = "stripe"
 
     def __init__(self, settings: StripeSettings, *, timeout_s: float) -> None:
-        self._http = _HTTPXClient(timeout=timeout_s)
-        self._client = stripe.StripeClient(
-            settings.secret_key,
-            base_addresses={"api": settings.api_base},
-            http_client=self._http,
-            max_network_retries=0,
-        )
+        self._http, self._client = stripe_client(settings, timeout_s=timeout_s, retries=0)
 
     async def aclose(self) -> None:
         await self._http.close_async()  # type: ignore[no-untyped-call]
@@ -97,10 +91,7 @@ async def connect_account(
     settings: StripeSettings, *, email: str, creator_id: str, return_url: str, timeout_s: float
 ) -> tuple[str, str]:
     """A new Express account for the creator and its onboarding link: (account id, url)."""
-    http = _HTTPXClient(timeout=timeout_s)
-    client = stripe.StripeClient(
-        settings.secret_key, base_addresses={"api": settings.api_base}, http_client=http
-    )
+    http, client = stripe_client(settings, timeout_s=timeout_s)
     try:
         account = await client.v1.accounts.create_async(
             {
@@ -127,10 +118,7 @@ async def connect_account(
 async def account_status(
     settings: StripeSettings, account_id: str, *, timeout_s: float
 ) -> dict[str, bool]:
-    http = _HTTPXClient(timeout=timeout_s)
-    client = stripe.StripeClient(
-        settings.secret_key, base_addresses={"api": settings.api_base}, http_client=http
-    )
+    http, client = stripe_client(settings, timeout_s=timeout_s)
     try:
         account = await client.v1.accounts.retrieve_async(account_id)
     finally:

@@ -17,7 +17,6 @@ from decimal import Decimal
 from typing import Any
 
 import httpx
-import orjson
 
 from control_plane.payments.providers import fields
 from control_plane.payments.providers.base import (
@@ -96,11 +95,7 @@ class CoinbaseCommerce:
             matched |= hmac.compare_digest(signature(secret, body).encode("ascii"), given)
         if not matched:
             raise WebhookRejected("the Coinbase signature does not match")
-        try:
-            payload = orjson.loads(body)
-        except orjson.JSONDecodeError:
-            raise WebhookRejected("the body is not a Coinbase event") from None
-        return self.parse(payload)
+        return self.parse(fields.json_body(body, "the body is not a Coinbase event"))
 
     def parse(self, payload: dict[str, Any]) -> ProviderEvent:
         return parse_event(payload)

@@ -10,7 +10,17 @@ import uuid
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+import orjson
+
 from control_plane.payments.providers.base import WebhookRejected
+
+
+def json_body(body: bytes, malformed: str) -> Any:
+    """A verified webhook body parsed; `malformed` is the refusal when it is not JSON."""
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise WebhookRejected(malformed) from None
 
 
 def obj(parent: Any, key: str) -> dict[str, Any]:

@@ -14,7 +14,6 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
-import orjson
 import stripe
 
 from control_plane.payments.providers import fields
@@ -54,18 +53,27 @@ class _HTTPXClient(stripe.HTTPXClient):
         return args
 
 
+def stripe_client(
+    settings: StripeSettings, *, timeout_s: float, retries: int | None = None
+) -> tuple[_HTTPXClient, stripe.StripeClient]:
+    """The library's client on STRIPE_API_BASE, and its HTTP client (closed by the owner);
+    `retries` None: the library's default."""
+    http = _HTTPXClient(timeout=timeout_s)
+    client = stripe.StripeClient(
+        settings.secret_key,
+        base_addresses={"api": settings.api_base},
+        http_client=http,
+        max_network_retries=retries,
+    )
+    return http, client
+
+
 class StripeCheckout:
     name = NAME
 
     def __init__(self, settings: StripeSettings, *, timeout_s: float) -> None:
         self._settings = settings
-        self._http = _HTTPXClient(timeout=timeout_s)
-        self._client = stripe.StripeClient(
-            settings.secret_key,
-            base_addresses={"api": settings.api_base},
-            http_client=self._http,
-            max_network_retries=2,
-        )
+        self._http, self._client = stripe_client(settings, timeout_s=timeout_s, retries=2)
 
     async def create_checkout(self, request: CheckoutRequest) -> CheckoutCreated:
         metadata = {
@@ -130,11 +138,7 @@ class StripeCheckout:
             break
         else:
             raise WebhookRejected("the Stripe signature does not match or is too old")
-        try:
-            payload = orjson.loads(body)
-        except orjson.JSONDecodeError:
-            raise WebhookRejected("the body is not a Stripe event") from None
-        return self.parse(payload)
+        return self.parse(fields.json_body(body, "the body is not a Stripe event"))
 
     def parse(self, payload: dict[str, Any]) -> ProviderEvent:
         return parse_event(payload)
@@ -178,22 +182,18 @@ def parse_event(payload: dict[str, Any]) -> ProviderEvent:
             amount=fields.cents(data, "amount_total"), currency=fields.text(data, "currency"),
             refunded=None, reason=None, payload=payload,
         )  # fmt: skip
-    if event_type == "charge.refunded":
+    if event_type in ("charge.refunded", "charge.dispute.created"):
+        # The data is the charge (a refund) or the dispute: both carry the payment intent,
+        # our metadata, the charge's amount and currency.
+        refund = event_type == "charge.refunded"
         return ProviderEvent(
-            provider=NAME, event_id=event_id, event_type=event_type, action=Action.REFUNDED,
+            provider=NAME, event_id=event_id, event_type=event_type,
+            action=Action.REFUNDED if refund else Action.DISPUTED,
             payment_id=fields.metadata_payment_id(data), provider_payment_id=None,
             provider_ref=fields.text(data, "payment_intent"),
             amount=fields.cents(data, "amount"), currency=fields.text(data, "currency"),
-            refunded=fields.cents(data, "amount_refunded"), reason=None,
-            payload=payload,
-        )  # fmt: skip
-    if event_type == "charge.dispute.created":
-        return ProviderEvent(
-            provider=NAME, event_id=event_id, event_type=event_type, action=Action.DISPUTED,
-            payment_id=fields.metadata_payment_id(data), provider_payment_id=None,
-            provider_ref=fields.text(data, "payment_intent"),
-            amount=fields.cents(data, "amount"), currency=fields.text(data, "currency"),
-            refunded=None, reason=fields.text(data, "reason"), payload=payload,
+            refunded=fields.cents(data, "amount_refunded") if refund else None,
+            reason=None if refund else fields.text(data, "reason"), payload=payload,
         )  # fmt: skip
     return ProviderEvent(
         provider=NAME, event_id=event_id, event_type=event_type, action=Action.NONE,
