@@ -24,10 +24,10 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 
 import asyncpg
-import redis.asyncio as redis_asyncio
 from redis.exceptions import RedisError
 
 from common import keyspace
+from common.redis_store import RedisClient
 
 logger = logging.getLogger("agentlink.feature_flags")
 
@@ -64,7 +64,7 @@ def _decode(raw: Mapping[bytes | str, bytes | str]) -> dict[str, bool]:
 class FeatureFlags:
     """The current snapshot and its refresher (one per process, from its lifespan)."""
 
-    def __init__(self, redis: redis_asyncio.Redis, db: asyncpg.Pool, *, refresh_s: float) -> None:
+    def __init__(self, redis: RedisClient, db: asyncpg.Pool, *, refresh_s: float) -> None:
         self._redis = redis
         self._db = db
         self._refresh_s = refresh_s

@@ -121,15 +121,34 @@ def lua_prelude() -> str:
     return f"local USAGE_EVENT_FIELDS = {{{fields}}}\n{prelude}\n"
 
 
+# admit.lua's one line that reads the agent record, and what admit_sharded has there instead:
+# on a Redis Cluster the record lives in another slot, so the gateway passes its fields.
+_AGENT_READ = (
+    'local agent = redis.call("HMGET", KEYS[8], "status", "version", "units", "knowledge")\n'
+)
+_AGENT_FROM_ARGS = "local agent = {ARGV[11], ARGV[12], ARGV[13], ARGV[14]}\n"
+
+
+def sharded_admit(admit: str) -> str:
+    """admit.lua for a Redis Cluster (its header): the agent's fields from ARGV[11..14]. A
+    text swap of one line, so that one script is written once and one Redis runs it as is."""
+    if admit.count(_AGENT_READ) != 1:
+        raise RuntimeError("admit.lua must read the agent record in exactly one line")
+    return admit.replace(_AGENT_READ, _AGENT_FROM_ARGS)
+
+
 def read_lua_sources() -> dict[str, str]:
-    """Every script in `common/lua/` with the prelude before it, by file name without `.lua`."""
+    """Every script in `common/lua/` with the prelude before it, by file name without `.lua`,
+    and `admit_sharded` (see `sharded_admit`)."""
     folder = resources.files("common") / "lua"
     prelude = lua_prelude()
-    return {
+    sources = {
         entry.name.removesuffix(".lua"): prelude + entry.read_text(encoding="utf-8")
         for entry in folder.iterdir()
         if entry.name.endswith(".lua") and entry.name != PRELUDE
     }
+    sources["admit_sharded"] = sharded_admit(sources["admit"])
+    return sources
 
 
 class ScriptSet(Protocol):
@@ -139,7 +158,7 @@ class ScriptSet(Protocol):
 
 
 class LuaScripts:
-    def __init__(self, client: redis_asyncio.Redis) -> None:
+    def __init__(self, client: RedisClient) -> None:
         self._client = client
         self._scripts: dict[str, AsyncScript] = {
             name: client.register_script(source) for name, source in read_lua_sources().items()
@@ -162,6 +181,14 @@ class LuaScripts:
             return True
         exists: list[Any] = await self._client.script_exists(*shas)
         return all(bool(flag) for flag in exists)
+
+
+def queue_script(pipe: Any, script: AsyncScript, keys: Sequence[Any], args: Sequence[Any]) -> None:
+    """Queue `script` in a pipeline as a raw EVALSHA, the same on one Redis and on a cluster:
+    redis-py's cluster pipeline refuses its script objects (by method name) but routes a raw
+    EVALSHA by its first key. Its reply is a NoScriptError until the script is loaded (Redis
+    restarted): the caller loads it (`script_load`: every primary of a cluster) and redoes."""
+    pipe.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
 
 
 async def pipelined(

@@ -10,6 +10,7 @@ back the reservation and append the usage event.
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -140,6 +141,7 @@ class Admitter:
         flags: FeatureFlags | None = None,
     ) -> None:
         self._admit = scripts["admit"]
+        self._admit_sharded = scripts["admit_sharded"]
         self._commit = scripts["commit"]
         self._loader = loader
         self._limits = limits
@@ -155,17 +157,31 @@ class Admitter:
             self._owner_of_key.popitem(last=False)
 
     async def admit(
-        self, key_hash: str, shard: int, agent_id: str, call_id: str, *, request_id: str = ""
+        self,
+        key_hash: str,
+        shard: int,
+        agent_id: str,
+        call_id: str,
+        *,
+        request_id: str = "",
+        agent_fields: Sequence[bytes] | None = None,
     ) -> Admission:
-        """`request_id`: the client's, kept in the reservation for the reaper's usage event."""
+        """`request_id`: the client's, kept in the reservation for the reaper's usage event.
+        `agent_fields`: on a Redis Cluster, the agent record's fields as last read, for
+        admit_sharded (gateway/sharded_admission.py); None: admit.lua reads the record."""
         limits = self._limits
         trial_calls = limits.trial_calls
         if self._flags is not None and not self._flags.current.enable_trial_mode:
             trial_calls = 0
         user_id = self._owner_of_key.get(key_hash, _PLACEHOLDER_USER)
-        args: list[str | int] = [call_id, agent_id, limits.free_per_window, limits.paid_per_window,
-                limits.window_ms, limits.reservation_ms, trial_calls, request_id,
-                SPEND_FIELD_TTL_MS["day"], SPEND_FIELD_TTL_MS["month"]]  # fmt: skip
+        args: list[str | int | bytes] = [call_id, agent_id, limits.free_per_window,
+                limits.paid_per_window, limits.window_ms, limits.reservation_ms, trial_calls,
+                request_id, SPEND_FIELD_TTL_MS["day"], SPEND_FIELD_TTL_MS["month"]]  # fmt: skip
+        # Sharded: no key of another slot, the shard's own tag stands in for the agent record.
+        sharded = agent_fields is not None
+        script = self._admit_sharded if sharded else self._admit
+        agent_key = keyspace.shard_tag(shard) if sharded else keyspace.agent_record(agent_id)
+        args += agent_fields or ()
         for _ in range(_MAX_ATTEMPTS):
             keys = [
                 keyspace.api_key_record(shard, key_hash),
@@ -175,12 +191,12 @@ class Admitter:
                 keyspace.rate_window(shard, user_id),
                 keyspace.reservations(shard),
                 keyspace.reservation_deadlines(shard),
-                keyspace.agent_record(agent_id),
+                agent_key,
                 keyspace.key_rate_window(shard, key_hash),
                 keyspace.key_spend(shard),
             ]
             try:
-                reply = await self._admit(keys=keys, args=args)
+                reply = await script(keys=keys, args=args)
             except RedisError:
                 raise ApiError(ErrorCode.STORAGE_UNAVAILABLE) from None
             decoded = AdmitReply.decode(reply)

@@ -38,6 +38,7 @@ from gateway.records import RecordLoader
 from gateway.routes import PUBLIC_PATHS, ROUTES, exception_handlers
 from gateway.settings import GatewaySettings
 from gateway.settlement import Settler
+from gateway.sharded_admission import ShardedAdmitter, cluster_agent_read
 from gateway.state import GatewayState
 from gateway.tracing import Tracing
 
@@ -77,6 +78,7 @@ def create_app(
             storage.redis_url,
             socket_timeout_s=storage.redis_socket_timeout_s,
             max_connections=storage.redis_max_connections,
+            cluster=storage.redis_cluster,
         )
         # Postgres is touched only on cold misses: no connections until one is needed.
         db = await create_pool(
@@ -84,8 +86,11 @@ def create_app(
             server_settings=RETRIEVAL_SERVER_SETTINGS,  # for knowledge retrieval
         )  # fmt: skip
         scripts = LuaScripts(redis)
-        # The two per-call scripts go through a leaner client (gateway/hot_redis.py).
-        hot_redis = HotRedis(storage.redis_url, timeout_s=storage.redis_socket_timeout_s)
+        # The two per-call scripts go through a leaner client (gateway/hot_redis.py); on a
+        # Redis Cluster through the cluster client, which routes them to the user's primary.
+        hot_redis = None
+        if not storage.redis_cluster:
+            hot_redis = HotRedis(storage.redis_url, timeout_s=storage.redis_socket_timeout_s)
         metrics = GatewayMetrics(CollectorRegistry())
         records = RecordLoader(db, redis, scripts, settings.unit_price)
         api_keys = KeyGate(db)
@@ -121,7 +126,13 @@ def create_app(
         for name in providers:
             metrics.breaker_state.labels(name).set(0)
         flags = FeatureFlags(redis, db, refresh_s=settings.operations.flags_refresh_s)
-        admitter = Admitter(HotScripts(hot_redis), records, limits, flags=flags)
+        admitter: Admitter
+        if hot_redis is not None:
+            admitter = Admitter(HotScripts(hot_redis), records, limits, flags=flags)
+        else:  # the agent record is read beside admission (gateway/sharded_admission.py)
+            admitter = ShardedAdmitter(
+                scripts, records, limits, read_agent=cluster_agent_read(redis), flags=flags
+            )
         state = GatewayState(
             settings=settings,
             redis=redis,
@@ -156,7 +167,8 @@ def create_app(
             await state.settler.drain(_SETTLE_DRAIN_S)
             for provider in providers.values():
                 await provider.aclose()
-            await hot_redis.aclose()
+            if hot_redis is not None:
+                await hot_redis.aclose()
             await state.knowledge.aclose()
             state.tracing.shutdown()
             await redis.aclose()

@@ -16,7 +16,7 @@ from datetime import datetime
 from decimal import Decimal
 
 import asyncpg
-import redis.asyncio as redis_asyncio
+from redis.exceptions import NoScriptError
 
 from common import keyspace
 from common.knowledge.records import KNOWLEDGE_RECORD
@@ -32,7 +32,7 @@ from common.records import (
     spend_bucket,
     spend_bucket_start,
 )
-from common.redis_store import LuaScripts
+from common.redis_store import LuaScripts, RedisClient, queue_script
 from common.validation import is_uuid
 from gateway.single_flight import SingleFlight
 
@@ -41,7 +41,7 @@ class RecordLoader:
     def __init__(
         self,
         db: asyncpg.Pool,
-        redis: redis_asyncio.Redis,
+        redis: RedisClient,
         scripts: LuaScripts,
         unit_price: Decimal,
     ) -> None:
@@ -137,15 +137,23 @@ class RecordLoader:
             balance, seq = max(0, user["balance"]), user["adjust_seq"]
             # The control plane checks access tokens against these (control_plane/auth).
             session = UserSession(user["user_type"], user["admin_role"], user["token_generation"])
-        async with self._redis.pipeline(transaction=True) as pipe:
-            # With the adjust_seq of the same snapshot, so a purchase credited concurrently is
-            # counted exactly once (common/lua/adjust_quota.lua).
-            adjustments = keyspace.quota_adjustments(shard, user_id)
-            await self._load_quota(keys=[quota, adjustments], args=[balance, seq], client=pipe)
-            trial_key = keyspace.trials(shard, user_id)
-            for row in trials:
-                pipe.hsetnx(trial_key, str(row["agent_id"]), row["calls_used"])
-            await pipe.execute()
+        adjustments = keyspace.quota_adjustments(shard, user_id)
+        trial_key = keyspace.trials(shard, user_id)
+        for attempt in range(2):
+            async with self._redis.pipeline(transaction=True) as pipe:
+                # With the adjust_seq of the same snapshot, so a purchase credited concurrently
+                # is counted exactly once (common/lua/adjust_quota.lua). Both only set what is
+                # absent, so a redo after NOSCRIPT changes nothing the first run did.
+                queue_script(pipe, self._load_quota, [quota, adjustments], [balance, seq])
+                for row in trials:
+                    pipe.hsetnx(trial_key, str(row["agent_id"]), row["calls_used"])
+                replies: list[object] = await pipe.execute(raise_on_error=False)
+            if attempt == 0 and isinstance(replies[0], NoScriptError):
+                await self._redis.script_load(self._load_quota.script)
+                continue
+            if failed := next((r for r in replies if isinstance(r, Exception)), None):
+                raise failed
+            break
         await self._fill_record(record, UserRecord(user_status, tier, session))
 
     async def _load_agent(self, agent_id: str) -> None:

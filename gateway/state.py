@@ -5,10 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import asyncpg
-import redis.asyncio as redis_asyncio
 
 from common.feature_flags import FeatureFlags
-from common.redis_store import LuaScripts
+from common.redis_store import LuaScripts, RedisClient
 from gateway.admission import Admitter
 from gateway.agent_configs import AgentConfigCache
 from gateway.api_keys import KeyGate
@@ -25,7 +24,7 @@ from gateway.tracing import Tracing
 @dataclass(slots=True)
 class GatewayState:
     settings: GatewaySettings
-    redis: redis_asyncio.Redis
+    redis: RedisClient  # a RedisCluster's with REDIS_CLUSTER
     db: asyncpg.Pool
     scripts: LuaScripts
     metrics: GatewayMetrics

@@ -1,4 +1,5 @@
-"""Test fixtures: a real PostgreSQL and a real Valkey, fresh per test session.
+"""Test fixtures: a real PostgreSQL and a real Valkey, fresh per test session (and a real
+3-primary Valkey cluster for Redis Cluster mode, started when a test asks for it).
 
 With DATABASE_URL and REDIS_URL both set, the suite uses those servers and starts nothing
 (CI with service containers); otherwise it starts its own on free loopback ports in a
@@ -19,11 +20,12 @@ import asyncpg
 import pytest
 import pytest_asyncio
 import redis.asyncio as redis_asyncio
+from redis.asyncio.cluster import RedisCluster
 
 from common.db import create_pool
 from common.migrations import migrate_url
 from common.redis_store import create_redis
-from devstack.servers import PostgresServer, ValkeyServer, free_port
+from devstack.servers import PostgresServer, ValkeyCluster, ValkeyServer, free_port
 from mock_provider import create_app as create_mock_provider
 from tests.processes import (
     TEST_ENCRYPTION_KEYS,
@@ -164,3 +166,37 @@ def start_gateway(gateway_env: dict[str, str]) -> Iterator[Callable[..., str]]:
             return stack.enter_context(serve_gateway({**gateway_env, **overrides}))
 
         yield start
+
+
+CLUSTER_PRIMARIES = 3
+
+
+@pytest.fixture(scope="session")
+def valkey_cluster() -> Iterator[ValkeyCluster]:
+    """A real 3-primary Valkey cluster (the same binary, `cluster-enabled yes`)."""
+    root = Path(tempfile.mkdtemp(prefix="agentlink-cluster-"))
+    nodes = ValkeyCluster(root, [free_port() for _ in range(CLUSTER_PRIMARIES)])
+    try:
+        nodes.start()
+        yield nodes
+    finally:
+        nodes.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest_asyncio.fixture(scope="session")
+async def cluster_client(valkey_cluster: ValkeyCluster) -> AsyncIterator[RedisCluster]:
+    """A client of the cluster, NOT flushed (like `redis`: gateways' live state is there)."""
+    client = create_redis(valkey_cluster.url, cluster=True, socket_timeout_s=5.0)
+    assert isinstance(client, RedisCluster)
+    await client.initialize()  # learn the nodes and their slots
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture(scope="session")
+def cluster_gateway_env(
+    gateway_env: dict[str, str], valkey_cluster: ValkeyCluster
+) -> dict[str, str]:
+    """The gateway's environment on the Valkey cluster instead (REDIS_CLUSTER=true)."""
+    return gateway_env | {"REDIS_URL": valkey_cluster.url, "REDIS_CLUSTER": "true"}

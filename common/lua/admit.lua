@@ -7,7 +7,8 @@
 -- KEYS[5] rl:{sS}:<user_id>      sliding rate window (zset: call_id -> admitted at, ms)
 -- KEYS[6] resv:{sS}              reservations (hash: call_id -> reservation)
 -- KEYS[7] resvq:{sS}             reservation deadlines (zset: call_id -> deadline, ms)
--- KEYS[8] agent:{a<agent_id>}    agent record (hash: status, version, units, knowledge)
+-- KEYS[8] agent:{a<agent_id>}    agent record (hash: status, version, units, knowledge);
+--         admit_sharded: the shard's tag {sS}, never read (it keeps every key in one slot)
 -- KEYS[9] krl:{sS}:<key_hash>    the key's own rate window (zset), used when it has `rate`
 -- KEYS[10] kspend:{sS}           capped keys' spend (hash: key_id:bucket -> units)
 --
@@ -20,6 +21,13 @@
 -- ARGV[9], ARGV[10] how long a day / month cap's kspend field lives after its last change, ms
 --         (common/records.py SPEND_FIELD_TTL_MS: a field per bucket, gone after it; a total
 --         cap's has none). Per-field expiry: Valkey 9 / Redis 7.4 or later.
+-- ARGV[11..14] admit_sharded only: the agent record's status, version, units and knowledge
+--         ("-1" when it has none) as the gateway last read them; none given: MISS_AGENT.
+--
+-- admit_sharded is this script for a Redis Cluster (REDIS_CLUSTER), where the agent record
+-- lives in another slot than the user's keys: the one line below that reads KEYS[8] takes
+-- ARGV[11..14] instead (common/redis_store.py); the gateway reads the record itself at the
+-- same time and takes back an admission the read contradicts (gateway/sharded_admission.py).
 --
 -- KEYS[2..4] are named by the user id, which the caller learns from KEYS[1]; a caller that
 -- does not know the user yet passes placeholders and gets MISS_KEY or the user id back.

@@ -5,12 +5,10 @@ What holds already: the keyspace's hash tags put everything a user owns in the s
 shard `{sS}`, so the scripts that work on a user's shard (commit, reap, load_quota,
 adjust_quota) each touch one slot, and run on the cluster through redis-py's cluster client
 with the project's own key builders. REDIS_CLUSTER=true makes `create_redis` build that
-cluster client (with the single-node client's timeouts). What does not hold yet:
-admit.lua also reads the agent record, which lives under its own tag `{aID}`, so in cluster
-mode the gateway must read that record beside the script (DESIGN.md "Scaling past one Redis
-primary"; the last test pins it); redis-py's cluster pipeline refuses EVALSHA, so the reaper's
-one pipeline over 1,024 shards (common/redis_store.py `pipelined`) needs a per-node path, as
-does the worker's single XREADGROUP over all usage streams.
+cluster client (with the single-node client's timeouts). admit.lua also
+reads the agent record, which lives under its own tag `{aID}`, so in cluster mode the gateway
+runs admit_sharded and reads that record beside it (DESIGN.md "Scaling past one Redis
+primary"; the last test pins it; gateway/sharded_admission.py).
 """
 
 from __future__ import annotations
@@ -158,9 +156,9 @@ async def test_the_shard_scripts_run_on_the_cluster_with_the_project_keys(
 
 
 def test_admission_is_the_one_script_that_crosses_slots() -> None:
-    """admit.lua reads the agent record, under the agent's own tag: cluster mode must read it
-    beside the script on the user's shard (DESIGN.md). Until then REDIS_CLUSTER does not
-    exist as a setting."""
+    """admit.lua reads the agent record, under the agent's own tag: so on a cluster the
+    gateway runs admit_sharded, which takes the agent's fields as arguments, and reads the
+    record beside it (DESIGN.md; tests/gateway/test_cluster_gateway.py)."""
     user_id, agent_id = str(uuid.uuid4()), str(uuid.uuid4())
     user_slot = slots(user_keys(5, user_id, "ab" * 32))
     assert len(user_slot) == 1
