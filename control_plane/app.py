@@ -52,7 +52,11 @@ def create_app(
             min_size=storage.database_pool_min,
             max_size=storage.database_pool_max,
         )
-        redis = create_redis(storage.redis_url, socket_timeout_s=storage.redis_socket_timeout_s)
+        redis = create_redis(
+            storage.redis_url,
+            socket_timeout_s=storage.redis_socket_timeout_s,
+            cluster=storage.redis_cluster,
+        )
         flags = FeatureFlags(redis, db, refresh_s=settings.operations.flags_refresh_s)
         state = ControlPlaneState(
             settings=settings,

@@ -12,13 +12,13 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-import redis.asyncio as redis_asyncio
 from redis.exceptions import RedisError
 
 from common import keyspace
 from common.db import DbConnection
 from common.errors import ApiError, ErrorCode
 from common.records import NO_CONTROLS, AgentRecord, KeyControls, KeyRecord, UserRecord, UserSession
+from common.redis_store import RedisClient
 
 # pg advisory lock id "AGLKWTHR": record write-throughs (shared) vs. a cache clear (exclusive).
 WRITE_THROUGH_LOCK = 0x41474C4B_57544852
@@ -32,7 +32,7 @@ async def hold_write_through(connection: DbConnection) -> None:
 
 
 async def _write(
-    redis: redis_asyncio.Redis, name: str, record: KeyRecord | UserRecord | AgentRecord
+    redis: RedisClient, name: str, record: KeyRecord | UserRecord | AgentRecord
 ) -> None:
     try:
         async with redis.pipeline(transaction=True) as pipe:
@@ -44,7 +44,7 @@ async def _write(
 
 
 async def write_agent(
-    redis: redis_asyncio.Redis,
+    redis: RedisClient,
     agent_id: str,
     *,
     status: str,
@@ -63,7 +63,7 @@ async def write_agent(
 
 
 async def write_api_key(
-    redis: redis_asyncio.Redis,
+    redis: RedisClient,
     *,
     shard: int,
     key_hash: str,
@@ -77,7 +77,7 @@ async def write_api_key(
 
 
 async def write_user(
-    redis: redis_asyncio.Redis,
+    redis: RedisClient,
     *,
     shard: int,
     user_id: str,

@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import asyncpg
-import redis.asyncio as redis_asyncio
 from prometheus_client import CollectorRegistry
 
 from common.feature_flags import FeatureFlags
+from common.redis_store import RedisClient
 from control_plane.chain.client import ChainClient
 from control_plane.chain.job_metrics import ChainJobGauges
 from control_plane.payments.services import PaymentServices
@@ -21,7 +21,7 @@ from crypto.passwords import PasswordHashing
 class ControlPlaneState:
     settings: ApiSettings
     db: asyncpg.Pool
-    redis: redis_asyncio.Redis
+    redis: RedisClient
     registry: CollectorRegistry
     keyring: KeyRing
     passwords: PasswordHashing

@@ -17,17 +17,17 @@ from __future__ import annotations
 import logging
 
 import asyncpg
-import redis.asyncio as redis_asyncio
 
 from common.db import fetch_all
 from common.records import UserSession
+from common.redis_store import RedisClient
 from control_plane import gateway_sync
 
 logger = logging.getLogger("agentlink.worker")
 _BATCH = 200
 
 
-async def sync_user_records(db: asyncpg.Pool, redis: redis_asyncio.Redis) -> None:
+async def sync_user_records(db: asyncpg.Pool, redis: RedisClient) -> None:
     """Rewrite the records of up to one batch of queued users."""
     async with db.acquire() as connection, connection.transaction():
         rows = await fetch_all(

@@ -137,6 +137,7 @@ async def run_worker(
         storage.redis_url,
         socket_timeout_s=max(storage.redis_socket_timeout_s, block_s + 1.0),
         max_connections=storage.redis_max_connections,
+        cluster=storage.redis_cluster,
     )
     scripts = LuaScripts(redis)
     ingester = UsageIngester(redis, db, settings=settings.usage, metrics=metrics)

@@ -16,19 +16,17 @@ within USER_RECORD_SYNC_INTERVAL_S (control_plane/user_record_sync.py, migration
 from __future__ import annotations
 
 import asyncpg
-import redis.asyncio as redis_asyncio
 
 from common.db import DbConnection, fetch_optional
 from common.domain import AdminRole, UserType
 from common.records import UserSession
+from common.redis_store import RedisClient
 from control_plane import gateway_sync
 
 _RECORD_COLUMNS = "redis_shard, status, rate_tier, user_type, admin_role, token_generation"
 
 
-async def end_access_tokens(
-    connection: DbConnection, redis: redis_asyncio.Redis, user_id: str
-) -> None:
+async def end_access_tokens(connection: DbConnection, redis: RedisClient, user_id: str) -> None:
     """Bump the user's token generation (call inside the transaction that ends the sessions)."""
     await gateway_sync.hold_write_through(connection)
     row = await fetch_optional(
@@ -43,7 +41,7 @@ async def end_access_tokens(
 
 async def change_role(
     connection: DbConnection,
-    redis: redis_asyncio.Redis,
+    redis: RedisClient,
     user_id: str,
     *,
     user_type: UserType,
@@ -66,7 +64,7 @@ async def change_role(
     return True
 
 
-async def _write_record(redis: redis_asyncio.Redis, user_id: str, row: asyncpg.Record) -> None:
+async def _write_record(redis: RedisClient, user_id: str, row: asyncpg.Record) -> None:
     session = UserSession(row["user_type"], row["admin_role"], row["token_generation"])
     await gateway_sync.write_user(
         redis, shard=row["redis_shard"], user_id=user_id, status=row["status"],

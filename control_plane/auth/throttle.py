@@ -21,11 +21,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import redis.asyncio as redis_asyncio
 from redis.exceptions import RedisError
 
 from common import keyspace
 from common.errors import ApiError, ErrorCode
+from common.redis_store import RedisClient
 
 KNOWN_IP_TTL_S = 30 * 24 * 3600
 
@@ -48,7 +48,7 @@ def _too_many(retry_after_s: int) -> ApiError:
 
 
 class LoginThrottle:
-    def __init__(self, redis: redis_asyncio.Redis, settings: ThrottleSettings) -> None:
+    def __init__(self, redis: RedisClient, settings: ThrottleSettings) -> None:
         self._redis = redis
         self._settings = settings
 
@@ -58,13 +58,15 @@ class LoginThrottle:
         by_ip = keyspace.login_failures_from_ip(ip)
         wait = keyspace.login_backoff_of_account(email)
         try:
+            # One command per key: the keys are in different cluster slots (REDIS_CLUSTER).
             async with self._redis.pipeline(transaction=False) as pipe:
-                pipe.mget([pair, by_ip])
+                pipe.get(pair)
+                pipe.get(by_ip)
                 pipe.exists(keyspace.login_known_ip(email, ip) if ip else "")
                 pipe.ttl(wait)
                 pipe.ttl(pair)
                 pipe.ttl(by_ip)
-                (pair_count, ip_count), known, wait_s, pair_ttl, ip_ttl = await pipe.execute()
+                pair_count, ip_count, known, wait_s, pair_ttl, ip_ttl = await pipe.execute()
         except RedisError:
             raise ApiError(ErrorCode.STORAGE_UNAVAILABLE) from None
         if pair_count is not None and int(pair_count) >= self._settings.account_limit:
@@ -77,12 +79,16 @@ class LoginThrottle:
     async def failed(self, email: str, ip: str | None) -> None:
         window = self._settings.window_s
         account = keyspace.login_failures_of_account(email)
-        async with self._redis.pipeline(transaction=True) as pipe:
+        # Not a transaction: the three counters are in three cluster slots (REDIS_CLUSTER).
+        # Each counter gets its window before it is counted, so a pipeline cut short leaves
+        # no counter that never expires; the EXPIRE after covers one that expired in between.
+        async with self._redis.pipeline(transaction=False) as pipe:
             for key in (
                 keyspace.login_failures_of_account_from_ip(email, ip),
                 keyspace.login_failures_from_ip(ip),
                 account,
             ):
+                pipe.set(key, 0, ex=window, nx=True)
                 pipe.incr(key)
                 pipe.expire(key, window, nx=True)
             *_, failures, _ = await pipe.execute()
@@ -92,7 +98,7 @@ class LoginThrottle:
             await self._redis.set(keyspace.login_backoff_of_account(email), "1", ex=backoff)
 
     async def succeeded(self, email: str, ip: str | None) -> None:
-        async with self._redis.pipeline(transaction=True) as pipe:
+        async with self._redis.pipeline(transaction=False) as pipe:  # two slots
             pipe.delete(keyspace.login_failures_of_account_from_ip(email, ip))
             if ip:  # clients of no known address share nothing worth remembering
                 pipe.set(keyspace.login_known_ip(email, ip), "1", ex=KNOWN_IP_TTL_S)

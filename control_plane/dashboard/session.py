@@ -86,10 +86,11 @@ async def check_access(state: ControlPlaneState, token: str) -> Principal:
     claims = _unverified_claims(token)
     jti, issued_at = str(claims.get("jti", "")), claims.get("iat")
     try:
-        ended, logged_out_before = await state.redis.mget(
-            [keyspace.dashboard_ended_access_token(jti),
-             keyspace.dashboard_logged_out_before(principal.user_id)]
-        )  # fmt: skip
+        # Two GETs, not an MGET: the keys are in different cluster slots (REDIS_CLUSTER).
+        async with state.redis.pipeline(transaction=False) as pipe:
+            pipe.get(keyspace.dashboard_ended_access_token(jti))
+            pipe.get(keyspace.dashboard_logged_out_before(principal.user_id))
+            ended, logged_out_before = await pipe.execute()
     except RedisError:
         raise ApiError(ErrorCode.STORAGE_UNAVAILABLE) from None
     if ended is not None:

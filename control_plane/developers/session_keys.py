@@ -28,12 +28,12 @@ from datetime import UTC, datetime, timedelta
 
 import asyncpg
 import orjson
-import redis.asyncio as redis_asyncio
 from redis.exceptions import LockError, RedisError
 
 from common import keyspace
 from common.db import DbConnection
 from common.errors import ApiError, ErrorCode
+from common.redis_store import RedisClient
 from control_plane import gateway_sync
 from control_plane.auth.principal import Principal
 from control_plane.developers import repository
@@ -189,9 +189,7 @@ async def revoke_for_user(state: ControlPlaneState, principal: Principal) -> int
     return len(rows)
 
 
-async def revoke_expired(
-    db: asyncpg.Pool, redis: redis_asyncio.Redis, *, now_ms: int | None = None
-) -> int:
+async def revoke_expired(db: asyncpg.Pool, redis: RedisClient, *, now_ms: int | None = None) -> int:
     """The worker's sweep: revoke every playground key past its expiry. Returns the count."""
     now_ms = int(time.time() * 1000) if now_ms is None else now_ms
     revoked = 0

@@ -29,13 +29,13 @@ import time
 import uuid
 
 import asyncpg
-import redis.asyncio as redis_asyncio
 from prometheus_client import CollectorRegistry
 
 from common.db import DbConnection
 from common.knowledge.chunking import Chunk, split_text
 from common.knowledge.embedding import Embedder, EmbeddingError, pgvector_literal
 from common.metrics import MetricSet
+from common.redis_store import RedisClient
 from control_plane.knowledge import repository
 from control_plane.knowledge.extraction import ExtractionError, extract_text
 from control_plane.knowledge.file_types import FileKind
@@ -75,7 +75,7 @@ class KnowledgeIngester:
     def __init__(
         self,
         db: asyncpg.Pool,
-        redis: redis_asyncio.Redis,
+        redis: RedisClient,
         embedder: Embedder,
         settings: KnowledgeBaseSettings,
         metrics: KnowledgeMetrics,

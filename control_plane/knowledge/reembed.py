@@ -12,9 +12,9 @@ from __future__ import annotations
 import asyncio
 
 import asyncpg
-import redis.asyncio as redis_asyncio
 
 from common.knowledge.embedding import Embedder, pgvector_literal
+from common.redis_store import RedisClient
 from control_plane.knowledge.ingest import KnowledgeMetrics
 from control_plane.knowledge.settings import KnowledgeBaseSettings
 from control_plane.knowledge.versions import knowledge_change
@@ -22,7 +22,7 @@ from control_plane.knowledge.versions import knowledge_change
 
 async def reembed_batch(
     db: asyncpg.Pool,
-    redis: redis_asyncio.Redis,
+    redis: RedisClient,
     embedder: Embedder,
     settings: KnowledgeBaseSettings,
     metrics: KnowledgeMetrics | None = None,
@@ -60,7 +60,7 @@ async def reembed_batch(
 
 async def reembed_all(
     db: asyncpg.Pool,
-    redis: redis_asyncio.Redis,
+    redis: RedisClient,
     embedder: Embedder,
     settings: KnowledgeBaseSettings,
     *,

@@ -13,11 +13,11 @@ from contextlib import asynccontextmanager
 from decimal import Decimal
 
 import asyncpg
-import redis.asyncio as redis_asyncio
 from redis.exceptions import RedisError
 
 from common import keyspace
 from common.db import DbConnection
+from common.redis_store import RedisClient
 from control_plane import gateway_sync
 from control_plane.knowledge import repository
 
@@ -32,7 +32,7 @@ class KnowledgeChange:
         self.agent = agent
         self.synced = False
 
-    async def bump(self, redis: redis_asyncio.Redis, unit_price: Decimal) -> int:
+    async def bump(self, redis: RedisClient, unit_price: Decimal) -> int:
         """A new knowledge version, written to the gateway's agent record: the last step
         before the commit (a Redis failure rolls the change back with 503 `50302`)."""
         row = await repository.bump_knowledge_version(self.connection, str(self.agent["id"]))
@@ -53,7 +53,7 @@ class KnowledgeChange:
 
 @asynccontextmanager
 async def knowledge_change(
-    db: asyncpg.Pool, redis: redis_asyncio.Redis, agent_id: str
+    db: asyncpg.Pool, redis: RedisClient, agent_id: str
 ) -> AsyncIterator[KnowledgeChange | None]:
     """A transaction with the agent's row locked (None: no such agent). If the transaction
     fails after the gateway record was written, the record is dropped, so the gateway reloads
@@ -71,7 +71,7 @@ async def knowledge_change(
             raise
 
 
-async def _forget(redis: redis_asyncio.Redis, agent_id: str) -> None:
+async def _forget(redis: RedisClient, agent_id: str) -> None:
     try:
         await redis.delete(keyspace.agent_record(agent_id))
     except RedisError:

@@ -31,10 +31,9 @@ from dataclasses import dataclass
 from decimal import ROUND_CEILING, Decimal
 
 import asyncpg
-import redis.asyncio as redis_asyncio
 
 from common.db import DbConnection
-from common.redis_store import LuaScripts
+from common.redis_store import LuaScripts, RedisClient
 from control_plane.payments import notify, repository
 from control_plane.payments.providers.base import Action, ProviderEvent
 from control_plane.payments.quota_sync import sync_user_or_defer
@@ -52,7 +51,7 @@ class Applied:
 
 
 async def process(
-    db: asyncpg.Pool, redis: redis_asyncio.Redis, scripts: LuaScripts, event: ProviderEvent
+    db: asyncpg.Pool, redis: RedisClient, scripts: LuaScripts, event: ProviderEvent
 ) -> Applied:
     """Apply one verified event in its own transaction, then sync the quota it changed to
     Redis (left to the reconciler if Redis is down: the credit itself is committed)."""

@@ -18,13 +18,12 @@ from __future__ import annotations
 import logging
 
 import asyncpg
-import redis.asyncio as redis_asyncio
 from redis.exceptions import RedisError
 
 from common import keyspace
 from common.db import DbConnection
 from common.errors import ApiError
-from common.redis_store import LuaScripts
+from common.redis_store import LuaScripts, RedisClient
 from control_plane import gateway_sync
 from control_plane.gateway_sync import hold_write_through
 from control_plane.payments import repository
@@ -38,7 +37,7 @@ class QuotaSyncError(RuntimeError):
 
 
 async def _apply(
-    connection: DbConnection, redis: redis_asyncio.Redis,
+    connection: DbConnection, redis: RedisClient,
     scripts: LuaScripts, *, shard: int, user_id: str, adjustment: asyncpg.Record,
 ) -> int:  # fmt: skip
     keys = [keyspace.quota(shard, user_id), keyspace.quota_adjustments(shard, user_id)]
@@ -54,9 +53,7 @@ async def _apply(
     return int(applied)
 
 
-async def sync_user(
-    db: asyncpg.Pool, redis: redis_asyncio.Redis, scripts: LuaScripts, user_id: str
-) -> int:
+async def sync_user(db: asyncpg.Pool, redis: RedisClient, scripts: LuaScripts, user_id: str) -> int:
     """Bring the user's live balance and record up to date; returns the adjustments synced.
     Raises QuotaSyncError when Redis is unavailable (nothing is lost: retried later)."""
     try:
@@ -100,7 +97,7 @@ async def sync_user(
 
 
 async def sync_user_or_defer(
-    db: asyncpg.Pool, redis: redis_asyncio.Redis, scripts: LuaScripts, user_id: str
+    db: asyncpg.Pool, redis: RedisClient, scripts: LuaScripts, user_id: str
 ) -> bool:
     """sync_user right after a commit; a failure is logged and left to the reconciler."""
     try:

@@ -17,9 +17,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
-import redis.asyncio as redis_asyncio
 
-from common.redis_store import LuaScripts
+from common.redis_store import LuaScripts, RedisClient
 from control_plane.payments import ledger, repository
 from control_plane.payments.providers import coinbase_commerce, stripe_checkout
 from control_plane.payments.providers.base import ProviderEvent, WebhookRejected
@@ -46,7 +45,7 @@ class ReconcileReport:
 
 
 async def reconcile(
-    db: asyncpg.Pool, redis: redis_asyncio.Redis, scripts: LuaScripts, *,
+    db: asyncpg.Pool, redis: RedisClient, scripts: LuaScripts, *,
     grace_s: float = SYNC_GRACE_S,
 ) -> ReconcileReport:  # fmt: skip
     async with db.acquire() as connection:

@@ -5,10 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import redis.asyncio as redis_asyncio
-
 from common.errors import ApiError, ErrorCode
-from common.redis_store import LuaScripts
+from common.redis_store import LuaScripts, RedisClient
 from control_plane.payments.providers.base import PaymentProvider
 from control_plane.payments.providers.coinbase_commerce import CoinbaseCommerce
 from control_plane.payments.providers.stripe_checkout import StripeCheckout
@@ -22,7 +20,7 @@ class PaymentServices:
     scripts: LuaScripts
 
     @classmethod
-    def build(cls, settings: PaymentSettings, redis: redis_asyncio.Redis) -> PaymentServices:
+    def build(cls, settings: PaymentSettings, redis: RedisClient) -> PaymentServices:
         providers: dict[str, PaymentProvider] = {}
         timeout = settings.provider_timeout_s
         if settings.stripe is not None:

@@ -1,13 +1,17 @@
 """Fixtures for the control plane's tests: an HTTP client on the session's control plane, the
 Lua scripts on the session's Redis, a `Producer` that makes real usage events through the
 gateway's own `Admitter`, and the state the API hands its handlers, for calling services
-in-process; and a real 3-primary Valkey cluster for the worker's Redis Cluster mode."""
+in-process; and a real 3-primary Valkey cluster for Redis Cluster mode (REDIS_CLUSTER), with
+`backend`: a test that takes it runs twice, on the session's single node and on the cluster,
+each with a control plane of its own over real HTTP."""
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import tempfile
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import asyncpg
@@ -17,11 +21,11 @@ import pytest_asyncio
 import redis.asyncio as redis_asyncio
 from redis.asyncio.cluster import RedisCluster
 
-from common.redis_store import LuaScripts
+from common.redis_store import LuaScripts, RedisClient
 from control_plane.state import ControlPlaneState
 from devstack.servers import ValkeyCluster, free_port
 from tests.control_plane.helpers import Producer
-from tests.processes import api_state
+from tests.processes import Env, api_env, api_state, serve_api
 
 CLUSTER_PRIMARIES = 3
 
@@ -77,11 +81,66 @@ def valkey_cluster() -> Iterator[ValkeyCluster]:
         shutil.rmtree(root, ignore_errors=True)
 
 
-@pytest_asyncio.fixture
-async def cluster_redis(valkey_cluster: ValkeyCluster) -> AsyncIterator[RedisCluster]:
-    """A cluster client on the emptied cluster: each test starts from no keys."""
+@contextlib.asynccontextmanager
+async def emptied_cluster(valkey_cluster: ValkeyCluster) -> AsyncIterator[RedisCluster]:
+    """A cluster client on the emptied cluster."""
     client = RedisCluster.from_url(valkey_cluster.url)
     await client.initialize()  # learn the nodes and their slots
     await client.flushdb(target_nodes=RedisCluster.PRIMARIES)
-    yield client
-    await client.aclose()
+    try:
+        yield client
+    finally:
+        await client.aclose()
+
+
+@pytest_asyncio.fixture
+async def cluster_redis(valkey_cluster: ValkeyCluster) -> AsyncIterator[RedisCluster]:
+    """A cluster client on the emptied cluster: each test starts from no keys."""
+    async with emptied_cluster(valkey_cluster) as client:
+        yield client
+
+
+@pytest.fixture(scope="session")
+def cluster_control_env(database_url: str, valkey_cluster: ValkeyCluster) -> Env:
+    return api_env(database_url, valkey_cluster.url, REDIS_CLUSTER="true")
+
+
+@pytest.fixture(scope="session")
+def cluster_control_url(cluster_control_env: Env) -> Iterator[str]:
+    """A control plane on the session's Postgres and the Valkey cluster (REDIS_CLUSTER)."""
+    with serve_api(cluster_control_env) as url:
+        yield url
+
+
+@dataclass(frozen=True)
+class Backend:
+    """A control plane over real HTTP (`http`), the Redis it runs on (`redis`, a client of
+    the same kind as the app's), and its environment, for in-process calls (`state`)."""
+
+    kind: str
+    http: httpx.AsyncClient
+    redis: RedisClient
+    env: Env
+    state: ControlPlaneState
+
+
+@pytest_asyncio.fixture(params=["single", "cluster"])
+async def backend(
+    request: pytest.FixtureRequest,
+    control_env: Env,
+    db_pool: asyncpg.Pool,
+    redis: redis_asyncio.Redis,
+) -> AsyncIterator[Backend]:
+    """The session's single node, then the Valkey cluster (emptied): one test, both modes."""
+    async with contextlib.AsyncExitStack() as stack:
+        if request.param == "single":
+            url, env, client = request.getfixturevalue("control_url"), control_env, redis
+        else:
+            url = request.getfixturevalue("cluster_control_url")
+            env = request.getfixturevalue("cluster_control_env")
+            cluster = request.getfixturevalue("valkey_cluster")
+            client = await stack.enter_async_context(emptied_cluster(cluster))
+        http = await stack.enter_async_context(
+            httpx.AsyncClient(base_url=url, timeout=CONTROL_CLIENT_TIMEOUT_S)
+        )
+        yield Backend(request.param, http, client, env, api_state(env, db_pool, client))

@@ -12,7 +12,6 @@ import asyncpg
 import httpx
 import pytest
 import pytest_asyncio
-import redis.asyncio as redis_asyncio
 
 from common.redis_store import create_redis
 from control_plane.feature_flags import Flag, UnknownFlagError, is_enabled
@@ -21,6 +20,7 @@ from control_plane.state import ControlPlaneState
 from devstack.servers import free_port
 from tests.control_plane.admin.support import Admin, audit_rows
 from tests.control_plane.api_client import assert_error
+from tests.control_plane.conftest import Backend
 
 FF = "/api/v1/admin/feature-flags"
 
@@ -46,13 +46,12 @@ async def test_the_seeded_flags_are_listed(client: httpx.AsyncClient, super_admi
 
 async def test_a_toggle_is_visible_through_is_enabled_at_once(
     *,
-    client: httpx.AsyncClient,
+    backend: Backend,
     db_pool: asyncpg.Pool,
-    redis: redis_asyncio.Redis,
-    control_state: ControlPlaneState,
     super_admin: Admin,
     flag: str,
 ) -> None:
+    client, redis, control_state = backend.http, backend.redis, backend.state
     assert await is_enabled(control_state, flag) is False  # loads and caches every flag
     assert await redis.hget(CACHE_KEY, flag) == b"0"
     assert 0 < await redis.ttl(CACHE_KEY) <= CACHE_TTL_S
@@ -76,11 +75,9 @@ async def test_a_toggle_is_visible_through_is_enabled_at_once(
 
 
 async def test_is_enabled_reads_redis_first_and_postgres_on_a_miss(
-    db_pool: asyncpg.Pool,
-    redis: redis_asyncio.Redis,
-    control_state: ControlPlaneState,
-    flag: str,
+    db_pool: asyncpg.Pool, backend: Backend, flag: str
 ) -> None:
+    redis, control_state = backend.redis, backend.state
     assert await is_enabled(control_state, flag) is False
     # A change behind the API's back (an operator's SQL) is seen once the cache entry goes.
     await db_pool.execute("UPDATE feature_flags SET enabled = true WHERE key = $1", flag)

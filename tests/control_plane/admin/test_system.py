@@ -5,20 +5,24 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import uuid
 
 import asyncpg
 import httpx
+from redis.asyncio.cluster import RedisCluster
 
 from common import keyspace
 from common.migrations import default_directory, load_migrations
-from common.redis_store import create_redis
+from common.redis_store import RedisClient, create_redis
 from control_plane.admin import system
 from control_plane.gateway_sync import hold_write_through
 from control_plane.state import ControlPlaneState
 from control_plane.usage_ingest import DEAD_LETTER_STREAM
+from crypto.api_keys import SHARD_COUNT
 from devstack.servers import free_port
 from tests.control_plane.admin.support import Admin, Gateways, audit_rows
 from tests.control_plane.api_client import assert_error
+from tests.control_plane.conftest import Backend
 from tests.factories import make_account, make_agent
 
 S = "/api/v1/admin/system"
@@ -140,3 +144,68 @@ async def test_health_reports_a_redis_outage_instead_of_failing(
     assert report.redis.status == "unavailable"
     assert report.usage_backlog.status == "unavailable"
     assert report.status == "unavailable"
+
+
+def spread_shards(redis: RedisClient) -> list[int]:
+    """Shards whose keys are on every primary of a cluster (on a single node: any three)."""
+    if not isinstance(redis, RedisCluster):
+        return [0, 511, 1023]
+    by_node = {redis.get_node_from_key(keyspace.shard_tag(s)).name: s for s in range(SHARD_COUNT)}
+    return sorted(by_node.values())
+
+
+async def test_cache_clear_reaches_every_primary_and_keeps_live_state(
+    backend: Backend, super_admin: Admin
+) -> None:
+    """On a cluster the SCAN runs on each primary and the deletes go out per slot: records of
+    users and agents on every primary go, the live balances and streams stay."""
+    redis, marker = backend.redis, uuid.uuid4().hex
+    records, balances, trials = [], [], []
+    for shard in spread_shards(redis):
+        user_id, agent_id = f"{marker}-{shard}", str(uuid.uuid4())
+        records += [keyspace.api_key_record(shard, marker), keyspace.user_record(shard, user_id),
+                    keyspace.agent_record(agent_id)]  # fmt: skip
+        balances.append(keyspace.quota(shard, user_id))
+        trials.append(keyspace.trials(shard, user_id))
+    for key in records:
+        await redis.hset(key, "status", "ok")
+    for key in balances:
+        await redis.set(key, 7)
+    for key in trials:
+        await redis.hset(key, "agent", 1)
+    live = balances + trials
+    if isinstance(redis, RedisCluster):  # the records are on all three primaries
+        assert len({redis.get_node_from_key(key).name for key in records}) == 3
+
+    response = await backend.http.post(f"{S}/cache/clear", headers=super_admin.headers)
+
+    assert response.status_code == 200, response.text
+    deleted = response.json()["deleted"]
+    assert await redis.exists(*records) == 0
+    assert await redis.exists(*live) == len(live)
+    per_kind = len(records) // 3
+    if backend.kind == "cluster":  # the emptied cluster holds only this test's records
+        assert deleted == {"api_keys": per_kind, "users": per_kind, "agents": per_kind}
+    else:
+        assert all(count >= per_kind for count in deleted.values())
+
+
+async def test_health_sums_the_usage_backlog_of_every_primary(
+    backend: Backend, super_admin: Admin
+) -> None:
+    redis = backend.redis
+    for n, shard in enumerate(spread_shards(redis)):
+        for _ in range(n + 1):
+            await redis.xadd(keyspace.usage_stream(shard), {"call_id": uuid.uuid4().hex})
+    async with redis.pipeline(transaction=False) as pipe:
+        for stream in keyspace.all_usage_streams():
+            pipe.xlen(stream)
+        expected = sum(await pipe.execute())
+
+    response = await backend.http.get(f"{S}/health", headers=super_admin.headers)
+
+    assert response.status_code == 200, response.text
+    health = response.json()
+    assert health["redis"]["status"] == "ok", health["redis"]
+    assert health["redis"]["details"]["maxmemory_policy"] == "noeviction"
+    assert health["usage_backlog"]["details"]["events"] == expected >= 6

@@ -1,6 +1,8 @@
 """Login throttling that a stranger can neither bypass nor turn against the owner (issue 9,
 item 9). Over real HTTP; client addresses are set through X-Forwarded-For on a control plane
-that trusts loopback as its proxy, and shown to be ignored on one that trusts no proxy."""
+that trusts loopback as its proxy, and shown to be ignored on one that trusts no proxy. The
+throttle's counters are in three cluster slots: the proxied control plane and the in-process
+tests run on the single node and on the Valkey cluster (REDIS_CLUSTER)."""
 
 from __future__ import annotations
 
@@ -10,13 +12,14 @@ from collections.abc import AsyncIterator, Iterator
 import httpx
 import pytest
 import pytest_asyncio
-import redis.asyncio as redis_asyncio
 
 from common import keyspace
 from common.settings import SettingsError
 from control_plane.auth.throttle import LoginThrottle, ThrottleSettings
 from control_plane.settings import ApiSettings
+from devstack.servers import ValkeyCluster
 from tests.control_plane.api_client import assert_error, fresh_email
+from tests.control_plane.conftest import Backend
 from tests.processes import Servers, api_env, serve_api
 
 PASSWORD = "the right one"
@@ -24,10 +27,17 @@ LIMITS = {"LOGIN_FAILURES_PER_ACCOUNT": "3", "LOGIN_ACCOUNT_CEILING": "6",
           "LOGIN_BACKOFF_MAX_S": "60"}  # fmt: skip
 
 
-@pytest.fixture(scope="module")
-def proxied_url(servers: Servers, database_url: str) -> Iterator[str]:
+@pytest.fixture(scope="module", params=["single", "cluster"])
+def proxied_url(
+    request: pytest.FixtureRequest, servers: Servers, database_url: str
+) -> Iterator[str]:
     """A control plane behind a proxy on loopback: X-Forwarded-For names the client."""
-    env = api_env(database_url, servers.redis_url, TRUSTED_PROXIES="127.0.0.1", **LIMITS)
+    if request.param == "single":
+        storage = {"REDIS_URL": servers.redis_url}
+    else:
+        cluster: ValkeyCluster = request.getfixturevalue("valkey_cluster")
+        storage = {"REDIS_URL": cluster.url, "REDIS_CLUSTER": "true"}
+    env = api_env(database_url, "", TRUSTED_PROXIES="127.0.0.1", **LIMITS) | storage
     with serve_api(env) as url:
         yield url
 
@@ -105,7 +115,8 @@ async def test_a_distributed_guesser_hits_the_ceiling_and_backs_off_but_the_owne
     assert (await login(proxied, email, PASSWORD, home)).status_code == 200
 
 
-async def test_the_backoff_doubles_up_to_its_cap(redis: redis_asyncio.Redis) -> None:
+async def test_the_backoff_doubles_up_to_its_cap(backend: Backend) -> None:
+    redis = backend.redis
     settings = ThrottleSettings(account_limit=100, ip_limit=1000, window_s=900,
                                 account_ceiling=3, backoff_max_s=16)  # fmt: skip
     throttle = LoginThrottle(redis, settings)
@@ -118,8 +129,9 @@ async def test_the_backoff_doubles_up_to_its_cap(redis: redis_asyncio.Redis) -> 
     assert waits == [-2, -2, 1, 2, 4, 8, 16, 16, 16]
 
 
-async def test_success_clears_only_its_own_counter(redis: redis_asyncio.Redis) -> None:
+async def test_success_clears_only_its_own_counter(backend: Backend) -> None:
     """The owner logging in does not reset a guesser's progress towards the ceiling."""
+    redis = backend.redis
     throttle = LoginThrottle(redis, ThrottleSettings(account_ceiling=50))
     email, guesser, owner = fresh_email(), random_ip(), random_ip()
     for _ in range(2):
@@ -129,6 +141,11 @@ async def test_success_clears_only_its_own_counter(redis: redis_asyncio.Redis) -
     assert await redis.get(keyspace.login_failures_of_account_from_ip(email, owner)) is None
     assert await redis.get(keyspace.login_failures_of_account_from_ip(email, guesser)) == b"2"
     assert await redis.get(keyspace.login_failures_of_account(email)) == b"4"
+    # Every counter ends with its window: none is left to lock anyone out for good.
+    for counter in (keyspace.login_failures_of_account_from_ip(email, guesser),
+                    keyspace.login_failures_from_ip(guesser),
+                    keyspace.login_failures_of_account(email)):  # fmt: skip
+        assert 0 < await redis.ttl(counter) <= ThrottleSettings().window_s
 
 
 @pytest.mark.parametrize("value", ["not-an-ip", "10.0.0.0/33", "127.0.0.1,,x"])

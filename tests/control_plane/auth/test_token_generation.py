@@ -1,7 +1,8 @@
 """Access tokens already issued end at once (issue 9, item 12): logout, logout everywhere,
 refresh-token reuse and a role change bump `users.token_generation`, and every authenticated
 request checks the token's `gen`, type and role against the user's record (Redis, else
-Postgres). Over real HTTP against the session's control plane."""
+Postgres). Over real HTTP, on a control plane on the single node and one on the Valkey cluster
+(REDIS_CLUSTER): the write-through of the user record reaches the user's shard either way."""
 
 from __future__ import annotations
 
@@ -9,7 +10,6 @@ from typing import Any
 
 import asyncpg
 import httpx
-import redis.asyncio as redis_asyncio
 
 from common import keyspace
 from common.domain import AdminRole, UserType
@@ -18,6 +18,7 @@ from control_plane.auth.principal import Principal
 from control_plane.auth.tokens import decode_access_token, issue_access_token
 from control_plane.user_record_sync import sync_user_records
 from tests.control_plane.api_client import admin_token, assert_error, bearer, register
+from tests.control_plane.conftest import Backend
 from tests.processes import TEST_JWT_SECRET
 
 ME = "/api/v1/developers/me"
@@ -35,7 +36,8 @@ async def refreshed(client: httpx.AsyncClient, refresh_token: str) -> dict[str, 
     return body
 
 
-async def test_logout_ends_the_access_tokens_already_issued(client: httpx.AsyncClient) -> None:
+async def test_logout_ends_the_access_tokens_already_issued(backend: Backend) -> None:
+    client = backend.http
     session = await register(client)
     other_device = await register_again(client, session)
     assert await status_of(client, session["access_token"]) == 200
@@ -61,7 +63,8 @@ async def register_again(client: httpx.AsyncClient, session: dict[str, Any]) -> 
     return {"access": response.json()["access_token"], "refresh": response.json()["refresh_token"]}
 
 
-async def test_logout_everywhere_ends_every_access_token(client: httpx.AsyncClient) -> None:
+async def test_logout_everywhere_ends_every_access_token(backend: Backend) -> None:
+    client = backend.http
     session = await register(client)
     second = await register_again(client, session)
     out = await client.post("/api/v1/auth/logout-all", headers=bearer(second["access"]))
@@ -74,10 +77,11 @@ async def test_logout_everywhere_ends_every_access_token(client: httpx.AsyncClie
 
 
 async def test_refresh_token_reuse_ends_the_thiefs_access_token(
-    client: httpx.AsyncClient,
+    backend: Backend,
 ) -> None:
     """A stolen refresh token used by the thief first: when the owner's copy is replayed the
     family dies, and the access token the thief got from it stops working at once."""
+    client = backend.http
     session = await register(client)
     thief = await refreshed(client, session["refresh_token"])
     assert await status_of(client, thief["access_token"]) == 200
@@ -90,8 +94,9 @@ async def test_refresh_token_reuse_ends_the_thiefs_access_token(
 
 
 async def test_a_demoted_admin_loses_admin_access_at_once(
-    client: httpx.AsyncClient, db_pool: asyncpg.Pool, redis: redis_asyncio.Redis
+    backend: Backend, db_pool: asyncpg.Pool
 ) -> None:
+    client, redis = backend.http, backend.redis
     user_id, token = await admin_token(db_pool, AdminRole.SUPER_ADMIN)
     assert await status_of(client, token, ADMIN_USERS) == 200
     async with db_pool.acquire() as connection, connection.transaction():
@@ -114,10 +119,11 @@ async def test_a_demoted_admin_loses_admin_access_at_once(
 
 
 async def test_a_role_changed_in_sql_ends_tokens_through_postgres(
-    client: httpx.AsyncClient, db_pool: asyncpg.Pool, redis: redis_asyncio.Redis
+    backend: Backend, db_pool: asyncpg.Pool
 ) -> None:
     """With no cached record, Postgres answers: the trigger bumped the generation, and even a
     token that claims the new role is refused until it carries the new generation."""
+    client, redis = backend.http, backend.redis
     user_id, token = await admin_token(db_pool, AdminRole.MODERATOR)
     await redis.delete(keyspace.user_record(7, user_id))
     await db_pool.execute("UPDATE users SET admin_role = 'support' WHERE id = $1", user_id)
@@ -136,10 +142,11 @@ async def test_a_role_changed_in_sql_ends_tokens_through_postgres(
 
 
 async def test_the_cached_record_is_what_is_checked(
-    client: httpx.AsyncClient, db_pool: asyncpg.Pool, redis: redis_asyncio.Redis
+    backend: Backend, db_pool: asyncpg.Pool
 ) -> None:
     """A complete user record answers without Postgres: a generation in it that the token
     does not carry is refused even though Postgres (not bumped here) would accept it."""
+    client, redis = backend.http, backend.redis
     session = await register(client)
     user_id, shard = (
         session["user"]["id"],
@@ -159,11 +166,12 @@ async def test_the_cached_record_is_what_is_checked(
 
 
 async def test_a_role_changed_in_sql_reaches_a_cached_record_through_the_worker_job(
-    client: httpx.AsyncClient, db_pool: asyncpg.Pool, redis: redis_asyncio.Redis
+    backend: Backend, db_pool: asyncpg.Pool
 ) -> None:
     """The stale record (issue 9): a record written with the session fields keeps answering
     for the old role after a plain-SQL change, until the worker's user_record_sync job
     (queued by migrations/0017's trigger) rewrites it from the row."""
+    client, redis = backend.http, backend.redis
     user_id, token = await admin_token(db_pool, AdminRole.MODERATOR)
     record = keyspace.user_record(7, user_id)
     async with db_pool.acquire() as connection, connection.transaction():

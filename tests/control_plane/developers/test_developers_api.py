@@ -27,6 +27,7 @@ from control_plane.developers.schemas import ApiKeyOut, CreateKeyRequest
 from crypto.api_keys import is_well_formed_api_key, shard_of_key
 from devstack.servers import free_port
 from tests.control_plane.api_client import assert_error, bearer, register
+from tests.control_plane.conftest import Backend
 from tests.control_plane.developers.support import insert_calls
 from tests.factories import make_agent, make_developer, make_key
 from tests.processes import api_state
@@ -225,10 +226,11 @@ async def test_the_key_cap_counts_active_keys_only(client: httpx.AsyncClient) ->
 
 
 async def test_revoke_writes_the_gateway_record_and_is_idempotent(
-    client: httpx.AsyncClient, db_pool: asyncpg.Pool, redis: redis_asyncio.Redis
+    backend: Backend, db_pool: asyncpg.Pool
 ) -> None:
     """Property 12 at the control plane: the key record says `revoked` once the DELETE
     has answered; the gateway reads it on every request (see test_revocation_e2e.py)."""
+    client, redis = backend.http, backend.redis
     auth, user_id = await developer(client)
     created = await create_key(client, auth)
     key_hash = hashlib.sha256(created["key"].encode()).hexdigest()
