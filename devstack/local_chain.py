@@ -17,7 +17,7 @@ from eth_account import Account
 
 from control_plane.chain.artifact import payouts_artifact, stablecoin_artifact
 from control_plane.chain.client import ZERO_ADDRESS, ChainClient, token_id_of
-from control_plane.chain.outbox import forget_chain
+from control_plane.chain.job_store import forget_chain
 from control_plane.chain.settings import ChainSettings
 from devstack.chain_node import LocalChainNode
 from devstack.envfile import read_env_file, write_env_file

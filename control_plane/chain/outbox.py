@@ -29,6 +29,9 @@ settlements / withdrawals (completed) in the same transaction as the job's statu
 payout fails its withdrawal and returns the amount to the creator's balance in the same
 transaction too (issue 11's rule, property 32). A payout is never failed while the chain
 shows it paid.
+
+This module decides each step; what a job puts on chain is read in targets.py, and the
+`chain_jobs` table is read and written in job_store.py.
 """
 
 from __future__ import annotations
@@ -37,12 +40,10 @@ import asyncio
 import contextlib
 import logging
 import random
-from dataclasses import dataclass
-from decimal import Decimal
 
 import asyncpg
 
-from common.db import DbConnection
+from control_plane.chain import job_store
 from control_plane.chain.client import (
     ChainClient,
     ChainRejected,
@@ -55,80 +56,15 @@ from control_plane.chain.client import (
     token_id_of,
     withdrawal_key,
 )
-from control_plane.chain.jobs import (
-    MINT_AGENT,
-    NO_WALLET,
-    PAY_WITHDRAWAL,
-    WAITING_FOR_CREATOR,
-)
+from control_plane.chain.job_store import ChainJob, Confirmed, Failed, Step, Wait
+from control_plane.chain.jobs import MINT_AGENT, PAY_WITHDRAWAL
 from control_plane.chain.settings import ChainSettings
-from control_plane.creators.wallet import InvalidAddress, normalise_wallet_address
-from control_plane.earnings.withdrawals import complete, fail_and_refund_in
+from control_plane.chain.targets import Mint, Target, target_of
 
 logger = logging.getLogger("agentlink.worker.chain")
 
 # pg_advisory_lock key naming "the chain signer's nonce sequence" ("AGLKCHAN").
 SIGNER_LOCK_KEY = 0x41474C4B_4348414E
-_AMOUNT_UNITS = Decimal(10) ** 8  # the contract stores amounts in 10**-8 USD
-_BATCH = 50
-
-
-@dataclass(frozen=True, slots=True)
-class ChainJob:
-    id: int
-    kind: str
-    subject_id: str
-    status: str
-    attempts: int
-    contract_address: str | None
-    tx_hash: str | None
-    tx_nonce: int | None
-    signed_tx: bytes | None
-
-
-@dataclass(frozen=True, slots=True)
-class Mint:
-    creator: str
-    token_id: int
-
-
-@dataclass(frozen=True, slots=True)
-class Payment:
-    key: bytes
-    recipient: str
-    units: int
-
-
-@dataclass(frozen=True, slots=True)
-class Wait:
-    """Not done yet: try again after `delay_s` (None: the backoff for this attempt)."""
-
-    reason: str
-    delay_s: float | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Confirmed:
-    receipt: Receipt
-
-
-@dataclass(frozen=True, slots=True)
-class Failed:
-    reason: str
-
-
-Step = Wait | Confirmed | Failed
-Target = Mint | SettlementRecord | Payment
-
-
-def _wallet(raw: str | None) -> str | Wait:
-    """A creator's wallet in its checksummed form, or why the job waits for them."""
-    if raw is None:
-        return Wait(NO_WALLET)
-    try:
-        return normalise_wallet_address(raw)
-    except InvalidAddress as error:
-        return Wait(f"{WAITING_FOR_CREATOR}: the wallet address is invalid ({error})")
 
 
 def _held_up(job: ChainJob, contract: str | None) -> Wait | None:
@@ -158,7 +94,7 @@ class ChainOutbox:
 
     async def run_once(self) -> int:
         """Move every due job one step; returns how many were confirmed."""
-        jobs = await self._claim()
+        jobs = await job_store.claim(self._db, self._settings.lease_s)
         confirmed = 0
         for index, job in enumerate(jobs):
             try:
@@ -177,36 +113,6 @@ class ChainOutbox:
             await self._record(job, step)
             confirmed += isinstance(step, Confirmed)
         return confirmed
-
-    async def _claim(self) -> list[ChainJob]:
-        rows = await self._db.fetch(
-            """UPDATE chain_jobs SET locked_until = now() + make_interval(secs => $1),
-                                     attempts = attempts + 1
-               WHERE id IN (SELECT id FROM chain_jobs
-                            WHERE status IN ('pending', 'sent') AND next_attempt_at <= now()
-                              AND (locked_until IS NULL OR locked_until <= now())
-                            ORDER BY next_attempt_at, id LIMIT $2
-                            FOR UPDATE SKIP LOCKED)
-               RETURNING id, kind, subject_id::text, status, attempts, contract_address,
-                         tx_hash, tx_nonce, signed_tx""",
-            self._settings.lease_s,
-            _BATCH,
-        )
-        jobs = [
-            ChainJob(
-                row["id"],
-                row["kind"],
-                row["subject_id"],
-                row["status"],
-                row["attempts"],
-                row["contract_address"],
-                row["tx_hash"],
-                None if row["tx_nonce"] is None else int(row["tx_nonce"]),
-                row["signed_tx"],
-            )
-            for row in rows
-        ]
-        return sorted(jobs, key=lambda job: job.id)
 
     # -- one step ------------------------------------------------------------------------------
 
@@ -294,8 +200,8 @@ class ChainOutbox:
         return await self._depth(receipt) if receipt.succeeded else Wait("reverted, checking")
 
     async def _sign_and_send(self, job: ChainJob) -> Step:
-        target = await self._target(job)
-        if not isinstance(target, Mint | SettlementRecord | Payment):
+        target = await target_of(self._db, self._client, job)
+        if isinstance(target, Wait | Failed):
             return target
         async with self._db.acquire() as connection:
             # One nonce sequence for the signer across workers: sign, store, send, in turn.
@@ -303,7 +209,7 @@ class ChainOutbox:
             try:
                 signed = await self._sign(target)
                 if isinstance(signed, SignedTx):
-                    await self._store_signed(connection, job, signed)
+                    await job_store.store_signed(connection, job, signed, self._contract_of(job))
                     await self._client.broadcast(signed.raw)
             finally:
                 await connection.execute("SELECT pg_advisory_unlock($1)", SIGNER_LOCK_KEY)
@@ -332,137 +238,18 @@ class ChainOutbox:
         except ChainReverted as error:
             return error
 
-    async def _target(self, job: ChainJob) -> Target | Step:
-        """What to put on chain, or why not now: the wallet is checked (seed property 10)
-        before anything is signed for it."""
-        if job.kind == PAY_WITHDRAWAL:
-            return await self._payment(job)
-        if job.kind == MINT_AGENT:
-            row = await self._db.fetchrow(
-                """SELECT u.wallet_address FROM agents a JOIN users u ON u.id = a.creator_id
-                   WHERE a.id = $1""",
-                job.subject_id,
-            )
-        else:
-            row = await self._db.fetchrow(
-                """SELECT u.wallet_address, s.period_start, s.period_end, s.net_amount
-                   FROM settlements s JOIN users u ON u.id = s.creator_id WHERE s.id = $1""",
-                job.subject_id,
-            )
-        if row is None:
-            return Failed(f"the {job.kind.split('_')[1]} no longer exists")
-        wallet = _wallet(row["wallet_address"])
-        if isinstance(wallet, Wait):
-            return wallet
-        if job.kind == MINT_AGENT:
-            return Mint(wallet, token_id_of(job.subject_id))
-        return SettlementRecord(
-            settlement_key(job.subject_id),
-            wallet,
-            int(row["period_start"].timestamp()),
-            int(row["period_end"].timestamp()),
-            int(row["net_amount"] * _AMOUNT_UNITS),
-            0,
-        )
-
-    async def _payment(self, job: ChainJob) -> Payment | Step:
-        """A withdrawal's payout: its net amount to the wallet copied when it was requested
-        (a later wallet change never redirects it), only while the withdrawal is open."""
-        row = await self._db.fetchrow(
-            "SELECT status, net_amount, destination FROM withdrawals WHERE id = $1",
-            job.subject_id,
-        )
-        if row is None:
-            return Failed("the withdrawal no longer exists")
-        if row["status"] not in ("pending", "processing"):
-            return Failed(f"the withdrawal is {row['status']}, not open")
-        if row["destination"] is None:
-            return Failed("the withdrawal has no wallet to pay to")
-        try:
-            recipient = normalise_wallet_address(row["destination"])
-        except InvalidAddress as error:
-            return Failed(f"the withdrawal's wallet address is invalid ({error})")
-        units = await self._client.token_units(row["net_amount"])
-        return Payment(withdrawal_key(job.subject_id), recipient, units)
-
     # -- writes --------------------------------------------------------------------------------
-
-    async def _store_signed(
-        self, connection: DbConnection, job: ChainJob, signed: SignedTx
-    ) -> None:
-        await connection.execute(
-            """UPDATE chain_jobs SET status = 'sent', tx_hash = $2, tx_nonce = $3, signed_tx = $4,
-                                     contract_address = $5
-               WHERE id = $1""",
-            job.id,
-            signed.tx_hash,
-            signed.nonce,
-            signed.raw,
-            self._contract_of(job),
-        )
 
     async def _record(self, job: ChainJob, step: Step) -> None:
         if isinstance(step, Confirmed):
-            await self._confirm(job, step.receipt)
-            return
-        if isinstance(step, Failed):
-            async with self._db.acquire() as connection, connection.transaction():
-                await connection.execute(
-                    """UPDATE chain_jobs SET status = 'failed', last_error = $2,
-                                             locked_until = NULL
-                       WHERE id = $1""",
-                    job.id,
-                    step.reason[:1000],
-                )
-                if job.kind == PAY_WITHDRAWAL:
-                    await fail_and_refund_in(connection, job.subject_id, step.reason)
-            logger.error(
-                "chain job %d failed: %s", job.id, step.reason,
-                extra={"event": "chain_failed", "kind": job.kind},
-            )  # fmt: skip
-            return
-        delay = backoff_s(self._settings, job.attempts) if step.delay_s is None else step.delay_s
-        await self._db.execute(
-            """UPDATE chain_jobs SET last_error = $2, locked_until = NULL,
-                                     next_attempt_at = now() + make_interval(secs => $3)
-               WHERE id = $1 AND status IN ('pending', 'sent')""",
-            job.id,
-            step.reason[:1000],
-            delay,
-        )
-
-    async def _confirm(self, job: ChainJob, receipt: Receipt) -> None:
-        async with self._db.acquire() as connection, connection.transaction():
-            await connection.execute(
-                """UPDATE chain_jobs SET status = 'confirmed', tx_hash = $2, block_number = $3,
-                                         contract_address = $4, confirmed_at = now(),
-                                         last_error = NULL, locked_until = NULL
-                   WHERE id = $1""",
-                job.id,
-                receipt.tx_hash,
-                receipt.block_number,
-                self._contract_of(job),
+            await job_store.confirm(self._db, job, step.receipt, self._contract_of(job))
+        elif isinstance(step, Failed):
+            await job_store.record_failed(self._db, job, step.reason)
+        else:
+            delay = (
+                backoff_s(self._settings, job.attempts) if step.delay_s is None else step.delay_s
             )
-            if job.kind == PAY_WITHDRAWAL:
-                reference = receipt.tx_hash
-                await complete(connection, job.subject_id, reference, tx_hash=receipt.tx_hash)
-            elif job.kind == MINT_AGENT:
-                await connection.execute(
-                    "UPDATE agents SET token_id = $2, token_tx_hash = $3 WHERE id = $1",
-                    job.subject_id,
-                    Decimal(token_id_of(job.subject_id)),
-                    receipt.tx_hash,
-                )
-            else:
-                await connection.execute(
-                    "UPDATE settlements SET tx_hash = $2 WHERE id = $1",
-                    job.subject_id,
-                    receipt.tx_hash,
-                )
-        logger.info(
-            "chain job %d confirmed", job.id,
-            extra={"event": "chain_confirmed", "kind": job.kind, "tx_hash": receipt.tx_hash},
-        )  # fmt: skip
+            await job_store.record_wait(self._db, job, step.reason, delay)
 
 
 async def run_chain_outbox(db: asyncpg.Pool, settings: ChainSettings, stop: asyncio.Event) -> None:
@@ -482,24 +269,3 @@ async def run_chain_outbox(db: asyncpg.Pool, settings: ChainSettings, stop: asyn
                 await asyncio.wait_for(stop.wait(), timeout=settings.interval_s)
     finally:
         await client.aclose()
-
-
-async def forget_chain(db: asyncpg.Pool) -> int:
-    """Start over on a new chain (a local node starts empty): every job back to pending and
-    the chain's hashes and token ids cleared. Payouts that ended stay as they are: that money
-    was paid (or refunded) and is never paid again; an open one is sent on the new chain.
-    Returns how many jobs were reset."""
-    async with db.acquire() as connection, connection.transaction():
-        await connection.execute(
-            "UPDATE agents SET token_id = NULL, token_tx_hash = NULL WHERE token_id IS NOT NULL"
-        )
-        await connection.execute("UPDATE settlements SET tx_hash = NULL WHERE tx_hash IS NOT NULL")
-        status = await connection.execute(
-            """UPDATE chain_jobs SET status = 'pending', attempts = 0, next_attempt_at = now(),
-                                     locked_until = NULL, last_error = NULL,
-                                     contract_address = NULL, tx_hash = NULL, tx_nonce = NULL,
-                                     signed_tx = NULL, block_number = NULL, confirmed_at = NULL
-               WHERE kind <> $1 OR status IN ('pending', 'sent')""",
-            PAY_WITHDRAWAL,
-        )
-    return int(status.split()[-1])

@@ -22,7 +22,8 @@ from control_plane.auth.principal import Principal
 from control_plane.auth.tokens import issue_access_token
 from control_plane.chain.artifact import payouts_artifact, stablecoin_artifact
 from control_plane.chain.client import ZERO_ADDRESS, ChainClient, withdrawal_key
-from control_plane.chain.outbox import ChainOutbox, forget_chain
+from control_plane.chain.job_store import forget_chain
+from control_plane.chain.outbox import ChainOutbox
 from control_plane.chain.settings import ChainSettings
 from control_plane.earnings.payouts import build_providers
 from control_plane.earnings.payouts.base import InFlight, Payout, PayoutOutcome

@@ -17,7 +17,8 @@ from eth_account import Account
 
 from control_plane.agents import repository as agents
 from control_plane.chain.client import ChainClient, settlement_key, token_id_of
-from control_plane.chain.outbox import ChainOutbox, forget_chain
+from control_plane.chain.job_store import forget_chain
+from control_plane.chain.outbox import ChainOutbox
 from control_plane.chain.settings import ChainSettings
 from devstack.chain_node import LocalChainNode
 from tests.control_plane.chain.conftest import chain_settings_for, mine
