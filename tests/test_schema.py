@@ -839,6 +839,32 @@ async def test_chunks_are_ranked_by_cosine_distance(conn: asyncpg.Connection) ->
         await conn.execute(insert, agent, file_id, 3, "short", "[1,2,3]")
 
 
+async def test_a_chunks_vector_and_tsvector_stay_in_its_row(conn: asyncpg.Connection) -> None:
+    """What retrieval reads of every candidate (vector, tsvector) is never a TOAST fetch, even
+    when a 1,000-character chunk makes the row pass the 2 KB threshold (0018, 0019)."""
+    if await conn.fetchval("SELECT count(*) = 0 FROM pg_extension WHERE extname = 'vector'"):
+        pytest.skip("this server has no pgvector; the real[] fallback is tested elsewhere")
+    agent = await make_agent(conn)
+    file_id = await _knowledge_file(conn, agent)
+    # Distinct made-up words: neither the text nor its tsvector compresses much.
+    text = " ".join(f"q{uuid.uuid4().hex[:8]}" for _ in range(110))
+    await conn.execute(
+        "INSERT INTO knowledge_chunks (agent_id, file_id, chunk_index, content, embedding)"
+        " VALUES ($1, $2, 0, $3, $4::text::vector)",
+        agent, file_id, text, _vector(*[0.001 * i for i in range(384)]),
+    )  # fmt: skip
+    row = await conn.fetchrow(
+        "SELECT pg_column_size(content_tsv) AS tsv_size,"
+        "       pg_column_toast_chunk_id(content_tsv) AS tsv_toast,"
+        "       pg_column_toast_chunk_id(embedding) AS vector_toast"
+        " FROM knowledge_chunks WHERE file_id = $1",
+        file_id,
+    )
+    assert row["tsv_size"] > 900  # the case in point: with the vector, past the threshold
+    assert row["tsv_toast"] is None
+    assert row["vector_toast"] is None
+
+
 async def test_a_chunk_cannot_claim_another_agent_than_its_file(conn: asyncpg.Connection) -> None:
     agent, other = await make_agent(conn), await make_agent(conn)
     file_id = await _knowledge_file(conn, agent)

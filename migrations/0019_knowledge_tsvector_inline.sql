@@ -1,0 +1,16 @@
+-- Knowledge retrieval, part four: the full-text half reads each matched chunk's tsvector from
+-- the row itself.
+--
+-- Since 0018 a chunk's 1.5 KB vector is stored inline, and with its text (~1 KB) and tsvector
+-- (~1 KB) the row passes the 2 KB TOAST threshold: PostgreSQL moved both the text and the
+-- tsvector out of line. The full-text half ranks every chunk its lexemes match (up to the
+-- text budget, 500), and each rank first fetched that chunk's tsvector from the TOAST table
+-- (its index, then its heap): measured at 100,000 chunks, ~25 us of a ~40 us ranked row.
+-- MAIN keeps the tsvector in the row (compressed if need be; out of line only if the row
+-- would not fit a page at all). The text stays EXTENDED: it is read only for the few
+-- passages retrieval returns, so it may well live out of line.
+--
+-- Rows already stored keep their out-of-line tsvector until they are rewritten (a file
+-- re-processed or re-embedded): rewriting them here would update every row of the HNSW
+-- index one by one.
+ALTER TABLE knowledge_chunks ALTER COLUMN content_tsv SET STORAGE MAIN;
