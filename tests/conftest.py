@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import asyncpg
+import httpx
 import pytest
 import pytest_asyncio
 import redis.asyncio as redis_asyncio
@@ -26,20 +27,14 @@ from common.db import create_pool
 from common.migrations import migrate_url
 from common.redis_store import create_redis
 from devstack.servers import PostgresServer, ValkeyCluster, ValkeyServer, free_port
-from mock_provider import create_app as create_mock_provider
 from tests.processes import (
-    TEST_ENCRYPTION_KEYS,
-    TEST_JWT_SECRET,
     Servers,
     api_env,
     serve_api,
     serve_gateway,
+    serve_mock_provider,
 )
 from tests.processes import gateway_env as gateway_env_for
-from tests.support import serve
-
-# Kept importable from here for tests written before tests/processes.py.
-__all__ = ["TEST_ENCRYPTION_KEYS", "TEST_JWT_SECRET", "Servers"]
 
 
 @pytest.fixture(scope="session")
@@ -118,10 +113,17 @@ async def redis(servers: Servers) -> AsyncIterator[redis_asyncio.Redis]:
     await client.aclose()
 
 
+@pytest_asyncio.fixture
+async def http() -> AsyncIterator[httpx.AsyncClient]:
+    """A plain HTTP client, for calls to any of the test's servers by full URL."""
+    async with httpx.AsyncClient(timeout=30) as client:
+        yield client
+
+
 @pytest.fixture(scope="session")
 def mock_provider_url() -> Iterator[str]:
     """One mock LLM provider for the session (tests tell their calls apart by a marker)."""
-    with serve(create_mock_provider(), health_path="/health") as url:
+    with serve_mock_provider() as url:
         yield url
 
 

@@ -8,10 +8,11 @@ from decimal import Decimal
 
 import asyncpg
 
-from common.domain import AgentConfig, KnowledgeSettings, ModelTarget
+from common.domain import AdminRole, AgentConfig, KnowledgeSettings, ModelTarget
 from control_plane.agents import repository as agents
 from control_plane.auth import repository as auth
 from control_plane.developers import repository as developers
+from control_plane.reviews import repository as reviews
 from control_plane.toolbox import repository as toolbox
 from crypto.api_keys import generate_api_key, random_shard
 from crypto.envelope import KeyRing
@@ -20,15 +21,19 @@ from tests.processes import TEST_KEYRING
 __all__ = [
     "TEST_KEYRING",
     "Account",
+    "AdminUser",
     "Agent",
     "ApiKey",
     "Developer",
     "add_to_toolbox",
     "make_account",
+    "make_admin",
     "make_agent",
     "make_developer",
     "make_key",
+    "make_review",
     "make_user",
+    "use_trials",
 ]  # fmt: skip
 
 
@@ -61,6 +66,28 @@ async def make_developer(
         user = await _new_user(connection, "developer", tier)
         await auth.insert_quota(connection, user["id"], free_quota, total_quota=quota)
     return Developer(str(user["id"]), user["redis_shard"])
+
+
+@dataclass(frozen=True)
+class AdminUser:
+    user_id: str
+    shard: int
+    email: str
+
+
+async def make_admin(
+    db: asyncpg.Pool, role: AdminRole | None, *, password_hash: str = "x"
+) -> AdminUser:
+    """An admin made directly in the database: admins cannot self-register, so no repository
+    writes one. `role` None: an admin whose role was never set."""
+    email = f"{uuid.uuid4().hex}@example.test"
+    row = await db.fetchrow(
+        """INSERT INTO users (email, password_hash, user_type, admin_role, redis_shard)
+           VALUES ($1, $2, 'admin', $3, $4) RETURNING id, redis_shard""",
+        email, password_hash, role.value if role else None, random_shard(),
+    )  # fmt: skip
+    assert row is not None
+    return AdminUser(str(row["id"]), row["redis_shard"], email)
 
 
 @dataclass(frozen=True)
@@ -154,3 +181,24 @@ async def add_to_toolbox(db: asyncpg.Pool, developer: Developer, *agents: Agent)
     for agent in agents:
         async with db.acquire() as connection:
             await toolbox.add(connection, developer.user_id, agent.agent_id)
+
+
+async def use_trials(db: asyncpg.Pool, user_id: str, agent_id: str, calls: int = 3) -> None:
+    """Record `calls` free trial calls of the agent as spent, as the worker records them (its
+    upsert also counts one call at a time, so the row is written here; no repository has it)."""
+    await db.execute(
+        "INSERT INTO trial_usage (user_id, agent_id, calls_used) VALUES ($1, $2, $3)",
+        user_id, agent_id, calls,
+    )  # fmt: skip
+
+
+async def make_review(
+    db: asyncpg.Pool, agent_id: str, rating: int, content: str | None = None
+) -> str:
+    """A pending review of the agent by a new developer; returns its id."""
+    user_id = await make_user(db)
+    async with db.acquire() as connection:
+        review = await reviews.insert_review(
+            connection, agent_id=agent_id, user_id=user_id, rating=rating, content=content
+        )
+    return str(review["id"])

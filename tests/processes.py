@@ -1,16 +1,18 @@
 """How the tests build each process under test: one builder each for the gateway, the
 control plane's API and the worker (their environment, settings and, for the HTTP apps, the
-app served over real HTTP), and the one test key ring every process shares.
+app served over real HTTP), the outside services' fakes (mock LLM provider, fake Stripe,
+fake Coinbase Commerce), and the one test key ring every process shares.
 
 A test that needs a process with other settings passes overrides, e.g.
-`serve_gateway(gateway_env(servers, database_url, provider_url, UPSTREAM_TIMEOUT_S="1"))`.
+`serve_gateway(gateway_env(database_url, redis_url, provider_url, UPSTREAM_TIMEOUT_S="1"))`.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 import asyncpg
 import redis.asyncio as redis_asyncio
@@ -20,7 +22,9 @@ from control_plane.settings import ApiSettings, WorkerSettings
 from control_plane.state import ControlPlaneState
 from crypto.envelope import KeyRing
 from crypto.passwords import PasswordHashing
-from devstack.servers import PostgresServer, ValkeyServer
+from devstack.servers import PostgresServer, ValkeyServer, free_port
+from fake_payments import FakeCoinbase, FakeStripe, create_coinbase_app, create_stripe_app
+from fake_payments.config import FakeConfig
 from gateway.settings import GatewaySettings
 from gateway.tracing import Tracing
 from tests.support import serve
@@ -143,3 +147,54 @@ def worker_env(database_url: str, redis_url: str, **overrides: str) -> Env:
 
 def worker_settings(database_url: str, redis_url: str, **overrides: str) -> WorkerSettings:
     return WorkerSettings.from_env(worker_env(database_url, redis_url, **overrides))
+
+
+# -- outside services' fakes ---------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def serve_mock_provider() -> Iterator[str]:
+    """The mock LLM provider (OpenAI, Anthropic and Gemini formats) over real HTTP."""
+    from mock_provider import create_app
+
+    with serve(create_app(), health_path="/health") as url:
+        yield url
+
+
+Fake = TypeVar("Fake", FakeStripe, FakeCoinbase)
+
+
+@dataclass(frozen=True)
+class Served(Generic[Fake]):
+    """A fake payment provider and its base URL; `fake.config.webhook_url` may be set after
+    start, once the app that receives its webhooks is up."""
+
+    fake: Fake
+    url: str
+
+
+@contextlib.contextmanager
+def _serve_fake(
+    create: Callable[[FakeConfig], Fake], secrets: tuple[str, ...], api_key: str | None,
+    webhook_url: str | None,
+) -> Iterator[Served[Fake]]:  # fmt: skip
+    port = free_port()  # the fake's hosted pages name its own address
+    config = FakeConfig(f"http://127.0.0.1:{port}", webhook_url=webhook_url,
+                        webhook_secrets=secrets, api_key=api_key)  # fmt: skip
+    fake = create(config)
+    with serve(fake, health_path="/health", port=port) as url:
+        yield Served(fake, url)
+
+
+def serve_fake_stripe(
+    secrets: tuple[str, ...], *, api_key: str | None = None, webhook_url: str | None = None
+) -> contextlib.AbstractContextManager[Served[FakeStripe]]:
+    """The fake Stripe over real HTTP, signing its webhooks with `secrets`."""
+    return _serve_fake(create_stripe_app, secrets, api_key, webhook_url)
+
+
+def serve_fake_coinbase(
+    secrets: tuple[str, ...], *, api_key: str | None = None, webhook_url: str | None = None
+) -> contextlib.AbstractContextManager[Served[FakeCoinbase]]:
+    """The fake Coinbase Commerce over real HTTP, signing its webhooks with `secrets`."""
+    return _serve_fake(create_coinbase_app, secrets, api_key, webhook_url)

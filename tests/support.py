@@ -1,11 +1,13 @@
-"""Helpers the tests share: serve an ASGI app over real HTTP on a loopback port."""
+"""Helpers the tests share: serve an ASGI app over real HTTP on a loopback port, and wait
+boundedly for what another process does."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 import httpx
@@ -47,3 +49,13 @@ def serve(
     finally:
         server.should_exit = True
         thread.join(timeout=15)
+
+
+async def wait_until(check: Callable[[], Awaitable[bool]], within_s: float, what: str) -> None:
+    """Poll `check` until it holds; fail with `what` after `within_s` seconds."""
+    deadline = time.monotonic() + within_s
+    while time.monotonic() < deadline:
+        if await check():
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"timed out waiting for {what}")

@@ -7,11 +7,9 @@ gateway), or `reap.lua` through the reaper. Nothing is mocked.
 
 from __future__ import annotations
 
-import asyncio
-import time
 import uuid
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -233,13 +231,3 @@ async def entries_of(redis: redis_asyncio.Redis, stream: str, *, newest: int = 0
 
 async def has_rows(db: asyncpg.Pool, account: Account, count: int) -> bool:
     return len(await call_log_rows(db, [account.developer.user_id])) >= count
-
-
-async def wait_until(check: Callable[[], Awaitable[bool]], within_s: float, what: str) -> None:
-    """Poll `check` until it holds; fail with `what` after `within_s` seconds."""
-    deadline = time.monotonic() + within_s
-    while time.monotonic() < deadline:
-        if await check():
-            return
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")

@@ -23,8 +23,9 @@ import redis.asyncio as redis_asyncio
 from common import keyspace
 from control_plane.usage_ingest import GROUP, ingest_once
 from devstack.servers import free_port
-from tests.control_plane.helpers import Account, Expected, Producer, assert_totals, wait_until
+from tests.control_plane.helpers import Account, Expected, Producer, assert_totals
 from tests.processes import Servers, worker_env
+from tests.support import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 CALLS = 3000

@@ -12,11 +12,9 @@ import httpx
 import orjson
 import pytest
 
-from devstack.servers import free_port
-from fake_payments import FakeCoinbase, create_coinbase_app
-from fake_payments.config import FakeConfig
+from fake_payments import FakeCoinbase
 from tests.fake_payments.conftest import Receiver
-from tests.support import serve
+from tests.processes import serve_fake_coinbase
 
 KEY = "cb-key-for-fake-tests"
 SECRET = "cb-secret-for-fake-tests"
@@ -24,11 +22,8 @@ SECRET = "cb-secret-for-fake-tests"
 
 @pytest.fixture(scope="module")
 def fake(receiver: tuple[Receiver, str]) -> Iterator[tuple[FakeCoinbase, str]]:
-    port = free_port()
-    app = create_coinbase_app(FakeConfig(f"http://127.0.0.1:{port}", webhook_url=receiver[1],
-                                         webhook_secrets=(SECRET,), api_key=KEY))  # fmt: skip
-    with serve(app, health_path="/health", port=port) as url:
-        yield app, url
+    with serve_fake_coinbase((SECRET,), api_key=KEY, webhook_url=receiver[1]) as served:
+        yield served.fake, served.url
 
 
 def charge_body(**extra: Any) -> dict[str, Any]:

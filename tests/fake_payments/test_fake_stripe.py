@@ -13,11 +13,9 @@ import pytest
 import pytest_asyncio
 import stripe
 
-from devstack.servers import free_port
-from fake_payments import FakeStripe, create_stripe_app
-from fake_payments.config import FakeConfig
+from fake_payments import FakeStripe
 from tests.fake_payments.conftest import Receiver
-from tests.support import serve
+from tests.processes import serve_fake_stripe
 
 KEY = "sk_test_fake_stripe_tests"
 SECRETS = ("whsec_new", "whsec_old")
@@ -25,11 +23,8 @@ SECRETS = ("whsec_new", "whsec_old")
 
 @pytest.fixture(scope="module")
 def fake(receiver: tuple[Receiver, str]) -> Iterator[tuple[FakeStripe, str]]:
-    port = free_port()
-    app = create_stripe_app(FakeConfig(f"http://127.0.0.1:{port}", webhook_url=receiver[1],
-                                       webhook_secrets=SECRETS, api_key=KEY))  # fmt: skip
-    with serve(app, health_path="/health", port=port) as url:
-        yield app, url
+    with serve_fake_stripe(SECRETS, api_key=KEY, webhook_url=receiver[1]) as served:
+        yield served.fake, served.url
 
 
 @pytest_asyncio.fixture

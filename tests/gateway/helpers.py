@@ -27,7 +27,15 @@ import redis.asyncio as redis_asyncio
 from common import keyspace
 from common.sse import events_of
 from devstack.servers import free_port
-from tests.factories import Agent, ApiKey, Developer, make_agent, make_developer, make_key
+from tests.factories import (
+    Agent,
+    ApiKey,
+    Developer,
+    make_agent,
+    make_developer,
+    make_key,
+    use_trials,
+)
 from tests.processes import serve_gateway
 
 # A breaker that never opens (the failure ratio can never exceed 1): for gateways that inject
@@ -66,19 +74,18 @@ async def make_caller(
     status: str = "active",
     system_prompt: str = "You are a careful assistant. SECRET-PROMPT-MARKER.",
     trials_used: int = 0,
+    **agent_options: Any,
 ) -> Caller:
-    """A fresh developer, key and agent. `trials_used` pre-spends the pair's free trials in
-    Postgres (as earlier calls would have), so the next calls are charged to quota."""
+    """A fresh developer, key and agent (`agent_options` go to `make_agent`). `trials_used`
+    pre-spends the pair's free trials in Postgres (as earlier calls would have), so the next
+    calls are charged to quota."""
     developer = await make_developer(db, quota=quota, tier=tier)
     key = await make_key(db, developer)
-    agent = await make_agent(db, price=price, status=status, system_prompt=system_prompt)
+    agent = await make_agent(
+        db, price=price, status=status, system_prompt=system_prompt, **agent_options
+    )
     if trials_used:
-        await db.execute(
-            "INSERT INTO trial_usage (user_id, agent_id, calls_used) VALUES ($1, $2, $3)",
-            developer.user_id,
-            agent.agent_id,
-            trials_used,
-        )
+        await use_trials(db, developer.user_id, agent.agent_id, trials_used)
     return Caller(developer, key, agent)
 
 

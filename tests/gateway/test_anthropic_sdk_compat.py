@@ -21,7 +21,6 @@ import redis.asyncio as redis_asyncio
 
 from gateway.leak_guard import WITHHELD_NOTICE
 from mock_provider.controls import render_directive
-from tests.factories import make_agent, make_developer, make_key
 from tests.gateway.helpers import (
     Caller,
     gateway,
@@ -62,15 +61,8 @@ def base_url(gateway_url: str, caller: Caller) -> str:
 
 async def caller_on(db: asyncpg.Pool, provider: str, *, trials_used: int = 0) -> Caller:
     """A fresh developer and key, and an agent with PROMPT on `provider`."""
-    developer = await make_developer(db, quota=100)
-    key = await make_key(db, developer)
-    agent = await make_agent(db, provider=provider, model=MODELS[provider], system_prompt=PROMPT)
-    if trials_used:
-        await db.execute(
-            "INSERT INTO trial_usage (user_id, agent_id, calls_used) VALUES ($1, $2, $3)",
-            developer.user_id, agent.agent_id, trials_used,
-        )  # fmt: skip
-    return Caller(developer, key, agent)
+    return await make_caller(db, system_prompt=PROMPT, trials_used=trials_used,
+                             provider=provider, model=MODELS[provider])  # fmt: skip
 
 
 def client_for(url: str, caller: Caller, **kwargs: Any) -> anthropic.AsyncAnthropic:

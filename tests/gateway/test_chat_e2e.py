@@ -14,6 +14,7 @@ import redis.asyncio as redis_asyncio
 
 from common import keyspace
 from tests.factories import Developer, make_agent, make_developer, make_key
+from tests.gateway.helpers import chat, make_caller
 
 
 def sdk(gateway_url: str, agent_id: str, key: str, *, bearer: bool = True) -> openai.AsyncOpenAI:
@@ -126,15 +127,9 @@ async def test_streaming_call_through_the_openai_sdk(
 async def test_sse_response_headers_stop_proxy_buffering(
     gateway_url: str, db_pool: asyncpg.Pool
 ) -> None:
-    developer = await make_developer(db_pool)
-    key = await make_key(db_pool, developer)
-    agent = await make_agent(db_pool)
+    caller = await make_caller(db_pool)
     async with httpx.AsyncClient() as client:
-        response = await client.post(
-            f"{gateway_url}/proxy/v1/agents/{agent.agent_id}/chat",
-            headers={"X-AgentLink-Key": key.plaintext},
-            json={"messages": [{"role": "user", "content": "hi"}], "stream": True},
-        )
+        response = await chat(client, gateway_url, caller, stream=True)
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/event-stream")
     assert response.headers["cache-control"] == "no-cache"
@@ -145,33 +140,22 @@ async def test_sse_response_headers_stop_proxy_buffering(
 async def test_agent_ids_in_any_case_reach_the_same_agent(
     gateway_url: str, db_pool: asyncpg.Pool
 ) -> None:
-    developer = await make_developer(db_pool)
-    key = await make_key(db_pool, developer)
-    agent = await make_agent(db_pool)
+    caller = await make_caller(db_pool)
+    agent_id = caller.agent.agent_id
     async with httpx.AsyncClient() as client:
-        for spelling in (agent.agent_id.upper(), agent.agent_id.replace("-", "")):
-            response = await client.post(
-                f"{gateway_url}/proxy/v1/agents/{spelling}/chat",
-                headers={"X-AgentLink-Key": key.plaintext},
-                json={"messages": [{"role": "user", "content": "hi"}]},
-            )
+        for spelling in (agent_id.upper(), agent_id.replace("-", "")):
+            response = await chat(client, gateway_url, caller, agent_id=spelling)
             assert response.status_code == 200, response.text
 
 
 async def test_a_version_postgres_does_not_have_yet_is_a_503_not_a_500(
     gateway_url: str, db_pool: asyncpg.Pool, redis: redis_asyncio.Redis
 ) -> None:
-    developer = await make_developer(db_pool)
-    key = await make_key(db_pool, developer)
-    agent = await make_agent(db_pool)
+    caller = await make_caller(db_pool)
     # What the gateway sees between the control plane's Redis write and its commit.
-    await redis.hset(keyspace.agent_record(agent.agent_id),
+    await redis.hset(keyspace.agent_record(caller.agent.agent_id),
                      mapping={"status": "active", "version": "2", "units": "1"})  # fmt: skip
     async with httpx.AsyncClient() as client:
-        response = await client.post(
-            f"{gateway_url}/proxy/v1/agents/{agent.agent_id}/chat",
-            headers={"X-AgentLink-Key": key.plaintext},
-            json={"messages": [{"role": "user", "content": "hi"}]},
-        )
+        response = await chat(client, gateway_url, caller)
     assert response.status_code == 503
     assert response.json()["error"]["code"] == "50302"

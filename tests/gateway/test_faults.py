@@ -130,43 +130,28 @@ async def test_a_provider_slower_than_the_timeout_is_504(
     assert await quota_units(redis, caller) == 5
 
 
-async def test_a_stream_that_stalls_midway_ends_with_an_in_band_error(
-    faults_gateway: str, db_pool: asyncpg.Pool, redis: redis_asyncio.Redis
-) -> None:
+@pytest.mark.parametrize(
+    ("directive", "status", "code"),
+    [
+        pytest.param("stall [[mock chunks=5 stall_after=2 stall_ms=5000]]", "timeout", "50401",
+                     id="stalls"),
+        pytest.param("break [[mock chunks=5 break_after=2]]", "error", "50301", id="breaks"),
+    ],
+)  # fmt: skip
+async def test_a_stream_that_fails_midway_ends_with_an_in_band_error(
+    *, faults_gateway: str, db_pool: asyncpg.Pool, redis: redis_asyncio.Redis, directive: str,
+    status: str, code: str,
+) -> None:  # fmt: skip
     caller = await charged_caller(db_pool)
+    request_id = f"midway-{status}-{caller.developer.user_id}"
     async with httpx.AsyncClient(timeout=30) as client:
-        response = await chat(
-            client,
-            faults_gateway,
-            caller,
-            "stall [[mock chunks=5 stall_after=2 stall_ms=5000]]",
-            stream=True,
-        )
-    assert response.status_code == 200  # the status line went out before the stall
-    assert_partial_stream_then_error(response, "50401")
+        response = await chat(client, faults_gateway, caller, directive, stream=True,
+                              headers={"X-Request-ID": request_id})  # fmt: skip
+    assert response.status_code == 200  # the status line went out before the failure
+    error = assert_partial_stream_then_error(response, code)
+    assert error["request_id"] == request_id
     [event] = await wait_for_events(redis, caller, 1)
-    assert_not_billed(event, "timeout", "50401")
-    assert await quota_units(redis, caller) == 5
-
-
-async def test_a_stream_broken_midway_ends_with_an_in_band_error(
-    faults_gateway: str, db_pool: asyncpg.Pool, redis: redis_asyncio.Redis
-) -> None:
-    caller = await charged_caller(db_pool)
-    async with httpx.AsyncClient(timeout=30) as client:
-        response = await chat(
-            client,
-            faults_gateway,
-            caller,
-            "break [[mock chunks=5 break_after=2]]",
-            stream=True,
-            headers={"X-Request-ID": "broken-stream-1"},
-        )
-    assert response.status_code == 200
-    error = assert_partial_stream_then_error(response, "50301")
-    assert error["request_id"] == "broken-stream-1"
-    [event] = await wait_for_events(redis, caller, 1)
-    assert_not_billed(event, "error", "50301")
+    assert_not_billed(event, status, code)
     assert await quota_units(redis, caller) == 5
 
 

@@ -21,7 +21,7 @@ import redis.asyncio as redis_asyncio
 from common import keyspace
 from tests.control_plane.api_client import bearer, register
 from tests.control_plane.developers.support import insert_calls
-from tests.factories import Agent, make_agent
+from tests.factories import Agent, make_agent, use_trials
 from tests.gateway.helpers import assert_error, chat_url
 
 KEYS = "/api/v1/developers/keys"
@@ -63,10 +63,7 @@ async def holder(control: httpx.AsyncClient, db: asyncpg.Pool) -> Holder:
 async def paid_agent(db: asyncpg.Pool, holder: Holder) -> Agent:
     """An agent whose free trials this developer has used up: every call costs one unit."""
     agent = await make_agent(db)
-    await db.execute(
-        "INSERT INTO trial_usage (user_id, agent_id, calls_used) VALUES ($1, $2, 3)",
-        holder.user_id, agent.agent_id,
-    )  # fmt: skip
+    await use_trials(db, holder.user_id, agent.agent_id)
     return agent
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import asyncpg
@@ -27,6 +27,7 @@ from tests.gateway.helpers import (
     sse_events,
     wait_for_events,
 )
+from tests.support import wait_until
 
 
 async def charged_caller(db_pool: asyncpg.Pool, quota: int) -> Caller:
@@ -35,7 +36,7 @@ async def charged_caller(db_pool: asyncpg.Pool, quota: int) -> Caller:
 
 
 @pytest.fixture(scope="module")
-def own_valkey(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ValkeyServer]:
+def durable_valkey(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ValkeyServer]:
     """A Valkey of this module's own, durable (append-only), so stopping and starting it is a
     blip that keeps the reservations, as in production, and no other test sees it."""
     server = ValkeyServer(Path(tmp_path_factory.mktemp("valkey-blip")), free_port())
@@ -46,24 +47,17 @@ def own_valkey(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ValkeyServe
         server.stop()
 
 
-async def wait_for(check: Callable[[], Awaitable[bool]], what: str, timeout_s: float = 10) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not await check():
-        assert time.monotonic() < deadline, what
-        await asyncio.sleep(0.02)
-
-
 async def test_answers_completed_while_redis_is_away_are_billed_exactly_once(
-    own_valkey: ValkeyServer, gateway_env: dict[str, str], db_pool: asyncpg.Pool
+    durable_valkey: ValkeyServer, gateway_env: dict[str, str], db_pool: asyncpg.Pool
 ) -> None:
     """Valkey stops for about 3 s while four answers (two JSON, two streams) and one failure
     are with the provider. Every commit fails at first; the retries settle them once Valkey is
     back: the four answers billed once each, the failure not billed."""
-    redis = redis_asyncio.Redis.from_url(own_valkey.url)
+    redis = redis_asyncio.Redis.from_url(durable_valkey.url)
     caller = await charged_caller(db_pool, quota=20)
     reservations = keyspace.reservations(caller.shard)
     try:
-        with gateway(gateway_env, REDIS_URL=own_valkey.url) as url:
+        with gateway(gateway_env, REDIS_URL=durable_valkey.url) as url:
             async with httpx.AsyncClient(timeout=30) as client:
                 assert (await chat(client, url, caller)).status_code == 200  # records warm
                 slow = "[[mock latency_ms=2000]]"
@@ -88,18 +82,18 @@ async def test_answers_completed_while_redis_is_away_are_billed_exactly_once(
                 async def all_admitted() -> bool:
                     return bool(await redis.hlen(reservations) == 5)
 
-                await wait_for(all_admitted, "the five calls were never admitted")
+                await wait_until(all_admitted, 10, "the five calls to be admitted")
                 await redis.aclose()  # its connection dies with the server anyway
                 stopped_at = time.monotonic()
-                await asyncio.to_thread(own_valkey.stop)
+                await asyncio.to_thread(durable_valkey.stop)
                 # The provider answers while Redis is away: the clients get everything.
                 responses = await asyncio.gather(*answers)
                 failed = await failure
                 assert time.monotonic() - stopped_at < 3, "the answers came after the outage"
                 await asyncio.sleep(max(0.0, 3 - (time.monotonic() - stopped_at)))
-                await asyncio.to_thread(own_valkey.start)
+                await asyncio.to_thread(durable_valkey.start)
                 metrics = (await client.get(f"{url}/metrics")).text
-            redis = redis_asyncio.Redis.from_url(own_valkey.url)
+            redis = redis_asyncio.Redis.from_url(durable_valkey.url)
             events = await wait_for_events(redis, caller, 6, timeout_s=15)
     finally:
         await redis.aclose()
@@ -121,7 +115,7 @@ async def test_answers_completed_while_redis_is_away_are_billed_exactly_once(
     assert (failed_event["billable"], failed_event["status"], failed_event["units"]) == (
         "0", "error", "0",
     )  # fmt: skip
-    fresh = redis_asyncio.Redis.from_url(own_valkey.url)
+    fresh = redis_asyncio.Redis.from_url(durable_valkey.url)
     try:
         assert await quota_units(fresh, caller) == 20 - 5  # the warm-up call and four answers
         assert await fresh.hlen(reservations) == 0  # nothing left for the reaper
@@ -159,7 +153,7 @@ async def test_a_client_that_leaves_before_the_provider_answers_is_not_billed(
     async def admitted() -> bool:
         return await quota_units(redis, caller) == 4
 
-    await wait_for(admitted, "the call was never admitted")
+    await wait_until(admitted, 10, "the call to be admitted")
     writer.close()  # the client goes away with no answer
     await writer.wait_closed()
     left_at = time.monotonic()

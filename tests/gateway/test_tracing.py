@@ -14,7 +14,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from gateway.tracing import Tracing
-from tests.factories import make_agent, make_developer, make_key
+from tests.gateway.helpers import chat, make_caller
 from tests.processes import serve_gateway
 
 PROMPT = "TRACING-SECRET-PROMPT: never export me"
@@ -60,16 +60,13 @@ async def test_spans_follow_genai_conventions_and_carry_no_content(
 ) -> None:
     url, exporter = traced_gateway
     exporter.clear()
-    developer = await make_developer(db_pool)
-    key = await make_key(db_pool, developer)
-    agent = await make_agent(db_pool, system_prompt=PROMPT)
+    caller = await make_caller(db_pool, system_prompt=PROMPT)
+    agent, key = caller.agent, caller.key
     marker = f"trace me {stream}"
     async with httpx.AsyncClient() as client:
-        response = await client.post(
-            f"{url}/proxy/v1/agents/{agent.agent_id}/chat",
-            headers={"X-AgentLink-Key": key.plaintext, "traceparent": TRACEPARENT,
-                     "X-Request-ID": f"trace-{stream}"},
-            json={"messages": [{"role": "user", "content": marker}], "stream": stream},
+        response = await chat(
+            client, url, caller, marker, stream=stream,
+            headers={"traceparent": TRACEPARENT, "X-Request-ID": f"trace-{stream}"},
         )  # fmt: skip
     assert response.status_code == 200
 
@@ -108,14 +105,10 @@ async def test_spans_follow_genai_conventions_and_carry_no_content(
 async def test_without_an_exporter_the_clients_traceparent_passes_through(
     gateway_url: str, mock_provider_url: str, db_pool: asyncpg.Pool
 ) -> None:
-    developer = await make_developer(db_pool)
-    key = await make_key(db_pool, developer)
-    agent = await make_agent(db_pool)
+    caller = await make_caller(db_pool)
     async with httpx.AsyncClient() as client:
-        response = await client.post(
-            f"{gateway_url}/proxy/v1/agents/{agent.agent_id}/chat",
-            headers={"X-AgentLink-Key": key.plaintext, "traceparent": TRACEPARENT},
-            json={"messages": [{"role": "user", "content": "untraced call"}]},
+        response = await chat(
+            client, gateway_url, caller, "untraced call", headers={"traceparent": TRACEPARENT}
         )
     assert response.status_code == 200
     assert await _recorded_traceparent(mock_provider_url, "untraced call") == TRACEPARENT
@@ -126,15 +119,9 @@ async def test_a_failed_provider_call_marks_both_spans(
 ) -> None:
     url, exporter = traced_gateway
     exporter.clear()
-    developer = await make_developer(db_pool)
-    key = await make_key(db_pool, developer)
-    agent = await make_agent(db_pool)
+    caller = await make_caller(db_pool)
     async with httpx.AsyncClient() as client:
-        response = await client.post(
-            f"{url}/proxy/v1/agents/{agent.agent_id}/chat",
-            headers={"X-AgentLink-Key": key.plaintext},
-            json={"messages": [{"role": "user", "content": "[[mock status=500]]"}]},
-        )
+        response = await chat(client, url, caller, "[[mock status=500]]")
     assert response.status_code == 503
     spans = await finished_spans(exporter)
     assert spans["CLIENT"].status.status_code.name == "ERROR"

@@ -71,7 +71,7 @@ def _wait_healthy(base_url: str, thread: threading.Thread) -> None:
 
 
 @pytest.fixture(scope="session")
-def http(mock_server: MockServer) -> Iterator[httpx.Client]:
+def mock_http(mock_server: MockServer) -> Iterator[httpx.Client]:
     """A plain HTTP client on the mock (session-wide, so hypothesis tests may use it)."""
     with httpx.Client(base_url=mock_server.base_url, timeout=5) as client:
         yield client

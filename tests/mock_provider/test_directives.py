@@ -79,10 +79,10 @@ def test_resolve_defaults_and_precedence() -> None:
     chunks=st.integers(min_value=1, max_value=8),
 )
 def test_directive_controls_the_stream_and_leaves_the_reply(
-    http: httpx.Client, fmt: str, before: str, after: str, chunks: int
+    mock_http: httpx.Client, fmt: str, before: str, after: str, chunks: int
 ) -> None:
     path, body = chat_request(fmt, f"{before}[[mock chunks={chunks}]]{after}", stream=True)
-    with http.stream("POST", path, json=body) as response:
+    with mock_http.stream("POST", path, json=body) as response:
         assert response.status_code == 200
         pieces = list(stream_pieces(fmt, response))
     assert len(pieces) == chunks
@@ -91,6 +91,8 @@ def test_directive_controls_the_stream_and_leaves_the_reply(
 
 @settings(max_examples=20, deadline=None)
 @given(fmt=st.sampled_from(FORMATS), reply=st.text(max_size=60), before=surrounding)
-def test_any_reply_text_round_trips(http: httpx.Client, fmt: str, reply: str, before: str) -> None:
+def test_any_reply_text_round_trips(
+    mock_http: httpx.Client, fmt: str, reply: str, before: str
+) -> None:
     path, body = chat_request(fmt, before + render_directive({"reply": reply}))
-    assert reply_text(fmt, http.post(path, json=body).json()) == reply
+    assert reply_text(fmt, mock_http.post(path, json=body).json()) == reply

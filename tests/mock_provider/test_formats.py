@@ -9,15 +9,15 @@ import pytest
 from tests.mock_provider.wire import FORMATS, chat_request, error_of, reply_text, sse_events
 
 
-def test_health(http: httpx.Client) -> None:
-    response = http.get("/health")
+def test_health(mock_http: httpx.Client) -> None:
+    response = mock_http.get("/health")
     assert response.status_code == 200
     assert response.json() == {"status": "ok"}
 
 
-def test_anthropic_message(http: httpx.Client) -> None:
+def test_anthropic_message(mock_http: httpx.Client) -> None:
     path, body = chat_request("anthropic", "Hello Claude", system="You are terse.")
-    response = http.post(path, json=body)
+    response = mock_http.post(path, json=body)
     assert response.status_code == 200
     message = response.json()
     assert message["type"] == "message"
@@ -30,9 +30,9 @@ def test_anthropic_message(http: httpx.Client) -> None:
     assert message["usage"]["output_tokens"] >= 1
 
 
-def test_anthropic_stream_events(http: httpx.Client) -> None:
+def test_anthropic_stream_events(mock_http: httpx.Client) -> None:
     path, body = chat_request("anthropic", "Stream please", stream=True)
-    with http.stream("POST", path, json=body, headers={"x-mock-chunks": "3"}) as response:
+    with mock_http.stream("POST", path, json=body, headers={"x-mock-chunks": "3"}) as response:
         assert response.headers["content-type"].startswith("text/event-stream")
         events = [(name, orjson.loads(data)) for name, data in sse_events(response)]
     names = [name for name, _ in events]
@@ -62,15 +62,15 @@ def test_anthropic_stream_events(http: httpx.Client) -> None:
     assert final["usage"]["output_tokens"] >= 1
 
 
-def test_anthropic_system_as_text_blocks_is_echoed(http: httpx.Client) -> None:
+def test_anthropic_system_as_text_blocks_is_echoed(mock_http: httpx.Client) -> None:
     path, body = chat_request("anthropic", "leak it [[mock echo_system]]")
     body["system"] = [{"type": "text", "text": "rule one"}, {"type": "text", "text": "rule two"}]
-    assert reply_text("anthropic", http.post(path, json=body).json()) == "rule one\nrule two"
+    assert reply_text("anthropic", mock_http.post(path, json=body).json()) == "rule one\nrule two"
 
 
-def test_gemini_generate_content(http: httpx.Client) -> None:
+def test_gemini_generate_content(mock_http: httpx.Client) -> None:
     path, body = chat_request("gemini", "Hello Gemini", system="Be kind.")
-    response = http.post(path, json=body)
+    response = mock_http.post(path, json=body)
     assert response.status_code == 200
     result = response.json()
     candidate = result["candidates"][0]
@@ -84,9 +84,9 @@ def test_gemini_generate_content(http: httpx.Client) -> None:
     assert result["modelVersion"] == "gemini-mock"
 
 
-def test_gemini_stream_sse(http: httpx.Client) -> None:
+def test_gemini_stream_sse(mock_http: httpx.Client) -> None:
     path, body = chat_request("gemini", "Stream Gemini", stream=True)
-    with http.stream("POST", path, json=body, headers={"x-mock-chunks": "4"}) as response:
+    with mock_http.stream("POST", path, json=body, headers={"x-mock-chunks": "4"}) as response:
         assert response.headers["content-type"].startswith("text/event-stream")
         chunks = [orjson.loads(data) for _, data in sse_events(response)]
     assert len(chunks) == 4
@@ -99,9 +99,9 @@ def test_gemini_stream_sse(http: httpx.Client) -> None:
     assert last["totalTokenCount"] == last["promptTokenCount"] + last["candidatesTokenCount"]
 
 
-def test_gemini_stream_json_array(http: httpx.Client) -> None:
+def test_gemini_stream_json_array(mock_http: httpx.Client) -> None:
     _, body = chat_request("gemini", "Array please")
-    response = http.post("/v1beta/models/gemini-mock:streamGenerateContent", json=body)
+    response = mock_http.post("/v1beta/models/gemini-mock:streamGenerateContent", json=body)
     assert response.status_code == 200
     assert response.headers["content-type"] == "application/json"
     chunks = response.json()
@@ -111,19 +111,22 @@ def test_gemini_stream_json_array(http: httpx.Client) -> None:
     assert "".join(texts) == "Mock reply to: Array please"
 
 
-def test_gemini_model_turns_are_not_echoed(http: httpx.Client) -> None:
+def test_gemini_model_turns_are_not_echoed(mock_http: httpx.Client) -> None:
     path, body = chat_request("gemini", "first")
     body["contents"] += [
         {"role": "model", "parts": [{"text": "answer"}]},
         {"role": "user", "parts": [{"text": "second"}, {"text": "part"}]},
     ]
-    assert reply_text("gemini", http.post(path, json=body).json()) == "Mock reply to: second\npart"
+    assert (
+        reply_text("gemini", mock_http.post(path, json=body).json())
+        == "Mock reply to: second\npart"
+    )
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
-def test_bad_json_is_400_in_the_provider_shape(http: httpx.Client, fmt: str) -> None:
+def test_bad_json_is_400_in_the_provider_shape(mock_http: httpx.Client, fmt: str) -> None:
     path, _ = chat_request(fmt, "x")
-    response = http.post(
+    response = mock_http.post(
         path, content=b'{"messages": [', headers={"content-type": "application/json"}
     )
     assert response.status_code == 400
@@ -133,29 +136,29 @@ def test_bad_json_is_400_in_the_provider_shape(http: httpx.Client, fmt: str) -> 
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
-def test_body_without_messages_is_400(http: httpx.Client, fmt: str) -> None:
+def test_body_without_messages_is_400(mock_http: httpx.Client, fmt: str) -> None:
     path, _ = chat_request(fmt, "x")
-    response = http.post(path, json={"model": "m"})
+    response = mock_http.post(path, json={"model": "m"})
     assert response.status_code == 400
     error_of(fmt, response.json())
 
 
-def test_unknown_paths_are_404(http: httpx.Client) -> None:
-    response = http.post("/v1/completions_typo", json={})
+def test_unknown_paths_are_404(mock_http: httpx.Client) -> None:
+    response = mock_http.post("/v1/completions_typo", json={})
     assert response.status_code == 404
     assert error_of("openai", response.json())[0] == "invalid_request_error"
-    assert http.get("/v1/chat/completions").status_code == 404
-    gemini = http.post("/v1beta/models/gemini-mock:countTokens", json={})
+    assert mock_http.get("/v1/chat/completions").status_code == 404
+    gemini = mock_http.post("/v1beta/models/gemini-mock:countTokens", json={})
     assert gemini.status_code == 404
     assert error_of("gemini", gemini.json())[0] == "NOT_FOUND"
-    anthropic = http.get("/v1/messages")
+    anthropic = mock_http.get("/v1/messages")
     assert anthropic.status_code == 404
     assert error_of("anthropic", anthropic.json())[0] == "not_found_error"
 
 
-def test_request_log_records_in_order_and_clears(http: httpx.Client) -> None:
-    assert http.delete("/_mock/requests").status_code == 200
-    assert http.get("/_mock/requests").json() == []
+def test_request_log_records_in_order_and_clears(mock_http: httpx.Client) -> None:
+    assert mock_http.delete("/_mock/requests").status_code == 200
+    assert mock_http.get("/_mock/requests").json() == []
     openai_path, openai_body = chat_request("openai", "one", system="HIDDEN PROMPT")
     anthropic_path, anthropic_body = chat_request("anthropic", "two")
     headers = {
@@ -164,11 +167,11 @@ def test_request_log_records_in_order_and_clears(http: httpx.Client) -> None:
         "x-request-id": "req-1",
         "user-agent": "not-recorded",
     }
-    http.post(openai_path, json=openai_body, headers=headers)
-    http.post(anthropic_path, json=anthropic_body, headers={"x-api-key": "ak"})
-    http.post("/v1/embeddings", json={"input": "three"})
-    http.post(openai_path, content=b"not json")  # unparseable bodies are not recorded
-    log = http.get("/_mock/requests").json()
+    mock_http.post(openai_path, json=openai_body, headers=headers)
+    mock_http.post(anthropic_path, json=anthropic_body, headers={"x-api-key": "ak"})
+    mock_http.post("/v1/embeddings", json={"input": "three"})
+    mock_http.post(openai_path, content=b"not json")  # unparseable bodies are not recorded
+    log = mock_http.get("/_mock/requests").json()
     assert [entry["path"] for entry in log] == [openai_path, anthropic_path, "/v1/embeddings"]
     assert [entry["body"] for entry in log] == [openai_body, anthropic_body, {"input": "three"}]
     assert log[0]["method"] == "POST"
@@ -176,19 +179,19 @@ def test_request_log_records_in_order_and_clears(http: httpx.Client) -> None:
     recorded = log[0]["headers"]
     assert recorded == {key: value for key, value in headers.items() if key != "user-agent"}
     assert log[1]["headers"] == {"x-api-key": "ak"}
-    assert http.delete("/_mock/requests").status_code == 200
-    assert http.get("/_mock/requests").json() == []
+    assert mock_http.delete("/_mock/requests").status_code == 200
+    assert mock_http.get("/_mock/requests").json() == []
 
 
-def test_request_log_is_bounded(http: httpx.Client) -> None:
-    http.delete("/_mock/requests")
+def test_request_log_is_bounded(mock_http: httpx.Client) -> None:
+    mock_http.delete("/_mock/requests")
     for index in range(205):
-        http.post("/v1/embeddings", json={"input": str(index)})
-    log = http.get("/_mock/requests").json()
+        mock_http.post("/v1/embeddings", json={"input": str(index)})
+    log = mock_http.get("/_mock/requests").json()
     assert len(log) == 200
     assert log[0]["body"]["input"] == "5"
     assert log[-1]["body"]["input"] == "204"
-    http.delete("/_mock/requests")
+    mock_http.delete("/_mock/requests")
 
 
 def test_each_app_has_its_own_log() -> None:

@@ -167,8 +167,8 @@ async def test_embeddings_list_dimensions_and_float_format(sdk: openai.AsyncOpen
     assert packed.data[0].embedding == pytest.approx(vectors[0], abs=1e-6)
 
 
-def test_embeddings_base64_wire_format(http: httpx.Client) -> None:
-    response = http.post(
+def test_embeddings_base64_wire_format(mock_http: httpx.Client) -> None:
+    response = mock_http.post(
         "/v1/embeddings", json={"input": "a", "dimensions": 8, "encoding_format": "base64"}
     )
     raw = base64.b64decode(response.json()["data"][0]["embedding"])
@@ -185,7 +185,7 @@ def test_embeddings_base64_wire_format(http: httpx.Client) -> None:
         {"model": "m", "input": "a", "dimensions": "8"},
     ],
 )
-def test_bad_embedding_requests_are_400(http: httpx.Client, body: dict[str, object]) -> None:
-    response = http.post("/v1/embeddings", json=body)
+def test_bad_embedding_requests_are_400(mock_http: httpx.Client, body: dict[str, object]) -> None:
+    response = mock_http.post("/v1/embeddings", json=body)
     assert response.status_code == 400
     assert error_of("openai", response.json())[0] == "invalid_request_error"

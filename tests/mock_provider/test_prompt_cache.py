@@ -23,14 +23,14 @@ def _system() -> str:
     return (uuid.uuid4().hex + " You are a patient tutor." * 200)[:SYSTEM_CHARS]
 
 
-def _usage(fmt: str, http: httpx.Client, body: dict[str, Any], path: str, stream: bool) -> Any:
+def _usage(fmt: str, mock_http: httpx.Client, body: dict[str, Any], path: str, stream: bool) -> Any:
     """The usage the answer reports (a stream's: its last usage, merged for Anthropic)."""
     if not stream:
-        answer = http.post(path, json=body, headers=CACHE).json()
+        answer = mock_http.post(path, json=body, headers=CACHE).json()
         return answer["usageMetadata"] if fmt == "gemini" else answer["usage"]
     if fmt == "openai":
         body["stream_options"] = {"include_usage": True}
-    with http.stream("POST", path, json=body, headers=CACHE) as response:
+    with mock_http.stream("POST", path, json=body, headers=CACHE) as response:
         events = [orjson.loads(data) for _, data in sse_events(response) if data != "[DONE]"]
     if fmt == "gemini":
         return events[-1]["usageMetadata"]
@@ -43,38 +43,43 @@ def _usage(fmt: str, http: httpx.Client, body: dict[str, Any], path: str, stream
 
 @pytest.mark.parametrize("stream", [False, True])
 def test_openai_reports_a_repeated_prefix_as_cached_tokens(
-    http: httpx.Client, stream: bool
+    mock_http: httpx.Client, stream: bool
 ) -> None:
     system = _system()
     path, body = chat_request("openai", "first", system=system, stream=stream)
-    first = _usage("openai", http, body, path, stream)
+    first = _usage("openai", mock_http, body, path, stream)
     assert first["prompt_tokens_details"] == {"cached_tokens": 0}
     path, body = chat_request("openai", "a different question", system=system, stream=stream)
-    second = _usage("openai", http, body, path, stream)
+    second = _usage("openai", mock_http, body, path, stream)
     assert second["prompt_tokens_details"] == {"cached_tokens": SYSTEM_CHARS // 4}
     assert second["prompt_tokens"] > SYSTEM_CHARS // 4  # cached tokens are part of the prompt's
     # Another model has its own cache.
     path, body = chat_request("openai", "first", system=system, stream=stream)
     body["model"] = "gpt-other"
-    assert _usage("openai", http, body, path, stream)["prompt_tokens_details"]["cached_tokens"] == 0
+    assert (
+        _usage("openai", mock_http, body, path, stream)["prompt_tokens_details"]["cached_tokens"]
+        == 0
+    )
 
 
 @pytest.mark.parametrize("stream", [False, True])
-def test_anthropic_caches_only_what_cache_control_marks(http: httpx.Client, stream: bool) -> None:
+def test_anthropic_caches_only_what_cache_control_marks(
+    mock_http: httpx.Client, stream: bool
+) -> None:
     system = _system()
     path, body = chat_request("anthropic", "first", system=system, stream=stream)
-    plain = _usage("anthropic", http, body, path, stream)
+    plain = _usage("anthropic", mock_http, body, path, stream)
     assert plain["cache_read_input_tokens"] == plain["cache_creation_input_tokens"] == 0
-    assert _usage("anthropic", http, body, path, stream)["cache_read_input_tokens"] == 0
+    assert _usage("anthropic", mock_http, body, path, stream)["cache_read_input_tokens"] == 0
 
     marked = [{"type": "text", "text": system, "cache_control": {"type": "ephemeral"}},
               {"type": "text", "text": f"per call {uuid.uuid4()}"}]  # fmt: skip
     body["system"] = marked
-    written = _usage("anthropic", http, body, path, stream)
+    written = _usage("anthropic", mock_http, body, path, stream)
     assert written["cache_creation_input_tokens"] == SYSTEM_CHARS // 4
     assert written["cache_read_input_tokens"] == 0
     body["system"] = [marked[0], {"type": "text", "text": "another tail"}]
-    read = _usage("anthropic", http, body, path, stream)
+    read = _usage("anthropic", mock_http, body, path, stream)
     assert read["cache_read_input_tokens"] == SYSTEM_CHARS // 4
     assert read["cache_creation_input_tokens"] == 0
     # Anthropic's input_tokens are the uncached rest (the tail and the question).
@@ -84,34 +89,34 @@ def test_anthropic_caches_only_what_cache_control_marks(http: httpx.Client, stre
 
 @pytest.mark.parametrize("stream", [False, True])
 def test_gemini_reports_a_repeated_prefix_as_cached_content(
-    http: httpx.Client, stream: bool
+    mock_http: httpx.Client, stream: bool
 ) -> None:
     system = _system()
     path, body = chat_request("gemini", "first", system=system, stream=stream)
-    assert "cachedContentTokenCount" not in _usage("gemini", http, body, path, stream)
+    assert "cachedContentTokenCount" not in _usage("gemini", mock_http, body, path, stream)
     path, body = chat_request("gemini", "again", system=system, stream=stream)
-    again = _usage("gemini", http, body, path, stream)
+    again = _usage("gemini", mock_http, body, path, stream)
     assert again["cachedContentTokenCount"] == SYSTEM_CHARS // 4
     assert again["promptTokenCount"] > again["cachedContentTokenCount"]
 
 
-def test_a_prompt_without_a_system_text_caches_nothing(http: httpx.Client) -> None:
+def test_a_prompt_without_a_system_text_caches_nothing(mock_http: httpx.Client) -> None:
     for _ in range(2):
         path, body = chat_request("openai", "no system here")
-        usage = http.post(path, json=body, headers=CACHE).json()["usage"]
+        usage = mock_http.post(path, json=body, headers=CACHE).json()["usage"]
         assert usage["prompt_tokens_details"] == {"cached_tokens": 0}
 
 
-def test_without_the_cache_control_nothing_is_cached(http: httpx.Client) -> None:
+def test_without_the_cache_control_nothing_is_cached(mock_http: httpx.Client) -> None:
     system = _system()
     for directive in ("", "", "[[mock cache=0]]"):
         path, body = chat_request("openai", f"hi {directive}", system=system)
-        usage = http.post(path, json=body).json()["usage"]
+        usage = mock_http.post(path, json=body).json()["usage"]
         assert usage["prompt_tokens_details"] == {"cached_tokens": 0}
     path, body = chat_request("openai", "hi [[mock cache]]", system=system)
-    first = http.post(path, json=body).json()["usage"]["prompt_tokens_details"]
+    first = mock_http.post(path, json=body).json()["usage"]["prompt_tokens_details"]
     assert first == {"cached_tokens": 0}  # the first request that uses the cache writes it
-    again = http.post(path, json=body).json()["usage"]["prompt_tokens_details"]
+    again = mock_http.post(path, json=body).json()["usage"]["prompt_tokens_details"]
     assert again == {"cached_tokens": SYSTEM_CHARS // 4}
 
 

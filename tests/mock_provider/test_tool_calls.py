@@ -13,21 +13,21 @@ ARGUMENTS = '{"query": "line one\\nline \\"two\\" \\u00e9t\\u00e9"}'
 HEADERS = {"x-mock-tool-call": "search", "x-mock-tool-arguments": ARGUMENTS, "x-mock-chunks": "6"}
 
 
-def test_openai_tool_call_and_refusal(http: httpx.Client) -> None:
+def test_openai_tool_call_and_refusal(mock_http: httpx.Client) -> None:
     path, body = chat_request("openai", "Find it")
-    message = http.post(path, json=body, headers=HEADERS).json()["choices"][0]
+    message = mock_http.post(path, json=body, headers=HEADERS).json()["choices"][0]
     assert message["finish_reason"] == "tool_calls"
     [call] = message["message"]["tool_calls"]
     assert call["function"] == {"name": "search", "arguments": ARGUMENTS}
     assert message["message"]["content"] is None
-    refused = http.post(path, json=body, headers={"x-mock-refusal": "1"}).json()["choices"][0]
+    refused = mock_http.post(path, json=body, headers={"x-mock-refusal": "1"}).json()["choices"][0]
     assert refused["message"]["refusal"] == "Mock reply to: Find it"
     assert refused["message"]["content"] is None
 
 
-def test_openai_streamed_tool_call_and_refusal(http: httpx.Client) -> None:
+def test_openai_streamed_tool_call_and_refusal(mock_http: httpx.Client) -> None:
     path, body = chat_request("openai", "Find it", stream=True)
-    with http.stream("POST", path, json=body, headers=HEADERS) as response:
+    with mock_http.stream("POST", path, json=body, headers=HEADERS) as response:
         chunks = [orjson.loads(data) for _, data in sse_events(response) if data != "[DONE]"]
     calls = [c["choices"][0]["delta"]["tool_calls"][0] for c in chunks if c["choices"]
              and "tool_calls" in c["choices"][0]["delta"]]  # fmt: skip
@@ -36,24 +36,24 @@ def test_openai_streamed_tool_call_and_refusal(http: httpx.Client) -> None:
     assert len(calls) == 7  # the start, then six pieces
     assert "".join(call["function"]["arguments"] for call in calls) == ARGUMENTS
     assert chunks[-1]["choices"][0]["finish_reason"] == "tool_calls"
-    with http.stream("POST", path, json=body, headers={"x-mock-refusal": "1"}) as response:
+    with mock_http.stream("POST", path, json=body, headers={"x-mock-refusal": "1"}) as response:
         chunks = [orjson.loads(data) for _, data in sse_events(response) if data != "[DONE]"]
     refusal = "".join(c["choices"][0]["delta"].get("refusal") or "" for c in chunks)
     assert refusal == "Mock reply to: Find it"
 
 
-def test_anthropic_tool_use_and_refusal(http: httpx.Client) -> None:
+def test_anthropic_tool_use_and_refusal(mock_http: httpx.Client) -> None:
     path, body = chat_request("anthropic", "Find it")
-    message = http.post(path, json=body, headers=HEADERS).json()
+    message = mock_http.post(path, json=body, headers=HEADERS).json()
     assert message["stop_reason"] == "tool_use"
     [block] = message["content"]
     assert block["type"] == "tool_use"
     assert block["name"] == "search"
     assert block["input"] == orjson.loads(ARGUMENTS)
-    refused = http.post(path, json=body, headers={"x-mock-refusal": "1"}).json()
+    refused = mock_http.post(path, json=body, headers={"x-mock-refusal": "1"}).json()
     assert refused["stop_reason"] == "refusal"
     body["stream"] = True
-    with http.stream("POST", path, json=body, headers=HEADERS) as response:
+    with mock_http.stream("POST", path, json=body, headers=HEADERS) as response:
         events = [(name, orjson.loads(data)) for name, data in sse_events(response)]
     start = next(data for name, data in events if name == "content_block_start")
     assert start["content_block"]["type"] == "tool_use"
@@ -64,24 +64,24 @@ def test_anthropic_tool_use_and_refusal(http: httpx.Client) -> None:
 
 
 @pytest.mark.parametrize("stream", [False, True])
-def test_gemini_function_call_and_refusal(http: httpx.Client, stream: bool) -> None:
+def test_gemini_function_call_and_refusal(mock_http: httpx.Client, stream: bool) -> None:
     path, body = chat_request("gemini", "Find it", stream=stream)
     if stream:
-        with http.stream("POST", path, json=body, headers=HEADERS) as response:
+        with mock_http.stream("POST", path, json=body, headers=HEADERS) as response:
             [answer] = [orjson.loads(data) for _, data in sse_events(response)]
     else:
-        answer = http.post(path, json=body, headers=HEADERS).json()
+        answer = mock_http.post(path, json=body, headers=HEADERS).json()
     [part] = answer["candidates"][0]["content"]["parts"]
     assert part["functionCall"] == {"name": "search", "args": orjson.loads(ARGUMENTS)}
-    refused = http.post(
+    refused = mock_http.post(
         chat_request("gemini", "Find it")[0], json=body, headers={"x-mock-refusal": "1"}
     ).json()
     assert refused["candidates"][0]["finishReason"] == "SAFETY"
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
-def test_echo_system_goes_into_the_tool_arguments(http: httpx.Client, fmt: str) -> None:
+def test_echo_system_goes_into_the_tool_arguments(mock_http: httpx.Client, fmt: str) -> None:
     path, body = chat_request(fmt, "Find it", system="The hidden prompt.")
     headers = {"x-mock-tool-call": "search", "x-mock-echo-system": "1"}
-    text = http.post(path, json=body, headers=headers).text
+    text = mock_http.post(path, json=body, headers=headers).text
     assert "The hidden prompt." in text

@@ -67,22 +67,22 @@ def socket_path(tmp_path: Path) -> Path:
 
 
 @pytest_asyncio.fixture
-async def embedder(socket_path: Path) -> AsyncIterator[ServiceEmbedder]:
+async def service_embedder(socket_path: Path) -> AsyncIterator[ServiceEmbedder]:
     client = ServiceEmbedder(socket_path, timeout_s=30, start_timeout_s=60)
     yield client
     await client.aclose()
     assert gone(socket_path)
 
 
-async def test_vectors_match_the_model_in_process(embedder: ServiceEmbedder) -> None:
-    rows = await embedder.embed(TEXTS)
+async def test_vectors_match_the_model_in_process(service_embedder: ServiceEmbedder) -> None:
+    rows = await service_embedder.embed(TEXTS)
     served = np.array([list(row) for row in rows], dtype=np.float32)
     local = MiniLM.load().embed(TEXTS)
     assert served.shape == (len(TEXTS), STORED_DIMENSION)
     assert np.abs(served - local).max() < 1e-6
-    question = await embedder.embed_question(TEXTS[0])
+    question = await service_embedder.embed_question(TEXTS[0])
     assert np.abs(np.array(question) - local[0]).max() < 1e-6
-    assert embedder.model == "local/all-MiniLM-L6-v2"
+    assert service_embedder.model == "local/all-MiniLM-L6-v2"
 
 
 async def test_workers_starting_it_at_once_share_one_service(socket_path: Path) -> None:
@@ -103,14 +103,14 @@ async def test_workers_starting_it_at_once_share_one_service(socket_path: Path) 
 
 
 async def test_a_killed_service_is_restarted_by_the_next_question(
-    embedder: ServiceEmbedder, socket_path: Path
+    service_embedder: ServiceEmbedder, socket_path: Path
 ) -> None:
-    first = await embedder.embed_question("before")
+    first = await service_embedder.embed_question("before")
     (pid,) = service_pids(socket_path)
     os.kill(pid, signal.SIGKILL)
     assert gone(socket_path)
 
-    again = await embedder.embed_question("before")  # its idle connection is dead: replaced
+    again = await service_embedder.embed_question("before")  # its idle connection is dead: replaced
     assert np.abs(np.array(again) - np.array(first)).max() < 1e-6
     assert service_pids(socket_path) not in ([], [pid])
 
@@ -215,13 +215,13 @@ async def test_a_service_that_does_not_answer_is_a_clear_error(socket_path: Path
 
 
 async def test_a_malformed_request_gets_an_error_frame(
-    embedder: ServiceEmbedder, socket_path: Path
+    service_embedder: ServiceEmbedder, socket_path: Path
 ) -> None:
-    await embedder.embed_question("start it")
+    await service_embedder.embed_question("start it")
     for payload in (b"not json", b'{"texts": 1}', b"[1, 2]"):
         reader, writer = await asyncio.open_unix_connection(socket_path)
         writer.write(frame(payload))
         answer = await read_frame(reader)
         assert answer.startswith(ERROR), answer
         writer.close()
-    assert len(await embedder.embed_question("still serving")) == STORED_DIMENSION
+    assert len(await service_embedder.embed_question("still serving")) == STORED_DIMENSION

@@ -4,8 +4,6 @@ session's `gateway_pair`."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import asyncpg
 import httpx
 import pytest_asyncio
@@ -14,12 +12,6 @@ import redis.asyncio as redis_asyncio
 from common.domain import AdminRole
 from tests.control_plane.admin.support import Admin, Gateways
 from tests.control_plane.api_client import admin_token
-
-
-@pytest_asyncio.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(timeout=15) as client:
-        yield client
 
 
 @pytest_asyncio.fixture

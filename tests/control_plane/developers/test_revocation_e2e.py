@@ -5,20 +5,11 @@ the control plane wrote the gateway's key record before committing."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import asyncpg
 import httpx
-import pytest_asyncio
 
 from tests.control_plane.api_client import assert_error, bearer, register
 from tests.factories import make_agent
-
-
-@pytest_asyncio.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(timeout=10) as client:
-        yield client
 
 
 async def chat(http: httpx.AsyncClient, gateway: str, agent_id: str, key: str) -> httpx.Response:

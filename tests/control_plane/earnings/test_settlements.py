@@ -25,7 +25,7 @@ from tests.control_plane.earnings.helpers import (
     ingest,
     priced_agent,
 )
-from tests.control_plane.helpers import wait_until
+from tests.support import wait_until
 
 prices = st.decimals(min_value=Decimal("0.001"), max_value=Decimal("100"), places=6)
 percents = st.decimals(min_value=Decimal(0), max_value=Decimal(100), places=2)

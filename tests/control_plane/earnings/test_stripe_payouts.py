@@ -22,18 +22,19 @@ from control_plane.earnings.payouts.ledger import LedgerPayouts
 from control_plane.earnings.payouts.stripe_connect import StripeConnectPayouts
 from control_plane.earnings.settlements import settle_due
 from control_plane.earnings.withdrawals import process_payouts
-from control_plane.settings import ControlPlaneSettings
+from control_plane.settings import ApiSettings
 from control_plane.usage_ingest import ingest_once
-from crypto.passwords import PasswordHashing
-from fake_payments.config import FakeConfig
-from fake_payments.stripe.app import FakeStripe, create_stripe_app
-from gateway.app import create_app as create_gateway
-from gateway.settings import GatewaySettings
-from mock_provider import create_app as create_mock_provider
-from tests.conftest import TEST_ENCRYPTION_KEYS, Servers
+from fake_payments.stripe.app import FakeStripe
 from tests.control_plane.api_client import bearer, register
 from tests.control_plane.earnings.helpers import balances, earnings_settings
-from tests.support import serve
+from tests.processes import (
+    Servers,
+    gateway_env,
+    serve_api,
+    serve_fake_stripe,
+    serve_gateway,
+    serve_mock_provider,
+)
 
 STRIPE_KEY = "sk_test_earnings_payouts"
 
@@ -44,40 +45,30 @@ class Stack:
     stripe_url: str
     control_url: str
     gateway_url: str
-    settings: ControlPlaneSettings
+    settings: ApiSettings
 
 
 @pytest.fixture(scope="module")
-def stack(servers: Servers, control_env: dict[str, str]) -> Iterator[Stack]:
-    from control_plane.app import create_app
-    from devstack.servers import free_port
-
-    port = free_port()
-    fake = create_stripe_app(FakeConfig(f"http://127.0.0.1:{port}", webhook_secrets=("whsec_x",),
-                                        api_key=STRIPE_KEY))  # fmt: skip
-    with serve(fake, health_path="/health", port=port) as stripe_url, serve(
-        create_mock_provider(), health_path="/health"
-    ) as mock_url:  # fmt: skip
+def stack(servers: Servers, database_url: str, control_env: dict[str, str]) -> Iterator[Stack]:
+    with (
+        serve_fake_stripe(("whsec_x",), api_key=STRIPE_KEY) as stripe,
+        serve_mock_provider() as mock_url,
+    ):
         env = {
             **control_env,
             "STRIPE_SECRET_KEY": STRIPE_KEY,
             "STRIPE_WEBHOOK_SECRET": "whsec_x",
-            "STRIPE_API_BASE": stripe_url,
+            "STRIPE_API_BASE": stripe.url,
             "PAYOUT_PROVIDERS": "stripe,ledger",
             "SETTLEMENT_GRACE_S": "0",
         }
-        settings = ControlPlaneSettings.from_env(env, api=True)
-        cheap = PasswordHashing(time_cost=1, memory_cost=1024, parallelism=1)
-        gateway_env = {
-            "DATABASE_URL": control_env["DATABASE_URL"], "REDIS_URL": servers.redis_url,
-            "AGENTLINK_ENCRYPTION_KEYS": TEST_ENCRYPTION_KEYS,
-            "AGENTLINK_ENCRYPTION_ACTIVE_KEY_ID": "t1", "OPENAI_BASE_URL": f"{mock_url}/v1",
-            "OPENAI_API_KEY": "mock-key", "LOG_LEVEL": "WARNING",
-        }  # fmt: skip
-        with serve(create_app(settings, passwords=cheap)) as control_url, serve(
-            create_gateway(GatewaySettings.from_env(gateway_env))
-        ) as gateway_url:  # fmt: skip
-            yield Stack(fake, stripe_url, control_url, gateway_url, settings)
+        with (
+            serve_api(env) as control_url,
+            serve_gateway(gateway_env(database_url, servers.redis_url, mock_url)) as gateway_url,
+        ):
+            yield Stack(
+                stripe.fake, stripe.url, control_url, gateway_url, ApiSettings.from_env(env)
+            )
 
 
 @pytest_asyncio.fixture

@@ -24,7 +24,7 @@ from tests.control_plane.knowledge.pdfs import make_pdf
 
 
 @pytest_asyncio.fixture(scope="module")
-async def embedder() -> AsyncIterator[LocalEmbedder]:
+async def local_embedder() -> AsyncIterator[LocalEmbedder]:
     local = LocalEmbedder()
     yield local
     await local.aclose()
@@ -32,12 +32,12 @@ async def embedder() -> AsyncIterator[LocalEmbedder]:
 
 @pytest.fixture
 def ingester(
-    db_pool: asyncpg.Pool, redis: redis_asyncio.Redis, embedder: LocalEmbedder,
+    db_pool: asyncpg.Pool, redis: redis_asyncio.Redis, local_embedder: LocalEmbedder,
     knowledge_env: dict[str, str],
 ) -> KnowledgeIngester:  # fmt: skip
     settings = KnowledgeBaseSettings.from_env(knowledge_env)
     return KnowledgeIngester(
-        db_pool, redis, embedder, settings, KnowledgeMetrics(CollectorRegistry())
+        db_pool, redis, local_embedder, settings, KnowledgeMetrics(CollectorRegistry())
     )
 
 
@@ -61,7 +61,7 @@ MANUAL = [
 
 
 async def test_an_uploaded_pdf_becomes_ready_and_retrievable(
-    creator: Creator, ingester: KnowledgeIngester, embedder: LocalEmbedder,
+    creator: Creator, ingester: KnowledgeIngester, local_embedder: LocalEmbedder,
     db_pool: asyncpg.Pool, redis: redis_asyncio.Redis,
 ) -> None:  # fmt: skip
     await redis.hset(keyspace.agent_record(creator.agent_id), mapping={"status": "draft"})
@@ -96,10 +96,10 @@ async def test_an_uploaded_pdf_becomes_ready_and_retrievable(
     assert record[b"version"] == b"1"
 
     question = "How long is the warranty of the QF-2231 flask?"
-    vector = (await embedder.embed([question]))[0]
+    vector = (await local_embedder.embed([question]))[0]
     async with db_pool.acquire() as connection:
         passages = await retrieve(
-            connection, Question(creator.agent_id, question, vector, embedder.model)
+            connection, Question(creator.agent_id, question, vector, local_embedder.model)
         )
     assert passages
     assert "36 months" in passages[0].content
@@ -146,7 +146,7 @@ async def test_a_file_deleted_while_queued_is_skipped(
 
 
 async def test_deleting_a_ready_file_bumps_the_version_and_hides_it(
-    creator: Creator, ingester: KnowledgeIngester, embedder: LocalEmbedder,
+    creator: Creator, ingester: KnowledgeIngester, local_embedder: LocalEmbedder,
     db_pool: asyncpg.Pool,
 ) -> None:  # fmt: skip
     file_id = (await creator.upload(("a.txt", b"The office opens at nine."))).json()["items"][0][
@@ -164,7 +164,7 @@ async def test_deleting_a_ready_file_bumps_the_version_and_hides_it(
 
 async def test_a_new_embedding_model_reembeds_every_chunk(
     *,
-    creator: Creator, ingester: KnowledgeIngester, embedder: LocalEmbedder,
+    creator: Creator, ingester: KnowledgeIngester, local_embedder: LocalEmbedder,
     db_pool: asyncpg.Pool, redis: redis_asyncio.Redis, knowledge_env: dict[str, str],
 ) -> None:  # fmt: skip
     await creator.upload(("a.txt", b"Alpha paragraph.\n\n" * 3))
@@ -178,18 +178,18 @@ async def test_a_new_embedding_model_reembeds_every_chunk(
     )
 
     settings = KnowledgeBaseSettings.from_env(knowledge_env)
-    await reembed_all(db_pool, redis, embedder, settings)
+    await reembed_all(db_pool, redis, local_embedder, settings)
 
     models = await db_pool.fetch(
         "SELECT DISTINCT embedding_model FROM knowledge_chunks WHERE agent_id = $1",
         creator.agent_id,
     )
-    assert [row["embedding_model"] for row in models] == [embedder.model]
+    assert [row["embedding_model"] for row in models] == [local_embedder.model]
     after = await db_pool.fetchval(
         "SELECT knowledge_version FROM agents WHERE id = $1", creator.agent_id
     )
     assert after > before
-    assert await reembed_all(db_pool, redis, embedder, settings) == 0
+    assert await reembed_all(db_pool, redis, local_embedder, settings) == 0
 
 
 async def test_two_ingesters_never_process_one_file_twice(

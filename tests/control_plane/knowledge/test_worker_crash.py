@@ -4,10 +4,8 @@ every chunk exactly once."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
-import time
 from pathlib import Path
 
 import asyncpg
@@ -16,22 +14,14 @@ from common.knowledge.chunking import split_text
 from devstack.servers import free_port
 from tests.control_plane.knowledge.conftest import Creator
 from tests.control_plane.test_worker_process import Worker
-from tests.processes import Servers
+from tests.processes import Servers, worker_env
+from tests.support import wait_until
 
 PARAGRAPHS = [
     f"Section {n}. The maintenance schedule for machine {n} requires a check every {n + 2} "
     f"weeks, and the spare part kit number {1000 + n} must be kept in stock at the depot."
     for n in range(36)
 ]
-
-
-async def wait_for(check, within_s: float, what: str) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + within_s
-    while time.monotonic() < deadline:
-        if await check():
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 async def test_sigkill_mid_file_leaves_nothing_visible_and_restart_finishes_it(
@@ -46,11 +36,10 @@ async def test_sigkill_mid_file_leaves_nothing_visible_and_restart_finishes_it(
     uploaded = await creator.upload(("manual.txt", text.encode()))
     file_id = uploaded.json()["items"][0]["id"]
     expected = len(split_text(text, 200, 0))
-    env = {
-        **os.environ, **knowledge_env, "KNOWLEDGE_EMBED_BATCH": "2",
-        "KNOWLEDGE_POLL_INTERVAL_S": "0.1", "WORKER_METRICS_PORT": str(free_port()),
-        "DATABASE_URL": database_url, "REDIS_URL": servers.redis_url,
-    }  # fmt: skip
+    knowledge = {name: value for name, value in knowledge_env.items() if "KNOWLEDGE_" in name}
+    fast = {"KNOWLEDGE_EMBED_BATCH": "2", "KNOWLEDGE_POLL_INTERVAL_S": "0.1",
+            "WORKER_METRICS_PORT": str(free_port())}  # fmt: skip
+    env = os.environ | worker_env(database_url, servers.redis_url, **(knowledge | fast))
 
     async def staged() -> int:
         count: int = await db_pool.fetchval(
@@ -70,7 +59,7 @@ async def test_sigkill_mid_file_leaves_nothing_visible_and_restart_finishes_it(
     first = Worker(env, tmp_path / "worker-1.log")
     first.start()
     try:
-        await wait_for(some_staged, 60, "the first worker to embed a few batches")
+        await wait_until(some_staged, 60, "the first worker to embed a few batches")
         assert first.signal(signal.SIGKILL) == -signal.SIGKILL
     finally:
         first.stop()
@@ -93,7 +82,7 @@ async def test_sigkill_mid_file_leaves_nothing_visible_and_restart_finishes_it(
             )
             return bool(status == "ready")
 
-        await wait_for(ready, 90, "the restarted worker to finish the file")
+        await wait_until(ready, 90, "the restarted worker to finish the file")
     finally:
         second.stop()
         for log in sorted(tmp_path.glob("*.log")):  # noqa: ASYNC240 - shown on failure only

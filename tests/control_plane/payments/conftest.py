@@ -5,8 +5,6 @@ session's Postgres and Redis for the tests that drive the ledger directly."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
-from typing import Generic, TypeVar
 
 import asyncpg
 import pytest
@@ -15,45 +13,26 @@ import redis.asyncio as redis_asyncio
 
 from control_plane.payments.services import PaymentServices
 from control_plane.payments.settings import PaymentSettings
-from devstack.servers import free_port
-from fake_payments import FakeCoinbase, FakeStripe, create_coinbase_app, create_stripe_app
-from fake_payments.config import FakeConfig
+from fake_payments import FakeCoinbase, FakeStripe
 from tests.control_plane.payments.support import (
     COINBASE_KEY,
     COINBASE_SECRETS,
     STRIPE_KEY,
     STRIPE_SECRETS,
 )
-from tests.processes import serve_api
-from tests.support import serve
-
-T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class Served(Generic[T]):
-    fake: T
-    url: str
+from tests.processes import Served, serve_api, serve_fake_coinbase, serve_fake_stripe
 
 
 @pytest.fixture(scope="session")
 def fake_stripe() -> Iterator[Served[FakeStripe]]:
-    port = free_port()
-    config = FakeConfig(f"http://127.0.0.1:{port}", webhook_secrets=STRIPE_SECRETS,
-                        api_key=STRIPE_KEY)  # fmt: skip
-    fake = create_stripe_app(config)
-    with serve(fake, health_path="/health", port=port) as url:
-        yield Served(fake, url)
+    with serve_fake_stripe(STRIPE_SECRETS, api_key=STRIPE_KEY) as served:
+        yield served
 
 
 @pytest.fixture(scope="session")
 def fake_coinbase() -> Iterator[Served[FakeCoinbase]]:
-    port = free_port()
-    config = FakeConfig(f"http://127.0.0.1:{port}", webhook_secrets=COINBASE_SECRETS[:1],
-                        api_key=COINBASE_KEY)  # fmt: skip
-    fake = create_coinbase_app(config)
-    with serve(fake, health_path="/health", port=port) as url:
-        yield Served(fake, url)
+    with serve_fake_coinbase(COINBASE_SECRETS[:1], api_key=COINBASE_KEY) as served:
+        yield served
 
 
 @pytest.fixture(scope="session")

@@ -20,9 +20,7 @@ import pytest_asyncio
 from common.domain import AdminRole
 from common.redis_store import create_redis
 from control_plane.usage_ingest import ingest_once
-from devstack.servers import free_port
-from fake_payments import FakeCoinbase, FakeStripe, create_coinbase_app, create_stripe_app
-from fake_payments.config import FakeConfig
+from fake_payments import FakeCoinbase, FakeStripe
 from tests.control_plane.api_client import admin_token, bearer, register
 from tests.control_plane.payments.support import (
     COINBASE_KEY,
@@ -30,8 +28,14 @@ from tests.control_plane.payments.support import (
     STRIPE_KEY,
     STRIPE_SECRETS,
 )
-from tests.processes import Servers, gateway_env, serve_api, serve_gateway
-from tests.support import serve
+from tests.processes import (
+    Servers,
+    gateway_env,
+    serve_api,
+    serve_fake_coinbase,
+    serve_fake_stripe,
+    serve_gateway,
+)
 
 FREE_RATE = 3  # calls per minute on the free tier, for this stack
 
@@ -48,34 +52,28 @@ class Stack:
 def stack(
     servers: Servers, control_env: dict[str, str], database_url: str, mock_provider_url: str
 ) -> Iterator[Stack]:
-    stripe_port, coinbase_port = free_port(), free_port()
-    fake_stripe = create_stripe_app(FakeConfig(f"http://127.0.0.1:{stripe_port}",
-                                               webhook_secrets=STRIPE_SECRETS[:1]))  # fmt: skip
-    fake_coinbase = create_coinbase_app(
-        FakeConfig(f"http://127.0.0.1:{coinbase_port}", webhook_secrets=COINBASE_SECRETS[:1])
-    )
-    env = {
-        **control_env,
-        "FREE_QUOTA_UNITS": "1",
-        "STRIPE_SECRET_KEY": STRIPE_KEY, "STRIPE_WEBHOOK_SECRET": STRIPE_SECRETS[0],
-        "STRIPE_API_BASE": f"http://127.0.0.1:{stripe_port}",
-        "COINBASE_API_KEY": COINBASE_KEY, "COINBASE_WEBHOOK_SECRET": COINBASE_SECRETS[0],
-        "COINBASE_API_BASE": f"http://127.0.0.1:{coinbase_port}",
-        "PAYMENT_SUCCESS_URL": "https://app.agentlink.test/paid",
-    }  # fmt: skip
     with (
-        serve(fake_stripe, health_path="/health", port=stripe_port),
-        serve(fake_coinbase, health_path="/health", port=coinbase_port),
-        serve_api(env) as control_url,
+        serve_fake_stripe(STRIPE_SECRETS[:1]) as stripe,
+        serve_fake_coinbase(COINBASE_SECRETS[:1]) as coinbase,
     ):
-        fake_stripe.config.webhook_url = f"{control_url}/api/v1/payments/webhook/stripe"
-        fake_coinbase.config.webhook_url = f"{control_url}/api/v1/payments/webhook/coinbase"
-        gateway = gateway_env(
-            database_url, servers.redis_url, mock_provider_url,
-            FREE_TRIAL_CALLS="0", RATE_LIMIT_FREE_PER_MIN=str(FREE_RATE),
-        )  # fmt: skip
-        with serve_gateway(gateway) as gateway_url:
-            yield Stack(control_url, gateway_url, fake_stripe, fake_coinbase)
+        env = {
+            **control_env,
+            "FREE_QUOTA_UNITS": "1",
+            "STRIPE_SECRET_KEY": STRIPE_KEY, "STRIPE_WEBHOOK_SECRET": STRIPE_SECRETS[0],
+            "STRIPE_API_BASE": stripe.url,
+            "COINBASE_API_KEY": COINBASE_KEY, "COINBASE_WEBHOOK_SECRET": COINBASE_SECRETS[0],
+            "COINBASE_API_BASE": coinbase.url,
+            "PAYMENT_SUCCESS_URL": "https://app.agentlink.test/paid",
+        }  # fmt: skip
+        with serve_api(env) as control_url:
+            stripe.fake.config.webhook_url = f"{control_url}/api/v1/payments/webhook/stripe"
+            coinbase.fake.config.webhook_url = f"{control_url}/api/v1/payments/webhook/coinbase"
+            gateway = gateway_env(
+                database_url, servers.redis_url, mock_provider_url,
+                FREE_TRIAL_CALLS="0", RATE_LIMIT_FREE_PER_MIN=str(FREE_RATE),
+            )  # fmt: skip
+            with serve_gateway(gateway) as gateway_url:
+                yield Stack(control_url, gateway_url, stripe.fake, coinbase.fake)
 
 
 @dataclass

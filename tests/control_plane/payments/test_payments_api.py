@@ -25,9 +25,9 @@ from devstack.servers import free_port
 from fake_payments import FakeCoinbase, FakeStripe
 from tests.control_plane.api_client import admin_token, assert_error, bearer, register
 from tests.control_plane.developers.support import control_state
-from tests.control_plane.payments.conftest import Served
 from tests.control_plane.payments.support import live_quota, load_live_quota
 from tests.factories import Developer
+from tests.processes import Served
 
 P = "/api/v1/payments"
 A = "/api/v1/admin"

@@ -15,7 +15,6 @@ from common.redis_store import create_redis
 from control_plane.payments import ledger
 from control_plane.payments.services import PaymentServices
 from devstack.servers import free_port
-from tests.control_plane.helpers import wait_until
 from tests.control_plane.payments.support import (
     live_quota,
     load_live_quota,
@@ -25,6 +24,7 @@ from tests.control_plane.payments.support import (
 )
 from tests.control_plane.test_worker_process import Worker
 from tests.processes import Servers, worker_env
+from tests.support import wait_until
 
 
 async def test_the_worker_applies_a_credit_redis_missed(  # noqa: PLR0917

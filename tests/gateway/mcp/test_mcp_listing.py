@@ -5,25 +5,17 @@ framing, oversized body) as JSON-RPC errors with a 4xx, never a 5xx."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from decimal import Decimal
 
 import asyncpg
 import httpx
 import pytest
-import pytest_asyncio
 from mcp.shared.exceptions import MCPError
 
 from common.tool_names import agent_id_of, tool_name
 from tests.control_plane.api_client import bearer, register
 from tests.factories import add_to_toolbox, make_agent, make_developer, make_key
 from tests.gateway.mcp.helpers import LATEST, mcp_client, only_mcp_error, open_session, raw_post
-
-
-@pytest_asyncio.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(timeout=30) as client:
-        yield client
 
 
 async def test_the_client_lists_the_toolbox_agents_then_marketplace_search(

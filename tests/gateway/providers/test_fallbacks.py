@@ -19,13 +19,13 @@ import redis.asyncio as redis_asyncio
 
 from common.domain import ModelTarget
 from devstack.servers import free_port
-from tests.factories import make_agent, make_developer, make_key
 from tests.gateway.helpers import (
     Caller,
     assert_error,
     chat,
     gateway,
     in_band_error,
+    make_caller,
     quota_units,
     sse_events,
     wait_for_events,
@@ -67,15 +67,8 @@ async def caller_with_fallbacks(
     provider: str = "openai",
 ) -> Caller:
     """Trials spent, so a billed call shows in the quota balance."""
-    developer = await make_developer(db, quota=5, tier="paid")
-    key = await make_key(db, developer)
-    agent = await make_agent(db, system_prompt=SECRET, provider=provider, fallbacks=fallbacks)
-    await db.execute(
-        "INSERT INTO trial_usage (user_id, agent_id, calls_used) VALUES ($1, $2, 3)",
-        developer.user_id,
-        agent.agent_id,
-    )
-    return Caller(developer, key, agent)
+    return await make_caller(db, quota=5, tier="paid", system_prompt=SECRET, trials_used=3,
+                             provider=provider, fallbacks=fallbacks)  # fmt: skip
 
 
 async def mock_requests(mock_url: str, marker: str) -> list[dict[str, object]]:
