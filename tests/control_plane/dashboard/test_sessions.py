@@ -4,16 +4,27 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 import asyncpg
 import httpx
+import jwt
 import pytest
 from starlette.requests import Request
 from starlette.responses import Response
 
+from common import keyspace
+from common.errors import ApiError, ErrorCode
 from control_plane.auth.schemas import TokenPair, UserOut
-from control_plane.dashboard.session import Session, secure_cookies, write_cookies
+from control_plane.dashboard.session import (
+    Session,
+    check_access,
+    secure_cookies,
+    write_cookies,
+)
 from control_plane.dashboard.settings import DashboardSettings
+from tests.control_plane.api_client import register
+from tests.control_plane.conftest import Backend
 from tests.control_plane.dashboard.conftest import PASSWORD, Browserless, Stack
 
 
@@ -218,3 +229,30 @@ async def test_a_suspended_account_is_logged_out_on_its_next_page(
     login = await browserless.post("/login", {"email": email, "password": PASSWORD})
     assert login.status_code == 403
     assert "not active" in login.text
+
+
+async def test_the_logout_marks_are_checked_on_the_single_node_and_on_the_cluster(
+    backend: Backend,
+) -> None:
+    """A dashboard request reads the token's logout mark and the user's log-out-everywhere
+    mark (two keys, two cluster slots) in one round trip; either mark ends the token."""
+    first = await register(backend.http)
+    second = await backend.http.post("/api/v1/auth/login", json={
+        "email": first["user"]["email"], "password": "correct horse 1"})  # fmt: skip
+    assert second.status_code == 200, second.text
+    tokens = [first["access_token"], second.json()["access_token"]]
+    for token in tokens:
+        assert (await check_access(backend.state, token)).user_id == first["user"]["id"]
+
+    jti = jwt.decode(tokens[0], options={"verify_signature": False})["jti"]
+    await backend.redis.set(keyspace.dashboard_ended_access_token(jti), "1", ex=60)
+    with pytest.raises(ApiError) as ended:
+        await check_access(backend.state, tokens[0])
+    assert ended.value.code == ErrorCode.INVALID_CREDENTIALS
+    assert (await check_access(backend.state, tokens[1])).user_id == first["user"]["id"]
+
+    everywhere = keyspace.dashboard_logged_out_before(first["user"]["id"])
+    await backend.redis.set(everywhere, str(int(time.time()) + 5), ex=60)
+    with pytest.raises(ApiError) as logged_out:
+        await check_access(backend.state, tokens[1])
+    assert logged_out.value.code == ErrorCode.INVALID_CREDENTIALS

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import re
+import time
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -22,7 +23,8 @@ from common.domain import UserType
 from common.errors import ApiError, ErrorCode
 from common.redis_store import create_redis
 from control_plane.auth.principal import Principal
-from control_plane.developers import service
+from control_plane.auth.tokens import decode_access_token
+from control_plane.developers import service, session_keys
 from control_plane.developers.schemas import ApiKeyOut, CreateKeyRequest
 from crypto.api_keys import is_well_formed_api_key, shard_of_key
 from devstack.servers import free_port
@@ -30,7 +32,7 @@ from tests.control_plane.api_client import assert_error, bearer, register
 from tests.control_plane.conftest import Backend
 from tests.control_plane.developers.support import insert_calls
 from tests.factories import make_agent, make_developer, make_key
-from tests.processes import api_state
+from tests.processes import TEST_JWT_SECRET, api_state
 
 KEYS = "/api/v1/developers/keys"
 KEY_FIELDS = {"id", "name", "prefix", "created_at", "last_used_at", "revoked", "revoked_at",
@@ -255,6 +257,28 @@ async def test_revoke_writes_the_gateway_record_and_is_idempotent(
     assert listed["revoked_at"] is not None
     active = (await client.get(KEYS, params={"include_revoked": "false"}, headers=auth)).json()
     assert active["keys"] == []
+
+
+async def test_the_playground_key_is_minted_and_swept_on_the_users_shard(
+    backend: Backend, db_pool: asyncpg.Pool
+) -> None:
+    """The mint (lock, key record, sealed copy, expiry set) and the worker's sweep, on the
+    single node and on the cluster, where the expiry set is in a slot of its own."""
+    session = await register(backend.http, "developer")
+    principal = decode_access_token(TEST_JWT_SECRET, session["access_token"])
+    minted = await session_keys.current(backend.state, principal, ttl_s=3600)
+    again = await session_keys.current(backend.state, principal, ttl_s=3600)
+    assert again.key_id == minted.key_id  # read back from its sealed copy
+    key_hash = hashlib.sha256(minted.plaintext.encode()).hexdigest()
+    assert (await key_record(backend.redis, principal.shard, key_hash))["status"] == "ok"
+
+    assert await session_keys.revoke_expired(db_pool, backend.redis) == 0  # not yet due
+    later = int(time.time() * 1000) + 2 * 3600 * 1000
+    assert await session_keys.revoke_expired(db_pool, backend.redis, now_ms=later) >= 1
+    assert (await key_record(backend.redis, principal.shard, key_hash))["status"] == "revoked"
+    assert await backend.redis.zscore(keyspace.PLAYGROUND_KEY_EXPIRIES, minted.key_id) is None
+    revoked_at = "SELECT revoked_at FROM api_keys WHERE id = $1"
+    assert await db_pool.fetchval(revoked_at, minted.key_id) is not None
 
 
 async def test_another_developers_key_is_not_found_and_stays_active(

@@ -1,7 +1,8 @@
 """The ledger and its Redis side, case by case: Redis down while crediting (then back: right,
 once), a gateway cold load racing a credit, refunds and disputes taking back what is left
 (never below zero, the rest recorded as lost), partial and out-of-order refunds, manual
-credits through the same path."""
+credits through the same path. Each runs on the single node and on the Valkey cluster
+(REDIS_CLUSTER): the quota scripts and the tier write-through land on the user's shard."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from control_plane.payments import ledger
 from control_plane.payments.reconciler import reconcile
 from control_plane.payments.services import PaymentServices
 from devstack.servers import free_port
+from tests.control_plane.conftest import Backend
 from tests.control_plane.payments.support import (
     Payment,
     coinbase_event,
@@ -57,8 +59,9 @@ async def ingest_usage(db: asyncpg.Pool, payment: Payment, units: int) -> None:
 
 
 async def test_redis_down_while_crediting_then_back_quota_right_once(
-    services: PaymentServices, db: asyncpg.Pool, redis: redis_asyncio.Redis
+    services: PaymentServices, db: asyncpg.Pool, backend: Backend
 ) -> None:
+    redis = backend.redis
     payment = await make_payment(db)
     await load_live_quota(db, redis, payment.developer)
     down = create_redis(f"redis://127.0.0.1:{free_port()}/0", socket_timeout_s=0.5)
@@ -87,8 +90,9 @@ async def test_redis_down_while_crediting_then_back_quota_right_once(
 
 
 async def test_the_same_event_redelivered_is_a_duplicate(
-    services: PaymentServices, db: asyncpg.Pool, redis: redis_asyncio.Redis
+    services: PaymentServices, db: asyncpg.Pool, backend: Backend
 ) -> None:
+    redis = backend.redis
     payment = await make_payment(db)
     event = stripe_session_event(payment)
     assert await process(services, db, redis, payment, event) == "credited"
@@ -97,11 +101,12 @@ async def test_the_same_event_redelivered_is_a_duplicate(
 
 
 async def test_a_cold_load_from_before_the_credit_still_gets_it_once(
-    services: PaymentServices, db: asyncpg.Pool, redis: redis_asyncio.Redis
+    services: PaymentServices, db: asyncpg.Pool, backend: Backend
 ) -> None:
     """A gateway read the balance just before the credit committed and writes it to Redis
     just after: the balance it writes carries the older adjust_seq, so the credit is
     applied on top of it (exactly once), not lost."""
+    redis = backend.redis
     payment = await make_payment(db)
     stale = await db.fetchrow(
         "SELECT total_quota + free_quota - used_quota AS b, adjust_seq FROM quotas"
@@ -132,8 +137,9 @@ async def test_a_cold_load_from_before_the_credit_still_gets_it_once(
 
 
 async def test_a_refund_takes_back_what_is_left_and_records_the_used_part_as_lost(
-    services: PaymentServices, db: asyncpg.Pool, redis: redis_asyncio.Redis
+    services: PaymentServices, db: asyncpg.Pool, backend: Backend
 ) -> None:
+    redis = backend.redis
     payment = await make_payment(db)
     await load_live_quota(db, redis, payment.developer)
     assert await process(services, db, redis, payment, stripe_session_event(payment)) == (
@@ -159,11 +165,12 @@ async def test_a_refund_takes_back_what_is_left_and_records_the_used_part_as_los
 
 
 async def test_a_refund_finding_less_in_redis_than_postgres_knew_stops_at_zero(
-    services: PaymentServices, db: asyncpg.Pool, redis: redis_asyncio.Redis
+    services: PaymentServices, db: asyncpg.Pool, backend: Backend
 ) -> None:
     """Usage not yet ingested: Postgres thinks 1,100 are left, Redis has 40. Redis stops at
     zero; the shortfall is given back to Postgres and counted as lost, so both agree once
     the usage is ingested."""
+    redis = backend.redis
     payment = await make_payment(db)
     await load_live_quota(db, redis, payment.developer)
     await process(services, db, redis, payment, stripe_session_event(payment))
@@ -177,8 +184,9 @@ async def test_a_refund_finding_less_in_redis_than_postgres_knew_stops_at_zero(
 
 
 async def test_partial_refunds_take_back_their_share_rounded_up_in_any_order(
-    services: PaymentServices, db: asyncpg.Pool, redis: redis_asyncio.Redis
+    services: PaymentServices, db: asyncpg.Pool, backend: Backend
 ) -> None:
+    redis = backend.redis
     payment = await make_payment(db, amount=Decimal("10.00"), units=1000)
     await load_live_quota(db, redis, payment.developer)
     await process(services, db, redis, payment, stripe_session_event(payment))
@@ -200,8 +208,9 @@ async def test_partial_refunds_take_back_their_share_rounded_up_in_any_order(
 
 
 async def test_a_dispute_takes_back_every_unit_not_yet_taken(
-    services: PaymentServices, db: asyncpg.Pool, redis: redis_asyncio.Redis
+    services: PaymentServices, db: asyncpg.Pool, backend: Backend
 ) -> None:
+    redis = backend.redis
     payment = await make_payment(db)
     await load_live_quota(db, redis, payment.developer)
     await process(services, db, redis, payment, stripe_session_event(payment))
@@ -218,10 +227,11 @@ async def test_a_dispute_takes_back_every_unit_not_yet_taken(
 
 
 async def test_a_refund_before_the_completion_waits_for_it(
-    services: PaymentServices, db: asyncpg.Pool, redis: redis_asyncio.Redis
+    services: PaymentServices, db: asyncpg.Pool, backend: Backend
 ) -> None:
     """Out of order: the refund is deferred (409, so Stripe retries), and the reconciler
     applies it once the completion has arrived: net effect, nothing credited."""
+    redis = backend.redis
     payment = await make_payment(db)
     await load_live_quota(db, redis, payment.developer)
     refund = stripe_charge_event(payment)
@@ -240,8 +250,9 @@ async def test_a_refund_before_the_completion_waits_for_it(
 
 
 async def test_coinbase_failed_then_resolved_credits_once(
-    services: PaymentServices, db: asyncpg.Pool, redis: redis_asyncio.Redis
+    services: PaymentServices, db: asyncpg.Pool, backend: Backend
 ) -> None:
+    redis = backend.redis
     payment = await make_payment(db, provider="coinbase")
     failed = await process(services, db, redis, payment, coinbase_event(payment, "charge:failed"))
     assert failed == "failed"
