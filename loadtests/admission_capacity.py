@@ -38,7 +38,7 @@ from gateway.call_result import CallResult
 from gateway.hot_redis import HotRedis, HotScripts
 from gateway.providers.base import Usage
 from gateway.records import RecordLoader
-from loadtests.run import cpu_seconds, scratch_servers
+from loadtests.scratch import cpu_seconds, scratch_servers
 from tests.factories import Account, make_account, make_agent
 
 QUOTA = 10**9

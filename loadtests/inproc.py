@@ -26,7 +26,9 @@ import sys
 from pathlib import Path
 
 from devstack.servers import free_port
-from loadtests.run import KEY_SPEC, MODES, request_bodies, scratch_servers, seed, start
+from loadtests.run import request_bodies, seed
+from loadtests.scratch import KEY_SPEC, scratch_servers, start
+from loadtests.wrk import MODES
 
 WORKER = Path(__file__).with_name("inproc_worker.py")
 

@@ -36,7 +36,7 @@ from common.migrations import migrate_url
 from devstack.servers import free_port
 from loadtests.knowledge_corpus import documents
 from loadtests.retrieval_benchmark import fill, percentile
-from loadtests.run import KEY_SPEC, Scratch, scratch_servers, start, tree_cpu
+from loadtests.scratch import KEY_SPEC, Scratch, scratch_servers, start, tree_cpu
 from tests.factories import make_agent, make_developer, make_key
 
 WORDS = sorted({w.strip(".,:?").lower() for d in documents() for w in d.text.split()})

@@ -27,7 +27,9 @@ import orjson
 from common.tool_names import tool_name
 from devstack import servers
 from devstack.servers import free_port
-from loadtests.run import Result, Target, start, start_apps, stop, uvicorn_argv, wrk
+from loadtests.run import start_apps, uvicorn_argv
+from loadtests.scratch import start, stop
+from loadtests.wrk import Result, Target, wrk
 
 VERSION = "2025-11-25"
 QUESTION = "Explain pooling briefly. [[mock chunks=20]]"

@@ -13,23 +13,18 @@ the uvicorn master and its workers, from /proc) and of Valkey, the gateway's fig
 ratios to the floor's with PASS/MISS against the goals, and the gateway workers' RSS.
 With `--baseline`, a second gateway from another checkout of the repository is measured
 beside this one, run for run, and the report adds this gateway's figures as ratios to it.
-Stops everything it started.
+Stops everything it started. The pieces: loadtests/scratch.py (servers, processes, CPU from
+/proc), loadtests/wrk.py (one measurement), loadtests/report.py (the ratios and the goals).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import collections
-import contextlib
 import os
 import shutil
-import signal
 import subprocess
 import sys
-import tempfile
-from collections.abc import Iterator
-from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 
@@ -39,112 +34,23 @@ import orjson
 from common.db import create_pool
 from common.migrations import migrate_url
 from common.sse import events_of
-from devstack import servers
 from devstack.servers import free_port
 from loadtests import hotspots
+from loadtests.report import report
+from loadtests.scratch import (
+    KEY_SPEC,
+    Scratch,
+    cpu_seconds,
+    process_tree,
+    rss_mib,
+    scratch_servers,
+    start,
+    stop,
+)
+from loadtests.wrk import MODES, Result, Target, merged, wrk
 from tests.factories import make_agent, make_developer, make_key
 
-KEY_SPEC = "t1:" + "A" * 43 + "="  # tests.factories.TEST_KEYRING: a test key, never a real one
 PROMPT = "You are a concise, careful assistant for AgentLink load tests. " * 6
-MAX_ERROR_RATIO = 0.01
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-MODES = ("json", "stream")
-# Goals (issue 16): ratios to the floor measured in the same run, so they hold on any machine.
-CPU_RATIO_GOAL = 2.0  # gateway CPU per call <= 2x the floor's, JSON and stream
-ADDED_P50_GOAL_MS = 0.3  # gateway added p50, 1 client, <= the floor's + 0.3 ms
-RSS_GOAL_MIB = 80  # per gateway worker
-
-# wrk prints one machine-readable line from done(); latency percentiles are in microseconds.
-WRK_LUA = """wrk.method = "POST"
-wrk.body = [==[{body}]==]
-wrk.headers["Content-Type"] = "application/json"
-{headers}
-done = function(summary, latency, requests)
-  local e = summary.errors
-  io.write(string.format("WRK_RESULT %d %d %d %d %d %d\\n", summary.requests, summary.duration,
-    e.status, e.connect + e.read + e.write + e.timeout,
-    latency:percentile(50), latency:percentile(99)))
-end
-"""
-
-
-@dataclass(frozen=True)
-class Target:
-    name: str  # "mock" | "floor" | "gateway" | "baseline"
-    url: str
-    headers: dict[str, str]
-    body: dict[str, bytes]  # by mode
-    root_pid: int | None  # the process tree whose CPU time is measured
-    redis_pid: int | None = None  # Valkey's, when the target uses it
-
-
-@dataclass(frozen=True)
-class Result:
-    target: str
-    mode: str
-    conns: int
-    requests: int
-    seconds: float
-    p50_ms: float
-    p99_ms: float
-    cpu_s: float | None
-    redis_cpu_s: float | None = None
-
-    @property
-    def cpu_us(self) -> float | None:
-        return None if self.cpu_s is None else self.cpu_s / self.requests * 1e6
-
-    @property
-    def redis_cpu_us(self) -> float | None:
-        return None if self.redis_cpu_s is None else self.redis_cpu_s / self.requests * 1e6
-
-
-def process_tree(root: int) -> list[int]:
-    """`root` and all its descendants, from /proc."""
-    children: dict[int, list[int]] = collections.defaultdict(list)
-    for entry in filter(str.isdigit, os.listdir("/proc")):
-        with contextlib.suppress(OSError):
-            stat = Path(f"/proc/{entry}/stat").read_text()
-            children[int(stat.rsplit(")", 1)[1].split()[1])].append(int(entry))
-    tree, pending = [], [root]
-    while pending:
-        tree.append(pid := pending.pop())
-        pending += children.get(pid, [])
-    return tree
-
-
-def cpu_seconds(pid: int) -> float:
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime + stime
-
-
-def tree_cpu(root: int | None) -> float:
-    return sum(cpu_seconds(pid) for pid in process_tree(root)) if root else 0.0
-
-
-def wrk(target: Target, mode: str, conns: int, seconds: int, workdir: Path) -> Result:
-    headers = "\n".join(f'wrk.headers["{k}"] = "{v}"' for k, v in target.headers.items())
-    script = workdir / f"{target.name}-{mode}.lua"
-    script.write_text(WRK_LUA.format(body=target.body[mode].decode(), headers=headers))
-    argv = ["wrk", "-t1", f"-c{conns}", f"-d{seconds}s", "--timeout", "10s", "-s", str(script)]
-    cpu_before, redis_before = tree_cpu(target.root_pid), tree_cpu(target.redis_pid)
-    done = subprocess.run([*argv, target.url], capture_output=True, text=True, check=False)
-    cpu = tree_cpu(target.root_pid) - cpu_before if target.root_pid else None
-    redis = tree_cpu(target.redis_pid) - redis_before if target.redis_pid else None
-    line = next((x for x in done.stdout.splitlines() if x.startswith("WRK_RESULT ")), None)
-    if done.returncode != 0 or line is None:
-        raise SystemExit(f"wrk failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
-    requests, duration_us, non2xx, errors, p50, p99 = (int(x) for x in line.split()[1:])
-    if requests == 0 or non2xx + errors > MAX_ERROR_RATIO * requests:
-        raise SystemExit(
-            f"{target.name} {mode} c{conns}: {non2xx} non-2xx and {errors} socket errors in "
-            f"{requests} requests; numbers measured on errors would be meaningless"
-        )
-    return Result(target.name, mode, conns, requests, duration_us / 1e6, p50 / 1e3, p99 / 1e3,
-                  cpu, redis)  # fmt: skip
 
 
 def request_bodies(direct: bool, chunk_delay_ms: int) -> dict[str, bytes]:
@@ -194,125 +100,6 @@ async def seed(database_url: str) -> tuple[str, str]:
     finally:
         await pool.close()
     return key.plaintext, agent.agent_id
-
-
-def start(argv: list[str], log: Path, port: int, env: dict[str, str]) -> subprocess.Popen[bytes]:
-    process = servers.spawn(argv, log, run_as=None, death_signal=signal.SIGTERM, env=env)
-    servers.wait_for_port(port, process, 30, log)
-    return process
-
-
-@dataclass
-class Scratch:
-    """A throwaway folder with a Postgres and a Valkey of their own (not started yet), and
-    the processes started against them, stopped last first."""
-
-    root: Path
-    postgres: servers.PostgresServer
-    valkey: servers.ValkeyServer
-    started: list[subprocess.Popen[bytes]] = field(default_factory=list)
-
-
-@contextlib.contextmanager
-def scratch_servers(prefix: str) -> Iterator[Scratch]:
-    root = Path(tempfile.mkdtemp(prefix=prefix))
-    root.chmod(0o755)  # as root, postgres runs as `nobody` and must reach its data folder
-    scratch = Scratch(
-        root,
-        servers.PostgresServer(root / "postgres", free_port(), durable=False),
-        servers.ValkeyServer(root / "valkey", free_port(), durable=False),
-    )
-    try:
-        yield scratch
-    finally:
-        for process in reversed(scratch.started):
-            stop(process)
-        scratch.valkey.stop()
-        scratch.postgres.stop()
-        shutil.rmtree(root, ignore_errors=True)
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    """SIGTERM (uvicorn stops its workers), then SIGKILL the process group spawn() gave it,
-    in case a worker lingers."""
-    servers.stop_process(process, signal.SIGTERM, timeout=10)
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGKILL)
-
-
-def report(results: list[Result], concurrency: int, gateway_rss_mib: float) -> bool:
-    """The table, then the gateway against the floor and the goals. True when all PASS."""
-    direct = {(r.mode, r.conns): r.p50_ms for r in results if r.target == "mock"}
-    print(f"\n{'target':8} {'mode':6} {'conns':>5} {'RPS':>8} {'p50 ms':>8} {'p99 ms':>8} "
-          f"{'added p50':>10} {'CPU us/req':>11} {'Valkey us/req':>14}")  # fmt: skip
-    for r in results:
-        gap = f"{r.p50_ms - direct[r.mode, r.conns]:.3f}" if (r.mode, r.conns) in direct else ""
-        gap = "" if r.target == "mock" else gap
-        cpu = "" if r.cpu_us is None else f"{r.cpu_us:11.0f}"
-        redis = "" if r.redis_cpu_us is None else f"{r.redis_cpu_us:14.0f}"
-        print(f"{r.target:8} {r.mode:6} {r.conns:5d} {r.requests / r.seconds:8.0f} "
-              f"{r.p50_ms:8.3f} {r.p99_ms:8.3f} {gap:>10} {cpu:>11} {redis}")  # fmt: skip
-    by = {(r.target, r.mode, r.conns): r for r in results}
-    print("\ngateway against the floor (goals: issue 16)")
-    passed = True
-    for mode in MODES:
-        gateway_cpu = by["gateway", mode, concurrency].cpu_us or 0.0
-        floor_cpu = by["floor", mode, concurrency].cpu_us or 1.0
-        ratio = gateway_cpu / floor_cpu
-        passed &= verdict(
-            ratio <= CPU_RATIO_GOAL,
-            f"{mode:6} CPU per call, c{concurrency}",
-            f"{ratio:4.2f}x the floor ({gateway_cpu:.0f} / {floor_cpu:.0f} us; "
-            f"goal <= {CPU_RATIO_GOAL}x)",
-        )
-    for mode in MODES:
-        mock = by["mock", mode, 1].p50_ms
-        gateway_added = by["gateway", mode, 1].p50_ms - mock
-        floor_added = by["floor", mode, 1].p50_ms - mock
-        over = gateway_added - floor_added
-        passed &= verdict(
-            over <= ADDED_P50_GOAL_MS,
-            f"{mode:6} added p50, 1 client",
-            f"floor's + {over:.3f} ms ({gateway_added:.3f} / {floor_added:.3f} ms; "
-            f"goal <= + {ADDED_P50_GOAL_MS} ms)",
-        )
-    passed &= verdict(
-        gateway_rss_mib < RSS_GOAL_MIB,
-        "RSS per gateway worker",
-        f"{gateway_rss_mib:.1f} MiB (goal < {RSS_GOAL_MIB} MiB)",
-    )
-    if any(r.target == "baseline" for r in results):
-        compare_baseline(by, concurrency)
-    return passed
-
-
-def compare_baseline(by: dict[tuple[str, str, int], Result], concurrency: int) -> None:
-    """This checkout's gateway against the baseline's, measured in turn in the same run."""
-    print("\ngateway against the baseline checkout (same run, in turn: ours, it, it, ours)")
-    for mode in MODES:
-        ours, base = by["gateway", mode, concurrency], by["baseline", mode, concurrency]
-        ratio = (ours.cpu_us or 0.0) / (base.cpu_us or 1.0)
-        print(f"      {mode:6} CPU per call, c{concurrency:<3}   {ratio:4.2f}x the baseline "
-              f"({ours.cpu_us or 0:.0f} / {base.cpu_us or 0:.0f} us)")  # fmt: skip
-    for mode in MODES:
-        gap = by["gateway", mode, 1].p50_ms - by["baseline", mode, 1].p50_ms
-        print(f"      {mode:6} p50, 1 client       {gap:+.3f} ms against the baseline")
-
-
-def verdict(ok: bool, name: str, detail: str) -> bool:
-    print(f"{'PASS' if ok else 'MISS'}  {name:28} {detail}")
-    return ok
-
-
-def rss_mib(root: int | None) -> float:
-    """The largest resident set in the process tree (the busiest worker's, in practice)."""
-    sizes = [0]
-    for pid in process_tree(root or 0):
-        with contextlib.suppress(OSError):
-            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    sizes.append(int(line.split()[1]))
-    return max(sizes) / 1024
 
 
 def profile(gateway: Target, seconds: int, concurrency: int, out: Path, workdir: Path) -> None:
@@ -450,18 +237,6 @@ def ab_ba(
     a1, b1 = wrk(ours, mode, conns, seconds, workdir), wrk(baseline, mode, conns, seconds, workdir)
     b2, a2 = wrk(baseline, mode, conns, seconds, workdir), wrk(ours, mode, conns, seconds, workdir)
     return [merged(a1, a2), merged(b1, b2)]
-
-
-def merged(first: Result, second: Result) -> Result:
-    """Two runs of one target as one: counts and CPU summed, percentiles the mean of both."""
-
-    def total(a: float | None, b: float | None) -> float | None:
-        return None if a is None or b is None else a + b
-
-    return Result(first.target, first.mode, first.conns, first.requests + second.requests,
-                  first.seconds + second.seconds, (first.p50_ms + second.p50_ms) / 2,
-                  (first.p99_ms + second.p99_ms) / 2, total(first.cpu_s, second.cpu_s),
-                  total(first.redis_cpu_s, second.redis_cpu_s))  # fmt: skip
 
 
 def main() -> None:

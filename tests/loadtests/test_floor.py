@@ -10,7 +10,8 @@ import orjson
 import pytest
 
 from loadtests.floor import FloorProxy
-from loadtests.run import Result, report
+from loadtests.report import report
+from loadtests.wrk import Result
 from tests.support import serve
 
 BODY = {"model": "mock-model", "messages": [{"role": "user", "content": "Hi [[mock chunks=5]]"}]}
