@@ -28,6 +28,7 @@ from gateway.agent_configs import AgentConfigCache
 from gateway.api_keys import KeyGate
 from gateway.breaker import BreakerSettings, CircuitBreaker
 from gateway.drain import Drain
+from gateway.hot_cluster import HotCluster
 from gateway.hot_redis import HotRedis, HotScripts
 from gateway.knowledge import KnowledgeRetriever
 from gateway.maintenance import MaintenanceGate
@@ -38,7 +39,7 @@ from gateway.records import RecordLoader
 from gateway.routes import PUBLIC_PATHS, ROUTES, exception_handlers
 from gateway.settings import GatewaySettings
 from gateway.settlement import Settler
-from gateway.sharded_admission import ShardedAdmitter, cluster_agent_read
+from gateway.sharded_admission import ShardedAdmitter, agent_read
 from gateway.state import GatewayState
 from gateway.tracing import Tracing
 
@@ -86,10 +87,12 @@ def create_app(
             server_settings=RETRIEVAL_SERVER_SETTINGS,  # for knowledge retrieval
         )  # fmt: skip
         scripts = LuaScripts(redis)
-        # The two per-call scripts go through a leaner client (gateway/hot_redis.py); on a
-        # Redis Cluster through the cluster client, which routes them to the user's primary.
-        hot_redis = None
-        if not storage.redis_cluster:
+        # The per-call scripts go through a leaner client (gateway/hot_redis.py); on a Redis
+        # Cluster one per primary, each call sent to its user's (gateway/hot_cluster.py).
+        hot_redis: HotRedis | HotCluster
+        if storage.redis_cluster:
+            hot_redis = HotCluster(storage.redis_url, timeout_s=storage.redis_socket_timeout_s)
+        else:
             hot_redis = HotRedis(storage.redis_url, timeout_s=storage.redis_socket_timeout_s)
         metrics = GatewayMetrics(CollectorRegistry())
         records = RecordLoader(db, redis, scripts, settings.unit_price)
@@ -127,12 +130,13 @@ def create_app(
             metrics.breaker_state.labels(name).set(0)
         flags = FeatureFlags(redis, db, refresh_s=settings.operations.flags_refresh_s)
         admitter: Admitter
-        if hot_redis is not None:
-            admitter = Admitter(HotScripts(hot_redis), records, limits, flags=flags)
-        else:  # the agent record is read beside admission (gateway/sharded_admission.py)
+        if isinstance(hot_redis, HotCluster):  # the agent record read beside admission
             admitter = ShardedAdmitter(
-                scripts, records, limits, read_agent=cluster_agent_read(redis), flags=flags
-            )
+                HotScripts(hot_redis), records, limits, read_agent=agent_read(hot_redis),
+                flags=flags,
+            )  # fmt: skip
+        else:
+            admitter = Admitter(HotScripts(hot_redis), records, limits, flags=flags)
         state = GatewayState(
             settings=settings,
             redis=redis,
@@ -167,8 +171,7 @@ def create_app(
             await state.settler.drain(_SETTLE_DRAIN_S)
             for provider in providers.values():
                 await provider.aclose()
-            if hot_redis is not None:
-                await hot_redis.aclose()
+            await hot_redis.aclose()
             await state.knowledge.aclose()
             state.tracing.shutdown()
             await redis.aclose()

@@ -23,7 +23,7 @@ import ssl
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, cast
+from typing import Any, Protocol, cast
 from urllib.parse import unquote, urlparse
 
 import hiredis
@@ -159,6 +159,12 @@ class HotRedis:
         connection = await self._connection()
         return await connection.send(encode_command(*parts))
 
+    async def execute_on(self, key: Arg, *parts: Arg) -> Any:
+        """`execute`, for a command on `key`: on one node, every key is here (HotCluster
+        routes by it)."""
+        connection = await self._connection()
+        return await connection.send(encode_command(*parts))
+
     async def _watch(self) -> None:
         """Fail connections whose oldest command has waited past the timeout."""
         interval = min(0.1, self._timeout_s / 4)
@@ -182,10 +188,17 @@ class HotRedis:
 ScriptCall = Callable[..., Awaitable[Any]]
 
 
-class HotScripts:
-    """The project's Lua scripts over `HotRedis`, used like `LuaScripts`: `scripts[name]`."""
+class HotClient(Protocol):
+    """`HotRedis`, or `HotCluster` (gateway/hot_cluster.py), which routes by `key`."""
 
-    def __init__(self, client: HotRedis) -> None:
+    async def execute_on(self, key: Arg, *parts: Arg) -> Any: ...
+
+
+class HotScripts:
+    """The project's Lua scripts over `HotRedis` or `HotCluster`, used like `LuaScripts`:
+    `scripts[name]`. Each runs where its first key is (every script's keys share one slot)."""
+
+    def __init__(self, client: HotClient) -> None:
         self._client = client
         self._scripts = {
             name: (hashlib.sha1(source.encode()).hexdigest(), source.encode())  # noqa: S324
@@ -198,13 +211,14 @@ class HotScripts:
 
         async def run(*, keys: Sequence[Arg], args: Sequence[Arg]) -> Any:
             try:
-                return await client.execute("EVALSHA", sha, len(keys), *keys, *args)
+                return await client.execute_on(keys[0], "EVALSHA", sha, len(keys), *keys, *args)
             except ResponseError as error:
                 if not str(error).startswith("NOSCRIPT"):
                     raise
-            return await client.execute("EVAL", source, len(keys), *keys, *args)
+            # EVAL also loads the script, on the node that said NOSCRIPT.
+            return await client.execute_on(keys[0], "EVAL", source, len(keys), *keys, *args)
 
         return run
 
 
-__all__ = ["HotRedis", "HotScripts"]
+__all__ = ["HotClient", "HotRedis", "HotScripts"]

@@ -29,7 +29,6 @@ import dataclasses
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from redis.exceptions import RedisClusterException, RedisError
 
@@ -38,6 +37,7 @@ from common.errors import ApiError, ErrorCode
 from common.feature_flags import FeatureFlags
 from common.redis_store import ScriptSet
 from gateway.admission import Admission, AdmissionLimits, Admitter
+from gateway.hot_redis import HotClient
 from gateway.records import RecordLoader
 
 AGENT_FIELDS = ("status", "version", "units", "knowledge")  # admit.lua's order
@@ -182,11 +182,13 @@ class ShardedAdmitter(Admitter):
         self.released += 1
 
 
-def cluster_agent_read(client: Any) -> AgentRead:
-    """`AgentRead` over a client with redis-py's `hmget` (the cluster client routes it)."""
+def agent_read(client: HotClient) -> AgentRead:
+    """`AgentRead` over the hot path's client (on a cluster: the agent's primary)."""
 
     async def read(record: str) -> Sequence[bytes | None]:
-        fields: Sequence[bytes | None] = await client.hmget(record, AGENT_FIELDS)
+        fields: Sequence[bytes | None] = await client.execute_on(
+            record, "HMGET", record, *AGENT_FIELDS
+        )
         return fields
 
     return read
