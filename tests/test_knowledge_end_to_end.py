@@ -246,3 +246,63 @@ async def test_enable_rag_off_switches_retrieval_off(
         await db_pool.execute("UPDATE feature_flags SET enabled = true WHERE key = 'enable_rag'")
         await redis.hset("ff:all", "enable_rag", "1")
         await redis.aclose()
+
+
+async def retrievals_by_outcome(gateway_url: str) -> dict[str, float]:
+    async with httpx.AsyncClient(timeout=30) as http:
+        metrics = (await http.get(f"{gateway_url}/metrics")).text
+    prefix = 'agentlink_gateway_knowledge_retrievals_total{outcome="'
+    return {
+        line[len(prefix) :].split('"', 1)[0]: float(line.rsplit(" ", 1)[1])
+        for line in metrics.splitlines()
+        if line.startswith(prefix)
+    }
+
+
+async def test_an_identical_question_is_answered_from_the_cache_until_the_files_change(
+    stack: Stack, control_url: str, ingester: KnowledgeIngester
+) -> None:
+    async with httpx.AsyncClient(base_url=control_url, timeout=30) as api:
+        creator = bearer((await register(api, "creator"))["access_token"])
+        agent_id = await publish_agent(api, creator, knowledge={"enabled": True})
+
+        async def upload(name: str, text: str) -> None:
+            uploaded = await api.post(f"/api/v1/agents/{agent_id}/knowledge", headers=creator,
+                                      files=[("file", (name, text.encode()))])  # fmt: skip
+            assert uploaded.status_code == 202, uploaded.text
+            while await ingester.process_next():
+                pass
+
+        await upload("desk.txt", SECRET_FACT)
+        key = await developer_key(api)
+        question = "What is the override code of the Halden standing desk? [[mock echo_system]]"
+
+        async def ask(text: str) -> tuple[str, dict[str, float]]:
+            async with openai.AsyncOpenAI(
+                base_url=f"{stack.gateway_url}/proxy/v1/agents/{agent_id}", api_key=key,
+                max_retries=0,
+            ) as client:  # fmt: skip
+                reply = await client.chat.completions.create(
+                    model="ignored", messages=[{"role": "user", "content": text}]
+                )
+            return reply.choices[0].message.content or "", await retrievals_by_outcome(
+                stack.gateway_url
+            )
+
+        before = await retrievals_by_outcome(stack.gateway_url)
+        first, after_first = await ask(question)
+        again, after_again = await ask(question)
+        assert "seven four one nine" in first
+        assert again == first
+        assert after_first["cached"] == before["cached"]
+        assert after_again["cached"] == after_first["cached"] + 1
+        assert after_again["injected"] == after_first["injected"]
+
+        # Another question is no hit; nor is the same one once the files changed (a new
+        # knowledge version): it sees the new file.
+        _, after_other = await ask("Who may be given the Halden desk code? [[mock echo_system]]")
+        assert after_other["cached"] == after_again["cached"]
+        await upload("desk-update.txt", SECRET_FACT.replace("seven four one nine", "two eight"))
+        changed, after_change = await ask(question)
+        assert after_change["cached"] == after_other["cached"]
+        assert "two eight" in changed
