@@ -95,10 +95,12 @@ async def _answer_error(scope: Scope, send: Send, error: Exception) -> None:
     await send_error(send, ErrorCode.INTERNAL, request_id)
 
 
-class RequestIdMiddleware:
+class _Middleware:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
+
+class RequestIdMiddleware(_Middleware):
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
@@ -139,29 +141,25 @@ async def _call_enveloped(
             await _answer_error(scope, send, error)
 
 
-class ErrorEnvelopeMiddleware:
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        await _call_enveloped(self.app, scope, receive, send, None)
-
-
-class EnvelopeMiddleware:
+class EnvelopeMiddleware(_Middleware):
     """`RequestIdMiddleware` around `ErrorEnvelopeMiddleware`, as one layer: one wrapper
     around `send` (each message of a stream passes it) instead of two."""
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
+    with_request_id = True
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        await _call_enveloped(self.app, scope, receive, send, _new_request_id(scope))
+        id_header = _new_request_id(scope) if self.with_request_id else None
+        await _call_enveloped(self.app, scope, receive, send, id_header)
+
+
+class ErrorEnvelopeMiddleware(EnvelopeMiddleware):
+    """Only the error envelope, for an app whose request id comes from an outer
+    `RequestIdMiddleware` (the control plane's metrics and CORS sit between them)."""
+
+    with_request_id = False
 
 
 async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes:

@@ -47,6 +47,17 @@ def has_control_characters(text: str, *, allow_newlines: bool = False) -> bool:
     return any(unicodedata.category(char) == "Cc" and char not in allowed for char in text)
 
 
+def shown_name(field: str, raw: str) -> str:
+    """A name others see (an agent's, a creator's): trimmed, 1 to 100 characters, no control
+    characters; else 400 `40002` naming `field`."""
+    name = raw.strip()
+    if not 1 <= len(name) <= 100:
+        raise invalid(field, "Expected 1 to 100 characters besides surrounding spaces.")
+    if has_control_characters(name):
+        raise invalid(field, "Control characters are not allowed.")
+    return name
+
+
 def money_text(amount: Decimal) -> str:
     """A decimal string without exponent or trailing zeros: `0.01`, `10`, `0` (never `-0`)."""
     return format(amount.normalize(), "f") if amount else "0"

@@ -84,6 +84,35 @@ def where_clause(*conditions: tuple[str, Any]) -> tuple[str, list[Any]]:
     return (" WHERE " + " AND ".join(clauses)) if clauses else "", args
 
 
+async def offset_page(
+    connection: DbConnection,
+    *,
+    source: str,
+    columns: str,
+    order: str,
+    filters: tuple[str, list[Any]],
+    limit: int,
+    offset: int,
+    count_source: str | None = None,
+) -> tuple[list[asyncpg.Record], int]:
+    """One page of `SELECT columns FROM source WHERE ... ORDER BY order`, and how many rows
+    match in all (counted FROM `count_source`, by default `source`). Every part but the
+    values is a constant of ours; the values (`filters`, from `where_clause`) are bound."""
+    where, args = filters
+    total = await connection.fetchval(
+        f"SELECT count(*) FROM {count_source or source}{where}",  # noqa: S608
+        *args,
+    )
+    rows: list[asyncpg.Record] = await connection.fetch(
+        f"""SELECT {columns} FROM {source}{where} ORDER BY {order}
+            LIMIT ${len(args) + 1} OFFSET ${len(args) + 2}""",  # noqa: S608 - built from constants
+        *args,
+        limit,
+        offset,
+    )
+    return rows, int(total)
+
+
 def _user_filter(q: str | None, user_type: str | None, status: str | None) -> tuple[str, list[Any]]:
     return where_clause(
         ("lower(u.email) LIKE ${}", like_pattern(q.strip().lower()) if q else None),
@@ -101,17 +130,11 @@ async def list_users(
     limit: int,
     offset: int,
 ) -> tuple[list[asyncpg.Record], int]:
-    where, args = _user_filter(q, user_type, status)
-    total = await connection.fetchval(f"SELECT count(*) FROM users u{where}", *args)  # noqa: S608
-    rows: list[asyncpg.Record] = await connection.fetch(
-        f"""SELECT {_USER_COLUMNS} FROM users u{where}
-            ORDER BY u.created_at DESC, u.id DESC
-            LIMIT ${len(args) + 1} OFFSET ${len(args) + 2}""",  # noqa: S608 - built from constants
-        *args,
-        limit,
-        offset,
-    )
-    return rows, int(total)
+    return await offset_page(
+        connection, source="users u", columns=_USER_COLUMNS,
+        order="u.created_at DESC, u.id DESC", filters=_user_filter(q, user_type, status),
+        limit=limit, offset=offset,
+    )  # fmt: skip
 
 
 async def user(connection: DbConnection, user_id: str) -> asyncpg.Record | None:
@@ -249,17 +272,11 @@ async def list_agents(
     limit: int,
     offset: int,
 ) -> tuple[list[asyncpg.Record], int]:
-    where, args = _agent_filter(q, status, creator_id)
-    total = await connection.fetchval(f"SELECT count(*) FROM agents a{where}", *args)  # noqa: S608
-    rows: list[asyncpg.Record] = await connection.fetch(
-        f"""SELECT {_AGENT_COLUMNS} FROM agents a JOIN users u ON u.id = a.creator_id{where}
-            ORDER BY a.created_at DESC, a.id DESC
-            LIMIT ${len(args) + 1} OFFSET ${len(args) + 2}""",  # noqa: S608 - built from constants
-        *args,
-        limit,
-        offset,
-    )
-    return rows, int(total)
+    return await offset_page(
+        connection, source="agents a JOIN users u ON u.id = a.creator_id",
+        count_source="agents a", columns=_AGENT_COLUMNS, order="a.created_at DESC, a.id DESC",
+        filters=_agent_filter(q, status, creator_id), limit=limit, offset=offset,
+    )  # fmt: skip
 
 
 async def agent(

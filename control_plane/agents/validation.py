@@ -7,7 +7,7 @@ from decimal import Decimal
 
 from common.db import DbConnection
 from common.domain import AgentConfig
-from common.validation import has_control_characters, invalid
+from common.validation import has_control_characters, invalid, shown_name
 from control_plane.agents import repository
 from control_plane.settings import ApiSettings
 
@@ -15,12 +15,7 @@ _MICRO = Decimal("0.000001")  # prices are stored with 6 decimals (exact micro-d
 
 
 def name(raw: str) -> str:
-    name = raw.strip()
-    if not 1 <= len(name) <= 100:
-        raise invalid("name", "Expected 1 to 100 characters besides surrounding spaces.")
-    if has_control_characters(name):
-        raise invalid("name", "Control characters are not allowed.")
-    return name
+    return shown_name("name", raw)
 
 
 def description(raw: str | None) -> str | None:

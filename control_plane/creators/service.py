@@ -11,22 +11,13 @@ from urllib.parse import urlsplit
 import asyncpg
 
 from common.errors import ApiError, ErrorCode
-from common.validation import has_control_characters, invalid
+from common.validation import has_control_characters, invalid, shown_name
 from control_plane.auth.principal import Principal
 from control_plane.creators import repository
 from control_plane.creators.schemas import CreatorOut, UpdateCreatorRequest, WalletRequest
 from control_plane.creators.wallet import InvalidAddress, normalise_wallet_address
 from control_plane.rows import from_row
 from control_plane.state import ControlPlaneState
-
-
-def _display_name(raw: str) -> str:
-    name = raw.strip()
-    if not 1 <= len(name) <= 100:
-        raise invalid("display_name", "Expected 1 to 100 characters besides surrounding spaces.")
-    if has_control_characters(name):
-        raise invalid("display_name", "Control characters are not allowed.")
-    return name
 
 
 def _avatar_url(raw: str) -> str:
@@ -59,7 +50,7 @@ async def update_me(
 ) -> CreatorOut:
     changes: dict[str, str | None] = {}
     if isinstance(request.display_name, str):
-        changes["display_name"] = _display_name(request.display_name)
+        changes["display_name"] = shown_name("display_name", request.display_name)
     if request.bio is None or isinstance(request.bio, str):
         if request.bio is not None and has_control_characters(request.bio, allow_newlines=True):
             raise invalid("bio", "Control characters other than line breaks are not allowed.")

@@ -42,7 +42,7 @@ from control_plane.developers.schemas import (
 )
 from control_plane.marketplace.pagination import (
     decode_cursor,
-    encode_cursor,
+    keyset_page,
     parse_datetime,
     parse_uuid,
 )
@@ -102,11 +102,7 @@ async def list_keys(
             connection, principal.user_id, include_revoked=query.include_revoked,
             limit=query.limit, after=after, scope=query.scope,
         )  # fmt: skip
-    page = rows[: query.limit]
-    next_cursor = None
-    if len(rows) > query.limit:
-        last = page[-1]
-        next_cursor = encode_cursor(_KEYS_CURSOR, [last["created_at"].isoformat(), str(last["id"])])
+    page, next_cursor = keyset_page(rows, query.limit, _KEYS_CURSOR)
     used = await key_controls.spend_used(state, principal.shard, page)
     return ApiKeyPage([key_out(row, used.get(str(row["id"]))) for row in page], next_cursor)
 

@@ -47,6 +47,7 @@ from control_plane.marketplace.pagination import (
     decode_cursor,
     encode_cursor,
     is_uuid,
+    keyset_page,
     newest_first_after,
     newest_first_cursor,
     parse_datetime,
@@ -139,13 +140,7 @@ async def _settlement_page(
             ORDER BY period_end DESC, id LIMIT $4""",  # noqa: S608 - constant clauses
         *params,
     )
-    page = rows[:limit]
-    next_cursor = None
-    if len(rows) > limit:
-        last = page[-1]
-        next_cursor = encode_cursor(
-            "settlements", [last["period_end"].isoformat(), str(last["id"])]
-        )
+    page, next_cursor = keyset_page(rows, limit, "settlements", "period_end")
     return SettlementPage([settlement_out(row) for row in page], next_cursor)
 
 

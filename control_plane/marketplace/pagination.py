@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 
@@ -23,6 +23,7 @@ from common.errors import ApiError, ErrorCode
 from common.validation import is_uuid, value_problem
 
 Json = str | int | float | None
+Row = TypeVar("Row")  # an asyncpg.Record, or a mapping
 Parser = Callable[[Any], Any]
 
 _MAX_CURSOR_CHARS = 512
@@ -31,6 +32,18 @@ _MAX_CURSOR_CHARS = 512
 def encode_cursor(kind: str, values: Sequence[Json]) -> str:
     raw = orjson.dumps([kind, *values])
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+
+
+def keyset_page(
+    rows: Sequence[Row], limit: int, kind: str, key: str = "created_at"
+) -> tuple[list[Row], str | None]:
+    """The first `limit` of `rows` (fetched with one more, to know whether there are more),
+    and the cursor after the last of them, `[kind, its key, its id]`, when there are."""
+    page = list(rows[:limit])
+    if len(rows) <= limit:
+        return page, None
+    last: Any = page[-1]
+    return page, encode_cursor(kind, [last[key].isoformat(), str(last["id"])])
 
 
 def _invalid(message: str = "Invalid pagination cursor.") -> ApiError:

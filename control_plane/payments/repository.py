@@ -8,6 +8,7 @@ from typing import Any
 import asyncpg
 
 from common.db import DbConnection, fetch_all, fetch_optional
+from control_plane.admin.repository import offset_page
 
 PAYMENT_COLUMNS = """p.id, p.user_id, p.package, p.amount_usd, p.currency, p.quota_purchased,
     p.payment_method, p.payment_id, p.provider_ref, p.status, p.checkout_url, p.refunded_usd,
@@ -139,17 +140,11 @@ async def user_payments(
 async def list_payments(
     connection: DbConnection, *, where: str, args: list[Any], limit: int, offset: int
 ) -> tuple[list[asyncpg.Record], int]:
-    total = await connection.fetchval(
-        f"SELECT count(*) FROM payments p JOIN users u ON u.id = p.user_id{where}",  # noqa: S608
-        *args,
-    )
-    rows: list[asyncpg.Record] = await connection.fetch(
-        f"""SELECT {PAYMENT_COLUMNS}, u.email FROM payments p JOIN users u ON u.id = p.user_id
-            {where} ORDER BY p.created_at DESC, p.id DESC
-            LIMIT ${len(args) + 1} OFFSET ${len(args) + 2}""",  # noqa: S608
-        *args, limit, offset,
+    return await offset_page(
+        connection, source="payments p JOIN users u ON u.id = p.user_id",
+        columns=f"{PAYMENT_COLUMNS}, u.email", order="p.created_at DESC, p.id DESC",
+        filters=(where, args), limit=limit, offset=offset,
     )  # fmt: skip
-    return rows, int(total)
 
 
 async def payment_events(connection: DbConnection, payment_id: str) -> list[asyncpg.Record]:

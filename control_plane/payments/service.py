@@ -16,8 +16,8 @@ from control_plane.auth.principal import Principal
 from control_plane.feature_flags.service import Flag, is_enabled
 from control_plane.marketplace.pagination import (
     decode_cursor,
-    encode_cursor,
     is_uuid,
+    keyset_page,
     parse_datetime,
     parse_uuid,
 )
@@ -140,13 +140,7 @@ async def history(
         rows = await repository.user_payments(
             connection, principal.user_id, before=before, limit=query.limit + 1
         )
-    page = rows[: query.limit]
-    next_cursor = None
-    if len(rows) > query.limit:
-        last = page[-1]
-        next_cursor = encode_cursor(
-            _HISTORY_CURSOR, [last["created_at"].isoformat(), str(last["id"])]
-        )
+    page, next_cursor = keyset_page(rows, query.limit, _HISTORY_CURSOR)
     return PaymentPage([payment_out(row) for row in page], next_cursor)
 
 

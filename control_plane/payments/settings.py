@@ -113,16 +113,21 @@ class PaymentSettings(EnvSettings):
         return {"stripe": _stripe(env), "coinbase": _coinbase(env)}
 
 
+def _webhook_secrets(env: Environ, name: str, key_name: str) -> tuple[str, ...]:
+    """A provider's webhook secrets (several while one is rotated), required with its key."""
+    secrets = env_list(env, name, ())
+    if not secrets:
+        raise SettingsError(f"{name} is required with {key_name}")
+    return secrets
+
+
 def _stripe(env: Environ) -> StripeSettings | None:
     secret_key = env.get("STRIPE_SECRET_KEY", "")
     if not secret_key:
         return None
-    secrets = env_list(env, "STRIPE_WEBHOOK_SECRET", ())
-    if not secrets:
-        raise SettingsError("STRIPE_WEBHOOK_SECRET is required with STRIPE_SECRET_KEY")
     return StripeSettings(
         secret_key=secret_key,
-        webhook_secrets=secrets,
+        webhook_secrets=_webhook_secrets(env, "STRIPE_WEBHOOK_SECRET", "STRIPE_SECRET_KEY"),
         api_base=_base(env_str(env, "STRIPE_API_BASE", "https://api.stripe.com")),
         tolerance_s=env_int(env, "STRIPE_WEBHOOK_TOLERANCE_S", 300, minimum=1),
     )
@@ -132,11 +137,8 @@ def _coinbase(env: Environ) -> CoinbaseSettings | None:
     api_key = env.get("COINBASE_API_KEY", "")
     if not api_key:
         return None
-    secrets = env_list(env, "COINBASE_WEBHOOK_SECRET", ())
-    if not secrets:
-        raise SettingsError("COINBASE_WEBHOOK_SECRET is required with COINBASE_API_KEY")
     return CoinbaseSettings(
         api_key=api_key,
-        webhook_secrets=secrets,
+        webhook_secrets=_webhook_secrets(env, "COINBASE_WEBHOOK_SECRET", "COINBASE_API_KEY"),
         api_base=_base(env_str(env, "COINBASE_API_BASE", "https://api.commerce.coinbase.com")),
     )

@@ -38,7 +38,7 @@ from common.validation import is_uuid
 from control_plane.auth.principal import Principal
 from control_plane.marketplace.pagination import (
     decode_cursor,
-    encode_cursor,
+    keyset_page,
     parse_datetime,
     parse_uuid,
 )
@@ -121,13 +121,7 @@ async def list_reviews(
         rows = await repository.approved_reviews(
             connection, agent_id, limit=query.limit, after=after
         )
-    page = rows[: query.limit]
-    next_cursor = None
-    if len(rows) > query.limit:
-        last = page[-1]
-        next_cursor = encode_cursor(
-            _PUBLIC_CURSOR, [last["created_at"].isoformat(), str(last["id"])]
-        )
+    page, next_cursor = keyset_page(rows, query.limit, _PUBLIC_CURSOR)
     reviews = [
         PublicReview(str(row["id"]), row["rating"], row["content"], row["created_at"])
         for row in page
@@ -226,13 +220,7 @@ async def list_pending_reviews(
         after = (created_at, review_id)
     async with state.db.acquire() as connection:
         rows = await repository.pending_reviews(connection, limit=limit, after=after)
-    page = rows[:limit]
-    next_cursor = None
-    if len(rows) > limit:
-        last = page[-1]
-        next_cursor = encode_cursor(
-            _PENDING_CURSOR, [last["created_at"].isoformat(), str(last["id"])]
-        )
+    page, next_cursor = keyset_page(rows, limit, _PENDING_CURSOR)
     reviews = [
         PendingReview(
             id=str(row["id"]), agent_id=str(row["agent_id"]), agent_name=row["agent_name"],
