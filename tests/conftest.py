@@ -28,6 +28,7 @@ from common.migrations import migrate_url
 from common.redis_store import create_redis
 from devstack.servers import PostgresServer, ValkeyCluster, ValkeyServer, free_port
 from tests.processes import (
+    Deployment,
     Servers,
     api_env,
     serve_api,
@@ -202,3 +203,15 @@ def cluster_gateway_env(
 ) -> dict[str, str]:
     """The gateway's environment on the Valkey cluster instead (REDIS_CLUSTER=true)."""
     return gateway_env | {"REDIS_URL": valkey_cluster.url, "REDIS_CLUSTER": "true"}
+
+
+@pytest.fixture(scope="module", params=["single", "cluster"])
+def deployment(
+    request: pytest.FixtureRequest, gateway_env: dict[str, str], redis: redis_asyncio.Redis
+) -> Deployment:
+    """A test (or a module fixture) that takes it runs once on each (the cluster is started
+    only when asked for)."""
+    if request.param == "single":
+        return Deployment("single", gateway_env, redis)
+    env = request.getfixturevalue("cluster_gateway_env")
+    return Deployment("cluster", env, request.getfixturevalue("cluster_client"))

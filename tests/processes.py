@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 import asyncpg
 import redis.asyncio as redis_asyncio
@@ -53,6 +53,17 @@ class Servers:
 
 
 Env = dict[str, str]
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """What gateways under test run on: the session's single Valkey, or the 3-primary cluster
+    (REDIS_CLUSTER=true). `env` is a gateway's environment there, `redis` a client of the same
+    Redis for the test's own reads (a RedisCluster's on the cluster)."""
+
+    kind: str
+    env: dict[str, str]
+    redis: Any
 
 
 def _storage_env(database_url: str, redis_url: str) -> Env:

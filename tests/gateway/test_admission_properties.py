@@ -1,5 +1,7 @@
 """Admission through the gateway over real HTTP: keys, agents, trials, quota, rate limits and
-the billing properties (seed properties 3, 4, 5, 6, 7, 12, 25, and 1 in its basic form)."""
+the billing properties (seed properties 3, 4, 5, 6, 7, 12, 25, and 1 in its basic form). The
+metering and rate-limit ones (3, 4, 6, 25 and bad bodies) run twice, through the `deployment`
+fixture: on one Valkey and on the 3-primary Valkey cluster with REDIS_CLUSTER=true."""
 
 from __future__ import annotations
 
@@ -35,17 +37,37 @@ from tests.gateway.helpers import (
     usage_events,
     wait_for_events,
 )
+from tests.processes import Deployment
 
 PREMIUM = Decimal("0.05")  # 5 units at the default UNIT_PRICE of $0.01
 MAX_BODY = 2048
 
 
+@dataclass(frozen=True)
+class Served:
+    """A gateway under test and a client of the Redis it runs on, one node or the cluster:
+    the metering and rate-limit properties hold on both (tests/conftest.py `deployment`)."""
+
+    url: str
+    redis: Any
+
+
 @pytest.fixture(scope="module")
-def billing_gateway(gateway_env: dict[str, str]) -> Iterator[str]:
+def billing_gateway(deployment: Deployment) -> Iterator[Served]:
     """A gateway for calls that fail on purpose: its breaker never opens (so injected 500s
     cannot turn later calls into 503s) and its body limit is small."""
-    with gateway(gateway_env, GATEWAY_MAX_BODY_BYTES=str(MAX_BODY), **NO_BREAKER) as url:
-        yield url
+    with gateway(deployment.env, GATEWAY_MAX_BODY_BYTES=str(MAX_BODY), **NO_BREAKER) as url:
+        yield Served(url, deployment.redis)
+
+
+@pytest.fixture(scope="module")
+def served(deployment: Deployment, gateway_url: str) -> Iterator[Served]:
+    """The session's gateway, or one on the cluster."""
+    if deployment.kind == "single":
+        yield Served(gateway_url, deployment.redis)
+        return
+    with gateway(deployment.env) as url:
+        yield Served(url, deployment.redis)
 
 
 def sdk(base_url: str, caller: Caller) -> openai.AsyncOpenAI:
@@ -172,19 +194,19 @@ async def test_a_premium_agent_is_never_called_below_its_price(
 
 
 async def test_three_free_trial_calls_per_developer_agent_pair(
-    gateway_url: str, db_pool: asyncpg.Pool, redis: redis_asyncio.Redis
+    served: Served, db_pool: asyncpg.Pool
 ) -> None:
     caller = await make_caller(db_pool, quota=0)
     other_agent = await make_agent(db_pool)
     async with httpx.AsyncClient() as client:
         for agent_id in (caller.agent.agent_id, other_agent.agent_id):
             for _ in range(3):
-                response = await chat(client, gateway_url, caller, agent_id=agent_id)
+                response = await chat(client, served.url, caller, agent_id=agent_id)
                 assert response.status_code == 200, response.text
                 assert response.headers["x-quota-remaining"] == "0"
-            response = await chat(client, gateway_url, caller, agent_id=agent_id)
+            response = await chat(client, served.url, caller, agent_id=agent_id)
             assert_error(response, 429, "42901")
-    events = await wait_for_events(redis, caller, 6)
+    events = await wait_for_events(served.redis, caller, 6)
     assert len(events) == 6
     assert {(event["charge"], event["units"], event["billable"]) for event in events} == {
         ("trial", "0", "1")
@@ -194,28 +216,26 @@ async def test_three_free_trial_calls_per_developer_agent_pair(
     )
 
 
-async def test_quota_is_used_only_after_the_trials(
-    gateway_url: str, db_pool: asyncpg.Pool, redis: redis_asyncio.Redis
-) -> None:
+async def test_quota_is_used_only_after_the_trials(served: Served, db_pool: asyncpg.Pool) -> None:
     caller = await make_caller(db_pool, quota=10)
     async with httpx.AsyncClient() as client:
         remaining = [
-            (await chat(client, gateway_url, caller)).headers["x-quota-remaining"] for _ in range(5)
+            (await chat(client, served.url, caller)).headers["x-quota-remaining"] for _ in range(5)
         ]
     assert remaining == ["10", "10", "10", "9", "8"]
-    events = await wait_for_events(redis, caller, 5)
+    events = await wait_for_events(served.redis, caller, 5)
     assert [event["charge"] for event in events] == ["trial"] * 3 + ["quota"] * 2
-    assert await quota_units(redis, caller) == 8
-    assert await trials_used(redis, caller) == 3
+    assert await quota_units(served.redis, caller) == 8
+    assert await trials_used(served.redis, caller) == 3
 
 
 async def test_trials_already_used_in_postgres_are_honoured(
-    gateway_url: str, db_pool: asyncpg.Pool, redis: redis_asyncio.Redis
+    served: Served, db_pool: asyncpg.Pool
 ) -> None:
     caller = await make_caller(db_pool, quota=0, trials_used=2)
     async with httpx.AsyncClient() as client:
-        assert (await chat(client, gateway_url, caller)).status_code == 200
-        assert_error(await chat(client, gateway_url, caller), 429, "42901")
+        assert (await chat(client, served.url, caller)).status_code == 200
+        assert_error(await chat(client, served.url, caller), 429, "42901")
 
 
 # -- Property 7: Draft Agent Inaccessibility -------------------------------------------------
@@ -330,23 +350,19 @@ async def burst(urls: list[str], caller: Caller, calls: int) -> Burst:
     return Burst(len(ok), [response for response in responses if response.status_code != 200])
 
 
-@pytest.fixture
-def long_window_gateway(start_gateway: Any) -> str:
+@pytest.fixture(scope="module")
+def long_window_gateway(deployment: Deployment) -> Iterator[Served]:
     # An hour-long window: the test cannot straddle a window boundary, however slow it runs.
-    url: str = start_gateway(RATE_LIMIT_WINDOW_S="3600", RATE_LIMIT_PAID_PER_MIN="15")
-    return url
+    with gateway(deployment.env, RATE_LIMIT_WINDOW_S="3600", RATE_LIMIT_PAID_PER_MIN="15") as url:
+        yield Served(url, deployment.redis)
 
 
 @pytest.mark.parametrize(("tier", "limit"), [("free", 10), ("paid", 15)])
 async def test_concurrent_calls_beyond_the_limit_are_429(
-    long_window_gateway: str,
-    db_pool: asyncpg.Pool,
-    redis: redis_asyncio.Redis,
-    tier: str,
-    limit: int,
+    long_window_gateway: Served, db_pool: asyncpg.Pool, tier: str, limit: int
 ) -> None:
     caller = await make_caller(db_pool, quota=100, tier=tier)
-    result = await burst([long_window_gateway], caller, 25)
+    result = await burst([long_window_gateway.url], caller, 25)
     assert result.ok == limit
     assert len(result.refused) == 25 - limit
     for response in result.refused:
@@ -355,19 +371,19 @@ async def test_concurrent_calls_beyond_the_limit_are_429(
         assert response.headers["x-ratelimit-limit"] == str(limit)
         assert response.headers["x-ratelimit-remaining"] == "0"
     # Refused calls cost nothing: 3 trials, then one unit per admitted call.
-    events = await wait_for_events(redis, caller, limit)
+    events = await wait_for_events(long_window_gateway.redis, caller, limit)
     assert len(events) == limit
-    assert await quota_units(redis, caller) == 100 - (limit - 3)
+    assert await quota_units(long_window_gateway.redis, caller) == 100 - (limit - 3)
 
 
 async def test_the_limit_holds_across_gateway_instances(
-    start_gateway: Any, db_pool: asyncpg.Pool
+    long_window_gateway: Served, deployment: Deployment, db_pool: asyncpg.Pool
 ) -> None:
-    urls = [start_gateway(RATE_LIMIT_WINDOW_S="3600") for _ in range(2)]
-    caller = await make_caller(db_pool, quota=100)
-    result = await burst(urls, caller, 24)
-    assert result.ok == 10
-    assert {response.json()["error"]["code"] for response in result.refused} == {"42902"}
+    with gateway(deployment.env, RATE_LIMIT_WINDOW_S="3600") as second:
+        caller = await make_caller(db_pool, quota=100)
+        result = await burst([long_window_gateway.url, second], caller, 24)
+        assert result.ok == 10
+        assert {response.json()["error"]["code"] for response in result.refused} == {"42902"}
 
 
 # -- Bad bodies cost nothing ------------------------------------------------------------------
@@ -401,27 +417,27 @@ BAD_BODIES: dict[str, tuple[bytes, int, str]] = {
 
 @pytest.mark.parametrize("kind", list(BAD_BODIES))
 async def test_a_bad_body_is_a_clear_4xx_and_costs_nothing(
-    billing_gateway: str, db_pool: asyncpg.Pool, redis: redis_asyncio.Redis, kind: str
+    billing_gateway: Served, db_pool: asyncpg.Pool, kind: str
 ) -> None:
     body, status, code = BAD_BODIES[kind]
     caller = await make_caller(db_pool, quota=5, trials_used=3)
     async with httpx.AsyncClient() as client:
         response = await client.post(
-            chat_url(billing_gateway, caller.agent.agent_id),
+            chat_url(billing_gateway.url, caller.agent.agent_id),
             headers={"X-AgentLink-Key": caller.key.plaintext, "content-type": "application/json"},
             content=body,
         )
         assert_error(response, status, code)
-        ok = await chat(client, billing_gateway, caller)  # then a good call
+        ok = await chat(client, billing_gateway.url, caller)  # then a good call
     assert ok.status_code == 200
     assert ok.headers["x-quota-remaining"] == "4"
     assert ok.headers["x-ratelimit-remaining"] == "9"  # the bad call took no rate slot
-    [event] = await wait_for_events(redis, caller, 1)
+    [event] = await wait_for_events(billing_gateway.redis, caller, 1)
     assert event["billable"] == "1"
 
 
 async def test_an_oversized_body_without_content_length_is_413(
-    billing_gateway: str, db_pool: asyncpg.Pool
+    billing_gateway: Served, db_pool: asyncpg.Pool
 ) -> None:
     caller = await make_caller(db_pool)
 
@@ -433,7 +449,7 @@ async def test_an_oversized_body_without_content_length_is_413(
 
     async with httpx.AsyncClient() as client:
         response = await client.post(
-            chat_url(billing_gateway, caller.agent.agent_id),
+            chat_url(billing_gateway.url, caller.agent.agent_id),
             headers={"X-AgentLink-Key": caller.key.plaintext},
             content=chunks(),
         )
@@ -519,7 +535,7 @@ async def one_call(client: httpx.AsyncClient, url: str, caller: Caller, kind: st
     )
 )
 async def test_property_3_quota_consistency_and_property_4_failed_calls_cost_nothing(
-    billing_gateway: str, db_pool: asyncpg.Pool, redis: redis_asyncio.Redis, scenario: Scenario
+    billing_gateway: Served, db_pool: asyncpg.Pool, scenario: Scenario
 ) -> None:
     """Property 3: Quota Consistency. Property 4: Failed Calls Don't Cost Quota.
 
@@ -527,11 +543,12 @@ async def test_property_3_quota_consistency_and_property_4_failed_calls_cost_not
     calls for one developer ends with quota == initial - units x successful quota calls, and
     exactly one billable usage event per successful call."""
     initial, price, kinds = scenario.initial, scenario.price, scenario.kinds
+    redis = billing_gateway.redis
     caller = await make_caller(db_pool, quota=initial, tier="paid", price=price)
     ledger = Ledger(quota=initial, units=5 if price == PREMIUM else 1)
     async with httpx.AsyncClient(timeout=30) as client:
         for kind in kinds:
-            response = await one_call(client, billing_gateway, caller, kind)
+            response = await one_call(client, billing_gateway.url, caller, kind)
             if kind in BAD_BODY_KINDS:
                 _, status, code = BAD_BODIES[kind]
                 assert_error(response, status, code)
