@@ -33,9 +33,9 @@ from tests.control_plane.helpers import (
     Producer,
     assert_totals,
     call_log_rows,
-    wait_until,
 )
 from tests.factories import Account, Agent
+from tests.support import wait_until
 
 # What admit.lua leaves for a call it charged to quota, in the prelude's own reservation
 # format, with its deadline ARGV[7] ms from now (negative: past, the gateway "died").
