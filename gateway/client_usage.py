@@ -80,13 +80,13 @@ class UsageChunks:
     def feed(self, data: bytes) -> bytes:
         # Whole events go out now; the tail of one still arriving waits for its end.
         whole = self._framer.feed_whole(data)
-        if _USAGE_OBJECT[0] not in whole and _USAGE_OBJECT[1] not in whole:
+        if _usage_at(whole, 0) < 0:
             return whole
         return self._rewrite(whole)
 
     def finish(self) -> bytes:
         rest = self._framer.flush()
-        if rest and (_USAGE_OBJECT[0] in rest or _USAGE_OBJECT[1] in rest):
+        if rest and _usage_at(rest, 0) >= 0:
             return self._rewrite(rest)
         return rest
 
@@ -107,7 +107,7 @@ class UsageChunks:
         return b"".join(out)
 
     def _event(self, event: bytes) -> bytes:
-        if _USAGE_OBJECT[0] not in event and _USAGE_OBJECT[1] not in event:
+        if _usage_at(event, 0) < 0:
             return event
         chunk = _chunk_of(event)
         if chunk is None or not isinstance(chunk.get("usage"), dict):
@@ -121,9 +121,10 @@ class UsageChunks:
 
 
 def _usage_at(data: bytes, start: int) -> int:
-    """Where the next usage object's key is, from `start` on (-1: none)."""
-    found = [at for mark in _USAGE_OBJECT if (at := data.find(mark, start)) >= 0]
-    return min(found) if found else -1
+    """Where the next usage object's key is, from `start` on (-1: none). (`find`, not
+    `in`: `bytes in bytes` first tries the needle as an int, a TypeError each time.)"""
+    first, second = data.find(_USAGE_OBJECT[0], start), data.find(_USAGE_OBJECT[1], start)
+    return second if first < 0 else first if second < 0 else min(first, second)
 
 
 def _chunk_of(event: bytes) -> dict[str, Any] | None:

@@ -12,13 +12,20 @@ from gateway.leak_guard.openai_delta import DeltaGuard
 from gateway.leak_guard.stream_scanner import StreamScanner
 
 _CONTENT_DELTA = b'"delta":{"content":"'
-# Bytes without which an event carries no text the guard reads (an escaped key could spell
-# one, so any escape sends the event to the parser too).
-_TEXT_MARKS = (b'"content"', b'"arguments"', b'"refusal"', b'"reasoning', b"\\u")
 
 
 def _may_carry_text(data: bytes) -> bool:
-    return any(mark in data for mark in _TEXT_MARKS)
+    """Whether an event may carry text the guard reads: one of its keys (an escaped key
+    could spell one, so any escape sends the event to the parser too). Searched with
+    `find`: `bytes in bytes` first tries the needle as an int and pays a TypeError."""
+    find = data.find
+    return (
+        find(b'"content"') >= 0
+        or find(b'"arguments"') >= 0
+        or find(b'"refusal"') >= 0
+        or find(b'"reasoning') >= 0
+        or find(b"\\u") >= 0
+    )
 
 
 def _json_object(data: bytes) -> dict[str, Any] | None:

@@ -61,8 +61,9 @@ def usage_from_sse_tail(tail: bytes) -> Usage:
         event = event_data(raw_event)
         if event is None or not event.startswith(b"{"):
             continue
-        wants_usage = counts is None and b'"usage"' in event
-        wants_finish = not finish_reasons and b'"finish_reason":"' in event
+        # `find`, not `in`: `bytes in bytes` first tries the needle as an int (a TypeError).
+        wants_usage = counts is None and event.find(b'"usage"') >= 0
+        wants_finish = not finish_reasons and event.find(b'"finish_reason":"') >= 0
         if not (wants_usage or wants_finish):
             continue
         try:
@@ -94,7 +95,7 @@ class SseTail:
 
     @property
     def completed(self) -> bool:
-        return _DONE in self.tail
+        return self.tail.find(_DONE) >= 0
 
     def usage(self) -> Usage:
         return usage_from_sse_tail(self.tail)
