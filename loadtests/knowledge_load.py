@@ -1,19 +1,24 @@
 """The gateway with knowledge bases, end to end: what a knowledge call adds, and what it does
 to plain calls running beside it.
 
-    python -m loadtests.knowledge_load [--chunks 1000,100000] [--duration 10]
+    python -m loadtests.knowledge_load [--chunks 1000,100000] [--rounds 6] [--duration 3]
                                        [--plain-clients 4]
 
 Starts a throwaway Postgres + Valkey, the mock provider and the gateway (1 uvicorn worker,
 `EMBEDDING_THREADS=1`, `OPENBLAS_NUM_THREADS=1`: one core for embeddings), a paid developer, a
 plain agent and, per size in --chunks, a knowledge agent with that many chunks (random vectors
-and words: their meaning does not matter for speed). Every knowledge call asks a different
-30-word question, so none is answered from the cache. Measured, with httpx clients:
+and words: their meaning does not matter for speed). Every knowledge call asks a natural
+30-word question (~40 tokens) that is never asked twice, so none is answered from the cache.
 
-1. plain calls alone (--plain-clients in parallel): p50 / p99;
-2. knowledge calls alone, one client: p50 / p99, the p50 they add over plain calls with one
-   client, and the gateway's CPU per call (utime+stime from /proc);
-3. both at once: the plain calls' p99 next to (1).
+Per size, --rounds short rounds (--duration seconds per measurement), with httpx clients:
+plain calls with one client, then knowledge calls with one client (what a knowledge call
+adds, p50 and p99, and the CPU per call of the gateway's process tree, its embedding service
+included, and of Postgres, from /proc); then A/B: plain calls from --plain-clients alone, and
+the same beside one client of knowledge calls, in alternating order (AB, BA, ...) so a drift
+of the machine's load hits both. Each round prints its plain p50/p99 alone and beside; the
+summary gives the median of the rounds' p99s, alone and beside, and in how many rounds the
+p99 beside was the higher one ("the p99 of plain calls must not move": half of them, by
+chance, if it does not).
 The gateway worker's RSS is printed after plain calls only and after the first knowledge call,
 with that of the embedding service it started (one per host, shared by all its workers).
 """
@@ -24,8 +29,11 @@ import argparse
 import asyncio
 import os
 import random
+import statistics
 import sys
 import time
+from collections.abc import Awaitable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -34,16 +42,14 @@ from common.db import create_pool
 from common.domain import KnowledgeSettings
 from common.migrations import migrate_url
 from devstack.servers import free_port
-from loadtests.knowledge_corpus import documents
-from loadtests.retrieval_benchmark import fill, percentile
+from loadtests.retrieval_benchmark import THIRTY_WORDS, fill, percentile
 from loadtests.scratch import KEY_SPEC, Scratch, scratch_servers, start, tree_cpu
 from tests.factories import make_agent, make_developer, make_key
 
-WORDS = sorted({w.strip(".,:?").lower() for d in documents() for w in d.text.split()})
-
 
 def question(rng: random.Random) -> str:
-    return " ".join(rng.choice(WORDS) for _ in range(29)) + "?"
+    """A natural 30-word question (~40 tokens), never the same twice: no cache hits."""
+    return f"Order {rng.randrange(10**9)}: {THIRTY_WORDS}"
 
 
 def rss_mib(pid: int) -> float:
@@ -109,41 +115,122 @@ async def seed(database_url: str, sizes: list[int]) -> tuple[str, str, dict[int,
     return key.plaintext, plain.agent_id, agents
 
 
-async def measure(*, base: str, key: str, plain_id: str, agents: dict[int, str], pid: int,
-                  seconds: float, plain_clients: int) -> None:  # fmt: skip
-    def chat(agent_id: str) -> str:
-        return f"{base}/proxy/v1/agents/{agent_id}/chat"
+@dataclass
+class Round:
+    plain_one: list[float]  # plain calls, one client
+    knowledge_one: list[float]  # knowledge calls, one client
+    plain_alone: list[float]  # plain calls, --plain-clients
+    plain_beside: list[float]  # the same, with one client of knowledge calls beside them
+    cpu_plain_us: float  # per plain call, gateway process tree (worker + embedding service)
+    cpu_knowledge_us: float  # per knowledge call, likewise
+    postgres_us: float  # Postgres' CPU per knowledge call
 
-    await run(plain_clients, chat(plain_id), key, 2, False)  # warm-up
+    @property
+    def added(self) -> tuple[float, float]:
+        """What a knowledge call adds over a plain one, p50 and p99 (one client each)."""
+        p50, p99 = (percentile(self.knowledge_one, q) - percentile(self.plain_one, q)
+                    for q in (0.5, 0.99))  # fmt: skip
+        return p50, p99
+
+
+@dataclass(frozen=True)
+class Load:
+    """The running gateway and what its measurements need."""
+
+    base: str
+    key: str
+    plain_id: str
+    pids: tuple[int, int]  # the gateway's process tree (worker + embedding service), Postgres
+    seconds: float
+    plain_clients: int
+
+    def plain(self, clients: int) -> Awaitable[list[float]]:
+        return run(clients, self.chat(self.plain_id), self.key, self.seconds, False)
+
+    def knowledge(self, agent_id: str) -> Awaitable[list[float]]:
+        return run(1, self.chat(agent_id), self.key, self.seconds, True)
+
+    def chat(self, agent_id: str) -> str:
+        return f"{self.base}/proxy/v1/agents/{agent_id}/chat"
+
+    async def cpu_per_call(self, work: Awaitable[list[float]]) -> tuple[list[float], list[float]]:
+        """`work`'s timings and the CPU (µs) the gateway and Postgres spent per call."""
+        before = [tree_cpu(pid) for pid in self.pids]
+        timings = await work
+        spent = [tree_cpu(pid) - b for pid, b in zip(self.pids, before, strict=True)]
+        return timings, [seconds / len(timings) * 1e6 for seconds in spent]
+
+    async def round(self, number: int, agent_id: str) -> Round:
+        plain_one, (cpu_plain, _) = await self.cpu_per_call(self.plain(1))
+        knowledge_one, (cpu_knowledge, postgres) = await self.cpu_per_call(self.knowledge(agent_id))
+
+        async def beside() -> list[float]:
+            mixed, _ = await asyncio.gather(
+                self.plain(self.plain_clients), self.knowledge(agent_id)
+            )
+            return mixed
+
+        # A then B, B then A: a drift of the machine's load over the run hits both alike.
+        if number % 2 == 0:
+            plain_alone, plain_beside = await self.plain(self.plain_clients), await beside()
+        else:
+            plain_beside, plain_alone = await beside(), await self.plain(self.plain_clients)
+        return Round(plain_one, knowledge_one, plain_alone, plain_beside, cpu_plain,
+                     cpu_knowledge, postgres)  # fmt: skip
+
+
+def pct(timings: list[float]) -> str:
+    return f"{percentile(timings, 0.5):7.2f} {percentile(timings, 0.99):7.2f}"
+
+
+async def measure(load: Load, agents: dict[int, str], rounds: int) -> None:
+    pid = load.pids[0]
+    await run(load.plain_clients, load.chat(load.plain_id), load.key, 2, False)  # warm-up
     print(f"gateway worker RSS, plain calls only: {rss_mib(pid):.0f} MiB")
-    plain_alone = await run(plain_clients, chat(plain_id), key, seconds, False)
-    plain_one = await run(1, chat(plain_id), key, seconds, False)
-    print(line(f"plain, {plain_clients} clients", plain_alone))
-    print(line("plain, 1 client", plain_one))
     for size, agent_id in agents.items():
-        await run(1, chat(agent_id), key, 2, True)  # warm-up: loads the model, plans
+        await run(1, load.chat(agent_id), load.key, 2, True)  # warm-up: loads the model, plans
         services = ", ".join(f"{rss_mib(child):.0f}" for child in children(pid)) or "none"
-        print(f"gateway worker RSS after knowledge calls: {rss_mib(pid):.0f} MiB"
-              f" (its embedding service: {services} MiB)")  # fmt: skip
-        cpu_before = tree_cpu(pid)
-        alone = await run(1, chat(agent_id), key, seconds, True)
-        cpu_us = (tree_cpu(pid) - cpu_before) / len(alone) * 1e6
-        added = percentile(alone, 0.5) - percentile(plain_one, 0.5)
-        print(line(f"knowledge ({size} chunks), 1 client", alone)
-              + f"  added p50 {added:6.2f} ms  CPU {cpu_us / 1000:6.2f} ms/call")  # fmt: skip
-        mixed_plain, mixed_knowledge = await asyncio.gather(
-            run(plain_clients, chat(plain_id), key, seconds, False),
-            run(1, chat(agent_id), key, seconds, True),
-        )
-        print(line(f"  beside it: plain, {plain_clients} clients", mixed_plain)
-              + f"  (alone p99 {percentile(plain_alone, 0.99):.2f} ms)")  # fmt: skip
-        print(line("  beside it: knowledge, 1 client", mixed_knowledge))
+        print(f"\n{size} chunks. Gateway worker RSS after knowledge calls: {rss_mib(pid):.0f}"
+              f" MiB (its embedding service: {services} MiB). Times in ms, p50 p99:")  # fmt: skip
+        print(f"round | plain alone ({load.plain_clients}) | beside knowledge | knowledge (1)"
+              "   | added (1)     | CPU ms/call: plain knowledge pg")  # fmt: skip
+        done = []
+        for number in range(rounds):
+            r = await load.round(number, agent_id)
+            done.append(r)
+            added_p50, added_p99 = r.added
+            print(f"{number + 1:>5} | {pct(r.plain_alone)}    | {pct(r.plain_beside)}  "
+                  f"  | {pct(r.knowledge_one)} | {added_p50:6.2f} {added_p99:6.2f}"
+                  f" | {r.cpu_plain_us / 1000:5.2f} {r.cpu_knowledge_us / 1000:5.2f}"
+                  f" {r.postgres_us / 1000:5.2f}", flush=True)  # fmt: skip
+        summarise(size, done)
+
+
+def summarise(size: int, done: list[Round]) -> None:
+    def median(values: Iterable[float]) -> float:
+        return statistics.median(list(values))
+
+    alone_p99 = median(percentile(r.plain_alone, 0.99) for r in done)
+    beside_p99 = median(percentile(r.plain_beside, 0.99) for r in done)
+    alone_p50 = median(percentile(r.plain_alone, 0.5) for r in done)
+    beside_p50 = median(percentile(r.plain_beside, 0.5) for r in done)
+    moved = sum(percentile(r.plain_beside, 0.99) > percentile(r.plain_alone, 0.99) for r in done)
+    print(f"median of {len(done)} rounds, {size} chunks:"
+          f"\n  plain p50 {alone_p50:.2f} alone vs {beside_p50:.2f} ms beside knowledge calls;"
+          f" p99 {alone_p99:.2f} vs {beside_p99:.2f} ms ({beside_p99 / alone_p99:.2f}x;"
+          f" higher beside in {moved} of {len(done)} rounds)"
+          f"\n  a knowledge call adds p50 {median(r.added[0] for r in done):.2f} ms,"
+          f" p99 {median(r.added[1] for r in done):.2f} ms; CPU per call: gateway"
+          f" {median(r.cpu_knowledge_us for r in done) / 1000:.2f} ms (plain"
+          f" {median(r.cpu_plain_us for r in done) / 1000:.2f} ms), Postgres"
+          f" {median(r.postgres_us for r in done) / 1000:.2f} ms")  # fmt: skip
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--chunks", default="1000,100000")
-    parser.add_argument("--duration", type=float, default=10)
+    parser.add_argument("--duration", type=float, default=3, help="seconds per measurement")
+    parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--plain-clients", type=int, default=4)
     args = parser.parse_args()
     sizes = [int(size) for size in args.chunks.split(",")]
@@ -170,10 +257,12 @@ def run_load(args: argparse.Namespace, sizes: list[int], scratch: Scratch) -> No
                      "--http", "httptools", "--no-access-log", "--log-level", "warning"],
                     root / "gateway.log", gateway_port, env)  # fmt: skip
     started.append(gateway)
+    assert scratch.postgres.process is not None
+    postgres_pid = scratch.postgres.process.pid
     print(f"load average before: {os.getloadavg()[0]:.2f}", flush=True)
-    asyncio.run(measure(base=f"http://127.0.0.1:{gateway_port}", key=key, plain_id=plain_id,
-                        agents=agents, pid=gateway.pid, seconds=args.duration,
-                        plain_clients=args.plain_clients))  # fmt: skip
+    load = Load(f"http://127.0.0.1:{gateway_port}", key, plain_id, (gateway.pid, postgres_pid),
+                args.duration, args.plain_clients)  # fmt: skip
+    asyncio.run(measure(load, agents, args.rounds))
 
 
 if __name__ == "__main__":
