@@ -76,15 +76,16 @@ class AdminUser:
 
 
 async def make_admin(
-    db: asyncpg.Pool, role: AdminRole | None, *, password_hash: str = "x"
+    db: asyncpg.Pool, role: AdminRole | None, *, password_hash: str = "x", shard: int | None = None
 ) -> AdminUser:
     """An admin made directly in the database: admins cannot self-register, so no repository
     writes one. `role` None: an admin whose role was never set."""
     email = f"{uuid.uuid4().hex}@example.test"
+    shard = random_shard() if shard is None else shard
     row = await db.fetchrow(
         """INSERT INTO users (email, password_hash, user_type, admin_role, redis_shard)
            VALUES ($1, $2, 'admin', $3, $4) RETURNING id, redis_shard""",
-        email, password_hash, role.value if role else None, random_shard(),
+        email, password_hash, role.value if role else None, shard,
     )  # fmt: skip
     assert row is not None
     return AdminUser(str(row["id"]), row["redis_shard"], email)

@@ -12,6 +12,7 @@ import httpx
 from common.domain import AdminRole, UserType
 from control_plane.auth.principal import Principal
 from control_plane.auth.tokens import issue_access_token
+from tests.factories import make_admin
 from tests.processes import TEST_JWT_SECRET
 
 
@@ -40,16 +41,12 @@ def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
-async def admin_token(db: asyncpg.Pool, role: AdminRole) -> tuple[str, str]:
-    """An admin made directly in the database (admins cannot self-register)."""
-    user_id = await db.fetchval(
-        """INSERT INTO users (email, password_hash, user_type, admin_role, redis_shard)
-           VALUES ($1, 'x', 'admin', $2, 7) RETURNING id""",
-        fresh_email(),
-        role.value,
-    )
-    principal = Principal(str(user_id), UserType.ADMIN, role, 7)
-    return str(user_id), issue_access_token(TEST_JWT_SECRET, principal, ttl_s=900)
+async def admin_token(db: asyncpg.Pool, role: AdminRole | None) -> tuple[str, str]:
+    """A new admin (`make_admin`) on shard 7, where tests look for their Redis user record,
+    and an access token of theirs."""
+    admin = await make_admin(db, role, shard=7)
+    principal = Principal(admin.user_id, UserType.ADMIN, role, admin.shard)
+    return admin.user_id, issue_access_token(TEST_JWT_SECRET, principal, ttl_s=900)
 
 
 def assert_error(response: httpx.Response, status: int, code: str) -> dict[str, Any]:

@@ -16,29 +16,18 @@ from control_plane import audit
 from control_plane.auth.principal import Principal, UserType
 from tests.control_plane.admin.support import Admin, audit_rows
 from tests.control_plane.api_client import admin_token, assert_error, bearer
-from tests.factories import make_agent, make_developer, make_user
+from tests.control_plane.developers.support import insert_calls
+from tests.factories import make_agent, make_developer, make_review, make_user
 
 A = "/api/v1/admin"
-
-
-async def _pending_review(db: asyncpg.Pool, agent_id: str, rating: int) -> str:
-    developer = await make_developer(db)
-    review_id = await db.fetchval(
-        """INSERT INTO reviews (agent_id, user_id, rating, content)
-           VALUES ($1, $2, $3, 'useful') RETURNING id""",
-        agent_id,
-        developer.user_id,
-        rating,
-    )
-    return str(review_id)
 
 
 async def test_moderation_queue_approve_and_reject(
     client: httpx.AsyncClient, db_pool: asyncpg.Pool, moderator: Admin
 ) -> None:
     agent = await make_agent(db_pool)
-    first = await _pending_review(db_pool, agent.agent_id, 5)
-    second = await _pending_review(db_pool, agent.agent_id, 2)
+    first = await make_review(db_pool, agent.agent_id, 5, "useful")
+    second = await make_review(db_pool, agent.agent_id, 2, "useful")
 
     queued: list[str] = []
     cursor: str | None = None
@@ -93,7 +82,7 @@ async def test_dashboard_stats_count_what_happened(
     before = await stats()
     agent = await make_agent(db_pool)  # + a creator and an active agent
     developer = await make_developer(db_pool)  # + a developer
-    await _pending_review(db_pool, agent.agent_id, 4)  # + another developer, a pending review
+    await make_review(db_pool, agent.agent_id, 4, "useful")  # + another developer, a pending review
     now = datetime.now(UTC)
     calls = [  # (billable, cost, age)
         (True, Decimal("0.05"), timedelta(minutes=5)),
@@ -105,12 +94,10 @@ async def test_dashboard_stats_count_what_happened(
         "SELECT ensure_call_log_partitions((now() - interval '40 days')::date, 2)"
     )
     for billable, cost, age in calls:
-        await db_pool.execute(
-            """INSERT INTO call_logs (agent_id, agent_version, api_key_id, user_id, request_id,
-                                      units, billable, status, cost_usd, created_at)
-               VALUES ($1, 1, $2, $3, $4, $5, $6, $7, $8, $9)""",
-            agent.agent_id, uuid.uuid4(), developer.user_id, uuid.uuid4().hex,
-            1 if billable else 0, billable, "success" if billable else "error", cost, now - age,
+        await insert_calls(
+            db_pool, user_id=developer.user_id, agent_id=agent.agent_id, count=1,
+            billable=billable, status="success" if billable else "error", cost=cost,
+            created_at=now - age,
         )  # fmt: skip
     await db_pool.execute(
         "UPDATE agents SET total_calls = 7, total_revenue = 0.35 WHERE id = $1", agent.agent_id

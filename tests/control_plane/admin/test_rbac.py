@@ -23,11 +23,9 @@ import pytest_asyncio
 
 from common.domain import AdminRole, UserType
 from control_plane.api import ApiRoute
-from control_plane.auth.principal import ROLE_PERMISSIONS, Permission, Principal
-from control_plane.auth.tokens import issue_access_token
+from control_plane.auth.principal import ROLE_PERMISSIONS, Permission
 from control_plane.routes import API_ROUTES
-from tests.control_plane.api_client import admin_token, assert_error, bearer, fresh_email, register
-from tests.processes import TEST_JWT_SECRET
+from tests.control_plane.api_client import admin_token, assert_error, bearer, register
 
 # The seed's RBAC table ("Admin API" / 权限控制), verbatim.
 SEED_ROLES: dict[str, frozenset[str]] = {
@@ -147,13 +145,7 @@ async def callers(control_url: str, db_pool: asyncpg.Pool) -> AsyncIterator[dict
     for role in AdminRole:
         _, tokens[role.value] = await admin_token(db_pool, role)
     # An admin whose role was never set has no permission at all (fails closed).
-    user_id = await db_pool.fetchval(
-        """INSERT INTO users (email, password_hash, user_type, redis_shard)
-           VALUES ($1, 'x', 'admin', 3) RETURNING id""",
-        fresh_email(),
-    )
-    principal = Principal(str(user_id), UserType.ADMIN, None, 3)
-    tokens["admin_without_role"] = issue_access_token(TEST_JWT_SECRET, principal, ttl_s=900)
+    _, tokens["admin_without_role"] = await admin_token(db_pool, None)
     async with httpx.AsyncClient(base_url=control_url) as client:
         tokens["developer"] = (await register(client, "developer"))["access_token"]
         tokens["creator"] = (await register(client, "creator"))["access_token"]

@@ -48,6 +48,16 @@ async def create_agent(
     return created
 
 
+async def publish_agent(
+    client: httpx.AsyncClient, headers: dict[str, str], **overrides: Any
+) -> str:
+    """A new agent (`agent_body` with `overrides`), published; returns its id."""
+    agent_id = str((await create_agent(client, headers, **overrides))["id"])
+    published = await client.post(f"/api/v1/agents/{agent_id}/publish", headers=headers)
+    assert published.status_code == 200, published.text
+    return agent_id
+
+
 def full_config(submitted: dict[str, Any]) -> dict[str, Any]:
     """A submitted config with the defaults the API fills in."""
     knowledge = {

@@ -340,13 +340,9 @@ async def test_a_suspended_agent_cannot_be_republished_by_its_creator(
     assert await redis.hget(keyspace.agent_record(agent_id), "status") == b"suspended"
 
 
-async def test_another_creators_agent_is_403_and_an_unknown_one_404(
-    client: httpx.AsyncClient,
-) -> None:
-    owner = await creator_headers(client)
-    intruder = await creator_headers(client)
-    agent_id = (await create_agent(client, owner))["id"]
-    calls = [
+def one_agents_routes(agent_id: str) -> list[tuple[str, str, dict[str, str] | None]]:
+    """(method, path, body) of every route on one agent."""
+    return [
         ("GET", f"{AGENTS}/{agent_id}", None),
         ("PUT", f"{AGENTS}/{agent_id}", {"name": "mine now"}),
         ("GET", f"{AGENTS}/{agent_id}/versions", None),
@@ -355,7 +351,15 @@ async def test_another_creators_agent_is_403_and_an_unknown_one_404(
         ("POST", f"{AGENTS}/{agent_id}/publish", None),
         ("POST", f"{AGENTS}/{agent_id}/unpublish", None),
     ]
-    for method, path, payload in calls:
+
+
+async def test_another_creators_agent_is_403_and_an_unknown_one_404(
+    client: httpx.AsyncClient,
+) -> None:
+    owner = await creator_headers(client)
+    intruder = await creator_headers(client)
+    agent_id = (await create_agent(client, owner))["id"]
+    for method, path, payload in one_agents_routes(agent_id):
         response = await client.request(method, path, headers=intruder, json=payload)
         body = assert_error(response, 403, "40302")
         assert "PROMPT-" not in response.text, body
@@ -377,17 +381,7 @@ async def test_agent_routes_are_for_creators_only(client: httpx.AsyncClient) -> 
     owner = await creator_headers(client)
     agent_id = (await create_agent(client, owner))["id"]
     developer = bearer((await register(client, "developer"))["access_token"])
-    calls = [
-        ("POST", AGENTS, agent_body()),
-        ("GET", AGENTS, None),
-        ("GET", f"{AGENTS}/{agent_id}", None),
-        ("PUT", f"{AGENTS}/{agent_id}", {"name": "x"}),
-        ("GET", f"{AGENTS}/{agent_id}/versions", None),
-        ("GET", f"{AGENTS}/{agent_id}/versions/1", None),
-        ("POST", f"{AGENTS}/{agent_id}/versions/1/rollback", None),
-        ("POST", f"{AGENTS}/{agent_id}/publish", None),
-        ("POST", f"{AGENTS}/{agent_id}/unpublish", None),
-    ]
+    calls = [("POST", AGENTS, agent_body()), ("GET", AGENTS, None), *one_agents_routes(agent_id)]
     for method, path, payload in calls:
         as_developer = await client.request(method, path, headers=developer, json=payload)
         assert_error(as_developer, 403, "40301")

@@ -7,6 +7,7 @@ Only tests that ask for these fixtures start the node: the rest of the suite nev
 
 from __future__ import annotations
 
+import contextlib
 import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -124,15 +125,26 @@ def mine(node: LocalChainNode, blocks: int = 1) -> None:
     assert "error" not in reply, reply
 
 
+@contextlib.contextmanager
+def serve_chain_api(
+    database_url: str, redis_url: str, chain: ChainSettings, **overrides: str
+) -> Iterator[str]:
+    """A control plane API on this database and `chain`'s node, contract and vault."""
+    vault = {"CHAIN_PAYOUTS_ADDRESS": chain.payouts_address} if chain.payouts_address else {}
+    env = api_env(
+        database_url, redis_url, CHAIN_RPC_URL=chain.rpc_url, CHAIN_SIGNER_KEY=chain.signer_key,
+        CHAIN_CONTRACT_ADDRESS=chain.contract_address, **(vault | overrides),
+    )  # fmt: skip
+    with serve_api(env) as url:
+        yield url
+
+
 @pytest.fixture
 def chain_api(
     chain_database_url: str, servers: Servers, chain_settings: ChainSettings
 ) -> Iterator[str]:
     """A control plane API on the chain's database and node (proofs, tokens, job gauges)."""
-    env = api_env(
-        chain_database_url, servers.redis_url,
-        CHAIN_RPC_URL=chain_settings.rpc_url, CHAIN_SIGNER_KEY=chain_settings.signer_key,
-        CHAIN_CONTRACT_ADDRESS=chain_settings.contract_address, CHAIN_RPC_TIMEOUT_S="5",
-    )  # fmt: skip
-    with serve_api(env) as url:
+    with serve_chain_api(
+        chain_database_url, servers.redis_url, chain_settings, CHAIN_RPC_TIMEOUT_S="5"
+    ) as url:
         yield url

@@ -37,7 +37,7 @@ from control_plane.earnings.withdrawals import (
 )
 from control_plane.payments.settings import PaymentSettings
 from devstack.chain_node import LocalChainNode
-from tests.control_plane.chain.conftest import chain_settings_for, mine
+from tests.control_plane.chain.conftest import chain_settings_for, mine, serve_chain_api
 from tests.control_plane.chain.test_outbox import (
     KilledAfterBroadcast,
     KilledBeforeBroadcast,
@@ -48,7 +48,7 @@ from tests.control_plane.chain.test_outbox import (
 )
 from tests.control_plane.earnings.helpers import balances, earnings_settings, fund
 from tests.factories import make_user
-from tests.processes import TEST_JWT_SECRET, api_env, serve_api
+from tests.processes import TEST_JWT_SECRET
 
 VAULT_FUNDS = 1_000 * 10**6  # a thousand of the 6-decimal local stablecoin
 
@@ -156,13 +156,9 @@ async def run_payouts(db: asyncpg.Pool) -> None:
 def payout_api(
     chain_database_url: str, servers: Any, payout_settings: ChainSettings
 ) -> Iterator[str]:
-    env = api_env(
-        chain_database_url, servers.redis_url,
-        CHAIN_RPC_URL=payout_settings.rpc_url, CHAIN_SIGNER_KEY=payout_settings.signer_key,
-        CHAIN_CONTRACT_ADDRESS=payout_settings.contract_address,
-        CHAIN_PAYOUTS_ADDRESS=payout_settings.payouts_address, PAYOUT_PROVIDERS="ledger,onchain",
-    )  # fmt: skip
-    with serve_api(env) as url:
+    with serve_chain_api(
+        chain_database_url, servers.redis_url, payout_settings, PAYOUT_PROVIDERS="ledger,onchain"
+    ) as url:
         yield url
 
 
@@ -409,10 +405,8 @@ async def test_a_payout_reverted_on_chain_fails_the_withdrawal_and_refunds_it_on
     creator = await creator_with(chain_db, Decimal(25), wallet)
     withdrawal_id = await withdraw(chain_db, creator, "25")
     await run_payouts(chain_db)
-    killed = KilledBeforeBroadcast(settings)
+    await run_until_killed(chain_db, KilledBeforeBroadcast(settings), settings)
     try:
-        with pytest.raises(WorkerKilled):
-            await ChainOutbox(chain_db, killed, settings).run_once()
         await block(payout_chain, wallet)
         await expire_lease(chain_db)
         outbox = ChainOutbox(chain_db, client, settings)
@@ -429,7 +423,6 @@ async def test_a_payout_reverted_on_chain_fails_the_withdrawal_and_refunds_it_on
         await outbox.run_once()
     finally:
         await client.aclose()
-        await killed.aclose()
     failed = await withdrawal(chain_db, withdrawal_id)
     assert failed["status"] == "failed"
     assert "reverted" in failed["failure_reason"]
@@ -486,12 +479,7 @@ async def test_a_payout_signed_for_another_vault_is_never_paid_from_the_new_one(
     creator = await creator_with(chain_db, Decimal(10), wallet)
     withdrawal_id = await withdraw(chain_db, creator, "10")
     await run_payouts(chain_db)
-    killed = KilledBeforeBroadcast(payout_settings)
-    try:
-        with pytest.raises(WorkerKilled):
-            await ChainOutbox(chain_db, killed, payout_settings).run_once()
-    finally:
-        await killed.aclose()
+    await run_until_killed(chain_db, KilledBeforeBroadcast(payout_settings), payout_settings)
     owner = ChainClient(payout_settings)
     issuer = ChainClient(payout_chain.treasury)
     try:

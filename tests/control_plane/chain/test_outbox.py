@@ -53,6 +53,23 @@ def new_wallet() -> str:
     return str(Account.create().address)
 
 
+async def settled_day(
+    db: asyncpg.Pool, agent_id: str, start: datetime, money: tuple[str, str, str]
+) -> str:
+    """A settled day's settlement for the agent's creator, as `settle_due` leaves one;
+    `money` is (amount, platform fee, net amount)."""
+    amount, fee, net = money
+    creator_id = await db.fetchval("SELECT creator_id FROM agents WHERE id = $1", agent_id)
+    settlement_id = await db.fetchval(
+        """INSERT INTO settlements (creator_id, period_start, period_end, amount,
+                                    platform_fee, net_amount, status, settled_at)
+           VALUES ($1, $2, $3, $4, $5, $6, 'settled', now())
+           RETURNING id""",
+        creator_id, start, start + timedelta(days=1), Decimal(amount), Decimal(fee), Decimal(net),
+    )  # fmt: skip
+    return str(settlement_id)
+
+
 async def published_agent(db: asyncpg.Pool, wallet: str | None) -> str:
     agent = await make_agent(db)
     if wallet is not None:
@@ -171,12 +188,7 @@ async def test_a_worker_killed_after_sending_is_resolved_by_its_stored_hash(
 ) -> None:
     agent_id = await published_agent(chain_db, new_wallet())
     nonce_before = await chain_client.confirmed_nonce()
-    dying = KilledAfterBroadcast(chain_settings)
-    try:
-        with pytest.raises(WorkerKilled):
-            await ChainOutbox(chain_db, dying, chain_settings).run_once()
-    finally:
-        await dying.aclose()
+    await run_until_killed(chain_db, KilledAfterBroadcast(chain_settings), chain_settings)
     job = await job_of(chain_db, agent_id)
     assert job["status"] == "sent"
     assert job["tx_hash"] is not None
@@ -187,13 +199,20 @@ async def test_a_worker_killed_after_sending_is_resolved_by_its_stored_hash(
     assert await chain_client.confirmed_nonce() == nonce_before + 1
 
 
+async def signed_not_sent(db: asyncpg.Pool, settings: ChainSettings) -> tuple[str, asyncpg.Record]:
+    """A new agent whose mint the worker signed and stored, then died before sending;
+    returns (agent id, its job)."""
+    agent_id = await published_agent(db, new_wallet())
+    await run_until_killed(db, KilledBeforeBroadcast(settings), settings)
+    stored = await job_of(db, agent_id)
+    assert stored["status"] == "sent"
+    return agent_id, stored
+
+
 async def test_a_worker_killed_before_sending_sends_the_same_transaction_later(
     chain_db: asyncpg.Pool, chain_settings: ChainSettings, chain_client: ChainClient
 ) -> None:
-    agent_id = await published_agent(chain_db, new_wallet())
-    await run_until_killed(chain_db, KilledBeforeBroadcast(chain_settings), chain_settings)
-    stored = await job_of(chain_db, agent_id)
-    assert stored["status"] == "sent"
+    agent_id, stored = await signed_not_sent(chain_db, chain_settings)
     assert not await chain_client.is_known(stored["tx_hash"])
     await expire_lease(chain_db)
     await ChainOutbox(chain_db, chain_client, chain_settings).run_once()
@@ -204,9 +223,7 @@ async def test_a_worker_killed_before_sending_sends_the_same_transaction_later(
 async def test_a_stored_transaction_whose_nonce_was_spent_is_replaced_not_doubled(
     chain_db: asyncpg.Pool, chain_settings: ChainSettings, chain_client: ChainClient
 ) -> None:
-    first = await published_agent(chain_db, new_wallet())
-    await run_until_killed(chain_db, KilledBeforeBroadcast(chain_settings), chain_settings)
-    stale = await job_of(chain_db, first)
+    first, stale = await signed_not_sent(chain_db, chain_settings)
     # Another job takes the nonce the stored transaction was signed with.
     second = await published_agent(chain_db, new_wallet())
     outbox = ChainOutbox(chain_db, chain_client, chain_settings)
@@ -370,18 +387,9 @@ async def test_a_settlement_is_recorded_on_chain_once_with_its_amount_and_period
 ) -> None:
     wallet = new_wallet()
     agent_id = await published_agent(chain_db, wallet)
-    creator = await chain_db.fetchval("SELECT creator_id FROM agents WHERE id = $1", agent_id)
     start = datetime(2026, 11, 30, tzinfo=UTC)
-    settlement_id = str(
-        await chain_db.fetchval(
-            """INSERT INTO settlements (creator_id, period_start, period_end, amount,
-                                        platform_fee, net_amount, status, settled_at)
-               VALUES ($1, $2, $3, 12.34567891, 2.46913578, 9.87654313, 'settled', now())
-               RETURNING id""",
-            creator,
-            start,
-            start + timedelta(days=1),
-        )
+    settlement_id = await settled_day(
+        chain_db, agent_id, start, ("12.34567891", "2.46913578", "9.87654313")
     )
     outbox = ChainOutbox(chain_db, chain_client, chain_settings)
     await drain(outbox, chain_db)

@@ -4,7 +4,7 @@ listed with their records, 404 with the chain off, 503 while the node does not a
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
@@ -20,7 +20,7 @@ from control_plane.chain.outbox import ChainOutbox
 from control_plane.chain.settings import ChainSettings
 from devstack.chain_node import LocalChainNode
 from tests.control_plane.api_client import assert_error, bearer
-from tests.control_plane.chain.test_outbox import job_of, published_agent
+from tests.control_plane.chain.test_outbox import job_of, published_agent, settled_day
 from tests.factories import make_agent
 from tests.processes import TEST_JWT_SECRET
 
@@ -146,19 +146,8 @@ async def test_a_creators_settlements_carry_their_on_chain_proof(
 ) -> None:
     wallet = Account.create().address
     agent_id = await published_agent(chain_db, wallet)
-    creator_id = await chain_db.fetchval("SELECT creator_id FROM agents WHERE id = $1", agent_id)
     start = datetime(2026, 11, 29, tzinfo=UTC)
-    settlement_id = str(
-        await chain_db.fetchval(
-            """INSERT INTO settlements (creator_id, period_start, period_end, amount,
-                                        platform_fee, net_amount, status, settled_at)
-               VALUES ($1, $2, $3, 10.00000000, 2.00000000, 8.00000000, 'settled', now())
-               RETURNING id""",
-            creator_id,
-            start,
-            start + timedelta(days=1),
-        )
-    )
+    settlement_id = await settled_day(chain_db, agent_id, start, ("10", "2", "8"))
     headers = bearer(await creator_token(chain_db, agent_id))
     async with httpx.AsyncClient(base_url=chain_api, headers=headers, timeout=60) as client:
 

@@ -19,12 +19,16 @@ from common.knowledge.local_embedder import LocalEmbedder
 from control_plane.knowledge.ingest import KnowledgeIngester, KnowledgeMetrics
 from control_plane.knowledge.settings import KnowledgeBaseSettings
 from devstack.servers import free_port
-from fake_payments import create_stripe_app
-from fake_payments.config import FakeConfig
 from tests.control_plane.api_client import fresh_email
 from tests.control_plane.payments.support import STRIPE_KEY, STRIPE_SECRETS
-from tests.processes import Servers, api_env, gateway_env, serve_api, serve_gateway
-from tests.support import serve
+from tests.processes import (
+    Servers,
+    api_env,
+    gateway_env,
+    serve_api,
+    serve_fake_stripe,
+    serve_gateway,
+)
 
 PASSWORD = "correct horse battery"
 _CSRF = re.compile(r'name="csrf_token" value="([0-9a-f]{64})"')
@@ -42,16 +46,11 @@ class Stack:
 @pytest.fixture(scope="session")
 def dashboard_stack(servers: Servers, database_url: str, mock_provider_url: str) -> Iterator[Stack]:
     """Mock provider, gateway, the fake Stripe, and a control plane using them all."""
-    stripe_port = free_port()
-    stripe = create_stripe_app(
-        FakeConfig(f"http://127.0.0.1:{stripe_port}", webhook_secrets=STRIPE_SECRETS,
-                   api_key=STRIPE_KEY)
-    )  # fmt: skip
     gateway = gateway_env(
         database_url, servers.redis_url, mock_provider_url, RATE_LIMIT_FREE_PER_MIN="1000"
     )
     with (
-        serve(stripe, health_path="/health", port=stripe_port) as stripe_url,
+        serve_fake_stripe(STRIPE_SECRETS, api_key=STRIPE_KEY) as stripe,
         serve_gateway(gateway) as gateway_url,
     ):
         control_port = free_port()
@@ -67,15 +66,15 @@ def dashboard_stack(servers: Servers, database_url: str, mock_provider_url: str)
             RATE_LIMIT_FREE_PER_MIN="1000",
             STRIPE_SECRET_KEY=STRIPE_KEY,
             STRIPE_WEBHOOK_SECRET=",".join(STRIPE_SECRETS),
-            STRIPE_API_BASE=stripe_url,
+            STRIPE_API_BASE=stripe.url,
             PAYMENT_SUCCESS_URL=control + "/billing/success?id={CHECKOUT_SESSION_ID}",
             PAYMENT_CANCEL_URL=f"{control}/billing/cancel",
             PAYOUT_PROVIDERS="ledger,stripe",
         )
         with serve_api(env, port=control_port) as control_url:
             # The fake sends its webhooks to this control plane (and payers back to it).
-            stripe.config.webhook_url = f"{control_url}/api/v1/payments/webhook/stripe"
-            yield Stack(control_url, gateway_url, mock_provider_url, stripe_url, env)
+            stripe.fake.config.webhook_url = f"{control_url}/api/v1/payments/webhook/stripe"
+            yield Stack(control_url, gateway_url, mock_provider_url, stripe.url, env)
 
 
 class Browserless:

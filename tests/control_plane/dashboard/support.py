@@ -8,8 +8,7 @@ import re
 import asyncpg
 
 from common.domain import AdminRole
-from crypto.api_keys import random_shard
-from tests.control_plane.api_client import fresh_email
+from tests import factories
 from tests.control_plane.dashboard.conftest import PASSWORD, Browserless
 from tests.processes import cheap_passwords
 
@@ -41,13 +40,8 @@ async def create_agent(
 
 
 async def make_admin(db: asyncpg.Pool, role: AdminRole) -> str:
-    email = fresh_email()
-    await db.execute(
-        """INSERT INTO users (email, password_hash, user_type, admin_role, redis_shard)
-           VALUES ($1, $2, 'admin', $3, $4)""",
-        email, _CHEAP.hash(PASSWORD), role.value, random_shard(),
-    )  # fmt: skip
-    return email
+    """An admin who can log in with PASSWORD; returns their email."""
+    return (await factories.make_admin(db, role, password_hash=_CHEAP.hash(PASSWORD))).email
 
 
 def find(pattern: str, text: str) -> str:

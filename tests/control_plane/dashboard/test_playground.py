@@ -12,7 +12,7 @@ import redis.asyncio as redis_asyncio
 from common import keyspace
 from common.sse import events_of
 from control_plane.developers import session_keys
-from tests.control_plane.dashboard.conftest import Browserless, Stack
+from tests.control_plane.dashboard.conftest import Browserless
 from tests.control_plane.dashboard.support import create_agent, find
 
 FULL_KEY = re.compile(r"ak_[0-9A-Za-z]{38}")
@@ -43,6 +43,22 @@ def _streamed_text(body: str) -> str:
             for choice in orjson.loads(event.data)["choices"]:  # the usage chunk has none
                 text += choice["delta"].get("content") or ""
     return text
+
+
+async def _in_the_playground(developer: Browserless, creator: Browserless) -> tuple[str, str]:
+    """A new developer on the playground page of the creator's new agent; returns (agent id,
+    the developer's email)."""
+    agent_id = await _published_agent(creator)
+    email = await developer.register("developer")
+    await developer.get(f"/playground/{agent_id}")
+    return agent_id, email
+
+
+async def _chatting_developer(developer: Browserless, creator: Browserless) -> tuple[str, str]:
+    """`_in_the_playground`, and one chat there answered."""
+    agent_id, email = await _in_the_playground(developer, creator)
+    assert (await _chat(developer, agent_id, "hi"))[0] == 200
+    return agent_id, email
 
 
 async def _session_keys(db: asyncpg.Pool, email: str) -> list[asyncpg.Record]:
@@ -88,9 +104,7 @@ async def test_the_playground_streams_through_the_gateway_and_bills_like_any_cal
 async def test_without_javascript_the_form_gets_the_whole_answer(
     browserless: Browserless, another: Browserless
 ) -> None:
-    agent_id = await _published_agent(another)
-    await browserless.register("developer")
-    await browserless.get(f"/playground/{agent_id}")
+    agent_id, _ = await _in_the_playground(browserless, another)
     response = await browserless.post(
         f"/playground/{agent_id}", {"message": "plain form", "history": "[]"}
     )
@@ -109,9 +123,7 @@ async def test_without_javascript_the_form_gets_the_whole_answer(
 async def test_gateway_refusals_reach_the_page_as_they_are(
     browserless: Browserless, another: Browserless
 ) -> None:
-    agent_id = await _published_agent(another)
-    await browserless.register("developer")
-    await browserless.get(f"/playground/{agent_id}")
+    agent_id, _ = await _in_the_playground(browserless, another)
     unpublished = await another.post(f"/creator/agents/{agent_id}/unpublish")
     assert unpublished.status_code == 303
     status, _, body = await _chat(browserless, agent_id, "are you there?")
@@ -131,55 +143,38 @@ async def test_gateway_refusals_reach_the_page_as_they_are(
 
 
 async def test_logout_revokes_the_playground_key_everywhere(
-    browserless: Browserless, another: Browserless, db_pool: asyncpg.Pool, dashboard_stack: Stack
-) -> None:
-    agent_id = await _published_agent(another)
-    email = await browserless.register("developer")
-    await browserless.get(f"/playground/{agent_id}")
-    assert (await _chat(browserless, agent_id, "hi"))[0] == 200
+    browserless: Browserless, another: Browserless, db_pool: asyncpg.Pool,
+    redis: redis_asyncio.Redis,
+) -> None:  # fmt: skip
+    _, email = await _chatting_developer(browserless, another)
     [key] = await _session_keys(db_pool, email)
     await browserless.post("/logout")
     [key] = await _session_keys(db_pool, email)
     assert key["revoked_at"] is not None
-    redis = redis_asyncio.Redis.from_url(dashboard_stack.env["REDIS_URL"])
-    try:
-        record = await redis.hget(
-            keyspace.api_key_record(key["redis_shard"], key["key_hash"].strip()), "status"
-        )
-        assert record == b"revoked"  # the gateway refuses it on its next request
-        user_id = await db_pool.fetchval("SELECT id FROM users WHERE email = $1", email)
-        assert await redis.get(keyspace.playground_key(key["redis_shard"], str(user_id))) is None
-    finally:
-        await redis.aclose()
+    record = await redis.hget(
+        keyspace.api_key_record(key["redis_shard"], key["key_hash"].strip()), "status"
+    )
+    assert record == b"revoked"  # the gateway refuses it on its next request
+    user_id = await db_pool.fetchval("SELECT id FROM users WHERE email = $1", email)
+    assert await redis.get(keyspace.playground_key(key["redis_shard"], str(user_id))) is None
 
 
 async def test_the_worker_sweep_revokes_expired_playground_keys(
-    browserless: Browserless, another: Browserless, db_pool: asyncpg.Pool, dashboard_stack: Stack
-) -> None:
-    agent_id = await _published_agent(another)
-    email = await browserless.register("developer")
-    await browserless.get(f"/playground/{agent_id}")
-    assert (await _chat(browserless, agent_id, "hi"))[0] == 200
+    browserless: Browserless, another: Browserless, db_pool: asyncpg.Pool,
+    redis: redis_asyncio.Redis,
+) -> None:  # fmt: skip
+    agent_id, email = await _chatting_developer(browserless, another)
     [key] = await _session_keys(db_pool, email)
-    redis = redis_asyncio.Redis.from_url(dashboard_stack.env["REDIS_URL"])
-    try:
-        assert await session_keys.revoke_expired(db_pool, redis) == 0  # not expired yet
-        later = int(time.time() * 1000) + 2 * 3600 * 1000
-        assert await session_keys.revoke_expired(db_pool, redis, now_ms=later) >= 1
-        score = await redis.zscore(keyspace.PLAYGROUND_KEY_EXPIRIES, str(key["id"]))
-        assert score is None
-    finally:
-        await redis.aclose()
+    assert await session_keys.revoke_expired(db_pool, redis) == 0  # not expired yet
+    later = int(time.time() * 1000) + 2 * 3600 * 1000
+    assert await session_keys.revoke_expired(db_pool, redis, now_ms=later) >= 1
+    assert await redis.zscore(keyspace.PLAYGROUND_KEY_EXPIRIES, str(key["id"])) is None
     [key] = await _session_keys(db_pool, email)
     assert key["revoked_at"] is not None
     # The next playground call mints a new key instead of using the swept one... once the
     # sealed copy is gone too, as it is at expiry (its Redis TTL is the key's lifetime).
     user_id = await db_pool.fetchval("SELECT id FROM users WHERE email = $1", email)
-    redis = redis_asyncio.Redis.from_url(dashboard_stack.env["REDIS_URL"])
-    try:
-        await redis.delete(keyspace.playground_key(key["redis_shard"], str(user_id)))
-    finally:
-        await redis.aclose()
+    await redis.delete(keyspace.playground_key(key["redis_shard"], str(user_id)))
     assert (await _chat(browserless, agent_id, "again"))[0] == 200
     keys = await _session_keys(db_pool, email)
     assert len(keys) == 2

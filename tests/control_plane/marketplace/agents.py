@@ -10,6 +10,7 @@ from decimal import ROUND_HALF_UP, Decimal
 import asyncpg
 
 from common.domain import AgentConfig
+from control_plane.auth import repository as auth
 from tests.factories import make_user
 from tests.processes import TEST_KEYRING
 
@@ -41,11 +42,8 @@ class ListedAgent:
 
 async def make_creator(db: asyncpg.Pool, display_name: str) -> str:
     creator_id = await make_user(db, "creator")
-    await db.execute(
-        "INSERT INTO creator_profiles (user_id, display_name) VALUES ($1, $2)",
-        creator_id,
-        display_name,
-    )
+    async with db.acquire() as connection:
+        await auth.insert_creator_profile(connection, creator_id, display_name)
     return creator_id
 
 

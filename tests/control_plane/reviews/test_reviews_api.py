@@ -26,7 +26,7 @@ from control_plane.reviews.schemas import ModeratedReview
 from control_plane.state import ControlPlaneState
 from tests.control_plane.api_client import assert_error, bearer, register
 from tests.control_plane.developers.support import insert_calls
-from tests.factories import make_agent, make_developer, make_user
+from tests.factories import make_agent, make_developer, make_review, make_user
 from tests.processes import TEST_JWT_SECRET, api_state
 
 MIN_CALLS = 10  # REVIEW_MIN_CALLS default
@@ -53,21 +53,6 @@ async def eligible_developer(db: asyncpg.Pool, agent_id: str) -> tuple[str, dict
     user_id, auth = await token_for_new_developer(db)
     await insert_calls(db, user_id=user_id, agent_id=agent_id, count=MIN_CALLS)
     return user_id, auth
-
-
-async def make_review(
-    db: asyncpg.Pool, agent_id: str, rating: int, content: str | None = None
-) -> str:
-    """A pending review by a new developer, straight into the table."""
-    review_id = await db.fetchval(
-        """INSERT INTO reviews (agent_id, user_id, rating, content)
-           VALUES ($1, $2, $3, $4) RETURNING id""",
-        agent_id,
-        await make_user(db),
-        rating,
-        content,
-    )
-    return str(review_id)
 
 
 def rounded_mean(ratings: list[int]) -> Decimal:
