@@ -206,7 +206,9 @@ async def pipelined(
         async with redis.pipeline(transaction=False) as pipe:
             for item in chunk:
                 queued = queue(pipe, item)
-                if inspect.isawaitable(queued):
+                # A coroutine only: a queued command returns the pipeline, and awaiting a
+                # cluster pipeline (re)initialises it, dropping the commands queued so far.
+                if inspect.iscoroutine(queued):
                     await queued
             replies: list[Any] = await pipe.execute(raise_on_error=False)
         yield chunk, replies

@@ -41,8 +41,8 @@ from tests.control_plane.helpers import (
     has_rows,
     live_quota,
     stream_entries,
-    wait_until,
 )
+from tests.support import wait_until
 
 
 def settings(**overrides: Any) -> UsageIngestSettings:

@@ -10,10 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import os
+import signal
 import uuid
 from decimal import Decimal
+from pathlib import Path
 
 import asyncpg
+import httpx
 import pytest_asyncio
 from redis.asyncio.cluster import RedisCluster
 
@@ -22,8 +26,9 @@ from common.redis_store import LuaScripts, lua_prelude
 from common.usage_events import CallStatus
 from control_plane.reaper import reap_expired
 from control_plane.settings import UsageIngestSettings
-from control_plane.usage_ingest import UsageIngester
+from control_plane.usage_ingest import GROUP, UsageIngester
 from crypto.api_keys import SHARD_COUNT
+from devstack.servers import ValkeyCluster, free_port
 from gateway.admission import Admission
 from gateway.call_result import CallResult
 from gateway.providers.base import Usage
@@ -34,7 +39,9 @@ from tests.control_plane.helpers import (
     assert_totals,
     call_log_rows,
 )
+from tests.control_plane.test_worker_process import Worker, count_rows, drained, hold_agent_row
 from tests.factories import Account, Agent
+from tests.processes import worker_env
 from tests.support import wait_until
 
 # What admit.lua leaves for a call it charged to quota, in the prelude's own reservation
@@ -255,3 +262,88 @@ async def test_entries_a_dead_consumer_left_pending_are_claimed_on_every_primary
     assert await survivor.claim_stale(min_idle_ms=0) == len(delivered)
 
     await cluster_calls.assert_written_once(db_pool)
+    # The dead consumer, with nothing pending now, is forgotten on every primary's streams.
+    sweeper = dataclasses.replace(UsageIngestSettings.from_env({}), consumer_idle_delete_s=0)
+    await asyncio.sleep(0.01)
+    forgotten = await UsageIngester(
+        cluster_redis, db_pool, settings=sweeper
+    ).forget_idle_consumers()
+    shards = {account.developer.shard for account in cluster_calls.accounts}
+    assert forgotten >= len(shards)
+    for shard in shards:
+        consumers = await cluster_redis.xinfo_consumers(keyspace.usage_stream(shard), GROUP)
+        assert "dead-worker" not in {consumer["name"].decode() for consumer in consumers}
+
+
+async def has_pending(redis: RedisCluster, shards: set[int]) -> bool:
+    for shard in shards:
+        if (await redis.xpending(keyspace.usage_stream(shard), GROUP))["pending"]:
+            return True
+    return False
+
+
+async def at_least(db: asyncpg.Pool, user_ids: list[str], count: int) -> bool:
+    return await count_rows(db, user_ids) >= count
+
+
+def metric(text: str, name: str) -> float:
+    (value,) = [float(line.split()[-1]) for line in text.splitlines() if line.startswith(name)]
+    return value
+
+
+async def test_the_worker_process_on_the_cluster_survives_sigkill_and_bills_once(  # noqa: PLR0917
+    db_pool: asyncpg.Pool,
+    cluster_redis: RedisCluster,
+    cluster_calls: ClusterCalls,
+    valkey_cluster: ValkeyCluster,
+    database_url: str,
+    tmp_path: Path,
+) -> None:
+    """`python -m control_plane.worker` with REDIS_CLUSTER=true: SIGKILLed with a batch read
+    and not acknowledged, restarted; every event of every primary is in call_logs once, the
+    killed worker's batch claimed, and the reservations left past their deadline reaped."""
+    await UsageIngester(cluster_redis, db_pool).ensure_groups()  # what the worker does first
+    await cluster_calls.make(per_account=12)
+    await cluster_calls.abandon()
+    accounts = cluster_calls.accounts
+    shards = {account.developer.shard for account in accounts}
+    user_ids = [account.developer.user_id for account in accounts]
+    assert cluster_calls.agent is not None
+    fast = {"REDIS_URL": valkey_cluster.url, "REDIS_CLUSTER": "true", "USAGE_READ_COUNT": "5",
+            "USAGE_READ_BLOCK_MS": "100", "USAGE_CLAIM_INTERVAL_S": "0.2",
+            "USAGE_CLAIM_MIN_IDLE_S": "0.5", "WORKER_REAPER_INTERVAL_S": "0.2"}  # fmt: skip
+    env = os.environ | worker_env(database_url, "", **fast)
+    first = Worker(env | {"WORKER_METRICS_PORT": str(free_port())}, tmp_path / "first.log")
+    second = Worker(env | {"WORKER_METRICS_PORT": str(free_port())}, tmp_path / "second.log")
+    try:
+        async with hold_agent_row(db_pool, cluster_calls.agent.agent_id) as release:
+            first.start()
+            await wait_until(lambda: has_pending(cluster_redis, shards), 60, "a batch in flight")
+            assert first.signal(signal.SIGKILL) == -signal.SIGKILL
+            await release()
+        killed_at = await count_rows(db_pool, user_ids)
+
+        second.start()
+        expected = len(cluster_calls.expected.calls)
+        await wait_until(
+            lambda: at_least(db_pool, user_ids, expected), 90, "every event in call_logs"
+        )
+        await wait_until(lambda: drained(cluster_redis, shards), 30, "the streams to drain")
+        assert killed_at < expected, "the kill came after everything was ingested"
+        await cluster_calls.assert_written_once(db_pool)
+        for account in accounts:  # reaped: nothing reserved, the abandoned units given back
+            shard = account.developer.shard
+            assert await cluster_redis.hlen(keyspace.reservations(shard)) == 0
+            used = cluster_calls.expected.used_quota[account.developer.user_id]
+            assert int(await cluster_redis.get(cluster_calls.quota_key(account))) == 1000 - used
+        async with httpx.AsyncClient() as http:
+            page = await http.get(f"http://127.0.0.1:{second.metrics_port}/metrics")
+        assert metric(page.text, "agentlink_worker_usage_claimed_total") > 0
+        assert second.signal(signal.SIGTERM) == 0
+        # Every periodic job (claim, consumer sweep, lag, reaper, ...) ran on the cluster.
+        assert '"job failed"' not in second.log.read_text()
+    finally:
+        for worker in (first, second):
+            worker.stop()
+            if worker.log.exists():  # shown by pytest only when the test failed
+                print(f"--- {worker.log.name}\n{worker.log.read_text()[-5000:]}")
