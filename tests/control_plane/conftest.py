@@ -8,11 +8,8 @@ each with a control plane of its own over real HTTP."""
 from __future__ import annotations
 
 import contextlib
-import shutil
-import tempfile
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import asyncpg
 import httpx
@@ -23,11 +20,9 @@ from redis.asyncio.cluster import RedisCluster
 
 from common.redis_store import LuaScripts, RedisClient
 from control_plane.state import ControlPlaneState
-from devstack.servers import ValkeyCluster, free_port
+from devstack.servers import ValkeyCluster
 from tests.control_plane.helpers import Producer
 from tests.processes import Env, api_env, api_state, serve_api
-
-CLUSTER_PRIMARIES = 3
 
 # 30 s, not httpx's 5: some properties send ~90 requests at once on a loaded 2-core box.
 CONTROL_CLIENT_TIMEOUT_S = 30
@@ -66,19 +61,6 @@ async def control_state(
 ) -> ControlPlaneState:
     """The state an API handler gets, on the session's Postgres and Redis."""
     return api_state(control_env, db_pool, redis)
-
-
-@pytest.fixture(scope="session")
-def valkey_cluster() -> Iterator[ValkeyCluster]:
-    """A real 3-primary Valkey cluster (the same binary, `cluster-enabled yes`)."""
-    root = Path(tempfile.mkdtemp(prefix="agentlink-cluster-"))
-    nodes = ValkeyCluster(root, [free_port() for _ in range(CLUSTER_PRIMARIES)])
-    try:
-        nodes.start()
-        yield nodes
-    finally:
-        nodes.stop()
-        shutil.rmtree(root, ignore_errors=True)
 
 
 @contextlib.asynccontextmanager

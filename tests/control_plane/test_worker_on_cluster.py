@@ -32,7 +32,7 @@ from devstack.servers import ValkeyCluster, free_port
 from gateway.admission import Admission
 from gateway.call_result import CallResult
 from gateway.providers.base import Usage
-from tests.control_plane.conftest import CLUSTER_PRIMARIES
+from tests.conftest import CLUSTER_PRIMARIES
 from tests.control_plane.helpers import (
     Expected,
     Producer,
