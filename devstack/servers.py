@@ -392,9 +392,12 @@ class ValkeyServer:
         if self.cluster_port is not None:
             # A node that stops answering is marked failed after 2 s (there are no replicas to
             # promote: its slots are down until it is back, and calls on them fail closed).
+            # The other primaries' slots go on serving meanwhile (full coverage not required:
+            # by default every node would answer CLUSTERDOWN while one primary is down).
             argv += ["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
                      "--cluster-port", str(self.cluster_port),
-                     "--cluster-node-timeout", "2000"]  # fmt: skip
+                     "--cluster-node-timeout", "2000",
+                     "--cluster-require-full-coverage", "no"]  # fmt: skip
         self.process = spawn(argv, self.log_file, run_as=None, death_signal=signal.SIGTERM)
         wait_for_port(self.port, self.process, 30, self.log_file)
         return self.url
@@ -422,6 +425,7 @@ class ValkeyCluster:
     data_dir: Path
     ports: list[int]
     nodes: list[ValkeyServer] = field(default_factory=list)
+    durable: bool = False  # append-only files: a primary killed and restarted keeps its data
 
     @property
     def url(self) -> str:
@@ -430,7 +434,9 @@ class ValkeyCluster:
 
     def start(self, timeout: float = 30.0) -> str:
         self.nodes = [
-            ValkeyServer(self.data_dir / f"node{n}", port, durable=False, cluster_port=free_port())
+            ValkeyServer(
+                self.data_dir / f"node{n}", port, durable=self.durable, cluster_port=free_port()
+            )
             for n, port in enumerate(self.ports)
         ]
         for node in self.nodes:
