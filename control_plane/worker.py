@@ -94,6 +94,12 @@ def _deliverer(db: asyncpg.Pool, settings: WorkerSettings) -> Deliverer | None:
     return Deliverer(db, keyring, webhooks)
 
 
+def _log_count(message: str, count: int, event: str) -> None:
+    """A job's count of what it did, logged when it did anything."""
+    if count:
+        logger.info(message, count, extra={"event": event, "count": count})
+
+
 def count_deliveries(metrics: WorkerMetrics, run: DeliveryRun) -> None:
     for outcome in ("delivered", "retried", "failed", "disabled"):
         if count := getattr(run, outcome):
@@ -150,12 +156,7 @@ async def run_worker(
     async def reap() -> None:
         reaped = await reap_expired(redis, scripts, per_call_limit=settings.reaper_per_call_limit)
         metrics.reservations_reaped.inc(reaped)
-        if reaped:
-            logger.info(
-                "gave back %d expired reservations",
-                reaped,
-                extra={"event": "reaper", "count": reaped},
-            )
+        _log_count("gave back %d expired reservations", reaped, "reaper")
 
     async def claim() -> None:
         await ingester.claim_stale(stop=stop)
@@ -174,12 +175,7 @@ async def run_worker(
 
     async def sweep_playground_keys() -> None:
         revoked = await session_keys.revoke_expired(db, redis)
-        if revoked:
-            logger.info(
-                "revoked %d expired playground keys",
-                revoked,
-                extra={"event": "playground_key_sweep", "count": revoked},
-            )
+        _log_count("revoked %d expired playground keys", revoked, "playground_key_sweep")
 
     async def settle() -> None:
         await settle_due(db, settings.earnings)

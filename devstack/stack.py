@@ -159,18 +159,15 @@ def local_ports(config: StackConfig, env: dict[str, str]) -> list[tuple[str, int
         ("AGENTLINK_CONTROL_PORT", config.control_port),
         ("AGENTLINK_WORKER_METRICS_PORT", config.worker_metrics_port),
     ]
-    if not env.get("DATABASE_URL"):
-        ports.append(("AGENTLINK_PG_PORT", config.postgres_port))
-    if not env.get("REDIS_URL"):
-        ports.append(("AGENTLINK_REDIS_PORT", config.redis_port))
-    if not env.get("OPENAI_API_KEY"):
-        ports.append(("AGENTLINK_MOCK_PORT", config.mock_port))
-    if not env.get("STRIPE_SECRET_KEY"):
-        ports.append(("AGENTLINK_FAKE_STRIPE_PORT", config.fake_stripe_port))
-    if not env.get("COINBASE_API_KEY"):
-        ports.append(("AGENTLINK_FAKE_COINBASE_PORT", config.fake_coinbase_port))
-    if not env.get("CHAIN_RPC_URL"):
-        ports.append(("AGENTLINK_CHAIN_PORT", config.chain_port))
+    # A local server runs only where its outside service is not configured.
+    ports += [(variable, port) for outside, variable, port in (
+        ("DATABASE_URL", "AGENTLINK_PG_PORT", config.postgres_port),
+        ("REDIS_URL", "AGENTLINK_REDIS_PORT", config.redis_port),
+        ("OPENAI_API_KEY", "AGENTLINK_MOCK_PORT", config.mock_port),
+        ("STRIPE_SECRET_KEY", "AGENTLINK_FAKE_STRIPE_PORT", config.fake_stripe_port),
+        ("COINBASE_API_KEY", "AGENTLINK_FAKE_COINBASE_PORT", config.fake_coinbase_port),
+        ("CHAIN_RPC_URL", "AGENTLINK_CHAIN_PORT", config.chain_port),
+    ) if not env.get(outside)]  # fmt: skip
     return ports
 
 

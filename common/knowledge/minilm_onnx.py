@@ -84,26 +84,29 @@ def build_graph(weights: Mapping[str, NDArray[np.float32]]) -> onnx.ModelProto:
             # Stored (out, in): transposed once here, so the graph's MatMul is x @ W.
             return param(name, w(f"encoder.layer.{layer}.{part}.weight").T, layer)
 
+        def skip_norm(out: str, residual: str, part: str, names: tuple[str, str, str]) -> str:
+            # LayerNorm(out + dense bias + residual), fused: the part's LayerNorm weight and
+            # bias, then its dense layer's bias.
+            norm_w, norm_b, bias = names
+            return g.node("SkipLayerNormalization", [
+                out, residual, param(norm_w, w(f"{part}.LayerNorm.weight")),
+                param(norm_b, w(f"{part}.LayerNorm.bias")), param(bias, w(f"{part}.dense.bias")),
+            ], domain=_MS, epsilon=LAYER_NORM_EPS)  # fmt: skip
+
         sections = ("query", "key", "value")
         qkv = np.concatenate([w(f"{p}.attention.self.{s}.weight").T for s in sections], axis=1)
         qkv_bias = np.concatenate([w(f"{p}.attention.self.{s}.bias") for s in sections])
         attended = g.node("Attention", [x, param("qkv", qkv), param("qkv_b", qkv_bias),
                           "attention_mask"], domain=_MS, num_heads=HEADS)  # fmt: skip
         attended = g.node("MatMul", [attended, dense("att_out", "attention.output.dense")])
-        x = g.node("SkipLayerNormalization", [
-            attended, x, param("att_norm_w", w(f"{p}.attention.output.LayerNorm.weight")),
-            param("att_norm_b", w(f"{p}.attention.output.LayerNorm.bias")),
-            param("att_out_b", w(f"{p}.attention.output.dense.bias")),
-        ], domain=_MS, epsilon=LAYER_NORM_EPS)  # fmt: skip
+        x = skip_norm(
+            attended, x, f"{p}.attention.output", ("att_norm_w", "att_norm_b", "att_out_b")
+        )
         inner = g.node("MatMul", [x, dense("inter", "intermediate.dense")])
         inner = g.node("BiasGelu", [inner, param("inter_b", w(f"{p}.intermediate.dense.bias"))],
                        domain=_MS)  # fmt: skip
         out = g.node("MatMul", [inner, dense("out", "output.dense")])
-        x = g.node("SkipLayerNormalization", [
-            out, x, param("out_norm_w", w(f"{p}.output.LayerNorm.weight")),
-            param("out_norm_b", w(f"{p}.output.LayerNorm.bias")),
-            param("out_b", w(f"{p}.output.dense.bias")),
-        ], domain=_MS, epsilon=LAYER_NORM_EPS)  # fmt: skip
+        x = skip_norm(out, x, f"{p}.output", ("out_norm_w", "out_norm_b", "out_b"))
     # Mean pooling over the real tokens, then L2 normalisation (sentence-transformers' Pooling
     # and Normalize modules).
     mask = g.node("Cast", ["attention_mask"], to=TensorProto.FLOAT)
