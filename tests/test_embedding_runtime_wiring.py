@@ -20,9 +20,9 @@ from common.knowledge.vectors import RUNTIMES
 from devstack.servers import free_port
 from tests.common.knowledge.test_embedding_service import gone, loaded_libraries, service_pids
 from tests.control_plane.api_client import bearer, register
-from tests.control_plane.helpers import wait_until
 from tests.processes import Servers, serve_gateway, worker_env
 from tests.processes import gateway_env as gateway_env_for
+from tests.support import wait_until
 from tests.test_knowledge_end_to_end import SECRET_FACT, developer_key, publish_agent
 
 ROOT = Path(__file__).resolve().parents[1]

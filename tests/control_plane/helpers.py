@@ -24,7 +24,11 @@ from gateway.admission import Admission, AdmissionLimits, Admitter
 from gateway.call_result import CallResult
 from gateway.providers.base import Usage
 from gateway.records import RecordLoader
+from tests import support
 from tests.factories import Account, Agent, make_account, make_agent
+
+# Moved to tests/support.py; importable here still for tests written before the move.
+wait_until = support.wait_until
 
 UNIT_PRICE = Decimal("0.01")
 TRIAL_CALLS = 3
