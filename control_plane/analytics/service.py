@@ -19,6 +19,7 @@ from typing import Any
 import asyncpg
 
 from common.errors import ApiError, ErrorCode
+from common.validation import invalid
 from control_plane.analytics import histogram, repository
 from control_plane.analytics.schemas import (
     AgentMetrics,
@@ -36,10 +37,6 @@ MAX_HOURS = 31 * 24
 _STEP = {"day": timedelta(days=1), "hour": timedelta(hours=1)}
 
 
-def _invalid(field: str, message: str) -> ApiError:
-    return ApiError(ErrorCode.VALIDATION_FAILED, details=[{"field": field, "message": message}])
-
-
 def _floor(moment: datetime, granularity: str) -> datetime:
     moment = moment.astimezone(UTC)
     if granularity == "day":
@@ -55,14 +52,14 @@ def bucket_range(
     end = end or datetime.now(UTC)
     start = start or end - (timedelta(days=30) if granularity == "day" else timedelta(days=1))
     if start >= end:
-        raise _invalid("from", "`from` must be before `to`.")
+        raise invalid("from", "`from` must be before `to`.")
     first = _floor(start, granularity)
     last = _floor(end, granularity)
     if last < end:
         last += step
     limit = MAX_DAYS if granularity == "day" else MAX_HOURS
     if (last - first) / step > limit:
-        raise _invalid("from", f"At most {limit} {granularity}s per report.")
+        raise invalid("from", f"At most {limit} {granularity}s per report.")
     return first, last
 
 
@@ -122,7 +119,7 @@ async def creator_analytics(
     state: ControlPlaneState, principal: Principal, query: AnalyticsQuery
 ) -> AnalyticsReport:
     if query.agent_id is not None and not is_uuid(query.agent_id):
-        raise _invalid("agent_id", "Expected a UUID.")
+        raise invalid("agent_id", "Expected a UUID.")
     start, end = bucket_range(query.from_, query.to, query.granularity)
     hourly = query.granularity == "hour"
     async with state.db.acquire() as connection:

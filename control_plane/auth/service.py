@@ -21,6 +21,7 @@ import asyncpg
 from common.db import DbConnection
 from common.domain import UserType
 from common.errors import ApiError, ErrorCode
+from common.validation import invalid
 from control_plane.auth import repository, sessions
 from control_plane.auth.principal import AdminRole, Principal
 from control_plane.auth.schemas import LoginRequest, RegisterRequest, TokenPair, UserOut
@@ -36,10 +37,7 @@ _REFRESH_PREFIX = "rt_"
 def normalise_email(raw: str) -> str:
     email = raw.strip().lower()
     if not _EMAIL.fullmatch(email):
-        raise ApiError(
-            ErrorCode.VALIDATION_FAILED,
-            details=[{"field": "email", "message": "Expected an email address"}],
-        )
+        raise invalid("email", "Expected an email address")
     return email
 
 

@@ -19,7 +19,7 @@ from redis.exceptions import RedisError
 
 from common import keyspace
 from common.errors import ApiError, ErrorCode
-from common.validation import is_uuid
+from common.validation import invalid, is_uuid
 from control_plane import gateway_sync
 from control_plane.auth.principal import Principal
 from control_plane.developers import key_controls, repository
@@ -112,10 +112,7 @@ async def create_key(
 ) -> CreatedApiKey:
     name = request.name.strip()
     if not name:
-        raise ApiError(
-            ErrorCode.VALIDATION_FAILED,
-            details=[{"field": "name", "message": "The name must not be blank"}],
-        )
+        raise invalid("name", "The name must not be blank")
     # Made before the user's row is locked (about a thousand hashes; concurrent requests of
     # one developer queue on that lock) and made again in the rare case the token's shard
     # is not the row's.
@@ -174,15 +171,9 @@ def _usage_range(query: UsageQuery) -> tuple[datetime, datetime]:
     end = query.to or datetime.now(UTC)
     start = query.from_ or end - timedelta(days=USAGE_DEFAULT_DAYS)
     if start >= end:
-        raise ApiError(
-            ErrorCode.VALIDATION_FAILED,
-            details=[{"field": "from", "message": "`from` must be before `to`"}],
-        )
+        raise invalid("from", "`from` must be before `to`")
     if end - start > timedelta(days=USAGE_MAX_DAYS):
-        raise ApiError(
-            ErrorCode.VALIDATION_FAILED,
-            details=[{"field": "from", "message": f"The range is at most {USAGE_MAX_DAYS} days"}],
-        )
+        raise invalid("from", f"The range is at most {USAGE_MAX_DAYS} days")
     return start, end
 
 

@@ -10,7 +10,7 @@ from typing import Any
 import asyncpg
 
 from common.errors import ApiError, ErrorCode
-from common.validation import money_text
+from common.validation import invalid, money_text
 from control_plane import audit
 from control_plane.auth.principal import Principal
 from control_plane.chain import proofs
@@ -63,10 +63,6 @@ _SETTLEMENT_COLUMNS = """id, creator_id, period_start, period_end, calls, amount
 
 def _settings(state: ControlPlaneState) -> EarningsSettings:
     return state.settings.earnings
-
-
-def _invalid(field: str, message: str) -> ApiError:
-    return ApiError(ErrorCode.VALIDATION_FAILED, details=[{"field": field, "message": message}])
 
 
 def settlement_out(row: asyncpg.Record) -> SettlementOut:
@@ -171,16 +167,16 @@ async def create_withdrawal(
     settings = _settings(state)
     amount = parse_cents(body.amount)
     if amount is None:
-        raise _invalid("amount", "A positive amount in USD with at most two decimals.")
+        raise invalid("amount", "A positive amount in USD with at most two decimals.")
     method = body.method or settings.default_payout_provider
     if method not in settings.payout_providers:
-        raise _invalid(
+        raise invalid(
             "method", f"Payouts are available by: {', '.join(settings.payout_providers)}."
         )
     if method == "stripe" and state.settings.payments.stripe is None:
-        raise _invalid("method", "Payouts by Stripe are not configured here.")
+        raise invalid("method", "Payouts by Stripe are not configured here.")
     if idempotency_key is not None and not 1 <= len(idempotency_key) <= 255:
-        raise _invalid("Idempotency-Key", "At most 255 characters.")
+        raise invalid("Idempotency-Key", "At most 255 characters.")
     try:
         row, created = await request_withdrawal(
             state.db,
@@ -216,7 +212,7 @@ def _creator_filter(raw: str | None) -> str | None:
     if raw is None:
         return None
     if not is_uuid(raw):
-        raise _invalid("creator_id", "Expected a UUID.")
+        raise invalid("creator_id", "Expected a UUID.")
     return raw
 
 
@@ -282,7 +278,7 @@ async def trigger(
     now = datetime.now(UTC)
     through = body.through or now
     if through > now:
-        raise _invalid("through", "A period that has not ended cannot be settled.")
+        raise invalid("through", "A period that has not ended cannot be settled.")
     run = await settlements.settle_due(
         state.db, _settings(state), now=through, grace=timedelta(0), creator_id=creator_id
     )
@@ -318,7 +314,7 @@ async def trigger(
 
 async def history(state: ControlPlaneState, query: HistoryQuery) -> SettlementPage:
     if query.from_ and query.to and query.from_ >= query.to:
-        raise _invalid("from", "`from` must be before `to`.")
+        raise invalid("from", "`from` must be before `to`.")
     return await _settlement_page(
         state, creator_id=_creator_filter(query.creator_id), start=query.from_, end=query.to,
         limit=query.limit, cursor=query.cursor,

@@ -12,6 +12,7 @@ import asyncpg
 
 from common.db import DbConnection
 from common.errors import ApiError, ErrorCode
+from common.validation import invalid
 from control_plane import audit
 from control_plane.admin.repository import like_pattern, where_clause
 from control_plane.admin.service import parse_id
@@ -36,9 +37,7 @@ _CENT = Decimal("0.01")
 
 
 def _bad_amount(message: str) -> ApiError:
-    return ApiError(
-        ErrorCode.VALIDATION_FAILED, details=[{"field": "amount_usd", "message": message}]
-    )
+    return invalid("amount_usd", message)
 
 
 def _admin_out(row: asyncpg.Record, email: str) -> AdminPayment:

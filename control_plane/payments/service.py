@@ -12,6 +12,7 @@ from starlette.requests import Request
 
 from common.asgi import read_body
 from common.errors import ApiError, ErrorCode
+from common.validation import invalid
 from control_plane.auth.principal import Principal
 from control_plane.feature_flags.service import Flag, is_enabled
 from control_plane.marketplace.pagination import (
@@ -77,11 +78,7 @@ async def checkout(
     services = services_of(state)
     package = services.settings.package(body.package)
     if package is None:
-        raise ApiError(
-            ErrorCode.VALIDATION_FAILED,
-            details=[{"field": "package", "message": "Unknown package; see GET "
-                      "/api/v1/payments/packages"}],
-        )  # fmt: skip
+        raise invalid("package", "Unknown package; see GET /api/v1/payments/packages")
     provider = services.provider(body.provider)
     if body.provider == "coinbase" and not await is_enabled(state, Flag.ENABLE_CRYPTO_PAYMENTS):
         raise ApiError(ErrorCode.FORBIDDEN, "Crypto payments are turned off on this platform.")

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from common.errors import ApiError, ErrorCode
 from common.redis_store import LuaScripts, RedisClient
+from common.validation import invalid
 from control_plane.payments.providers.base import PaymentProvider
 from control_plane.payments.providers.coinbase_commerce import CoinbaseCommerce
 from control_plane.payments.providers.stripe_checkout import StripeCheckout
@@ -34,11 +34,10 @@ class PaymentServices:
         (`GET /api/v1/payments/packages` lists the ones it does)."""
         provider = self.providers.get(name)
         if provider is None:
-            raise ApiError(
-                ErrorCode.VALIDATION_FAILED,
+            raise invalid(
+                "provider", "Not configured on this server",
                 f"Payments through {name} are not offered here.",
-                details=[{"field": "provider", "message": "Not configured on this server"}],
-            )
+            )  # fmt: skip
         return provider
 
     async def aclose(self) -> None:

@@ -34,7 +34,7 @@ import asyncpg
 
 from common.db import DbConnection
 from common.errors import ApiError, ErrorCode
-from common.validation import is_uuid
+from common.validation import invalid, is_uuid
 from control_plane.auth.principal import Principal
 from control_plane.marketplace.pagination import (
     decode_cursor,
@@ -210,10 +210,7 @@ async def list_pending_reviews(
 ) -> PendingReviewPage:
     """The moderation queue, oldest first; `cursor` is a previous page's `next_cursor`."""
     if not 1 <= limit <= 100:
-        raise ApiError(
-            ErrorCode.VALIDATION_FAILED,
-            details=[{"field": "limit", "message": "Expected 1 to 100"}],
-        )
+        raise invalid("limit", "Expected 1 to 100")
     after = None
     if cursor is not None:
         created_at, review_id = decode_cursor(cursor, _PENDING_CURSOR, _CURSOR_PARSERS)

@@ -9,6 +9,7 @@ from typing import Any
 import asyncpg
 
 from common.errors import ApiError, ErrorCode
+from common.validation import invalid
 from control_plane.auth.principal import Principal
 from control_plane.marketplace.pagination import (
     is_uuid,
@@ -36,10 +37,6 @@ _COLUMNS = """id, url, events, description, quota_low_threshold, active, disable
     disabled_at, consecutive_failures, created_at"""
 
 
-def _invalid(field: str, message: str) -> ApiError:
-    return ApiError(ErrorCode.VALIDATION_FAILED, details=[{"field": field, "message": message}])
-
-
 def _not_found() -> ApiError:
     return ApiError(ErrorCode.RESOURCE_NOT_FOUND, "No webhook with this id.")
 
@@ -57,10 +54,10 @@ async def create(
         await ssrf.resolve(url, allow_private=settings.allow_private_addresses)
     except ssrf.UnsafeDestination as error:
         message = f"Webhooks are delivered to public http(s) URLs only: {error}."
-        raise _invalid("url", message) from None
+        raise invalid("url", message) from None
     unknown = sorted(set(request.events) - events.EVENT_TYPES)
     if unknown:
-        raise _invalid(
+        raise invalid(
             "events",
             f"Unknown events {unknown}; known: {', '.join(sorted(events.EVENT_TYPES))}.",
         )
