@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from gateway.leak_guard.canary import canary_key
 from gateway.leak_guard.matcher import KEEP_TOKENS, Tracker
-from gateway.leak_guard.normaliser import ASCII_WORD, LAST_CUT, words_at
+from gateway.leak_guard.normaliser import ASCII_ALNUM, ASCII_CUTS, ASCII_WORD, LAST_CUT, words_at
 
 if TYPE_CHECKING:
     from gateway.leak_guard.index import LeakGuard
@@ -72,12 +72,16 @@ class StreamScanner:
             raise RuntimeError("feed() after finish()")
         if self._leaked or not delta:
             return ""
-        cut = LAST_CUT.match(delta)
-        if cut is None:  # the unfinished word grows; nothing new to decide
+        if delta.isascii():
+            cut_end = len(delta.rstrip(ASCII_ALNUM))  # just after its last cut, 0 if none
+        else:
+            cut = LAST_CUT.match(delta)
+            cut_end = cut.end() if cut is not None else 0
+        if not cut_end:  # the unfinished word grows; nothing new to decide
             self._buf += delta
             return ""
         buf = self._buf
-        frontier = len(buf) + cut.end()
+        frontier = len(buf) + cut_end
         buf += delta
         self._buf = buf
         if not self._read(buf[self._scan : frontier]):
@@ -108,17 +112,7 @@ class StreamScanner:
         """Read a segment that ends where folding is stable; False on a leak."""
         if not segment:
             return True
-        starts = self._starts
-        start = self._base + self._scan
-        if segment.isascii():
-            lowered = segment.lower()
-            tokens = ASCII_WORD.findall(lowered)
-            if len(tokens) == 1:  # the usual delta: its one word starts where it is found
-                starts.append(start + lowered.find(tokens[0]))
-            elif tokens:
-                starts += [start + found.start() for found in ASCII_WORD.finditer(lowered)]
-        else:
-            tokens = words_at(segment, start, starts)
+        tokens = self._words(segment)
         if not tokens:
             return True
         push = self._tracker.push
@@ -137,10 +131,28 @@ class StreamScanner:
             at = text.find(canary[0], max(0, len(text) - keep))
             if at >= 0:
                 hold = max(hold, self._canary_hold(text, at))
+        starts = self._starts
         if len(starts) > 2 * KEEP_TOKENS:
             del starts[:-KEEP_TOKENS]
         self._hold = hold
         return True
+
+    def _words(self, segment: str) -> list[str]:
+        """The words of a segment that starts at `_base + _scan`; each one's offset goes onto
+        `_starts`."""
+        starts = self._starts
+        start = self._base + self._scan
+        if not segment.isascii():
+            return words_at(segment, start, starts)
+        lowered = segment.lower()
+        word = lowered.strip(ASCII_CUTS)
+        if word.isalnum():  # the usual delta: one word, which starts where it is found
+            starts.append(start + lowered.find(word))
+            return [word]
+        if not word:
+            return []  # separators only
+        starts += [start + found.start() for found in ASCII_WORD.finditer(lowered)]
+        return ASCII_WORD.findall(word)
 
     def _canary_hold(self, text: str, at: int) -> int:
         """Words to hold for the longest tail of `text` (from `at` on) that is a proper

@@ -1,5 +1,6 @@
-"""The SSE leak filter's shortcuts change nothing: on any generated stream, split anywhere,
-the filter gives the same bytes and the same verdict as its full path alone.
+"""The leak guard's shortcuts change nothing: on any generated stream, split anywhere, the
+SSE filter gives the same bytes and the same verdict as its full path alone, and the stream
+scanner's ASCII string methods cut and split text exactly as the normaliser's regexes do.
 
 `SseLeakFilter` reads a content chunk shaped like the last one (same bytes around its text)
 with two compares (`_head`/`_tail`); `FullPathOnly` never fills that cache, so every chunk
@@ -19,6 +20,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gateway.leak_guard import LeakGuard, SseLeakFilter, words
+from gateway.leak_guard.normaliser import ASCII_ALNUM, ASCII_CUTS, ASCII_WORD, LAST_CUT
 
 PROMPT = (
     "You are the booking assistant of Harbour Lane Dental. Offer the first free slot of the "
@@ -124,3 +126,18 @@ def test_shape_shortcut_gives_the_full_paths_output(
     assert fast.leaked == full.leaked
     if leak:
         assert fast.leaked
+
+
+@given(text=st.text(alphabet=st.characters(max_codepoint=127), max_size=12))
+def test_ascii_shortcuts_cut_and_split_like_the_regexes(text: str) -> None:
+    """Property: the scanner's ASCII shortcuts ≡ the normaliser's regexes — `rstrip` of
+    letters and digits ends at LAST_CUT's match, and a lone word stripped of ASCII_CUTS is
+    ASCII_WORD's only word."""
+    cut = LAST_CUT.match(text)
+    assert len(text.rstrip(ASCII_ALNUM)) == (cut.end() if cut is not None else 0)
+    lowered = text.lower()
+    word = lowered.strip(ASCII_CUTS)
+    found = ASCII_WORD.findall(lowered)
+    assert (word.isalnum(), bool(word)) == (len(found) == 1, bool(found))
+    if word.isalnum():
+        assert found == [word]
