@@ -14,6 +14,7 @@ hundred keys each: one round trip per chunk.
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from importlib import resources
@@ -24,6 +25,8 @@ from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.commands.core import AsyncScript
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisClusterException, RedisError
 from redis.maint_notifications import MaintNotificationsConfig
 
 from common.usage_events import USAGE_EVENT_FIELDS
@@ -112,6 +115,34 @@ def create_redis_cluster(
         retry=Retry(ExponentialBackoff(cap=0.2, base=0.02), CLUSTER_RETRIES),
         maint_notifications_config=MaintNotificationsConfig(enabled=False),
     )
+
+
+async def redis_answers(client: RedisClient) -> None:
+    """Readiness: raises unless Redis serves. One node: it answers PING. A cluster: some
+    primary answers and says `cluster_state:ok`, which it still does while another primary is
+    down (`cluster-require-full-coverage no`): only that primary's slots fail then, so a pod is
+    not taken out of service for them (a PING to every node, redis-py's default, would
+    take every pod out at once). The primaries are asked at once; the first that serves wins."""
+    if not isinstance(client, RedisCluster):
+        await client.ping()
+        return
+
+    async def serves(node: Any) -> bool:
+        try:
+            info: dict[str, Any] = await client.cluster_info(target_nodes=node)
+        except (RedisError, RedisClusterException):
+            return False
+        return info.get("cluster_state") == "ok"
+
+    asks = [asyncio.ensure_future(serves(node)) for node in client.get_primaries()]
+    try:
+        for ask in asyncio.as_completed(asks):
+            if await ask:
+                return
+    finally:
+        for ask in asks:
+            ask.cancel()
+    raise RedisConnectionError("No primary of the Redis Cluster serves.")
 
 
 def lua_prelude() -> str:

@@ -6,6 +6,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from common.health import healthz, metrics_page, readiness
+from common.redis_store import redis_answers
 from gateway.state import GatewayState
 
 __all__ = ["healthz", "metrics", "readyz"]
@@ -17,14 +18,16 @@ def _state(request: Request) -> GatewayState:
 
 
 async def readyz(request: Request) -> Response:
-    """Ready for traffic: not shutting down (gateway/drain.py), and Redis answers and holds
-    our Lua scripts."""
+    """Ready for traffic: not shutting down (gateway/drain.py), and Redis serves (on a cluster:
+    some primary says the cluster is ok, common/redis_store.py) and holds our Lua scripts."""
     state = _state(request)
     if state.drain.draining:
         return JSONResponse({"status": "draining"}, status_code=503)
 
     async def redis() -> None:
-        await state.redis.ping()
+        await redis_answers(state.redis)
+        if state.settings.storage.redis_cluster:
+            return  # the hot path loads a script on the node that lacks it (EVAL on NOSCRIPT)
         if not await state.scripts.all_loaded():
             await state.scripts.preload()
 

@@ -5,7 +5,8 @@ Calls of users whose shard that primary held fail cleanly: 503 with code 50302 i
 envelope, nothing reserved, nothing billed. Users on the other two primaries go on being
 served (the nodes run `cluster-require-full-coverage no`; with the default every node answers
 CLUSTERDOWN once the dead one is marked failed, ~2 s), even when their agent's record was on
-the dead primary (admission stands on the record as last read, gateway/sharded_admission.py).
+the dead primary (admission stands on the record as last read, gateway/sharded_admission.py),
+and the gateway stays ready (/readyz).
 Once the primary is back (its append-only file restores its keys), its users are served again.
 """
 
@@ -118,6 +119,9 @@ async def test_a_killed_primary_fails_its_users_calls_cleanly_and_they_recover(
         node.process.wait(10)
         await cluster_sees_failed(own_cluster, victim)
 
+        # Still ready: taking the pods out of service would fail everyone's calls.
+        ready = await client.get(f"{faults_gateway}/readyz")
+        assert ready.status_code == 200, ready.text
         for stream in (False, True, False):
             assert_error(await chat(client, faults_gateway, hit, stream=stream), 503, "50302")
         for caller in spared:
