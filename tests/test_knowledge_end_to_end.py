@@ -7,6 +7,7 @@ never touch the knowledge machinery."""
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 
@@ -17,11 +18,14 @@ import orjson
 import pytest
 import pytest_asyncio
 import redis.asyncio as redis_asyncio
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from prometheus_client import CollectorRegistry
 
+from common.json_logging import JsonFormatter
 from common.knowledge.local_embedder import LocalEmbedder
 from control_plane.knowledge.ingest import KnowledgeIngester, KnowledgeMetrics
 from control_plane.knowledge.settings import KnowledgeBaseSettings
+from gateway.tracing import Tracing
 from tests.control_plane.api_client import bearer, register
 from tests.control_plane.knowledge.pdfs import make_pdf
 from tests.processes import Servers, gateway_env, serve_gateway
@@ -192,9 +196,8 @@ SECRET_FACT = (
 
 @pytest.mark.parametrize("guarded", [True, False])
 async def test_the_creator_may_guard_passages_against_verbatim_leaks(
-    stack: Stack, control_url: str, ingester: KnowledgeIngester, guarded: bool,
-    caplog: pytest.LogCaptureFixture,
-) -> None:  # fmt: skip
+    stack: Stack, control_url: str, ingester: KnowledgeIngester, guarded: bool, logs: Records
+) -> None:
     async with httpx.AsyncClient(base_url=control_url, timeout=30) as api:
         agent_id, key = await ready_agent(api, ingester, SECRET_FACT, leak_guard=guarded)
     question = "What is the override code of the Halden standing desk?"
@@ -212,7 +215,7 @@ async def test_the_creator_may_guard_passages_against_verbatim_leaks(
     else:
         assert "seven four one nine" in answer
     # Retrieved text is creator content: never in a log line.
-    assert not any("seven four one nine" in record.getMessage() for record in caplog.records)
+    assert "seven four one nine" not in logs.text()
 
 
 async def test_enable_rag_off_switches_retrieval_off(
@@ -306,3 +309,93 @@ async def test_an_identical_question_is_answered_from_the_cache_until_the_files_
         changed, after_change = await ask(question)
         assert after_change["cached"] == after_other["cached"]
         assert "two eight" in changed
+
+
+class Records(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+    def text(self) -> str:
+        """Every record as the gateway writes it (JSON, with its extra fields)."""
+        formatter = JsonFormatter()
+        return "\n".join(formatter.format(record) for record in self.records)
+
+
+@pytest.fixture
+def logs(traced_stack: object, stack: Stack) -> Iterator[Records]:
+    """Every record logged in this process (the gateways run in it), at DEBUG. Installed after
+    the gateways started: each one's configure_logging replaces the root's handlers (and with
+    them pytest's caplog handler)."""
+    records, root = Records(), logging.getLogger()
+    level = root.level
+    root.addHandler(records)
+    root.setLevel(logging.DEBUG)
+    yield records
+    root.removeHandler(records)
+    root.setLevel(level)
+
+
+@pytest.fixture(scope="module")
+def traced_stack(
+    servers: Servers, database_url: str, mock_provider_url: str
+) -> Iterator[tuple[str, InMemorySpanExporter]]:
+    exporter = InMemorySpanExporter()
+    env = gateway_env(database_url, servers.redis_url, mock_provider_url,
+                      UPSTREAM_TIMEOUT_S="30")  # fmt: skip
+    with serve_gateway(env, tracing=Tracing.with_exporter(exporter)) as url:
+        yield url, exporter
+
+
+async def test_retrieved_text_is_in_no_log_span_metric_or_error_body(
+    traced_stack: tuple[str, InMemorySpanExporter], control_url: str, mock_provider_url: str,
+    ingester: KnowledgeIngester, logs: Records,
+) -> None:  # fmt: skip
+    gateway_url, exporter = traced_stack
+    async with httpx.AsyncClient(base_url=control_url, timeout=30) as api:
+        agent_id, key = await ready_agent(api, ingester, SECRET_FACT)
+    question = "What is the override code of the Halden standing desk?"
+    bodies = []
+    async with openai.AsyncOpenAI(
+        base_url=f"{gateway_url}/proxy/v1/agents/{agent_id}", api_key=key, max_retries=0
+    ) as client:
+        answered = await client.chat.completions.create(
+            model="ignored", messages=[{"role": "user", "content": question}]
+        )
+        bodies.append(answered.model_dump_json())
+        stream = await client.chat.completions.create(
+            model="ignored", stream=True,
+            messages=[{"role": "user", "content": f"{question} (streamed)"}],
+        )  # fmt: skip
+        bodies += [chunk.model_dump_json() async for chunk in stream]
+        with pytest.raises(openai.BadRequestError) as rejected:  # the provider refuses it
+            await client.chat.completions.create(
+                model="ignored",
+                messages=[{"role": "user", "content": f"{question} [[mock status=400]]"}],
+            )
+        bodies.append(rejected.value.response.text)
+        with pytest.raises(openai.InternalServerError) as failed:  # and fails, 503
+            await client.chat.completions.create(
+                model="ignored",
+                messages=[{"role": "user", "content": f"{question} [[mock status=503]]"}],
+            )
+        bodies.append(failed.value.response.text)
+    async with httpx.AsyncClient(timeout=30) as http:
+        sent = (await http.get(f"{mock_provider_url}/_mock/requests")).json()
+        metrics = (await http.get(f"{gateway_url}/metrics")).text
+    # The passage did go to the provider, with each of the four calls...
+    assert sum(SECRET_FACT in orjson.dumps(r["body"]).decode() for r in sent) >= 4
+    # ...and nowhere else.
+    await asyncio.sleep(0.2)  # server spans end after the last byte
+    spans = exporter.get_finished_spans()
+    assert spans
+    exported = "\n".join(span.to_json() for span in spans)
+    logged = logs.text()
+    assert "request_id" in logged  # the calls were logged (the access log, at INFO)
+    for fragment in ("seven four one nine", "emergency override code", "certified technicians"):
+        for where, text in (("spans", exported), ("metrics", metrics), ("logs", logged),
+                            ("answers", "\n".join(bodies))):  # fmt: skip
+            assert fragment not in text, where
