@@ -18,13 +18,14 @@ from mock_provider.config import MockConfig
 from mock_provider.controls import HEADER_PREFIX, ControlError, Controls, normalize_name, resolve
 from mock_provider.dialect import Dialect
 from mock_provider.prompt_cache import PromptCache
-from mock_provider.reply import BadRequest, Prompt, compose, split_text
+from mock_provider.reply import Answer, BadRequest, Prompt, compose, split_text
 from mock_provider.request_log import RequestLog, is_recorded_header
 from mock_provider.streaming import send_stream
 
 Handler = Callable[[Scope, Receive, Send], Awaitable[None]]
 ErrorBody = Callable[[int, str], bytes]
 HeaderPairs = list[tuple[str, str]]
+Respond = Callable[[Controls, Client], Awaitable[None]]
 
 GEMINI_PREFIX = "/v1beta/models/"
 DEFAULT_MODEL = "mock-model"
@@ -123,36 +124,28 @@ class MockProvider:
         await self._not_found(scope, send)
 
     async def _embeddings(self, scope: Scope, receive: Receive, send: Send) -> None:
-        loaded = await self._load(scope, receive, send, openai_format.error_body)
-        if loaded is None:
-            return
-        body, header_controls = loaded
-        prompt = Prompt()
-        try:
+        def prepare(body: dict[str, Any]) -> tuple[Prompt, Respond]:
+            prompt = Prompt()
             texts = embeddings.embedding_inputs(body, prompt)
             size = embeddings.dimensions(
                 body, self.config.embedding_dimensions, self.config.max_embedding_dimensions
             )
-            controls = resolve(self._defaults, prompt.directives, header_controls)
-        except (BadRequest, ControlError) as exc:
-            await send_json(send, 400, openai_format.error_body(400, str(exc)))
-            return
-        client = Client(receive)
-        try:
-            if not await self._before_answer(controls, openai_format.error_body, send, client):
-                return
-            encoding = "base64" if body.get("encoding_format") == "base64" else "float"
-            model = body.get("model")
-            payload = embeddings.response(
-                texts,
-                size,
-                model=model if isinstance(model, str) else DEFAULT_MODEL,
-                encoding=encoding,
-                prompt_tokens=controls.prompt_tokens,
-            )
-            await send_json(send, 200, payload)
-        finally:
-            client.close()
+
+            async def respond(controls: Controls, client: Client) -> None:
+                encoding = "base64" if body.get("encoding_format") == "base64" else "float"
+                model = body.get("model")
+                payload = embeddings.response(
+                    texts,
+                    size,
+                    model=model if isinstance(model, str) else DEFAULT_MODEL,
+                    encoding=encoding,
+                    prompt_tokens=controls.prompt_tokens,
+                )
+                await send_json(send, 200, payload)
+
+            return prompt, respond
+
+        await self._serve(scope, receive, send, openai_format.error_body, prepare)
 
     async def _health(self, scope: Scope, receive: Receive, send: Send) -> None:
         await send_json(send, 200, _HEALTH)
@@ -208,6 +201,30 @@ class MockProvider:
             return False
         return True
 
+    async def _serve(
+        self, scope: Scope, receive: Receive, send: Send, error: ErrorBody,
+        prepare: Callable[[dict[str, Any]], tuple[Prompt, Respond]],
+    ) -> None:  # fmt: skip
+        """Every answering route: the body loaded and recorded, its prompt read by `prepare`
+        and the controls resolved (a bad one: 400 in `error`'s shape), the injected latency
+        and status applied, then the answer `prepare` gave."""
+        loaded = await self._load(scope, receive, send, error)
+        if loaded is None:
+            return
+        body, header_controls = loaded
+        try:
+            prompt, respond = prepare(body)
+            controls = resolve(self._defaults, prompt.directives, header_controls)
+        except (BadRequest, ControlError) as exc:
+            await send_json(send, 400, error(400, str(exc)))
+            return
+        client = Client(receive)
+        try:
+            if await self._before_answer(controls, error, send, client):
+                await respond(controls, client)
+        finally:
+            client.close()
+
     async def _generate(
         self,
         dialect: Dialect,
@@ -218,45 +235,45 @@ class MockProvider:
         model: str | None,
         stream: bool | None,
     ) -> None:
-        loaded = await self._load(scope, receive, send, dialect.error)
-        if loaded is None:
-            return
-        body, header_controls = loaded
-        try:
+        def prepare(body: dict[str, Any]) -> tuple[Prompt, Respond]:
             prompt = dialect.parse(body)
-            controls = resolve(self._defaults, prompt.directives, header_controls)
-        except (BadRequest, ControlError) as exc:
-            await send_json(send, 400, dialect.error(400, str(exc)))
-            return
-        client = Client(receive)
-        try:
-            if not await self._before_answer(controls, dialect.error, send, client):
-                return
-            if model is None:
-                requested = body.get("model")
-                model = requested if isinstance(requested, str) else DEFAULT_MODEL
-            answer = compose(
-                prompt,
-                controls,
-                self.config,
-                id=f"{dialect.id_prefix}{next(self._ids)}",
-                created=int(time.time()),
-                model=model,
+
+            async def respond(controls: Controls, client: Client) -> None:
+                answer = self._compose(dialect, body, prompt, controls, model)
+                if stream if stream is not None else body.get("stream") is True:
+                    pieces = split_text(answer.streamed, controls.chunks)
+                    await send_stream(dialect.stream(answer, pieces, body), controls, send, client)
+                else:
+                    await send_json(send, 200, dialect.response(answer, body))
+
+            return prompt, respond
+
+        await self._serve(scope, receive, send, dialect.error, prepare)
+
+    def _compose(
+        self, dialect: Dialect, body: dict[str, Any], prompt: Prompt, controls: Controls,
+        model: str | None,
+    ) -> Answer:  # fmt: skip
+        """The answer to `prompt`, its cached prompt tokens counted (the prompt cache)."""
+        if model is None:
+            requested = body.get("model")
+            model = requested if isinstance(requested, str) else DEFAULT_MODEL
+        answer = compose(
+            prompt,
+            controls,
+            self.config,
+            id=f"{dialect.id_prefix}{next(self._ids)}",
+            created=int(time.time()),
+            model=model,
+        )
+        cache = self.prompt_cache.use(
+            model, prompt.prefixes if controls.cache else [], answer.prompt_tokens
+        )
+        if cache.read_tokens or cache.write_tokens:
+            answer = replace(
+                answer, cached_tokens=cache.read_tokens, cache_write_tokens=cache.write_tokens
             )
-            cache = self.prompt_cache.use(
-                model, prompt.prefixes if controls.cache else [], answer.prompt_tokens
-            )
-            if cache.read_tokens or cache.write_tokens:
-                answer = replace(
-                    answer, cached_tokens=cache.read_tokens, cache_write_tokens=cache.write_tokens
-                )
-            if stream if stream is not None else body.get("stream") is True:
-                pieces = split_text(answer.streamed, controls.chunks)
-                await send_stream(dialect.stream(answer, pieces, body), controls, send, client)
-            else:
-                await send_json(send, 200, dialect.response(answer, body))
-        finally:
-            client.close()
+        return answer
 
 
 # Set by `python -m mock_provider --prompt-cache` for its worker processes (the app factory
