@@ -17,7 +17,6 @@ import argparse
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
@@ -28,7 +27,7 @@ from common.tool_names import tool_name
 from devstack import servers
 from devstack.servers import free_port
 from loadtests.run import start_apps, uvicorn_argv
-from loadtests.scratch import start, stop
+from loadtests.scratch import print_log_tails, start, stop
 from loadtests.wrk import Result, Target, wrk
 
 VERSION = "2025-11-25"
@@ -150,10 +149,7 @@ def main() -> None:
         ]
         report(results)
     except BaseException:
-        for log in ("gateway.log", "mock.log", "floor.log", "sdk.log"):
-            if (root / log).exists():
-                tail = (root / log).read_text().splitlines()[-15:]
-                print(f"--- last lines of {log}:", *tail, sep="\n", file=sys.stderr)
+        print_log_tails(root, ("gateway.log", "mock.log", "floor.log", "sdk.log"))
         raise
     finally:
         for process in reversed(started):

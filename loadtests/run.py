@@ -41,6 +41,7 @@ from loadtests.scratch import (
     KEY_SPEC,
     Scratch,
     cpu_seconds,
+    print_log_tails,
     process_tree,
     rss_mib,
     scratch_servers,
@@ -263,10 +264,7 @@ def run_load(args: argparse.Namespace, scratch: Scratch) -> None:
         if args.profile is not None:
             profile(gateway, args.duration * 2, args.concurrency, args.profile, root)
     except BaseException:
-        for log in ("gateway.log", "baseline.log", "floor.log", "mock.log"):
-            if (root / log).exists():
-                tail = (root / log).read_text().splitlines()[-15:]
-                print(f"--- last lines of {log}:", *tail, sep="\n", file=sys.stderr)
+        print_log_tails(root, ("gateway.log", "baseline.log", "floor.log", "mock.log"))
         raise
 
 

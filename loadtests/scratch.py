@@ -11,6 +11,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -94,6 +95,14 @@ def scratch_servers(prefix: str) -> Iterator[Scratch]:
         scratch.valkey.stop()
         scratch.postgres.stop()
         shutil.rmtree(root, ignore_errors=True)
+
+
+def print_log_tails(root: Path, logs: tuple[str, ...]) -> None:
+    """On a failed run: the last lines of each server's log that exists, to stderr."""
+    for log in logs:
+        if (root / log).exists():
+            tail = (root / log).read_text().splitlines()[-15:]
+            print(f"--- last lines of {log}:", *tail, sep="\n", file=sys.stderr)
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:
