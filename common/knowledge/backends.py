@@ -41,4 +41,5 @@ def build_question_embedder(settings: EmbeddingSettings) -> QuestionEmbedder:
         Path(settings.socket_path) if settings.socket_path else default_socket_path(),
         timeout_s=settings.timeout_s, start_timeout_s=settings.start_timeout_s,
         threads=settings.threads, nice=settings.nice, runtime=settings.runtime,
+        max_pending=settings.max_pending,
     )  # fmt: skip

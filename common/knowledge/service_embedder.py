@@ -7,6 +7,11 @@ on its event loop. Connections are reused. A connection that fails mid-exchange 
 never reused (an answer arriving late would be read as the next question's). A reused one
 found dead (the service was restarted), or a new one to a service that is just dying, is
 replaced, transparently.
+
+Bounded: at most `max_pending` questions of this worker wait on the service at once (each
+holds a connection, and the service embeds one batch at a time on one core). One more is
+refused at once, an EmbeddingError (503 for its call), rather than queued behind a backlog it
+would time out in anyway.
 """
 
 from __future__ import annotations
@@ -44,8 +49,11 @@ class ServiceEmbedder:
         threads: int = 1,
         nice: int = 0,
         runtime: Runtime = "onnx",
+        max_pending: int = 64,
     ) -> None:
         self._path = socket_path
+        self._max_pending = max_pending
+        self._pending = 0
         self._timeout_s = timeout_s
         self._start_timeout_s = start_timeout_s
         self._threads = threads
@@ -66,8 +74,11 @@ class ServiceEmbedder:
     async def embed(self, texts: Sequence[str]) -> list[array[float]]:
         """One unit vector per text (float32 rows). Raises EmbeddingError."""
         texts = list(texts)
+        if self._pending >= self._max_pending:
+            raise EmbeddingError("the embedding service is busy")
         request = frame(orjson.dumps(texts))
         timeout = self._timeout_s if self._answered else self._start_timeout_s
+        self._pending += 1
         try:
             async with asyncio.timeout(timeout):
                 answer = await self._ask(request)
@@ -75,6 +86,8 @@ class ServiceEmbedder:
             raise EmbeddingError("the embedding service did not answer in time") from None
         except (OSError, asyncio.IncompleteReadError, FrameError) as error:
             raise EmbeddingError(f"embedding service unreachable: {type(error).__name__}") from None
+        finally:
+            self._pending -= 1
         kind, body = answer[:1], answer[1:]
         if kind == ERROR:
             raise EmbeddingError(f"embedding service: {body.decode(errors='replace')[:200]}")

@@ -14,6 +14,7 @@ model: these variables are set alike on both (one ConfigMap in k8s/).
 | `EMBEDDING_SOCKET` | a private temp folder | the gateway's embedding service (one per host, shared by its workers; common/knowledge/embedding_service.py) |
 | `EMBEDDING_NICE` | 0 | the embedding service's niceness: above 0, calls without knowledge get the CPU first |
 | `EMBEDDING_START_TIMEOUT_S` | 60 | a question that has to wait for the service to start and load the model |
+| `EMBEDDING_MAX_PENDING` | 64 | questions one gateway worker may have waiting on the embedding service; one more is refused (503) at once |
 | `KNOWLEDGE_SIMILARITY_THRESHOLD` | 0.25 | passages less cosine-similar to the question are never injected (seed property 18) |
 | `KNOWLEDGE_CANDIDATES` | 20 | vector and full-text hits each, before reciprocal-rank fusion |
 | `KNOWLEDGE_TEXT_BUDGET` | 500 | the full-text half ORs the question's rarest words while the chunks they occur in add up to at most this (bounds its cost in a large knowledge base) |
@@ -49,6 +50,7 @@ class EmbeddingSettings(EnvSettings):
     socket_path: str | None = env("EMBEDDING_SOCKET", None)
     nice: int = env("EMBEDDING_NICE", 0, minimum=0, maximum=19)
     start_timeout_s: float = env("EMBEDDING_START_TIMEOUT_S", 60.0, minimum=1.0)
+    max_pending: int = env("EMBEDDING_MAX_PENDING", 64, minimum=1)
 
 
 @dataclass(frozen=True, slots=True)

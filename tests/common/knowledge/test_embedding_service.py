@@ -2,7 +2,8 @@
 gateway's client of it, with the real model: same vectors as in process, from the configured
 runtime; one service however
 many workers start it at once; restarted transparently after it dies; gone with its parent;
-a clear error for a service that does not answer; and the client never loads NumPy."""
+a clear error for a service that does not answer; questions over the bound refused at once;
+and the client never loads NumPy."""
 
 from __future__ import annotations
 
@@ -179,6 +180,26 @@ async def test_the_service_runs_the_configured_runtime(socket_path: Path, runtim
         assert np.abs(vector - expected).max() < 1e-6
         (pid,) = service_pids(socket_path)
         assert ("onnxruntime" in loaded_libraries(pid)) == (runtime == "onnx")
+    finally:
+        await client.aclose()
+    assert gone(socket_path)
+
+
+async def test_questions_beyond_the_bound_are_refused_at_once(socket_path: Path) -> None:
+    client = build_question_embedder(EmbeddingSettings.from_env(
+        {"EMBEDDING_SOCKET": str(socket_path), "EMBEDDING_MAX_PENDING": "2"}))  # fmt: skip
+    try:
+        await client.embed_question("start it")
+        answers = await asyncio.gather(
+            *(client.embed_question(f"question {n}") for n in range(6)), return_exceptions=True
+        )
+        served = [a for a in answers if not isinstance(a, BaseException)]
+        refused = [a for a in answers if isinstance(a, BaseException)]
+        assert [len(vector) for vector in served] == [STORED_DIMENSION] * 2
+        assert len(refused) == 4
+        assert all(isinstance(e, EmbeddingError) and "busy" in str(e) for e in refused)
+        # Answered questions free their places.
+        assert len(await client.embed_question("afterwards")) == STORED_DIMENSION
     finally:
         await client.aclose()
     assert gone(socket_path)
