@@ -2,17 +2,19 @@
 
 One SQL round trip does both searches on the agent's chunks: the vector search (pgvector HNSW,
 cosine, only vectors of the question's model) and the full-text search (the chunks'
-`tsvector`, GIN; the question's lexemes OR-ed, ranked by cover density). In a large
-knowledge base a question's common words match most chunks and would all be ranked, for
-little (they do not tell chunks apart: BM25's idf); so the full-text half ORs only the
-question's rarest lexemes, by the agent's own counts (knowledge_lexemes), as many as match
-at most `text_budget` chunks together. A knowledge base of at most `text_budget` chunks
-keeps every lexeme (it cannot match more); codes and names, being rare, are always kept.
-The two ranked lists are fused with reciprocal-rank fusion (Cormack et al. 2009: score =
-sum of 1 / (60 + rank)), which needs no score calibration between the two; then every
-passage less cosine-similar to the question than the threshold is dropped (seed property 18:
-whatever is injected is similar to the question, even when only the full-text half found
-it), and the best `top_k` are kept.
+`tsvector`, GIN; the question's lexemes OR-ed, ranked by `ts_rank`, i.e. by how often they
+occur: a third of the CPU of `ts_rank_cd`'s cover density per ranked chunk, for the same
+recall on the benchmark). In a large knowledge base a question's common words match most
+chunks and would all be ranked, for little (they do not tell chunks apart: BM25's idf); so
+the full-text half ORs only the question's rarest lexemes, by the agent's own counts
+(knowledge_lexemes), as many as match at most `text_budget` chunks together. A knowledge
+base of at most `text_budget` chunks keeps every lexeme (it cannot match more); codes and
+names, being rare, are always kept. The two ranked lists are fused with reciprocal-rank
+fusion (Cormack et al. 2009: score = sum of 1 / (60 + rank)), which needs no score
+calibration between the two; then every passage less cosine-similar to the question than
+the threshold is dropped (seed property 18: whatever is injected is similar to the
+question, even when only the full-text half found it), and the best `top_k` are kept, all
+in the same statement: only those passages' texts are read.
 
 Full text catches what a small embedding model misses (product codes, names, rare terms);
 vectors catch paraphrases. loadtests/retrieval_benchmark.py measures each alone and fused.
@@ -67,7 +69,13 @@ class Question:
 
 
 # $1 agent, $2 question vector, $3 model, $4 file ids, $5 candidates, $6 question text,
-# $7 text budget. The lexemes are normalised already: quoted into a tsquery as they are.
+# $7 text budget, $8/$9 the weights of the vector/full-text ranks in the fusion (1 or 0: the
+# benchmark's single modes), $10 threshold (NULL: none), $11 top k. The lexemes are
+# normalised already: quoted into a tsquery as they are.
+#
+# Both searches yield ids and ranks only. Fusion, threshold and top k are done here as well,
+# so only the returned passages' texts are read (a chunk's text lives out of line, see 0019).
+# The order is score, then similarity, then id (a uuid sorts as its text does).
 _HYBRID_SQL = """
 WITH question_lexemes AS (
     SELECT q.lexeme, coalesce(known.chunks, 0) AS chunks
@@ -102,23 +110,40 @@ vector_hits AS (
 text_hits AS (
     SELECT id, row_number() OVER (ORDER BY score DESC, id) AS rank
     FROM (
-        SELECT id, ts_rank_cd(content_tsv, text_query.terms) AS score
+        SELECT id, ts_rank(content_tsv, text_query.terms) AS score
         FROM knowledge_chunks, text_query
         WHERE agent_id = $1 AND content_tsv @@ text_query.terms
           AND (cardinality($4::uuid[]) = 0 OR file_id = ANY ($4::uuid[]))
         ORDER BY score DESC
         LIMIT $5
     ) matched
+),
+fused AS (
+    SELECT id, v.rank AS vector_rank, t.rank AS text_rank,
+           coalesce($8::float8 / (RRF_K + v.rank), 0)
+           + coalesce($9::float8 / (RRF_K + t.rank), 0) AS score
+    FROM vector_hits v FULL JOIN text_hits t USING (id)
+),
+scored AS (
+    SELECT fused.*, c.file_id, c.chunk_index,
+           CASE WHEN c.embedding_model = $3 THEN 1 - (c.embedding <=> $2::vector) END
+               AS similarity
+    FROM fused JOIN knowledge_chunks c ON c.id = fused.id
+    WHERE fused.score > 0
+),
+kept AS (
+    SELECT * FROM scored
+    WHERE $10::float8 IS NULL OR similarity >= $10::float8
+    ORDER BY score DESC, similarity DESC NULLS LAST, id
+    LIMIT $11
 )
-SELECT c.id::text AS id, c.file_id::text AS file_id, f.filename, c.chunk_index, c.content,
-       CASE WHEN c.embedding_model = $3 THEN 1 - (c.embedding <=> $2::vector) END AS similarity,
-       v.rank AS vector_rank, t.rank AS text_rank
-FROM (SELECT id FROM vector_hits UNION SELECT id FROM text_hits) hit
-JOIN knowledge_chunks c ON c.id = hit.id
-JOIN knowledge_files f ON f.id = c.file_id
-LEFT JOIN vector_hits v ON v.id = hit.id
-LEFT JOIN text_hits t ON t.id = hit.id
-"""
+SELECT kept.id::text AS id, kept.file_id::text AS file_id, f.filename, kept.chunk_index,
+       c.content, kept.similarity, kept.vector_rank, kept.text_rank
+FROM kept
+JOIN knowledge_chunks c ON c.id = kept.id
+JOIN knowledge_files f ON f.id = kept.file_id
+ORDER BY kept.score DESC, kept.similarity DESC NULLS LAST, kept.id
+""".replace("RRF_K", str(RRF_K))
 
 # Connection settings retrieval relies on (the gateway's pool and the benchmark's): an HNSW
 # scan filtered by agent keeps looking until it has enough of that agent's chunks
@@ -139,8 +164,12 @@ async def retrieve(
         question.candidates,
         question.text,
         question.text_budget,
+        0.0 if mode is Mode.TEXT else 1.0,
+        0.0 if mode is Mode.VECTOR else 1.0,
+        question.threshold,
+        question.top_k,
     )
-    passages = [
+    return [
         Passage(
             chunk_id=row["id"],
             file_id=row["file_id"],
@@ -154,30 +183,15 @@ async def retrieve(
         )
         for row in rows
     ]
-    return select(passages, question.top_k, question.threshold)
 
 
 def fused_score(vector_rank: int | None, text_rank: int | None, mode: Mode = Mode.HYBRID) -> float:
     """Reciprocal-rank fusion of the two ranks (a missing rank adds nothing). The single
-    modes rank by one search alone, for the benchmark's comparison."""
+    modes rank by one search alone, for the benchmark's comparison. _HYBRID_SQL orders and
+    cuts by the same sum."""
     score = 0.0
     if vector_rank is not None and mode is not Mode.TEXT:
         score += 1.0 / (RRF_K + vector_rank)
     if text_rank is not None and mode is not Mode.VECTOR:
         score += 1.0 / (RRF_K + text_rank)
     return score
-
-
-def select(passages: list[Passage], top_k: int, threshold: float | None) -> list[Passage]:
-    """Best fused score first (ties: the more similar); below the threshold never."""
-    kept = [
-        passage
-        for passage in passages
-        if passage.score > 0
-        and (
-            threshold is None
-            or (passage.similarity is not None and passage.similarity >= threshold)
-        )
-    ]
-    kept.sort(key=lambda p: (-p.score, -(p.similarity or -2.0), p.chunk_id))
-    return kept[:top_k]

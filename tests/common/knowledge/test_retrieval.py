@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from common.knowledge.embedding import pgvector_literal
 from common.knowledge.minilm import MiniLM
-from common.knowledge.retrieval import Mode, Question, fused_score, retrieve, select
+from common.knowledge.retrieval import Mode, Question, fused_score, retrieve
 from loadtests.knowledge_corpus import KINDS, documents, questions
 from tests.factories import make_agent
 
@@ -185,4 +185,3 @@ def test_reciprocal_rank_fusion() -> None:
     assert fused_score(3, 1, Mode.VECTOR) == 1 / 63
     assert fused_score(3, 1, Mode.TEXT) == 1 / 61
     assert fused_score(None, 2, Mode.VECTOR) == 0
-    assert select([], 5, 0.3) == []
