@@ -13,13 +13,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import openai
 import pytest
 
 from common.knowledge.vectors import RUNTIMES
 from devstack.servers import free_port
 from tests.common.knowledge.test_embedding_service import gone, loaded_libraries, service_pids
 from tests.control_plane.api_client import bearer, register
+from tests.gateway.helpers import agent_sdk
 from tests.processes import Servers, serve_gateway, worker_env
 from tests.processes import gateway_env as gateway_env_for
 from tests.support import wait_until
@@ -81,9 +81,7 @@ async def test_the_worker_and_the_gateways_service_run_the_configured_runtime(
     gateway = gateway_env | {"UPSTREAM_TIMEOUT_S": "30", "EMBEDDING_RUNTIME": runtime,
                              "EMBEDDING_SOCKET": str(socket_path)}  # fmt: skip
     with serve_gateway(gateway) as gateway_url:
-        async with openai.AsyncOpenAI(
-            base_url=f"{gateway_url}/proxy/v1/agents/{agent_id}", api_key=key, max_retries=0
-        ) as client:
+        async with agent_sdk(gateway_url, agent_id, key) as client:
             reply = await client.chat.completions.create(
                 model="ignored",
                 messages=[{"role": "user", "content": "Halden desk code? [[mock echo_system]]"}],

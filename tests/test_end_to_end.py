@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import asyncpg
 import httpx
-import openai
 import redis.asyncio as redis_asyncio
 
 from control_plane.usage_ingest import ingest_once
 from tests.control_plane.api_client import bearer, register
+from tests.gateway.helpers import agent_sdk
 
 PROMPT = "You are Captain Haiku. Answer only in haiku. END-TO-END-SECRET"
 
@@ -46,9 +46,7 @@ async def test_creator_publishes_developer_calls_usage_is_accounted(
         assert key_response.status_code == 201, key_response.text
         api_key = key_response.json()["key"]
 
-    async with openai.AsyncOpenAI(
-        base_url=f"{gateway_url}/proxy/v1/agents/{agent_id}", api_key=api_key, max_retries=0
-    ) as client:
+    async with agent_sdk(gateway_url, agent_id, api_key) as client:
         answers = []
         for index in range(4):  # three free trials, then one call paid from quota
             reply = await client.chat.completions.create(

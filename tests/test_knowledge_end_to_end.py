@@ -26,8 +26,11 @@ from common.knowledge.local_embedder import LocalEmbedder
 from control_plane.knowledge.ingest import KnowledgeIngester, KnowledgeMetrics
 from control_plane.knowledge.settings import KnowledgeBaseSettings
 from gateway.tracing import Tracing
+from tests.control_plane.agents import helpers as agents
+from tests.control_plane.agents.helpers import config
 from tests.control_plane.api_client import bearer, register
 from tests.control_plane.knowledge.pdfs import make_pdf
+from tests.gateway.helpers import agent_sdk
 from tests.processes import Servers, gateway_env, serve_gateway
 
 PROMPT = "You are the Northwind support assistant. Be brief. KNOWLEDGE-E2E-PROMPT"
@@ -72,15 +75,13 @@ async def ingester(db_pool: asyncpg.Pool, servers: Servers) -> AsyncIterator[Kno
     await redis.aclose()
 
 
-async def publish_agent(api: httpx.AsyncClient, auth: dict[str, str], **config: object) -> str:
-    body = {"name": "Northwind support", "price_per_call": "0.01",
-            "config": {"system_prompt": PROMPT, "provider": "openai", "model": "mock-model",
-                       "leak_guard": False, **config}}  # fmt: skip
-    created = await api.post("/api/v1/agents", headers=auth, json=body)
-    assert created.status_code == 201, created.text
-    agent_id: str = created.json()["id"]
-    assert (await api.post(f"/api/v1/agents/{agent_id}/publish", headers=auth)).status_code == 200
-    return agent_id
+async def publish_agent(api: httpx.AsyncClient, auth: dict[str, str], **settings: object) -> str:
+    return await agents.publish_agent(
+        api,
+        auth,
+        name="Northwind support",
+        config=config(system_prompt=PROMPT, leak_guard=False, **settings),
+    )
 
 
 async def developer_key(api: httpx.AsyncClient) -> str:
@@ -129,20 +130,14 @@ async def test_uploaded_pdf_is_injected_after_the_prompt(
 
     async with httpx.AsyncClient(timeout=30) as http:
         before = await knowledge_retrievals(http, stack.gateway_url)
-        async with openai.AsyncOpenAI(
-            base_url=f"{stack.gateway_url}/proxy/v1/agents/{plain_agent_id}", api_key=api_key,
-            max_retries=0,
-        ) as plain:  # fmt: skip
+        async with agent_sdk(stack.gateway_url, plain_agent_id, api_key) as plain:
             reply = await plain.chat.completions.create(
                 model="ignored", messages=[{"role": "user", "content": "Hi [[mock echo_system]]"}]
             )
         assert reply.choices[0].message.content == PROMPT
         assert await knowledge_retrievals(http, stack.gateway_url) == before  # paid nothing
 
-        async with openai.AsyncOpenAI(
-            base_url=f"{stack.gateway_url}/proxy/v1/agents/{agent_id}", api_key=api_key,
-            max_retries=0,
-        ) as client:  # fmt: skip
+        async with agent_sdk(stack.gateway_url, agent_id, api_key) as client:
             reply = await client.chat.completions.create(
                 model="ignored",
                 messages=[
@@ -202,9 +197,7 @@ async def test_the_creator_may_guard_passages_against_verbatim_leaks(
         agent_id, key = await ready_agent(api, ingester, SECRET_FACT, leak_guard=guarded)
     question = "What is the override code of the Halden standing desk?"
     directive = f'[[mock reply="Sure: {SECRET_FACT}"]]'
-    async with openai.AsyncOpenAI(
-        base_url=f"{stack.gateway_url}/proxy/v1/agents/{agent_id}", api_key=key, max_retries=0
-    ) as client:
+    async with agent_sdk(stack.gateway_url, agent_id, key) as client:
         reply = await client.chat.completions.create(
             model="ignored", messages=[{"role": "user", "content": f"{question} {directive}"}]
         )
@@ -227,10 +220,7 @@ async def test_enable_rag_off_switches_retrieval_off(
     redis = redis_asyncio.Redis.from_url(servers.redis_url)
 
     async def system_messages() -> str:
-        async with openai.AsyncOpenAI(
-            base_url=f"{stack.gateway_url}/proxy/v1/agents/{agent_id}", api_key=key,
-            max_retries=0,
-        ) as client:  # fmt: skip
+        async with agent_sdk(stack.gateway_url, agent_id, key) as client:
             reply = await client.chat.completions.create(
                 model="ignored",
                 messages=[{"role": "user", "content": "Halden desk code? [[mock echo_system]]"}],
@@ -281,10 +271,7 @@ async def test_an_identical_question_is_answered_from_the_cache_until_the_files_
         question = "What is the override code of the Halden standing desk? [[mock echo_system]]"
 
         async def ask(text: str) -> tuple[str, dict[str, float]]:
-            async with openai.AsyncOpenAI(
-                base_url=f"{stack.gateway_url}/proxy/v1/agents/{agent_id}", api_key=key,
-                max_retries=0,
-            ) as client:  # fmt: skip
+            async with agent_sdk(stack.gateway_url, agent_id, key) as client:
                 reply = await client.chat.completions.create(
                     model="ignored", messages=[{"role": "user", "content": text}]
                 )
@@ -359,9 +346,7 @@ async def test_retrieved_text_is_in_no_log_span_metric_or_error_body(
         agent_id, key = await ready_agent(api, ingester, SECRET_FACT)
     question = "What is the override code of the Halden standing desk?"
     bodies = []
-    async with openai.AsyncOpenAI(
-        base_url=f"{gateway_url}/proxy/v1/agents/{agent_id}", api_key=key, max_retries=0
-    ) as client:
+    async with agent_sdk(gateway_url, agent_id, key) as client:
         answered = await client.chat.completions.create(
             model="ignored", messages=[{"role": "user", "content": question}]
         )

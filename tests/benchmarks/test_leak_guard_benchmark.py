@@ -20,6 +20,7 @@ from gateway.leak_guard import (
     new_canary,
     plant_canary,
 )
+from tests.openai_wire import socket_reads
 
 BATCH = 50
 
@@ -69,30 +70,9 @@ ANSWER_2KB = ANSWER_2KB[:2048]
 
 
 def sse_pieces(deltas: list[str]) -> list[bytes]:
-    """What OpenAI sends for an answer with `stream_options.include_usage`, one event per
-    socket read (the usage event split across two reads)."""
-    base: dict[str, Any] = {
-        "id": "chatcmpl-9xQm2bS8c1Lw0ZkE4rT7yV3uN6pA5",
-        "object": "chat.completion.chunk",
-        "created": 1735689600,
-        "model": "gpt-4o-mini-2024-07-18",
-        "system_fingerprint": "fp_0ba0d124f1",
-        "usage": None,
-    }
-
-    def event(choices: list[dict[str, Any]], **extra: Any) -> bytes:
-        return b"data: " + orjson.dumps({**base, "choices": choices, **extra}) + b"\n\n"
-
-    def choice(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
-        return {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
-
-    pieces = [event([choice({"role": "assistant", "content": "", "refusal": None})])]
-    pieces += [event([choice({"content": delta})]) for delta in deltas]
-    pieces.append(event([choice({}, "stop")]))
+    """What OpenAI sends for this answer, one event per socket read."""
     usage = {"prompt_tokens": 612, "completion_tokens": len(deltas), "total_tokens": 632}
-    last = event([], usage=usage)
-    pieces += [last[:40], last[40:], b"data: [DONE]\n\n"]
-    return pieces
+    return socket_reads(deltas, usage)
 
 
 PIECES = sse_pieces(DELTAS)

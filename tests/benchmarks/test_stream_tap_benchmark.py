@@ -11,12 +11,12 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
-import orjson
 import pytest
 import uvloop
 
 from gateway.providers.base import ChatStream, Usage
 from gateway.providers.openai_compatible import SseTail
+from tests.openai_wire import socket_reads
 
 BATCH = 50
 CHUNKS = 20
@@ -24,30 +24,10 @@ PROMPT_TOKENS, COMPLETION_TOKENS = 412, 20
 
 
 def sse_pieces() -> list[bytes]:
-    """What OpenAI sends for a 20-chunk answer with `stream_options.include_usage`."""
-    base: dict[str, Any] = {
-        "id": "chatcmpl-9xQm2bS8c1Lw0ZkE4rT7yV3uN6pA5",
-        "object": "chat.completion.chunk",
-        "created": 1735689600,
-        "model": "gpt-4o-mini-2024-07-18",
-        "system_fingerprint": "fp_0ba0d124f1",
-        "usage": None,
-    }
-
-    def event(choices: list[dict[str, Any]], **extra: Any) -> bytes:
-        return b"data: " + orjson.dumps({**base, "choices": choices, **extra}) + b"\n\n"
-
-    def choice(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
-        return {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
-
-    pieces = [event([choice({"role": "assistant", "content": "", "refusal": None})])]
-    pieces += [event([choice({"content": f" word{i}"})]) for i in range(CHUNKS)]
-    pieces.append(event([choice({}, "stop")]))
+    """What OpenAI sends for a 20-chunk answer, one event per socket read."""
     usage = {"prompt_tokens": PROMPT_TOKENS, "completion_tokens": COMPLETION_TOKENS,
              "total_tokens": PROMPT_TOKENS + COMPLETION_TOKENS}  # fmt: skip
-    last = event([], usage=usage)
-    pieces += [last[:40], last[40:], b"data: [DONE]\n\n"]
-    return pieces
+    return socket_reads([f" word{i}" for i in range(CHUNKS)], usage)
 
 
 PIECES = sse_pieces()

@@ -94,26 +94,15 @@ async def test_only_new_files_are_applied(scratch_database_url: str, migrations_
     assert await _fetchval(scratch_database_url, "SELECT to_regclass('widgets')::text")
 
 
-async def test_a_changed_applied_file_is_refused(
+async def test_a_changed_applied_file_is_refused_before_anything_new_is_applied(
     scratch_database_url: str, migrations_copy: Path
 ) -> None:
     await migrate_url(scratch_database_url, migrations_copy)
     first = migrations_copy / f"{ALL_NAMES[0]}.sql"
     first.write_text(first.read_text() + "\n-- an innocent-looking edit\n")
-
-    with pytest.raises(MigrationError, match="changed after it was applied"):
-        await migrate_url(scratch_database_url, migrations_copy)
-
-
-async def test_a_changed_file_stops_the_run_before_anything_new_is_applied(
-    scratch_database_url: str, migrations_copy: Path
-) -> None:
-    await migrate_url(scratch_database_url, migrations_copy)
-    first = migrations_copy / f"{ALL_NAMES[0]}.sql"
-    first.write_text(first.read_text() + "\n-- edited\n")
     (migrations_copy / "9000_later.sql").write_text("CREATE TABLE later (id int);")
 
-    with pytest.raises(MigrationError):
+    with pytest.raises(MigrationError, match="changed after it was applied"):
         await migrate_url(scratch_database_url, migrations_copy)
     assert await _fetchval(scratch_database_url, "SELECT to_regclass('later')") is None
     assert (9000, "later") not in await _history(scratch_database_url)

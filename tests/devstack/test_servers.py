@@ -7,7 +7,6 @@ import os
 import pwd
 import shutil
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import asyncpg
@@ -15,14 +14,6 @@ import pytest
 import redis
 
 from devstack.servers import PostgresServer, ValkeyServer, find_postgres_bindir, free_port
-
-
-@pytest.fixture
-def workdir() -> Iterator[Path]:
-    path = Path(tempfile.mkdtemp(prefix="agentlink-servers-"))
-    path.chmod(0o755)
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
 
 
 async def _write(server: PostgresServer) -> None:
@@ -52,10 +43,10 @@ def _write_stop_start_read(server: PostgresServer) -> None:
         server.stop()
 
 
-def test_durable_postgres_keeps_data_across_restarts(workdir: Path) -> None:
-    server = PostgresServer(workdir / "pg", free_port(), durable=True)
+def test_durable_postgres_keeps_data_across_restarts(data_dir: Path) -> None:
+    server = PostgresServer(data_dir / "pg", free_port(), durable=True)
     _write_stop_start_read(server)
-    assert server.cluster_dir == workdir / "pg" / "cluster"
+    assert server.cluster_dir == data_dir / "pg" / "cluster"
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="only root runs PostgreSQL as another user")
@@ -96,8 +87,12 @@ def _nobody_uid() -> int:
     return pwd.getpwnam("nobody").pw_uid
 
 
-def test_durable_valkey_keeps_data_across_restarts_and_lua_works(workdir: Path) -> None:
-    server = ValkeyServer(workdir / "valkey", free_port(), durable=True)
+@pytest.mark.parametrize(("durable", "after_restart"), [(True, b"yes"), (False, None)],
+                         ids=["durable", "throwaway"])  # fmt: skip
+def test_valkey_keeps_data_across_restarts_only_when_durable_and_lua_works(
+    data_dir: Path, durable: bool, after_restart: bytes | None
+) -> None:
+    server = ValkeyServer(data_dir / "valkey", free_port(), durable=durable)
     server.start()
     try:
         client = redis.Redis.from_url(server.url)
@@ -105,26 +100,11 @@ def test_durable_valkey_keeps_data_across_restarts_and_lua_works(workdir: Path) 
         client.close()
         server.restart()
         client = redis.Redis.from_url(server.url)
-        assert client.get("kept") == b"yes"
+        assert client.get("kept") == after_restart
         assert client.config_get("maxmemory-policy") == {"maxmemory-policy": "noeviction"}
         seconds, micros = client.eval("return redis.call('TIME')", 0)  # type: ignore[misc]
         assert int(seconds) > 1_700_000_000
         assert 0 <= int(micros) < 1_000_000
-        client.close()
-    finally:
-        server.stop()
-
-
-def test_a_throwaway_valkey_starts_empty_after_restart(workdir: Path) -> None:
-    server = ValkeyServer(workdir / "valkey", free_port(), durable=False)
-    server.start()
-    try:
-        client = redis.Redis.from_url(server.url)
-        client.set("gone", "1")
-        client.close()
-        server.restart()
-        client = redis.Redis.from_url(server.url)
-        assert client.get("gone") is None
         client.close()
     finally:
         server.stop()

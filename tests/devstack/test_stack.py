@@ -5,14 +5,11 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -23,14 +20,6 @@ from control_plane.chain.artifact import payouts_artifact
 from devstack.servers import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture
-def data_dir() -> Iterator[Path]:
-    path = Path(tempfile.mkdtemp(prefix="agentlink-stack-"))
-    path.chmod(0o755)
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
 
 
 def _start(env: dict[str, str]) -> tuple[subprocess.Popen[str], str]:
@@ -75,17 +64,19 @@ def _stop(process: subprocess.Popen[str]) -> None:
     process.communicate(timeout=60)  # drains and closes stdout
 
 
+def printed(pattern: str, banner: str) -> tuple[str, ...]:
+    """The groups of what the banner prints in `pattern`'s place (it must print it)."""
+    found = re.search(pattern, banner)
+    assert found is not None, banner
+    return found.groups()
+
+
 def buy_quota_as_printed(banner: str, control: str) -> None:
     """The printed purchase: log in, check out with the fake Stripe, press "Pay" on its page,
     land back, and the quota is there."""
-    email = re.search(r"\"email\": \"([^\"]+)\"", banner)
-    password = re.search(r"\"password\": \"([^\"]+)\"", banner)
-    assert email is not None
-    assert password is not None
-    login = httpx.post(
-        f"{control}/api/v1/auth/login",
-        json={"email": email.group(1), "password": password.group(1)},
-    )
+    (email,) = printed(r"\"email\": \"([^\"]+)\"", banner)
+    (password,) = printed(r"\"password\": \"([^\"]+)\"", banner)
+    login = httpx.post(f"{control}/api/v1/auth/login", json={"email": email, "password": password})
     auth = {"Authorization": f"Bearer {login.json()['access_token']}"}
     before = httpx.get(f"{control}/api/v1/developers/me", headers=auth).json()["quota"]
     for provider in ("stripe", "coinbase"):
@@ -109,22 +100,22 @@ def buy_quota_as_printed(banner: str, control: str) -> None:
 def check_demo_token_as_printed(banner: str, control: str, agent_id: str) -> None:
     """The printed token id is the demo agent's, minted on the local chain, and the ownership
     route proves it from the chain."""
-    printed = re.search(r"Demo agent token id: (\d+) \(minted, tx (0x[0-9a-f]{64})\)", banner)
-    assert printed is not None, banner
-    assert int(printed.group(1)) == int(agent_id.replace("-", ""), 16)
+    token_id, tx_hash = printed(
+        r"Demo agent token id: (\d+) \(minted, tx (0x[0-9a-f]{64})\)", banner
+    )
+    assert int(token_id) == int(agent_id.replace("-", ""), 16)
     proof = httpx.get(f"{control}/api/v1/agents/{agent_id}/ownership").json()
     assert proof["verified"] is True
-    assert (proof["token_id"], proof["tx_hash"]) == (printed.group(1), printed.group(2))
+    assert (proof["token_id"], proof["tx_hash"]) == (token_id, tx_hash)
     assert proof["owner"] is not None
 
 
 def check_payout_vault_as_printed(banner: str, chain_port: int) -> None:
     """The printed payout vault is deployed on the local chain and funded."""
-    printed = re.search(r"Payout vault: (0x[0-9a-fA-F]{40}) \(holds (\d+) ", banner)
-    assert printed is not None, banner
+    address, funds = printed(r"Payout vault: (0x[0-9a-fA-F]{40}) \(holds (\d+) ", banner)
     w3 = Web3(Web3.HTTPProvider(f"http://127.0.0.1:{chain_port}"))
-    vault = w3.eth.contract(address=printed.group(1), abi=payouts_artifact().abi)
-    assert vault.functions.funds().call() == int(printed.group(2)) * 10**6
+    vault = w3.eth.contract(address=address, abi=payouts_artifact().abi)
+    assert vault.functions.funds().call() == int(funds) * 10**6
 
 
 PORT_NAMES = (
@@ -175,20 +166,18 @@ def test_dev_up_runs_the_stack_and_the_printed_request_works(data_dir: Path) -> 
         assert landing.status_code == 200
         assert "Demo Haiku Writer" in landing.text  # the dashboard, with the demo agent
         assert f"http://127.0.0.1:{ports['GATEWAY']}" in landing.text
-        key = re.search(r"Demo API key:\s+(ak_\w+)", banner)
-        agent = re.search(r"Demo agent id:\s+([0-9a-f-]{36})", banner)
-        assert key is not None
-        assert agent is not None
+        (key,) = printed(r"Demo API key:\s+(ak_\w+)", banner)
+        (agent_id,) = printed(r"Demo agent id:\s+([0-9a-f-]{36})", banner)
         # The printed curl, as a request.
         reply = httpx.post(
-            f"{gateway}/proxy/v1/agents/{agent.group(1)}/chat",
-            headers={"X-AgentLink-Key": key.group(1)},
+            f"{gateway}/proxy/v1/agents/{agent_id}/chat",
+            headers={"X-AgentLink-Key": key},
             json={"messages": [{"role": "user", "content": "Write about the sea"}]},
         )
         assert reply.status_code == 200, reply.text
         assert reply.json()["choices"][0]["message"]["content"]
         buy_quota_as_printed(banner, control)
-        check_demo_token_as_printed(banner, control, agent.group(1))
+        check_demo_token_as_printed(banner, control, agent_id)
         check_payout_vault_as_printed(banner, ports["CHAIN"])
     finally:
         _stop(process)
@@ -198,11 +187,26 @@ def test_dev_up_runs_the_stack_and_the_printed_request_works(data_dir: Path) -> 
     process, banner_again = _start(env)
     try:
         assert "migrations: up to date" in banner_again
-        assert f"Demo API key:   {key.group(1)}" in banner_again
+        assert f"Demo API key:   {key}" in banner_again
         # A new local chain: the registry deployed again, the demo token minted again.
-        check_demo_token_as_printed(banner_again, control, agent.group(1))
+        check_demo_token_as_printed(banner_again, control, agent_id)
     finally:
         _stop(process)
+
+
+def _up_that_fails(data_dir: Path, ports: dict[str, int]) -> subprocess.CompletedProcess[str]:
+    """`devstack up` that must refuse to start: exit status 1, within a minute."""
+    result = subprocess.run(
+        [sys.executable, "-m", "devstack", "up"],
+        cwd=ROOT,
+        env=_stack_env(data_dir, ports),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 1, (result.stdout, result.stderr)
+    return result
 
 
 def test_a_port_in_use_is_reported_before_anything_starts(data_dir: Path) -> None:
@@ -211,16 +215,7 @@ def test_a_port_in_use_is_reported_before_anything_starts(data_dir: Path) -> Non
     with socket.socket() as first_stack:
         first_stack.bind(("127.0.0.1", ports["WORKER_METRICS"]))
         first_stack.listen()
-        result = subprocess.run(
-            [sys.executable, "-m", "devstack", "up"],
-            cwd=ROOT,
-            env=_stack_env(data_dir, ports),
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
-    assert result.returncode == 1
+        result = _up_that_fails(data_dir, ports)
     assert "AgentLink is running" not in result.stdout
     message = result.stderr
     assert f"port {ports['WORKER_METRICS']} (AGENTLINK_WORKER_METRICS_PORT)" in message
@@ -231,16 +226,7 @@ def test_a_port_in_use_is_reported_before_anything_starts(data_dir: Path) -> Non
 def test_two_variables_on_one_port_are_reported(data_dir: Path) -> None:
     ports = {name: free_port() for name in PORT_NAMES}
     ports["MOCK"] = ports["GATEWAY"]
-    result = subprocess.run(
-        [sys.executable, "-m", "devstack", "up"],
-        cwd=ROOT,
-        env=_stack_env(data_dir, ports),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert result.returncode == 1
+    result = _up_that_fails(data_dir, ports)
     assert "AGENTLINK_MOCK_PORT and AGENTLINK_GATEWAY_PORT are both" in result.stderr
 
 

@@ -21,6 +21,7 @@ from typing import Any
 
 import asyncpg
 import httpx
+import openai
 import orjson
 import redis.asyncio as redis_asyncio
 
@@ -41,6 +42,15 @@ from tests.processes import serve_gateway
 # A breaker that never opens (the failure ratio can never exceed 1): for gateways that inject
 # many upstream failures on purpose and must not trip into refusing the calls that follow.
 NO_BREAKER = {"BREAKER_FAILURE_RATIO": "2"}
+
+
+def every_provider_at(provider_url: str) -> dict[str, str]:
+    """Gateway settings that point the Anthropic and Gemini providers at the mock too (the
+    OpenAI format is there already in `gateway_env`)."""
+    return {
+        "ANTHROPIC_API_KEY": "mock-key", "ANTHROPIC_BASE_URL": provider_url,
+        "GOOGLE_AI_API_KEY": "mock-key", "GOOGLE_BASE_URL": provider_url,
+    }  # fmt: skip
 
 
 @contextlib.contextmanager
@@ -87,6 +97,14 @@ async def make_caller(
     if trials_used:
         await use_trials(db, developer.user_id, agent.agent_id, trials_used)
     return Caller(developer, key, agent)
+
+
+def agent_sdk(base_url: str, agent_id: str, api_key: str, **options: Any) -> openai.AsyncOpenAI:
+    """The official OpenAI SDK pointed at one agent on the gateway, retrying nothing."""
+    return openai.AsyncOpenAI(
+        base_url=f"{base_url}/proxy/v1/agents/{agent_id}", api_key=api_key,
+        **({"max_retries": 0} | options),
+    )  # fmt: skip
 
 
 def chat_url(base_url: str, agent_id: str) -> str:

@@ -6,7 +6,7 @@ fixture: on one Valkey and on the 3-primary Valkey cluster with REDIS_CLUSTER=tr
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -266,18 +266,27 @@ async def test_an_unknown_agent_is_404(
     assert_error(response, 404, "40401")
 
 
+async def next_call_after(
+    gateway_url: str, caller: Caller, change: Callable[[], Awaitable[object]]
+) -> httpx.Response:
+    """A call that succeeds, then `change`, then the next call, whose response is returned."""
+    async with httpx.AsyncClient() as client:
+        assert (await chat(client, gateway_url, caller)).status_code == 200
+        await change()
+        return await chat(client, gateway_url, caller)
+
+
 async def test_unpublishing_takes_effect_on_the_next_request(
     gateway_url: str, db_pool: asyncpg.Pool, redis: redis_asyncio.Redis
 ) -> None:
     caller = await make_caller(db_pool)
-    async with httpx.AsyncClient() as client:
-        assert (await chat(client, gateway_url, caller)).status_code == 200
-        # What the control plane does on unpublish: Postgres, then the Redis record.
-        await db_pool.execute(
-            "UPDATE agents SET status = 'inactive' WHERE id = $1", caller.agent.agent_id
-        )
-        await redis.hset(keyspace.agent_record(caller.agent.agent_id), "status", "inactive")
-        assert_error(await chat(client, gateway_url, caller), 404, "40401")
+    agent_id = caller.agent.agent_id
+
+    async def unpublish() -> None:  # as the control plane does: Postgres, then the Redis record
+        await db_pool.execute("UPDATE agents SET status = 'inactive' WHERE id = $1", agent_id)
+        await redis.hset(keyspace.agent_record(agent_id), "status", "inactive")
+
+    assert_error(await next_call_after(gateway_url, caller, unpublish), 404, "40401")
 
 
 # -- Property 12: API Key Revocation Immediacy; user suspension ------------------------------
@@ -307,15 +316,13 @@ async def test_a_suspended_user_is_403(
     gateway_url: str, db_pool: asyncpg.Pool, redis: redis_asyncio.Redis
 ) -> None:
     caller = await make_caller(db_pool)
-    async with httpx.AsyncClient() as client:
-        assert (await chat(client, gateway_url, caller)).status_code == 200
-        await db_pool.execute(
-            "UPDATE users SET status = 'suspended' WHERE id = $1", caller.developer.user_id
-        )
-        await redis.hset(
-            keyspace.user_record(caller.shard, caller.developer.user_id), "status", "suspended"
-        )
-        assert_error(await chat(client, gateway_url, caller), 403, "40301")
+    user_id = caller.developer.user_id
+
+    async def suspend() -> None:
+        await db_pool.execute("UPDATE users SET status = 'suspended' WHERE id = $1", user_id)
+        await redis.hset(keyspace.user_record(caller.shard, user_id), "status", "suspended")
+
+    assert_error(await next_call_after(gateway_url, caller, suspend), 403, "40301")
     await wait_for_events(redis, caller, 1)
     assert len(await usage_events(redis, caller)) == 1
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
@@ -23,7 +22,6 @@ from gateway.leak_guard import WITHHELD_NOTICE
 from mock_provider.controls import render_directive
 from tests.gateway.helpers import (
     Caller,
-    gateway,
     make_caller,
     mock_requests_containing,
     usage_events,
@@ -46,15 +44,6 @@ TOOLS: list[Any] = [
 ]
 
 
-@pytest.fixture(scope="module")
-def both_formats_gateway(gateway_env: dict[str, str], mock_provider_url: str) -> Iterator[str]:
-    """A gateway whose OpenAI-format and Anthropic providers are both the mock."""
-    with gateway(
-        gateway_env, ANTHROPIC_API_KEY="mock-key", ANTHROPIC_BASE_URL=mock_provider_url
-    ) as url:
-        yield url
-
-
 def base_url(gateway_url: str, caller: Caller) -> str:
     return f"{gateway_url}/proxy/v1/agents/{caller.agent.agent_id}"
 
@@ -73,13 +62,13 @@ def client_for(url: str, caller: Caller, **kwargs: Any) -> anthropic.AsyncAnthro
 
 @pytest.mark.parametrize("provider", PROVIDERS)
 async def test_messages_create_sync_and_async(
-    both_formats_gateway: str, db_pool: asyncpg.Pool, redis: redis_asyncio.Redis, provider: str
+    every_provider_gateway: str, db_pool: asyncpg.Pool, redis: redis_asyncio.Redis, provider: str
 ) -> None:
     caller = await caller_on(db_pool, provider, trials_used=3)
 
     def sync_call() -> anthropic.types.Message:
         with anthropic.Anthropic(
-            base_url=base_url(both_formats_gateway, caller),
+            base_url=base_url(every_provider_gateway, caller),
             api_key=caller.key.plaintext, max_retries=0,
         ) as client:  # fmt: skip
             return client.messages.create(
@@ -87,7 +76,7 @@ async def test_messages_create_sync_and_async(
             )
 
     sync_message = await asyncio.to_thread(sync_call)
-    async with client_for(both_formats_gateway, caller) as client:
+    async with client_for(every_provider_gateway, caller) as client:
         message = await client.messages.create(
             model="any", max_tokens=200, system="Answer briefly.",
             messages=[{"role": "user", "content": [{"type": "text", "text": "hi"}]}],
@@ -110,11 +99,11 @@ async def test_messages_create_sync_and_async(
 
 @pytest.mark.parametrize("provider", PROVIDERS)
 async def test_streaming_is_anthropics_event_sequence(
-    both_formats_gateway: str, db_pool: asyncpg.Pool, redis: redis_asyncio.Redis, provider: str
+    every_provider_gateway: str, db_pool: asyncpg.Pool, redis: redis_asyncio.Redis, provider: str
 ) -> None:
     caller = await caller_on(db_pool, provider, trials_used=3)
     messages: Any = [{"role": "user", "content": "hi [[mock chunks=7]]"}]
-    async with client_for(both_formats_gateway, caller) as client:
+    async with client_for(every_provider_gateway, caller) as client:
         raw = await client.messages.create(
             model="any", max_tokens=200, messages=messages, stream=True
         )
@@ -142,7 +131,7 @@ async def test_streaming_is_anthropics_event_sequence(
 
     def sync_stream() -> str:
         with anthropic.Anthropic(
-            base_url=base_url(both_formats_gateway, caller),
+            base_url=base_url(every_provider_gateway, caller),
             api_key=caller.key.plaintext, max_retries=0,
         ) as client, client.messages.stream(
             model="any", max_tokens=200, messages=messages
@@ -157,7 +146,7 @@ async def test_streaming_is_anthropics_event_sequence(
 @pytest.mark.parametrize("stream", [False, True], ids=["json", "stream"])
 @pytest.mark.parametrize("provider", PROVIDERS)
 async def test_tool_use_and_the_tool_result_turn(
-    both_formats_gateway: str,
+    every_provider_gateway: str,
     db_pool: asyncpg.Pool,
     mock_provider_url: str,
     provider: str,
@@ -170,7 +159,7 @@ async def test_tool_use_and_the_tool_result_turn(
         {"tool_call": "search", "tool_arguments": json.dumps(arguments), "chunks": "9"}
     )
     messages: Any = [{"role": "user", "content": f"Book me a seat. {directive}"}]
-    async with client_for(both_formats_gateway, caller) as client:
+    async with client_for(every_provider_gateway, caller) as client:
         if stream:
             async with client.messages.stream(
                 model="any", max_tokens=200, messages=messages, tools=TOOLS
@@ -294,7 +283,7 @@ async def test_bad_key_and_exhausted_quota_are_anthropic_errors_without_retries(
 @pytest.mark.parametrize("stream", [False, True], ids=["json", "stream"])
 @pytest.mark.parametrize("provider", PROVIDERS)
 async def test_leak_guard_holds_and_a_withheld_answer_is_not_billed(
-    both_formats_gateway: str,
+    every_provider_gateway: str,
     db_pool: asyncpg.Pool,
     redis: redis_asyncio.Redis,
     provider: str,
@@ -302,7 +291,7 @@ async def test_leak_guard_holds_and_a_withheld_answer_is_not_billed(
 ) -> None:
     caller = await caller_on(db_pool, provider, trials_used=3)
     messages: Any = [{"role": "user", "content": "Repeat. [[mock echo_system chunks=13]]"}]
-    async with client_for(both_formats_gateway, caller) as client:
+    async with client_for(every_provider_gateway, caller) as client:
         if stream:
             async with client.messages.stream(
                 model="any", max_tokens=500, messages=messages

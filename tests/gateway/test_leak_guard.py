@@ -36,6 +36,7 @@ from gateway.leak_guard import (
     withheld_completion,
     words,
 )
+from tests.openai_wire import CHUNK_BASE, choice, openai_stream_events, sse_event
 
 PROMPT = (
     "You are a helpful assistant that drafts replies for the customer care desk of Nordlicht "
@@ -391,32 +392,12 @@ def test_prefix_of_canary_is_held_until_it_diverges() -> None:
 
 # --- SSE -----------------------------------------------------------------------------------------
 
-BASE: dict[str, Any] = {
-    "id": "chatcmpl-9xQm2bS8c1Lw0ZkE4rT7yV3uN6pA5",
-    "object": "chat.completion.chunk",
-    "created": 1735689600,
-    "model": "gpt-4o-mini-2024-07-18",
-    "system_fingerprint": "fp_0ba0d124f1",
-    "usage": None,
-}
+BASE = CHUNK_BASE
 USAGE = {"prompt_tokens": 412, "completion_tokens": 57, "total_tokens": 469}
 
 
-def sse_event(choices: list[dict[str, Any]], **extra: Any) -> bytes:
-    return b"data: " + orjson.dumps({**BASE, "choices": choices, **extra}) + b"\n\n"
-
-
-def choice(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
-    return {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
-
-
 def openai_stream(deltas: list[str], *, crlf: bool = False) -> bytes:
-    events = [sse_event([choice({"role": "assistant", "content": "", "refusal": None})])]
-    events += [sse_event([choice({"content": delta})]) for delta in deltas]
-    events.append(sse_event([choice({}, "stop")]))
-    events.append(sse_event([], usage=USAGE))
-    events.append(b"data: [DONE]\n\n")
-    wire = b"".join(events)
+    wire = b"".join(openai_stream_events(deltas, USAGE))
     return wire.replace(b"\n", b"\r\n") if crlf else wire
 
 

@@ -7,7 +7,6 @@ calls reach the official OpenAI SDK intact."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 
 import asyncpg
 import openai
@@ -17,7 +16,6 @@ from gateway.leak_guard import WITHHELD_NOTICE
 from gateway.leak_guard.json_text import decode_escapes
 from mock_provider.controls import render_directive
 from tests.factories import make_agent, make_developer, make_key
-from tests.gateway.helpers import gateway
 
 PROMPT = (
     "You are Vega, the booking assistant of the Lumen Theatre. Offer the members' presale "
@@ -26,19 +24,6 @@ PROMPT = (
 )
 MODELS = {"openai": "mock-model", "anthropic": "claude-mock", "google": "gemini-mock"}
 FORMATS = sorted(MODELS)
-
-
-@pytest.fixture(scope="module")
-def all_formats_gateway(gateway_env: dict[str, str], mock_provider_url: str) -> Iterator[str]:
-    """A gateway with all three provider formats at the mock."""
-    with gateway(
-        gateway_env,
-        ANTHROPIC_API_KEY="mock-key",
-        ANTHROPIC_BASE_URL=mock_provider_url,
-        GOOGLE_AI_API_KEY="mock-key",
-        GOOGLE_BASE_URL=mock_provider_url,
-    ) as url:
-        yield url
 
 
 async def ask(
@@ -106,44 +91,44 @@ def assert_withheld(text: str, calls: dict[int, tuple[str, str]], finish: str | 
 @pytest.mark.parametrize("stream", [False, True], ids=["json", "stream"])
 @pytest.mark.parametrize("provider", FORMATS)
 async def test_property_1_prompt_echoed_into_tool_arguments_is_withheld(
-    all_formats_gateway: str, db_pool: asyncpg.Pool, provider: str, stream: bool
+    every_provider_gateway: str, db_pool: asyncpg.Pool, provider: str, stream: bool
 ) -> None:
     directive = "[[mock tool_call=search echo_system chunks=23]]"
-    assert_withheld(*await ask(all_formats_gateway, db_pool, provider, directive, stream))
+    assert_withheld(*await ask(every_provider_gateway, db_pool, provider, directive, stream))
 
 
 @pytest.mark.parametrize("stream", [False, True], ids=["json", "stream"])
 @pytest.mark.parametrize("provider", FORMATS)
 async def test_property_1_escaped_prompt_in_split_arguments_is_withheld(
-    all_formats_gateway: str, db_pool: asyncpg.Pool, provider: str, stream: bool
+    every_provider_gateway: str, db_pool: asyncpg.Pool, provider: str, stream: bool
 ) -> None:
     """Line breaks as `\\n`, quotes as `\\"`, letters as `\\uXXXX`, cut into 31 pieces."""
     disguised = PROMPT.replace(" ", "\n").replace("Lumen", '"Lumen"')
     arguments = '{"query": ' + json.dumps(disguised).replace("a", "\\u0061") + "}"
     assert json.loads(arguments) == {"query": disguised}  # valid JSON, as a model writes it
     directive = render_directive({"tool_arguments": arguments, "chunks": "31"})
-    assert_withheld(*await ask(all_formats_gateway, db_pool, provider, directive, stream))
+    assert_withheld(*await ask(every_provider_gateway, db_pool, provider, directive, stream))
 
 
 @pytest.mark.parametrize("stream", [False, True], ids=["json", "stream"])
 @pytest.mark.parametrize("provider", FORMATS)
 async def test_property_1_prompt_in_a_refusal_is_withheld(
-    all_formats_gateway: str, db_pool: asyncpg.Pool, provider: str, stream: bool
+    every_provider_gateway: str, db_pool: asyncpg.Pool, provider: str, stream: bool
 ) -> None:
     directive = "[[mock refusal echo_system chunks=17]]"
-    text, calls, finish = await ask(all_formats_gateway, db_pool, provider, directive, stream)
+    text, calls, finish = await ask(every_provider_gateway, db_pool, provider, directive, stream)
     assert_withheld(text, calls, finish)
 
 
 @pytest.mark.parametrize("stream", [False, True], ids=["json", "stream"])
 @pytest.mark.parametrize("provider", FORMATS)
 async def test_clean_tool_calls_reach_the_sdk_intact(
-    all_formats_gateway: str, db_pool: asyncpg.Pool, provider: str, stream: bool
+    every_provider_gateway: str, db_pool: asyncpg.Pool, provider: str, stream: bool
 ) -> None:
     arguments = {"show": "Hamlet", "note": 'two seats, "aisle"\nplease', "date": "2026-12-24"}
     directive = render_directive({"tool_call": "search", "tool_arguments": json.dumps(arguments),
                                   "chunks": "9"})  # fmt: skip
-    text, calls, finish = await ask(all_formats_gateway, db_pool, provider, directive, stream)
+    text, calls, finish = await ask(every_provider_gateway, db_pool, provider, directive, stream)
     assert WITHHELD_NOTICE not in text
     assert list(calls) == [0]
     name, received = calls[0]

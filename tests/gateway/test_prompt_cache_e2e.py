@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import anthropic
@@ -24,7 +23,7 @@ import redis.asyncio as redis_asyncio
 from control_plane.usage_ingest import ingest_once
 from gateway.leak_guard import plant_canary
 from tests.factories import make_agent, make_developer, make_key
-from tests.gateway.helpers import Caller, gateway, wait_for_events
+from tests.gateway.helpers import Caller, wait_for_events
 
 MODELS = {"openai": "mock-model", "anthropic": "claude-mock", "google": "gemini-mock"}
 
@@ -39,17 +38,6 @@ def _prompt() -> str:
 def _cached_tokens(prompt: str) -> int:
     """What the mock counts for the framed prompt (four characters a token)."""
     return len(plant_canary(prompt, "C" * 12)) // 4
-
-
-@pytest.fixture(scope="module")
-def cache_gateway(gateway_env: dict[str, str], mock_provider_url: str) -> Iterator[str]:
-    """A gateway whose OpenAI-format, Anthropic and Gemini providers are all the mock."""
-    with gateway(
-        gateway_env,
-        ANTHROPIC_API_KEY="mock-key", ANTHROPIC_BASE_URL=mock_provider_url,
-        GOOGLE_AI_API_KEY="mock-key", GOOGLE_BASE_URL=mock_provider_url,
-    ) as url:  # fmt: skip
-        yield url
 
 
 async def _caller(db: asyncpg.Pool, provider: str, *, prompt_cache: bool) -> tuple[Caller, str]:
@@ -72,11 +60,11 @@ def _openai_cached(usage: Any) -> int:
 
 @pytest.mark.parametrize("provider", sorted(MODELS))
 async def test_repeated_calls_hit_the_prompt_cache_through_the_openai_sdk(
-    cache_gateway: str, db_pool: asyncpg.Pool, redis: redis_asyncio.Redis, provider: str
+    every_provider_gateway: str, db_pool: asyncpg.Pool, redis: redis_asyncio.Redis, provider: str
 ) -> None:
     caller, prompt = await _caller(db_pool, provider, prompt_cache=True)
     cached = _cached_tokens(prompt)
-    base_url = _base_url(cache_gateway, caller)
+    base_url = _base_url(every_provider_gateway, caller)
     messages: Any = [{"role": "user", "content": "what is 2 + 2? [[mock cache]]"}]
     async with openai.AsyncOpenAI(base_url=base_url, api_key=caller.key.plaintext,
                                   max_retries=0) as client:  # fmt: skip
@@ -117,12 +105,12 @@ async def test_repeated_calls_hit_the_prompt_cache_through_the_openai_sdk(
 
 @pytest.mark.parametrize("provider", ["anthropic", "openai"])
 async def test_the_anthropic_sdk_sees_cache_reads_and_writes(
-    cache_gateway: str, db_pool: asyncpg.Pool, redis: redis_asyncio.Redis, provider: str
+    every_provider_gateway: str, db_pool: asyncpg.Pool, redis: redis_asyncio.Redis, provider: str
 ) -> None:
     caller, prompt = await _caller(db_pool, provider, prompt_cache=True)
     cached = _cached_tokens(prompt)
     messages: Any = [{"role": "user", "content": "hi [[mock cache]]"}]
-    url = _base_url(cache_gateway, caller)
+    url = _base_url(every_provider_gateway, caller)
     async with anthropic.AsyncAnthropic(base_url=url, api_key=caller.key.plaintext,
                                         max_retries=0) as client:  # fmt: skip
         first = await client.messages.create(model="any", max_tokens=100, messages=messages)
@@ -155,11 +143,11 @@ async def _system_sent(mock_url: str, marker: str) -> Any:
 @pytest.mark.parametrize(("provider", "opted_in"),
                          [("anthropic", True), ("anthropic", False), ("openai", True)])  # fmt: skip
 async def test_only_an_opted_in_agent_on_anthropic_marks_its_prompt(
-    cache_gateway: str, mock_provider_url: str, db_pool: asyncpg.Pool, provider: str,
+    every_provider_gateway: str, mock_provider_url: str, db_pool: asyncpg.Pool, provider: str,
     opted_in: bool,
 ) -> None:  # fmt: skip
     caller, prompt = await _caller(db_pool, provider, prompt_cache=opted_in)
-    base_url = _base_url(cache_gateway, caller)
+    base_url = _base_url(every_provider_gateway, caller)
     reads = []
     async with openai.AsyncOpenAI(base_url=base_url, api_key=caller.key.plaintext,
                                   max_retries=0) as client:  # fmt: skip

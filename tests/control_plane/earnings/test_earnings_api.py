@@ -21,6 +21,15 @@ async def creator_session(client: httpx.AsyncClient) -> tuple[str, dict[str, str
     return session["user"]["id"], bearer(session["access_token"])
 
 
+async def funded_creator(
+    client: httpx.AsyncClient, db: asyncpg.Pool, balance: str
+) -> dict[str, str]:
+    """A new creator with `balance` available; returns their auth headers."""
+    creator_id, headers = await creator_session(client)
+    await fund(db, creator_id, Decimal(balance))
+    return headers
+
+
 async def test_a_creator_sees_pending_then_available_then_withdraws(
     client: httpx.AsyncClient, db_pool: asyncpg.Pool, redis: redis_asyncio.Redis
 ) -> None:
@@ -107,8 +116,7 @@ async def test_a_creator_sees_pending_then_available_then_withdraws(
 async def test_bad_withdrawals_are_refused_with_a_clear_error(
     client: httpx.AsyncClient, db_pool: asyncpg.Pool, amount: str, status: int, code: str
 ) -> None:
-    creator_id, headers = await creator_session(client)
-    await fund(db_pool, creator_id, Decimal(50))
+    headers = await funded_creator(client, db_pool, "50")
     response = await client.post(
         "/api/v1/creators/me/withdrawals", headers=headers, json={"amount": amount}
     )
@@ -120,8 +128,7 @@ async def test_bad_withdrawals_are_refused_with_a_clear_error(
 async def test_a_payout_method_that_is_not_offered_is_refused(
     client: httpx.AsyncClient, db_pool: asyncpg.Pool
 ) -> None:
-    creator_id, headers = await creator_session(client)
-    await fund(db_pool, creator_id, Decimal(50))
+    headers = await funded_creator(client, db_pool, "50")
     response = await client.post(
         "/api/v1/creators/me/withdrawals",
         headers=headers,
@@ -134,8 +141,7 @@ async def test_a_payout_method_that_is_not_offered_is_refused(
 async def test_twenty_parallel_http_withdrawals_never_overspend(
     client: httpx.AsyncClient, db_pool: asyncpg.Pool
 ) -> None:
-    creator_id, headers = await creator_session(client)
-    await fund(db_pool, creator_id, Decimal("199.99"))
+    headers = await funded_creator(client, db_pool, "199.99")
     responses = await asyncio.gather(
         *(
             client.post("/api/v1/creators/me/withdrawals", headers=headers, json={"amount": "20"})
@@ -152,8 +158,7 @@ async def test_twenty_parallel_http_withdrawals_never_overspend(
 async def test_an_idempotency_key_makes_a_retry_safe(
     client: httpx.AsyncClient, db_pool: asyncpg.Pool
 ) -> None:
-    creator_id, headers = await creator_session(client)
-    await fund(db_pool, creator_id, Decimal(100))
+    headers = await funded_creator(client, db_pool, "100")
     retry = {**headers, "Idempotency-Key": "withdraw-once"}
     first = await client.post(
         "/api/v1/creators/me/withdrawals", headers=retry, json={"amount": "40"}

@@ -12,7 +12,6 @@ from decimal import Decimal
 
 import asyncpg
 import httpx
-import openai
 import pytest
 import pytest_asyncio
 import redis.asyncio as redis_asyncio
@@ -25,8 +24,11 @@ from control_plane.earnings.withdrawals import process_payouts
 from control_plane.settings import ApiSettings
 from control_plane.usage_ingest import ingest_once
 from fake_payments.stripe.app import FakeStripe
+from tests.control_plane.agents.helpers import config as agent_config
+from tests.control_plane.agents.helpers import publish_agent
 from tests.control_plane.api_client import bearer, register
 from tests.control_plane.earnings.helpers import balances, earnings_settings
+from tests.gateway.helpers import agent_sdk
 from tests.processes import (
     Servers,
     gateway_env,
@@ -106,15 +108,13 @@ async def test_calls_to_settlement_to_a_stripe_transfer_right_to_the_cent(
 ) -> None:
     async with httpx.AsyncClient(base_url=stack.control_url, timeout=30) as api:
         creator_id, creator_headers, account_id = await connected_creator(api, stack)
-        created = await api.post(
-            "/api/v1/agents", headers=creator_headers,
-            json={"name": "Pricey", "price_per_call": "3.37",
-                  "config": {"system_prompt": "Answer briefly.", "provider": "openai",
-                             "model": "mock-model"}},
-        )  # fmt: skip
-        agent_id = created.json()["id"]
-        assert (await api.post(f"/api/v1/agents/{agent_id}/publish", headers=creator_headers)
-                ).status_code == 200  # fmt: skip
+        agent_id = await publish_agent(
+            api,
+            creator_headers,
+            name="Pricey",
+            price_per_call="3.37",
+            config=agent_config(system_prompt="Answer briefly."),
+        )
         developer = await register(api, "developer")
         key = (await api.post("/api/v1/developers/keys", headers=bearer(developer["access_token"]),
                               json={"name": "e2e"})).json()["key"]  # fmt: skip
@@ -124,9 +124,7 @@ async def test_calls_to_settlement_to_a_stripe_transfer_right_to_the_cent(
         await db_pool.execute(  # the free tier allows 10 calls a minute
             "UPDATE users SET rate_tier = 'paid' WHERE id = $1", developer["user"]["id"]
         )
-    async with openai.AsyncOpenAI(
-        base_url=f"{stack.gateway_url}/proxy/v1/agents/{agent_id}", api_key=key, max_retries=0
-    ) as client:
+    async with agent_sdk(stack.gateway_url, agent_id, key) as client:
         for index in range(13):  # 3 free trials, then 10 paid calls of $3.37
             await client.chat.completions.create(
                 model="x", messages=[{"role": "user", "content": f"question {index}"}]

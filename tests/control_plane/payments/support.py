@@ -15,6 +15,7 @@ import redis.asyncio as redis_asyncio
 
 from common import keyspace
 from common.redis_store import LuaScripts
+from control_plane.payments import repository as payments
 from fake_payments.coinbase import events as coinbase_events
 from fake_payments.stripe import events as stripe_events
 from tests.factories import Developer, make_developer
@@ -46,13 +47,21 @@ async def make_payment(
     developer = developer or await make_developer(db, quota=0, free_quota=free_quota)
     session_id = f"cs_test_{uuid.uuid4().hex}" if provider == "stripe" else str(uuid.uuid4())
     ref = f"pi_test_{uuid.uuid4().hex}" if provider == "stripe" else uuid.uuid4().hex[:8].upper()
-    payment_id = await db.fetchval(
-        """INSERT INTO payments (user_id, package, amount_usd, quota_purchased, payment_method,
-                                 payment_id)
-           VALUES ($1, 'starter', $2, $3, $4, $5) RETURNING id""",
-        developer.user_id, amount, units, provider, session_id,
-    )  # fmt: skip
-    return Payment(str(payment_id), developer, provider, units, amount, session_id, ref)
+    async with db.acquire() as connection, connection.transaction():
+        payment_id = await payments.insert_payment(
+            connection, user_id=developer.user_id, package="starter", amount=amount, units=units,
+            method=provider,
+        )  # fmt: skip
+        url = f"https://checkout.{provider}.test/{session_id}"
+        await payments.set_checkout(connection, payment_id, session_id, None, url)
+    return Payment(payment_id, developer, provider, units, amount, session_id, ref)
+
+
+async def live_payment(db: asyncpg.Pool, redis: redis_asyncio.Redis, **options: Any) -> Payment:
+    """`make_payment`, its developer's balance already live in Redis (as after a gateway call)."""
+    payment = await make_payment(db, **options)
+    await load_live_quota(db, redis, payment.developer)
+    return payment
 
 
 def _cents(amount: Decimal) -> int:

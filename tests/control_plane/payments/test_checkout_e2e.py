@@ -21,6 +21,7 @@ from common.domain import AdminRole
 from common.redis_store import create_redis
 from control_plane.usage_ingest import ingest_once
 from fake_payments import FakeCoinbase, FakeStripe
+from tests.control_plane.agents.helpers import config, publish_agent
 from tests.control_plane.api_client import admin_token, bearer, register
 from tests.control_plane.payments.support import (
     COINBASE_KEY,
@@ -28,6 +29,7 @@ from tests.control_plane.payments.support import (
     STRIPE_KEY,
     STRIPE_SECRETS,
 )
+from tests.gateway.helpers import agent_sdk
 from tests.processes import (
     Servers,
     gateway_env,
@@ -92,13 +94,9 @@ async def api(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
 
 async def make_buyer(api: httpx.AsyncClient) -> Buyer:
     creator = bearer((await register(api, "creator"))["access_token"])
-    agent = await api.post("/api/v1/agents", headers=creator, json={
-        "name": "Paid Haiku", "price_per_call": "0.01",
-        "config": {"system_prompt": "Answer in haiku.", "provider": "openai", "model": "m"},
-    })  # fmt: skip
-    assert agent.status_code == 201, agent.text
-    agent_id = agent.json()["id"]
-    assert (await api.post(f"/api/v1/agents/{agent_id}/publish", headers=creator)).is_success
+    agent_id = await publish_agent(
+        api, creator, name="Paid Haiku", config=config(system_prompt="Answer in haiku.", model="m")
+    )
     developer = await register(api, "developer")
     auth = bearer(developer["access_token"])
     key = await api.post("/api/v1/developers/keys", headers=auth, json={"name": "buyer"})
@@ -107,10 +105,7 @@ async def make_buyer(api: httpx.AsyncClient) -> Buyer:
 
 
 async def call(stack: Stack, buyer: Buyer) -> int:
-    async with openai.AsyncOpenAI(
-        base_url=f"{stack.gateway}/proxy/v1/agents/{buyer.agent_id}", api_key=buyer.api_key,
-        max_retries=0,
-    ) as client:  # fmt: skip
+    async with agent_sdk(stack.gateway, buyer.agent_id, buyer.api_key) as client:
         try:
             await client.chat.completions.create(
                 model="agent", messages=[{"role": "user", "content": "the sea"}]

@@ -21,6 +21,7 @@ from tests.control_plane.conftest import Backend
 from tests.control_plane.payments.support import (
     Payment,
     coinbase_event,
+    live_payment,
     live_quota,
     load_live_quota,
     make_payment,
@@ -62,8 +63,7 @@ async def test_redis_down_while_crediting_then_back_quota_right_once(
     services: PaymentServices, db: asyncpg.Pool, backend: Backend
 ) -> None:
     redis = backend.redis
-    payment = await make_payment(db)
-    await load_live_quota(db, redis, payment.developer)
+    payment = await live_payment(db, redis)
     down = create_redis(f"redis://127.0.0.1:{free_port()}/0", socket_timeout_s=0.5)
     try:
         outcome = await process(services, db, down, payment, stripe_session_event(payment))
@@ -140,8 +140,7 @@ async def test_a_refund_takes_back_what_is_left_and_records_the_used_part_as_los
     services: PaymentServices, db: asyncpg.Pool, backend: Backend
 ) -> None:
     redis = backend.redis
-    payment = await make_payment(db)
-    await load_live_quota(db, redis, payment.developer)
+    payment = await live_payment(db, redis)
     assert await process(services, db, redis, payment, stripe_session_event(payment)) == (
         "credited"
     )
@@ -171,8 +170,7 @@ async def test_a_refund_finding_less_in_redis_than_postgres_knew_stops_at_zero(
     zero; the shortfall is given back to Postgres and counted as lost, so both agree once
     the usage is ingested."""
     redis = backend.redis
-    payment = await make_payment(db)
-    await load_live_quota(db, redis, payment.developer)
+    payment = await live_payment(db, redis)
     await process(services, db, redis, payment, stripe_session_event(payment))
     await use_quota(redis, payment, 1060)
     await process(services, db, redis, payment, stripe_charge_event(payment))
@@ -211,8 +209,7 @@ async def test_a_dispute_takes_back_every_unit_not_yet_taken(
     services: PaymentServices, db: asyncpg.Pool, backend: Backend
 ) -> None:
     redis = backend.redis
-    payment = await make_payment(db)
-    await load_live_quota(db, redis, payment.developer)
+    payment = await live_payment(db, redis)
     await process(services, db, redis, payment, stripe_session_event(payment))
     await process(services, db, redis, payment,
                   stripe_charge_event(payment, refunded=Decimal("1.00")))  # fmt: skip
@@ -232,8 +229,7 @@ async def test_a_refund_before_the_completion_waits_for_it(
     """Out of order: the refund is deferred (409, so Stripe retries), and the reconciler
     applies it once the completion has arrived: net effect, nothing credited."""
     redis = backend.redis
-    payment = await make_payment(db)
-    await load_live_quota(db, redis, payment.developer)
+    payment = await live_payment(db, redis)
     refund = stripe_charge_event(payment)
     assert await process(services, db, redis, payment, refund) == "deferred"
     assert await process(services, db, redis, payment, stripe_session_event(payment)) == (

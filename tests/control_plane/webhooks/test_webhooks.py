@@ -20,6 +20,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from control_plane.webhooks.delivery import Deliverer, retry_delay
+from tests.control_plane.agents.helpers import config, create_agent
 from tests.control_plane.api_client import assert_error, bearer
 from tests.control_plane.api_client import register as register_user
 from tests.control_plane.earnings.helpers import Caller, agent_of, event, ingest
@@ -298,14 +299,14 @@ async def test_agent_updates_reach_the_developers_who_called_it_and_nobody_else(
 ) -> None:  # fmt: skip
     creator = await register_user(module_client, "creator")
     creator_headers = bearer(creator["access_token"])
-    created = await module_client.post(
-        "/api/v1/agents", headers=creator_headers,
-        json={"name": "Helper", "price_per_call": "0.05",
-              "config": {"system_prompt": "Be helpful. NEVER-SHOWN", "provider": "openai",
-                         "model": "mock-model"}},
-    )  # fmt: skip
-    assert created.status_code == 201, created.text
-    agent_id = created.json()["id"]
+    created = await create_agent(
+        module_client,
+        creator_headers,
+        name="Helper",
+        price_per_call="0.05",
+        config=config(system_prompt="Be helpful. NEVER-SHOWN"),
+    )
+    agent_id = created["id"]
     caller_id, caller_headers = await developer(module_client)
     _, bystander_headers = await developer(module_client)
     caller_hook = await endpoint(

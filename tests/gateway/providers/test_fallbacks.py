@@ -20,9 +20,11 @@ import redis.asyncio as redis_asyncio
 from common.domain import ModelTarget
 from devstack.servers import free_port
 from tests.gateway.helpers import (
+    NO_BREAKER,
     Caller,
     assert_error,
     chat,
+    every_provider_at,
     gateway,
     in_band_error,
     make_caller,
@@ -38,26 +40,15 @@ TO_ANTHROPIC = (ModelTarget("anthropic", "claude-mock"),)
 @pytest.fixture(scope="module")
 def dead_primary_gateway(gateway_env: dict[str, str], mock_provider_url: str) -> Iterator[str]:
     """OpenAI points at a port nobody listens on; Anthropic and Google at the mock."""
-    with gateway(
-        gateway_env,
-        OPENAI_BASE_URL=f"http://127.0.0.1:{free_port()}/v1",
-        ANTHROPIC_API_KEY="mock-key",
-        ANTHROPIC_BASE_URL=mock_provider_url,
-        GOOGLE_AI_API_KEY="mock-key",
-        GOOGLE_BASE_URL=mock_provider_url,
-    ) as url:
+    dead = {"OPENAI_BASE_URL": f"http://127.0.0.1:{free_port()}/v1"}
+    with gateway(gateway_env, **(every_provider_at(mock_provider_url) | dead)) as url:
         yield url
 
 
 @pytest.fixture(scope="module")
 def live_primary_gateway(gateway_env: dict[str, str], mock_provider_url: str) -> Iterator[str]:
     """Every provider at the mock, and a breaker that never opens (failures on purpose)."""
-    with gateway(
-        gateway_env,
-        ANTHROPIC_API_KEY="mock-key",
-        ANTHROPIC_BASE_URL=mock_provider_url,
-        BREAKER_FAILURE_RATIO="2",
-    ) as url:
+    with gateway(gateway_env, **every_provider_at(mock_provider_url), **NO_BREAKER) as url:
         yield url
 
 
@@ -69,6 +60,20 @@ async def caller_with_fallbacks(
     """Trials spent, so a billed call shows in the quota balance."""
     return await make_caller(db, quota=5, tier="paid", system_prompt=SECRET, trials_used=3,
                              provider=provider, fallbacks=fallbacks)  # fmt: skip
+
+
+async def call(
+    gateway_url: str, db: asyncpg.Pool, what: str, directive: str = "", *, stream: bool = False,
+    fallbacks: tuple[ModelTarget, ...] = TO_ANTHROPIC,
+) -> tuple[Caller, str, httpx.Response]:  # fmt: skip
+    """One call by a new `caller_with_fallbacks`, marked `what-<random>`, with a mock directive;
+    returns (the caller, the marker, the response)."""
+    caller = await caller_with_fallbacks(db, fallbacks)
+    marker = f"{what}-{uuid.uuid4().hex}"
+    content = f"{marker} {directive}" if directive else marker
+    async with httpx.AsyncClient(timeout=30) as client:
+        response = await chat(client, gateway_url, caller, content, stream=stream)
+    return caller, marker, response
 
 
 async def mock_requests(mock_url: str, marker: str) -> list[dict[str, object]]:
@@ -85,10 +90,7 @@ async def test_a_dead_primary_falls_back_to_the_next_target_billed_once(
     redis: redis_asyncio.Redis,
     stream: bool,
 ) -> None:
-    caller = await caller_with_fallbacks(db_pool)
-    marker = f"fallback-{uuid.uuid4().hex}"
-    async with httpx.AsyncClient(timeout=30) as client:
-        response = await chat(client, dead_primary_gateway, caller, marker, stream=stream)
+    caller, marker, response = await call(dead_primary_gateway, db_pool, "fallback", stream=stream)
     assert response.status_code == 200, response.text
     if stream:
         events = sse_events(response.text)
@@ -131,10 +133,9 @@ async def test_fallbacks_are_tried_in_order_past_an_unconfigured_provider(
         ModelTarget("google", "gemini-mock"),
         ModelTarget("anthropic", "claude-mock"),
     )
-    caller = await caller_with_fallbacks(db_pool, fallbacks)
-    marker = f"ordered-{uuid.uuid4().hex}"
-    async with httpx.AsyncClient(timeout=30) as client:
-        response = await chat(client, dead_primary_gateway, caller, marker)
+    caller, marker, response = await call(
+        dead_primary_gateway, db_pool, "ordered", fallbacks=fallbacks
+    )
     assert response.status_code == 200, response.text
     [upstream] = await mock_requests(mock_provider_url, marker)
     assert upstream["path"] == "/v1beta/models/gemini-mock:generateContent"
@@ -148,10 +149,9 @@ async def test_when_every_target_fails_the_call_fails_once_and_costs_nothing(
     db_pool: asyncpg.Pool,
     redis: redis_asyncio.Redis,
 ) -> None:
-    caller = await caller_with_fallbacks(db_pool)
-    marker = f"all-fail-{uuid.uuid4().hex}"
-    async with httpx.AsyncClient(timeout=30) as client:
-        response = await chat(client, live_primary_gateway, caller, f"{marker} [[mock status=500]]")
+    caller, marker, response = await call(
+        live_primary_gateway, db_pool, "all-fail", "[[mock status=500]]"
+    )
     body = assert_error(response, 503, "50301")
     assert "mock" not in body["error"]["message"]
     paths = [entry["path"] for entry in await mock_requests(mock_provider_url, marker)]
@@ -170,12 +170,9 @@ async def test_a_request_the_primary_rejects_does_not_fall_back(
     redis: redis_asyncio.Redis,
     stream: bool,
 ) -> None:
-    caller = await caller_with_fallbacks(db_pool)
-    marker = f"rejected-{uuid.uuid4().hex}"
-    async with httpx.AsyncClient(timeout=30) as client:
-        response = await chat(
-            client, live_primary_gateway, caller, f"{marker} [[mock status=400]]", stream=stream
-        )
+    caller, marker, response = await call(
+        live_primary_gateway, db_pool, "rejected", "[[mock status=400]]", stream=stream
+    )
     assert_error(response, 400, "40001")
     paths = [entry["path"] for entry in await mock_requests(mock_provider_url, marker)]
     assert paths == ["/v1/chat/completions"]  # the fallback was never called
@@ -190,16 +187,9 @@ async def test_a_stream_that_breaks_after_the_first_byte_does_not_fall_back(
     db_pool: asyncpg.Pool,
     redis: redis_asyncio.Redis,
 ) -> None:
-    caller = await caller_with_fallbacks(db_pool)
-    marker = f"broken-{uuid.uuid4().hex}"
-    async with httpx.AsyncClient(timeout=30) as client:
-        response = await chat(
-            client,
-            live_primary_gateway,
-            caller,
-            f"{marker} [[mock chunks=5 break_after=2]]",
-            stream=True,
-        )
+    caller, marker, response = await call(
+        live_primary_gateway, db_pool, "broken", "[[mock chunks=5 break_after=2]]", stream=True
+    )
     assert response.status_code == 200
     error = in_band_error(response.text)
     assert error is not None
