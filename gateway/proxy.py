@@ -47,7 +47,7 @@ from gateway.chat_request import (
     parse_chat_request,
     with_cache_mark,
 )
-from gateway.disconnect import DisconnectWatch
+from gateway.disconnect import DisconnectWatch, LazyDisconnectWatch
 from gateway.drain import ShuttingDown
 from gateway.edge import Answer, Edge, StreamSink
 from gateway.knowledge import Retrieved
@@ -246,6 +246,11 @@ def _upstream_request(
     return payload, Shield(guard, cached.canary)
 
 
+# A JSON answer that takes longer than this gets a task watching for the client leaving; one
+# over sooner asks the server once whether it left (gateway/disconnect.py). Most mocks and
+# caches answer within it; a model's answer rarely does.
+_WATCH_JSON_AFTER_S = 0.5
+
 # A failure that says nothing about the request itself: another provider or model may answer.
 # (ProviderRejectedRequest would fail the same way anywhere; BreakerOpen is a ProviderUnavailable.)
 _FALLBACK_ERRORS = (ProviderUnavailable, ProviderTimeout, ProviderMisconfigured)
@@ -309,7 +314,7 @@ async def _call_with_fallbacks(
 
 
 async def _complete(call: Call, edge: Edge) -> CallResult:
-    watch = DisconnectWatch(edge.receive)
+    watch = LazyDisconnectWatch(edge.receive, _WATCH_JSON_AFTER_S)
     try:
         completion = await call.provider.complete(
             call.payload, model=call.model, headers=call.trace_headers
@@ -321,6 +326,8 @@ async def _complete(call: Call, edge: Edge) -> CallResult:
         return CallResult.client_left(provider_answered=False)
     finally:
         watch.stop()
+    if watch.left_meanwhile():
+        return CallResult.client_left(provider_answered=False)
     result = CallResult.answered(completion.usage)
     answer = Answer.of(completion.body)  # parsed once: the guard and the edge read it
     shield = call.shield

@@ -164,3 +164,29 @@ async def test_a_client_that_leaves_before_the_provider_answers_is_not_billed(
     assert (event["status"], event["error_code"]) == ("cancelled", "client_disconnected")
     assert event["request_id"] == "gone-early"
     assert await quota_units(redis, caller) == 5
+
+
+async def test_a_client_that_leaves_before_a_fast_answer_is_not_billed(
+    gateway_url: str, db_pool: asyncpg.Pool, redis: redis_asyncio.Redis
+) -> None:
+    """An answer that comes within the lazy watch's window (no watch task yet,
+    gateway/disconnect.py) still finds the client gone: unbilled, logged `cancelled`."""
+    caller = await charged_caller(db_pool, quota=5)
+    provider_ms = 300  # within the gateway's 0.5 s before a JSON call's watch starts
+    host, port = gateway_url.removeprefix("http://").split(":")
+    _, writer = await asyncio.open_connection(host, int(port))
+    content = f"[[mock latency_ms={provider_ms}]]"
+    writer.write(raw_request(caller.agent.agent_id, caller.key.plaintext, content, stream=False))
+    await writer.drain()
+
+    async def admitted() -> bool:
+        return await quota_units(redis, caller) == 4
+
+    await wait_until(admitted, 10, "the call to be admitted")
+    writer.close()
+    await writer.wait_closed()
+    [event] = await wait_for_events(redis, caller, 1, timeout_s=5)
+    assert int(event["latency_ms"]) >= provider_ms  # the provider did answer, unwatched
+    assert (event["billable"], event["units"]) == ("0", "0")
+    assert (event["status"], event["error_code"]) == ("cancelled", "client_disconnected")
+    assert await quota_units(redis, caller) == 5
