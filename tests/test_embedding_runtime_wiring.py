@@ -1,6 +1,7 @@
 """`EMBEDDING_RUNTIME` reaches the processes that run the model, as real processes: the worker
 (`python -m control_plane.worker`) embeds an uploaded file with the configured runtime, and the
-embedding service a gateway starts for its first knowledge call runs it too; the runtime a
+embedding service a gateway starts for its first knowledge call runs it too, and the worker's
+periodic job re-embeds chunks of another model; the runtime a
 process loaded is read from its memory map (ONNX Runtime's shared library is there, or not).
 An unknown runtime stops the worker and the gateway at start-up, naming the variable."""
 
@@ -12,6 +13,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import asyncpg
 import httpx
 import pytest
 
@@ -43,7 +45,8 @@ def worker(
     servers: Servers, database_url: str, tmp_path: Path, runtime: str
 ) -> Iterator[subprocess.Popen[bytes]]:
     """`python -m control_plane.worker` with EMBEDDING_RUNTIME=`runtime`."""
-    env = os.environ | worker_env(database_url, servers.redis_url, EMBEDDING_RUNTIME=runtime)
+    env = os.environ | worker_env(database_url, servers.redis_url, EMBEDDING_RUNTIME=runtime,
+                                  KNOWLEDGE_REEMBED_INTERVAL_S="0.2")  # fmt: skip
     log = tmp_path / "worker.log"
     with open(log, "wb") as output:
         process = subprocess.Popen(
@@ -57,8 +60,9 @@ def worker(
 
 
 async def test_the_worker_and_the_gateways_service_run_the_configured_runtime(
-    gateway_env: dict[str, str], control_url: str, worker: subprocess.Popen[bytes], runtime: str
-) -> None:
+    gateway_env: dict[str, str], control_url: str, worker: subprocess.Popen[bytes],
+    db_pool: asyncpg.Pool, runtime: str,
+) -> None:  # fmt: skip
     socket_path = Path(f"/tmp/agentlink-wiring-{os.getpid()}-{runtime}/embedding.sock")
     upload = [("file", ("facts.txt", SECRET_FACT.encode()))]
     async with httpx.AsyncClient(base_url=control_url, timeout=30) as api:
@@ -90,6 +94,23 @@ async def test_the_worker_and_the_gateways_service_run_the_configured_runtime(
         (service,) = service_pids(socket_path)
         assert runs_onnx(service) == (runtime == "onnx")
     assert gone(socket_path)
+
+    # Chunks of another model (EMBEDDING_* changed) are re-embedded by the worker's job, and
+    # the agent's knowledge version moves on.
+    version = await db_pool.fetchval("SELECT knowledge_version FROM agents WHERE id = $1",
+                                     agent_id)  # fmt: skip
+    await db_pool.execute("UPDATE knowledge_chunks SET embedding_model = 'openai/old-model'"
+                          " WHERE agent_id = $1", agent_id)  # fmt: skip
+
+    async def reembedded() -> bool:
+        models = await db_pool.fetch("SELECT DISTINCT embedding_model FROM knowledge_chunks"
+                                     " WHERE agent_id = $1", agent_id)  # fmt: skip
+        bumped = await db_pool.fetchval("SELECT knowledge_version FROM agents WHERE id = $1",
+                                        agent_id)  # fmt: skip
+        return [row[0] for row in models] == ["local/all-MiniLM-L6-v2"] and bumped > version
+
+    await wait_until(reembedded, 60, "the worker to re-embed the chunks")
+    assert worker.poll() is None
 
 
 def start_up(command: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
