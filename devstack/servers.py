@@ -29,6 +29,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 _PR_SET_PDEATHSIG = 1
 _UNPRIVILEGED_USER = "nobody"
@@ -253,24 +254,43 @@ def _runs_as(binary: Path, run_as: pwd.struct_passwd) -> bool:
 
 
 @dataclass
-class PostgresServer:
-    """A PostgreSQL cluster in `data_dir`, created on first start, listening on loopback only."""
+class _LocalServer:
+    """A server of ours on a loopback `port`, its files and its log in `data_dir`; `process`
+    while it runs, stopped with `STOP_SIGNAL`."""
+
+    LOG_NAME: ClassVar[str]
+    STOP_SIGNAL: ClassVar[signal.Signals]
 
     data_dir: Path
     port: int
     durable: bool = True
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def log_file(self) -> Path:
+        return self.data_dir / self.LOG_NAME
+
+    def stop(self) -> None:
+        if self.process is not None:
+            stop_process(self.process, self.STOP_SIGNAL)
+            self.process = None
+
+
+@dataclass
+class PostgresServer(_LocalServer):
+    """A PostgreSQL cluster in `data_dir`, created on first start, listening on loopback only."""
+
+    LOG_NAME = "postgres.log"
+    # PostgreSQL's "fast shutdown": roll back clients, checkpoint, exit.
+    STOP_SIGNAL = signal.SIGINT
+
     database: str = "agentlink"
     bindir: Path | None = None  # None: find_postgres_bindir()
     cluster_dir: Path | None = None  # set by start(): data_dir/cluster unless relocated
-    process: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
         return f"postgresql://postgres@127.0.0.1:{self.port}/{self.database}"
-
-    @property
-    def log_file(self) -> Path:
-        return self.data_dir / "postgres.log"
 
     def start(self) -> str:
         run_as = _unprivileged_user()
@@ -333,11 +353,6 @@ class PostgresServer:
                 raise ServerError(f"could not create database: {stderr[-500:]}")
             time.sleep(0.1)  # "the database system is starting up"
 
-    def stop(self) -> None:
-        if self.process is not None:
-            stop_process(self.process, signal.SIGINT)
-            self.process = None
-
 
 # --- Valkey (Redis protocol) ------------------------------------------------------------------
 
@@ -360,23 +375,18 @@ def find_valkey_binary() -> Path:
 
 
 @dataclass
-class ValkeyServer:
+class ValkeyServer(_LocalServer):
     """A Valkey server on loopback; append-only persistence when `durable`; one node of a
     Redis Cluster when it has a `cluster_port` (ValkeyCluster joins the nodes)."""
 
-    data_dir: Path
-    port: int
-    durable: bool = True
-    process: subprocess.Popen[bytes] | None = None
+    LOG_NAME = "valkey.log"
+    STOP_SIGNAL = signal.SIGTERM
+
     cluster_port: int | None = None  # a cluster node's bus port (port + 10000 may not exist)
 
     @property
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
-
-    @property
-    def log_file(self) -> Path:
-        return self.data_dir / "valkey.log"
 
     def start(self) -> str:
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -401,11 +411,6 @@ class ValkeyServer:
         self.process = spawn(argv, self.log_file, run_as=None, death_signal=signal.SIGTERM)
         wait_for_port(self.port, self.process, 30, self.log_file)
         return self.url
-
-    def stop(self) -> None:
-        if self.process is not None:
-            stop_process(self.process, signal.SIGTERM)
-            self.process = None
 
     def restart(self) -> None:
         """Stop and start again on the same port (fault tests: "Redis restarted mid-run")."""
