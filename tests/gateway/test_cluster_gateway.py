@@ -11,6 +11,8 @@ import asyncpg
 import httpx
 import openai
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from redis.asyncio.cluster import RedisCluster
 from redis.crc import key_slot
 
@@ -155,3 +157,52 @@ async def test_an_unknown_agent_is_404_on_the_cluster(
             assert_error(
                 await chat(client, cluster_gateway, caller, agent_id=agent_id), 404, "40401"
             )
+
+
+# A step of the property below: a call, or what the control plane writes to the agent record.
+CHANGES = {"unpublish": ("status", "inactive"), "publish": ("status", "active"),
+           "price 1": ("units", "1"), "price 3": ("units", "3")}  # fmt: skip
+
+
+@settings(
+    max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(steps=st.lists(st.sampled_from(["call", "call", *CHANGES]), min_size=1, max_size=12))
+async def test_property_sharded_admission_answers_what_one_redis_would(
+    cluster_gateway: str, db_pool: asyncpg.Pool, cluster_client: RedisCluster, steps: list[str]
+) -> None:
+    """Property (sharded admission, gateway/sharded_admission.py): whatever the agent record
+    went through between calls (unpublished, published again, repriced), each call gets the
+    answer one Redis would give on the record as it is now: 404 while unpublished, 429 when
+    the quota is short of the price, else admitted at the current price. Admissions taken back
+    leave nothing behind: the quota, the usage events and the rate window count only the calls
+    that were answered."""
+    caller = await make_caller(db_pool, quota=7, tier="paid", trials_used=3)
+    record = keyspace.agent_record(caller.agent.agent_id)
+    status, units, quota, charged = "active", 1, 7, []
+    # The first call loads the record, which the changes then edit (as the control plane
+    # does: it writes whole records, never a status alone into a record Redis lacks).
+    async with httpx.AsyncClient(timeout=30) as client:
+        for step in ["call", *steps]:
+            if step in CHANGES:
+                field, value = CHANGES[step]
+                await cluster_client.hset(record, field, value)
+                status, units = (value, units) if field == "status" else (status, int(value))
+                continue
+            response = await chat(client, cluster_gateway, caller)
+            if status != "active":
+                assert_error(response, 404, "40401")
+            elif quota < units:
+                assert_error(response, 429, "42901")
+            else:
+                assert response.status_code == 200, response.text
+                assert response.headers["x-agentlink-units"] == str(units)
+                quota -= units
+                charged.append(str(units))
+    events = await wait_for_events(cluster_client, caller, len(charged))
+    assert [event["units"] for event in events] == charged
+    assert await quota_units(cluster_client, caller) == quota
+    rate_window = keyspace.rate_window(caller.shard, caller.developer.user_id)
+    assert await cluster_client.zcard(rate_window) == len(charged)
+    reservations = await cluster_client.hvals(keyspace.reservations(caller.shard))
+    assert not [r for r in reservations if r.startswith(caller.developer.user_id.encode())]
