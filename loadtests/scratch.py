@@ -19,8 +19,9 @@ from pathlib import Path
 
 from devstack import servers
 from devstack.servers import free_port
+from tests.processes import TEST_ENCRYPTION_KEYS
 
-KEY_SPEC = "t1:" + "A" * 43 + "="  # tests.factories.TEST_KEYRING: a test key, never a real one
+KEY_SPEC = TEST_ENCRYPTION_KEYS  # the tests' key ring: a test key, never a real one
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 

@@ -31,9 +31,11 @@ from tests.processes import (
     Deployment,
     Servers,
     api_env,
+    cluster_client_of,
     serve_api,
     serve_gateway,
     serve_mock_provider,
+    serve_valkey_cluster,
 )
 from tests.processes import gateway_env as gateway_env_for
 
@@ -171,30 +173,18 @@ def start_gateway(gateway_env: dict[str, str]) -> Iterator[Callable[..., str]]:
         yield start
 
 
-CLUSTER_PRIMARIES = 3
-
-
 @pytest.fixture(scope="session")
 def valkey_cluster() -> Iterator[ValkeyCluster]:
-    """A real 3-primary Valkey cluster (the same binary, `cluster-enabled yes`)."""
-    root = Path(tempfile.mkdtemp(prefix="agentlink-cluster-"))
-    nodes = ValkeyCluster(root, [free_port() for _ in range(CLUSTER_PRIMARIES)])
-    try:
-        nodes.start()
+    """A real 3-primary Valkey cluster for the session."""
+    with serve_valkey_cluster() as nodes:
         yield nodes
-    finally:
-        nodes.stop()
-        shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest_asyncio.fixture(scope="session")
 async def cluster_client(valkey_cluster: ValkeyCluster) -> AsyncIterator[RedisCluster]:
     """A client of the cluster, NOT flushed (like `redis`: gateways' live state is there)."""
-    client = create_redis(valkey_cluster.url, cluster=True, socket_timeout_s=5.0)
-    assert isinstance(client, RedisCluster)
-    await client.initialize()  # learn the nodes and their slots
-    yield client
-    await client.aclose()
+    async with cluster_client_of(valkey_cluster) as client:
+        yield client
 
 
 @pytest.fixture(scope="session")

@@ -10,19 +10,24 @@ A test that needs a process with other settings passes overrides, e.g.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator
+import shutil
+import tempfile
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 import asyncpg
 import redis.asyncio as redis_asyncio
 from prometheus_client import CollectorRegistry
+from redis.asyncio.cluster import RedisCluster
 
+from common.redis_store import create_redis
 from control_plane.settings import ApiSettings, WorkerSettings
 from control_plane.state import ControlPlaneState
 from crypto.envelope import KeyRing
 from crypto.passwords import PasswordHashing
-from devstack.servers import PostgresServer, ValkeyServer, free_port
+from devstack.servers import PostgresServer, ValkeyCluster, ValkeyServer, free_port
 from fake_payments import FakeCoinbase, FakeStripe, create_coinbase_app, create_stripe_app
 from fake_payments.config import FakeConfig
 from gateway.settings import GatewaySettings
@@ -77,6 +82,37 @@ def _keyring_env() -> Env:
         "AGENTLINK_ENCRYPTION_KEYS": TEST_ENCRYPTION_KEYS,
         "AGENTLINK_ENCRYPTION_ACTIVE_KEY_ID": TEST_ACTIVE_KEY_ID,
     }
+
+
+# -- storage -------------------------------------------------------------------------------
+
+CLUSTER_PRIMARIES = 3
+
+
+@contextlib.contextmanager
+def serve_valkey_cluster(*, durable: bool = False) -> Iterator[ValkeyCluster]:
+    """A real 3-primary Valkey cluster (the same binary, `cluster-enabled yes`) in a scratch
+    folder; `durable`: append-only, so a killed primary restarts with its data."""
+    root = Path(tempfile.mkdtemp(prefix="agentlink-cluster-"))
+    nodes = ValkeyCluster(root, [free_port() for _ in range(CLUSTER_PRIMARIES)], durable=durable)
+    try:
+        nodes.start()
+        yield nodes
+    finally:
+        nodes.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@contextlib.asynccontextmanager
+async def cluster_client_of(cluster: ValkeyCluster) -> AsyncIterator[RedisCluster]:
+    """A cluster client that knows the nodes and their slots already (NOT flushed)."""
+    client = create_redis(cluster.url, cluster=True, socket_timeout_s=5.0)
+    assert isinstance(client, RedisCluster)
+    await client.initialize()
+    try:
+        yield client
+    finally:
+        await client.aclose()
 
 
 # -- gateway ---------------------------------------------------------------------------------

@@ -13,13 +13,9 @@ primary"; the last test pins it; gateway/sharded_admission.py).
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 import uuid
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
+from collections.abc import AsyncIterator
 
-import pytest
 import pytest_asyncio
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -30,27 +26,18 @@ from common import keyspace
 from common.redis_store import LuaScripts, create_redis
 from common.settings import StorageSettings
 from crypto.api_keys import SHARD_COUNT
-from devstack.servers import ValkeyCluster, free_port
-
-PRIMARIES = 3
-
-
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[ValkeyCluster]:
-    root = Path(tempfile.mkdtemp(prefix="agentlink-cluster-"))
-    nodes = ValkeyCluster(root, [free_port() for _ in range(PRIMARIES)])
-    try:
-        nodes.start()
-        yield nodes
-    finally:
-        nodes.stop()
-        shutil.rmtree(root, ignore_errors=True)
+from devstack.servers import ValkeyCluster
+from tests.processes import CLUSTER_PRIMARIES
 
 
 @pytest_asyncio.fixture
-async def client(cluster: ValkeyCluster) -> AsyncIterator[RedisCluster]:
+async def client(valkey_cluster: ValkeyCluster) -> AsyncIterator[RedisCluster]:
     storage = StorageSettings.from_env(
-        {"DATABASE_URL": "postgresql://unused", "REDIS_URL": cluster.url, "REDIS_CLUSTER": "true"}
+        {
+            "DATABASE_URL": "postgresql://unused",
+            "REDIS_URL": valkey_cluster.url,
+            "REDIS_CLUSTER": "true",
+        }
     )
     redis = create_redis(storage.redis_url, cluster=storage.redis_cluster, socket_timeout_s=5.0)
     assert isinstance(redis, RedisCluster)
@@ -78,16 +65,16 @@ def user_keys(shard: int, user_id: str, key_hash: str) -> list[str]:
 
 
 async def test_the_bootstrap_starts_three_primaries_that_share_every_slot(
-    cluster: ValkeyCluster, client: RedisCluster
+    valkey_cluster: ValkeyCluster, client: RedisCluster
 ) -> None:
     primaries = client.get_primaries()
-    assert sorted(node.port for node in primaries) == sorted(cluster.ports)
+    assert sorted(node.port for node in primaries) == sorted(valkey_cluster.ports)
     info = await client.cluster_info()
     assert info["cluster_state"] == "ok"
     assert int(info["cluster_slots_assigned"]) == 16384
     # The 1,024 user shards spread over all three primaries.
     owners = {client.get_node_from_key(keyspace.shard_tag(s)).port for s in range(SHARD_COUNT)}
-    assert owners == set(cluster.ports)
+    assert owners == set(valkey_cluster.ports)
 
 
 async def test_redis_cluster_true_gives_a_client_that_reaches_every_primary(
@@ -97,7 +84,7 @@ async def test_redis_cluster_true_gives_a_client_that_reaches_every_primary(
     slot: one key per shard, on all three primaries, written and read back in one call each."""
     owner_of = {s: client.get_node_from_key(keyspace.shard_tag(s)).port for s in range(SHARD_COUNT)}
     one_per_primary = {port: shard for shard, port in owner_of.items()}
-    assert len(one_per_primary) == PRIMARIES
+    assert len(one_per_primary) == CLUSTER_PRIMARIES
     marker = str(uuid.uuid4())
     for port, shard in one_per_primary.items():
         key = keyspace.quota(shard, marker)
@@ -137,7 +124,7 @@ async def test_the_shard_scripts_run_on_the_cluster_with_the_project_keys(
     user_id = str(uuid.uuid4())
     shards = (0, 511, 1023)
     nodes = {client.get_node_from_key(keyspace.shard_tag(s)).port for s in shards}
-    assert len(nodes) == PRIMARIES  # one shard on each primary
+    assert len(nodes) == CLUSTER_PRIMARIES  # one shard on each primary
     for shard in shards:
         balance = [keyspace.quota(shard, user_id), keyspace.quota_adjustments(shard, user_id)]
         assert await scripts["load_quota"](keys=balance, args=[7, 0]) == 1

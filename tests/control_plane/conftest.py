@@ -22,7 +22,7 @@ from common.redis_store import LuaScripts, RedisClient
 from control_plane.state import ControlPlaneState
 from devstack.servers import ValkeyCluster
 from tests.control_plane.helpers import Producer
-from tests.processes import Env, api_env, api_state, serve_api
+from tests.processes import Env, api_env, api_state, cluster_client_of, serve_api
 
 # 30 s, not httpx's 5: some properties send ~90 requests at once on a loaded 2-core box.
 CONTROL_CLIENT_TIMEOUT_S = 30
@@ -66,13 +66,9 @@ async def control_state(
 @contextlib.asynccontextmanager
 async def emptied_cluster(valkey_cluster: ValkeyCluster) -> AsyncIterator[RedisCluster]:
     """A cluster client on the emptied cluster."""
-    client = RedisCluster.from_url(valkey_cluster.url)
-    await client.initialize()  # learn the nodes and their slots
-    await client.flushdb(target_nodes=RedisCluster.PRIMARIES)
-    try:
+    async with cluster_client_of(valkey_cluster) as client:
+        await client.flushdb(target_nodes=RedisCluster.PRIMARIES)
         yield client
-    finally:
-        await client.aclose()
 
 
 @pytest_asyncio.fixture

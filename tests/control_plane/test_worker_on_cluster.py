@@ -32,7 +32,6 @@ from devstack.servers import ValkeyCluster, free_port
 from gateway.admission import Admission
 from gateway.call_result import CallResult
 from gateway.providers.base import Usage
-from tests.conftest import CLUSTER_PRIMARIES
 from tests.control_plane.helpers import (
     Expected,
     Producer,
@@ -41,7 +40,7 @@ from tests.control_plane.helpers import (
 )
 from tests.control_plane.test_worker_process import Worker, count_rows, drained, hold_agent_row
 from tests.factories import Account, Agent
-from tests.processes import worker_env
+from tests.processes import CLUSTER_PRIMARIES, worker_env
 from tests.support import wait_until
 
 # What admit.lua leaves for a call it charged to quota, in the prelude's own reservation

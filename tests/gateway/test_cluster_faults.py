@@ -13,12 +13,9 @@ Once the primary is back (its append-only file restores its keys), its users are
 from __future__ import annotations
 
 import asyncio
-import shutil
 import signal
-import tempfile
 import time
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 
 import asyncpg
 import httpx
@@ -28,7 +25,7 @@ from redis.asyncio.cluster import RedisCluster
 
 from common import keyspace
 from common.redis_store import create_redis
-from devstack.servers import ValkeyCluster, free_port
+from devstack.servers import ValkeyCluster
 from tests.gateway.helpers import (
     Caller,
     assert_error,
@@ -38,27 +35,20 @@ from tests.gateway.helpers import (
     quota_units,
     wait_for_events,
 )
+from tests.processes import cluster_client_of, serve_valkey_cluster
 
 
 @pytest.fixture(scope="module")
 def own_cluster() -> Iterator[ValkeyCluster]:
-    root = Path(tempfile.mkdtemp(prefix="agentlink-cluster-faults-"))
-    nodes = ValkeyCluster(root, [free_port() for _ in range(3)], durable=True)
-    try:
-        nodes.start()
+    """A cluster of this module's own, durable: a primary it kills restarts with its data."""
+    with serve_valkey_cluster(durable=True) as nodes:
         yield nodes
-    finally:
-        nodes.stop()
-        shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest_asyncio.fixture(scope="module")
 async def own_client(own_cluster: ValkeyCluster) -> AsyncIterator[RedisCluster]:
-    client = create_redis(own_cluster.url, cluster=True, socket_timeout_s=5.0)
-    assert isinstance(client, RedisCluster)
-    await client.initialize()
-    yield client
-    await client.aclose()
+    async with cluster_client_of(own_cluster) as client:
+        yield client
 
 
 @pytest.fixture(scope="module")

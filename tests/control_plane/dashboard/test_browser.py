@@ -90,6 +90,13 @@ async def log_in(page: Page, email: str) -> None:
     await page.wait_for_load_state()
 
 
+async def published_by_a_new_creator(browser: Browser, base: str, name: str, prompt: str) -> str:
+    """An agent a creator who just signed up made and published; returns its id."""
+    async with person(browser, base) as creator:
+        await sign_up(creator, "creator")
+        return await create_and_publish(creator, name, prompt)
+
+
 async def create_and_publish(page: Page, name: str, prompt: str) -> str:
     await page.goto("/creator/agents/new")
     await page.get_by_label("Name", exact=True).fill(name)
@@ -204,9 +211,7 @@ async def test_public_pages_in_light_and_dark_pass_axe(
 ) -> None:
     base = dashboard_stack.control_url
     problems: list[str] = []
-    async with person(browser, base) as creator:
-        await sign_up(creator, "creator")
-        agent_id = await create_and_publish(creator, "Publicly Checked", "p")
+    agent_id = await published_by_a_new_creator(browser, base, "Publicly Checked", "p")
     async with person(browser, base) as anonymous:
         for path, name in (("/", "landing"), ("/marketplace", "marketplace"),
                            (f"/marketplace/{agent_id}", "agent detail"),
@@ -261,9 +266,7 @@ async def test_developer_console_and_playground_pass_axe_down_to_phone_width(
 ) -> None:
     base = dashboard_stack.control_url
     problems: list[str] = []
-    async with person(browser, base) as creator:
-        await sign_up(creator, "creator")
-        agent_id = await create_and_publish(creator, "Console Checked", "c")
+    agent_id = await published_by_a_new_creator(browser, base, "Console Checked", "c")
     async with person(browser, base) as developer:
         await sign_up(developer, "developer")
         problems += await check_page(developer, "developer overview")
@@ -404,9 +407,7 @@ async def test_another_users_page_stays_closed_when_the_id_is_changed(
     browser: Browser, dashboard_stack: Stack
 ) -> None:
     base = dashboard_stack.control_url
-    async with person(browser, base) as owner:
-        await sign_up(owner, "creator")
-        agent_id = await create_and_publish(owner, "Private Prompt", "OWNER-ONLY")
+    agent_id = await published_by_a_new_creator(browser, base, "Private Prompt", "OWNER-ONLY")
     async with person(browser, base) as other:
         await sign_up(other, "creator")
         response = await other.goto(f"/creator/agents/{agent_id}")
@@ -418,9 +419,7 @@ async def test_another_users_page_stays_closed_when_the_id_is_changed(
 
 async def test_forms_work_without_javascript(browser: Browser, dashboard_stack: Stack) -> None:
     base = dashboard_stack.control_url
-    async with person(browser, base) as creator:
-        await sign_up(creator, "creator")
-        agent_id = await create_and_publish(creator, "No Script", "plain")
+    agent_id = await published_by_a_new_creator(browser, base, "No Script", "plain")
     async with person(browser, base, java_script_enabled=False) as developer:
         await sign_up(developer, "developer")
         await developer.goto("/developer/keys")

@@ -13,12 +13,17 @@ FAQ = b"# Shipping\n\nParcels leave the warehouse within two working days of the
 NOTES = b"Returns are accepted for thirty days. Refunds reach the card within a week."
 
 
+async def _knowledge_page(creator: Browserless, name: str, prompt: str) -> tuple[str, str]:
+    """A new creator's new agent: (its id, the path of its knowledge page)."""
+    await creator.register("creator")
+    agent_id = await create_agent(creator, name=name, prompt=prompt)
+    return agent_id, f"/creator/agents/{agent_id}/knowledge"
+
+
 async def test_files_are_uploaded_processed_and_deleted_through_the_page(
     browserless: Browserless, knowledge_worker: Worker, db_pool: asyncpg.Pool
 ) -> None:
-    await browserless.register("creator")
-    agent_id = await create_agent(browserless, name="Knows things", prompt="k")
-    page = f"/creator/agents/{agent_id}/knowledge"
+    agent_id, page = await _knowledge_page(browserless, "Knows things", "k")
     empty = await browserless.get(page)
     assert empty.status_code == 200
     assert "No files yet." in empty.text
@@ -71,9 +76,7 @@ async def test_files_are_uploaded_processed_and_deleted_through_the_page(
 async def test_another_creator_can_neither_see_nor_change_the_files(
     browserless: Browserless, another: Browserless, db_pool: asyncpg.Pool
 ) -> None:
-    await browserless.register("creator")
-    agent_id = await create_agent(browserless, name="Private knowledge", prompt="p")
-    page = f"/creator/agents/{agent_id}/knowledge"
+    agent_id, page = await _knowledge_page(browserless, "Private knowledge", "p")
     await browserless.get(page)
     assert (
         await browserless.post_files(page, [("secret.txt", b"OWNER-ONLY-TEXT")])
@@ -100,9 +103,7 @@ async def test_another_creator_can_neither_see_nor_change_the_files(
 async def test_an_upload_without_the_pages_token_is_refused(
     browserless: Browserless, db_pool: asyncpg.Pool
 ) -> None:
-    await browserless.register("creator")
-    agent_id = await create_agent(browserless, name="Token check", prompt="t")
-    page = f"/creator/agents/{agent_id}/knowledge"
+    agent_id, page = await _knowledge_page(browserless, "Token check", "t")
     browserless.csrf = "0" * 64
     refused = await browserless.post_files(page, [("forged.txt", b"forged")])
     assert refused.status_code == 403

@@ -26,7 +26,7 @@ from control_plane.reviews.schemas import ModeratedReview
 from control_plane.state import ControlPlaneState
 from tests.control_plane.api_client import assert_error, bearer, register
 from tests.control_plane.developers.support import insert_calls
-from tests.factories import make_agent, make_developer, make_review, make_user
+from tests.factories import Agent, make_agent, make_developer, make_review, make_user
 from tests.processes import TEST_JWT_SECRET, api_state
 
 MIN_CALLS = 10  # REVIEW_MIN_CALLS default
@@ -243,13 +243,18 @@ async def test_only_approved_reviews_are_listed_newest_first_in_pages(
     assert_error(bad, 400, "40002")
 
 
+async def pending_reviews(db: asyncpg.Pool, *ratings: int) -> tuple[Agent, str, list[str]]:
+    """A new agent with a pending review per rating, and a moderator: (agent, moderator id,
+    the review ids)."""
+    agent = await make_agent(db)
+    moderator = await make_user(db, "admin")
+    return agent, moderator, [await make_review(db, agent.agent_id, rating) for rating in ratings]
+
+
 async def test_moderation_transitions_are_deterministic(
     db_pool: asyncpg.Pool, state: ControlPlaneState
 ) -> None:
-    agent = await make_agent(db_pool)
-    moderator = await make_user(db_pool, "admin")
-    four = await make_review(db_pool, agent.agent_id, 4)
-    two = await make_review(db_pool, agent.agent_id, 2)
+    _, moderator, (four, two) = await pending_reviews(db_pool, 4, 2)
 
     result = await service.approve_review(state, four, moderator)
     assert (result.status, result.changed, result.agent_rating_sum) == ("approved", True, 4)
@@ -281,9 +286,7 @@ async def test_on_decision_commits_or_rolls_back_with_the_moderation(
     db_pool: asyncpg.Pool, state: ControlPlaneState
 ) -> None:
     """The admin domain's audit hook runs inside the moderation's transaction."""
-    agent = await make_agent(db_pool)
-    moderator = await make_user(db_pool, "admin")
-    review_id = await make_review(db_pool, agent.agent_id, 4)
+    agent, moderator, (review_id,) = await pending_reviews(db_pool, 4)
 
     async def failing(connection: DbConnection, result: ModeratedReview) -> None:
         status = await connection.fetchval("SELECT status FROM reviews WHERE id = $1", result.id)
@@ -354,9 +357,7 @@ async def test_property_21_rating_calculation_accuracy_under_concurrent_moderati
     with every other's (asyncio.gather over the pool); afterwards the agent's rating sum and
     count are exactly those of its approved reviews, its average is their mean rounded to two
     places, and the public API shows the same."""
-    agent = await make_agent(db_pool)
-    moderator = await make_user(db_pool, "admin")
-    ids = [await make_review(db_pool, agent.agent_id, rating) for rating, _ in reviews]
+    agent, moderator, ids = await pending_reviews(db_pool, *(rating for rating, _ in reviews))
 
     async def moderate(review_id: str, decision: str) -> None:
         steps = {
