@@ -133,7 +133,7 @@ def create_app(
         if isinstance(hot_redis, HotCluster):  # the agent record read beside admission
             admitter = ShardedAdmitter(
                 HotScripts(hot_redis), records, limits, read_agent=agent_read(hot_redis),
-                flags=flags,
+                flags=flags, taken_back=metrics.admissions_taken_back.inc,
             )  # fmt: skip
         else:
             admitter = Admitter(HotScripts(hot_redis), records, limits, flags=flags)

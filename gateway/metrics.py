@@ -63,6 +63,11 @@ class GatewayMetrics:
             "agentlink_gateway_commit_failures_total",
             "Calls whose settlement could not be written (the reaper gives them back).",
         )
+        self.admissions_taken_back = declare.counter(
+            "agentlink_gateway_admissions_taken_back_total",
+            "Redis Cluster: admissions given back and decided again because the agent record,"
+            " read beside them, had changed (gateway/sharded_admission.py).",
+        )
         self.commit_retries = declare.counter(
             "agentlink_gateway_commit_retries_total",
             "Settlement attempts repeated because Redis was away (gateway/settlement.py).",

@@ -84,15 +84,17 @@ class ShardedAdmitter(Admitter):
         read_agent: AgentRead,
         known_agents: int = 10_000,
         flags: FeatureFlags | None = None,
+        taken_back: Callable[[], object] = lambda: None,
     ) -> None:
+        """`taken_back`: called per admission given back (a metric's `inc`)."""
         super().__init__(scripts, loader, limits, flags=flags)
         self._release = scripts["release"]
+        self._taken_back = taken_back
         self._read_agent = read_agent
         self._loader = loader
         # agent id -> its fields as last read; bounded like the key owners
         self._agents: OrderedDict[str, AgentFields] = OrderedDict()
         self._known_agents = known_agents
-        self.released = 0  # admissions taken back (tests and metrics read it)
 
     async def admit(
         self,
@@ -179,7 +181,7 @@ class ShardedAdmitter(Admitter):
         except _STORAGE_ERRORS:
             # The reservation stays: the reaper gives it back at its deadline.
             raise ApiError(ErrorCode.STORAGE_UNAVAILABLE) from None
-        self.released += 1
+        self._taken_back()
 
 
 def agent_read(client: HotClient) -> AgentRead:

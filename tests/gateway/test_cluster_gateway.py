@@ -4,6 +4,7 @@ admission on the user's shard with the agent record read beside it
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Iterator
 
@@ -48,6 +49,14 @@ async def callers_on_every_primary(db: asyncpg.Pool, redis: RedisCluster) -> lis
         caller = await make_caller(db, quota=20, trials_used=3)
         found.setdefault(primary_of(redis, caller), caller)
     return list(found.values())
+
+
+async def taken_back(client: httpx.AsyncClient, url: str) -> float:
+    """The gateway's count of admissions given back (its /metrics)."""
+    metrics = (await client.get(f"{url}/metrics")).text
+    name = "agentlink_gateway_admissions_taken_back_total"
+    match = re.search(rf"^{name} (\S+)$", metrics, re.MULTILINE)
+    return float(match.group(1)) if match else 0.0
 
 
 def sdk(base_url: str, caller: Caller) -> openai.AsyncOpenAI:
@@ -115,8 +124,11 @@ async def test_an_agent_unpublished_since_the_last_read_is_404_and_costs_nothing
             "UPDATE agents SET status = 'inactive' WHERE id = $1", caller.agent.agent_id
         )
         await cluster_client.hset(record, "status", "inactive")
+        before = await taken_back(client, cluster_gateway)
         for _ in range(2):
             assert_error(await chat(client, cluster_gateway, caller), 404, "40401")
+        # The first was admitted on "active" and given back; the second decided on "inactive".
+        assert await taken_back(client, cluster_gateway) == before + 1
         assert await trials_used(cluster_client, caller) == 1
         assert await cluster_client.zcard(rate_window) == 1
         assert len(await usage_events(cluster_client, caller)) == 1
