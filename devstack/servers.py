@@ -226,23 +226,18 @@ def _reachable_cluster(data_dir: Path, run_as: pwd.struct_passwd | None) -> Path
 
 
 def _can_enter(folder: Path, run_as: pwd.struct_passwd) -> bool:
-    try:
-        result = subprocess.run(
-            ["/bin/sh", "-c", 'cd -- "$1"', "sh", str(folder)],
-            preexec_fn=_child_setup(run_as, signal.SIGKILL),
-            capture_output=True,
-            check=False,
-            timeout=20,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return False
-    return result.returncode == 0
+    return _succeeds_as(["/bin/sh", "-c", 'cd -- "$1"', "sh", str(folder)], run_as)
 
 
 def _runs_as(binary: Path, run_as: pwd.struct_passwd) -> bool:
+    return _succeeds_as([str(binary), "--version"], run_as)
+
+
+def _succeeds_as(argv: list[str], run_as: pwd.struct_passwd) -> bool:
+    """Whether `argv`, run as `run_as`, exits 0 (within 20 s)."""
     try:
         result = subprocess.run(
-            [str(binary), "--version"],
+            argv,
             preexec_fn=_child_setup(run_as, signal.SIGKILL),
             capture_output=True,
             check=False,
