@@ -162,7 +162,7 @@ def create_app(
         _tune_collector()
         try:
             with state.drain.on_shutdown_signals():
-                async with flags.running():
+                async with flags.running(), metrics.flushing():
                     yield {"gateway": state}
         finally:
             # uvicorn has waited for the requests in flight (and cancelled what outlived

@@ -46,7 +46,7 @@ class CallTelemetry:
         self.http_status = 500  # until the call says otherwise
         self.error_code = ""
         self.billable = False
-        state.metrics.in_flight.inc()
+        state.metrics.calls_in_flight += 1
 
     def admitted(self) -> None:
         metrics = self._state.metrics
@@ -95,7 +95,7 @@ class CallTelemetry:
     def finish(self) -> None:
         state = self._state
         metrics = state.metrics
-        metrics.in_flight.dec()
+        metrics.calls_in_flight -= 1
         if self.spans is not None:
             state.tracing.end_call(self.spans, status=self.http_status, error_code=self.error_code)
         elapsed = time.perf_counter() - self.started

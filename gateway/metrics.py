@@ -3,25 +3,36 @@ model (the agents' configured models), status class, verdict. Never user, key or
 
 Built once per app on its own registry; with PROMETHEUS_MULTIPROC_DIR set, prometheus-client
 writes samples to per-process files and `/metrics` aggregates them (common/metrics.py).
+
+The per-call updates (`child`, `calls_in_flight`) are tallied in plain numbers and handed to
+prometheus-client by `flush`: before each scrape this process answers, and every
+`FLUSH_S` (`flushing`) for the scrapes another worker answers. prometheus-client takes a
+lock per update, and with PROMETHEUS_MULTIPROC_DIR writes a memory-mapped file: ~7 µs per
+JSON call in one process, ~24 µs with the files (micro-benchmark), against well under 1 µs
+tallied. The event loop's thread alone touches the tallies.
 """
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+import asyncio
+import contextlib
+from bisect import bisect_left
+from collections.abc import AsyncIterator
+from typing import overload
 
-from prometheus_client import CollectorRegistry
-from prometheus_client.metrics import MetricWrapperBase
+from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from common.metrics import MetricSet
 
-_Metric = TypeVar("_Metric", bound=MetricWrapperBase)
+FLUSH_S = 1.0
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 
 
 class GatewayMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
         self.registry = registry
-        self._children: dict[tuple[MetricWrapperBase, tuple[str, ...]], Any] = {}
+        self._tallies: dict[tuple[Counter | Histogram, tuple[str, ...]], _Tally] = {}
+        self.calls_in_flight = 0  # the in_flight gauge's value at the next flush
         declare = MetricSet(registry)
         self.requests = declare.counter(
             "agentlink_gateway_requests_total",
@@ -73,12 +84,96 @@ class GatewayMetrics:
             "Settlement attempts repeated because Redis was away (gateway/settlement.py).",
         )
 
-    def child(self, metric: _Metric, *values: str) -> _Metric:
-        """`metric.labels(*values)`, looked up once: prometheus-client checks the values and
-        takes a lock on every `labels()` call, a few µs each, several times per call. The
-        label sets are bounded (see above), so this map is too."""
+    @overload
+    def child(self, metric: Counter, *values: str) -> CounterTally: ...
+    @overload
+    def child(self, metric: Histogram, *values: str) -> HistogramTally: ...
+    def child(self, metric: Counter | Histogram, *values: str) -> _Tally:
+        """The tally of `metric.labels(*values)`, made once: prometheus-client checks the
+        values and takes a lock on every `labels()` call. The label sets are bounded (see
+        above), so this map is too."""
         key = (metric, values)
-        found = self._children.get(key)
+        found = self._tallies.get(key)
         if found is None:
-            found = self._children[key] = metric.labels(*values)
+            labelled = metric.labels(*values)
+            found = self._tallies[key] = (
+                HistogramTally(labelled) if isinstance(labelled, Histogram)
+                else CounterTally(labelled)
+            )  # fmt: skip
         return found
+
+    def flush(self) -> None:
+        """Hand every tally to prometheus-client (the exposition reads it from there)."""
+        self.in_flight.set(self.calls_in_flight)
+        for tally in self._tallies.values():
+            tally.flush()
+
+    @contextlib.asynccontextmanager
+    async def flushing(self, every_s: float = FLUSH_S) -> AsyncIterator[None]:
+        """Flush every `every_s` while the body runs, and once more at its end."""
+
+        async def flush_every() -> None:
+            while True:
+                await asyncio.sleep(every_s)
+                self.flush()
+
+        task = asyncio.create_task(flush_every())
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            self.flush()
+
+
+class CounterTally:
+    """A labelled counter's increments since the last flush."""
+
+    __slots__ = ("_count", "_counter")
+
+    def __init__(self, counter: Counter) -> None:
+        self._counter = counter
+        self._count = 0.0
+
+    def inc(self, amount: float = 1) -> None:
+        self._count += amount
+
+    def flush(self) -> None:
+        if self._count:
+            count, self._count = self._count, 0.0
+            self._counter.inc(count)
+
+
+class HistogramTally:
+    """A labelled histogram's observations since the last flush, per bucket. Flushed into
+    the histogram's own bucket and sum values (prometheus-client's `observe` does one value
+    at a time; 0.26 keeps them in `_buckets`, `_sum`, by `_upper_bounds`)."""
+
+    __slots__ = ("_bounds", "_counts", "_histogram", "_sum")
+
+    def __init__(self, histogram: Histogram) -> None:
+        self._histogram = histogram
+        self._bounds: tuple[float, ...] = tuple(histogram._upper_bounds)
+        self._counts = [0] * len(self._bounds)
+        self._sum = 0.0
+
+    def observe(self, amount: float) -> None:
+        # The first bucket whose upper bound is >= amount, as observe() picks it.
+        self._counts[bisect_left(self._bounds, amount)] += 1
+        self._sum += amount
+
+    def flush(self) -> None:
+        counts = self._counts
+        if not any(counts):
+            return
+        histogram = self._histogram
+        for value, count in zip(histogram._buckets, counts, strict=True):
+            if count:
+                value.inc(count)
+        histogram._sum.inc(self._sum)
+        self._counts = [0] * len(counts)
+        self._sum = 0.0
+
+
+_Tally = CounterTally | HistogramTally

@@ -35,4 +35,6 @@ async def readyz(request: Request) -> Response:
 
 
 async def metrics(request: Request) -> Response:
-    return metrics_page(_state(request).metrics.registry)
+    metrics = _state(request).metrics
+    metrics.flush()  # this process' tallies, up to now (gateway/metrics.py)
+    return metrics_page(metrics.registry)
