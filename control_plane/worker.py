@@ -52,6 +52,7 @@ from dataclasses import dataclass
 
 import asyncpg
 
+from common.cancellation import raise_if_cancelled
 from common.db import create_pool
 from common.json_logging import configure_logging
 from common.knowledge.backends import build_embedder
@@ -124,6 +125,7 @@ async def run_periodically(
             if metrics is not None:
                 metrics.job_failures.labels(job.name).inc()
             logger.exception("job failed", extra={"event": job.name})
+        raise_if_cancelled()  # a cancellation the job's Redis client swallowed
         if metrics is not None:
             metrics.job_runs.labels(job.name).inc()
             metrics.job_seconds.labels(job.name).observe(time.perf_counter() - started)

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 import asyncpg
 from redis.exceptions import RedisClusterException, RedisError, ResponseError
 
+from common.cancellation import raise_if_cancelled
 from common.redis_store import RedisClient
 from common.retry import retry
 from common.usage_events import MalformedUsageEvent, UsageEvent
@@ -313,6 +314,9 @@ class UsageIngester:
                     )
                 except _REDIS_DOWN:
                     break  # stopping
+                # redis-py may have swallowed a cancellation during the read; what it read
+                # stays pending for XAUTOCLAIM (stop, not cancel, is the way to finish it).
+                raise_if_cancelled()
                 if in_flight is not None:
                     await in_flight
                     in_flight = None
