@@ -14,6 +14,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
+from common.cancellation import raise_if_cancelled
+
 T = TypeVar("T")
 
 
@@ -58,6 +60,9 @@ async def retry(
         try:
             return await operation()
         except Exception as error:
+            # A cancellation redis-py turned into an error (a blocking read cut off reads as
+            # "Connection closed by server") is a cancellation, not a failure to retry.
+            raise_if_cancelled()
             if not retry_on(error):
                 raise
             if on_failure is not None:
