@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, ClassVar
 
 from common.domain import units_for_price
 
@@ -88,10 +88,31 @@ def spend_bucket_start(period: str, at: datetime) -> datetime:
     return datetime(1970, 1, 1, tzinfo=UTC)
 
 
+class _MaybeUnknown:
+    """A record that may stand for "no such row in Postgres" (`status` unknown): a short
+    negative cache (`UNKNOWN_TTL_S`) whose hash is the status alone."""
+
+    __slots__ = ()
+    UNKNOWN_TTL_S: ClassVar[int]
+    status: str
+
+    @property
+    def ttl_s(self) -> int:
+        return self.UNKNOWN_TTL_S if self.status == UNKNOWN else RECORD_TTL_S
+
+    def to_fields(self) -> dict[str, str]:
+        return {"status": UNKNOWN} if self.status == UNKNOWN else self._known_fields()
+
+    def _known_fields(self) -> dict[str, str]:
+        raise NotImplementedError
+
+
 @dataclass(frozen=True, slots=True)
-class KeyRecord:
+class KeyRecord(_MaybeUnknown):
     """`ak:{sS}:<key_hash>`: `status` ok | revoked | unknown, the owner and key ids, and the
     key's controls."""
+
+    UNKNOWN_TTL_S = UNKNOWN_KEY_TTL_S
 
     status: str
     user_id: str = ""
@@ -108,13 +129,7 @@ class KeyRecord:
     def unknown(cls) -> KeyRecord:
         return cls(UNKNOWN)
 
-    @property
-    def ttl_s(self) -> int:
-        return UNKNOWN_KEY_TTL_S if self.status == UNKNOWN else RECORD_TTL_S
-
-    def to_fields(self) -> dict[str, str]:
-        if self.status == UNKNOWN:
-            return {"status": UNKNOWN}
+    def _known_fields(self) -> dict[str, str]:
         return {"status": self.status, "user": self.user_id, "key": self.key_id,
                 **self.controls.to_fields()}  # fmt: skip
 
@@ -152,10 +167,12 @@ class UserRecord:
 
 
 @dataclass(frozen=True, slots=True)
-class AgentRecord:
+class AgentRecord(_MaybeUnknown):
     """`agent:{aID}`: `status` (the agents table's, or unknown), the current `version`, the
     quota `units` one call costs and the `knowledge` version (common/knowledge/records.py;
     None leaves the field as the record has it: a change that does not concern it)."""
+
+    UNKNOWN_TTL_S = UNKNOWN_AGENT_TTL_S
 
     status: str
     version: int = 0
@@ -178,13 +195,7 @@ class AgentRecord:
     def unknown(cls) -> AgentRecord:
         return cls(UNKNOWN)
 
-    @property
-    def ttl_s(self) -> int:
-        return UNKNOWN_AGENT_TTL_S if self.status == UNKNOWN else RECORD_TTL_S
-
-    def to_fields(self) -> dict[str, str]:
-        if self.status == UNKNOWN:
-            return {"status": UNKNOWN}
+    def _known_fields(self) -> dict[str, str]:
         fields = {"status": self.status, "version": str(self.version), "units": str(self.units)}
         if self.knowledge is not None:
             fields["knowledge"] = str(self.knowledge)
