@@ -24,7 +24,6 @@ The rule, when both have answered:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
@@ -113,6 +112,7 @@ class ShardedAdmitter(Admitter):
                 key_hash, shard, agent_id, call_id, request_id=request_id, agent_fields=known.args
             )
         reading = asyncio.ensure_future(self._fresh(agent_id))
+        reading.add_done_callback(_retrieved)
         try:
             admission = await super().admit(
                 key_hash, shard, agent_id, call_id, request_id=request_id, agent_fields=known.args
@@ -120,12 +120,13 @@ class ShardedAdmitter(Admitter):
         except ApiError as refusal:
             if refusal.code is ErrorCode.STORAGE_UNAVAILABLE:
                 reading.cancel()
-                with contextlib.suppress(asyncio.CancelledError, ApiError):
-                    await reading
                 raise
             fresh = await self._settled(reading, known)
             if fresh.decides_like(known):
                 raise
+        except BaseException:  # cancelled (the client left, shutdown): the read is moot
+            reading.cancel()
+            raise
         else:
             fresh = await self._settled(reading, known)
             if fresh.decides_like(known):
@@ -182,6 +183,13 @@ class ShardedAdmitter(Admitter):
             # The reservation stays: the reaper gives it back at its deadline.
             raise ApiError(ErrorCode.STORAGE_UNAVAILABLE) from None
         self._taken_back()
+
+
+def _retrieved(reading: asyncio.Future[AgentFields]) -> None:
+    """A read nobody awaits any more (cancelled, or its admission failed) leaves no
+    "exception was never retrieved" behind."""
+    if not reading.cancelled():
+        reading.exception()
 
 
 def agent_read(client: HotClient) -> AgentRead:
