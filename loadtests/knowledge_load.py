@@ -43,7 +43,7 @@ from common.domain import KnowledgeSettings
 from common.migrations import migrate_url
 from devstack.servers import free_port
 from loadtests.retrieval_benchmark import THIRTY_WORDS, fill, percentile
-from loadtests.scratch import KEY_SPEC, Scratch, scratch_servers, start, tree_cpu
+from loadtests.scratch import KEY_SPEC, Scratch, cpu_seconds, scratch_servers, start, tree_cpu
 from tests.factories import make_agent, make_developer, make_key
 
 
@@ -124,6 +124,8 @@ class Round:
     cpu_plain_us: float  # per plain call, gateway process tree (worker + embedding service)
     cpu_knowledge_us: float  # per knowledge call, likewise
     postgres_us: float  # Postgres' CPU per knowledge call
+    worker_plain_us: float  # per plain call, the gateway worker alone (its event loop)
+    worker_knowledge_us: float  # per knowledge call, likewise (the service's work excluded)
 
     @property
     def added(self) -> tuple[float, float]:
@@ -154,15 +156,22 @@ class Load:
         return f"{self.base}/proxy/v1/agents/{agent_id}/chat"
 
     async def cpu_per_call(self, work: Awaitable[list[float]]) -> tuple[list[float], list[float]]:
-        """`work`'s timings and the CPU (µs) the gateway and Postgres spent per call."""
-        before = [tree_cpu(pid) for pid in self.pids]
+        """`work`'s timings and the CPU (µs) spent per call by the gateway's process tree, by
+        Postgres, and by the gateway worker alone."""
+
+        def now() -> list[float]:
+            return [*(tree_cpu(pid) for pid in self.pids), cpu_seconds(self.pids[0])]
+
+        before = now()
         timings = await work
-        spent = [tree_cpu(pid) - b for pid, b in zip(self.pids, before, strict=True)]
+        spent = [after - b for after, b in zip(now(), before, strict=True)]
         return timings, [seconds / len(timings) * 1e6 for seconds in spent]
 
     async def round(self, number: int, agent_id: str) -> Round:
-        plain_one, (cpu_plain, _) = await self.cpu_per_call(self.plain(1))
-        knowledge_one, (cpu_knowledge, postgres) = await self.cpu_per_call(self.knowledge(agent_id))
+        plain_one, (cpu_plain, _, worker_plain) = await self.cpu_per_call(self.plain(1))
+        knowledge_one, (cpu_knowledge, postgres, worker_knowledge) = await self.cpu_per_call(
+            self.knowledge(agent_id)
+        )
 
         async def beside() -> list[float]:
             mixed, _ = await asyncio.gather(
@@ -176,7 +185,7 @@ class Load:
         else:
             plain_beside, plain_alone = await beside(), await self.plain(self.plain_clients)
         return Round(plain_one, knowledge_one, plain_alone, plain_beside, cpu_plain,
-                     cpu_knowledge, postgres)  # fmt: skip
+                     cpu_knowledge, postgres, worker_plain, worker_knowledge)  # fmt: skip
 
 
 def pct(timings: list[float]) -> str:
@@ -222,7 +231,9 @@ def summarise(size: int, done: list[Round]) -> None:
           f"\n  a knowledge call adds p50 {median(r.added[0] for r in done):.2f} ms,"
           f" p99 {median(r.added[1] for r in done):.2f} ms; CPU per call: gateway"
           f" {median(r.cpu_knowledge_us for r in done) / 1000:.2f} ms (plain"
-          f" {median(r.cpu_plain_us for r in done) / 1000:.2f} ms), Postgres"
+          f" {median(r.cpu_plain_us for r in done) / 1000:.2f} ms), of which the worker's"
+          f" own {median(r.worker_knowledge_us for r in done) / 1000:.2f} ms (plain"
+          f" {median(r.worker_plain_us for r in done) / 1000:.2f} ms); Postgres"
           f" {median(r.postgres_us for r in done) / 1000:.2f} ms")  # fmt: skip
 
 
