@@ -80,29 +80,30 @@ class UsageChunks:
     def feed(self, data: bytes) -> bytes:
         # Whole events go out now; the tail of one still arriving waits for its end.
         whole = self._framer.feed_whole(data)
-        if _usage_at(whole, 0) < 0:
-            return whole
-        return self._rewrite(whole)
+        at = _usage_at(whole, 0)
+        return whole if at < 0 else self._rewrite(whole, at)
 
     def finish(self) -> bytes:
         rest = self._framer.flush()
-        if rest and _usage_at(rest, 0) >= 0:
-            return self._rewrite(rest)
-        return rest
+        at = _usage_at(rest, 0) if rest else -1
+        return rest if at < 0 else self._rewrite(rest, at)
 
-    def _rewrite(self, whole: bytes) -> bytes:
+    def _rewrite(self, whole: bytes, at: int) -> bytes:
+        """`whole` with each event holding a usage object rewritten; the first such key
+        is at `at` (each search of a stream's few KB counts: it is searched once)."""
         if not splits_on_lf_lf(whole):
             return b"".join(self._event(event) for event in split_events(whole))
         # What providers send: only the events that hold a usage object are looked at.
         out: list[bytes] = []
         done = 0  # whole[:done] is in `out`
-        while (at := _usage_at(whole, done)) >= 0:
+        while at >= 0:
             start = whole.rfind(b"\n\n", done, at)
             start = done if start < 0 else start + 2
             end = whole.find(b"\n\n", at)
             end = len(whole) if end < 0 else end + 2
             out += (whole[done:start], self._event(whole[start:end]))
             done = end
+            at = _usage_at(whole, done)
         out.append(whole[done:])
         return b"".join(out)
 
