@@ -11,10 +11,8 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Self
 
 from common.settings import (
-    Environ,
     EnvSettings,
     OperationsSettings,
     SettingsError,
@@ -126,17 +124,6 @@ class ApiSettings(_ProcessSettings):
         if not Decimal(0) < self.price_min <= self.price_max:
             raise SettingsError("AGENT_PRICE_MIN_USD must be > 0 and <= AGENT_PRICE_MAX_USD")
 
-    @classmethod
-    def from_env(cls, env: Environ | None = None, *, api: bool = True) -> Self:
-        """`api` is accepted for callers of the former `ControlPlaneSettings.from_env(env,
-        api=True)`; it changes nothing."""
-        return super(ApiSettings, cls).from_env(env)
-
-    @property
-    def api(self) -> ApiSettings:
-        """Deprecated: the API's settings were once a part of a shared object; now they are it."""
-        return self
-
 
 @dataclass(frozen=True, slots=True)
 class WorkerSettings(_ProcessSettings):
@@ -156,7 +143,3 @@ class WorkerSettings(_ProcessSettings):
     worker_metrics_port: int = env("WORKER_METRICS_PORT", 9102, minimum=0, maximum=65535)
     # In a pod Prometheus scrapes it from outside; the local stack binds loopback.
     worker_metrics_host: str = env("WORKER_METRICS_HOST", "0.0.0.0")  # noqa: S104
-
-
-# Deprecated name of the HTTP API's settings (before the worker had its own type).
-ControlPlaneSettings = ApiSettings

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from common.errors import ApiError, ErrorCode
+from common.errors import ApiError
+from common.validation import invalid as common_invalid
 
 
 class Treatment(StrEnum):
@@ -72,10 +73,10 @@ _HARMLESS: dict[str, Any] = {"n": 1, "logprobs": False, "store": False}
 
 
 def invalid(field: str, message: str) -> ApiError:
-    return ApiError(
-        ErrorCode.VALIDATION_FAILED,
-        f"The request body failed validation: `{field}` {message}.",
-        details=[{"field": field, "message": message}],
+    """A body field's 400 `40002`, its summary naming the field (the gateway's clients read
+    the message, not the details)."""
+    return common_invalid(
+        field, message, f"The request body failed validation: `{field}` {message}."
     )
 
 

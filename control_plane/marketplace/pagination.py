@@ -19,8 +19,8 @@ from typing import Any, TypeVar
 
 import orjson
 
-from common.errors import ApiError, ErrorCode
-from common.validation import is_uuid, value_problem
+from common.errors import ApiError
+from common.validation import invalid, is_uuid, value_problem
 
 Json = str | int | float | None
 Row = TypeVar("Row")  # an asyncpg.Record, or a mapping
@@ -47,11 +47,7 @@ def keyset_page(
 
 
 def _invalid(message: str = "Invalid pagination cursor.") -> ApiError:
-    return ApiError(
-        ErrorCode.VALIDATION_FAILED,
-        message,
-        details=[{"field": "cursor", "message": "Not a cursor from this listing"}],
-    )
+    return invalid("cursor", "Not a cursor from this listing", message)
 
 
 def decode_cursor(raw: str, kind: str, parsers: Sequence[Parser]) -> list[Any]:
