@@ -17,11 +17,11 @@ from __future__ import annotations
 
 import logging
 import re
-import uuid
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from common.errors import HTTP_STATUS, ApiError, ErrorCode, error_body
+from common.ids import uuid4_str
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -41,13 +41,13 @@ def request_id_from_headers(headers: list[tuple[bytes, bytes]]) -> str:
             if _SANE_REQUEST_ID.fullmatch(value):
                 return value.decode("ascii")
             break
-    return str(uuid.uuid4())
+    return uuid4_str()
 
 
 def request_id_of(scope: Scope) -> str:
     state = scope.get("state") or {}
     request_id = state.get("request_id")
-    return request_id if isinstance(request_id, str) else str(uuid.uuid4())
+    return request_id if isinstance(request_id, str) else uuid4_str()
 
 
 async def send_error(

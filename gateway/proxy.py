@@ -36,6 +36,7 @@ import orjson
 from common.asgi import ClientDisconnected, Receive, Scope, Send, read_body
 from common.domain import AgentConfig, ModelTarget
 from common.errors import ApiError, ErrorCode
+from common.ids import uuid4_hex
 from crypto.api_keys import shard_of_key_hash
 from gateway.admission import Admission
 from gateway.agent_configs import CachedAgent
@@ -178,7 +179,7 @@ async def call_agent(
     telemetry.stream = chat.stream
     state.drain.refuse_after_cut()
     admission = await state.admitter.admit(
-        key_hash, shard_of_key_hash(key_hash), agent_id, uuid.uuid4().hex,
+        key_hash, shard_of_key_hash(key_hash), agent_id, uuid4_hex(),
         request_id=telemetry.request_id,
     )  # fmt: skip
     telemetry.admitted()
