@@ -19,7 +19,7 @@ from typing import Any
 import asyncpg
 
 from common.errors import ApiError, ErrorCode
-from common.validation import invalid
+from common.validation import invalid, money_text
 from control_plane.analytics import histogram, repository
 from control_plane.analytics.schemas import (
     AgentMetrics,
@@ -108,7 +108,7 @@ class _Sums:
             "calls": self.calls,
             "billable_calls": self.billable_calls,
             "errors": self.errors,
-            "revenue": format(self.revenue.normalize(), "f") if self.revenue else "0",
+            "revenue": money_text(self.revenue),
             "unique_developers": developers,
             "latency_p50_ms": p50,
             "latency_p95_ms": p95,

@@ -19,7 +19,7 @@ from redis.exceptions import RedisError
 
 from common import keyspace
 from common.errors import ApiError, ErrorCode
-from common.validation import invalid, is_uuid
+from common.validation import invalid, is_uuid, money_text
 from control_plane import gateway_sync
 from control_plane.auth.principal import Principal
 from control_plane.developers import key_controls, repository
@@ -190,7 +190,7 @@ def _counts(row: asyncpg.Record | None) -> dict[str, Any]:
         "successful_calls": row["successful_calls"],
         "failed_calls": row["failed_calls"],
         "units": row["units"],
-        "cost_usd": format(cost.normalize(), "f"),
+        "cost_usd": money_text(cost),
         "input_tokens": row["input_tokens"],
         "output_tokens": row["output_tokens"],
     }

@@ -19,6 +19,7 @@ import orjson
 from common.asgi import Receive, Send
 from common.errors import ApiError
 from common.sse import SseEvent, SseParser, encode_event
+from common.validation import money_text
 from gateway.edge import SSE_HEADERS
 from gateway.mcp import protocol
 from gateway.openai_edge import call_cost
@@ -54,7 +55,7 @@ def error_result(error: ApiError) -> dict[str, Any]:
 
 def _usage_meta(call: Call, *, billed: bool) -> dict[str, Any]:
     cost = call_cost(call)
-    units, usd = (cost.units, format(cost.usd.normalize(), "f")) if billed else (0, "0")
+    units, usd = (cost.units, money_text(cost.usd)) if billed else (0, "0")
     admission = call.admission
     return {
         "agentlink/usage": {

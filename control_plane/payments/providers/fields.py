@@ -6,12 +6,12 @@ allowed to raise a KeyError or TypeError into a 500.
 
 from __future__ import annotations
 
-import uuid
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import orjson
 
+from common.validation import canonical_uuid
 from control_plane.payments.providers.base import WebhookRejected
 
 
@@ -50,12 +50,7 @@ def metadata_payment_id(parent: dict[str, Any]) -> str | None:
 
 def our_payment_id(value: Any) -> str | None:
     """A payment id we issued is a UUID; anything else is not ours."""
-    if not isinstance(value, str):
-        return None
-    try:
-        return str(uuid.UUID(value))
-    except ValueError:
-        return None
+    return canonical_uuid(value) if isinstance(value, str) else None
 
 
 def cents(parent: dict[str, Any], key: str) -> Decimal | None:
