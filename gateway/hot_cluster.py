@@ -2,8 +2,11 @@
 
 Each command goes to the primary that holds its first key's slot (every script's keys share
 one slot: the user's `{sS}`, or the agent's `{aID}` for the record read). The slot map comes
-from CLUSTER SLOTS, asked of any node that answers. A MOVED or ASK reply (slots moved, a
-replica promoted) reloads the map and sends the command once more; a primary that cannot be
+from CLUSTER SLOTS, asked of any node that answers. A MOVED reply (slots moved, a replica
+promoted) reloads the map and sends the command once more; an ASK reply (its slot is being
+migrated, and the keys are not on the old node any more) sends it once to the node named, after
+ASKING. (A script whose keys are split between the two nodes mid-migration gets TRYAGAIN: a
+503 for admission, retried for a commit, gateway/settlement.py.) A primary that cannot be
 reached fails its calls only (a RedisConnectionError: the callers' 503) and makes the next
 call reload the map, in case another node has taken its slots over. So calls of users on the
 other primaries go on being served while one is down.
@@ -83,7 +86,10 @@ class HotCluster:
                     self._stale_since = time.monotonic()
                 raise
             except ResponseError as error:
-                if attempt or not str(error).startswith(("MOVED ", "ASK ")):
+                redirect = str(error)
+                if attempt == 0 and redirect.startswith("ASK "):
+                    return await self._node(_target(redirect)).execute_asking(*parts)
+                if attempt or not redirect.startswith("MOVED "):
                     raise
                 await self._reload_map(force=True)
         raise AssertionError("unreachable")
@@ -130,6 +136,12 @@ class HotCluster:
         for node in self._nodes.values():
             await node.aclose()
         self._nodes.clear()
+
+
+def _target(redirect: str) -> Address:
+    """The node a MOVED/ASK reply names: `ASK <slot> <host>:<port>`."""
+    host, _, port = redirect.split()[2].rpartition(":")
+    return (host, int(port))
 
 
 def _ignore_failure(future: asyncio.Future[None]) -> None:

@@ -165,6 +165,15 @@ class HotRedis:
         connection = await self._connection()
         return await connection.send(encode_command(*parts))
 
+    async def execute_asking(self, *parts: Arg) -> Any:
+        """ASKING, then `parts`, back to back on one connection: how a Redis Cluster node
+        takes a command on a slot being migrated to it (gateway/hot_cluster.py)."""
+        connection = await self._connection()
+        asking = connection.send(encode_command("ASKING"))
+        reply = connection.send(encode_command(*parts))
+        _, result = await asyncio.gather(asking, reply)
+        return result
+
     async def _watch(self) -> None:
         """Fail connections whose oldest command has waited past the timeout."""
         interval = min(0.1, self._timeout_s / 4)

@@ -85,3 +85,39 @@ async def test_scripts_a_primary_lost_are_loaded_again_on_it(
     for record in records:
         assert await fill(keys=[record], args=[60, "status", "ok"]) == 0  # ran: already filled
         assert await cluster_client.hget(record, "status") == b"ok"
+
+
+async def test_a_command_on_a_slot_being_migrated_follows_the_ask_redirect(
+    hot: HotCluster, cluster_client: RedisCluster
+) -> None:
+    """Resharding (adding a primary): while a slot moves, its old node answers ASK for the
+    keys it no longer has, and the command goes to the new node after ASKING."""
+    shard_slots = {key_slot(keyspace.shard_tag(s).encode()) for s in range(SHARD_COUNT)}
+    key = next(
+        name for n in range(10_000)
+        if key_slot((name := f"hot:{{ask{n}}}:{uuid.uuid4().hex}").encode()) not in shard_slots
+    )  # fmt: skip
+    slot = key_slot(key.encode())
+    source = cluster_client.get_node_from_key(key)
+    target = next(node for node in cluster_client.get_primaries() if node.port != source.port)
+    ids = {
+        node.port: (await cluster_client.execute_command("CLUSTER", "MYID", target_nodes=node))
+        for node in cluster_client.get_primaries()
+    }
+
+    async def setslot(node: object, *how: object) -> None:
+        await cluster_client.execute_command("CLUSTER", "SETSLOT", slot, *how, target_nodes=node)
+
+    await hot.execute_on(key, "PING")  # the map is loaded: the slot is the source's
+    await setslot(target, "IMPORTING", ids[source.port])
+    await setslot(source, "MIGRATING", ids[target.port])
+    try:
+        assert await hot.execute_on(key, "SET", key, "moved-in", "EX", 60) == b"OK"
+    finally:  # the move completes, then the slot goes back to where it was
+        for node in (target, source, *cluster_client.get_primaries()):
+            await setslot(node, "NODE", ids[target.port])
+        landed = await cluster_client.execute_command("GET", key, target_nodes=target)
+        await cluster_client.execute_command("DEL", key, target_nodes=target)
+        for node in (target, *cluster_client.get_primaries()):
+            await setslot(node, "NODE", ids[source.port])
+    assert landed == b"moved-in"  # on the node the slot was moving to
