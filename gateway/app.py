@@ -19,6 +19,7 @@ from common.asgi import EnvelopeMiddleware
 from common.db import create_pool
 from common.direct_routes import DirectRoutes
 from common.feature_flags import FeatureFlags
+from common.http_errors import envelope_exception_handlers
 from common.json_logging import configure_logging
 from common.knowledge.retrieval import SERVER_SETTINGS as RETRIEVAL_SERVER_SETTINGS
 from common.redis_store import LuaScripts, create_redis
@@ -36,7 +37,7 @@ from gateway.metrics import GatewayMetrics
 from gateway.provider_call import GuardedProvider, ProviderTimeouts
 from gateway.providers import build_providers
 from gateway.records import RecordLoader
-from gateway.routes import PUBLIC_PATHS, ROUTES, exception_handlers
+from gateway.routes import PUBLIC_PATHS, ROUTES
 from gateway.settings import GatewaySettings
 from gateway.settlement import Settler
 from gateway.sharded_admission import ShardedAdmitter, agent_read
@@ -184,7 +185,7 @@ def create_app(
     app = Starlette(
         routes=ROUTES,
         middleware=middleware,
-        exception_handlers=exception_handlers(),
+        exception_handlers=envelope_exception_handlers(),
         lifespan=lifespan,
     )
     # The proxy routes reach their endpoints through the same middleware, past Starlette's

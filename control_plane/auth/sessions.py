@@ -15,8 +15,6 @@ within USER_RECORD_SYNC_INTERVAL_S (control_plane/user_record_sync.py, migration
 
 from __future__ import annotations
 
-import asyncpg
-
 from common.db import DbConnection, fetch_optional
 from common.domain import AdminRole, UserType
 from common.records import UserSession
@@ -28,15 +26,9 @@ _RECORD_COLUMNS = "redis_shard, status, rate_tier, user_type, admin_role, token_
 
 async def end_access_tokens(connection: DbConnection, redis: RedisClient, user_id: str) -> None:
     """Bump the user's token generation (call inside the transaction that ends the sessions)."""
-    await gateway_sync.hold_write_through(connection)
-    row = await fetch_optional(
-        connection,
-        f"UPDATE users SET token_generation = token_generation + 1 WHERE id = $1"  # noqa: S608
-        f" RETURNING {_RECORD_COLUMNS}",
-        user_id,
+    await _update_written_through(
+        connection, redis, user_id, "token_generation = token_generation + 1"
     )
-    if row is not None:
-        await _write_record(redis, user_id, row)
 
 
 async def change_role(
@@ -49,24 +41,29 @@ async def change_role(
 ) -> bool:
     """Give the user another type or admin role; their access tokens end (the trigger bumps
     the generation). False if there is no such user. Call inside a transaction."""
+    return await _update_written_through(
+        connection, redis, user_id, "user_type = $2, admin_role = $3",
+        user_type.value, admin_role.value if admin_role else None,
+    )  # fmt: skip
+
+
+async def _update_written_through(
+    connection: DbConnection, redis: RedisClient, user_id: str, assignments: str, *args: object
+) -> bool:
+    """`UPDATE users SET <assignments>` for `user_id` ($1; `args` from $2), then the user's
+    Redis record rewritten from the updated row. False if there is no such user."""
     await gateway_sync.hold_write_through(connection)
     row = await fetch_optional(
         connection,
-        f"UPDATE users SET user_type = $2, admin_role = $3 WHERE id = $1"  # noqa: S608
-        f" RETURNING {_RECORD_COLUMNS}",
+        f"UPDATE users SET {assignments} WHERE id = $1 RETURNING {_RECORD_COLUMNS}",  # noqa: S608
         user_id,
-        user_type.value,
-        admin_role.value if admin_role else None,
+        *args,
     )
     if row is None:
         return False
-    await _write_record(redis, user_id, row)
-    return True
-
-
-async def _write_record(redis: RedisClient, user_id: str, row: asyncpg.Record) -> None:
     session = UserSession(row["user_type"], row["admin_role"], row["token_generation"])
     await gateway_sync.write_user(
         redis, shard=row["redis_shard"], user_id=user_id, status=row["status"],
         tier=row["rate_tier"], session=session,
     )  # fmt: skip
+    return True

@@ -51,6 +51,14 @@ def plain(message: str) -> str:
     return message
 
 
+def form_errors(error: ApiError, *codes: ErrorCode, rename: dict[str, str] | None = None) -> Errors:
+    """A form refused with one of `codes`: its messages per field, for the form shown again.
+    Any other error is not about what was typed: it is raised again, for the error page."""
+    if error.code not in codes:
+        raise error
+    return field_errors(error, rename=rename)
+
+
 def field_errors(error: ApiError, *, rename: dict[str, str] | None = None) -> Errors:
     """An ApiError as messages per form field; "form" holds what belongs to no field."""
     rename = rename or {}

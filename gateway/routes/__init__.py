@@ -11,7 +11,6 @@ from typing import Any
 
 from starlette.routing import Route
 
-from common.http_errors import envelope_exception_handlers
 from gateway.dialects.anthropic_messages import MessagesEndpoint
 from gateway.mcp.endpoint import McpEndpoint
 from gateway.proxy import ChatEndpoint
@@ -50,7 +49,3 @@ ROUTES = [
     route("/metrics", health.metrics, methods=["GET"]),
     route("/openapi.json", docs.openapi_json, methods=["GET"]),
 ]
-
-
-def exception_handlers() -> dict[Any, Any]:
-    return envelope_exception_handlers()

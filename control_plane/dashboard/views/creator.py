@@ -24,7 +24,7 @@ from control_plane.analytics.schemas import AnalyticsQuery
 from control_plane.creators import service as creators
 from control_plane.creators.schemas import UpdateCreatorRequest, WalletRequest
 from control_plane.dashboard import diff
-from control_plane.dashboard.forms import Errors, blank_to_none, convert, field_errors
+from control_plane.dashboard.forms import Errors, blank_to_none, convert, form_errors
 from control_plane.dashboard.pages import Page, PageContext
 from control_plane.dashboard.views.public import pricing_facts
 from control_plane.earnings import service as earnings
@@ -186,9 +186,7 @@ async def create_agent(ctx: PageContext) -> Response:
             request: CreateAgentRequest = convert(desired, CreateAgentRequest)
             created = await agents.create_agent(ctx.state, ctx.user, request)
         except ApiError as error:
-            if error.code is not ErrorCode.VALIDATION_FAILED:
-                raise
-            errors = field_errors(error)
+            errors = form_errors(error, ErrorCode.VALIDATION_FAILED)
     if errors:
         return _agent_form(ctx, None, _posted_values(ctx), errors, status=400)
     return ctx.redirect(
@@ -215,9 +213,7 @@ async def update_agent(ctx: PageContext) -> Response:
             request: UpdateAgentRequest = convert(patch, UpdateAgentRequest)
             updated = await agents.update_agent(ctx.state, ctx.user, current.id, request)
         except ApiError as error:
-            if error.code is not ErrorCode.VALIDATION_FAILED:
-                raise
-            errors = field_errors(error)
+            errors = form_errors(error, ErrorCode.VALIDATION_FAILED)
     if errors:
         return _agent_form(ctx, current, _posted_values(ctx), errors, status=400)
     return ctx.redirect(
@@ -286,11 +282,10 @@ async def update_profile(ctx: PageContext) -> Response:
             await creators.set_wallet(ctx.state, ctx.user, convert(
                 {"wallet_address": wallet}, WalletRequest))  # fmt: skip
     except ApiError as error:
-        if error.code is not ErrorCode.VALIDATION_FAILED:
-            raise
+        errors = form_errors(error, ErrorCode.VALIDATION_FAILED)
         profile = await creators.get_me(ctx.state, ctx.user)
         return ctx.render("creator/profile.html", profile=profile, values=values,
-                          errors=field_errors(error), status=400)  # fmt: skip
+                          errors=errors, status=400)  # fmt: skip
     return ctx.redirect("/creator/profile", notice="Profile saved.")
 
 

@@ -13,7 +13,7 @@ from starlette.responses import Response
 from common.domain import UserType
 from common.errors import ApiError, ErrorCode
 from control_plane.dashboard.charts import Point, bar_chart
-from control_plane.dashboard.forms import convert, field_errors
+from control_plane.dashboard.forms import convert, form_errors
 from control_plane.dashboard.pages import Page, PageContext
 from control_plane.developers import key_controls
 from control_plane.developers import service as developers
@@ -70,9 +70,8 @@ async def create_key(ctx: PageContext) -> Response:
         request: CreateKeyRequest = convert({"name": ctx.form["name"]}, CreateKeyRequest)
         created = await developers.create_key(ctx.state, ctx.user, request)
     except ApiError as error:
-        if error.code not in (ErrorCode.VALIDATION_FAILED, ErrorCode.CONFLICT):
-            raise
-        return await _keys_page(ctx, errors=field_errors(error), status=error.status)
+        errors = form_errors(error, ErrorCode.VALIDATION_FAILED, ErrorCode.CONFLICT)
+        return await _keys_page(ctx, errors=errors, status=error.status)
     # Rendered, not redirected: this response is the only place the plaintext ever appears.
     return await _keys_page(ctx, created=created, status=201)
 
@@ -157,12 +156,10 @@ async def update_key(ctx: PageContext) -> Response:
         patch: KeyControlsPatch = convert(_controls_patch(ctx.form), KeyControlsPatch)
         await key_controls.update_controls(ctx.state, ctx.user, key.id, patch)
     except ApiError as error:
-        if error.code not in (ErrorCode.VALIDATION_FAILED, ErrorCode.CONFLICT):
-            raise
-        errors = {
-            _ITEM.sub("", name): message
-            for name, message in field_errors(error, rename=_CONTROL_FIELDS).items()
-        }
+        found = form_errors(
+            error, ErrorCode.VALIDATION_FAILED, ErrorCode.CONFLICT, rename=_CONTROL_FIELDS
+        )
+        errors = {_ITEM.sub("", name): message for name, message in found.items()}
         return await _key_page(ctx, key, values=ctx.form.as_dict(), errors=errors,
                                status=error.status)  # fmt: skip
     return ctx.redirect(f"/developer/keys/{key.id}", notice="Saved: the gateway applies it now.")
@@ -175,9 +172,8 @@ async def rotate_key(ctx: PageContext) -> Response:
                                             RotateKeyRequest)  # fmt: skip
         created = await key_controls.rotate(ctx.state, ctx.user, key.id, request)
     except ApiError as error:
-        if error.code not in (ErrorCode.VALIDATION_FAILED, ErrorCode.CONFLICT):
-            raise
-        return await _key_page(ctx, key, errors=field_errors(error), status=error.status)
+        errors = form_errors(error, ErrorCode.VALIDATION_FAILED, ErrorCode.CONFLICT)
+        return await _key_page(ctx, key, errors=errors, status=error.status)
     # Rendered, not redirected: this response is the only place the plaintext ever appears.
     return await _keys_page(ctx, created=created, status=201)
 
@@ -238,10 +234,9 @@ async def checkout(ctx: PageContext) -> Response:
         )
         payment = await payments.checkout(ctx.state, ctx.user, body)
     except ApiError as error:
-        if error.code not in (ErrorCode.VALIDATION_FAILED, ErrorCode.FORBIDDEN,
-                              ErrorCode.RATE_LIMITED, ErrorCode.UPSTREAM_UNAVAILABLE):  # fmt: skip
-            raise
-        return await billing(ctx, errors=field_errors(error), status=error.status)
+        errors = form_errors(error, ErrorCode.VALIDATION_FAILED, ErrorCode.FORBIDDEN,
+                             ErrorCode.RATE_LIMITED, ErrorCode.UPSTREAM_UNAVAILABLE)  # fmt: skip
+        return await billing(ctx, errors=errors, status=error.status)
     # Via our own page: a form may only post to this site (CSP form-action), so the hop to
     # the provider is a plain navigation from there.
     return ctx.redirect(f"/developer/billing/payments/{payment.id}")

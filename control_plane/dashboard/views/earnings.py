@@ -16,7 +16,7 @@ from starlette.responses import Response
 from common.domain import UserType
 from common.errors import ApiError, ErrorCode
 from control_plane.creators import service as creators
-from control_plane.dashboard.forms import Errors, convert, field_errors
+from control_plane.dashboard.forms import Errors, convert, form_errors
 from control_plane.dashboard.pages import Page, PageContext
 from control_plane.earnings import payout_account
 from control_plane.earnings import service as earnings
@@ -87,11 +87,10 @@ async def withdraw(ctx: PageContext) -> Response:
         )  # fmt: skip
         withdrawal, created = await earnings.create_withdrawal(ctx.state, ctx.user, body, key)
     except ApiError as error:
-        if error.code not in (ErrorCode.VALIDATION_FAILED, ErrorCode.CONFLICT):
-            raise
-        # A balance too small is about the amount: shown next to it, like a typo would be.
-        errors = field_errors(error) if error.code is ErrorCode.VALIDATION_FAILED else {
-            "amount": error.message}  # fmt: skip
+        errors = form_errors(error, ErrorCode.VALIDATION_FAILED, ErrorCode.CONFLICT)
+        if error.code is ErrorCode.CONFLICT:
+            # A balance too small is about the amount: shown next to it, like a typo would be.
+            errors = {"amount": error.message}
         return await _page(ctx, errors=errors, values=values, status=error.status)
     if not created:
         return ctx.redirect("/creator/earnings", notice="That withdrawal was already requested.")

@@ -13,7 +13,7 @@ from starlette.responses import Response
 from common.domain import UserType
 from common.errors import ApiError, ErrorCode
 from control_plane.agents import service as agents
-from control_plane.dashboard.forms import Errors, field_errors
+from control_plane.dashboard.forms import Errors, form_errors
 from control_plane.dashboard.pages import Page, PageContext
 from control_plane.knowledge import service as knowledge
 from control_plane.knowledge.file_types import FileKind
@@ -53,9 +53,7 @@ async def upload(ctx: PageContext) -> Response:
     try:
         added = await knowledge.add_files(ctx.state, ctx.user, ctx.path["agent_id"], ctx.uploads)
     except ApiError as error:
-        if error.code not in _FORM_ERRORS:
-            raise
-        found = field_errors(error)
+        found = form_errors(error, *_FORM_ERRORS)
         message = found.get("file") or found.get("form") or error.message
         return await _page(ctx, errors={"file": message}, status=error.status)
     names = ", ".join(item.filename for item in added.items)

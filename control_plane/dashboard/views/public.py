@@ -9,7 +9,7 @@ from starlette.responses import Response
 
 from common.errors import ApiError, ErrorCode
 from control_plane.dashboard import snippets
-from control_plane.dashboard.forms import blank_to_none, convert, field_errors
+from control_plane.dashboard.forms import blank_to_none, convert, form_errors
 from control_plane.dashboard.pages import Page, PageContext
 from control_plane.marketplace import service as marketplace
 from control_plane.marketplace.schemas import SearchPage, SearchQuery
@@ -42,9 +42,7 @@ async def marketplace_search(ctx: PageContext) -> Response:
         )
         results = await marketplace.search(ctx.state, query)
     except ApiError as error:
-        if error.code not in (ErrorCode.VALIDATION_FAILED, ErrorCode.INVALID_REQUEST):
-            raise
-        errors = field_errors(error)
+        errors = form_errors(error, ErrorCode.VALIDATION_FAILED, ErrorCode.INVALID_REQUEST)
     categories = await marketplace.categories(ctx.state)
     filters = blank_to_none(values)
     next_url = None

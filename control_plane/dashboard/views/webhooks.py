@@ -12,7 +12,7 @@ from starlette.responses import Response
 
 from common.domain import UserType
 from common.errors import ApiError, ErrorCode
-from control_plane.dashboard.forms import Errors, blank_to_none, convert, field_errors
+from control_plane.dashboard.forms import Errors, blank_to_none, convert, form_errors
 from control_plane.dashboard.pages import Page, PageContext
 from control_plane.webhooks import events
 from control_plane.webhooks import service as webhooks
@@ -75,10 +75,8 @@ async def create(ctx: PageContext) -> Response:
         body: CreateWebhook = convert(blank_to_none(values), CreateWebhook)
         created = await webhooks.create(ctx.state, ctx.user, body)
     except ApiError as error:
-        if error.code not in (ErrorCode.VALIDATION_FAILED, ErrorCode.CONFLICT):
-            raise
-        return await _list_page(ctx, errors=field_errors(error), values=values,
-                                status=error.status)  # fmt: skip
+        errors = form_errors(error, ErrorCode.VALIDATION_FAILED, ErrorCode.CONFLICT)
+        return await _list_page(ctx, errors=errors, values=values, status=error.status)
     # Rendered, not redirected: this response is the only place the secret ever appears.
     return await _list_page(ctx, created=created, status=201)
 
