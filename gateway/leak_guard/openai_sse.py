@@ -125,18 +125,27 @@ class SseLeakFilter:
             return b"".join(out)
         scanner = self._scanner
         for bare in bare_events:
-            head, tail = self._head, self._tail
-            if head and bare.startswith(head) and bare.endswith(tail) and scanner.live:
-                # The same shape as the last plain content chunk: `_plain_content`'s checks
-                # hold when its text has no quote, backslash or line break. (Checked on the
-                # str: `bytes in bytes` first tries the needle as an int and pays an error.)
+            # The same shape as the last plain content chunk (`_head` + text + `_tail`):
+            # `_plain_content`'s checks hold when its text has no quote, backslash or line
+            # break. (removeprefix/removesuffix: one argument, no argument parsing, unlike
+            # startswith; `bytes in bytes` first tries the needle as an int and pays a
+            # TypeError, so the text is checked as a str.) An empty `_head` matches nothing.
+            after_head = bare.removeprefix(self._head)
+            text = after_head.removesuffix(self._tail)
+            if after_head is not bare and text is not after_head and scanner.live:
                 try:
-                    content = bare[len(head) : len(bare) - len(tail)].decode()
+                    content = text.decode()
                 except UnicodeDecodeError:
                     content = ""
                 if content and '"' not in content and "\\" not in content and "\n" not in content:
                     self._shape = bare
-                    self._released(content, bare, None, out)
+                    released = scanner.feed(content)  # `_released`, inline: the hot loop
+                    if released == content:
+                        out += (bare, b"\n\n")
+                    elif not scanner.live:  # it leaked
+                        self._withhold(bare[6:], out)
+                    elif released:
+                        out += (self._open, orjson.dumps(released), self._close)
                     continue
             # The usual one-line `data: ...` event, read in place; anything else whole.
             if bare.startswith(b"data: ") and bare.find(b"\n") < 0:
