@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from redis.exceptions import RedisError
 
@@ -150,6 +150,10 @@ class Admitter:
         # bounded so a flood of distinct keys cannot grow memory.
         self._owner_of_key: OrderedDict[str, str] = OrderedDict()
         self._known_users = known_users
+        # The key names of each script, by what they are made of: the same on every call of
+        # one key and agent, and ~15 names to format otherwise. Emptied when full.
+        self._admit_keys: dict[tuple[int, str, str, str], tuple[str, ...]] = {}
+        self._commit_keys: dict[tuple[int, str], tuple[str, ...]] = {}
 
     def _remember_owner(self, key_hash: str, user_id: str) -> None:
         self._owner_of_key[key_hash] = user_id
@@ -183,18 +187,20 @@ class Admitter:
         agent_key = keyspace.shard_tag(shard) if sharded else keyspace.agent_record(agent_id)
         args += agent_fields or ()
         for _ in range(_MAX_ATTEMPTS):
-            keys = [
-                keyspace.api_key_record(shard, key_hash),
-                keyspace.user_record(shard, user_id),
-                keyspace.quota(shard, user_id),
-                keyspace.trials(shard, user_id),
-                keyspace.rate_window(shard, user_id),
-                keyspace.reservations(shard),
-                keyspace.reservation_deadlines(shard),
-                agent_key,
-                keyspace.key_rate_window(shard, key_hash),
-                keyspace.key_spend(shard),
-            ]
+            keys = self._admit_keys.get((shard, key_hash, user_id, agent_key))
+            if keys is None:
+                keys = _remember(self._admit_keys, (shard, key_hash, user_id, agent_key), (
+                    keyspace.api_key_record(shard, key_hash),
+                    keyspace.user_record(shard, user_id),
+                    keyspace.quota(shard, user_id),
+                    keyspace.trials(shard, user_id),
+                    keyspace.rate_window(shard, user_id),
+                    keyspace.reservations(shard),
+                    keyspace.reservation_deadlines(shard),
+                    agent_key,
+                    keyspace.key_rate_window(shard, key_hash),
+                    keyspace.key_spend(shard),
+                ))  # fmt: skip
             try:
                 reply = await script(keys=keys, args=args)
             except RedisError:
@@ -228,14 +234,16 @@ class Admitter:
         """Settle the reservation as `result` says. False if it was already settled (or
         reaped)."""
         shard, user_id = admission.shard, admission.user_id
-        keys = [
-            keyspace.reservations(shard),
-            keyspace.reservation_deadlines(shard),
-            keyspace.quota(shard, user_id),
-            keyspace.trials(shard, user_id),
-            keyspace.usage_stream(shard),
-            keyspace.key_spend(shard),
-        ]
+        keys = self._commit_keys.get((shard, user_id))
+        if keys is None:
+            keys = _remember(self._commit_keys, (shard, user_id), (
+                keyspace.reservations(shard),
+                keyspace.reservation_deadlines(shard),
+                keyspace.quota(shard, user_id),
+                keyspace.trials(shard, user_id),
+                keyspace.usage_stream(shard),
+                keyspace.key_spend(shard),
+            ))  # fmt: skip
         usage = result.usage
         args: list[str | int] = [
             admission.call_id, "1" if result.billable else "0", result.status,
@@ -245,6 +253,18 @@ class Admitter:
         ]  # fmt: skip
         settled = await self._commit(keys=keys, args=args)
         return bool(settled)
+
+
+# Key-name tuples kept per map: a few MB at most, however many keys and users call.
+_KEY_NAMES_KEPT = 4096
+_K = TypeVar("_K")
+
+
+def _remember(names: dict[_K, tuple[str, ...]], of: _K, keys: tuple[str, ...]) -> tuple[str, ...]:
+    if len(names) >= _KEY_NAMES_KEPT:
+        names.clear()
+    names[of] = keys
+    return keys
 
 
 def _refusal(reply: AdmitReply) -> ApiError:  # noqa: PLR0911 - one answer per verdict
