@@ -20,6 +20,7 @@ from starlette.requests import Request
 
 from common.domain import AgentConfig
 from common.errors import ApiError, ErrorCode
+from common.validation import canonical_uuid
 from control_plane.agents.access import canonical_agent_id, owned
 from control_plane.auth.principal import Principal
 from control_plane.knowledge import repository
@@ -127,10 +128,9 @@ async def delete_files(
     agent_id = canonical_agent_id(raw_agent_id)
     file_ids = None
     if raw_file_id is not None:
-        try:
-            file_ids = [str(uuid.UUID(raw_file_id))]
-        except ValueError:
-            raise ApiError(ErrorCode.RESOURCE_NOT_FOUND, "No such knowledge file.") from None
+        if (file_id := canonical_uuid(raw_file_id)) is None:
+            raise ApiError(ErrorCode.RESOURCE_NOT_FOUND, "No such knowledge file.")
+        file_ids = [file_id]
     async with knowledge_change(state.db, state.redis, agent_id) as found:
         change = _locked(found, principal)
         deleted = await repository.delete_files(change.connection, agent_id, file_ids)
