@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from importlib import resources
 from typing import Any, Literal, Protocol, TypeVar, overload
 
@@ -26,7 +26,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.commands.core import AsyncScript
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisClusterException, RedisError
+from redis.exceptions import NoScriptError, RedisClusterException, RedisError
 from redis.maint_notifications import MaintNotificationsConfig
 
 from common.usage_events import USAGE_EVENT_FIELDS
@@ -188,11 +188,31 @@ class ScriptSet(Protocol):
     def __getitem__(self, name: str) -> Callable[..., Awaitable[Any]]: ...
 
 
+class _NodeLoadedScript(AsyncScript):
+    """A script on a Redis Cluster: NOSCRIPT (the key's primary restarted) is answered with
+    EVAL there, which also loads it there. redis-py's own answer, SCRIPT LOAD on every
+    primary, fails while any one of them is down, and with it the call of a user on another."""
+
+    async def __call__(
+        self, keys: Sequence[Any] | None = None, args: Iterable[Any] | None = None,
+        client: Any = None,
+    ) -> Any:  # fmt: skip
+        keys, args = list(keys or ()), list(args or ())
+        target = client or self.registered_client
+        try:
+            return await target.evalsha(self.sha, len(keys), *keys, *args)
+        except NoScriptError:
+            return await target.execute_command("EVAL", self.script, len(keys), *keys, *args)
+
+
 class LuaScripts:
     def __init__(self, client: RedisClient) -> None:
         self._client = client
         self._scripts: dict[str, AsyncScript] = {
-            name: client.register_script(source) for name, source in read_lua_sources().items()
+            name: _NodeLoadedScript(client, source)
+            if isinstance(client, RedisCluster)
+            else client.register_script(source)
+            for name, source in read_lua_sources().items()
         }
 
     def __getitem__(self, name: str) -> AsyncScript:
@@ -214,12 +234,17 @@ class LuaScripts:
         return all(bool(flag) for flag in exists)
 
 
-def queue_script(pipe: Any, script: AsyncScript, keys: Sequence[Any], args: Sequence[Any]) -> None:
+def queue_script(
+    pipe: Any, script: AsyncScript, keys: Sequence[Any], args: Sequence[Any], *, load: bool = False
+) -> None:
     """Queue `script` in a pipeline as a raw EVALSHA, the same on one Redis and on a cluster:
     redis-py's cluster pipeline refuses its script objects (by method name) but routes a raw
     EVALSHA by its first key. Its reply is a NoScriptError until the script is loaded (Redis
-    restarted): the caller loads it (`script_load`: every primary of a cluster) and redoes."""
-    pipe.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
+    restarted): the caller redoes with `load`, an EVAL, which loads it on the key's node."""
+    if load:
+        pipe.execute_command("EVAL", script.script, len(keys), *keys, *args)
+    else:
+        pipe.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
 
 
 async def pipelined(

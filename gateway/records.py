@@ -143,13 +143,13 @@ class RecordLoader:
             async with self._redis.pipeline(transaction=True) as pipe:
                 # With the adjust_seq of the same snapshot, so a purchase credited concurrently
                 # is counted exactly once (common/lua/adjust_quota.lua). Both only set what is
-                # absent, so a redo after NOSCRIPT changes nothing the first run did.
-                queue_script(pipe, self._load_quota, [quota, adjustments], [balance, seq])
+                # absent, so a redo after NOSCRIPT (with EVAL) changes nothing the first did.
+                queue_script(pipe, self._load_quota, [quota, adjustments], [balance, seq],
+                             load=attempt == 1)  # fmt: skip
                 for row in trials:
                     pipe.hsetnx(trial_key, str(row["agent_id"]), row["calls_used"])
                 replies: list[object] = await pipe.execute(raise_on_error=False)
             if attempt == 0 and isinstance(replies[0], NoScriptError):
-                await self._redis.script_load(self._load_quota.script)
                 continue
             if failed := next((r for r in replies if isinstance(r, Exception)), None):
                 raise failed

@@ -121,6 +121,18 @@ async def test_a_killed_primary_fails_its_users_calls_cleanly_and_they_recover(
         for caller in spared:  # billed once per call, on their own primaries
             assert len(await wait_for_events(own_client, caller, 3)) == 3
             assert await quota_units(own_client, caller) == 47
+        # A developer Redis has never seen, on a primary that lost its scripts meanwhile (as
+        # its restart would): the cold load runs its scripts there, whatever the dead one.
+        newcomer = await make_caller(db_pool, quota=50, trials_used=3)
+        while {
+            port_of(own_client, keyspace.shard_tag(newcomer.shard)),
+            port_of(own_client, keyspace.agent_record(newcomer.agent.agent_id)),
+        } & {victim}:
+            newcomer = await make_caller(db_pool, quota=50, trials_used=3)  # fmt: skip
+        home = own_client.get_node_from_key(keyspace.shard_tag(newcomer.shard))
+        await own_client.execute_command("SCRIPT", "FLUSH", target_nodes=home)
+        response = await chat(client, faults_gateway, newcomer)
+        assert response.status_code == 200, response.text
 
         node.start()  # the same port, data folder and nodes.conf: it rejoins with its slots
         deadline = time.monotonic() + 30
