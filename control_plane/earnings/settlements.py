@@ -24,7 +24,6 @@ land late). Admins can trigger a run at once (no grace) from the admin API.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import random
 from dataclasses import dataclass, field
@@ -34,6 +33,7 @@ from decimal import Decimal
 import asyncpg
 
 from common.db import DbConnection
+from common.retry import retry
 from control_plane.earnings.money import (
     period_end_after,
     period_end_at_or_before,
@@ -156,15 +156,19 @@ async def settle_one(
 async def _settle_with_retries(
     db: asyncpg.Pool, creator_id: str, start: datetime, end: datetime, fee_percent: Decimal
 ) -> Settled | None:
-    for attempt in range(_RETRIES):
-        try:
-            async with db.acquire() as connection:
-                return await settle_one(connection, creator_id, start, end, fee_percent)
-        except (asyncpg.DeadlockDetectedError, asyncpg.SerializationError):
-            if attempt == _RETRIES - 1:
-                raise
-            await asyncio.sleep(random.uniform(0.01, 0.05) * (attempt + 1))
-    raise AssertionError("unreachable")  # pragma: no cover
+    async def attempt() -> Settled | None:
+        async with db.acquire() as connection:
+            return await settle_one(connection, creator_id, start, end, fee_percent)
+
+    return await retry(
+        attempt, retry_on=_conflicted, attempts=_RETRIES,
+        backoff=lambda retry_number: random.uniform(0.01, 0.05) * retry_number,
+    )  # fmt: skip
+
+
+def _conflicted(error: BaseException) -> bool:
+    """A deadlock or serialization failure against a concurrent transaction: try again."""
+    return isinstance(error, asyncpg.DeadlockDetectedError | asyncpg.SerializationError)
 
 
 async def settle_due(
