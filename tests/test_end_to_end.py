@@ -10,6 +10,7 @@ import httpx
 import redis.asyncio as redis_asyncio
 
 from control_plane.usage_ingest import ingest_once
+from tests.control_plane.agents.helpers import config, publish_agent
 from tests.control_plane.api_client import bearer, register
 from tests.gateway.helpers import agent_sdk
 
@@ -22,21 +23,10 @@ async def test_creator_publishes_developer_calls_usage_is_accounted(
     async with httpx.AsyncClient(base_url=control_url) as api:
         creator = await register(api, "creator")
         creator_auth = bearer(creator["access_token"])
-        created = await api.post(
-            "/api/v1/agents",
-            headers=creator_auth,
-            json={
-                "name": "Captain Haiku",
-                "description": "Answers in haiku.",
-                "category": "writing",
-                "price_per_call": "0.02",
-                "config": {"system_prompt": PROMPT, "provider": "openai", "model": "mock-model"},
-            },
-        )
-        assert created.status_code == 201, created.text
-        agent_id = created.json()["id"]
-        published = await api.post(f"/api/v1/agents/{agent_id}/publish", headers=creator_auth)
-        assert published.status_code == 200, published.text
+        agent_id = await publish_agent(
+            api, creator_auth, name="Captain Haiku", description="Answers in haiku.",
+            category="writing", price_per_call="0.02", config=config(system_prompt=PROMPT),
+        )  # fmt: skip
 
         developer = await register(api, "developer")
         developer_auth = bearer(developer["access_token"])

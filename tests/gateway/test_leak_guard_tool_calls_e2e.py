@@ -88,36 +88,31 @@ def assert_withheld(text: str, calls: dict[int, tuple[str, str]], finish: str | 
     assert finish == "content_filter"
 
 
+# Line breaks as `\n`, quotes as `\"`, letters as `\uXXXX`: the prompt as a model might escape it.
+DISGUISED = PROMPT.replace(" ", "\n").replace("Lumen", '"Lumen"')
+ESCAPED_ARGUMENTS = '{"query": ' + json.dumps(DISGUISED).replace("a", "\\u0061") + "}"
+
+
+def test_the_escaped_arguments_are_valid_json_as_a_model_writes_it() -> None:
+    assert json.loads(ESCAPED_ARGUMENTS) == {"query": DISGUISED}
+
+
 @pytest.mark.parametrize("stream", [False, True], ids=["json", "stream"])
 @pytest.mark.parametrize("provider", FORMATS)
-async def test_property_1_prompt_echoed_into_tool_arguments_is_withheld(
-    every_provider_gateway: str, db_pool: asyncpg.Pool, provider: str, stream: bool
-) -> None:
-    directive = "[[mock tool_call=search echo_system chunks=23]]"
+@pytest.mark.parametrize(
+    "directive",
+    [
+        pytest.param("[[mock tool_call=search echo_system chunks=23]]", id="echoed-into-arguments"),
+        pytest.param(render_directive({"tool_arguments": ESCAPED_ARGUMENTS, "chunks": "31"}),
+                     id="escaped-in-31-split-arguments"),
+        pytest.param("[[mock refusal echo_system chunks=17]]", id="in-a-refusal"),
+    ],
+)  # fmt: skip
+async def test_property_1_prompt_in_tool_calls_or_refusals_is_withheld(
+    every_provider_gateway: str, db_pool: asyncpg.Pool, provider: str, stream: bool,
+    directive: str,
+) -> None:  # fmt: skip
     assert_withheld(*await ask(every_provider_gateway, db_pool, provider, directive, stream))
-
-
-@pytest.mark.parametrize("stream", [False, True], ids=["json", "stream"])
-@pytest.mark.parametrize("provider", FORMATS)
-async def test_property_1_escaped_prompt_in_split_arguments_is_withheld(
-    every_provider_gateway: str, db_pool: asyncpg.Pool, provider: str, stream: bool
-) -> None:
-    """Line breaks as `\\n`, quotes as `\\"`, letters as `\\uXXXX`, cut into 31 pieces."""
-    disguised = PROMPT.replace(" ", "\n").replace("Lumen", '"Lumen"')
-    arguments = '{"query": ' + json.dumps(disguised).replace("a", "\\u0061") + "}"
-    assert json.loads(arguments) == {"query": disguised}  # valid JSON, as a model writes it
-    directive = render_directive({"tool_arguments": arguments, "chunks": "31"})
-    assert_withheld(*await ask(every_provider_gateway, db_pool, provider, directive, stream))
-
-
-@pytest.mark.parametrize("stream", [False, True], ids=["json", "stream"])
-@pytest.mark.parametrize("provider", FORMATS)
-async def test_property_1_prompt_in_a_refusal_is_withheld(
-    every_provider_gateway: str, db_pool: asyncpg.Pool, provider: str, stream: bool
-) -> None:
-    directive = "[[mock refusal echo_system chunks=17]]"
-    text, calls, finish = await ask(every_provider_gateway, db_pool, provider, directive, stream)
-    assert_withheld(text, calls, finish)
 
 
 @pytest.mark.parametrize("stream", [False, True], ids=["json", "stream"])

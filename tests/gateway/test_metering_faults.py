@@ -136,17 +136,14 @@ def raw_request(agent_id: str, api_key: str, content: str, *, stream: bool) -> b
     return head.encode() + body
 
 
-@pytest.mark.parametrize("stream", [False, True])
-async def test_a_client_that_leaves_before_the_provider_answers_is_not_billed(
-    gateway_url: str, db_pool: asyncpg.Pool, redis: redis_asyncio.Redis, stream: bool
+async def leave_once_admitted(
+    gateway_url: str, redis: redis_asyncio.Redis, caller: Caller, latency_ms: int, stream: bool
 ) -> None:
-    """The same rule for JSON and streams: gone before the provider answered means unbilled,
-    logged `cancelled`, and the gateway stops waiting for the provider at once."""
-    caller = await charged_caller(db_pool, quota=5)
-    provider_s = 2.5  # under the test gateway's 3 s upstream timeout
+    """Send a call the mock answers after `latency_ms`, over a raw socket, and close the socket
+    as soon as the call is admitted (its unit reserved), before any answer."""
     host, port = gateway_url.removeprefix("http://").split(":")
     _, writer = await asyncio.open_connection(host, int(port))
-    content = f"[[mock latency_ms={int(provider_s * 1000)}]]"
+    content = f"[[mock latency_ms={latency_ms}]]"
     writer.write(raw_request(caller.agent.agent_id, caller.key.plaintext, content, stream=stream))
     await writer.drain()
 
@@ -156,6 +153,17 @@ async def test_a_client_that_leaves_before_the_provider_answers_is_not_billed(
     await wait_until(admitted, 10, "the call to be admitted")
     writer.close()  # the client goes away with no answer
     await writer.wait_closed()
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_a_client_that_leaves_before_the_provider_answers_is_not_billed(
+    gateway_url: str, db_pool: asyncpg.Pool, redis: redis_asyncio.Redis, stream: bool
+) -> None:
+    """The same rule for JSON and streams: gone before the provider answered means unbilled,
+    logged `cancelled`, and the gateway stops waiting for the provider at once."""
+    caller = await charged_caller(db_pool, quota=5)
+    provider_s = 2.5  # under the test gateway's 3 s upstream timeout
+    await leave_once_admitted(gateway_url, redis, caller, int(provider_s * 1000), stream)
     left_at = time.monotonic()
     [event] = await wait_for_events(redis, caller, 1, timeout_s=provider_s)
     assert time.monotonic() - left_at < provider_s * 0.8  # settled well before the answer
@@ -173,18 +181,7 @@ async def test_a_client_that_leaves_before_a_fast_answer_is_not_billed(
     gateway/disconnect.py) still finds the client gone: unbilled, logged `cancelled`."""
     caller = await charged_caller(db_pool, quota=5)
     provider_ms = 300  # within the gateway's 0.5 s before a JSON call's watch starts
-    host, port = gateway_url.removeprefix("http://").split(":")
-    _, writer = await asyncio.open_connection(host, int(port))
-    content = f"[[mock latency_ms={provider_ms}]]"
-    writer.write(raw_request(caller.agent.agent_id, caller.key.plaintext, content, stream=False))
-    await writer.drain()
-
-    async def admitted() -> bool:
-        return await quota_units(redis, caller) == 4
-
-    await wait_until(admitted, 10, "the call to be admitted")
-    writer.close()
-    await writer.wait_closed()
+    await leave_once_admitted(gateway_url, redis, caller, provider_ms, stream=False)
     [event] = await wait_for_events(redis, caller, 1, timeout_s=5)
     assert int(event["latency_ms"]) >= provider_ms  # the provider did answer, unwatched
     assert (event["billable"], event["units"]) == ("0", "0")

@@ -41,16 +41,20 @@ def _usage(fmt: str, mock_http: httpx.Client, body: dict[str, Any], path: str, s
     return {**start, **delta}
 
 
+def _ask(fmt: str, mock_http: httpx.Client, question: str, system: str, stream: bool) -> Any:
+    """The usage reported for one question after `system`, with the cache control."""
+    path, body = chat_request(fmt, question, system=system, stream=stream)
+    return _usage(fmt, mock_http, body, path, stream)
+
+
 @pytest.mark.parametrize("stream", [False, True])
 def test_openai_reports_a_repeated_prefix_as_cached_tokens(
     mock_http: httpx.Client, stream: bool
 ) -> None:
     system = _system()
-    path, body = chat_request("openai", "first", system=system, stream=stream)
-    first = _usage("openai", mock_http, body, path, stream)
+    first = _ask("openai", mock_http, "first", system, stream)
     assert first["prompt_tokens_details"] == {"cached_tokens": 0}
-    path, body = chat_request("openai", "a different question", system=system, stream=stream)
-    second = _usage("openai", mock_http, body, path, stream)
+    second = _ask("openai", mock_http, "a different question", system, stream)
     assert second["prompt_tokens_details"] == {"cached_tokens": SYSTEM_CHARS // 4}
     assert second["prompt_tokens"] > SYSTEM_CHARS // 4  # cached tokens are part of the prompt's
     # Another model has its own cache.
@@ -92,10 +96,8 @@ def test_gemini_reports_a_repeated_prefix_as_cached_content(
     mock_http: httpx.Client, stream: bool
 ) -> None:
     system = _system()
-    path, body = chat_request("gemini", "first", system=system, stream=stream)
-    assert "cachedContentTokenCount" not in _usage("gemini", mock_http, body, path, stream)
-    path, body = chat_request("gemini", "again", system=system, stream=stream)
-    again = _usage("gemini", mock_http, body, path, stream)
+    assert "cachedContentTokenCount" not in _ask("gemini", mock_http, "first", system, stream)
+    again = _ask("gemini", mock_http, "again", system, stream)
     assert again["cachedContentTokenCount"] == SYSTEM_CHARS // 4
     assert again["promptTokenCount"] > again["cachedContentTokenCount"]
 

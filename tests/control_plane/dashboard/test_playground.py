@@ -54,11 +54,15 @@ async def _in_the_playground(developer: Browserless, creator: Browserless) -> tu
     return agent_id, email
 
 
-async def _chatting_developer(developer: Browserless, creator: Browserless) -> tuple[str, str]:
-    """`_in_the_playground`, and one chat there answered."""
+async def _chatting_developer(
+    developer: Browserless, creator: Browserless, db: asyncpg.Pool
+) -> tuple[str, str, asyncpg.Record]:
+    """`_in_the_playground`, and one chat there answered: (agent id, the developer's email,
+    the one playground key that chat minted)."""
     agent_id, email = await _in_the_playground(developer, creator)
     assert (await _chat(developer, agent_id, "hi"))[0] == 200
-    return agent_id, email
+    [key] = await _session_keys(db, email)
+    return agent_id, email, key
 
 
 async def _session_keys(db: asyncpg.Pool, email: str) -> list[asyncpg.Record]:
@@ -146,8 +150,7 @@ async def test_logout_revokes_the_playground_key_everywhere(
     browserless: Browserless, another: Browserless, db_pool: asyncpg.Pool,
     redis: redis_asyncio.Redis,
 ) -> None:  # fmt: skip
-    _, email = await _chatting_developer(browserless, another)
-    [key] = await _session_keys(db_pool, email)
+    _, email, key = await _chatting_developer(browserless, another, db_pool)
     await browserless.post("/logout")
     [key] = await _session_keys(db_pool, email)
     assert key["revoked_at"] is not None
@@ -163,8 +166,7 @@ async def test_the_worker_sweep_revokes_expired_playground_keys(
     browserless: Browserless, another: Browserless, db_pool: asyncpg.Pool,
     redis: redis_asyncio.Redis,
 ) -> None:  # fmt: skip
-    agent_id, email = await _chatting_developer(browserless, another)
-    [key] = await _session_keys(db_pool, email)
+    agent_id, email, key = await _chatting_developer(browserless, another, db_pool)
     assert await session_keys.revoke_expired(db_pool, redis) == 0  # not expired yet
     later = int(time.time() * 1000) + 2 * 3600 * 1000
     assert await session_keys.revoke_expired(db_pool, redis, now_ms=later) >= 1

@@ -45,6 +45,17 @@ async def process(
     return (await ledger.process(db, redis, services.scripts, verified)).outcome
 
 
+async def credited_payment(
+    services: PaymentServices, db: asyncpg.Pool, redis: redis_asyncio.Redis
+) -> Payment:
+    """A `live_payment` whose checkout-completed event has been processed: credited."""
+    payment = await live_payment(db, redis)
+    assert await process(services, db, redis, payment, stripe_session_event(payment)) == (
+        "credited"
+    )
+    return payment
+
+
 async def use_quota(redis: redis_asyncio.Redis, payment: Payment, units: int) -> None:
     """Calls the gateway charged from the live balance (not yet ingested into Postgres)."""
     key = keyspace.quota(payment.developer.shard, payment.developer.user_id)
@@ -140,10 +151,7 @@ async def test_a_refund_takes_back_what_is_left_and_records_the_used_part_as_los
     services: PaymentServices, db: asyncpg.Pool, backend: Backend
 ) -> None:
     redis = backend.redis
-    payment = await live_payment(db, redis)
-    assert await process(services, db, redis, payment, stripe_session_event(payment)) == (
-        "credited"
-    )
+    payment = await credited_payment(services, db, redis)
     # 1,050 of the 1,100 units are used (all the free ones too) and ingested: 50 left.
     await use_quota(redis, payment, 1050)
     await ingest_usage(db, payment, 1050)
@@ -170,8 +178,7 @@ async def test_a_refund_finding_less_in_redis_than_postgres_knew_stops_at_zero(
     zero; the shortfall is given back to Postgres and counted as lost, so both agree once
     the usage is ingested."""
     redis = backend.redis
-    payment = await live_payment(db, redis)
-    await process(services, db, redis, payment, stripe_session_event(payment))
+    payment = await credited_payment(services, db, redis)
     await use_quota(redis, payment, 1060)
     await process(services, db, redis, payment, stripe_charge_event(payment))
     assert await live_quota(redis, payment.developer) == 0
@@ -209,8 +216,7 @@ async def test_a_dispute_takes_back_every_unit_not_yet_taken(
     services: PaymentServices, db: asyncpg.Pool, backend: Backend
 ) -> None:
     redis = backend.redis
-    payment = await live_payment(db, redis)
-    await process(services, db, redis, payment, stripe_session_event(payment))
+    payment = await credited_payment(services, db, redis)
     await process(services, db, redis, payment,
                   stripe_charge_event(payment, refunded=Decimal("1.00")))  # fmt: skip
     outcome = await process(services, db, redis, payment,
