@@ -127,9 +127,9 @@ class StreamScanner:
             if canary in text:
                 return self._leak()
             keep = len(canary) - 1
-            self._ctail = text[-keep:]
-            at = text.find(canary[0], max(0, len(text) - keep))
-            if at >= 0:
+            ctail = self._ctail = text[-keep:]
+            if canary[0] in ctail:  # (rarely: the search with bounds is only made then)
+                at = text.find(canary[0], max(0, len(text) - keep))
                 hold = max(hold, self._canary_hold(text, at))
         starts = self._starts
         if len(starts) > 2 * KEEP_TOKENS:
