@@ -80,7 +80,7 @@ def invalid(field: str, message: str) -> ApiError:
     )
 
 
-def integral(value: Any) -> int | None:
+def integral(value: object) -> int | None:
     """`value` as an int when JSON calls it an integer (`795` and `795.0` alike), else None."""
     if isinstance(value, bool):
         return None
@@ -91,7 +91,7 @@ def integral(value: Any) -> int | None:
     return None
 
 
-def check_refused(name: str, value: Any) -> None:
+def check_refused(name: str, value: object) -> None:
     """Raise for a refused parameter unless it holds its harmless value."""
     harmless = _HARMLESS.get(name, _NO_VALUE)
     if isinstance(harmless, bool):
@@ -104,20 +104,20 @@ def check_refused(name: str, value: Any) -> None:
     raise invalid(name, "is refused: " + BY_NAME[name].rule)
 
 
-def token_cap(name: str, value: Any) -> int:
+def token_cap(name: str, value: object) -> int:
     cap = integral(value)
     if cap is None or cap < 1:
         raise invalid(name, "must be a positive integer")
     return cap
 
 
-def sampling_value(name: str, value: Any) -> float | int:
+def sampling_value(name: str, value: object) -> float | int:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise invalid(name, "must be a number")
     return value
 
 
-def include_usage_of(value: Any) -> bool:
+def include_usage_of(value: object) -> bool:
     """`stream_options`: an object whose only key we read is `include_usage` (a boolean)."""
     if not isinstance(value, dict):
         raise invalid("stream_options", "must be an object")

@@ -61,12 +61,12 @@ def error_type(status: int) -> str:
     return _ERROR_TYPES.get(status, "api_error" if status >= 500 else "invalid_request_error")
 
 
-def _message_id(openai_id: Any) -> str:
+def _message_id(openai_id: object) -> str:
     text = openai_id if isinstance(openai_id, str) else ""
     return "msg_" + text.removeprefix("chatcmpl-")
 
 
-def _usage(usage: Any) -> dict[str, Any]:
+def _usage(usage: object) -> dict[str, Any]:
     """OpenAI usage → Anthropic's, whose `input_tokens` leave out the prompt-cache reads and
     writes it counts apart (OpenAI's `prompt_tokens` include them)."""
     usage = usage if isinstance(usage, dict) else {}
@@ -86,7 +86,7 @@ def _usage(usage: Any) -> dict[str, Any]:
     return out
 
 
-def _input_of(arguments: Any) -> Any:
+def _input_of(arguments: object) -> Any:
     if isinstance(arguments, dict):
         return arguments
     try:
@@ -96,7 +96,7 @@ def _input_of(arguments: Any) -> Any:
     return parsed if isinstance(parsed, dict) else {}
 
 
-def _text_of(content: Any) -> str:
+def _text_of(content: object) -> str:
     if isinstance(content, str):
         return content
     if isinstance(content, list):

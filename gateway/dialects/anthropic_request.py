@@ -92,7 +92,7 @@ def _messages(data: dict[str, object]) -> list[dict[str, Any]]:
     return out
 
 
-def _system_text(system: Any) -> str:
+def _system_text(system: object) -> str:
     if isinstance(system, str):
         return system
     if not isinstance(system, list):
@@ -105,7 +105,7 @@ def _system_text(system: Any) -> str:
     return "\n\n".join(texts)
 
 
-def _blocks(content: Any, where: str) -> list[dict[str, Any]]:
+def _blocks(content: object, where: str) -> list[dict[str, Any]]:
     if isinstance(content, str):
         return [{"type": "text", "text": content}]
     if not isinstance(content, list) or not content:
@@ -126,7 +126,7 @@ def _text_of(block: dict[str, Any], where: str) -> str:
     return text
 
 
-def _user_turn(content: Any, where: str) -> list[dict[str, Any]]:
+def _user_turn(content: object, where: str) -> list[dict[str, Any]]:
     """Tool results become `tool` messages (first, as OpenAI wants them right after the
     assistant's calls), the rest one user message of parts."""
     tools: list[dict[str, Any]] = []
@@ -179,7 +179,7 @@ def _tool_result(block: dict[str, Any], where: str) -> dict[str, Any]:
     return {"role": "tool", "tool_call_id": call_id, "content": content}
 
 
-def _assistant_turn(content: Any, where: str) -> dict[str, Any]:
+def _assistant_turn(content: object, where: str) -> dict[str, Any]:
     texts: list[str] = []
     calls: list[dict[str, Any]] = []
     for index, block in enumerate(_blocks(content, where)):
@@ -206,7 +206,7 @@ def _assistant_turn(content: Any, where: str) -> dict[str, Any]:
     return message
 
 
-def _user_of(metadata: Any) -> str | None:
+def _user_of(metadata: object) -> str | None:
     if not isinstance(metadata, dict):
         raise invalid("metadata", "must be an object")
     for key in metadata:
@@ -218,7 +218,7 @@ def _user_of(metadata: Any) -> str | None:
     return user
 
 
-def _tools(tools: Any) -> list[dict[str, Any]]:
+def _tools(tools: object) -> list[dict[str, Any]]:
     if not isinstance(tools, list):
         raise invalid("tools", "must be an array")
     out = []
@@ -240,7 +240,7 @@ def _tools(tools: Any) -> list[dict[str, Any]]:
     return out
 
 
-def _tool_choice(choice: Any) -> dict[str, Any]:
+def _tool_choice(choice: object) -> dict[str, Any]:
     if not isinstance(choice, dict):
         raise invalid("tool_choice", "must be an object")
     kind = choice.get("type")

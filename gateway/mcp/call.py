@@ -42,7 +42,7 @@ def unknown_tool(name: str) -> RpcError:
     return RpcError(protocol.INVALID_PARAMS, f"Unknown tool: {name[:128]}")
 
 
-def chat_of_arguments(arguments: Any, *, stream: bool) -> ChatRequest:
+def chat_of_arguments(arguments: object, *, stream: bool) -> ChatRequest:
     """An agent tool's arguments as a chat request (400 `40002` naming what is wrong)."""
     if arguments is None:
         arguments = {}
@@ -120,7 +120,7 @@ async def call_tool(
         telemetry.finish()
 
 
-async def _search(state: GatewayState, key_hash: str, arguments: Any, edge: McpEdge) -> None:
+async def _search(state: GatewayState, key_hash: str, arguments: object, edge: McpEdge) -> None:
     await live_key_owner(state, key_hash)
     settings = state.settings
     try:

@@ -28,7 +28,7 @@ _SEARCH = """
     LIMIT $2"""
 
 
-def search_arguments(arguments: Any) -> tuple[str, int]:
+def search_arguments(arguments: object) -> tuple[str, int]:
     """The query and the number of results, or 400 `40002` naming what is wrong."""
     if not isinstance(arguments, dict):
         raise invalid("arguments", "must be an object")
@@ -47,7 +47,7 @@ def search_arguments(arguments: Any) -> tuple[str, int]:
 
 
 async def search(
-    db: asyncpg.Pool, arguments: Any, *, unit_price: Decimal, trial_calls: int
+    db: asyncpg.Pool, arguments: object, *, unit_price: Decimal, trial_calls: int
 ) -> dict[str, Any]:
     """The tool's result: one line per agent for the model, the same as structured data."""
     query, limit = search_arguments(arguments)

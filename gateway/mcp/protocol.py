@@ -123,7 +123,7 @@ def error_body(message_id: RequestId | None, error: RpcError) -> bytes:
     return orjson.dumps({"jsonrpc": "2.0", "id": message_id, "error": payload})
 
 
-def negotiated_version(offered: Any) -> str:
+def negotiated_version(offered: object) -> str:
     """The version an `initialize` offering `offered` gets: the same when we speak it, else
     our newest (the client then decides whether it can go on)."""
     return offered if offered in SUPPORTED_VERSIONS else SUPPORTED_VERSIONS[0]
