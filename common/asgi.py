@@ -70,7 +70,10 @@ async def send_error(
 
 def _add_request_id(message: Message, id_header: tuple[bytes, bytes]) -> None:
     headers = list(message.get("headers", ()))
-    if not any(name.lower() == b"x-request-id" for name, _ in headers):
+    for name, _ in headers:  # a loop, not any() over a generator: on every response
+        if name.lower() == b"x-request-id":
+            break
+    else:
         headers.append(id_header)
     message["headers"] = headers
 

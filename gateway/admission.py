@@ -82,12 +82,17 @@ class Admission:
         return self.units if self.charge == "quota" else 0
 
     def headers(self) -> list[tuple[bytes, bytes]]:
-        values = _rate_header_values(
-            self.rate_limit, self.rate_remaining, self.rate_reset_ms, self.quota_remaining
-        )
-        values += [str(self.units_charged), str(self.trials_remaining)]
-        pairs = zip(_RAW_CALL_HEADERS, values, strict=True)
-        return [(name, value.encode()) for name, value in pairs]
+        """The `_CALL_HEADERS`, valued as `_rate_header_values` does (on every answer: as
+        bytes formatted at once, not str encoded after)."""
+        limit, remaining, reset, quota, units, trials = _RAW_CALL_HEADERS
+        return [
+            (limit, b"%d" % self.rate_limit),
+            (remaining, b"%d" % max(0, self.rate_remaining)),
+            (reset, b"%d" % -(-self.rate_reset_ms // 1000)),
+            (quota, b"%d" % self.quota_remaining),
+            (units, b"%d" % self.units_charged),
+            (trials, b"%d" % self.trials_remaining),
+        ]
 
 
 @dataclass(frozen=True, slots=True)
