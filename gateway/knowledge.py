@@ -26,7 +26,7 @@ import asyncio
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import asyncpg
 from prometheus_client import CollectorRegistry
@@ -40,6 +40,9 @@ from common.metrics import MetricSet
 if TYPE_CHECKING:
     from common.knowledge.vectors import QuestionEmbedder
     from gateway.providers.openai_wire import ChatMessage
+
+K = TypeVar("K")
+V = TypeVar("V")
 
 _OPEN = "<<<KNOWLEDGE"
 _CLOSE = "KNOWLEDGE>>>"
@@ -194,7 +197,7 @@ class KnowledgeRetriever:
                     self._embedder = build_question_embedder(self._settings.embedding)
         return self._embedder
 
-    def _remember(self, cache: OrderedDict[Any, Any], key: Any, value: Any) -> None:
+    def _remember(self, cache: OrderedDict[K, V], key: K, value: V) -> None:
         if self._settings.cache_size <= 0:
             return
         cache[key] = value

@@ -228,7 +228,7 @@ class MessageEvents:
         )
         return out + self._delta({"type": "text_delta", "text": text})
 
-    def _tool(self, call: Any) -> bytes:
+    def _tool(self, call: object) -> bytes:
         if not isinstance(call, dict):
             return b""
         index = int(call.get("index", 0))
