@@ -806,7 +806,7 @@ async def test_embedding_is_a_pgvector_column_when_the_server_has_pgvector(
             "SELECT indexdef FROM pg_indexes WHERE indexname = 'knowledge_chunks_embedding_idx'"
         )
         assert "USING hnsw" in index
-        assert "vector_cosine_ops" in index
+        assert "halfvec_cosine_ops" in index  # over half-precision copies (0020)
 
 
 async def test_chunks_are_ranked_by_cosine_distance(conn: asyncpg.Connection) -> None:

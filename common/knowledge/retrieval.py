@@ -1,20 +1,20 @@
 """Hybrid retrieval: the passages of an agent's knowledge base that answer a question.
 
-One SQL round trip does both searches on the agent's chunks: the vector search (pgvector HNSW,
-cosine, only vectors of the question's model) and the full-text search (the chunks'
-`tsvector`, GIN; the question's lexemes OR-ed, ranked by `ts_rank`, i.e. by how often they
-occur: a third of the CPU of `ts_rank_cd`'s cover density per ranked chunk, for the same
-recall on the benchmark). In a large knowledge base a question's common words match most
-chunks and would all be ranked, for little (they do not tell chunks apart: BM25's idf); so
-the full-text half ORs only the question's rarest lexemes, by the agent's own counts
-(knowledge_lexemes), as many as match at most `text_budget` chunks together. A knowledge
-base of at most `text_budget` chunks keeps every lexeme (it cannot match more); codes and
-names, being rare, are always kept. The two ranked lists are fused with reciprocal-rank
-fusion (Cormack et al. 2009: score = sum of 1 / (60 + rank)), which needs no score
-calibration between the two; then every passage less cosine-similar to the question than
-the threshold is dropped (seed property 18: whatever is injected is similar to the
-question, even when only the full-text half found it), and the best `top_k` are kept, all
-in the same statement: only those passages' texts are read.
+One SQL round trip does both searches on the agent's chunks: the vector search (pgvector
+HNSW, cosine, over half-precision copies of the vectors (0020), only vectors of the
+question's model) and the full-text search (the chunks' `tsvector`, GIN; the question's
+lexemes OR-ed, ranked by `ts_rank`, i.e. by how often they occur: a third of the CPU of
+`ts_rank_cd`'s cover density per ranked chunk, for the same recall on the benchmark). In a
+large knowledge base a question's common words match most chunks and would all be ranked,
+for little (they do not tell chunks apart: BM25's idf); so the full-text half ORs only the
+question's rarest lexemes, by the agent's own counts (knowledge_lexemes), as many as match
+at most `text_budget` chunks together. A knowledge base of at most `text_budget` chunks
+keeps every lexeme (it cannot match more); codes and names, being rare, are always kept. The
+two ranked lists are fused with reciprocal-rank fusion (Cormack et al. 2009: score = sum of
+1 / (60 + rank)), which needs no score calibration between the two; then every passage less
+cosine-similar to the question than the threshold is dropped (seed property 18: whatever is
+injected is similar to the question, even when only the full-text half found it), and the
+best `top_k` are kept, all in the same statement: only those passages' texts are read.
 
 Full text catches what a small embedding model misses (product codes, names, rare terms);
 vectors catch paraphrases. loadtests/retrieval_benchmark.py measures each alone and fused.
@@ -99,11 +99,11 @@ text_query AS (
 vector_hits AS (
     SELECT id, row_number() OVER (ORDER BY distance, id) AS rank
     FROM (
-        SELECT id, embedding <=> $2::vector AS distance
+        SELECT id, embedding::halfvec(384) <=> $2::vector::halfvec(384) AS distance
         FROM knowledge_chunks
         WHERE agent_id = $1 AND embedding_model = $3
           AND (cardinality($4::uuid[]) = 0 OR file_id = ANY ($4::uuid[]))
-        ORDER BY embedding <=> $2::vector
+        ORDER BY embedding::halfvec(384) <=> $2::vector::halfvec(384)
         LIMIT $5
     ) nearest
 ),
