@@ -9,7 +9,7 @@ each field, is the table in gateway/parameters.py.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import cast
 
@@ -112,13 +112,18 @@ def _with_parameters(
 def _too_deep(value: object, levels_left: int) -> bool:
     """Whether `value` nests more than `levels_left` more levels of arrays/objects."""
     if isinstance(value, dict):
-        if levels_left == 0:
+        items: Iterable[object] = value.values()
+    elif isinstance(value, list):
+        items = value
+    else:
+        return False
+    if levels_left == 0:
+        return True
+    # Every message of every call comes here: scalars are skipped without a call each, and
+    # a loop, not any() over a generator (its frame is a cost of its own).
+    for item in items:  # noqa: SIM110
+        if isinstance(item, dict | list) and _too_deep(item, levels_left - 1):
             return True
-        return any(_too_deep(item, levels_left - 1) for item in value.values())
-    if isinstance(value, list):
-        if levels_left == 0:
-            return True
-        return any(_too_deep(item, levels_left - 1) for item in value)
     return False
 
 
