@@ -6,6 +6,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from common.health import healthz, metrics_page, readiness
+from common.redis_store import redis_answers
 from control_plane.state import ControlPlaneState
 
 __all__ = ["healthz", "metrics", "readyz"]
@@ -17,14 +18,17 @@ def _state(request: Request) -> ControlPlaneState:
 
 
 async def readyz(request: Request) -> Response:
-    """Ready: Postgres answers a query and Redis a PING."""
+    """Ready: Postgres answers a query and Redis serves (common/redis_store.py)."""
     state = _state(request)
 
     async def postgres() -> None:
         async with state.db.acquire(timeout=2) as connection:
             await connection.fetchval("SELECT 1")
 
-    return await readiness({"postgres": postgres, "redis": state.redis.ping})
+    async def redis() -> None:
+        await redis_answers(state.redis)  # on a cluster: one primary down leaves us ready
+
+    return await readiness({"postgres": postgres, "redis": redis})
 
 
 async def metrics(request: Request) -> Response:

@@ -6,7 +6,7 @@ envelope, nothing reserved, nothing billed. Users on the other two primaries go 
 served (the nodes run `cluster-require-full-coverage no`; with the default every node answers
 CLUSTERDOWN once the dead one is marked failed, ~2 s), even when their agent's record was on
 the dead primary (admission stands on the record as last read, gateway/sharded_admission.py),
-and the gateway stays ready (/readyz).
+and the gateway and the control plane stay ready (/readyz).
 Once the primary is back (its append-only file restores its keys), its users are served again.
 """
 
@@ -35,7 +35,7 @@ from tests.gateway.helpers import (
     quota_units,
     wait_for_events,
 )
-from tests.processes import cluster_client_of, serve_valkey_cluster
+from tests.processes import cluster_client_of, serve_api, serve_valkey_cluster
 
 
 @pytest.fixture(scope="module")
@@ -54,6 +54,12 @@ async def own_client(own_cluster: ValkeyCluster) -> AsyncIterator[RedisCluster]:
 @pytest.fixture(scope="module")
 def faults_gateway(gateway_env: dict[str, str], own_cluster: ValkeyCluster) -> Iterator[str]:
     with gateway(gateway_env, REDIS_URL=own_cluster.url, REDIS_CLUSTER="true") as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def faults_control(control_env: dict[str, str], own_cluster: ValkeyCluster) -> Iterator[str]:
+    with serve_api(control_env | {"REDIS_URL": own_cluster.url, "REDIS_CLUSTER": "true"}) as url:
         yield url
 
 
@@ -82,6 +88,7 @@ async def cluster_sees_failed(cluster: ValkeyCluster, dead: int, within_s: float
 
 async def test_a_killed_primary_fails_its_users_calls_cleanly_and_they_recover(
     faults_gateway: str,
+    faults_control: str,
     db_pool: asyncpg.Pool,
     own_cluster: ValkeyCluster,
     own_client: RedisCluster,
@@ -110,8 +117,9 @@ async def test_a_killed_primary_fails_its_users_calls_cleanly_and_they_recover(
         await cluster_sees_failed(own_cluster, victim)
 
         # Still ready: taking the pods out of service would fail everyone's calls.
-        ready = await client.get(f"{faults_gateway}/readyz")
-        assert ready.status_code == 200, ready.text
+        for url in (faults_gateway, faults_control):
+            ready = await client.get(f"{url}/readyz")
+            assert ready.status_code == 200, (url, ready.text)
         for stream in (False, True, False):
             assert_error(await chat(client, faults_gateway, hit, stream=stream), 503, "50302")
         for caller in spared:
