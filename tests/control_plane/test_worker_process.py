@@ -249,10 +249,10 @@ async def test_sigterm_finishes_the_batch_in_flight_before_exiting(
     expected = Expected()
     worker.start()
     await producer.call(account, agent, billable=True, expected=expected)
-    await wait_until(lambda: _at_least(db_pool, user_ids, 1), 20, "the worker to start")
+    await wait_until(lambda: _at_least(db_pool, user_ids, 1), 60, "the worker to start")
     # The first event's row is visible before its XACK: wait for the ack too, or its pending
     # entry would pass for the held batch below.
-    await wait_until(lambda: _nothing_pending(redis, shards), 20, "the first event's ack")
+    await wait_until(lambda: _nothing_pending(redis, shards), 60, "the first event's ack")
 
     async with hold_agent_row(db_pool, agent.agent_id) as release:
         for _ in range(20):  # billable: their batch must update the held agent row
