@@ -58,23 +58,14 @@ class Admission:
     trials_remaining: int = 0  # free trial calls of this developer and agent left
 
     @classmethod
-    def of(cls, call_id: str, shard: int, agent_id: str, reply: AdmitReply) -> Admission:
+    def of(cls, call_id: str, shard: int, agent_id: str, reply: list[Any]) -> Admission:
+        """From admit.lua's OK reply, read in `AdmitReply.decode`'s order (every admitted
+        call: straight into this one object)."""
         return cls(
-            call_id=call_id,
-            shard=shard,
-            user_id=reply.user_id,
-            key_id=reply.key_id,
-            agent_id=agent_id,
-            agent_version=reply.agent_version,
-            rate_limit=reply.rate_limit,
-            rate_remaining=reply.rate_remaining,
-            rate_reset_ms=reply.rate_reset_ms,
-            quota_remaining=reply.quota_remaining,
-            charge=reply.charge,
-            units=reply.units,
-            knowledge_version=reply.knowledge_version,
-            trials_remaining=reply.trials_remaining,
-        )
+            call_id, shard, reply[1].decode(), reply[2].decode(), agent_id, int(reply[3]),
+            int(reply[4]), int(reply[5]), int(reply[6]), int(reply[7]), reply[8].decode(),
+            int(reply[9]), int(reply[10]), int(reply[11]),
+        )  # fmt: skip
 
     @property
     def units_charged(self) -> int:
@@ -210,10 +201,10 @@ class Admitter:
                 reply = await script(keys=keys, args=args)
             except RedisError:
                 raise ApiError(ErrorCode.STORAGE_UNAVAILABLE) from None
+            if reply[0] == b"OK":
+                return Admission.of(call_id, shard, agent_id, reply)
             decoded = AdmitReply.decode(reply)
             verdict = decoded.verdict
-            if verdict == "OK":
-                return Admission.of(call_id, shard, agent_id, decoded)
             try:
                 if verdict == "MISS_KEY":
                     owner = await self._loader.load_key(key_hash, shard)
