@@ -253,18 +253,72 @@ async def pipelined(
     queue: Callable[[Any, T], object],
     *,
     chunk_size: int = 256,
+    key: Callable[[T], str] | None = None,
 ) -> AsyncIterator[tuple[Sequence[T], list[Any]]]:
     """`queue(pipe, item)` for every item, `chunk_size` items per pipeline (one round trip);
     yields each chunk with its replies, in order, a failed command's error as its reply.
-    `queue` may queue several commands per item, or be a coroutine (a script call)."""
+    `queue` may queue several commands per item, or be a coroutine (a script call).
+
+    On a Redis Cluster, given `key` (the key an item's commands are routed by), each
+    primary's items go in pipelines of their own, one primary after another, and one that
+    cannot be reached gives its error as the reply of each of its commands: one primary down
+    costs only its own keys. Without `key`, a cluster pipeline fails whole on one down node.
+    """
+    if key is not None and isinstance(redis, RedisCluster):
+        for node_chunk, node_replies in await _per_node(redis, items, queue, chunk_size, key):
+            yield node_chunk, node_replies
+        return
     for start in range(0, len(items), chunk_size):
         chunk = items[start : start + chunk_size]
         async with redis.pipeline(transaction=False) as pipe:
             for item in chunk:
-                queued = queue(pipe, item)
-                # A coroutine only: a queued command returns the pipeline, and awaiting a
-                # cluster pipeline (re)initialises it, dropping the commands queued so far.
-                if inspect.iscoroutine(queued):
-                    await queued
+                await _queue(pipe, queue, item)
             replies: list[Any] = await pipe.execute(raise_on_error=False)
         yield chunk, replies
+
+
+async def _queue(pipe: Any, queue: Callable[[Any, T], object], item: T) -> int:
+    """Queue one item's commands; how many it queued."""
+    before = len(pipe)
+    queued = queue(pipe, item)
+    # A coroutine only: a queued command returns the pipeline, and awaiting a cluster
+    # pipeline (re)initialises it, dropping the commands queued so far.
+    if inspect.iscoroutine(queued):
+        await queued
+    return len(pipe) - before
+
+
+async def _per_node(
+    redis: RedisCluster,
+    items: Sequence[T],
+    queue: Callable[[Any, T], object],
+    chunk_size: int,
+    key: Callable[[T], str],
+) -> list[tuple[Sequence[T], list[Any]]]:
+    await redis.initialize()  # the slot map (a no-op once known)
+    by_node: dict[str, list[T]] = {}
+    for item in items:
+        node = redis.get_node_from_key(key(item))  # None: no primary holds the slot
+        by_node.setdefault("" if node is None else node.name, []).append(item)
+
+    async def one(chunk: list[T]) -> tuple[Sequence[T], list[Any]]:
+        queued, failure = 0, None
+        # Twice: with one primary unreachable redis-py resets the cluster's connections, and
+        # the next node's pipeline can fail once on a closed connection.
+        for _ in range(2):
+            queued = 0
+            try:
+                async with redis.pipeline(transaction=False) as pipe:
+                    for item in chunk:
+                        queued += await _queue(pipe, queue, item)
+                    return chunk, await pipe.execute(raise_on_error=False)
+            except (RedisError, RedisClusterException, OSError, AttributeError) as error:
+                failure = error
+        return chunk, [failure] * queued
+
+    # One primary after the other, not all at once: when a node cannot be reached redis-py
+    # resets the cluster's connections, and a pipeline in flight on another node then
+    # fails inside redis-py ("'NoneType' object has no attribute 'writelines'").
+    return [await one(node_items[start : start + chunk_size])
+            for node_items in by_node.values()
+            for start in range(0, len(node_items), chunk_size)]  # fmt: skip

@@ -22,13 +22,19 @@ sends before every pipeline holding a script object.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
+from redis.asyncio.cluster import RedisCluster
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from common import keyspace
 from common.redis_store import LuaScripts, RedisClient, pipelined
 from crypto.api_keys import SHARD_COUNT
+
+logger = logging.getLogger("agentlink.worker")
 
 _SCRIPT_LOADS = 3  # NOSCRIPT again after this many loads in one sweep: Redis keeps losing it
 
@@ -53,14 +59,19 @@ async def reap_expired(
 
     total = loads = 0
     shards = list(range(SHARD_COUNT))
+    cluster = isinstance(redis, RedisCluster)
+    unreachable: list[BaseException] = []
     while shards:
         again: list[int] = []
         unloaded = False
-        async for chunk, replies in pipelined(redis, shards, queue):
+        async for chunk, replies in pipelined(redis, shards, queue, key=keyspace.reservations):
             for shard, reaped in zip(chunk, replies, strict=True):
                 if isinstance(reaped, NoScriptError) and loads < _SCRIPT_LOADS:
                     unloaded = True  # the script did not run there: nothing was given back
                     again.append(shard)
+                    continue
+                if isinstance(reaped, (RedisConnectionError, RedisTimeoutError)) and cluster:
+                    unreachable.append(reaped)  # a primary down: its shards wait for it
                     continue
                 if isinstance(reaped, Exception):
                     raise reaped
@@ -71,4 +82,11 @@ async def reap_expired(
             await redis.script_load(reap.script)
             loads += 1
         shards = again
+    if len(unreachable) == SHARD_COUNT:
+        raise unreachable[0]
+    if unreachable:
+        logger.warning(
+            "reaper skipped %d of %d shards (primary unreachable)", len(unreachable),
+            SHARD_COUNT, extra={"event": "reaper"},
+        )  # fmt: skip
     return total

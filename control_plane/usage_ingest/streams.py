@@ -25,7 +25,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from redis.asyncio.cluster import RedisCluster
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisClusterException, RedisError, ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from common import keyspace
 from common.redis_store import RedisClient, pipelined
@@ -63,20 +65,48 @@ def _entries_of(stream: str, items: Iterable[Any]) -> list[StreamEntry]:
     return entries
 
 
+# A node's pipeline is tried twice: when one primary cannot be reached, redis-py resets the
+# cluster's connections, and the next node's pipeline can fail once on a closed connection.
+NODE_ATTEMPTS = 2
+
+
 def is_nogroup(error: BaseException) -> bool:
     return isinstance(error, ResponseError) and str(error).startswith("NOGROUP")
 
 
 async def create_groups(redis: RedisClient) -> None:
-    """The consumer group on every stream (and the stream); idempotent."""
+    """The consumer group on every stream (and the stream); idempotent. On a cluster a
+    primary that cannot be reached is skipped (logged): its streams keep the groups they
+    have, and a primary that comes back without them answers NOGROUP to the next read,
+    which recreates them; it raises only if no primary could be reached."""
 
     def create(pipe: Any, stream: str) -> None:
         pipe.xgroup_create(stream, GROUP, id="0", mkstream=True)
 
-    async for _, replies in pipelined(redis, STREAMS, create):
+    unreachable: list[BaseException] = []
+    async for _, replies in pipelined(redis, STREAMS, create, key=_itself):
         for reply in replies:
-            if isinstance(reply, Exception) and not str(reply).startswith("BUSYGROUP"):
-                raise reply
+            if not isinstance(reply, Exception) or str(reply).startswith("BUSYGROUP"):
+                continue
+            if isinstance(redis, RedisCluster) and _is_unreachable(reply):
+                unreachable.append(reply)
+                continue
+            raise reply
+    if len(unreachable) == len(STREAMS):
+        raise unreachable[0]
+    if unreachable:
+        logger.warning(
+            "usage consumer groups not checked on %d of %d streams (primary unreachable)",
+            len(unreachable), len(STREAMS), extra={"event": "usage"},
+        )  # fmt: skip
+
+
+def _itself(stream: str) -> str:
+    return stream
+
+
+def _is_unreachable(error: BaseException) -> bool:
+    return isinstance(error, (RedisConnectionError, RedisTimeoutError, OSError))
 
 
 async def read_new(
@@ -106,8 +136,8 @@ def _entries_of_read(reply: Any) -> list[StreamEntry]:
 async def per_node(
     redis: RedisCluster, keys: Sequence[str], queue: Callable[[Any, str], object]
 ) -> list[tuple[list[str], list[Any]]]:
-    """`queue(pipe, key)` for every key, in one pipeline per primary (the keys it holds), all
-    primaries at once; each primary's keys with their replies, a failed command's error as
+    """`queue(pipe, key)` for every key, in one pipeline per primary (the keys it holds), one
+    primary after another; each primary's keys with their replies, a failed command's error as
     its reply, and a primary that cannot be reached giving its error as every reply."""
     await redis.initialize()  # the slot map (a no-op once known)
     by_node: dict[str, list[str]] = {}
@@ -116,15 +146,24 @@ async def per_node(
         by_node.setdefault("" if node is None else node.name, []).append(key)
 
     async def one(node_keys: list[str]) -> tuple[list[str], list[Any]]:
-        try:
-            async with redis.pipeline(transaction=False) as pipe:
-                for key in node_keys:
-                    queue(pipe, key)
-                return node_keys, await pipe.execute(raise_on_error=False)
-        except (RedisError, RedisClusterException, OSError) as error:
-            return node_keys, [error] * len(node_keys)
+        failure: BaseException | None = None
+        for _ in range(NODE_ATTEMPTS):
+            try:
+                async with redis.pipeline(transaction=False) as pipe:
+                    for key in node_keys:
+                        queue(pipe, key)
+                    return node_keys, await pipe.execute(raise_on_error=False)
+            # AttributeError: redis-py resets the cluster's connections when one node cannot
+            # be reached, and a pipeline in flight on another node then fails inside it.
+            except (RedisError, RedisClusterException, OSError, AttributeError) as error:
+                failure = error
+        return node_keys, [failure] * len(node_keys)
 
-    return list(await asyncio.gather(*(one(node_keys) for node_keys in by_node.values())))
+    # One primary after the other, not all at once: when a node cannot be reached redis-py
+    # resets the cluster's connections, and the pipelines in flight on the other nodes then
+    # fail too, so one primary down stopped every stream (tests/control_plane/
+    # test_worker_primary_loss.py). A pipeline costs well under a millisecond here.
+    return [await one(node_keys) for node_keys in by_node.values()]
 
 
 def _first_failure(errors: list[BaseException]) -> BaseException:
@@ -136,7 +175,12 @@ async def _read_new_per_node(
     redis: RedisCluster, consumer: str, *, count: int, block_ms: int | None
 ) -> list[StreamEntry]:
     def queue(pipe: Any, stream: str) -> None:
-        pipe.xreadgroup(GROUP, consumer, {stream: ">"}, count=count)
+        # Sent to the stream's primary by name: for XREADGROUP (keys found by the server)
+        # redis-py otherwise asks one fixed node COMMAND GETKEYS first, and with that node
+        # down no stream could be read at all.
+        pipe.execute_command("XREADGROUP", "GROUP", GROUP, consumer, "COUNT", count,
+                             "STREAMS", stream, ">",
+                             target_nodes=redis.get_node_from_key(stream))  # fmt: skip
 
     entries: list[StreamEntry] = []
     errors: list[BaseException] = []
@@ -146,7 +190,10 @@ async def _read_new_per_node(
                 errors.append(reply)
             else:
                 entries.extend(_entries_of_read(reply))
-    if errors and not entries:
+    # Raise (the ingester retries, or recreates lost groups on NOGROUP) only when no stream
+    # answered or a group is missing; a primary that is down costs only its own streams.
+    nogroup = any(is_nogroup(error) for error in errors)
+    if errors and not entries and (nogroup or len(errors) == len(STREAMS)):
         raise _first_failure(errors)
     if errors:
         logger.warning(
@@ -205,7 +252,7 @@ async def forget_idle_consumers(redis: RedisClient, keep: str, idle_ms: int) -> 
     processes. Returns how many (stream, consumer) pairs went."""
     removed = 0
     async for chunk, replies in pipelined(
-        redis, STREAMS, lambda pipe, stream: pipe.xinfo_consumers(stream, GROUP)
+        redis, STREAMS, lambda pipe, stream: pipe.xinfo_consumers(stream, GROUP), key=_itself
     ):
         doomed: list[tuple[str, str]] = []
         for stream, reply in zip(chunk, replies, strict=True):
@@ -233,7 +280,7 @@ def _queue_lag_probe(pipe: Any, stream: str) -> None:
 async def stream_lag(redis: RedisClient) -> StreamLag:
     """Pending + undelivered entries over all streams."""
     lag = pending = 0
-    async for chunk, replies in pipelined(redis, STREAMS, _queue_lag_probe):
+    async for chunk, replies in pipelined(redis, STREAMS, _queue_lag_probe, key=_itself):
         for index in range(len(chunk)):
             groups, length = replies[2 * index], replies[2 * index + 1]
             stream_length = 0 if isinstance(length, Exception) else int(length)
