@@ -3,16 +3,18 @@
     python -m loadtests.embedding_runtimes [--rounds 10] [--per-round 20] [--chunks 16]
 
 Each runtime runs in a process of its own, loaded as the embedding service loads it (one
-thread: `threads=1`, `OPENBLAS_NUM_THREADS=1`), so the RSS each adds is its own: the process'
-RSS after the imports the service makes before the model, and after `MiniLM.load` plus one
-warm-up embedding. Then the parent alternates short rounds between the two processes (A, B,
-A, B, ...), so both see the same load on a shared machine: per round, `--per-round`
-embeddings of a 30-word question and `--per-round // 10` of a batch of `--chunks` chunks of
-~1,000 characters (what the worker embeds per file, at the chunker's default size). It
-prints p50/p99 wall and CPU per embedding for each runtime over all rounds, their ratio, and
-the box's load average (compare runs made on an idle machine), and the most threads each
-process had (ONNX Runtime's intra-op pool is off at one thread: the run is on the caller's
-thread; the tokenizer's own pool adds one per core). Nothing is asserted.
+thread: `threads=1`, `OPENBLAS_NUM_THREADS=1`; ONNX Runtime's arena shrunk after each run,
+which the worker does not do: its batches cost ~13% less CPU without), so the RSS each adds
+is its own: the process' RSS after the imports the service makes before the model, and after
+`MiniLM.load` plus one warm-up embedding of each kind. Then the parent alternates short
+rounds between the two processes (A, B, A, B, ...), so both see the same load on a shared
+machine: per round, `--per-round` embeddings of a 30-word question and `--per-round // 10`
+of a batch of `--chunks` chunks of ~1,000 characters (what the worker embeds per file, at
+the chunker's default size). It prints p50/p99 wall and CPU per embedding for each runtime
+over all rounds, their ratio, the box's load average (compare runs made on an idle
+machine), and the most threads each process had (ONNX Runtime's intra-op pool is off at one
+thread: the run is on the caller's thread; the tokenizer's own pool adds one per core).
+Nothing is asserted.
 """
 
 from __future__ import annotations
@@ -60,7 +62,7 @@ def child(runtime: str, chunks: int) -> None:
     from common.knowledge.minilm import MiniLM  # noqa: PLC0415
 
     before = rss_mib()
-    model = MiniLM.load(runtime=runtime, threads=1)  # type: ignore[arg-type]
+    model = MiniLM.load(runtime=runtime, threads=1, shrink_arena=True)  # type: ignore[arg-type]
     batch = chunk_texts(chunks)
     model.embed([THIRTY_WORDS])
     model.embed(batch)

@@ -175,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     listener = _listen(path)
     try:
         # Connections made while the model loads wait in the listen backlog.
-        model = MiniLM.load(runtime=args.runtime, threads=args.threads)
+        model = MiniLM.load(runtime=args.runtime, threads=args.threads, shrink_arena=True)
         asyncio.run(_serve(listener, model, args.parent_pid))
     finally:
         with contextlib.suppress(FileNotFoundError):

@@ -85,17 +85,19 @@ class MiniLM:
 
     @classmethod
     def load(
-        cls, folder: Path | None = None, *, runtime: Runtime = "onnx", threads: int = 1
-    ) -> MiniLM:
+        cls, folder: Path | None = None, *, runtime: Runtime = "onnx", threads: int = 1,
+        shrink_arena: bool = False,
+    ) -> MiniLM:  # fmt: skip
         """`threads`: ONNX Runtime's intra-op threads (NumPy's come from OPENBLAS_NUM_THREADS,
-        read when NumPy is first imported)."""
+        read when NumPy is first imported). `shrink_arena`: ONNX Runtime frees what each run
+        allocated (common/knowledge/minilm_onnx.py)."""
         folder = folder or model_dir()
         weights = load_file(str(folder / "model.safetensors"))
         forward: Forward
         if runtime == "onnx":
             from common.knowledge.minilm_onnx import OnnxForward  # noqa: PLC0415 - only if used
 
-            forward = OnnxForward(weights, threads=threads)
+            forward = OnnxForward(weights, threads=threads, shrink_arena=shrink_arena)
         elif runtime == "numpy":
             forward = NumpyForward(weights)
         else:
