@@ -101,6 +101,18 @@ async def create_groups(redis: RedisClient) -> None:
         )  # fmt: skip
 
 
+async def _recreate_groups(redis: RedisCluster, streams: list[str]) -> None:
+    logger.warning(
+        "usage consumer group missing on %d streams; recreating it", len(streams),
+        extra={"event": "usage"},
+    )  # fmt: skip
+
+    def create(pipe: Any, stream: str) -> None:
+        pipe.xgroup_create(stream, GROUP, id="0", mkstream=True)
+
+    await per_node(redis, streams, create)  # BUSYGROUP: another worker was first
+
+
 def _itself(stream: str) -> str:
     return stream
 
@@ -184,16 +196,22 @@ async def _read_new_per_node(
 
     entries: list[StreamEntry] = []
     errors: list[BaseException] = []
-    for _, replies in await per_node(redis, STREAMS, queue):
-        for reply in replies:
+    lost_groups: list[str] = []
+    for streams, replies in await per_node(redis, STREAMS, queue):
+        for stream, reply in zip(streams, replies, strict=True):
             if isinstance(reply, BaseException):
                 errors.append(reply)
+                if is_nogroup(reply):
+                    lost_groups.append(stream)
             else:
                 entries.extend(_entries_of_read(reply))
+    if lost_groups and entries:
+        # A primary came back empty (no persistence) while the others have entries: make
+        # its groups now, or its streams would wait for a poll that finds nothing anywhere.
+        await _recreate_groups(redis, lost_groups)
     # Raise (the ingester retries, or recreates lost groups on NOGROUP) only when no stream
     # answered or a group is missing; a primary that is down costs only its own streams.
-    nogroup = any(is_nogroup(error) for error in errors)
-    if errors and not entries and (nogroup or len(errors) == len(STREAMS)):
+    if errors and not entries and (lost_groups or len(errors) == len(STREAMS)):
         raise _first_failure(errors)
     if errors:
         logger.warning(

@@ -346,3 +346,23 @@ async def test_the_worker_process_on_the_cluster_survives_sigkill_and_bills_once
             worker.stop()
             if worker.log.exists():  # shown by pytest only when the test failed
                 print(f"--- {worker.log.name}\n{worker.log.read_text()[-5000:]}")
+
+
+async def test_a_primary_back_without_its_groups_is_read_while_the_others_are_busy(
+    db_pool: asyncpg.Pool, cluster_redis: RedisCluster, cluster_calls: ClusterCalls
+) -> None:
+    """A primary restarted without persistence has lost its consumer groups: its streams
+    get them back on the first read that finds the others' entries, not only once a read
+    finds nothing anywhere (under steady traffic that never comes)."""
+    ingester = UsageIngester(cluster_redis, db_pool)
+    await ingester.ensure_groups()
+    lost = cluster_redis.get_node_from_key(cluster_calls.quota_key(cluster_calls.accounts[0]))
+    await cluster_redis.execute_command("FLUSHDB", target_nodes=lost)  # back empty
+    for account in cluster_calls.accounts:  # as the gateways reload the balances
+        await cluster_redis.set(cluster_calls.quota_key(account), 1000)
+    await cluster_calls.make(per_account=3)
+
+    # One drain: the others' entries are read first, then the emptied primary's.
+    written = await ingester.drain()
+    assert written == len(cluster_calls.expected.calls)
+    await cluster_calls.assert_written_once(db_pool)
