@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 import asyncpg
+from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import RedisError
 
 from common import keyspace
@@ -137,11 +138,20 @@ async def _migrations(state: ControlPlaneState) -> HealthCheck:
 
 async def _redis(state: ControlPlaneState) -> HealthCheck:
     await state.redis.ping()
-    info = await state.redis.info("memory")
-    policy = info.get("maxmemory_policy")
-    details = {"used_memory": info.get("used_memory"), "maxmemory_policy": policy}
+    if isinstance(state.redis, RedisCluster):  # every primary's, not one node's
+        by_node = await state.redis.info("memory", target_nodes=RedisCluster.PRIMARIES)
+        infos = list(by_node.values())
+    else:
+        infos = [await state.redis.info("memory")]
+    policies = {info.get("maxmemory_policy") for info in infos}
+    details = {
+        "used_memory": sum(int(info.get("used_memory") or 0) for info in infos),
+        "maxmemory_policy": policies.pop() if len(policies) == 1 else "mixed",
+        "primaries": len(infos),
+    }
     # Quota and trial counters live only in Redis until folded back: eviction would lose them.
-    return HealthCheck("ok" if policy in (None, "noeviction") else "degraded", details=details)
+    evicting = any(info.get("maxmemory_policy") not in (None, "noeviction") for info in infos)
+    return HealthCheck("degraded" if evicting else "ok", details=details)
 
 
 async def _usage_backlog(state: ControlPlaneState) -> HealthCheck:

@@ -209,3 +209,20 @@ async def test_health_sums_the_usage_backlog_of_every_primary(
     assert health["redis"]["status"] == "ok", health["redis"]
     assert health["redis"]["details"]["maxmemory_policy"] == "noeviction"
     assert health["usage_backlog"]["details"]["events"] == expected >= 6
+    assert health["redis"]["details"]["primaries"] == (3 if backend.kind == "cluster" else 1)
+
+
+async def test_health_is_degraded_when_any_primary_may_evict(
+    cluster_redis: RedisCluster, cluster_control_url: str, super_admin: Admin
+) -> None:
+    """Eviction would lose live balances: one primary of three set to evict is enough."""
+    one = cluster_redis.get_primaries()[1]
+    await cluster_redis.config_set("maxmemory-policy", "allkeys-lru", target_nodes=one)
+    try:
+        async with httpx.AsyncClient(base_url=cluster_control_url, timeout=30) as http:
+            response = await http.get(f"{S}/health", headers=super_admin.headers)
+    finally:
+        await cluster_redis.config_set("maxmemory-policy", "noeviction", target_nodes=one)
+    assert response.status_code == 200, response.text
+    redis = response.json()["redis"]
+    assert (redis["status"], redis["details"]["maxmemory_policy"]) == ("degraded", "mixed")
