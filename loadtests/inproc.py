@@ -27,7 +27,7 @@ from pathlib import Path
 
 from devstack.servers import free_port
 from loadtests.run import request_bodies, seed
-from loadtests.scratch import KEY_SPEC, scratch_servers, start
+from loadtests.scratch import gateway_env, scratch_servers, start
 from loadtests.wrk import MODES
 
 WORKER = Path(__file__).with_name("inproc_worker.py")
@@ -103,18 +103,14 @@ def main() -> None:
         mock_argv = [sys.executable, "-m", "mock_provider", "--port", str(mock_port)]
         scratch.started.append(start(mock_argv, root / "mock.log", mock_port, dict(os.environ)))
         bodies = request_bodies(False, 0)
-        env = {**os.environ, "DATABASE_URL": database_url, "REDIS_URL": redis_url,
-               "AGENTLINK_ENCRYPTION_KEYS": KEY_SPEC, "AGENTLINK_ENCRYPTION_ACTIVE_KEY_ID": "t1",
-               "OPENAI_BASE_URL": f"http://127.0.0.1:{mock_port}/v1", "OPENAI_API_KEY": "mock",
-               "GATEWAY_ACCESS_LOG": "false", "LOG_LEVEL": "WARNING",
-               "RATE_LIMIT_PAID_PER_MIN": "1000000000",
-               # Generous: under callgrind, on a loaded box, a call takes ~100x longer.
-               "REDIS_SOCKET_TIMEOUT_S": "60", "UPSTREAM_TIMEOUT_S": "120",
-               "STREAM_FIRST_BYTE_TIMEOUT_S": "120", "STREAM_IDLE_TIMEOUT_S": "120",
-               "INPROC_PATH": f"/proxy/v1/agents/{agent_id}/chat", "INPROC_KEY": key,
-               "INPROC_BODY_JSON": bodies["json"].decode(),
-               "INPROC_BODY_STREAM": bodies["stream"].decode()}  # fmt: skip
-        env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+        env = gateway_env(
+            database_url, redis_url, mock_port, RATE_LIMIT_PAID_PER_MIN="1000000000",
+            # Generous: under callgrind, on a loaded box, a call takes ~100x longer.
+            REDIS_SOCKET_TIMEOUT_S="60", UPSTREAM_TIMEOUT_S="120",
+            STREAM_FIRST_BYTE_TIMEOUT_S="120", STREAM_IDLE_TIMEOUT_S="120",
+            INPROC_PATH=f"/proxy/v1/agents/{agent_id}/chat", INPROC_KEY=key,
+            INPROC_BODY_JSON=bodies["json"].decode(), INPROC_BODY_STREAM=bodies["stream"].decode(),
+        )  # fmt: skip
         checkouts = [("ours", Path.cwd())]
         if args.baseline:
             checkouts.append(("baseline", args.baseline))

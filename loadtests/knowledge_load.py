@@ -43,7 +43,7 @@ from common.domain import KnowledgeSettings
 from common.migrations import migrate_url
 from devstack.servers import free_port
 from loadtests.retrieval_benchmark import THIRTY_WORDS, fill, percentile
-from loadtests.scratch import KEY_SPEC, Scratch, cpu_seconds, scratch_servers, start, tree_cpu
+from loadtests.scratch import Scratch, cpu_seconds, gateway_env, scratch_servers, start, tree_cpu
 from tests.factories import make_agent, make_developer, make_key
 
 
@@ -256,13 +256,8 @@ def run_load(args: argparse.Namespace, sizes: list[int], scratch: Scratch) -> No
     mock_port, gateway_port = free_port(), free_port()
     started.append(start([sys.executable, "-m", "mock_provider", "--port", str(mock_port)],
                          root / "mock.log", mock_port, dict(os.environ)))  # fmt: skip
-    env = {**os.environ, "DATABASE_URL": database_url, "REDIS_URL": redis_url,
-           "AGENTLINK_ENCRYPTION_KEYS": KEY_SPEC, "AGENTLINK_ENCRYPTION_ACTIVE_KEY_ID": "t1",
-           "OPENAI_BASE_URL": f"http://127.0.0.1:{mock_port}/v1", "OPENAI_API_KEY": "mock",
-           "GATEWAY_ACCESS_LOG": "false", "LOG_LEVEL": "WARNING",
-           "RATE_LIMIT_PAID_PER_MIN": "100000000", "EMBEDDING_THREADS": "1",
-           "OPENBLAS_NUM_THREADS": "1"}  # fmt: skip
-    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    env = gateway_env(database_url, redis_url, mock_port,
+                      EMBEDDING_THREADS="1", OPENBLAS_NUM_THREADS="1")  # fmt: skip
     gateway = start([sys.executable, "-m", "uvicorn", "--factory", "gateway.app:create_app",
                      "--host", "127.0.0.1", "--port", str(gateway_port), "--loop", "uvloop",
                      "--http", "httptools", "--no-access-log", "--log-level", "warning"],

@@ -38,9 +38,9 @@ from devstack.servers import free_port
 from loadtests import hotspots
 from loadtests.report import report
 from loadtests.scratch import (
-    KEY_SPEC,
     Scratch,
     cpu_seconds,
+    gateway_env,
     print_log_tails,
     process_tree,
     rss_mib,
@@ -164,12 +164,7 @@ def start_apps(
     mock_process = start(mock_argv, root / "mock.log", mock_port, dict(os.environ))
     mock_url = f"http://127.0.0.1:{mock_port}/v1/chat/completions"
     started = [mock_process]
-    env = {**os.environ, "DATABASE_URL": database_url, "REDIS_URL": redis_url,
-           "AGENTLINK_ENCRYPTION_KEYS": KEY_SPEC, "AGENTLINK_ENCRYPTION_ACTIVE_KEY_ID": "t1",
-           "OPENAI_BASE_URL": f"http://127.0.0.1:{mock_port}/v1", "OPENAI_API_KEY": "mock",
-           "GATEWAY_ACCESS_LOG": "false", "LOG_LEVEL": "WARNING",
-           "RATE_LIMIT_PAID_PER_MIN": "100000000"}  # fmt: skip
-    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    env = gateway_env(database_url, redis_url, mock_port)
     if args.workers > 1:
         (root / "prometheus").mkdir()
         env["PROMETHEUS_MULTIPROC_DIR"] = str(root / "prometheus")

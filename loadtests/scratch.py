@@ -19,9 +19,8 @@ from pathlib import Path
 
 from devstack import servers
 from devstack.servers import free_port
-from tests.processes import TEST_ENCRYPTION_KEYS
+from tests.processes import keyring_env, mock_provider_env
 
-KEY_SPEC = TEST_ENCRYPTION_KEYS  # the tests' key ring: a test key, never a real one
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -66,6 +65,29 @@ def start(argv: list[str], log: Path, port: int, env: dict[str, str]) -> subproc
     process = servers.spawn(argv, log, run_as=None, death_signal=signal.SIGTERM, env=env)
     servers.wait_for_port(port, process, 30, log)
     return process
+
+
+def gateway_env(
+    database_url: str, redis_url: str, mock_port: int, **overrides: str
+) -> dict[str, str]:
+    """A gateway under load: this process's environment with the scratch storage, the tests'
+    key ring (a test key, never a real one), the mock provider on `mock_port`, no access log
+    and a rate limit out of the way; the settings' own timeouts (not the tests' short ones),
+    and no PROMETHEUS_MULTIPROC_DIR unless a run sets its own."""
+    env = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
+    return (
+        env
+        | {
+            "DATABASE_URL": database_url,
+            "REDIS_URL": redis_url,
+            **keyring_env(),
+            **mock_provider_env(f"http://127.0.0.1:{mock_port}"),
+            "GATEWAY_ACCESS_LOG": "false",
+            "LOG_LEVEL": "WARNING",
+            "RATE_LIMIT_PAID_PER_MIN": "100000000",
+        }
+        | overrides
+    )
 
 
 @dataclass

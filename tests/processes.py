@@ -77,11 +77,17 @@ def _storage_env(database_url: str, redis_url: str) -> Env:
             "FEATURE_FLAGS_REFRESH_S": "0.1"}  # fmt: skip
 
 
-def _keyring_env() -> Env:
+def keyring_env() -> Env:
+    """The test key ring, as every process reads it (the load harnesses' gateways too)."""
     return {
         "AGENTLINK_ENCRYPTION_KEYS": TEST_ENCRYPTION_KEYS,
         "AGENTLINK_ENCRYPTION_ACTIVE_KEY_ID": TEST_ACTIVE_KEY_ID,
     }
+
+
+def mock_provider_env(provider_url: str) -> Env:
+    """A gateway whose OpenAI provider is the mock at `provider_url`."""
+    return {"OPENAI_BASE_URL": f"{provider_url}/v1", "OPENAI_API_KEY": "mock-key"}
 
 
 # -- storage -------------------------------------------------------------------------------
@@ -125,14 +131,14 @@ def gateway_env(
     timeouts, so fault tests are quick)."""
     env = {
         **_storage_env(database_url, redis_url),
-        **_keyring_env(),
+        **keyring_env(),
         "REDIS_SOCKET_TIMEOUT_S": "1",
         "UPSTREAM_TIMEOUT_S": "3",
         "STREAM_FIRST_BYTE_TIMEOUT_S": "3",
         "STREAM_IDLE_TIMEOUT_S": "3",
     }
     if provider_url is not None:
-        env |= {"OPENAI_BASE_URL": f"{provider_url}/v1", "OPENAI_API_KEY": "mock-key"}
+        env |= mock_provider_env(provider_url)
     return env | overrides
 
 
@@ -151,7 +157,7 @@ def serve_gateway(env: Env, *, tracing: Tracing | None = None) -> Iterator[str]:
 def api_env(database_url: str, redis_url: str, **overrides: str) -> Env:
     return {
         **_storage_env(database_url, redis_url),
-        **_keyring_env(),
+        **keyring_env(),
         "JWT_SECRET": TEST_JWT_SECRET,
         "CORS_ALLOW_ORIGINS": "https://app.agentlink.test",
         # The tests' webhook receivers listen on loopback.
