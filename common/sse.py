@@ -24,7 +24,9 @@ only need the data.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import NamedTuple
+from typing import Any, NamedTuple
+
+import orjson
 
 DONE = b"data: [DONE]\n\n"
 # One SSE line longer than this is not a model's answer: the stream is refused, not buffered.
@@ -198,6 +200,18 @@ def event_data(raw: bytes) -> bytes | None:
         return raw[6:-2]  # the usual one-line "data: ...\n\n"
     event = parse_event(raw)
     return None if event is None else event.data
+
+
+def data_object(data: bytes) -> dict[str, Any] | None:
+    """The JSON object an event's data holds (how every chunk is written); None for
+    `[DONE]`, broken JSON or any other JSON value."""
+    if not data.startswith(b"{"):
+        return None
+    try:
+        obj = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return None
+    return obj if isinstance(obj, dict) else None
 
 
 def parse_event(raw: bytes, *, whole_lines_only: bool = False) -> SseEvent | None:

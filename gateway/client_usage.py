@@ -19,7 +19,8 @@ from typing import Any
 
 import orjson
 
-from common.sse import EventFramer, event_data, split_events, splits_on_lf_lf
+from common.sse import EventFramer, data_object, event_data, split_events, splits_on_lf_lf
+from common.validation import money_text
 
 # A usage object, not OpenAI's `"usage":null` that every chunk of such a stream carries.
 _USAGE_OBJECT = (b'"usage":{', b'"usage": {')
@@ -37,7 +38,7 @@ class CallCost:
     def usage_fields(self, *, billed: bool = True) -> dict[str, Any]:
         units, usd = (self.units, self.usd) if billed else (0, Decimal(0))
         # An exact decimal in the JSON, never a float's rounding of it.
-        return {"cost": orjson.Fragment(format(usd.normalize(), "f")), "cost_units": units}
+        return {"cost": orjson.Fragment(money_text(usd)), "cost_units": units}
 
 
 FREE = CallCost(0, Decimal(0))
@@ -131,10 +132,4 @@ def _usage_at(data: bytes, start: int) -> int:
 def _chunk_of(event: bytes) -> dict[str, Any] | None:
     """The JSON object of a `data: {...}` event (how every chunk is written)."""
     data = event_data(event)
-    if data is None or not data.startswith(b"{"):
-        return None
-    try:
-        chunk = orjson.loads(data)
-    except orjson.JSONDecodeError:
-        return None
-    return chunk if isinstance(chunk, dict) else None
+    return None if data is None else data_object(data)

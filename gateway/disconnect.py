@@ -19,37 +19,29 @@ import asyncio
 from collections.abc import Coroutine
 
 from common.asgi import Receive
+from common.cancellation import TaskCanceller
 
 # Messages a server may still hand over before it says the client left (uvicorn can answer
 # one empty `http.request` when the end of the body came in a read of its own).
 _PROBES = 3
 
 
-class DisconnectWatch:
+class DisconnectWatch(TaskCanceller):
     """Start it in the task to cancel (or name `task`); `stop()` it before that task answers
-    the client."""
+    the client. `absorb_cancellation()` is True for the cancellation it made (client gone)."""
 
-    __slots__ = ("_finished", "_task", "_watcher", "client_gone")
+    __slots__ = ("_finished", "_watcher")
 
     def __init__(self, receive: Receive, task: asyncio.Task[object] | None = None) -> None:
-        self.client_gone = False
+        super().__init__(task)
         self._finished = False
-        self._task = task or asyncio.current_task()
         self._watcher = asyncio.create_task(_wait_for_disconnect(receive))
         self._watcher.add_done_callback(self._on_disconnect)
 
     def _on_disconnect(self, watcher: asyncio.Task[None]) -> None:
-        if self._finished or self._task is None or watcher.cancelled():
+        if self._finished or watcher.cancelled():
             return
-        self.client_gone = True
-        self._task.cancel()
-
-    def absorb_cancellation(self) -> bool:
-        """True if a CancelledError was ours (client gone): the task then carries on."""
-        if not self.client_gone or self._task is None:
-            return False
-        self._task.uncancel()
-        return True
+        self.cancel_task()
 
     def stop(self) -> None:
         self._finished = True

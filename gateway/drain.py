@@ -33,6 +33,7 @@ from collections.abc import Iterator
 from types import FrameType
 from typing import Any
 
+from common.cancellation import TaskCanceller
 from common.errors import ApiError, ErrorCode
 
 logger = logging.getLogger("agentlink.gateway")
@@ -144,32 +145,22 @@ class Drain:
         return True
 
 
-class StreamCut:
+class StreamCut(TaskCanceller):
     """The drain's hold on one stream: like gateway/disconnect.py's watch, it cancels the
     relaying task; `absorb_cancellation()` tells that cancellation from any other."""
 
-    __slots__ = ("_drain", "_task", "was_cut")
+    __slots__ = ("_drain",)
 
     def __init__(self, drain: Drain) -> None:
+        super().__init__()
         self._drain = drain
-        self._task = asyncio.current_task()
-        self.was_cut = False
         drain._streams.add(self)
         if drain.cut:  # opened after the cut (admitted just before it)
             asyncio.get_running_loop().call_soon(self.cut)
 
     def cut(self) -> None:
-        if self._task is None or self not in self._drain._streams:
-            return  # stopped meanwhile
-        self.was_cut = True
-        self._task.cancel()
-
-    def absorb_cancellation(self) -> bool:
-        """True if a CancelledError was the drain's: the task then carries on."""
-        if not self.was_cut or self._task is None:
-            return False
-        self._task.uncancel()
-        return True
+        if self in self._drain._streams:  # else stopped meanwhile
+            self.cancel_task()
 
     def stop(self) -> None:
         self._drain._streams.discard(self)

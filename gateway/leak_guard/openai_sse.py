@@ -6,7 +6,7 @@ from typing import Any
 
 import orjson
 
-from common.sse import EventFramer, event_data
+from common.sse import EventFramer, data_object, event_data
 from gateway.leak_guard.openai_completion import WITHHELD_FINISH_REASON, WITHHELD_NOTICE
 from gateway.leak_guard.openai_delta import DeltaGuard
 from gateway.leak_guard.stream_scanner import StreamScanner
@@ -28,16 +28,6 @@ def _may_carry_text(data: bytes) -> bool:
     )
 
 
-def _json_object(data: bytes) -> dict[str, Any] | None:
-    if not data.startswith(b"{"):
-        return None
-    try:
-        obj = orjson.loads(data)
-    except orjson.JSONDecodeError:
-        return None
-    return obj if isinstance(obj, dict) else None
-
-
 def _sse(obj: dict[str, Any]) -> bytes:
     return b"data: " + orjson.dumps(obj) + b"\n\n"
 
@@ -46,7 +36,7 @@ def _chunk(
     shape: bytes, delta: dict[str, Any], finish_reason: str | None, *, keep_usage: bool
 ) -> bytes:
     """A chat.completion.chunk shaped like `shape` (same id, model, created, ...)."""
-    obj = _json_object(shape) or {"object": "chat.completion.chunk"}
+    obj = data_object(shape) or {"object": "chat.completion.chunk"}
     choices = obj.get("choices")
     first = choices[0] if isinstance(choices, list) and choices else {}
     index = first.get("index", 0) if isinstance(first, dict) else 0
@@ -183,7 +173,7 @@ class SseLeakFilter:
             self._end_of_answer(None, out)
             out.append(raw)
             return
-        obj = _json_object(data)
+        obj = data_object(data)
         if obj is None and _may_carry_text(data):
             return  # text the filter cannot read (broken JSON or UTF-8): never unvetted
         choices = obj.get("choices") if obj is not None else None
