@@ -19,18 +19,16 @@ import pytest
 import pytest_asyncio
 import redis.asyncio as redis_asyncio
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from prometheus_client import CollectorRegistry
 
 from common.json_logging import JsonFormatter
-from common.knowledge.local_embedder import LocalEmbedder
-from control_plane.knowledge.ingest import KnowledgeIngester, KnowledgeMetrics
-from control_plane.knowledge.settings import KnowledgeBaseSettings
+from control_plane.knowledge.ingest import KnowledgeIngester
 from gateway.tracing import Tracing
 from tests.control_plane.agents import helpers as agents
 from tests.control_plane.agents.helpers import config
 from tests.control_plane.api_client import bearer, register
 from tests.control_plane.knowledge.pdfs import make_pdf
 from tests.gateway.helpers import agent_sdk
+from tests.knowledge_support import developer_key, knowledge_ingester, ready_agent
 from tests.processes import Servers, gateway_env, serve_gateway
 
 PROMPT = "You are the Northwind support assistant. Be brief. KNOWLEDGE-E2E-PROMPT"
@@ -65,14 +63,8 @@ def stack(servers: Servers, database_url: str, mock_provider_url: str) -> Iterat
 
 @pytest_asyncio.fixture
 async def ingester(db_pool: asyncpg.Pool, servers: Servers) -> AsyncIterator[KnowledgeIngester]:
-    redis = redis_asyncio.Redis.from_url(servers.redis_url)
-    embedder = LocalEmbedder()
-    settings = KnowledgeBaseSettings.from_env({})
-    yield KnowledgeIngester(
-        db_pool, redis, embedder, settings, KnowledgeMetrics(CollectorRegistry())
-    )
-    await embedder.aclose()
-    await redis.aclose()
+    async with knowledge_ingester(db_pool, servers.redis_url) as ingester:
+        yield ingester
 
 
 async def publish_agent(api: httpx.AsyncClient, auth: dict[str, str], **settings: object) -> str:
@@ -82,16 +74,6 @@ async def publish_agent(api: httpx.AsyncClient, auth: dict[str, str], **settings
         name="Northwind support",
         config=config(system_prompt=PROMPT, leak_guard=False, **settings),
     )
-
-
-async def developer_key(api: httpx.AsyncClient) -> str:
-    developer = await register(api, "developer")
-    response = await api.post(
-        "/api/v1/developers/keys", headers=bearer(developer["access_token"]), json={"name": "kb"}
-    )
-    assert response.status_code == 201, response.text
-    key: str = response.json()["key"]
-    return key
 
 
 async def knowledge_retrievals(client: httpx.AsyncClient, gateway_url: str) -> float:
@@ -169,20 +151,6 @@ async def test_uploaded_pdf_is_injected_after_the_prompt(
     assert sent["messages"][2]["content"] == "DEVELOPER-SYSTEM-MESSAGE"
 
 
-async def ready_agent(
-    api: httpx.AsyncClient, ingester: KnowledgeIngester, text: str, **knowledge: object
-) -> tuple[str, str]:
-    """A published agent with one ready text file and knowledge on; returns (agent id, key)."""
-    creator = bearer((await register(api, "creator"))["access_token"])
-    agent_id = await publish_agent(api, creator, knowledge={"enabled": True, **knowledge})
-    uploaded = await api.post(f"/api/v1/agents/{agent_id}/knowledge", headers=creator,
-                              files=[("file", ("facts.txt", text.encode()))])  # fmt: skip
-    assert uploaded.status_code == 202, uploaded.text
-    while await ingester.process_next():
-        pass
-    return agent_id, await developer_key(api)
-
-
 SECRET_FACT = (
     "The emergency override code for the Halden standing desk is seven four one nine, and it"
     " must only be given to certified technicians after they show their badge."
@@ -194,7 +162,9 @@ async def test_the_creator_may_guard_passages_against_verbatim_leaks(
     stack: Stack, control_url: str, ingester: KnowledgeIngester, guarded: bool, logs: Records
 ) -> None:
     async with httpx.AsyncClient(base_url=control_url, timeout=30) as api:
-        agent_id, key = await ready_agent(api, ingester, SECRET_FACT, leak_guard=guarded)
+        agent_id, key = await ready_agent(
+            api, ingester, SECRET_FACT, prompt=PROMPT, knowledge={"leak_guard": guarded}
+        )
     question = "What is the override code of the Halden standing desk?"
     directive = f'[[mock reply="Sure: {SECRET_FACT}"]]'
     async with agent_sdk(stack.gateway_url, agent_id, key) as client:
@@ -216,7 +186,7 @@ async def test_enable_rag_off_switches_retrieval_off(
     db_pool: asyncpg.Pool,
 ) -> None:  # fmt: skip
     async with httpx.AsyncClient(base_url=control_url, timeout=30) as api:
-        agent_id, key = await ready_agent(api, ingester, SECRET_FACT)
+        agent_id, key = await ready_agent(api, ingester, SECRET_FACT, prompt=PROMPT)
     redis = redis_asyncio.Redis.from_url(servers.redis_url)
 
     async def system_messages() -> str:
@@ -343,7 +313,7 @@ async def test_retrieved_text_is_in_no_log_span_metric_or_error_body(
 ) -> None:  # fmt: skip
     gateway_url, exporter = traced_stack
     async with httpx.AsyncClient(base_url=control_url, timeout=30) as api:
-        agent_id, key = await ready_agent(api, ingester, SECRET_FACT)
+        agent_id, key = await ready_agent(api, ingester, SECRET_FACT, prompt=PROMPT)
     question = "What is the override code of the Halden standing desk?"
     bodies = []
     async with agent_sdk(gateway_url, agent_id, key) as client:

@@ -1,0 +1,226 @@
+"""Knowledge agents end to end beyond the OpenAI format, over real HTTP with the official SDKs:
+an agent whose model is on the Anthropic provider gets the passages in Anthropic's `system`
+field (after the creator's prompt, before the developer's system text), JSON and streamed,
+called through the OpenAI SDK and through the gateway's Messages API (the Anthropic SDK); and
+the creator's opt-in guard of retrieved text catches a passage the model echoes across stream
+chunk boundaries and inside tool-call arguments, as the prompt guard does."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from typing import Any
+
+import anthropic
+import asyncpg
+import httpx
+import pytest
+import pytest_asyncio
+
+from control_plane.knowledge.ingest import KnowledgeIngester
+from gateway.leak_guard import WITHHELD_NOTICE
+from gateway.leak_guard.json_text import decode_escapes
+from mock_provider.controls import render_directive
+from tests.gateway.helpers import agent_sdk, every_provider_at
+from tests.knowledge_support import knowledge_ingester, ready_agent
+from tests.processes import Servers, gateway_env, serve_gateway
+
+PROMPT = "You are the Halden furniture support assistant. Be brief. KNOWLEDGE-PROVIDERS-PROMPT"
+FACT = (
+    "The emergency override code for the Halden standing desk is seven four one nine, and it"
+    " must only be given to certified technicians after they show their badge."
+)
+QUESTION = "What is the override code of the Halden standing desk?"
+DEVELOPER = "DEVELOPER-SYSTEM-TEXT"
+MODELS = {"openai": "mock-model", "anthropic": "claude-mock"}
+# Spans of the passage, none of them in the prompt: any of them reaching the client is a leak.
+LEAKED = ("seven four one nine", "emergency override code", "certified technicians")
+
+
+@pytest.fixture(scope="module")
+def gateway_url(servers: Servers, database_url: str, mock_provider_url: str) -> Iterator[str]:
+    # Long timeouts: the first retrieval starts the embedding service and loads the model.
+    slow = {name: "30" for name in ("UPSTREAM_TIMEOUT_S", "STREAM_FIRST_BYTE_TIMEOUT_S",
+                                    "STREAM_IDLE_TIMEOUT_S")}  # fmt: skip
+    env = gateway_env(database_url, servers.redis_url, mock_provider_url,
+                      **every_provider_at(mock_provider_url), **slow)  # fmt: skip
+    with serve_gateway(env) as url:
+        yield url
+
+
+Agents = Callable[..., Awaitable[tuple[str, str]]]
+
+
+@pytest_asyncio.fixture(scope="module")
+async def agents(
+    db_pool: asyncpg.Pool, servers: Servers, control_url: str
+) -> AsyncIterator[Agents]:
+    """`agents(provider, guarded)`: (agent id, key) of an agent on that provider with FACT as
+    its one ready file and `knowledge.leak_guard` as given; made once per module."""
+    made: dict[tuple[str, bool], tuple[str, str]] = {}
+    async with (
+        knowledge_ingester(db_pool, servers.redis_url) as ingester,
+        httpx.AsyncClient(base_url=control_url, timeout=30) as api,
+    ):
+
+        async def agent(provider: str, guarded: bool = False) -> tuple[str, str]:
+            if (provider, guarded) not in made:
+                made[provider, guarded] = await _ready(api, ingester, provider, guarded)
+            return made[provider, guarded]
+
+        yield agent
+
+
+async def _ready(
+    api: httpx.AsyncClient, ingester: KnowledgeIngester, provider: str, guarded: bool
+) -> tuple[str, str]:
+    return await ready_agent(api, ingester, FACT, prompt=PROMPT, provider=provider,
+                             model=MODELS[provider], knowledge={"leak_guard": guarded})  # fmt: skip
+
+
+async def last_request(mock_url: str, path: str, marker: str) -> dict[str, Any]:
+    """The body of the last request to `path` the mock received with `marker` in it."""
+    async with httpx.AsyncClient(timeout=30) as http:
+        requests = (await http.get(f"{mock_url}/_mock/requests")).json()
+    return next(
+        r["body"] for r in reversed(requests) if r["path"] == path and marker in str(r["body"])
+    )
+
+
+def assert_injected_in_system(body: dict[str, Any], developer: str) -> None:
+    """Anthropic's request: the prompt, the passages, then the developer's text, as `system`
+    blocks; the turns hold only the user's message."""
+    texts = [block["text"] for block in body["system"]]
+    assert len(texts) == 3, texts
+    assert texts[0] == PROMPT
+    assert texts[1].startswith("Excerpts from this assistant's knowledge base")
+    assert "<<<KNOWLEDGE\n[1] from facts.txt\n" + FACT in texts[1]
+    assert texts[1].endswith("KNOWLEDGE>>>")
+    assert texts[2] == developer
+    assert [turn["role"] for turn in body["messages"]] == ["user"]
+    assert "KNOWLEDGE" not in str(body["messages"])
+
+
+def assert_echoed_in_order(echoed: str, developer: str) -> None:
+    """The mock echoes its system text: prompt, passage, developer's text, in that order."""
+    assert echoed.index(PROMPT) < echoed.index(FACT) < echoed.index(developer)
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["json", "stream"])
+async def test_an_anthropic_model_gets_the_passages_in_its_system_field_openai_sdk(
+    gateway_url: str, mock_provider_url: str, agents: Agents, stream: bool
+) -> None:
+    agent_id, key = await agents("anthropic")
+    developer = f"{DEVELOPER}-openai-{stream}"
+    messages: Any = [{"role": "system", "content": developer},
+                     {"role": "user", "content": f"{QUESTION} [[mock echo_system]]"}]  # fmt: skip
+    async with agent_sdk(gateway_url, agent_id, key) as client:
+        if stream:
+            chunks = await client.chat.completions.create(
+                model="ignored", messages=messages, stream=True
+            )
+            echoed = "".join([c.choices[0].delta.content or "" async for c in chunks if c.choices])
+        else:
+            reply = await client.chat.completions.create(model="ignored", messages=messages)
+            echoed = reply.choices[0].message.content or ""
+    assert_echoed_in_order(echoed, developer)
+    assert_injected_in_system(await last_request(mock_provider_url, "/v1/messages", developer),
+                              developer)  # fmt: skip
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["json", "stream"])
+async def test_an_anthropic_model_gets_the_passages_in_its_system_field_anthropic_sdk(
+    gateway_url: str, mock_provider_url: str, agents: Agents, stream: bool
+) -> None:
+    agent_id, key = await agents("anthropic")
+    developer = f"{DEVELOPER}-anthropic-{stream}"
+    question: Any = [{"role": "user", "content": f"{QUESTION} [[mock echo_system]]"}]
+    async with anthropic.AsyncAnthropic(
+        base_url=f"{gateway_url}/proxy/v1/agents/{agent_id}", api_key=key, max_retries=0
+    ) as client:
+        if stream:
+            async with client.messages.stream(
+                model="any", max_tokens=300, system=developer, messages=question
+            ) as events:
+                echoed = "".join([text async for text in events.text_stream])
+        else:
+            message = await client.messages.create(
+                model="any", max_tokens=300, system=developer, messages=question
+            )
+            echoed = "".join(block.text for block in message.content if block.type == "text")
+    assert_echoed_in_order(echoed, developer)
+    assert_injected_in_system(await last_request(mock_provider_url, "/v1/messages", developer),
+                              developer)  # fmt: skip
+
+
+async def ask(
+    gateway_url: str, agent_id: str, key: str, directive: str, *, stream: bool
+) -> tuple[str, str, str | None]:
+    """One call with a tool offered: (text, every tool call's arguments, finish reason)."""
+    messages: Any = [{"role": "user", "content": f"{QUESTION} {directive}"}]
+    tools: Any = [{"type": "function",
+                   "function": {"name": "search", "parameters": {"type": "object"}}}]  # fmt: skip
+    async with agent_sdk(gateway_url, agent_id, key) as client:
+        if not stream:
+            answer = await client.chat.completions.create(
+                model="ignored", messages=messages, tools=tools
+            )
+            message = answer.choices[0].message
+            arguments = "".join(
+                call.function.arguments  # type: ignore[union-attr]
+                for call in message.tool_calls or []
+            )
+            return message.content or "", arguments, answer.choices[0].finish_reason
+        text, arguments, finish = "", "", None
+        chunks = await client.chat.completions.create(
+            model="ignored", messages=messages, tools=tools, stream=True
+        )
+        async for chunk in chunks:
+            if not chunk.choices:
+                continue
+            delta = chunk.choices[0].delta
+            text += delta.content or ""
+            for call in delta.tool_calls or []:
+                arguments += (call.function.arguments or "") if call.function else ""
+            finish = chunk.choices[0].finish_reason or finish
+        return text, arguments, finish
+
+
+# The passage as the model's answer, cut into many chunks (boundaries inside words), or as a
+# tool call's arguments (JSON-escaped, split across argument deltas).
+DIRECTIVES = [
+    pytest.param(render_directive({"reply": f"Sure: {FACT}", "chunks": "37"}), id="in-text"),
+    pytest.param(
+        render_directive({"reply": f"Sure: {FACT}", "tool_call": "search", "chunks": "29"}),
+        id="in-tool-arguments",
+    ),
+]
+
+
+@pytest.mark.parametrize("stream", [True, False], ids=["stream", "json"])
+@pytest.mark.parametrize("provider", sorted(MODELS))
+@pytest.mark.parametrize("directive", DIRECTIVES)
+async def test_a_guarded_passage_echoed_by_the_model_is_withheld(
+    gateway_url: str, agents: Agents, provider: str, stream: bool, directive: str
+) -> None:
+    agent_id, key = await agents(provider, guarded=True)
+    text, arguments, finish = await ask(gateway_url, agent_id, key, directive, stream=stream)
+    everything = text + arguments
+    for quote in LEAKED:
+        assert quote not in everything
+        assert quote not in decode_escapes(everything)
+    assert WITHHELD_NOTICE in text
+    assert finish == "content_filter"
+
+
+@pytest.mark.parametrize("stream", [True, False], ids=["stream", "json"])
+@pytest.mark.parametrize("directive", DIRECTIVES)
+async def test_an_unguarded_passage_is_passed_through(
+    gateway_url: str, agents: Agents, stream: bool, directive: str
+) -> None:
+    """The control: the same answers reach the client when the creator did not opt in (the
+    prompt guard is off for these agents, so only the passage guard could withhold them)."""
+    agent_id, key = await agents("anthropic", guarded=False)
+    text, arguments, finish = await ask(gateway_url, agent_id, key, directive, stream=stream)
+    assert FACT in text + decode_escapes(arguments)
+    assert WITHHELD_NOTICE not in text
+    assert finish != "content_filter"
