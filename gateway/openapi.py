@@ -27,63 +27,60 @@ def _ref(name: str) -> dict[str, str]:
     return {"$ref": _REF.format(name)}
 
 
+def _object(
+    properties: dict[str, Any], required: tuple[str, ...] = (), *, closed: bool = True
+) -> dict[str, Any]:
+    """An object schema; `closed`: any other field is refused, as the parsers do (40002)."""
+    schema: dict[str, Any] = {"type": "object", "properties": properties}
+    if required:
+        schema["required"] = list(required)
+    if closed:
+        schema["additionalProperties"] = False
+    return schema
+
+
+def _array(items: dict[str, Any], max_items: int, min_items: int = 0) -> dict[str, Any]:
+    schema: dict[str, Any] = {"type": "array", "maxItems": max_items, "items": items}
+    if min_items:
+        schema["minItems"] = min_items
+    return schema
+
+
 _TEXT = {"type": "string", "maxLength": 20_000}
-_STOP = {"anyOf": [_TEXT, {"type": "array", "maxItems": 4, "items": _TEXT}]}
+_STOP = {"anyOf": [_TEXT, _array(_TEXT, 4)]}
 _TOKENS = {"type": "integer", "minimum": 1, "maximum": INT64_MAX}
 _TOOL_NAME = {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"}
-_JSON_SCHEMA = {"type": "object", "properties": {"type": {"const": "object"}}, "required": ["type"]}
+_JSON_SCHEMA = _object({"type": {"const": "object"}}, ("type",), closed=False)
+_TEXT_PART = _object({"type": {"const": "text"}, "text": _TEXT}, ("type", "text"))
 
-_CHAT_MESSAGE = {
-    "type": "object",
-    "required": ["role", "content"],
-    "properties": {
+_CHAT_MESSAGE = _object(
+    {
         "role": {"enum": ["system", "developer", "user", "assistant"]},
-        "content": {
-            "anyOf": [
-                _TEXT,
-                {"type": "array", "minItems": 1, "maxItems": 16, "items": _ref("TextPart")},
-            ]
-        },
+        "content": {"anyOf": [_TEXT, _array(_ref("TextPart"), 16, min_items=1)]},
         "name": {"type": "string", "maxLength": 64},
     },
-    "additionalProperties": False,
-}
-_CHAT_TOOL = {
-    "type": "object",
-    "required": ["type", "function"],
-    "properties": {
+    ("role", "content"),
+)
+_CHAT_TOOL = _object(
+    {
         "type": {"const": "function"},
-        "function": {
-            "type": "object",
-            "required": ["name"],
-            "properties": {"name": _TOOL_NAME, "description": _TEXT, "parameters": _JSON_SCHEMA},
-            "additionalProperties": False,
-        },
+        "function": _object(
+            {"name": _TOOL_NAME, "description": _TEXT, "parameters": _JSON_SCHEMA}, ("name",)
+        ),
     },
-    "additionalProperties": False,
-}
+    ("type", "function"),
+)
 # gateway/parameters.py: what each top-level field may be (anything else is refused, 40002).
-_CHAT_REQUEST = {
-    "type": "object",
-    "required": ["messages"],
-    "properties": {
-        "messages": {
-            "type": "array",
-            "minItems": 1,
-            "maxItems": MAX_MESSAGES,
-            "items": _ref("ChatMessage"),
-        },
+_CHAT_REQUEST = _object(
+    {
+        "messages": _array(_ref("ChatMessage"), MAX_MESSAGES, min_items=1),
         "model": {
             "type": "string",
             "maxLength": 200,
             "description": "any value: the agent's model answers",
         },
         "stream": {"type": "boolean"},
-        "stream_options": {
-            "type": "object",
-            "properties": {"include_usage": {"type": "boolean"}},
-            "additionalProperties": False,
-        },
+        "stream_options": _object({"include_usage": {"type": "boolean"}}),
         "max_tokens": _TOKENS,
         "max_completion_tokens": _TOKENS,
         "temperature": {"type": "number", "minimum": 0, "maximum": 2},
@@ -91,13 +88,8 @@ _CHAT_REQUEST = {
         "stop": _STOP,
         "seed": {"type": "integer", "minimum": INT64_MIN, "maximum": INT64_MAX},
         "user": {"type": "string", "maxLength": 256},
-        "response_format": {
-            "type": "object",
-            "properties": {"type": {"enum": ["text", "json_object"]}},
-            "required": ["type"],
-            "additionalProperties": False,
-        },
-        "tools": {"type": "array", "maxItems": 16, "items": _ref("ChatTool")},
+        "response_format": _object({"type": {"enum": ["text", "json_object"]}}, ("type",)),
+        "tools": _array(_ref("ChatTool"), 16),
         "tool_choice": {"enum": ["none", "auto", "required"]},
         "parallel_tool_calls": {"type": "boolean"},
         "presence_penalty": {"type": "number", "minimum": -2, "maximum": 2},
@@ -111,95 +103,57 @@ _CHAT_REQUEST = {
         "logprobs": {"const": False, "description": "true is refused (leak guard)"},
         "store": {"const": False, "description": "true is refused (the prompt is private)"},
     },
-    "additionalProperties": False,
-}
-_ANTHROPIC_TEXT_BLOCK = {
-    "type": "object",
-    "required": ["type", "text"],
-    "properties": {"type": {"const": "text"}, "text": _TEXT},
-    "additionalProperties": False,
-}
-_ANTHROPIC_MESSAGE = {
-    "type": "object",
-    "required": ["role", "content"],
-    "properties": {
+    ("messages",),
+)
+_ANTHROPIC_MESSAGE = _object(
+    {
         "role": {"enum": ["user", "assistant"]},
-        "content": {
-            "anyOf": [
-                _TEXT,
-                {"type": "array", "minItems": 1, "maxItems": 16, "items": _ANTHROPIC_TEXT_BLOCK},
-            ]
-        },
+        "content": {"anyOf": [_TEXT, _array(_TEXT_PART, 16, min_items=1)]},
     },
-    "additionalProperties": False,
-}
+    ("role", "content"),
+)
 # gateway/dialects/anthropic_request.py.
-_MESSAGES_REQUEST = {
-    "type": "object",
-    "required": ["model", "max_tokens", "messages"],
-    "properties": {
+_MESSAGES_REQUEST = _object(
+    {
         "model": {"type": "string", "maxLength": 200},
         "max_tokens": _TOKENS,
-        "messages": {
-            "type": "array",
-            "minItems": 1,
-            "maxItems": MAX_MESSAGES,
-            "items": _ref("AnthropicMessage"),
-        },
-        "system": {
-            "anyOf": [_TEXT, {"type": "array", "maxItems": 16, "items": _ANTHROPIC_TEXT_BLOCK}]
-        },
+        "messages": _array(_ref("AnthropicMessage"), MAX_MESSAGES, min_items=1),
+        "system": {"anyOf": [_TEXT, _array(_TEXT_PART, 16)]},
         "stream": {"type": "boolean"},
         "temperature": {"type": "number", "minimum": 0, "maximum": 1},
         "top_p": {"type": "number", "minimum": 0, "maximum": 1},
-        "stop_sequences": {"type": "array", "maxItems": 4, "items": _TEXT},
-        "metadata": {
-            "type": "object",
-            "properties": {"user_id": {"type": "string", "maxLength": 256}},
-            "additionalProperties": False,
-        },
-        "tools": {
-            "type": "array",
-            "maxItems": 16,
-            "items": {
-                "type": "object",
-                "required": ["name", "input_schema"],
-                "properties": {
-                    "name": _TOOL_NAME,
-                    "description": _TEXT,
-                    "input_schema": _JSON_SCHEMA,
-                },
-                "additionalProperties": False,
-            },
-        },
-        "tool_choice": {
-            "type": "object",
-            "required": ["type"],
-            "properties": {"type": {"enum": ["auto", "any", "none"]}},
-            "additionalProperties": False,
-        },
+        "stop_sequences": _array(_TEXT, 4),
+        "metadata": _object({"user_id": {"type": "string", "maxLength": 256}}),
+        "tools": _array(
+            _object(
+                {"name": _TOOL_NAME, "description": _TEXT, "input_schema": _JSON_SCHEMA},
+                ("name", "input_schema"),
+            ),
+            16,
+        ),
+        "tool_choice": _object({"type": {"enum": ["auto", "any", "none"]}}, ("type",)),
     },
-    "additionalProperties": False,
-}
+    ("model", "max_tokens", "messages"),
+)
 # The Messages route answers errors in Anthropic's shape, with our code inside.
-_ANTHROPIC_ERROR = {
-    "type": "object",
-    "required": ["type", "error"],
-    "properties": {
+_ANTHROPIC_ERROR = _object(
+    {
         "type": {"const": "error"},
-        "error": {
-            "type": "object",
-            "required": ["type", "message", "code"],
-            "properties": {
+        "error": _object(
+            {
                 "type": {"type": "string"},
                 "message": {"type": "string"},
                 "code": {"type": "string"},
                 "details": {},
             },
-        },
+            ("type", "message", "code"),
+            closed=False,
+        ),
         "request_id": {"type": "string"},
     },
-}
+    ("type", "error"),
+    closed=False,
+)
 _ERROR_STATUS = {
     400: "Malformed or invalid request (the field is named)",
     401: "Missing, malformed, unknown or revoked API key",
@@ -230,28 +184,38 @@ def _errors(statuses: tuple[int, ...], schema: str = "Error") -> dict[str, Any]:
 _CALL_ERRORS = (400, 401, 403, 404, 413, 429, 503, 504)
 
 
-def _chat_operation(operation_id: str) -> dict[str, Any]:
+def _call_operation(
+    summary: str, operation_id: str, body: str, answer: str, *, anthropic: bool = False
+) -> dict[str, Any]:
+    """A call of the agent: a JSON answer or its SSE stream (`stream`)."""
     return {
-        "summary": "Call the agent (OpenAI chat completions; `stream` for SSE)",
+        "summary": summary,
         "operationId": operation_id,
         "tags": ["chat"],
         "parameters": [_AGENT_ID],
-        "security": _KEY_AUTH,
+        "security": [*_KEY_AUTH, {"anthropicKey": []}] if anthropic else _KEY_AUTH,
         "requestBody": {
             "required": True,
-            "content": {"application/json": {"schema": _ref("ChatRequest")}},
+            "content": {"application/json": {"schema": _ref(body)}},
         },
         "responses": {
             "200": {
-                "description": "The answer: a chat completion, or its SSE stream",
+                "description": answer,
                 "content": {
                     "application/json": {"schema": {"type": "object"}},
                     "text/event-stream": {"schema": {"type": "string"}},
                 },
             },
-            **_errors(_CALL_ERRORS),
+            **_errors(_CALL_ERRORS, "AnthropicError" if anthropic else "Error"),
         },
     }
+
+
+def _chat_operation(operation_id: str) -> dict[str, Any]:
+    return _call_operation(
+        "Call the agent (OpenAI chat completions; `stream` for SSE)", operation_id,
+        "ChatRequest", "The answer: a chat completion, or its SSE stream",
+    )  # fmt: skip
 
 
 def _model_operation(operation_id: str, one: bool) -> dict[str, Any]:
@@ -297,27 +261,10 @@ def _probe(summary: str, operation_id: str, media: str, statuses: tuple[str, ...
 
 def build_openapi() -> dict[str, Any]:
     agent = "/proxy/v1/agents/{agent_id}"
-    messages = {
-        "summary": "Call the agent (Anthropic Messages API; `stream` for SSE)",
-        "operationId": "post_messages",
-        "tags": ["chat"],
-        "parameters": [_AGENT_ID],
-        "security": [*_KEY_AUTH, {"anthropicKey": []}],
-        "requestBody": {
-            "required": True,
-            "content": {"application/json": {"schema": _ref("MessagesRequest")}},
-        },
-        "responses": {
-            "200": {
-                "description": "An Anthropic message, or its event stream",
-                "content": {
-                    "application/json": {"schema": {"type": "object"}},
-                    "text/event-stream": {"schema": {"type": "string"}},
-                },
-            },
-            **_errors(_CALL_ERRORS, "AnthropicError"),
-        },
-    }
+    messages = _call_operation(
+        "Call the agent (Anthropic Messages API; `stream` for SSE)", "post_messages",
+        "MessagesRequest", "An Anthropic message, or its event stream", anthropic=True,
+    )  # fmt: skip
     return {
         "openapi": "3.1.0",
         "info": {"title": "AgentLink gateway", "version": "1.0.0"},
@@ -342,12 +289,7 @@ def build_openapi() -> dict[str, Any]:
                 "ChatRequest": _CHAT_REQUEST,
                 "ChatMessage": _CHAT_MESSAGE,
                 "ChatTool": _CHAT_TOOL,
-                "TextPart": {
-                    "type": "object",
-                    "required": ["type", "text"],
-                    "properties": {"type": {"const": "text"}, "text": _TEXT},
-                    "additionalProperties": False,
-                },
+                "TextPart": _TEXT_PART,
                 "MessagesRequest": _MESSAGES_REQUEST,
                 "AnthropicMessage": _ANTHROPIC_MESSAGE,
                 "Error": error_envelope_schema(),
