@@ -12,6 +12,7 @@ import httpx
 import redis.asyncio as redis_asyncio
 from prometheus_client import CollectorRegistry
 
+from common.knowledge.embedding import Embedder
 from common.knowledge.local_embedder import LocalEmbedder
 from control_plane.knowledge.ingest import KnowledgeIngester, KnowledgeMetrics
 from control_plane.knowledge.settings import KnowledgeBaseSettings
@@ -21,9 +22,12 @@ from tests.control_plane.api_client import bearer, register
 
 
 @contextlib.asynccontextmanager
-async def knowledge_ingester(db: asyncpg.Pool, redis_url: str) -> AsyncIterator[KnowledgeIngester]:
+async def knowledge_ingester(
+    db: asyncpg.Pool, redis_url: str, embedder: Embedder | None = None
+) -> AsyncIterator[KnowledgeIngester]:
+    """The ingester with `embedder` (default: the local model), closed with it."""
     redis = redis_asyncio.Redis.from_url(redis_url)
-    embedder = LocalEmbedder()
+    embedder = embedder or LocalEmbedder()
     settings = KnowledgeBaseSettings.from_env({})
     try:
         yield KnowledgeIngester(

@@ -17,15 +17,18 @@ import asyncpg
 import httpx
 import pytest
 
+from common.knowledge.openai_embedder import OpenAIEmbedder
+from common.knowledge.settings import EmbeddingSettings
 from common.knowledge.vectors import RUNTIMES
 from devstack.servers import free_port
 from tests.common.knowledge.test_embedding_service import gone, loaded_libraries, service_pids
 from tests.control_plane.api_client import bearer, register
-from tests.gateway.helpers import agent_sdk
+from tests.gateway.helpers import agent_sdk, gateway_process
+from tests.knowledge_support import developer_key, knowledge_ingester, ready_agent
 from tests.processes import Servers, serve_gateway, worker_env
 from tests.processes import gateway_env as gateway_env_for
 from tests.support import wait_until
-from tests.test_knowledge_end_to_end import SECRET_FACT, developer_key, publish_agent
+from tests.test_knowledge_end_to_end import SECRET_FACT, publish_agent
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -111,6 +114,35 @@ async def test_the_worker_and_the_gateways_service_run_the_configured_runtime(
 
     await wait_until(reembedded, 60, "the worker to re-embed the chunks")
     assert worker.poll() is None
+
+
+async def test_a_gateway_worker_on_the_openai_backend_loads_no_numpy_and_no_blas(
+    *, servers: Servers, database_url: str, mock_provider_url: str, control_url: str,
+    db_pool: asyncpg.Pool, tmp_path: Path,
+) -> None:  # fmt: skip
+    """EMBEDDING_BACKEND=openai: the uvicorn worker embeds each question itself. NumPy's
+    OpenBLAS would start a thread per core at import, next to the event loop; the worker maps
+    neither (read from its memory map after a knowledge call), so no call can start them."""
+    embedding = {"EMBEDDING_BACKEND": "openai", "EMBEDDING_BASE_URL": f"{mock_provider_url}/v1",
+                 "EMBEDDING_API_KEY": "mock-key"}  # fmt: skip
+    embedder = OpenAIEmbedder(EmbeddingSettings.from_env(embedding))
+    async with knowledge_ingester(db_pool, servers.redis_url, embedder) as ingester,\
+            httpx.AsyncClient(base_url=control_url, timeout=30) as api:  # fmt: skip
+        agent_id, key = await ready_agent(api, ingester, SECRET_FACT, prompt="BLAS-FREE-PROMPT")
+    # The mock's vectors are hashes of the text: no question is similar to a passage.
+    env = gateway_env_for(database_url, servers.redis_url, mock_provider_url, **embedding,
+                          KNOWLEDGE_SIMILARITY_THRESHOLD="-1")  # fmt: skip
+    with gateway_process(env, tmp_path / "gateway.log") as gateway:
+        await gateway.wait_until_ready()
+        async with agent_sdk(gateway.url, agent_id, key) as client:
+            reply = await client.chat.completions.create(
+                model="ignored",
+                messages=[{"role": "user", "content": "Halden desk code? [[mock echo_system]]"}],
+            )
+        assert "seven four one nine" in (reply.choices[0].message.content or "")
+        maps = loaded_libraries(gateway.process.pid)
+    assert "openblas" not in maps
+    assert "numpy" not in maps
 
 
 def start_up(command: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:

@@ -3,18 +3,25 @@
 Asks for `dimensions=384` (what knowledge_chunks.embedding holds; OpenAI's text-embedding-3
 models shorten their vectors on request) and checks the answer: one vector per input, in
 order, of that width. Errors never carry the texts (they are creator content).
+
+NumPy is imported by `embed` only (the worker's batches). The gateway asks one question per
+call (`embed_question`), answered in plain Python: importing NumPy in a gateway worker would
+load OpenBLAS, which starts a thread per core at import, beside the event loop (and ~15 MiB).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
-import numpy as np
 
-from common.knowledge.embedding import STORED_DIMENSION, EmbeddingError, Vectors, normalised
 from common.knowledge.settings import EmbeddingSettings
+from common.knowledge.vectors import STORED_DIMENSION, EmbeddingError
+
+if TYPE_CHECKING:
+    from common.knowledge.embedding import Vectors
 
 _MAX_INPUTS_PER_REQUEST = 64
 
@@ -36,21 +43,27 @@ class OpenAIEmbedder:
         return STORED_DIMENSION
 
     async def embed(self, texts: Sequence[str]) -> Vectors:
+        import numpy as np  # noqa: PLC0415 - the worker's batches only (see the docstring)
+
+        from common.knowledge.embedding import normalised  # noqa: PLC0415
+
         texts = list(texts)
-        if not texts:
-            return np.zeros((0, STORED_DIMENSION), dtype=np.float32)
-        parts = [
-            await self._request(texts[start : start + _MAX_INPUTS_PER_REQUEST])
+        rows = [
+            row
             for start in range(0, len(texts), _MAX_INPUTS_PER_REQUEST)
+            for row in await self._request(texts[start : start + _MAX_INPUTS_PER_REQUEST])
         ]
-        return normalised(np.concatenate(parts))
+        vectors = np.array(rows, dtype=np.float32).reshape(len(rows), STORED_DIMENSION)
+        return normalised(vectors)
 
     async def embed_question(self, text: str) -> list[float]:
-        vectors = await self.embed([text])
-        row: list[float] = vectors[0].tolist()
-        return row
+        """The question's unit vector, without NumPy: `embed`'s row to float32 rounding."""
+        (row,) = await self._request([text])
+        norm = math.sqrt(math.fsum(value * value for value in row))
+        scale = 1.0 / max(norm, 1e-12)
+        return [value * scale for value in row]
 
-    async def _request(self, texts: list[str]) -> Vectors:
+    async def _request(self, texts: list[str]) -> list[list[float]]:
         body = {"model": self._model_name, "input": texts, "dimensions": STORED_DIMENSION,
                 "encoding_format": "float"}  # fmt: skip
         try:
@@ -64,12 +77,14 @@ class OpenAIEmbedder:
         try:
             data: list[dict[str, Any]] = response.json()["data"]
             rows = sorted(data, key=lambda item: int(item["index"]))
-            vectors = np.array([row["embedding"] for row in rows], dtype=np.float32)
+            vectors = [[float(value) for value in row["embedding"]] for row in rows]
         except (ValueError, KeyError, TypeError) as error:
             raise EmbeddingError("embeddings endpoint answered an unreadable body") from error
-        if vectors.shape != (len(texts), STORED_DIMENSION):
+        widths = sorted({len(vector) for vector in vectors})
+        if len(vectors) != len(texts) or widths != [STORED_DIMENSION]:
             raise EmbeddingError(
-                f"expected {len(texts)} vectors of {STORED_DIMENSION}, got shape {vectors.shape}"
+                f"expected {len(texts)} vectors of {STORED_DIMENSION},"
+                f" got {len(vectors)} of widths {widths}"
             )
         return vectors
 
