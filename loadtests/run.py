@@ -147,11 +147,17 @@ def parse_args() -> argparse.Namespace:
     return args
 
 
-def uvicorn_argv(factory: str, port: int, workers: int) -> list[str]:
-    # -P: the current folder stays off sys.path, so a baseline's PYTHONPATH decides the code.
+CHECKOUT = Path(__file__).resolve().parents[1]  # the repository these load tests belong to
+
+
+def uvicorn_argv(factory: str, port: int, workers: int, checkout: Path = CHECKOUT) -> list[str]:
+    """The app's code comes from `checkout`: uvicorn puts --app-dir (default: the current
+    folder) first on sys.path, ahead of PYTHONPATH, so without it a baseline would run this
+    checkout's code (as every `--baseline` run did before 2026-12-04)."""
     return [sys.executable, "-P", "-m", "uvicorn", "--factory", factory, "--host", "127.0.0.1",
             "--port", str(port), "--loop", "uvloop", "--http", "httptools", "--no-access-log",
-            "--log-level", "warning", "--workers", str(workers)]  # fmt: skip
+            "--log-level", "warning", "--workers", str(workers),
+            "--app-dir", str(checkout.resolve())]  # fmt: skip
 
 
 def start_apps(
@@ -172,7 +178,9 @@ def start_apps(
     floor_argv = uvicorn_argv("loadtests.floor:create_app", floor_port, args.workers)
     gateway_argv = uvicorn_argv("gateway.app:create_app", gateway_port, args.workers)
     baseline_port = free_port()
-    baseline_argv = uvicorn_argv("gateway.app:create_app", baseline_port, args.workers)
+    baseline_argv = uvicorn_argv(
+        "gateway.app:create_app", baseline_port, args.workers, args.baseline or CHECKOUT
+    )
     baseline_env = {**env, "PYTHONPATH": str(args.baseline.resolve())} if args.baseline else {}
     if baseline_env.get("PROMETHEUS_MULTIPROC_DIR"):
         (root / "prometheus-baseline").mkdir()
