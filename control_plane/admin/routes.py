@@ -28,7 +28,7 @@ from control_plane.admin.schemas import (
     UserRoleUpdate,
     UserStatusUpdate,
 )
-from control_plane.api import ApiRoute, Context
+from control_plane.api import Context, RouteGroup
 from control_plane.auth.principal import Permission, UserType
 from control_plane.reviews.schemas import ModeratedReview, PendingReviewPage
 
@@ -119,69 +119,60 @@ async def admin_audit_log(context: Context, query: AuditQuery) -> AuditPage:
 
 
 PREFIX = "/api/v1/admin"
-_ADMINS = frozenset({UserType.ADMIN})
-_TAGS = ("admin",)
+_ADMIN = RouteGroup(PREFIX, frozenset({UserType.ADMIN}), "admin")
 VIEW_USERS, MANAGE_USERS = Permission.VIEW_USERS, Permission.MANAGE_USERS
 VIEW_AGENTS, MANAGE_AGENTS = Permission.VIEW_AGENTS, Permission.MANAGE_AGENTS
 MODERATE, SYSTEM = Permission.MODERATE_CONTENT, Permission.SYSTEM_ADMIN
 
 ROUTES = [
-    ApiRoute("GET", f"{PREFIX}/dashboard/stats", admin_dashboard_stats, "Platform statistics",
-             response=DashboardStats, user_types=_ADMINS, permission=VIEW_USERS, tags=_TAGS),
+    _ADMIN.route("GET", "/dashboard/stats", admin_dashboard_stats, "Platform statistics",
+                 response=DashboardStats, permission=VIEW_USERS),
     # Users
-    ApiRoute("GET", f"{PREFIX}/users", admin_list_users, "List users (search, filter, paginate)",
-             query=AdminUserQuery, response=AdminUserPage, user_types=_ADMINS,
-             permission=VIEW_USERS, tags=_TAGS),
-    ApiRoute("GET", f"{PREFIX}/users/{{user_id}}", admin_get_user, "A user's details",
-             response=AdminUserDetail, user_types=_ADMINS, permission=VIEW_USERS, tags=_TAGS),
-    ApiRoute("PUT", f"{PREFIX}/users/{{user_id}}/status", admin_set_user_status,
-             "Suspend or reactivate a user (takes effect on the gateway's next request)",
-             body=UserStatusUpdate, response=AdminUser, user_types=_ADMINS,
-             permission=MANAGE_USERS, tags=_TAGS),
-    ApiRoute("PUT", f"{PREFIX}/users/{{user_id}}/rate-tier", admin_set_user_rate_tier,
-             "Set a user's rate tier (takes effect on the gateway's next request)",
-             body=UserRateTierUpdate, response=AdminUser, user_types=_ADMINS,
-             permission=MANAGE_USERS, tags=_TAGS),
-    ApiRoute("PUT", f"{PREFIX}/users/{{user_id}}/role", admin_change_user_role,
-             "Change a user's type or admin role (their access tokens end at once)",
-             body=UserRoleUpdate, response=AdminUser, user_types=_ADMINS,
-             permission=MANAGE_USERS, tags=_TAGS),
-    ApiRoute("DELETE", f"{PREFIX}/users/{{user_id}}", admin_delete_user,
-             "Close an account: anonymise it, revoke its keys and sessions",
-             response=UserDeleted, user_types=_ADMINS, permission=MANAGE_USERS, tags=_TAGS),
+    _ADMIN.route("GET", "/users", admin_list_users, "List users (search, filter, paginate)",
+                 query=AdminUserQuery, response=AdminUserPage, permission=VIEW_USERS),
+    _ADMIN.route("GET", "/users/{user_id}", admin_get_user, "A user's details",
+                 response=AdminUserDetail, permission=VIEW_USERS),
+    _ADMIN.route("PUT", "/users/{user_id}/status", admin_set_user_status,
+                 "Suspend or reactivate a user (takes effect on the gateway's next request)",
+                 body=UserStatusUpdate, response=AdminUser, permission=MANAGE_USERS),
+    _ADMIN.route("PUT", "/users/{user_id}/rate-tier", admin_set_user_rate_tier,
+                 "Set a user's rate tier (takes effect on the gateway's next request)",
+                 body=UserRateTierUpdate, response=AdminUser, permission=MANAGE_USERS),
+    _ADMIN.route("PUT", "/users/{user_id}/role", admin_change_user_role,
+                 "Change a user's type or admin role (their access tokens end at once)",
+                 body=UserRoleUpdate, response=AdminUser, permission=MANAGE_USERS),
+    _ADMIN.route("DELETE", "/users/{user_id}", admin_delete_user,
+                 "Close an account: anonymise it, revoke its keys and sessions",
+                 response=UserDeleted, permission=MANAGE_USERS),
     # Agents
-    ApiRoute("GET", f"{PREFIX}/agents", admin_list_agents, "List agents (filter, paginate)",
-             query=AdminAgentQuery, response=AdminAgentPage, user_types=_ADMINS,
-             permission=VIEW_AGENTS, tags=_TAGS),
-    ApiRoute("GET", f"{PREFIX}/agents/{{agent_id}}", admin_get_agent,
-             "An agent's details (never its config)", response=AdminAgent, user_types=_ADMINS,
-             permission=VIEW_AGENTS, tags=_TAGS),
-    ApiRoute("PUT", f"{PREFIX}/agents/{{agent_id}}/status", admin_set_agent_status,
-             "Force an agent's status (takes effect on the gateway's next request)",
-             body=AgentStatusUpdate, response=AdminAgent, user_types=_ADMINS,
-             permission=MANAGE_AGENTS, tags=_TAGS),
+    _ADMIN.route("GET", "/agents", admin_list_agents, "List agents (filter, paginate)",
+                 query=AdminAgentQuery, response=AdminAgentPage, permission=VIEW_AGENTS),
+    _ADMIN.route("GET", "/agents/{agent_id}", admin_get_agent,
+                 "An agent's details (never its config)", response=AdminAgent,
+                 permission=VIEW_AGENTS),
+    _ADMIN.route("PUT", "/agents/{agent_id}/status", admin_set_agent_status,
+                 "Force an agent's status (takes effect on the gateway's next request)",
+                 body=AgentStatusUpdate, response=AdminAgent, permission=MANAGE_AGENTS),
     # Moderation
-    ApiRoute("GET", f"{PREFIX}/moderation/queue", admin_moderation_queue,
-             "Reviews waiting for moderation, oldest first", query=ModerationQuery,
-             response=PendingReviewPage, user_types=_ADMINS, permission=MODERATE, tags=_TAGS),
-    ApiRoute("POST", f"{PREFIX}/moderation/reviews/{{review_id}}/approve", admin_approve_review,
-             "Approve a review (it counts in the agent's rating)", response=ModeratedReview,
-             user_types=_ADMINS, permission=MODERATE, tags=_TAGS),
-    ApiRoute("POST", f"{PREFIX}/moderation/reviews/{{review_id}}/reject", admin_reject_review,
-             "Reject a review (it leaves the agent's rating)", response=ModeratedReview,
-             user_types=_ADMINS, permission=MODERATE, tags=_TAGS),
+    _ADMIN.route("GET", "/moderation/queue", admin_moderation_queue,
+                 "Reviews waiting for moderation, oldest first", query=ModerationQuery,
+                 response=PendingReviewPage, permission=MODERATE),
+    _ADMIN.route("POST", "/moderation/reviews/{review_id}/approve", admin_approve_review,
+                 "Approve a review (it counts in the agent's rating)", response=ModeratedReview,
+                 permission=MODERATE),
+    _ADMIN.route("POST", "/moderation/reviews/{review_id}/reject", admin_reject_review,
+                 "Reject a review (it leaves the agent's rating)", response=ModeratedReview,
+                 permission=MODERATE),
     # System
-    ApiRoute("GET", f"{PREFIX}/system/health", admin_system_health,
-             "Postgres, Redis, migrations and usage-stream backlog", response=SystemHealth,
-             user_types=_ADMINS, permission=SYSTEM, tags=_TAGS),
-    ApiRoute("GET", f"{PREFIX}/system/metrics", admin_system_metrics,
-             "This control-plane process's Prometheus metrics", user_types=_ADMINS,
-             permission=SYSTEM, tags=_TAGS),
-    ApiRoute("POST", f"{PREFIX}/system/cache/clear", admin_clear_cache,
-             "Drop the gateway's rebuildable key/user/agent records (never live counters)",
-             response=CacheCleared, user_types=_ADMINS, permission=SYSTEM, tags=_TAGS),
+    _ADMIN.route("GET", "/system/health", admin_system_health,
+                 "Postgres, Redis, migrations and usage-stream backlog", response=SystemHealth,
+                 permission=SYSTEM),
+    _ADMIN.route("GET", "/system/metrics", admin_system_metrics,
+                 "This control-plane process's Prometheus metrics", permission=SYSTEM),
+    _ADMIN.route("POST", "/system/cache/clear", admin_clear_cache,
+                 "Drop the gateway's rebuildable key/user/agent records (never live counters)",
+                 response=CacheCleared, permission=SYSTEM),
     # Audit
-    ApiRoute("GET", f"{PREFIX}/audit-log", admin_audit_log, "The audit trail, newest first",
-             query=AuditQuery, response=AuditPage, user_types=_ADMINS, permission=SYSTEM,
-             tags=_TAGS),
+    _ADMIN.route("GET", "/audit-log", admin_audit_log, "The audit trail, newest first",
+                 query=AuditQuery, response=AuditPage, permission=SYSTEM),
 ]  # fmt: skip

@@ -15,7 +15,7 @@ from control_plane.agents.schemas import (
     VersionDetail,
     VersionList,
 )
-from control_plane.api import ApiRoute, Context
+from control_plane.api import Context, RouteGroup
 from control_plane.auth.principal import UserType
 
 
@@ -61,33 +61,30 @@ async def unpublish_agent(context: Context) -> AgentOut:
 
 
 PREFIX = "/api/v1/agents"
-ONE = f"{PREFIX}/{{agent_id}}"
-CREATORS = frozenset({UserType.CREATOR})
-TAGS = ("agents",)
+_GROUP = RouteGroup(PREFIX, frozenset({UserType.CREATOR}), "agents")
+ONE = "/{agent_id}"
 ROUTES = [
-    ApiRoute("POST", PREFIX, create_agent, "Create a draft agent (version 1)",
-             body=CreateAgentRequest, response=AgentDetail, status=201, user_types=CREATORS,
-             tags=TAGS),
-    ApiRoute("GET", PREFIX, list_own_agents, "The calling creator's agents, newest first",
-             query=ListAgentsQuery, response=AgentList, user_types=CREATORS, tags=TAGS),
-    ApiRoute("GET", ONE, get_own_agent, "One of the caller's agents, with its current config",
-             response=AgentDetail, user_types=CREATORS, tags=TAGS),
-    ApiRoute("PUT", ONE, update_own_agent,
-             "Change an agent (fields left out keep their values); makes a new version",
-             body=UpdateAgentRequest, response=AgentDetail, user_types=CREATORS, tags=TAGS),
-    ApiRoute("GET", f"{ONE}/versions", list_agent_versions,
-             "The agent's versions, newest first (no configs)",
-             query=PageQuery, response=VersionList, user_types=CREATORS, tags=TAGS),
-    ApiRoute("GET", f"{ONE}/versions/{{version}}", get_agent_version,
-             "One version of the agent, with its config",
-             response=VersionDetail, user_types=CREATORS, tags=TAGS),
-    ApiRoute("POST", f"{ONE}/versions/{{version}}/rollback", rollback_agent,
-             "Make a new version with this version's config (history is append-only)",
-             response=AgentDetail, user_types=CREATORS, tags=TAGS),
-    ApiRoute("POST", f"{ONE}/publish", publish_agent,
-             "Publish: the agent is callable through the gateway from the next request",
-             response=AgentOut, user_types=CREATORS, tags=TAGS),
-    ApiRoute("POST", f"{ONE}/unpublish", unpublish_agent,
-             "Unpublish: the gateway refuses the agent from the next request",
-             response=AgentOut, user_types=CREATORS, tags=TAGS),
+    _GROUP.route("POST", "", create_agent, "Create a draft agent (version 1)",
+                 body=CreateAgentRequest, response=AgentDetail, status=201),
+    _GROUP.route("GET", "", list_own_agents, "The calling creator's agents, newest first",
+                 query=ListAgentsQuery, response=AgentList),
+    _GROUP.route("GET", ONE, get_own_agent, "One of the caller's agents, with its current config",
+                 response=AgentDetail),
+    _GROUP.route("PUT", ONE, update_own_agent,
+                 "Change an agent (fields left out keep their values); makes a new version",
+                 body=UpdateAgentRequest, response=AgentDetail),
+    _GROUP.route("GET", f"{ONE}/versions", list_agent_versions,
+                 "The agent's versions, newest first (no configs)",
+                 query=PageQuery, response=VersionList),
+    _GROUP.route("GET", f"{ONE}/versions/{{version}}", get_agent_version,
+                 "One version of the agent, with its config", response=VersionDetail),
+    _GROUP.route("POST", f"{ONE}/versions/{{version}}/rollback", rollback_agent,
+                 "Make a new version with this version's config (history is append-only)",
+                 response=AgentDetail),
+    _GROUP.route("POST", f"{ONE}/publish", publish_agent,
+                 "Publish: the agent is callable through the gateway from the next request",
+                 response=AgentOut),
+    _GROUP.route("POST", f"{ONE}/unpublish", unpublish_agent,
+                 "Unpublish: the gateway refuses the agent from the next request",
+                 response=AgentOut),
 ]  # fmt: skip

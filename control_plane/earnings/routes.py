@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from starlette.responses import Response
 
-from control_plane.api import ApiRoute, Context, json_response
+from control_plane.api import Context, RouteGroup, json_response
 from control_plane.auth.principal import Permission, UserType
 from control_plane.earnings import payout_account, service
 from control_plane.earnings.payout_account import PayoutAccount
@@ -62,40 +62,35 @@ async def admin_settlement_history(context: Context, query: HistoryQuery) -> Set
     return await service.history(context.state, query)
 
 
-ME = "/api/v1/creators/me"
-ADMIN = "/api/v1/admin/settlements"
-_CREATORS = frozenset({UserType.CREATOR})
-_ADMINS = frozenset({UserType.ADMIN})
+_CREATOR = RouteGroup("/api/v1/creators/me", frozenset({UserType.CREATOR}), "earnings")
+_ADMIN = RouteGroup("/api/v1/admin/settlements", frozenset({UserType.ADMIN}), "admin")
 _PAYMENTS = Permission.MANAGE_PAYMENTS
 ROUTES = [
-    ApiRoute("GET", f"{ME}/earnings", creator_earnings,
-             "Balances: pending (accrued, unsettled), available (settled, withdrawable), totals",
-             response=Balances, user_types=_CREATORS, tags=("earnings",)),
-    ApiRoute("GET", f"{ME}/settlements", creator_settlements,
-             "Earnings history: the creator's settlements, newest first", query=PageQuery,
-             response=SettlementPage, user_types=_CREATORS, tags=("earnings",)),
-    ApiRoute("POST", f"{ME}/withdrawals", create_withdrawal,
-             "Withdraw from the available balance (Idempotency-Key header honoured)",
-             body=CreateWithdrawal, response=WithdrawalOut, status=201, user_types=_CREATORS,
-             tags=("earnings",)),
-    ApiRoute("GET", f"{ME}/withdrawals", list_withdrawals,
-             "The creator's withdrawals, newest first",
-             query=PageQuery, response=WithdrawalPage, user_types=_CREATORS, tags=("earnings",)),
-    ApiRoute("POST", f"{ME}/payout-account", connect_payout_account,
-             "Connect a Stripe account for payouts; returns Stripe's onboarding link",
-             response=PayoutAccount, user_types=_CREATORS, tags=("earnings",)),
-    ApiRoute("GET", f"{ME}/payout-account", get_payout_account,
-             "The Stripe account payouts go to, and whether it can receive them yet",
-             response=PayoutAccount, user_types=_CREATORS, tags=("earnings",)),
-    ApiRoute("GET", f"{ADMIN}/pending", admin_pending_settlements,
-             "Unsettled earnings per creator, largest first", query=PendingQuery,
-             response=PendingSettlements, user_types=_ADMINS, permission=_PAYMENTS,
-             tags=("admin",)),
-    ApiRoute("POST", f"{ADMIN}/trigger", admin_trigger_settlements,
-             "Settle every period that has ended, now (audited)", body=TriggerSettlement,
-             response=TriggerResult, user_types=_ADMINS, permission=_PAYMENTS, tags=("admin",)),
-    ApiRoute("GET", f"{ADMIN}/history", admin_settlement_history,
-             "Settlements, newest period first (filter by creator and period)",
-             query=HistoryQuery, response=SettlementPage, user_types=_ADMINS,
-             permission=_PAYMENTS, tags=("admin",)),
+    _CREATOR.route("GET", "/earnings", creator_earnings,
+                   "Balances: pending (accrued, unsettled), available (settled, withdrawable), "
+                   "totals", response=Balances),
+    _CREATOR.route("GET", "/settlements", creator_settlements,
+                   "Earnings history: the creator's settlements, newest first", query=PageQuery,
+                   response=SettlementPage),
+    _CREATOR.route("POST", "/withdrawals", create_withdrawal,
+                   "Withdraw from the available balance (Idempotency-Key header honoured)",
+                   body=CreateWithdrawal, response=WithdrawalOut, status=201),
+    _CREATOR.route("GET", "/withdrawals", list_withdrawals,
+                   "The creator's withdrawals, newest first", query=PageQuery,
+                   response=WithdrawalPage),
+    _CREATOR.route("POST", "/payout-account", connect_payout_account,
+                   "Connect a Stripe account for payouts; returns Stripe's onboarding link",
+                   response=PayoutAccount),
+    _CREATOR.route("GET", "/payout-account", get_payout_account,
+                   "The Stripe account payouts go to, and whether it can receive them yet",
+                   response=PayoutAccount),
+    _ADMIN.route("GET", "/pending", admin_pending_settlements,
+                 "Unsettled earnings per creator, largest first", query=PendingQuery,
+                 response=PendingSettlements, permission=_PAYMENTS),
+    _ADMIN.route("POST", "/trigger", admin_trigger_settlements,
+                 "Settle every period that has ended, now (audited)", body=TriggerSettlement,
+                 response=TriggerResult, permission=_PAYMENTS),
+    _ADMIN.route("GET", "/history", admin_settlement_history,
+                 "Settlements, newest period first (filter by creator and period)",
+                 query=HistoryQuery, response=SettlementPage, permission=_PAYMENTS),
 ]  # fmt: skip

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from control_plane.api import ApiRoute, Context
+from control_plane.api import Context, RouteGroup
 from control_plane.auth.principal import Permission, UserType
 from control_plane.feature_flags import service
 from control_plane.feature_flags.schemas import FeatureFlagList, FeatureFlagOut, FeatureFlagUpdate
@@ -18,13 +18,11 @@ async def update_feature_flag(context: Context, body: FeatureFlagUpdate) -> Feat
     )
 
 
-PREFIX = "/api/v1/admin/feature-flags"
-_ADMINS = frozenset({UserType.ADMIN})
+_ADMIN = RouteGroup("/api/v1/admin/feature-flags", frozenset({UserType.ADMIN}), "admin")
 ROUTES = [
-    ApiRoute("GET", PREFIX, list_feature_flags, "List feature flags",
-             response=FeatureFlagList, user_types=_ADMINS, permission=Permission.SYSTEM_ADMIN,
-             tags=("admin",)),
-    ApiRoute("PUT", f"{PREFIX}/{{key}}", update_feature_flag, "Turn a feature flag on or off",
-             body=FeatureFlagUpdate, response=FeatureFlagOut, user_types=_ADMINS,
-             permission=Permission.SYSTEM_ADMIN, tags=("admin",)),
+    _ADMIN.route("GET", "", list_feature_flags, "List feature flags",
+                 response=FeatureFlagList, permission=Permission.SYSTEM_ADMIN),
+    _ADMIN.route("PUT", "/{key}", update_feature_flag, "Turn a feature flag on or off",
+                 body=FeatureFlagUpdate, response=FeatureFlagOut,
+                 permission=Permission.SYSTEM_ADMIN),
 ]  # fmt: skip

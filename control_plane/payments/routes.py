@@ -7,7 +7,7 @@ from __future__ import annotations
 from starlette.responses import Response
 
 from common.domain import UserType
-from control_plane.api import ApiRoute, Context, json_response
+from control_plane.api import Context, RouteGroup, json_response
 from control_plane.auth.principal import Permission
 from control_plane.payments import admin, service
 from control_plane.payments.schemas import (
@@ -73,10 +73,9 @@ async def admin_credit_quota(context: Context, body: ManualCreditBody) -> Manual
 
 
 PREFIX = "/api/v1/payments"
-ADMIN = "/api/v1/admin"
-_DEVELOPERS = frozenset({UserType.DEVELOPER})
-_ADMINS = frozenset({UserType.ADMIN})
-_TAGS = ("payments",)
+_ANYONE = RouteGroup(PREFIX, frozenset(UserType), "payments")
+_DEVELOPER = RouteGroup(PREFIX, frozenset({UserType.DEVELOPER}), "payments")
+_ADMIN = RouteGroup("/api/v1/admin", frozenset({UserType.ADMIN}), "admin")
 _MANAGE = Permission.MANAGE_PAYMENTS
 
 # Fixed paths before `{payment_id}`, which would match them too.
@@ -84,38 +83,34 @@ _MANAGE = Permission.MANAGE_PAYMENTS
 _SIGNED = (400, 413)
 
 ROUTES = [
-    ApiRoute("GET", f"{PREFIX}/packages", list_packages,
-             "Quota packages on sale, and the payment providers configured",
-             response=PackageList, tags=_TAGS),
-    ApiRoute("POST", f"{PREFIX}/checkout", create_checkout,
-             "Start buying a package: a pending payment and the provider's hosted checkout URL",
-             body=CheckoutBody, response=PaymentOut, status=201, user_types=_DEVELOPERS,
-             tags=_TAGS),
-    ApiRoute("GET", f"{PREFIX}/history", payment_history,
-             "The developer's payments, newest first", query=HistoryQuery,
-             response=PaymentPage, user_types=_DEVELOPERS, tags=_TAGS),
-    ApiRoute("POST", f"{PREFIX}/webhook/stripe", stripe_webhook,
-             "Stripe events (Stripe-Signature verified)", response=WebhookAck,
-             errors=_SIGNED, tags=_TAGS),
-    ApiRoute("POST", f"{PREFIX}/webhook/coinbase", coinbase_webhook,
-             "Coinbase Commerce events (X-CC-Webhook-Signature verified)", response=WebhookAck,
-             errors=_SIGNED, tags=_TAGS),
-    ApiRoute("GET", f"{PREFIX}/{{payment_id}}", get_payment, "One of the developer's payments",
-             response=PaymentOut, user_types=_DEVELOPERS, tags=_TAGS),
+    _ANYONE.route("GET", "/packages", list_packages,
+                  "Quota packages on sale, and the payment providers configured",
+                  response=PackageList),
+    _DEVELOPER.route("POST", "/checkout", create_checkout,
+                     "Start buying a package: a pending payment and the provider's hosted "
+                     "checkout URL", body=CheckoutBody, response=PaymentOut, status=201),
+    _DEVELOPER.route("GET", "/history", payment_history,
+                     "The developer's payments, newest first", query=HistoryQuery,
+                     response=PaymentPage),
+    _ANYONE.route("POST", "/webhook/stripe", stripe_webhook,
+                  "Stripe events (Stripe-Signature verified)", response=WebhookAck,
+                  errors=_SIGNED),
+    _ANYONE.route("POST", "/webhook/coinbase", coinbase_webhook,
+                  "Coinbase Commerce events (X-CC-Webhook-Signature verified)",
+                  response=WebhookAck, errors=_SIGNED),
+    _DEVELOPER.route("GET", "/{payment_id}", get_payment, "One of the developer's payments",
+                     response=PaymentOut),
     # Admin
-    ApiRoute("GET", f"{ADMIN}/payments", admin_list_payments,
-             "List payments (status, provider, user, email, dates)", query=AdminPaymentQuery,
-             response=AdminPaymentPage, user_types=_ADMINS, permission=_MANAGE,
-             tags=("admin",)),
-    ApiRoute("GET", f"{ADMIN}/payments/{{payment_id}}", admin_get_payment,
-             "A payment with every event received about it", response=AdminPaymentDetail,
-             user_types=_ADMINS, permission=_MANAGE, tags=("admin",)),
-    ApiRoute("POST", f"{ADMIN}/payments/{{payment_id}}/refund", admin_refund_payment,
-             "Refund (part of) a payment; its units are taken back (audited)",
-             body=RefundBody, response=RefundOut, user_types=_ADMINS, permission=_MANAGE,
-             tags=("admin",)),
-    ApiRoute("POST", f"{ADMIN}/users/{{user_id}}/quota-credits", admin_credit_quota,
-             "Credit quota units to a developer by hand (audited)", body=ManualCreditBody,
-             response=ManualCreditOut, user_types=_ADMINS, permission=_MANAGE,
-             tags=("admin",)),
+    _ADMIN.route("GET", "/payments", admin_list_payments,
+                 "List payments (status, provider, user, email, dates)", query=AdminPaymentQuery,
+                 response=AdminPaymentPage, permission=_MANAGE),
+    _ADMIN.route("GET", "/payments/{payment_id}", admin_get_payment,
+                 "A payment with every event received about it", response=AdminPaymentDetail,
+                 permission=_MANAGE),
+    _ADMIN.route("POST", "/payments/{payment_id}/refund", admin_refund_payment,
+                 "Refund (part of) a payment; its units are taken back (audited)",
+                 body=RefundBody, response=RefundOut, permission=_MANAGE),
+    _ADMIN.route("POST", "/users/{user_id}/quota-credits", admin_credit_quota,
+                 "Credit quota units to a developer by hand (audited)", body=ManualCreditBody,
+                 response=ManualCreditOut, permission=_MANAGE),
 ]  # fmt: skip

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from starlette.responses import Response
 
-from control_plane.api import ApiRoute, Context, json_response
+from control_plane.api import Context, RouteGroup, json_response
 from control_plane.auth.principal import UserType
 from control_plane.webhooks import service
 from control_plane.webhooks.schemas import (
@@ -46,24 +46,21 @@ async def webhook_deliveries(context: Context, query: DeliveryQuery) -> Delivery
 
 
 PREFIX = "/api/v1/webhooks"
-ONE = f"{PREFIX}/{{webhook_id}}"
-_OWNERS = frozenset({UserType.DEVELOPER, UserType.CREATOR})
-_TAGS = ("webhooks",)
+_OWNER = RouteGroup(PREFIX, frozenset({UserType.DEVELOPER, UserType.CREATOR}), "webhooks")
+ONE = "/{webhook_id}"
 ROUTES = [
-    ApiRoute("GET", PREFIX, list_webhooks, "The caller's webhook endpoints", response=WebhookList,
-             user_types=_OWNERS, tags=_TAGS),
-    ApiRoute("POST", PREFIX, create_webhook,
-             "Register an endpoint (public http(s) URL); its signing secret is in this response "
-             "only", body=CreateWebhook, response=CreatedWebhook, status=201, user_types=_OWNERS,
-             tags=_TAGS),
-    ApiRoute("DELETE", ONE, delete_webhook, "Delete an endpoint and its delivery log",
-             status=204, user_types=_OWNERS, tags=_TAGS),
-    ApiRoute("POST", f"{ONE}/test", test_webhook, "Send a webhook.test event to this endpoint",
-             response=TestEvent, status=202, user_types=_OWNERS, tags=_TAGS),
-    ApiRoute("POST", f"{ONE}/enable", enable_webhook,
-             "Re-enable an endpoint disabled after failing deliveries", response=WebhookOut,
-             user_types=_OWNERS, tags=_TAGS),
-    ApiRoute("GET", f"{ONE}/deliveries", webhook_deliveries,
-             "The endpoint's deliveries, newest first, with every attempt", query=DeliveryQuery,
-             response=DeliveryPage, user_types=_OWNERS, tags=_TAGS),
+    _OWNER.route("GET", "", list_webhooks, "The caller's webhook endpoints",
+                 response=WebhookList),
+    _OWNER.route("POST", "", create_webhook,
+                 "Register an endpoint (public http(s) URL); its signing secret is in this "
+                 "response only", body=CreateWebhook, response=CreatedWebhook, status=201),
+    _OWNER.route("DELETE", ONE, delete_webhook, "Delete an endpoint and its delivery log",
+                 status=204),
+    _OWNER.route("POST", f"{ONE}/test", test_webhook, "Send a webhook.test event to this endpoint",
+                 response=TestEvent, status=202),
+    _OWNER.route("POST", f"{ONE}/enable", enable_webhook,
+                 "Re-enable an endpoint disabled after failing deliveries", response=WebhookOut),
+    _OWNER.route("GET", f"{ONE}/deliveries", webhook_deliveries,
+                 "The endpoint's deliveries, newest first, with every attempt",
+                 query=DeliveryQuery, response=DeliveryPage),
 ]  # fmt: skip
