@@ -24,9 +24,11 @@ import redis.asyncio as redis_asyncio
 from redis.asyncio.cluster import RedisCluster
 
 from common.db import create_pool
+from common.domain import AdminRole
 from common.migrations import migrate_url
 from common.redis_store import create_redis
 from devstack.servers import PostgresServer, ValkeyCluster, ValkeyServer, free_port
+from tests.control_plane.api_client import Admin, admin_session
 from tests.processes import (
     Deployment,
     Servers,
@@ -97,6 +99,12 @@ async def db_pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
     pool = await create_pool(database_url, min_size=1, max_size=10)
     yield pool
     await pool.close()
+
+
+@pytest_asyncio.fixture
+async def super_admin(db_pool: asyncpg.Pool) -> Admin:
+    """A new super admin; `super_admin.headers` authorise their calls."""
+    return await admin_session(db_pool, AdminRole.SUPER_ADMIN)
 
 
 @pytest_asyncio.fixture

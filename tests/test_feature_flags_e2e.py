@@ -21,8 +21,7 @@ import pytest_asyncio
 import redis.asyncio as redis_asyncio
 
 from common import keyspace
-from control_plane.auth.principal import AdminRole
-from tests.control_plane.api_client import admin_token, bearer, register
+from tests.control_plane.api_client import Admin, bearer, register
 from tests.gateway.helpers import (
     assert_error,
     chat,
@@ -39,19 +38,13 @@ FOLLOW_S = 0.5
 
 
 @pytest_asyncio.fixture
-async def admin(db_pool: asyncpg.Pool) -> dict[str, str]:
-    _, token = await admin_token(db_pool, AdminRole.SUPER_ADMIN)
-    return bearer(token)
-
-
-@pytest_asyncio.fixture
 async def api(control_url: str) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(base_url=control_url, timeout=15) as client:
         yield client
 
 
-async def _set(api: httpx.AsyncClient, admin: dict[str, str], key: str, enabled: bool) -> None:
-    response = await api.put(f"{FLAGS}/{key}", json={"enabled": enabled}, headers=admin)
+async def _set(api: httpx.AsyncClient, admin: Admin, key: str, enabled: bool) -> None:
+    response = await api.put(f"{FLAGS}/{key}", json={"enabled": enabled}, headers=admin.headers)
     assert response.status_code == 200, response.text
     assert response.json()["enabled"] is enabled
 
@@ -83,7 +76,7 @@ async def test_maintenance_mode_refuses_calls_and_writes_but_keeps_probes_and_ad
     *,
     gateway_url: str,
     api: httpx.AsyncClient,
-    admin: dict[str, str],
+    super_admin: Admin,
     db_pool: asyncpg.Pool,
     redis: redis_asyncio.Redis,
 ) -> None:
@@ -94,7 +87,7 @@ async def test_maintenance_mode_refuses_calls_and_writes_but_keeps_probes_and_ad
     async with httpx.AsyncClient() as client:
         assert (await chat(client, gateway_url, caller)).status_code == 200
         try:
-            await _set(api, admin, "maintenance_mode", True)
+            await _set(api, super_admin, "maintenance_mode", True)
             await _until_status(client, models, key, 503)
             for stream in (False, True):
                 refused = await chat(client, gateway_url, caller, stream=stream)
@@ -112,8 +105,8 @@ async def test_maintenance_mode_refuses_calls_and_writes_but_keeps_probes_and_ad
             assert_error(write, 503, "50303")
             assert write.headers["retry-after"] == "60"
             assert (await api.get("/readyz")).status_code == 200
-            assert (await api.get(FLAGS, headers=admin)).status_code == 200
-            await _set(api, admin, "maintenance_mode", False)  # an admin's write goes through
+            assert (await api.get(FLAGS, headers=super_admin.headers)).status_code == 200
+            await _set(api, super_admin, "maintenance_mode", False)  # an admin's write goes through
         finally:
             await _restore(db_pool, redis, "maintenance_mode", enabled=False)
         await _until_status(client, models, key, 200)
@@ -134,21 +127,21 @@ async def test_trial_mode_off_charges_quota_from_the_first_call(
     *,
     gateway_url: str,
     api: httpx.AsyncClient,
-    admin: dict[str, str],
+    super_admin: Admin,
     db_pool: asyncpg.Pool,
     redis: redis_asyncio.Redis,
 ) -> None:
     caller = await make_caller(db_pool, quota=3)
     async with httpx.AsyncClient() as client:
         try:
-            await _set(api, admin, "enable_trial_mode", False)
+            await _set(api, super_admin, "enable_trial_mode", False)
             await asyncio.sleep(FOLLOW_S)
             charged = await chat(client, gateway_url, caller)
             assert charged.status_code == 200, charged.text
             assert charged.headers["x-agentlink-units"] == "1"
             assert charged.headers["x-agentlink-trials-remaining"] == "0"
             assert await trials_used(redis, caller) == 0
-            await _set(api, admin, "enable_trial_mode", True)
+            await _set(api, super_admin, "enable_trial_mode", True)
         finally:
             await _restore(db_pool, redis, "enable_trial_mode", enabled=True)
         free = await chat(client, gateway_url, caller)

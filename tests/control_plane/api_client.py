@@ -4,6 +4,7 @@ for users made through the database, and the envelope assertions."""
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
@@ -47,6 +48,21 @@ async def admin_token(db: asyncpg.Pool, role: AdminRole | None) -> tuple[str, st
     admin = await make_admin(db, role, shard=7)
     principal = Principal(admin.user_id, UserType.ADMIN, role, admin.shard)
     return admin.user_id, issue_access_token(TEST_JWT_SECRET, principal, ttl_s=900)
+
+
+@dataclass(frozen=True)
+class Admin:
+    user_id: str
+    token: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return bearer(self.token)
+
+
+async def admin_session(db: asyncpg.Pool, role: AdminRole | None) -> Admin:
+    """`admin_token`'s admin, with the Authorization header of their token."""
+    return Admin(*await admin_token(db, role))
 
 
 def assert_error(response: httpx.Response, status: int, code: str) -> dict[str, Any]:

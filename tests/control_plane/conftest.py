@@ -3,7 +3,8 @@ Lua scripts on the session's Redis, a `Producer` that makes real usage events th
 gateway's own `Admitter`, and the state the API hands its handlers, for calling services
 in-process; and a real 3-primary Valkey cluster for Redis Cluster mode (REDIS_CLUSTER), with
 `backend`: a test that takes it runs twice, on the session's single node and on the cluster,
-each with a control plane of its own over real HTTP."""
+each with a control plane of its own over real HTTP; for the webhook tests (API and pages), a
+real signature-checking `receiver` and the worker's delivery job (`deliver`), per module."""
 
 from __future__ import annotations
 
@@ -20,8 +21,11 @@ from redis.asyncio.cluster import RedisCluster
 
 from common.redis_store import LuaScripts, RedisClient
 from control_plane.state import ControlPlaneState
+from control_plane.webhooks.delivery import Deliverer
 from devstack.servers import ValkeyCluster
 from tests.control_plane.helpers import Producer
+from tests.control_plane.webhooks.helpers import deliverer
+from tests.control_plane.webhooks.receiver import Receiver, receiving
 from tests.processes import Env, api_env, api_state, cluster_client_of, serve_api
 
 # 30 s, not httpx's 5: some properties send ~90 requests at once on a loaded 2-core box.
@@ -61,6 +65,21 @@ async def control_state(
 ) -> ControlPlaneState:
     """The state an API handler gets, on the session's Postgres and Redis."""
     return api_state(control_env, db_pool, redis)
+
+
+@pytest.fixture(scope="module")
+def receiver() -> Iterator[Receiver]:
+    """A webhook receiver over real HTTP that verifies signatures."""
+    with receiving() as found:
+        yield found
+
+
+@pytest_asyncio.fixture(scope="module")
+async def deliver(db_pool: asyncpg.Pool) -> AsyncIterator[Deliverer]:
+    """The worker's webhook delivery job (private addresses allowed, no back-off)."""
+    job = deliverer(db_pool)
+    yield job
+    await job.aclose()
 
 
 @contextlib.asynccontextmanager

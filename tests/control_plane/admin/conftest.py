@@ -1,6 +1,6 @@
 """Fixtures for the admin API tests: an HTTP client on the session's control plane and admin
-tokens per role. Tests that watch what the gateways do after an admin action use the
-session's `gateway_pair`."""
+tokens per role (`super_admin` is the suite's, tests/conftest.py). Tests that watch what the
+gateways do after an admin action use the session's `gateway_pair`."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import pytest_asyncio
 import redis.asyncio as redis_asyncio
 
 from common.domain import AdminRole
-from tests.control_plane.admin.support import Admin, Gateways
-from tests.control_plane.api_client import admin_token
+from tests.control_plane.admin.support import Gateways
+from tests.control_plane.api_client import Admin, admin_session
 
 
 @pytest_asyncio.fixture
@@ -21,16 +21,6 @@ async def gateways(
     return Gateways(gateway_pair, http, redis)
 
 
-async def _admin(db: asyncpg.Pool, role: AdminRole) -> Admin:
-    user_id, token = await admin_token(db, role)
-    return Admin(user_id, token)
-
-
-@pytest_asyncio.fixture
-async def super_admin(db_pool: asyncpg.Pool) -> Admin:
-    return await _admin(db_pool, AdminRole.SUPER_ADMIN)
-
-
 @pytest_asyncio.fixture
 async def moderator(db_pool: asyncpg.Pool) -> Admin:
-    return await _admin(db_pool, AdminRole.MODERATOR)
+    return await admin_session(db_pool, AdminRole.MODERATOR)

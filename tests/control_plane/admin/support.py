@@ -12,19 +12,9 @@ import redis.asyncio as redis_asyncio
 from common.domain import UserType
 from control_plane.auth.principal import Principal
 from control_plane.auth.tokens import issue_access_token
-from tests.control_plane.api_client import assert_error, bearer
+from tests.control_plane.api_client import Admin, assert_error
 from tests.factories import Account, Agent
 from tests.processes import TEST_JWT_SECRET
-
-
-@dataclass(frozen=True)
-class Admin:
-    user_id: str
-    token: str
-
-    @property
-    def headers(self) -> dict[str, str]:
-        return bearer(self.token)
 
 
 @dataclass(frozen=True)

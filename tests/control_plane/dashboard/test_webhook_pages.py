@@ -5,32 +5,15 @@ delete; another developer's endpoint answers 404 whatever they try."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
-
 import asyncpg
-import pytest
-import pytest_asyncio
 
 from control_plane.webhooks.delivery import Deliverer
 from tests.control_plane.dashboard.conftest import Browserless
 from tests.control_plane.dashboard.support import find
-from tests.control_plane.webhooks.helpers import deliverer, drain
-from tests.control_plane.webhooks.receiver import Receiver, receiving
+from tests.control_plane.webhooks.helpers import drain
+from tests.control_plane.webhooks.receiver import Receiver
 
 SECRET = r"(whsec_[0-9A-Za-z_-]+)"
-
-
-@pytest.fixture(scope="module")
-def receiver() -> Iterator[Receiver]:
-    with receiving() as found:
-        yield found
-
-
-@pytest_asyncio.fixture(scope="module")
-async def deliver(db_pool: asyncpg.Pool) -> AsyncIterator[Deliverer]:
-    job = deliverer(db_pool)
-    yield job
-    await job.aclose()
 
 
 async def test_an_endpoint_is_added_tested_logged_and_deleted_through_the_pages(

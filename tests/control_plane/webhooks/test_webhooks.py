@@ -7,14 +7,12 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
 from decimal import Decimal
 
 import asyncpg
 import httpx
 import pytest
-import pytest_asyncio
 import redis.asyncio as redis_asyncio
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -25,14 +23,8 @@ from tests.control_plane.api_client import assert_error, bearer
 from tests.control_plane.api_client import register as register_user
 from tests.control_plane.earnings.helpers import Caller, agent_of, event, ingest
 from tests.control_plane.webhooks.helpers import deliverer, drain, register, webhook_settings
-from tests.control_plane.webhooks.receiver import Receiver, receiving
+from tests.control_plane.webhooks.receiver import Receiver
 from tests.factories import TEST_KEYRING, Developer, make_key
-
-
-@pytest.fixture(scope="module")
-def receiver() -> Iterator[Receiver]:
-    with receiving() as receiver:
-        yield receiver
 
 
 @pytest.fixture(autouse=True)
@@ -41,13 +33,6 @@ def fresh_receiver(receiver: Receiver) -> None:
     receiver.statuses.clear()
     receiver.redirect_to = None
     receiver.secret = None
-
-
-@pytest_asyncio.fixture(scope="module")
-async def deliver(db_pool: asyncpg.Pool) -> AsyncIterator[Deliverer]:
-    job = deliverer(db_pool)
-    yield job
-    await job.aclose()
 
 
 async def developer(client: httpx.AsyncClient) -> tuple[str, dict[str, str]]:
