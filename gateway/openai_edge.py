@@ -13,6 +13,7 @@ import orjson
 
 from common.asgi import Receive, Send
 from common.errors import error_body
+from common.sse import DONE
 from gateway.client_usage import CallCost, UsageChunks, add_cost
 from gateway.edge import JSON_HEADERS, SSE_HEADERS
 
@@ -52,27 +53,32 @@ class OpenAIEdge:
 
 
 class OpenAIStream:
-    __slots__ = ("_request_id", "_send", "_usage")
+    """The stream's bytes to the client. What ends with `[DONE]` waits for the response's
+    end (the provider's end of stream, which follows it at once), to go out with it in one
+    write: a write to the socket is the largest part of a send's cost."""
+
+    __slots__ = ("_done", "_request_id", "_send", "_usage")
 
     def __init__(self, send: Send, usage: UsageChunks, request_id: str) -> None:
         self._send = send
         self._usage = usage
         self._request_id = request_id
+        self._done = b""  # output that ends with [DONE], not sent yet
 
     async def send(self, sse: bytes, *, withheld: bool) -> None:
         self._usage.billed = not withheld
         out = self._usage.feed(sse)
-        if out:
+        if self._done:  # more after [DONE] (no provider does that): in order, at once
+            out, self._done = self._done + out, b""
+        if out.endswith(DONE):
+            self._done = out
+        elif out:
             await self._send({"type": "http.response.body", "body": out, "more_body": True})
 
     async def close(self, broken: StreamBreak | None, *, withheld: bool) -> None:
         self._usage.billed = not withheld
-        if rest := self._usage.finish():
-            await self._send({"type": "http.response.body", "body": rest, "more_body": True})
+        out = self._done + self._usage.finish()
         if broken is not None:
             # The stream broke after we answered 200: tell the client in-band, then end.
-            event = b"data: " + error_body(broken.code, broken.message, self._request_id)
-            await self._send(
-                {"type": "http.response.body", "body": event + b"\n\n", "more_body": True}
-            )
-        await self._send({"type": "http.response.body", "body": b""})
+            out += b"data: " + error_body(broken.code, broken.message, self._request_id) + b"\n\n"
+        await self._send({"type": "http.response.body", "body": out})

@@ -319,8 +319,7 @@ class AnthropicStream:
         else:
             # Broken after the 200: Anthropic's `error` event ends the stream (no message_stop).
             out += _event("error", error_payload(broken.code, broken.message, self._request_id))
-        await self._send({"type": "http.response.body", "body": out, "more_body": True})
-        await self._send({"type": "http.response.body", "body": b""})
+        await self._send({"type": "http.response.body", "body": out})  # and the end: one write
 
 
 class MessagesEndpoint(AgentEndpoint[AnthropicEdge]):
