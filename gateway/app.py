@@ -86,6 +86,9 @@ def create_app(
         db = await create_pool(
             storage.database_url, min_size=0, max_size=storage.database_pool_max,
             server_settings=RETRIEVAL_SERVER_SETTINGS,  # for knowledge retrieval
+            # Its statements set nothing in a session: a borrowed connection needs no reset,
+            # which was a round trip to Postgres per knowledge call (and per cold miss).
+            reset_sessions=False,
         )  # fmt: skip
         scripts = LuaScripts(redis)
         # The per-call scripts go through a leaner client (gateway/hot_redis.py); on a Redis
