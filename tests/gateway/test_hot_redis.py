@@ -69,8 +69,10 @@ async def test_database_number_and_password_in_the_url_are_used(
         await client.aclose()
     assert await redis_client.get("hot:db3") is None  # not in db 0
     db3 = redis_asyncio.Redis.from_url(other_db)
-    assert await db3.get("hot:db3") == b"yes"
-    await db3.aclose()
+    try:
+        assert await db3.get("hot:db3") == b"yes"
+    finally:
+        await db3.aclose()
 
 
 async def test_a_redis_that_stops_answering_fails_calls_within_the_timeout() -> None:

@@ -34,6 +34,18 @@ prices = st.one_of(
 )
 
 
+def assert_price_answer(
+    response: httpx.Response, success: int, price: Decimal, in_range: bool
+) -> None:
+    """In range: `success` with the price as sent; outside: 400 `40002` naming the field."""
+    if in_range:
+        assert response.status_code == success, response.text
+        assert Decimal(response.json()["price_per_call"]) == price
+    else:
+        error = assert_error(response, 400, "40002")
+        assert error["error"]["details"][0]["field"] == "price_per_call"
+
+
 @settings(max_examples=60, deadline=None)
 @given(price=prices, as_number=st.booleans())
 async def test_property_11_price_validation(
@@ -59,23 +71,15 @@ async def test_property_11_price_validation(
             response = await client.post(
                 AGENTS, headers=headers, json=agent_body(price_per_call=wire)
             )
-        if in_range:
-            assert response.status_code == 201, response.text
-            assert Decimal(response.json()["price_per_call"]) == price
-        else:
-            error = assert_error(response, 400, "40002")
-            assert error["error"]["details"][0]["field"] == "price_per_call"
+        assert_price_answer(response, 201, price, in_range)
+        if not in_range:
             assert (await client.get(AGENTS, headers=headers)).json()["total"] == 0
         agent = await create_agent(client, headers)
         update = await client.put(
             f"{AGENTS}/{agent['id']}", headers=headers, json={"price_per_call": wire}
         )
-        if in_range:
-            assert update.status_code == 200, update.text
-            assert Decimal(update.json()["price_per_call"]) == price
-        else:
-            error = assert_error(update, 400, "40002")
-            assert error["error"]["details"][0]["field"] == "price_per_call"
+        assert_price_answer(update, 200, price, in_range)
+        if not in_range:
             current = (await client.get(f"{AGENTS}/{agent['id']}", headers=headers)).json()
             assert current["version"] == 1
 

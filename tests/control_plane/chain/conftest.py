@@ -125,6 +125,20 @@ def mine(node: LocalChainNode, blocks: int = 1) -> None:
     assert "error" not in reply, reply
 
 
+async def make_jobs_due(db: asyncpg.Pool) -> None:
+    """Every chain job's back-off is over: the next run takes them."""
+    await db.execute("UPDATE chain_jobs SET next_attempt_at = now()")
+
+
+async def forget_broadcasts(db: asyncpg.Pool) -> None:
+    """As if the worker died after the chain mined its transactions but before any of it
+    reached our rows: every job pending again, with no transaction of its own."""
+    await db.execute(
+        """UPDATE chain_jobs SET status = 'pending', tx_hash = NULL, tx_nonce = NULL,
+                                 signed_tx = NULL, block_number = NULL, confirmed_at = NULL"""
+    )
+
+
 @contextlib.contextmanager
 def serve_chain_api(
     database_url: str, redis_url: str, chain: ChainSettings, **overrides: str

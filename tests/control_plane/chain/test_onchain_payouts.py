@@ -37,7 +37,13 @@ from control_plane.earnings.withdrawals import (
 )
 from control_plane.payments.settings import PaymentSettings
 from devstack.chain_node import LocalChainNode
-from tests.control_plane.chain.conftest import chain_settings_for, mine, serve_chain_api
+from tests.control_plane.chain.conftest import (
+    chain_settings_for,
+    forget_broadcasts,
+    make_jobs_due,
+    mine,
+    serve_chain_api,
+)
 from tests.control_plane.chain.test_outbox import (
     KilledAfterBroadcast,
     KilledBeforeBroadcast,
@@ -311,10 +317,7 @@ async def test_a_payment_our_rows_forgot_is_adopted_from_the_vault_not_paid_agai
     outbox = ChainOutbox(chain_db, payout_client, payout_settings)
     await outbox.run_once()
     paid = (await pay_job(chain_db, withdrawal_id) or {})["tx_hash"]
-    await chain_db.execute(
-        """UPDATE chain_jobs SET status = 'pending', tx_hash = NULL, tx_nonce = NULL,
-                                 signed_tx = NULL, block_number = NULL, confirmed_at = NULL"""
-    )
+    await forget_broadcasts(chain_db)
     await chain_db.execute(
         """UPDATE withdrawals SET status = 'processing', tx_hash = NULL, completed_at = NULL,
                                   provider_reference = NULL WHERE id = $1""",
@@ -419,7 +422,7 @@ async def test_a_payout_reverted_on_chain_fails_the_withdrawal_and_refunds_it_on
         assert (await withdrawal(chain_db, withdrawal_id))["status"] == "processing"
         assert (await balances(chain_db, creator))["available_balance"] == Decimal(0)
         mine(chain_node, 1)
-        await chain_db.execute("UPDATE chain_jobs SET next_attempt_at = now()")
+        await make_jobs_due(chain_db)
         await outbox.run_once()
     finally:
         await client.aclose()

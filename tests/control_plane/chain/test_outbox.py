@@ -21,7 +21,12 @@ from control_plane.chain.job_store import forget_chain
 from control_plane.chain.outbox import ChainOutbox
 from control_plane.chain.settings import ChainSettings
 from devstack.chain_node import LocalChainNode
-from tests.control_plane.chain.conftest import chain_settings_for, mine
+from tests.control_plane.chain.conftest import (
+    chain_settings_for,
+    forget_broadcasts,
+    make_jobs_due,
+    mine,
+)
 from tests.factories import make_agent
 
 
@@ -100,7 +105,7 @@ async def drain(outbox: ChainOutbox, db: asyncpg.Pool, rounds: int = 10) -> None
         )
         if open_jobs == 0:
             return
-        await db.execute("UPDATE chain_jobs SET next_attempt_at = now()")
+        await make_jobs_due(db)
 
 
 async def test_publishing_writes_the_job_in_its_transaction_and_a_republish_adds_none(
@@ -247,10 +252,7 @@ async def test_work_the_chain_has_but_our_row_forgot_is_adopted_not_redone(
     original = (await job_of(chain_db, agent_id))["tx_hash"]
     nonce = await chain_client.confirmed_nonce()
     # As if the worker died after the chain mined it but before any of it reached our row.
-    await chain_db.execute(
-        """UPDATE chain_jobs SET status = 'pending', tx_hash = NULL, tx_nonce = NULL,
-                                 signed_tx = NULL, block_number = NULL, confirmed_at = NULL"""
-    )
+    await forget_broadcasts(chain_db)
     await chain_db.execute("UPDATE agents SET token_id = NULL, token_tx_hash = NULL")
     await outbox.run_once()
     job = await job_of(chain_db, agent_id)
@@ -277,7 +279,7 @@ async def test_the_chain_down_then_back(
         try:
             for _ in range(2):
                 await outbox.run_once()  # no exception escapes: the job waits
-                await chain_db.execute("UPDATE chain_jobs SET next_attempt_at = now()")
+                await make_jobs_due(chain_db)
             job = await job_of(chain_db, agent_id)
             assert job["status"] in ("pending", "sent")
             assert job["last_error"].startswith("chain unavailable")
@@ -313,7 +315,7 @@ async def test_the_backoff_grows_while_the_chain_is_down(
             await outbox.run_once()
             job = await job_of(chain_db, agent_id)
             waits.append((job["next_attempt_at"] - job["updated_at"]).total_seconds())
-            await chain_db.execute("UPDATE chain_jobs SET next_attempt_at = now()")
+            await make_jobs_due(chain_db)
     finally:
         await client.aclose()
     assert job["status"] == "pending"
@@ -341,7 +343,7 @@ async def test_no_wallet_waits_and_a_bad_checksum_is_never_minted_to(
     flipped = wallet[:index] + wallet[index].swapcase() + wallet[index + 1 :]
     creator = await chain_db.fetchval("SELECT creator_id FROM agents WHERE id = $1", agent_id)
     await chain_db.execute("UPDATE users SET wallet_address = $2 WHERE id = $1", creator, flipped)
-    await chain_db.execute("UPDATE chain_jobs SET next_attempt_at = now()")
+    await make_jobs_due(chain_db)
     await outbox.run_once()
     job = await job_of(chain_db, agent_id)
     assert job["status"] == "pending"
@@ -349,7 +351,7 @@ async def test_no_wallet_waits_and_a_bad_checksum_is_never_minted_to(
     assert job["tx_hash"] is None
     assert await chain_client.token(token_id_of(agent_id)) is None
     await chain_db.execute("UPDATE users SET wallet_address = $2 WHERE id = $1", creator, wallet)
-    await chain_db.execute("UPDATE chain_jobs SET next_attempt_at = now()")
+    await make_jobs_due(chain_db)
     await outbox.run_once()
     token = await chain_client.token(token_id_of(agent_id))
     assert token is not None
@@ -371,11 +373,11 @@ async def test_a_job_is_confirmed_only_after_its_confirmations(
             await chain_db.fetchval("SELECT token_id FROM agents WHERE id = $1", agent_id) is None
         )
         mine(chain_node, 1)
-        await chain_db.execute("UPDATE chain_jobs SET next_attempt_at = now()")
+        await make_jobs_due(chain_db)
         await drain(outbox, chain_db, rounds=1)
         assert (await job_of(chain_db, agent_id))["last_error"] == "2 of 3 confirmations"
         mine(chain_node, 1)
-        await chain_db.execute("UPDATE chain_jobs SET next_attempt_at = now()")
+        await make_jobs_due(chain_db)
         await drain(outbox, chain_db, rounds=1)
         assert (await job_of(chain_db, agent_id))["status"] == "confirmed"
     finally:

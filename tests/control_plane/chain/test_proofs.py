@@ -20,6 +20,7 @@ from control_plane.chain.outbox import ChainOutbox
 from control_plane.chain.settings import ChainSettings
 from devstack.chain_node import LocalChainNode
 from tests.control_plane.api_client import assert_error, bearer
+from tests.control_plane.chain.conftest import make_jobs_due
 from tests.control_plane.chain.test_outbox import job_of, published_agent, settled_day
 from tests.factories import make_agent
 from tests.processes import TEST_JWT_SECRET
@@ -167,7 +168,7 @@ async def test_a_creators_settlements_carry_their_on_chain_proof(
         outbox = ChainOutbox(chain_db, chain_client, chain_settings)
         for _ in range(3):
             await outbox.run_once()
-            await chain_db.execute("UPDATE chain_jobs SET next_attempt_at = now()")
+            await make_jobs_due(chain_db)
         recorded = await proof()
         job = await job_of(chain_db, settlement_id)
         assert recorded["verified"] is True

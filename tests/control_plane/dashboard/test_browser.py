@@ -55,6 +55,12 @@ async def browser() -> AsyncIterator[Browser]:
         await launched.close()
 
 
+@pytest.fixture
+def base(dashboard_stack: Stack) -> str:
+    """The dashboard's URL (the control plane's)."""
+    return dashboard_stack.control_url
+
+
 @contextlib.asynccontextmanager
 async def person(browser: Browser, base_url: str, **options: object) -> AsyncIterator[Page]:
     context: BrowserContext = await browser.new_context(
@@ -113,6 +119,19 @@ async def create_and_publish(page: Page, name: str, prompt: str) -> str:
     return agent_id
 
 
+async def create_key(page: Page, name: str) -> None:
+    """Create an API key through the developer's keys page (the page then shows it once)."""
+    await page.goto("/developer/keys")
+    await page.get_by_label("New key name").fill(name)
+    await page.get_by_role("button", name="Create key").click()
+
+
+async def send(page: Page, text: str) -> None:
+    """Send a message from the playground."""
+    await page.get_by_label("Message").fill(text)
+    await page.get_by_role("button", name="Send").click()
+
+
 async def send_and_watch(page: Page, text: str) -> list[str]:
     """Send a playground message; the answer's text as it was at each change, in order."""
     await page.evaluate(
@@ -129,8 +148,7 @@ async def send_and_watch(page: Page, text: str) -> list[str]:
             }).observe(transcript, {childList: true, subtree: true, characterData: true});
         }"""
     )
-    await page.get_by_label("Message").fill(text)
-    await page.get_by_role("button", name="Send").click()
+    await send(page, text)
     await expect(page.locator("#chat-status")).to_have_text(re.compile("Done|^$"), timeout=20_000)
     seen: list[str] = await page.evaluate("() => window.__seen")
     return seen
@@ -158,9 +176,7 @@ async def test_creator_publishes_developer_chats_admin_suspends(
             f"https://gateway.agentlink.test/proxy/v1/agents/{agent_id}/chat"
         )
         # Creates a key: shown once, with a copy button.
-        await developer.goto("/developer/keys")
-        await developer.get_by_label("New key name").fill("laptop")
-        await developer.get_by_role("button", name="Create key").click()
+        await create_key(developer, "laptop")
         key_text = await developer.locator("#created-key").text_content()
         assert key_text is not None
         assert re.fullmatch(r"ak_[0-9A-Za-z]{38}", key_text.strip())
@@ -201,15 +217,11 @@ async def test_creator_publishes_developer_chats_admin_suspends(
             await expect(admin.get_by_role("status")).to_contain_text("is suspended")
 
         # ...and the developer's next playground call fails, saying why.
-        await developer.get_by_label("Message").fill("still there?")
-        await developer.get_by_role("button", name="Send").click()
+        await send(developer, "still there?")
         await expect(developer.locator("#chat-error")).to_contain_text("suspended")
 
 
-async def test_public_pages_in_light_and_dark_pass_axe(
-    browser: Browser, dashboard_stack: Stack
-) -> None:
-    base = dashboard_stack.control_url
+async def test_public_pages_in_light_and_dark_pass_axe(browser: Browser, base: str) -> None:
     problems: list[str] = []
     agent_id = await published_by_a_new_creator(browser, base, "Publicly Checked", "p")
     async with person(browser, base) as anonymous:
@@ -270,9 +282,7 @@ async def test_developer_console_and_playground_pass_axe_down_to_phone_width(
     async with person(browser, base) as developer:
         await sign_up(developer, "developer")
         problems += await check_page(developer, "developer overview")
-        await developer.goto("/developer/keys")
-        await developer.get_by_label("New key name").fill("shown once")
-        await developer.get_by_role("button", name="Create key").click()
+        await create_key(developer, "shown once")
         problems += await check_page(developer, "developer keys with a new key")
         # The key's controls: a cap, a rate limit and the allow-list set in the page.
         await developer.goto("/developer/keys")
@@ -380,16 +390,11 @@ async def test_a_cross_site_form_post_is_refused(
         )
         assert keys == 0
         # The victim's own form still works.
-        await victim.goto("/developer/keys")
-        await victim.get_by_label("New key name").fill("legit")
-        await victim.get_by_role("button", name="Create key").click()
+        await create_key(victim, "legit")
         await expect(victim.locator("#created-key")).to_contain_text("ak_")
 
 
-async def test_logged_out_visitors_log_in_and_come_back(
-    browser: Browser, dashboard_stack: Stack
-) -> None:
-    base = dashboard_stack.control_url
+async def test_logged_out_visitors_log_in_and_come_back(browser: Browser, base: str) -> None:
     async with person(browser, base) as page:
         email = await sign_up(page, "developer")
         await page.get_by_role("button", name="Log out").click()
@@ -404,9 +409,8 @@ async def test_logged_out_visitors_log_in_and_come_back(
 
 
 async def test_another_users_page_stays_closed_when_the_id_is_changed(
-    browser: Browser, dashboard_stack: Stack
+    browser: Browser, base: str
 ) -> None:
-    base = dashboard_stack.control_url
     agent_id = await published_by_a_new_creator(browser, base, "Private Prompt", "OWNER-ONLY")
     async with person(browser, base) as other:
         await sign_up(other, "creator")
@@ -417,8 +421,7 @@ async def test_another_users_page_stays_closed_when_the_id_is_changed(
         assert "OWNER-ONLY" not in await other.content()
 
 
-async def test_forms_work_without_javascript(browser: Browser, dashboard_stack: Stack) -> None:
-    base = dashboard_stack.control_url
+async def test_forms_work_without_javascript(browser: Browser, base: str) -> None:
     agent_id = await published_by_a_new_creator(browser, base, "No Script", "plain")
     async with person(browser, base, java_script_enabled=False) as developer:
         await sign_up(developer, "developer")

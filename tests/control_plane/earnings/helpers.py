@@ -115,6 +115,11 @@ async def fund(db: asyncpg.Pool, creator_id: str, amount: Decimal) -> None:
     )
 
 
+async def make_withdrawal_due(db: asyncpg.Pool, withdrawal_id: str) -> None:
+    """The withdrawal's retry back-off is over: the next payout run takes it."""
+    await db.execute("UPDATE withdrawals SET next_attempt_at = now() WHERE id = $1", withdrawal_id)
+
+
 def after_periods(periods: int, settings: EarningsSettings) -> datetime:
     """A moment `periods` settlement periods from now (the job takes `now` as an argument)."""
     return datetime.now(UTC) + timedelta(hours=settings.settlement_period_hours * periods)

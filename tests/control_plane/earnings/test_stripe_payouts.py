@@ -27,7 +27,12 @@ from fake_payments.stripe.app import FakeStripe
 from tests.control_plane.agents.helpers import config as agent_config
 from tests.control_plane.agents.helpers import publish_agent
 from tests.control_plane.api_client import bearer, register
-from tests.control_plane.earnings.helpers import balances, earnings_settings
+from tests.control_plane.earnings.helpers import (
+    balances,
+    earnings_settings,
+    fund,
+    make_withdrawal_due,
+)
 from tests.gateway.helpers import agent_sdk
 from tests.processes import (
     Servers,
@@ -176,9 +181,7 @@ async def test_a_declined_transfer_fails_and_returns_the_amount(
     """Property 32 against Stripe: an account that cannot receive transfers."""
     async with httpx.AsyncClient(base_url=stack.control_url, timeout=30) as api:
         creator_id, headers, account_id = await connected_creator(api, stack, onboard=False)
-        await db_pool.execute(
-            "UPDATE creator_profiles SET available_balance = 40 WHERE user_id = $1", creator_id
-        )
+        await fund(db_pool, creator_id, Decimal(40))
         made = await api.post("/api/v1/creators/me/withdrawals", headers=headers,
                               json={"amount": "30", "method": "stripe"})  # fmt: skip
         assert made.status_code == 201, made.text
@@ -199,9 +202,7 @@ async def test_a_timed_out_transfer_is_found_not_paid_again(
 ) -> None:
     async with httpx.AsyncClient(base_url=stack.control_url, timeout=30) as api:
         creator_id, headers, account_id = await connected_creator(api, stack)
-        await db_pool.execute(
-            "UPDATE creator_profiles SET available_balance = 100 WHERE user_id = $1", creator_id
-        )
+        await fund(db_pool, creator_id, Decimal(100))
         made = await api.post("/api/v1/creators/me/withdrawals", headers=headers,
                               json={"amount": "50", "method": "stripe"})  # fmt: skip
         withdrawal_id = made.json()["id"]
@@ -214,9 +215,7 @@ async def test_a_timed_out_transfer_is_found_not_paid_again(
         )
         assert first.unknown == 1
         assert len(transfers_to(stack, account_id)) == 1  # it did go through
-        await db_pool.execute(
-            "UPDATE withdrawals SET next_attempt_at = now() WHERE id = $1", withdrawal_id
-        )
+        await make_withdrawal_due(db_pool, withdrawal_id)
         second = await process_payouts(
             db_pool, {"stripe": payouts, "ledger": LedgerPayouts()}, config
         )

@@ -27,7 +27,12 @@ from control_plane.earnings.withdrawals import (
     process_payouts,
     request_withdrawal,
 )
-from tests.control_plane.earnings.helpers import balances, earnings_settings, fund
+from tests.control_plane.earnings.helpers import (
+    balances,
+    earnings_settings,
+    fund,
+    make_withdrawal_due,
+)
 from tests.factories import make_user
 
 cents = st.decimals(min_value=Decimal("0.01"), max_value=Decimal("100000"), places=2)
@@ -201,7 +206,7 @@ async def test_an_unknown_outcome_is_resolved_by_asking_never_by_paying_twice(
     assert in_flight["last_error"] == "read timed out"
     assert (await balances(db_pool, creator))["available_balance"] == Decimal(30)
 
-    await db_pool.execute("UPDATE withdrawals SET next_attempt_at = now() WHERE id = $1", row["id"])
+    await make_withdrawal_due(db_pool, row["id"])
     second = await process_payouts(db_pool, {"ledger": provider}, config)
     assert second.completed == 1
     done = await withdrawal(db_pool, row["id"])

@@ -47,14 +47,11 @@ async def developer(api: httpx.AsyncClient) -> dict[str, Any]:
 async def crypto_on(api: httpx.AsyncClient, super_admin: Admin) -> AsyncIterator[None]:
     """Crypto payments on for one test (the seed ships the flag off, and other tests check
     that it is)."""
+    admin = super_admin.headers
     flag = f"{A}/feature-flags/enable_crypto_payments"
-    assert (
-        await api.put(flag, headers=super_admin.headers, json={"enabled": True})
-    ).status_code == 200
+    assert (await api.put(flag, headers=admin, json={"enabled": True})).status_code == 200
     yield
-    assert (
-        await api.put(flag, headers=super_admin.headers, json={"enabled": False})
-    ).status_code == 200
+    assert (await api.put(flag, headers=admin, json={"enabled": False})).status_code == 200
 
 
 async def checkout(api: httpx.AsyncClient, user: dict[str, Any], **body: Any) -> httpx.Response:
@@ -96,14 +93,15 @@ async def test_coinbase_checkout_needs_the_crypto_flag(
     api: httpx.AsyncClient, developer: dict[str, Any], super_admin: Admin,
     fake_coinbase: Served[FakeCoinbase],
 ) -> None:  # fmt: skip
+    admin = super_admin.headers
     refused = await checkout(api, developer, provider="coinbase")
     assert_error(refused, 403, "40301")
     flag = f"{A}/feature-flags/enable_crypto_payments"
-    await api.put(flag, headers=super_admin.headers, json={"enabled": True})
+    await api.put(flag, headers=admin, json={"enabled": True})
     try:
         response = await checkout(api, developer, provider="coinbase")
     finally:
-        await api.put(flag, headers=super_admin.headers, json={"enabled": False})
+        await api.put(flag, headers=admin, json={"enabled": False})
     assert response.status_code == 201, response.text
     payment = response.json()
     assert payment["checkout_url"].startswith(f"{fake_coinbase.url}/pay/")
@@ -217,10 +215,11 @@ async def test_an_unverifiable_webhook_is_400_and_stores_nothing(
 async def test_admin_lists_payments_with_filters(
     api: httpx.AsyncClient, developer: dict[str, Any], super_admin: Admin
 ) -> None:
+    admin = super_admin.headers
     mine = [(await checkout(api, developer)).json()["id"] for _ in range(2)]
     me = (await api.get("/api/v1/developers/me",
                         headers=bearer(developer["access_token"]))).json()  # fmt: skip
-    listed = await api.get(f"{A}/payments", headers=super_admin.headers,
+    listed = await api.get(f"{A}/payments", headers=admin,
                            params={"user_id": me["id"], "status": "pending"})  # fmt: skip
     assert listed.status_code == 200, listed.text
     body = listed.json()
@@ -229,44 +228,37 @@ async def test_admin_lists_payments_with_filters(
     assert all(item["email"] == me["email"] for item in body["items"])
     by_email = (
         await api.get(
-            f"{A}/payments",
-            headers=super_admin.headers,
-            params={"q": me["email"].upper(), "provider": "stripe"},
+            f"{A}/payments", headers=admin, params={"q": me["email"].upper(), "provider": "stripe"}
         )
     ).json()
     assert by_email["total"] == 2
     none = (
         await api.get(
-            f"{A}/payments",
-            headers=super_admin.headers,
-            params={"user_id": me["id"], "status": "completed"},
+            f"{A}/payments", headers=admin, params={"user_id": me["id"], "status": "completed"}
         )
     ).json()
     assert none["total"] == 0
-    detail = await api.get(f"{A}/payments/{mine[0]}", headers=super_admin.headers)
+    detail = await api.get(f"{A}/payments/{mine[0]}", headers=admin)
     assert detail.status_code == 200
     assert detail.json()["events"] == []
     for params in ({"status": "lost"}, {"provider": "paypal"}, {"user_id": "x"},
                    {"page_size": 500}, {"created_from": "yesterday"}):  # fmt: skip
-        assert_error(
-            await api.get(f"{A}/payments", headers=super_admin.headers, params=params), 400, "40002"
-        )
-    assert_error(await api.get(f"{A}/payments/nope", headers=super_admin.headers), 404, "40404")
+        assert_error(await api.get(f"{A}/payments", headers=admin, params=params), 400, "40002")
+    assert_error(await api.get(f"{A}/payments/nope", headers=admin), 404, "40404")
 
 
 async def test_a_manual_credit_is_audited_and_reaches_the_live_balance(
     api: httpx.AsyncClient, developer: dict[str, Any], super_admin: Admin,
     db: asyncpg.Pool, redis: redis_asyncio.Redis,
 ) -> None:  # fmt: skip
+    admin = super_admin.headers
     me = (await api.get("/api/v1/developers/me",
                         headers=bearer(developer["access_token"]))).json()  # fmt: skip
     shard = await db.fetchval("SELECT redis_shard FROM users WHERE id = $1", me["id"])
     who = Developer(me["id"], shard)
     await load_live_quota(db, redis, who)
     path = f"{A}/users/{me['id']}/quota-credits"
-    response = await api.post(
-        path, headers=super_admin.headers, json={"units": 250, "reason": "outage"}
-    )
+    response = await api.post(path, headers=admin, json={"units": 250, "reason": "outage"})
     assert response.status_code == 200, response.text
     assert response.json()["applied_to_gateway"] is True
     assert await live_quota(redis, who) == 100 + 250
@@ -277,7 +269,7 @@ async def test_a_manual_credit_is_audited_and_reaches_the_live_balance(
     audit = (
         await api.get(
             f"{A}/audit-log",
-            headers=super_admin.headers,
+            headers=admin,
             params={"target_id": me["id"], "action": "quota.credit"},
         )
     ).json()
@@ -290,36 +282,30 @@ async def test_a_manual_credit_is_audited_and_reaches_the_live_balance(
         ({"units": 5}, 400, "40002"),
         ({"units": 5, "reason": ""}, 400, "40002"),
     ]:
-        assert_error(await api.post(path, headers=super_admin.headers, json=body), status, code)
+        assert_error(await api.post(path, headers=admin, json=body), status, code)
     creator = await register(api, "creator")
     creator_me = (await api.get("/api/v1/creators/me",
                                 headers=bearer(creator["access_token"]))).json()  # fmt: skip
     creator_id = creator_me.get("id") or creator_me.get("user_id")
-    refused = await api.post(f"{A}/users/{creator_id}/quota-credits", headers=super_admin.headers,
+    refused = await api.post(f"{A}/users/{creator_id}/quota-credits", headers=admin,
                              json={"units": 5, "reason": "x"})  # fmt: skip
     assert_error(refused, 400, "40001")
     unknown = await api.post(f"{A}/users/00000000-0000-4000-8000-000000000000/quota-credits",
-                             headers=super_admin.headers,
-                             json={"units": 5, "reason": "x"})  # fmt: skip
+                             headers=admin, json={"units": 5, "reason": "x"})  # fmt: skip
     assert_error(unknown, 404, "40402")
 
 
 async def test_refund_refuses_what_cannot_be_refunded(
     api: httpx.AsyncClient, developer: dict[str, Any], super_admin: Admin
 ) -> None:
+    admin = super_admin.headers
     pending = (await checkout(api, developer)).json()
     path = f"{A}/payments/{pending['id']}/refund"
+    assert_error(await api.post(path, headers=admin, json={"reason": "asked"}), 409, "40901")
+    assert_error(await api.post(path, headers=admin, json={}), 400, "40002")
     assert_error(
-        await api.post(path, headers=super_admin.headers, json={"reason": "asked"}), 409, "40901"
-    )
-    assert_error(await api.post(path, headers=super_admin.headers, json={}), 400, "40002")
-    assert_error(
-        await api.post(path, headers=super_admin.headers, json={"reason": "x", "amount_usd": "-1"}),
-        400,
-        "40002",
+        await api.post(path, headers=admin, json={"reason": "x", "amount_usd": "-1"}), 400, "40002"
     )
     missing = f"{A}/payments/00000000-0000-4000-8000-000000000000/refund"
-    assert_error(
-        await api.post(missing, headers=super_admin.headers, json={"reason": "x"}), 404, "40404"
-    )
+    assert_error(await api.post(missing, headers=admin, json={"reason": "x"}), 404, "40404")
     assert Decimal(pending["amount_usd"]) == Decimal("10.00")
