@@ -10,7 +10,7 @@ back the reservation and append the usage event.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -224,11 +224,13 @@ class Admitter:
                 raise ApiError(ErrorCode.STORAGE_UNAVAILABLE) from None
         raise ApiError(ErrorCode.STORAGE_UNAVAILABLE, "Could not load records; try again.")
 
-    async def commit(
+    def commit(
         self, admission: Admission, result: CallResult, *, latency_ms: int, request_id: str
-    ) -> bool:
-        """Settle the reservation as `result` says. False if it was already settled (or
-        reaped)."""
+    ) -> Awaitable[bool]:
+        """Settle the reservation as `result` says: True, or False if it was already settled
+        (or reaped), when awaited. Over HotScripts the command is sent before this returns
+        (gateway/hot_redis.py), so a commit awaited by a task of its own
+        (gateway/settlement.py) does not wait for that task's first turn."""
         shard, user_id = admission.shard, admission.user_id
         keys = self._commit_keys.get((shard, user_id))
         if keys is None:
@@ -247,8 +249,11 @@ class Admitter:
             latency_ms, result.error_code, request_id,
             min(usage.cached_input_tokens, usage.input_tokens) if usage else 0,
         ]  # fmt: skip
-        settled = await self._commit(keys=keys, args=args)
-        return bool(settled)
+        return _as_bool(self._commit(keys=keys, args=args))
+
+
+async def _as_bool(reply: Awaitable[Any]) -> bool:
+    return bool(await reply)
 
 
 # Key-name tuples kept per map: a few MB at most, however many keys and users call.

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Awaitable
 from typing import Any
 from urllib.parse import urlparse
 
@@ -93,6 +94,10 @@ class HotCluster:
                     raise
                 await self._reload_map(force=True)
         raise AssertionError("unreachable")
+
+    def send_on(self, key: Arg, *parts: Arg) -> Awaitable[Any]:
+        """`execute_on`, sent when awaited (a redirect or a map reload may come first)."""
+        return self.execute_on(key, *parts)
 
     def _reload_soon(self) -> None:
         """In the background, so that calls on the primaries that answer never wait for it."""

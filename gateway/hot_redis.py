@@ -7,9 +7,13 @@ this client spends ~20 µs. Everything else in the project keeps using redis-py.
 How it works: a few long-lived connections per process, each an asyncio protocol with a
 hiredis reply parser. Commands are *auto-pipelined*: those issued in the same event-loop
 iteration go out in one write, and Redis answers in order, so each connection keeps a FIFO of
-waiting futures. A watchdog fails a connection whose oldest command waits longer than the
-timeout, so no request hangs on a dead Redis; the next call reconnects. EVALSHA falls back to
-EVAL (which also loads the script) on NOSCRIPT, e.g. after a Redis restart.
+waiting futures. A command for an idle connection (nothing in flight, nothing queued) goes out
+at once instead: with one client there is no one to share the write with, and waiting for the
+iteration's end put a loop turn (and, for the commit, the client's next request: parsed and
+admitted first) between the answer and its commit. A watchdog fails a connection whose oldest
+command waits longer than the timeout, so no request hangs on a dead Redis; the next call
+reconnects. EVALSHA falls back to EVAL (which also loads the script) on NOSCRIPT, e.g. after a
+Redis restart.
 
 Errors are redis-py's exception classes, so callers handle both clients the same way.
 """
@@ -82,7 +86,11 @@ class _Connection(asyncio.Protocol):
             raise RedisConnectionError("Connection to Redis is closed.")
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
+        idle = not self._waiters and not self._pending
         self._waiters.append((future, time.monotonic()))
+        if idle:
+            self._transport.write(command)
+            return future
         self._pending.append(command)
         if not self._flush_scheduled:
             self._flush_scheduled = True
@@ -140,11 +148,16 @@ class HotRedis:
             raise RedisConnectionError(f"Cannot connect to Redis: {type(error).__name__}") from None
         return connection
 
-    async def _connection(self) -> _Connection:
+    def _take_slot(self) -> tuple[int, _Connection | None]:
+        """The next slot, round robin, and its connection if it is open."""
         index = self._next
         self._next = (index + 1) % len(self._slots)
         connection = self._slots[index]
-        if connection is not None and not connection.closed:
+        return index, connection if connection is not None and not connection.closed else None
+
+    async def _connection(self) -> _Connection:
+        index, connection = self._take_slot()
+        if connection is not None:
             return connection
         async with self._locks[index]:
             connection = self._slots[index]
@@ -164,6 +177,17 @@ class HotRedis:
         routes by it)."""
         connection = await self._connection()
         return await connection.send(encode_command(*parts))
+
+    def send_on(self, key: Arg, *parts: Arg) -> Awaitable[Any]:
+        """`execute_on`, the command sent before this returns (not when first awaited) while
+        a connection is open: for a reply awaited in another task (the commit's,
+        gateway/settlement.py). Raises nothing itself; a closed connection reconnects when
+        the result is awaited."""
+        index, connection = self._take_slot()
+        if connection is None:
+            self._next = index  # `execute_on` takes this slot again: connects it
+            return self.execute_on(key, *parts)
+        return connection.send(encode_command(*parts))
 
     async def execute_asking(self, *parts: Arg) -> Any:
         """ASKING, then `parts`, back to back on one connection: how a Redis Cluster node
@@ -202,6 +226,8 @@ class HotClient(Protocol):
 
     async def execute_on(self, key: Arg, *parts: Arg) -> Any: ...
 
+    def send_on(self, key: Arg, *parts: Arg) -> Awaitable[Any]: ...
+
 
 class HotScripts:
     """The project's Lua scripts over `HotRedis` or `HotCluster`, used like `LuaScripts`:
@@ -215,19 +241,29 @@ class HotScripts:
         }
 
     def __getitem__(self, name: str) -> ScriptCall:
+        """`scripts[name](keys=, args=)`: EVALSHA sent at once where the client can
+        (`send_on`), its reply (or EVAL's, after NOSCRIPT) when the result is awaited."""
         sha, source = self._scripts[name]
         client = self._client
 
-        async def run(*, keys: Sequence[Arg], args: Sequence[Arg]) -> Any:
-            try:
-                return await client.execute_on(keys[0], "EVALSHA", sha, len(keys), *keys, *args)
-            except ResponseError as error:
-                if not str(error).startswith("NOSCRIPT"):
-                    raise
-            # EVAL also loads the script, on the node that said NOSCRIPT.
-            return await client.execute_on(keys[0], "EVAL", source, len(keys), *keys, *args)
+        def run(*, keys: Sequence[Arg], args: Sequence[Arg]) -> Awaitable[Any]:
+            sent = client.send_on(keys[0], "EVALSHA", sha, len(keys), *keys, *args)
+            return _reply_or_eval(client, sent, source, keys, args)
 
         return run
+
+
+async def _reply_or_eval(
+    client: HotClient, sent: Awaitable[Any], source: bytes, keys: Sequence[Arg],
+    args: Sequence[Arg],
+) -> Any:  # fmt: skip
+    try:
+        return await sent
+    except ResponseError as error:
+        if not str(error).startswith("NOSCRIPT"):
+            raise
+    # EVAL also loads the script, on the node that said NOSCRIPT.
+    return await client.execute_on(keys[0], "EVAL", source, len(keys), *keys, *args)
 
 
 __all__ = ["HotClient", "HotRedis", "HotScripts"]

@@ -9,6 +9,7 @@ import time
 from collections.abc import AsyncIterator
 
 import pytest
+import redis
 import redis.asyncio as redis_asyncio
 from hypothesis import given
 from hypothesis import strategies as st
@@ -39,6 +40,40 @@ async def test_concurrent_commands_get_their_own_replies(hot: HotRedis) -> None:
     values = [f"value-{index}" for index in range(500)]
     replies = await asyncio.gather(*(hot.execute("ECHO", value) for value in values))
     assert replies == [value.encode() for value in values]
+
+
+async def test_commands_go_out_before_the_event_loop_turns(hot: HotRedis, servers: Servers) -> None:
+    """A script call (and `send_on`) on an open, idle connection has sent its command when it
+    returns: the commit goes out as the answer ends, not at the loop's next turn, when the
+    client's next request may already be in and would be parsed and admitted first. A blocking
+    client watches Redis, so this loop cannot turn meanwhile."""
+    fill = HotScripts(hot)["fill_record"]
+    await fill(keys=["hot:loaded"], args=[60, "status", "ok"])  # the script loaded (EVAL)
+    for _ in range(2):
+        await hot.execute("PING")  # both connections open
+    watcher = redis.Redis.from_url(servers.redis_url)
+    try:
+        script = fill(keys=["hot:now"], args=[60, "status", "sent"])
+        direct = hot.send_on("hot:now-direct", "SET", "hot:now-direct", "sent")
+        deadline = time.monotonic() + 5
+        while watcher.hget("hot:now", "status") is None or watcher.get("hot:now-direct") is None:
+            assert time.monotonic() < deadline, "the commands waited for the event loop"
+            time.sleep(0.01)  # noqa: ASYNC251 - blocking on purpose: the loop must not turn
+    finally:
+        watcher.close()
+    assert await script == 1
+    assert await direct == b"OK"
+
+
+async def test_send_on_connects_and_uses_every_connection(servers: Servers) -> None:
+    """Before a connection is open, `send_on` opens it when awaited, in its own slot: the
+    commands then go round the whole pool, not all through the first connection opened."""
+    client = HotRedis(servers.redis_url, timeout_s=2, connections=2)
+    try:
+        ids = {await client.send_on("any", "CLIENT", "ID") for _ in range(6)}
+    finally:
+        await client.aclose()
+    assert len(ids) == 2
 
 
 async def test_error_replies_raise_response_error(hot: HotRedis) -> None:
