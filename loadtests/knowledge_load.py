@@ -2,7 +2,7 @@
 to plain calls running beside it.
 
     python -m loadtests.knowledge_load [--chunks 1000,100000] [--rounds 6] [--duration 3]
-                                       [--plain-clients 4]
+                                       [--plain-clients 4 | --plain-rate N] [--knowledge-rate M]
 
 Starts a throwaway Postgres + Valkey, the mock provider and the gateway (1 uvicorn worker,
 `EMBEDDING_THREADS=1`, `OPENBLAS_NUM_THREADS=1`: one core for embeddings), a paid developer, a
@@ -13,12 +13,17 @@ and words: their meaning does not matter for speed). Every knowledge call asks a
 Per size, --rounds short rounds (--duration seconds per measurement), with httpx clients:
 plain calls with one client, then knowledge calls with one client (what a knowledge call
 adds, p50 and p99, and the CPU per call of the gateway's process tree, its embedding service
-included, and of Postgres, from /proc); then A/B: plain calls from --plain-clients alone, and
-the same beside one client of knowledge calls, in alternating order (AB, BA, ...) so a drift
-of the machine's load hits both. Each round prints its plain p50/p99 alone and beside; the
-summary gives the median of the rounds' p99s, alone and beside, and in how many rounds the
-p99 beside was the higher one ("the p99 of plain calls must not move": half of them, by
-chance, if it does not).
+included, and of Postgres, from /proc); then A/B: plain calls alone, and the same beside
+knowledge calls, in alternating order (AB, BA, ...) so a drift of the machine's load hits
+both. The plain calls come from --plain-clients closed loops (each waits for its answer:
+saturating, so any CPU the knowledge calls take shows), or with --plain-rate N at N calls per
+second on a fixed schedule (an open loop below saturation, as a service sees traffic; each
+latency counted from its scheduled start); the knowledge calls beside them from one closed
+loop, or with --knowledge-rate M at M calls per second. The output states these conditions
+(and the cores and load average) with every p99 beside knowledge calls.
+Each round prints its plain p50/p99 alone and beside; the summary gives the median of the
+rounds' p99s, alone and beside, and in how many rounds the p99 beside was the higher one
+("the p99 of plain calls must not move": half of them, by chance, if it does not).
 The gateway worker's RSS is printed after plain calls only and after the first knowledge call,
 with that of the embedding service it started (one per host, shared by all its workers).
 """
@@ -27,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import os
 import random
 import statistics
@@ -64,28 +70,62 @@ def children(pid: int) -> list[int]:
             Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]  # fmt: skip
 
 
+async def call(
+    client: httpx.AsyncClient, url: str, key: str, rng: random.Random | None, began: float
+) -> float:
+    """One call; its latency in ms from `began` (time.monotonic())."""
+    content = question(rng) if rng is not None else "hello there"
+    body = {"messages": [{"role": "user", "content": content}]}
+    response = await client.post(url, headers={"X-AgentLink-Key": key}, json=body)
+    if response.status_code != 200:
+        raise SystemExit(f"HTTP {response.status_code}: {response.text[:300]}")
+    return (time.monotonic() - began) * 1000
+
+
 async def calls(
     client: httpx.AsyncClient, url: str, key: str, until: float, rng: random.Random | None
 ) -> list[float]:
-    """Calls one after another until `until`; returns their latencies in ms."""
+    """Calls one after another until `until` (a closed loop); their latencies in ms."""
     timings = []
     while time.monotonic() < until:
-        content = question(rng) if rng is not None else "hello there"
-        began = time.perf_counter()
-        body = {"messages": [{"role": "user", "content": content}]}
-        response = await client.post(url, headers={"X-AgentLink-Key": key}, json=body)
-        if response.status_code != 200:
-            raise SystemExit(f"HTTP {response.status_code}: {response.text[:300]}")
-        timings.append((time.perf_counter() - began) * 1000)
+        timings.append(await call(client, url, key, rng, time.monotonic()))
     return timings
 
 
-async def run(clients: int, url: str, key: str, seconds: float, knowledge: bool) -> list[float]:
+async def paced(
+    client: httpx.AsyncClient,
+    url: str,
+    key: str,
+    until: float,
+    rng: random.Random | None,
+    *,
+    rate: float,
+) -> list[float]:
+    """Calls started on a fixed schedule, `rate` per second, until `until` (an open loop,
+    whatever the answers' pace); each latency counts from the call's scheduled start, so a
+    stalled gateway is not hidden by calls that were never sent (coordinated omission)."""
+    started, tasks = time.monotonic(), []
+    for n in itertools.count():
+        due = started + n / rate
+        if due >= until:
+            break
+        await asyncio.sleep(max(0.0, due - time.monotonic()))
+        tasks.append(asyncio.create_task(call(client, url, key, rng, due)))
+    return list(await asyncio.gather(*tasks))
+
+
+async def run(
+    clients: int, url: str, key: str, seconds: float, knowledge: bool, *, rate: float = 0
+) -> list[float]:
+    """`clients` closed loops, or with `rate` calls per second on a schedule (one open loop)."""
     until = time.monotonic() + seconds
     # A fresh seed per client and run: no question is ever asked twice, so none is cached.
-    seeds = [random.randrange(2**63) for _ in range(clients)]
-    async with httpx.AsyncClient(timeout=30) as client:
+    seeds = [random.randrange(2**63) for _ in range(1 if rate else clients)]
+    limits = httpx.Limits(max_connections=None, max_keepalive_connections=64)
+    async with httpx.AsyncClient(timeout=30, limits=limits) as client:
         parts = await asyncio.gather(*(
+            paced(client, url, key, until, random.Random(seed) if knowledge else None, rate=rate)
+            if rate else
             calls(client, url, key, until, random.Random(seed) if knowledge else None)
             for seed in seeds
         ))  # fmt: skip
@@ -145,12 +185,30 @@ class Load:
     pids: tuple[int, int]  # the gateway's process tree (worker + embedding service), Postgres
     seconds: float
     plain_clients: int
+    plain_rate: float = 0  # > 0: plain calls beside knowledge calls at this rate, open loop
+    knowledge_rate: float = 0  # > 0: likewise for the knowledge calls beside them
 
-    def plain(self, clients: int) -> Awaitable[list[float]]:
-        return run(clients, self.chat(self.plain_id), self.key, self.seconds, False)
+    def plain(self, clients: int, rate: float = 0) -> Awaitable[list[float]]:
+        return run(clients, self.chat(self.plain_id), self.key, self.seconds, False, rate=rate)
 
-    def knowledge(self, agent_id: str) -> Awaitable[list[float]]:
-        return run(1, self.chat(agent_id), self.key, self.seconds, True)
+    def knowledge(self, agent_id: str, rate: float = 0) -> Awaitable[list[float]]:
+        return run(1, self.chat(agent_id), self.key, self.seconds, True, rate=rate)
+
+    @property
+    def conditions(self) -> str:
+        """How the p99 beside knowledge calls is measured: enough to reproduce it."""
+        plain = (
+            f"{self.plain_rate:g} plain calls/s on a fixed schedule (open loop)"
+            if self.plain_rate
+            else f"{self.plain_clients} closed-loop plain clients"
+        )
+        knowledge = (
+            f"{self.knowledge_rate:g} knowledge calls/s on a fixed schedule"
+            if self.knowledge_rate
+            else "1 closed-loop knowledge client (saturating)"
+        )
+        return (f"{plain} beside {knowledge}; {self.seconds:g} s per measurement;"
+                f" {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}")  # fmt: skip
 
     def chat(self, agent_id: str) -> str:
         return f"{self.base}/proxy/v1/agents/{agent_id}/chat"
@@ -173,17 +231,18 @@ class Load:
             self.knowledge(agent_id)
         )
 
+        def alone() -> Awaitable[list[float]]:
+            return self.plain(self.plain_clients, self.plain_rate)
+
         async def beside() -> list[float]:
-            mixed, _ = await asyncio.gather(
-                self.plain(self.plain_clients), self.knowledge(agent_id)
-            )
+            mixed, _ = await asyncio.gather(alone(), self.knowledge(agent_id, self.knowledge_rate))
             return mixed
 
         # A then B, B then A: a drift of the machine's load over the run hits both alike.
         if number % 2 == 0:
-            plain_alone, plain_beside = await self.plain(self.plain_clients), await beside()
+            plain_alone, plain_beside = await alone(), await beside()
         else:
-            plain_beside, plain_alone = await beside(), await self.plain(self.plain_clients)
+            plain_beside, plain_alone = await beside(), await alone()
         return Round(plain_one, knowledge_one, plain_alone, plain_beside, cpu_plain,
                      cpu_knowledge, postgres, worker_plain, worker_knowledge)  # fmt: skip
 
@@ -201,7 +260,9 @@ async def measure(load: Load, agents: dict[int, str], rounds: int) -> None:
         services = ", ".join(f"{rss_mib(child):.0f}" for child in children(pid)) or "none"
         print(f"\n{size} chunks. Gateway worker RSS after knowledge calls: {rss_mib(pid):.0f}"
               f" MiB (its embedding service: {services} MiB). Times in ms, p50 p99:")  # fmt: skip
-        print(f"round | plain alone ({load.plain_clients}) | beside knowledge | knowledge (1)"
+        print(f"plain calls alone and beside knowledge calls: {load.conditions}")
+        plain = f"{load.plain_rate:g}/s" if load.plain_rate else str(load.plain_clients)
+        print(f"round | plain alone ({plain}) | beside knowledge | knowledge (1)"
               "   | added (1)     | CPU ms/call: plain knowledge pg")  # fmt: skip
         done = []
         for number in range(rounds):
@@ -213,6 +274,7 @@ async def measure(load: Load, agents: dict[int, str], rounds: int) -> None:
                   f" | {r.cpu_plain_us / 1000:5.2f} {r.cpu_knowledge_us / 1000:5.2f}"
                   f" {r.postgres_us / 1000:5.2f}", flush=True)  # fmt: skip
         summarise(size, done)
+        print(f"  measured with {load.conditions}")
 
 
 def summarise(size: int, done: list[Round]) -> None:
@@ -243,6 +305,12 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=3, help="seconds per measurement")
     parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--plain-clients", type=int, default=4)
+    parser.add_argument("--plain-rate", type=float, default=0,
+                        help="plain calls per second in the A/B (open loop); 0: --plain-clients"
+                             " closed loops")  # fmt: skip
+    parser.add_argument("--knowledge-rate", type=float, default=0,
+                        help="knowledge calls per second beside them (open loop); 0: one"
+                             " closed-loop client")  # fmt: skip
     args = parser.parse_args()
     sizes = [int(size) for size in args.chunks.split(",")]
     with scratch_servers("agentlink-knowledge-load-") as scratch:
@@ -267,7 +335,8 @@ def run_load(args: argparse.Namespace, sizes: list[int], scratch: Scratch) -> No
     postgres_pid = scratch.postgres.process.pid
     print(f"load average before: {os.getloadavg()[0]:.2f}", flush=True)
     load = Load(f"http://127.0.0.1:{gateway_port}", key, plain_id, (gateway.pid, postgres_pid),
-                args.duration, args.plain_clients)  # fmt: skip
+                args.duration, args.plain_clients, args.plain_rate,
+                args.knowledge_rate)  # fmt: skip
     asyncio.run(measure(load, agents, args.rounds))
 
 
