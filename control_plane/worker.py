@@ -45,6 +45,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import os
 import signal
 import time
 from collections.abc import Awaitable, Callable
@@ -235,7 +236,16 @@ async def run_worker(
         logger.info("worker stopped")
 
 
+def limit_blas_threads() -> None:
+    """One OpenBLAS thread, unless OPENBLAS_NUM_THREADS says otherwise. NumPy reads it once, when
+    first imported: here when the embedder is built (nothing the worker imports at start loads
+    it). Each batch is embedded on one thread of its own (EMBEDDING_THREADS of them); without
+    this NumPy's matrix products would each start a thread per core beside them."""
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+
 def main() -> None:
+    limit_blas_threads()
     settings = WorkerSettings.from_env()
     configure_logging(settings.log_level)
 

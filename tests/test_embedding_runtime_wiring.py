@@ -145,6 +145,30 @@ async def test_a_gateway_worker_on_the_openai_backend_loads_no_numpy_and_no_blas
     assert "numpy" not in maps
 
 
+BLAS_THREADS = """
+import ctypes, sys
+import control_plane.worker as worker
+from common.knowledge.backends import build_embedder
+from common.knowledge.settings import EmbeddingSettings
+
+assert "numpy" not in sys.modules, "the worker imports NumPy before it may limit its threads"
+worker.limit_blas_threads()
+build_embedder(EmbeddingSettings.from_env({"EMBEDDING_RUNTIME": "numpy"})).embed_sync(["a b c"])
+(path,) = {line.split()[-1] for line in open("/proc/self/maps") if "openblas" in line}
+print(ctypes.CDLL(path).scipy_openblas_get_num_threads64_())
+"""
+
+
+def test_the_worker_runs_numpy_on_one_blas_thread() -> None:
+    """EMBEDDING_RUNTIME=numpy in the worker: OpenBLAS, loaded with the model, runs on one
+    thread (each batch has one of its own), not one per core."""
+    env = {name: value for name, value in os.environ.items() if name != "OPENBLAS_NUM_THREADS"}
+    done = subprocess.run([sys.executable, "-c", BLAS_THREADS], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "1"
+
+
 def start_up(command: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         command, cwd=ROOT, env=os.environ | env, capture_output=True, text=True, timeout=60,

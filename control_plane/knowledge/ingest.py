@@ -27,13 +27,14 @@ import contextlib
 import logging
 import time
 import uuid
+from typing import TYPE_CHECKING
 
 import asyncpg
 from prometheus_client import CollectorRegistry
 
 from common.db import DbConnection
 from common.knowledge.chunking import Chunk, split_text
-from common.knowledge.embedding import Embedder, EmbeddingError, pgvector_literal
+from common.knowledge.vectors import EmbeddingError, pgvector_literal
 from common.metrics import MetricSet
 from common.redis_store import RedisClient
 from control_plane.knowledge import repository
@@ -41,6 +42,9 @@ from control_plane.knowledge.extraction import ExtractionError, extract_text
 from control_plane.knowledge.file_types import FileKind
 from control_plane.knowledge.settings import KnowledgeBaseSettings
 from control_plane.knowledge.versions import knowledge_change
+
+if TYPE_CHECKING:  # the worker loads NumPy with its embedder only (control_plane/worker.py)
+    from common.knowledge.embedding import Embedder
 
 logger = logging.getLogger("agentlink.knowledge")
 

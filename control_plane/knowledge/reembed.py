@@ -10,14 +10,18 @@ ever mixes two vector spaces; the full-text half keeps finding the rest.
 from __future__ import annotations
 
 import asyncio
+from typing import TYPE_CHECKING
 
 import asyncpg
 
-from common.knowledge.embedding import Embedder, pgvector_literal
+from common.knowledge.vectors import pgvector_literal
 from common.redis_store import RedisClient
 from control_plane.knowledge.ingest import KnowledgeMetrics
 from control_plane.knowledge.settings import KnowledgeBaseSettings
 from control_plane.knowledge.versions import knowledge_change
+
+if TYPE_CHECKING:  # the worker loads NumPy with its embedder only (control_plane/worker.py)
+    from common.knowledge.embedding import Embedder
 
 
 async def reembed_batch(
