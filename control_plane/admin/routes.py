@@ -31,6 +31,7 @@ from control_plane.admin.schemas import (
 from control_plane.api import Context, RouteGroup
 from control_plane.auth.principal import Permission, UserType
 from control_plane.reviews.schemas import ModeratedReview, PendingReviewPage
+from control_plane.reviews.service import Decision
 
 
 async def admin_dashboard_stats(context: Context) -> DashboardStats:
@@ -89,14 +90,14 @@ async def admin_moderation_queue(context: Context, query: ModerationQuery) -> Pe
 
 async def admin_approve_review(context: Context) -> ModeratedReview:
     return await moderation.decide(
-        context.state, context.user, context.path["review_id"], approve=True,
+        context.state, context.user, context.path["review_id"], Decision.APPROVED,
         ip=context.client_ip,
     )  # fmt: skip
 
 
 async def admin_reject_review(context: Context) -> ModeratedReview:
     return await moderation.decide(
-        context.state, context.user, context.path["review_id"], approve=False,
+        context.state, context.user, context.path["review_id"], Decision.REJECTED,
         ip=context.client_ip,
     )  # fmt: skip
 

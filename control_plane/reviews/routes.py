@@ -1,5 +1,5 @@
 """Review routes: submit (developers), list approved (public). Moderation is exposed by the
-admin domain through `control_plane.reviews.service.approve_review` / `reject_review`."""
+admin domain through `control_plane.reviews.service.moderate_review`."""
 
 from __future__ import annotations
 

@@ -45,7 +45,7 @@ class ReviewPage(msgspec.Struct):
 
 
 class ModeratedReview(msgspec.Struct):
-    """What `approve_review` / `reject_review` return (and the admin routes can answer)."""
+    """What `moderate_review` returns (and the admin routes can answer)."""
 
     id: str
     agent_id: str

@@ -9,19 +9,19 @@ submissions). A review starts `pending` and is listed publicly once approved.
 Moderation API, for the admin domain (`POST /admin/moderation/reviews/{id}/approve|reject`,
 permission `content:moderate`):
 
-    await approve_review(state, review_id, moderator_id, *, on_decision=None) -> ModeratedReview
-    await reject_review(state, review_id, moderator_id, *, on_decision=None) -> ModeratedReview
+    await moderate_review(state, review_id, moderator_id, decision, *, on_decision=None)
+        -> ModeratedReview   (decision: Decision.APPROVED or Decision.REJECTED)
     await list_pending_reviews(state, limit=50, cursor=None) -> PendingReviewPage
 
-Each is one transaction that locks the agent row, then the review row, sets the review's
+A moderation is one transaction that locks the agent row, then the review row, sets the review's
 status, and recomputes the agent's `rating_sum`/`review_count` from its approved reviews
 (`average_rating` is a generated column). So the aggregate always equals the exact sum and
 count of approved ratings, also under any number of concurrent moderations. Transitions are
 deterministic: approving an approved review (or rejecting a rejected one) changes nothing and
 returns `changed=False`; pending → approved/rejected, approved → rejected (it leaves the
 aggregate) and rejected → approved (it joins it) are all allowed, the last decision wins.
-An unknown or malformed review id raises ApiError 404 `40403`. They write no audit record
-themselves: `on_decision(connection, result)`, if given, runs inside the transaction just
+An unknown or malformed review id raises ApiError 404 `40403`. It writes no audit record
+itself: `on_decision(connection, result)`, if given, runs inside the transaction just
 before it commits (for a no-op too, with `changed=False`), so the admin route's audit row
 commits or rolls back together with the decision.
 """
@@ -29,6 +29,7 @@ commits or rolls back together with the decision.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from enum import StrEnum
 
 import asyncpg
 
@@ -56,7 +57,14 @@ from control_plane.reviews.schemas import (
 from control_plane.rows import from_row
 from control_plane.state import ControlPlaneState
 
-APPROVED, REJECTED = "approved", "rejected"
+
+class Decision(StrEnum):
+    """A moderator's decision: the status it gives the review."""
+
+    APPROVED = "approved"  # listed, and counted in its agent's rating
+    REJECTED = "rejected"  # not listed, and out of the rating if it was in
+
+
 _PUBLIC_CURSOR, _PENDING_CURSOR = "reviews", "pending-reviews"
 _CURSOR_PARSERS = (parse_datetime, parse_uuid)
 
@@ -140,35 +148,16 @@ async def list_reviews(
 OnDecision = Callable[[DbConnection, ModeratedReview], Awaitable[None]]
 
 
-async def approve_review(
+async def moderate_review(
     state: ControlPlaneState,
     review_id: str,
     moderator_id: str,
+    decision: Decision,
     *,
     on_decision: OnDecision | None = None,
 ) -> ModeratedReview:
-    """Approve a review: it is listed and counted in its agent's rating. Idempotent."""
-    return await _moderate(state, review_id, moderator_id, APPROVED, on_decision)
-
-
-async def reject_review(
-    state: ControlPlaneState,
-    review_id: str,
-    moderator_id: str,
-    *,
-    on_decision: OnDecision | None = None,
-) -> ModeratedReview:
-    """Reject a review: it is not listed, and leaves the agent's rating if it was approved."""
-    return await _moderate(state, review_id, moderator_id, REJECTED, on_decision)
-
-
-async def _moderate(
-    state: ControlPlaneState,
-    review_id: str,
-    moderator_id: str,
-    status: str,
-    on_decision: OnDecision | None,
-) -> ModeratedReview:
+    """Give a review the decision's status. Idempotent: the same decision again changes
+    nothing (`changed=False`); the last decision wins."""
     if not is_uuid(review_id):
         raise _review_not_found()
     async with state.db.acquire() as connection, connection.transaction():
@@ -179,9 +168,11 @@ async def _moderate(
         review = await repository.review_for_update(connection, review_id)
         if review is None:  # deleted (with its agent) since the first read
             raise _review_not_found()
-        changed = review["status"] != status
+        changed = review["status"] != decision
         if changed:
-            review = await repository.set_review_status(connection, review_id, status, moderator_id)
+            review = await repository.set_review_status(
+                connection, review_id, decision, moderator_id
+            )
             aggregate = await repository.recompute_agent_rating(connection, agent_id)
         else:
             aggregate = await repository.agent_rating(connection, agent_id)

@@ -378,14 +378,11 @@ class UsageIngester:
 
 
 async def ingest_once(
-    redis: RedisClient,
-    db: asyncpg.Pool,
-    *,
-    settings: UsageIngestSettings | None = None,
-    metrics: WorkerMetrics | None = None,
-    consumer: str | None = None,
+    redis: RedisClient, db: asyncpg.Pool, *, metrics: WorkerMetrics | None = None
 ) -> int:
-    """Process every usage event available now; returns how many were newly written."""
-    ingester = UsageIngester(redis, db, settings=settings, metrics=metrics, consumer=consumer)
+    """Process every usage event available now, as a consumer with the default settings
+    (tests and tools; the worker keeps one `UsageIngester`); returns how many were newly
+    written."""
+    ingester = UsageIngester(redis, db, metrics=metrics)
     await ingester.ensure_groups()
     return await ingester.drain()

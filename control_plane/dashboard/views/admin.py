@@ -25,6 +25,7 @@ from control_plane.dashboard.pages import Page, PageContext
 from control_plane.earnings import service as earnings
 from control_plane.earnings.schemas import HistoryQuery, PendingQuery, TriggerSettlement
 from control_plane.feature_flags import service as flags
+from control_plane.reviews.service import Decision
 
 ADMINS = frozenset({UserType.ADMIN})
 
@@ -104,14 +105,16 @@ async def moderation_queue(ctx: PageContext) -> Response:
     return ctx.render("admin/moderation.html", page=page)
 
 
+_DECISIONS = {"approve": Decision.APPROVED, "reject": Decision.REJECTED}
+
+
 async def decide(ctx: PageContext) -> Response:
-    decision = ctx.path["decision"]
-    if decision not in ("approve", "reject"):
+    decision = _DECISIONS.get(ctx.path["decision"])
+    if decision is None:
         raise ApiError(ErrorCode.ROUTE_NOT_FOUND)
     result = await moderation.decide(
-        ctx.state, ctx.user, ctx.path["review_id"], approve=decision == "approve",
-        ip=ctx.client_ip,
-    )  # fmt: skip
+        ctx.state, ctx.user, ctx.path["review_id"], decision, ip=ctx.client_ip
+    )
     return ctx.redirect("/admin/moderation", notice=f"Review {result.status}.")
 
 

@@ -23,6 +23,7 @@ from control_plane.auth.principal import Principal
 from control_plane.auth.tokens import issue_access_token
 from control_plane.reviews import service
 from control_plane.reviews.schemas import ModeratedReview
+from control_plane.reviews.service import Decision
 from control_plane.state import ControlPlaneState
 from tests.control_plane.api_client import assert_error, bearer, register
 from tests.control_plane.developers.support import insert_calls
@@ -139,7 +140,9 @@ async def test_property_23_duplicate_review_prevention(
     assert first.status_code == 201
     again = await client.post(reviews_path(agent.agent_id), json={"rating": 5}, headers=auth)
     assert_error(again, 409, "40901")
-    await service.reject_review(state, first.json()["id"], await make_user(db_pool, "admin"))
+    await service.moderate_review(
+        state, first.json()["id"], await make_user(db_pool, "admin"), Decision.REJECTED
+    )
     after_rejection = await client.post(reviews_path(agent.agent_id), json={"rating": 5},
                                         headers=auth)  # fmt: skip
     assert_error(after_rejection, 409, "40901")
@@ -219,10 +222,10 @@ async def test_only_approved_reviews_are_listed_newest_first_in_pages(
     approved = []
     for rating in (5, 4, 3, 2, 1):
         review_id = await make_review(db_pool, agent.agent_id, rating, f"rated {rating}")
-        await service.approve_review(state, review_id, moderator)
+        await service.moderate_review(state, review_id, moderator, Decision.APPROVED)
         approved.append(review_id)
     rejected = await make_review(db_pool, agent.agent_id, 1, "rude")
-    await service.reject_review(state, rejected, moderator)
+    await service.moderate_review(state, rejected, moderator, Decision.REJECTED)
     await make_review(db_pool, agent.agent_id, 1, "still pending")
 
     seen: list[dict[str, Any]] = []
@@ -256,28 +259,30 @@ async def test_moderation_transitions_are_deterministic(
 ) -> None:
     _, moderator, (four, two) = await pending_reviews(db_pool, 4, 2)
 
-    result = await service.approve_review(state, four, moderator)
+    result = await service.moderate_review(state, four, moderator, Decision.APPROVED)
     assert (result.status, result.changed, result.agent_rating_sum) == ("approved", True, 4)
     assert result.moderated_by == moderator
     assert result.moderated_at is not None
-    again = await service.approve_review(state, four, moderator)  # idempotent
+    again = await service.moderate_review(state, four, moderator, Decision.APPROVED)  # idempotent
     assert (again.changed, again.agent_rating_sum, again.agent_review_count) == (False, 4, 1)
     assert again.moderated_at == result.moderated_at
 
-    both = await service.approve_review(state, two, moderator)
+    both = await service.moderate_review(state, two, moderator, Decision.APPROVED)
     assert (both.agent_rating_sum, both.agent_review_count) == (6, 2)
     assert both.agent_average_rating == 3.0
-    removed = await service.reject_review(state, four, moderator)  # leaves the aggregate
+    # Rejecting an approved review takes it out of the aggregate.
+    removed = await service.moderate_review(state, four, moderator, Decision.REJECTED)
     assert (removed.status, removed.changed) == ("rejected", True)
     assert (removed.agent_rating_sum, removed.agent_review_count) == (2, 1)
-    rejected_again = await service.reject_review(state, four, moderator)
+    rejected_again = await service.moderate_review(state, four, moderator, Decision.REJECTED)
     assert (rejected_again.changed, rejected_again.agent_rating_sum) == (False, 2)
-    restored = await service.approve_review(state, four, moderator)  # rejected -> approved
+    # rejected -> approved
+    restored = await service.moderate_review(state, four, moderator, Decision.APPROVED)
     assert (restored.agent_rating_sum, restored.agent_review_count) == (6, 2)
 
     for bad in ("nope", str(uuid.uuid4())):
         with pytest.raises(ApiError) as raised:
-            await service.approve_review(state, bad, moderator)
+            await service.moderate_review(state, bad, moderator, Decision.APPROVED)
         assert raised.value.code is ErrorCode.RESOURCE_NOT_FOUND
         assert raised.value.status == 404
 
@@ -294,7 +299,9 @@ async def test_on_decision_commits_or_rolls_back_with_the_moderation(
         raise RuntimeError("audit write failed")
 
     with pytest.raises(RuntimeError):
-        await service.approve_review(state, review_id, moderator, on_decision=failing)
+        await service.moderate_review(
+            state, review_id, moderator, Decision.APPROVED, on_decision=failing
+        )
     assert await db_pool.fetchval("SELECT status FROM reviews WHERE id = $1", review_id) == (
         "pending"
     )
@@ -309,7 +316,9 @@ async def test_on_decision_commits_or_rolls_back_with_the_moderation(
             moderator, result.id, {"changed": result.changed},
         )  # fmt: skip
 
-    result = await service.approve_review(state, review_id, moderator, on_decision=audit)
+    result = await service.moderate_review(
+        state, review_id, moderator, Decision.APPROVED, on_decision=audit
+    )
     assert result.agent_review_count == 1
     details = await db_pool.fetch(
         "SELECT details FROM audit_log WHERE target_id = $1 ORDER BY id", review_id
@@ -331,7 +340,8 @@ async def test_the_moderation_queue_lists_pending_reviews_oldest_first(
         if cursor is None:
             break
     assert [review_id for review_id in queue if review_id in made] == made
-    await service.approve_review(state, made[0], await make_user(db_pool, "admin"))
+    moderator = await make_user(db_pool, "admin")
+    await service.moderate_review(state, made[0], moderator, Decision.APPROVED)
     remaining = await service.list_pending_reviews(state, limit=100)
     assert made[0] not in {review.id for review in remaining.reviews}
     with pytest.raises(ApiError):
@@ -360,15 +370,14 @@ async def test_property_21_rating_calculation_accuracy_under_concurrent_moderati
     agent, moderator, ids = await pending_reviews(db_pool, *(rating for rating, _ in reviews))
 
     async def moderate(review_id: str, decision: str) -> None:
+        approve, reject = Decision.APPROVED, Decision.REJECTED
         steps = {
-            "pending": [], "approve": [service.approve_review],
-            "reject": [service.reject_review],
-            "approve_reject": [service.approve_review, service.reject_review],
-            "reject_approve": [service.reject_review, service.approve_review],
-            "approve_twice": [service.approve_review, service.approve_review],
+            "pending": [], "approve": [approve], "reject": [reject],
+            "approve_reject": [approve, reject], "reject_approve": [reject, approve],
+            "approve_twice": [approve, approve],
         }[decision]  # fmt: skip
         for step in steps:
-            await step(state, review_id, moderator)
+            await service.moderate_review(state, review_id, moderator, step)
 
     await asyncio.gather(*(
         moderate(review_id, decision) for review_id, (_, decision) in zip(ids, reviews, strict=True)
