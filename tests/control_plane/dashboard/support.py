@@ -8,11 +8,20 @@ import re
 import asyncpg
 
 from common.domain import AdminRole
+from control_plane.auth import repository as auth
 from tests import factories
 from tests.control_plane.dashboard.conftest import PASSWORD, Browserless
 from tests.processes import cheap_passwords
 
 _CHEAP = cheap_passwords()
+
+
+async def user_id_of(db: asyncpg.Pool, email: str) -> str:
+    """The id of the account that signed up with `email`, found as the login finds it."""
+    async with db.acquire() as connection:
+        user = await auth.user_by_email(connection, email.lower())
+    assert user is not None, email
+    return str(user["id"])
 
 
 def agent_form(name: str, prompt: str, price: str = "0.01", **extra: str) -> dict[str, str]:

@@ -8,7 +8,7 @@ import asyncpg
 import redis.asyncio as redis_asyncio
 
 from tests.control_plane.dashboard.conftest import Browserless
-from tests.control_plane.dashboard.support import find
+from tests.control_plane.dashboard.support import find, user_id_of
 from tests.control_plane.earnings.helpers import agent_of, caller, event, ingest
 
 
@@ -17,7 +17,7 @@ async def test_charts_and_tables_per_day_and_per_agent(
     redis: redis_asyncio.Redis,
 ) -> None:  # fmt: skip
     email = await browserless.register("creator")
-    creator_id = str(await db_pool.fetchval("SELECT id FROM users WHERE email = $1", email))
+    creator_id = await user_id_of(db_pool, email)
     empty = await browserless.get("/creator/analytics")
     assert empty.status_code == 200
     assert "No calls in this range." in empty.text

@@ -12,7 +12,7 @@ import redis.asyncio as redis_asyncio
 from common.domain import AdminRole
 from control_plane.usage_ingest import ingest_once
 from tests.control_plane.dashboard.conftest import Browserless, Stack
-from tests.control_plane.dashboard.support import create_agent, find, make_admin
+from tests.control_plane.dashboard.support import create_agent, find, make_admin, user_id_of
 
 FULL_KEY = re.compile(r"ak_[0-9A-Za-z]{38}")
 
@@ -86,7 +86,7 @@ async def test_admin_suspends_and_reactivates_a_user_with_an_audit_trail(
     email = await another.register("developer")
     admin = await make_admin(db_pool, AdminRole.SUPER_ADMIN)
     await browserless.login(admin)
-    user_id = str(await db_pool.fetchval("SELECT id FROM users WHERE email = $1", email))
+    user_id = await user_id_of(db_pool, email)
     listing = await browserless.get("/admin/users", params={"q": email})
     assert email in listing.text
     suspended = await browserless.post(

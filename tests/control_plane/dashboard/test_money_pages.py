@@ -12,7 +12,7 @@ import redis.asyncio as redis_asyncio
 
 from common.domain import AdminRole
 from tests.control_plane.dashboard.conftest import Browserless, Stack
-from tests.control_plane.dashboard.support import find, make_admin
+from tests.control_plane.dashboard.support import find, make_admin, user_id_of
 from tests.control_plane.earnings.helpers import agent_of, caller, event, fund, ingest
 
 
@@ -25,7 +25,7 @@ async def test_earnings_are_settled_on_the_admin_page_and_withdrawn_once(
     redis: redis_asyncio.Redis,
 ) -> None:  # fmt: skip
     email = await browserless.register("creator")
-    creator_id = str(await db_pool.fetchval("SELECT id FROM users WHERE email = $1", email))
+    creator_id = await user_id_of(db_pool, email)
     empty = await browserless.get("/creator/earnings")
     assert empty.status_code == 200
     assert "No settlements yet" in empty.text
@@ -115,7 +115,7 @@ async def test_a_creator_connects_stripe_and_withdraws_to_it(
     browserless: Browserless, dashboard_stack: Stack, db_pool: asyncpg.Pool
 ) -> None:
     email = await browserless.register("creator")
-    creator_id = str(await db_pool.fetchval("SELECT id FROM users WHERE email = $1", email))
+    creator_id = await user_id_of(db_pool, email)
     before = await browserless.get("/creator/earnings")
     assert "Connect Stripe" in before.text
     assert 'name="method" value="stripe"' in before.text

@@ -13,7 +13,7 @@ from common import keyspace
 from common.sse import events_of
 from control_plane.developers import session_keys
 from tests.control_plane.dashboard.conftest import Browserless
-from tests.control_plane.dashboard.support import create_agent, find
+from tests.control_plane.dashboard.support import create_agent, find, user_id_of
 
 FULL_KEY = re.compile(r"ak_[0-9A-Za-z]{38}")
 
@@ -158,7 +158,7 @@ async def test_logout_revokes_the_playground_key_everywhere(
         keyspace.api_key_record(key["redis_shard"], key["key_hash"].strip()), "status"
     )
     assert record == b"revoked"  # the gateway refuses it on its next request
-    user_id = await db_pool.fetchval("SELECT id FROM users WHERE email = $1", email)
+    user_id = await user_id_of(db_pool, email)
     assert await redis.get(keyspace.playground_key(key["redis_shard"], str(user_id))) is None
 
 
@@ -175,7 +175,7 @@ async def test_the_worker_sweep_revokes_expired_playground_keys(
     assert key["revoked_at"] is not None
     # The next playground call mints a new key instead of using the swept one... once the
     # sealed copy is gone too, as it is at expiry (its Redis TTL is the key's lifetime).
-    user_id = await db_pool.fetchval("SELECT id FROM users WHERE email = $1", email)
+    user_id = await user_id_of(db_pool, email)
     await redis.delete(keyspace.playground_key(key["redis_shard"], str(user_id)))
     assert (await _chat(browserless, agent_id, "again"))[0] == 200
     keys = await _session_keys(db_pool, email)

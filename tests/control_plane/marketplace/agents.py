@@ -10,6 +10,7 @@ from decimal import ROUND_HALF_UP, Decimal
 import asyncpg
 
 from common.domain import AgentConfig
+from control_plane.agents import repository as agents_repository
 from control_plane.auth import repository as auth
 from tests.factories import make_user
 from tests.processes import TEST_KEYRING
@@ -50,26 +51,26 @@ async def make_creator(db: asyncpg.Pool, display_name: str) -> str:
 async def insert_agents(
     db: asyncpg.Pool, creator_id: str, agents: list[dict[str, object]]
 ) -> list[ListedAgent]:
-    """One agent per dict (keys: the ListedAgent fields but id), with a real sealed config."""
-    made: list[ListedAgent] = []
-    rows = []
-    for fields in agents:
-        agent = ListedAgent(id=str(uuid.uuid4()), **fields)  # type: ignore[arg-type]
-        config = AgentConfig(system_prompt=SECRET_PROMPT, provider="openai", model="mock-model")
-        envelope = TEST_KEYRING.encrypt(config.to_json(), agent_id=agent.id, version=1)
-        rows.append((
-            agent.id, creator_id, agent.name, agent.description, agent.category, agent.status,
-            envelope, TEST_KEYRING.active_key_id, agent.price, agent.total_calls,
-            agent.rating_sum, agent.review_count, agent.featured, agent.published_at,
-        ))  # fmt: skip
-        made.append(agent)
-    await db.executemany(
-        """INSERT INTO agents (id, creator_id, name, description, category, status,
-                               config_encrypted, config_key_id, price_per_call, total_calls,
-                               rating_sum, review_count, featured, published_at)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)""",
-        rows,
-    )
+    """One agent per dict (keys: the ListedAgent fields but id), with a real sealed config,
+    written by the repository; the listing fields no request writes (status, counters,
+    rating, featured, published_at) are then set as chosen."""
+    made = [ListedAgent(id=str(uuid.uuid4()), **fields) for fields in agents]  # type: ignore[arg-type]
+    config = AgentConfig(system_prompt=SECRET_PROMPT, provider="openai", model="mock-model")
+    async with db.acquire() as connection, connection.transaction():
+        for agent in made:
+            envelope = TEST_KEYRING.encrypt(config.to_json(), agent_id=agent.id, version=1)
+            await agents_repository.insert_agent(
+                connection, agent_id=agent.id, creator_id=creator_id, name=agent.name,
+                description=agent.description, category=agent.category, envelope=envelope,
+                key_id=TEST_KEYRING.active_key_id, price=agent.price,
+            )  # fmt: skip
+        await connection.executemany(
+            """UPDATE agents SET status = $2, total_calls = $3, rating_sum = $4,
+                                 review_count = $5, featured = $6, published_at = $7
+               WHERE id = $1""",
+            [(a.id, a.status, a.total_calls, a.rating_sum, a.review_count, a.featured,
+              a.published_at) for a in made],
+        )  # fmt: skip
     return made
 
 
