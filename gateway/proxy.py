@@ -353,12 +353,20 @@ async def _relay_stream(call: Call, edge: Edge) -> CallResult:
         SseLeakFilter(call.shield.guard.scanner(call.shield.canary)) if call.shield else None
     )
     broken: ProviderError | ShuttingDown | None = None
+    closed = False
     try:
         async with call.provider.stream(
             call.payload, model=call.model, headers=call.trace_headers
         ) as opened:
             sink = await edge.open_stream(call)
             usage = await _relay_chunks(opened, leak_filter, sink)
+            # Complete: the client gets the stream's end now, before the provider's
+            # connection is handed back and the attempt recorded (the context exits). The
+            # watches stop first: nothing the client does now changes how the call ends.
+            watch.stop()
+            drain.stop()
+            await sink.close(None, withheld=leak_filter is not None and leak_filter.leaked)
+            closed = True
         result = CallResult.answered(usage)
         if leak_filter is not None and leak_filter.leaked:
             result = _blocked(call.state, result)
@@ -384,7 +392,8 @@ async def _relay_stream(call: Call, edge: Edge) -> CallResult:
         watch.stop()
         drain.stop()
     assert sink is not None  # set before anything that returns here without raising
-    await sink.close(broken, withheld=leak_filter is not None and leak_filter.leaked)
+    if not closed:
+        await sink.close(broken, withheld=leak_filter is not None and leak_filter.leaked)
     return result
 
 
