@@ -21,3 +21,15 @@ Moment = Annotated[
 
 # An id the handler reads as a UUID (a malformed one is 400 naming the field).
 UuidText = Annotated[str, msgspec.Meta(max_length=64, extra_json_schema={"format": "uuid"})]
+
+
+class PageQuery(msgspec.Struct):
+    """A numbered page of a list: `page` from 1, `page_size` rows a page."""
+
+    page: Annotated[int, msgspec.Meta(ge=1, le=100_000)] = 1
+    page_size: Annotated[int, msgspec.Meta(ge=1, le=100)] = 20
+
+    @property
+    def offset(self) -> int:
+        """The rows before this page."""
+        return (self.page - 1) * self.page_size

@@ -12,8 +12,8 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
-Page = Annotated[int, msgspec.Meta(ge=1, le=100_000)]
-PageSize = Annotated[int, msgspec.Meta(ge=1, le=100)]
+from control_plane.schema_types import PageQuery
+
 Search = Annotated[str, msgspec.Meta(min_length=1, max_length=254)]
 Reason = Annotated[str, msgspec.Meta(min_length=1, max_length=500)]
 
@@ -60,12 +60,10 @@ class DashboardStats(msgspec.Struct):
 # ------------------------------------------------------------------------------------------
 
 
-class AdminUserQuery(msgspec.Struct, forbid_unknown_fields=True):
+class AdminUserQuery(PageQuery, forbid_unknown_fields=True):
     q: Search | None = None  # email substring, case-insensitive
     user_type: Literal["creator", "developer", "admin"] | None = None
     status: Literal["active", "suspended", "deleted"] | None = None
-    page: Page = 1
-    page_size: PageSize = 20
 
 
 class AdminUser(msgspec.Struct):
@@ -138,12 +136,10 @@ class UserDeleted(msgspec.Struct):
 # ------------------------------------------------------------------------------------------
 
 
-class AdminAgentQuery(msgspec.Struct, forbid_unknown_fields=True):
+class AdminAgentQuery(PageQuery, forbid_unknown_fields=True):
     q: Search | None = None  # name substring, case-insensitive
     status: Literal["draft", "active", "inactive", "suspended"] | None = None
     creator_id: uuid.UUID | None = None
-    page: Page = 1
-    page_size: PageSize = 20
 
 
 class AdminAgent(msgspec.Struct):

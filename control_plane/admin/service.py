@@ -75,10 +75,6 @@ def parse_id(raw: str, code: ErrorCode, message: str | None = None) -> str:
     return canonical
 
 
-def _offset(page: int, page_size: int) -> int:
-    return (page - 1) * page_size
-
-
 # ------------------------------------------------------------------------------------------
 # Dashboard
 # ------------------------------------------------------------------------------------------
@@ -132,7 +128,7 @@ async def list_users(state: ControlPlaneState, query: AdminUserQuery) -> AdminUs
     async with state.db.acquire() as connection:
         rows, total = await repository.list_users(
             connection, q=query.q, user_type=query.user_type, status=query.status,
-            limit=query.page_size, offset=_offset(query.page, query.page_size),
+            limit=query.page_size, offset=query.offset,
         )  # fmt: skip
     return AdminUserPage([user_out(row) for row in rows], query.page, query.page_size, total)
 
@@ -305,7 +301,7 @@ async def list_agents(state: ControlPlaneState, query: AdminAgentQuery) -> Admin
     async with state.db.acquire() as connection:
         rows, total = await repository.list_agents(
             connection, q=query.q, status=query.status, creator_id=creator_id,
-            limit=query.page_size, offset=_offset(query.page, query.page_size),
+            limit=query.page_size, offset=query.offset,
         )  # fmt: skip
     return AdminAgentPage([_agent_out(row) for row in rows], query.page, query.page_size, total)
 

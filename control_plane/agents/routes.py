@@ -10,13 +10,13 @@ from control_plane.agents.schemas import (
     AgentOut,
     CreateAgentRequest,
     ListAgentsQuery,
-    PageQuery,
     UpdateAgentRequest,
     VersionDetail,
     VersionList,
 )
 from control_plane.api import Context, RouteGroup
 from control_plane.auth.principal import UserType
+from control_plane.schema_types import PageQuery
 
 
 async def create_agent(context: Context, body: CreateAgentRequest) -> AgentDetail:

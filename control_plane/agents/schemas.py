@@ -15,6 +15,8 @@ from typing import Annotated, Literal
 import msgspec
 from msgspec import UNSET, UnsetType
 
+from control_plane.schema_types import PageQuery
+
 MAX_SYSTEM_PROMPT_CHARS = 32_000
 MAX_FALLBACKS = 3
 MAX_KNOWLEDGE_FILES = 100
@@ -117,11 +119,6 @@ class UpdateAgentRequest(msgspec.Struct, forbid_unknown_fields=True):
     category: Category | UnsetType | None = UNSET
     price_per_call: Price | UnsetType = UNSET
     config: AgentConfigPatch | UnsetType = UNSET
-
-
-class PageQuery(msgspec.Struct):
-    page: Annotated[int, msgspec.Meta(ge=1, le=100_000)] = 1
-    page_size: Annotated[int, msgspec.Meta(ge=1, le=100)] = 20
 
 
 class ListAgentsQuery(PageQuery):

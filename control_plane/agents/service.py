@@ -32,13 +32,13 @@ from control_plane.agents.schemas import (
     AgentOut,
     CreateAgentRequest,
     ListAgentsQuery,
-    PageQuery,
     UpdateAgentRequest,
     VersionDetail,
     VersionList,
     VersionOut,
 )
 from control_plane.auth.principal import Principal
+from control_plane.schema_types import PageQuery
 from control_plane.state import ControlPlaneState
 from control_plane.webhooks import events, outbox
 
@@ -102,10 +102,9 @@ async def create_agent(
 async def list_agents(
     state: ControlPlaneState, principal: Principal, query: ListAgentsQuery
 ) -> AgentList:
-    offset = (query.page - 1) * query.page_size
     async with state.db.acquire() as connection:
         rows, total = await repository.agents_of(
-            connection, principal.user_id, query.status, query.page_size, offset
+            connection, principal.user_id, query.status, query.page_size, query.offset
         )
     return AgentList([_agent_out(row) for row in rows], total, query.page, query.page_size)
 
@@ -192,10 +191,9 @@ async def list_versions(
     state: ControlPlaneState, principal: Principal, raw_id: str, query: PageQuery
 ) -> VersionList:
     agent_id = canonical_agent_id(raw_id)
-    offset = (query.page - 1) * query.page_size
     async with state.db.acquire() as connection:
         agent = owned(await repository.agent(connection, agent_id), principal)
-        rows, total = await repository.versions(connection, agent_id, query.page_size, offset)
+        rows, total = await repository.versions(connection, agent_id, query.page_size, query.offset)
     items = [
         VersionOut(
             version=row["version"],

@@ -57,9 +57,8 @@ async def list_payments(state: ControlPlaneState, query: AdminPaymentQuery) -> A
     )
     async with state.db.acquire() as connection:
         rows, total = await repository.list_payments(
-            connection, where=where, args=args, limit=query.page_size,
-            offset=(query.page - 1) * query.page_size,
-        )  # fmt: skip
+            connection, where=where, args=args, limit=query.page_size, offset=query.offset
+        )
     items = [_admin_out(row, row["email"]) for row in rows]
     return AdminPaymentPage(items, query.page, query.page_size, total)
 

@@ -9,8 +9,8 @@ from typing import Annotated, Literal
 
 import msgspec
 
-from control_plane.admin.schemas import Page, PageSize, Reason, Search
-from control_plane.schema_types import Moment
+from control_plane.admin.schemas import Reason, Search
+from control_plane.schema_types import Moment, PageQuery
 
 Provider = Literal["stripe", "coinbase"]
 PaymentStatus = Literal["pending", "completed", "failed", "expired", "refunded", "disputed"]
@@ -76,15 +76,13 @@ class WebhookAck(msgspec.Struct):
 # --- admin ------------------------------------------------------------------------------------
 
 
-class AdminPaymentQuery(msgspec.Struct, forbid_unknown_fields=True):
+class AdminPaymentQuery(PageQuery, forbid_unknown_fields=True):
     status: PaymentStatus | None = None
     provider: Provider | None = None
     user_id: uuid.UUID | None = None
     q: Search | None = None  # email substring, case-insensitive
     created_from: Moment | None = None
     created_to: Moment | None = None
-    page: Page = 1
-    page_size: PageSize = 20
 
 
 class AdminPayment(msgspec.Struct):

@@ -16,7 +16,6 @@ from control_plane.agents.schemas import (
     AgentDetail,
     CreateAgentRequest,
     ListAgentsQuery,
-    PageQuery,
     UpdateAgentRequest,
 )
 from control_plane.analytics import service as analytics
@@ -28,6 +27,7 @@ from control_plane.dashboard.forms import Errors, blank_to_none, convert, form_e
 from control_plane.dashboard.pages import Page, PageContext
 from control_plane.dashboard.views.public import pricing_facts
 from control_plane.earnings import service as earnings
+from control_plane.schema_types import PageQuery
 
 CREATORS = frozenset({UserType.CREATOR})
 PROVIDERS = ("openai", "anthropic", "google")
