@@ -19,7 +19,7 @@ from typing import Any
 
 import orjson
 
-from common.sse import EventFramer, data_object, event_data, split_events, splits_on_lf_lf
+from common.sse import EventFramer, data_object, event_data, split_events
 from common.validation import money_text
 
 # A usage object, not OpenAI's `"usage":null` that every chunk of such a stream carries.
@@ -92,13 +92,16 @@ class UsageChunks:
     def _rewrite(self, whole: bytes, at: int) -> bytes:
         """`whole` with each event holding a usage object rewritten; the first such key
         is at `at` (each search of a stream's few KB counts: it is searched once)."""
-        if not splits_on_lf_lf(whole):
+        if whole.find(b"\r") >= 0 or whole[:1] == b"\n":
             return b"".join(self._event(event) for event in split_events(whole))
-        # What providers send: only the events that hold a usage object are looked at.
+        # LF only (what providers send): only the events that hold a usage object are looked
+        # at. Without CR the blank line before an event is the last LF LF before it, found
+        # from just before `done` (a blank line of its own right after the last event cut is
+        # skipped too), and the first LF LF after its key ends it.
         out: list[bytes] = []
         done = 0  # whole[:done] is in `out`
         while at >= 0:
-            start = whole.rfind(b"\n\n", done, at)
+            start = whole.rfind(b"\n\n", max(done - 1, 0), at)
             start = done if start < 0 else start + 2
             end = whole.find(b"\n\n", at)
             end = len(whole) if end < 0 else end + 2

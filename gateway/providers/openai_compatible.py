@@ -95,7 +95,9 @@ class SseTail:
 
     @property
     def completed(self) -> bool:
-        return self.tail.find(_DONE) >= 0
+        # Where [DONE] is (the stream's last event): a search of its last bytes first.
+        tail = self.tail
+        return tail.find(_DONE, len(tail) - 32) >= 0 or tail.find(_DONE) >= 0
 
     def usage(self) -> Usage:
         return usage_from_sse_tail(self.tail)
