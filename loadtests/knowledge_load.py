@@ -50,7 +50,7 @@ from common.migrations import migrate_url
 from devstack.servers import free_port
 from loadtests.retrieval_benchmark import THIRTY_WORDS, fill, percentile
 from loadtests.scratch import Scratch, cpu_seconds, gateway_env, scratch_servers, start, tree_cpu
-from tests.factories import make_agent, make_developer, make_key
+from tests.factories import make_account, make_agent
 
 
 def question(rng: random.Random) -> str:
@@ -140,8 +140,7 @@ def line(name: str, timings: list[float]) -> str:
 async def seed(database_url: str, sizes: list[int]) -> tuple[str, str, dict[int, str]]:
     await migrate_url(database_url)
     db = await create_pool(database_url, min_size=1, max_size=4)
-    developer = await make_developer(db, quota=10**9, tier="paid")
-    key = await make_key(db, developer)
+    account = await make_account(db, quota=10**9, tier="paid")
     plain = await make_agent(db, leak_guard=False)
     agents = {}
     for size in sizes:
@@ -152,7 +151,7 @@ async def seed(database_url: str, sizes: list[int]) -> tuple[str, str, dict[int,
         print(f"filled {size} chunks in {time.perf_counter() - began:.0f} s", flush=True)
         agents[size] = agent.agent_id
     await db.close()
-    return key.plaintext, plain.agent_id, agents
+    return account.key.plaintext, plain.agent_id, agents
 
 
 @dataclass

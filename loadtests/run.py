@@ -49,7 +49,7 @@ from loadtests.scratch import (
     stop,
 )
 from loadtests.wrk import MODES, Result, Target, merged, wrk
-from tests.factories import make_agent, make_developer, make_key
+from tests.factories import make_account, make_agent
 
 PROMPT = "You are a concise, careful assistant for AgentLink load tests. " * 6
 
@@ -95,12 +95,11 @@ async def seed(database_url: str) -> tuple[str, str]:
     await migrate_url(database_url)
     pool = await create_pool(database_url, min_size=1, max_size=2)
     try:
-        developer = await make_developer(pool, quota=10**9, tier="paid")
-        key = await make_key(pool, developer)
+        account = await make_account(pool, quota=10**9, tier="paid")
         agent = await make_agent(pool, system_prompt=PROMPT, price=Decimal("0.01"))
     finally:
         await pool.close()
-    return key.plaintext, agent.agent_id
+    return account.key.plaintext, agent.agent_id
 
 
 def profile(gateway: Target, seconds: int, concurrency: int, out: Path, workdir: Path) -> None:
