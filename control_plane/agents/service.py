@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import uuid
 from decimal import Decimal
-from typing import Any
 
 import asyncpg
 from msgspec import UNSET
@@ -38,35 +37,25 @@ from control_plane.agents.schemas import (
     VersionOut,
 )
 from control_plane.auth.principal import Principal
+from control_plane.rows import from_row
 from control_plane.schema_types import PageQuery
 from control_plane.state import ControlPlaneState
 from control_plane.webhooks import events, outbox
 
 
-def _agent_fields(row: asyncpg.Record) -> dict[str, Any]:
-    return {
-        "id": str(row["id"]),
-        "name": row["name"],
-        "description": row["description"],
-        "category": row["category"],
-        "status": row["status"],
-        "price_per_call": money_text(row["price_per_call"]),
-        "version": row["version"],
-        "total_calls": row["total_calls"],
-        "average_rating": format(row["average_rating"], "f"),
-        "review_count": row["review_count"],
-        "created_at": row["created_at"],
-        "updated_at": row["updated_at"],
-        "published_at": row["published_at"],
-    }
-
-
 def _agent_out(row: asyncpg.Record) -> AgentOut:
-    return AgentOut(**_agent_fields(row))
+    return from_row(AgentOut, row, average_rating=_rating_text(row))
 
 
 def _agent_detail(row: asyncpg.Record, config: AgentConfig) -> AgentDetail:
-    return AgentDetail(**_agent_fields(row), config=configs.to_body(config))
+    return from_row(
+        AgentDetail, row, average_rating=_rating_text(row), config=configs.to_body(config)
+    )
+
+
+def _rating_text(row: asyncpg.Record) -> str:
+    """The stored two places ("4.50", "0.00"), not money_text's shortest form."""
+    return format(row["average_rating"], "f")
 
 
 async def create_agent(
