@@ -6,6 +6,8 @@ import asyncpg
 import orjson
 from asyncpg.pool import PoolConnectionProxy
 
+from common.knowledge.vectors import use_binary_vectors
+
 
 async def _init_connection(connection: asyncpg.Connection) -> None:
     # JSON columns come back as Python objects and go in from them, via orjson.
@@ -16,6 +18,11 @@ async def _init_connection(connection: asyncpg.Connection) -> None:
             decoder=orjson.loads,
             schema="pg_catalog",
         )
+
+
+async def _init_with_vectors(connection: asyncpg.Connection) -> None:
+    await _init_connection(connection)
+    await use_binary_vectors(connection)
 
 
 async def _keep_session(connection: asyncpg.Connection) -> None:
@@ -29,17 +36,21 @@ async def create_pool(
     max_size: int = 10,
     server_settings: dict[str, str] | None = None,
     reset_sessions: bool = True,
+    binary_vectors: bool = False,
 ) -> asyncpg.Pool:
     """`reset_sessions=False`: for a process whose statements leave no session state behind
     (no SET, LISTEN, advisory lock or open cursor; an open transaction is still rolled back).
     asyncpg's default reset is one more round trip per borrowed connection, and four
     statements Postgres parses and runs each time (SELECT pg_advisory_unlock_all(); CLOSE
-    ALL; UNLISTEN *; RESET ALL)."""
+    ALL; UNLISTEN *; RESET ALL).
+
+    `binary_vectors=True`: pgvector's `vector` goes both ways in its binary form, as the
+    knowledge retrieval sends it (common/knowledge/vectors.py `use_binary_vectors`)."""
     pool = await asyncpg.create_pool(
         dsn,
         min_size=min_size,
         max_size=max_size,
-        init=_init_connection,
+        init=_init_with_vectors if binary_vectors else _init_connection,
         command_timeout=30,
         # The statement cache is per connection; keep it, it is what makes asyncpg fast.
         max_inactive_connection_lifetime=300,

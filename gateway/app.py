@@ -89,6 +89,7 @@ def create_app(
             # Its statements set nothing in a session: a borrowed connection needs no reset,
             # which was a round trip to Postgres per knowledge call (and per cold miss).
             reset_sessions=False,
+            binary_vectors=True,  # the question's vector goes as pgvector's binary form
         )  # fmt: skip
         scripts = LuaScripts(redis)
         # The per-call scripts go through a leaner client (gateway/hot_redis.py); on a Redis

@@ -43,6 +43,7 @@ import asyncpg
 import numpy as np
 from numpy.typing import NDArray
 
+from common.db import create_pool
 from common.knowledge.embedding import pgvector_literal
 from common.knowledge.minilm import MiniLM
 from common.knowledge.retrieval import (
@@ -256,10 +257,10 @@ async def main(sizes: list[int], samples: int, text_budget: int) -> None:
     try:
         postgres.start()
         await migrate_url(postgres.url)
-        db = await asyncpg.create_pool(
-            postgres.url, min_size=1, max_size=4, server_settings=SERVER_SETTINGS
-        )
-        assert db is not None
+        db = await create_pool(
+            postgres.url, min_size=1, max_size=4, server_settings=SERVER_SETTINGS,
+            binary_vectors=True,  # as the gateway's pool sends the question's vector
+        )  # fmt: skip
         model = MiniLM.load()
         agents = await fill_agents(db, sizes)
         # The filler's random vectors are all about as far from a question as from each

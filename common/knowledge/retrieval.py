@@ -27,7 +27,6 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from common.db import DbConnection
-from common.knowledge.vectors import pgvector_literal
 
 RRF_K = 60
 DEFAULT_TEXT_BUDGET = 500  # KNOWLEDGE_TEXT_BUDGET's default
@@ -154,11 +153,13 @@ SERVER_SETTINGS = {"hnsw.iterative_scan": "relaxed_order"}
 async def retrieve(
     connection: DbConnection, question: Question, mode: Mode = Mode.HYBRID
 ) -> list[Passage]:
-    """The passages to inject for `question`, best first (at most `top_k`)."""
+    """The passages to inject for `question`, best first (at most `top_k`). The connection
+    sends vectors in pgvector's binary form (common/db.py `create_pool(binary_vectors=True)`,
+    or common/knowledge/vectors.py `use_binary_vectors` on a connection of its own)."""
     rows = await connection.fetch(
         _HYBRID_SQL,
         question.agent_id,
-        pgvector_literal(question.vector),
+        question.vector,
         question.model,
         list(question.file_ids),
         question.candidates,

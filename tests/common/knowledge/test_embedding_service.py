@@ -145,23 +145,23 @@ def test_the_gateway_side_never_loads_numpy(socket_path: Path) -> None:
     script = textwrap.dedent(f"""
         import asyncio, pathlib, sys
         import gateway.knowledge
-        from common.knowledge import retrieval
+        from common.knowledge import retrieval, vectors
         from common.knowledge.backends import build_question_embedder
         from common.knowledge.settings import EmbeddingSettings
         async def main():
             settings = EmbeddingSettings.from_env({{"EMBEDDING_SOCKET": {str(socket_path)!r}}})
             client = build_question_embedder(settings)
             vector = await client.embed_question("hello")
-            literal = retrieval.pgvector_literal(vector)
+            sent = vectors.vector_binary(vector)  # what retrieval sends for it
             await client.aclose()
-            print(len(vector), literal.count(","), "numpy" in sys.modules)
+            print(len(vector), len(sent), "numpy" in sys.modules)
         asyncio.run(main())
     """)
     done = subprocess.run(
         [sys.executable, "-c", script], capture_output=True, timeout=120, check=True,
         env={**os.environ, "PYTHONPATH": CODE_ROOT},
     )  # fmt: skip
-    assert done.stdout.split() == [b"384", b"383", b"False"]
+    assert done.stdout.split() == [b"384", b"1540", b"False"]
 
 
 def loaded_libraries(pid: int) -> str:

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from common.knowledge.embedding import pgvector_literal
 from common.knowledge.minilm import MiniLM
 from common.knowledge.retrieval import Mode, Question, fused_score, retrieve
+from common.knowledge.vectors import use_binary_vectors
 from loadtests.knowledge_corpus import KINDS, documents, questions
 from tests.factories import make_agent
 
@@ -88,6 +89,7 @@ async def corpus(db_pool: asyncpg.Pool) -> AsyncIterator[Corpus]:
 
 async def search(db: asyncpg.Pool, question: Question, mode: Mode = Mode.HYBRID) -> list:  # type: ignore[type-arg]
     async with db.acquire() as connection:
+        await use_binary_vectors(connection)
         return await retrieve(connection, question, mode)
 
 

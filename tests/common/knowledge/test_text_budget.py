@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from common.knowledge.retrieval import Mode, Question, retrieve
+from common.knowledge.vectors import use_binary_vectors
 from tests.common.knowledge.test_retrieval import MODEL, add_document
 from tests.factories import make_agent
 
@@ -98,6 +99,7 @@ async def test_a_code_is_found_while_common_words_are_left_out(db_pool: asyncpg.
         question = Question(agent.agent_id, text, unit(5), MODEL, top_k=40, candidates=40,
                             threshold=None, text_budget=budget)  # fmt: skip
         async with db_pool.acquire() as connection:
+            await use_binary_vectors(connection)
             found = await retrieve(connection, question, Mode.TEXT)
         return [p.filename for p in found if p.text_rank is not None]
 
@@ -109,4 +111,5 @@ async def test_a_code_is_found_while_common_words_are_left_out(db_pool: asyncpg.
     assert await text_hits(0) == []
     question = Question(agent.agent_id, text, unit(99), MODEL, threshold=None, text_budget=0)
     async with db_pool.acquire() as connection:
+        await use_binary_vectors(connection)
         assert (await retrieve(connection, question))[0].filename == "kettle.txt"

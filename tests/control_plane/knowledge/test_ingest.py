@@ -16,6 +16,7 @@ from prometheus_client import CollectorRegistry
 from common import keyspace
 from common.knowledge.local_embedder import LocalEmbedder
 from common.knowledge.retrieval import Question, retrieve
+from common.knowledge.vectors import use_binary_vectors
 from control_plane.knowledge.ingest import KnowledgeIngester, KnowledgeMetrics
 from control_plane.knowledge.reembed import reembed_all
 from control_plane.knowledge.settings import KnowledgeBaseSettings
@@ -98,6 +99,7 @@ async def test_an_uploaded_pdf_becomes_ready_and_retrievable(
     question = "How long is the warranty of the QF-2231 flask?"
     vector = (await local_embedder.embed([question]))[0]
     async with db_pool.acquire() as connection:
+        await use_binary_vectors(connection)
         passages = await retrieve(
             connection, Question(creator.agent_id, question, vector, local_embedder.model)
         )
