@@ -73,7 +73,9 @@ class LazyDisconnectWatch:
             self._watch.stop()
 
     def left_meanwhile(self) -> bool:
-        """After `stop()`: True if the client had left and no watch was there to see it."""
+        """True if the client had left and no watch was there to see it: asked after
+        `stop()`, or before the watch may have started (and before the response ends: some
+        servers then say the client left)."""
         return self._watch is None and _gone_already(self._receive)
 
 

@@ -48,7 +48,7 @@ from gateway.chat_request import (
     parse_chat_request,
     with_cache_mark,
 )
-from gateway.disconnect import DisconnectWatch, LazyDisconnectWatch
+from gateway.disconnect import LazyDisconnectWatch
 from gateway.drain import ShuttingDown
 from gateway.edge import Answer, Edge, StreamSink
 from gateway.knowledge import Retrieved
@@ -247,10 +247,10 @@ def _upstream_request(
     return payload, Shield(guard, cached.canary)
 
 
-# A JSON answer that takes longer than this gets a task watching for the client leaving; one
-# over sooner asks the server once whether it left (gateway/disconnect.py). Most mocks and
-# caches answer within it; a model's answer rarely does.
-_WATCH_JSON_AFTER_S = 0.5
+# A call whose answer (JSON) or stream takes longer than this gets a task watching for the
+# client leaving; one over sooner asks the server whether it left (gateway/disconnect.py).
+# Most mocks and caches answer within it; a model's answer rarely does.
+_WATCH_AFTER_S = 0.5
 
 # A failure that says nothing about the request itself: another provider or model may answer.
 # (ProviderRejectedRequest would fail the same way anywhere; BreakerOpen is a ProviderUnavailable.)
@@ -315,7 +315,7 @@ async def _call_with_fallbacks(
 
 
 async def _complete(call: Call, edge: Edge) -> CallResult:
-    watch = LazyDisconnectWatch(edge.receive, _WATCH_JSON_AFTER_S)
+    watch = LazyDisconnectWatch(edge.receive, _WATCH_AFTER_S)
     try:
         completion = await call.provider.complete(
             call.payload, model=call.model, headers=call.trace_headers
@@ -346,7 +346,7 @@ def _blocked(state: GatewayState, result: CallResult) -> CallResult:
 
 
 async def _relay_stream(call: Call, edge: Edge) -> CallResult:
-    watch = DisconnectWatch(edge.receive)
+    watch = LazyDisconnectWatch(edge.receive, _WATCH_AFTER_S)
     drain = call.state.drain.watch_stream()
     sink: StreamSink | None = None
     leak_filter = (
@@ -358,6 +358,8 @@ async def _relay_stream(call: Call, edge: Edge) -> CallResult:
         async with call.provider.stream(
             call.payload, model=call.model, headers=call.trace_headers
         ) as opened:
+            if watch.left_meanwhile():  # gone before the provider answered: not billable
+                return CallResult.client_left(provider_answered=False)
             sink = await edge.open_stream(call)
             usage = await _relay_chunks(opened, leak_filter, sink)
             # Complete: the client gets the stream's end now, before the provider's
@@ -365,6 +367,8 @@ async def _relay_stream(call: Call, edge: Edge) -> CallResult:
             # watches stop first: nothing the client does now changes how the call ends.
             watch.stop()
             drain.stop()
+            if watch.left_meanwhile():  # gone after the 200, before a watch was there to see it
+                return CallResult.client_left(provider_answered=True)
             await sink.close(None, withheld=leak_filter is not None and leak_filter.leaked)
             closed = True
         result = CallResult.answered(usage)

@@ -174,16 +174,40 @@ async def test_a_client_that_leaves_before_the_provider_answers_is_not_billed(
     assert await quota_units(redis, caller) == 5
 
 
+@pytest.mark.parametrize("stream", [False, True])
 async def test_a_client_that_leaves_before_a_fast_answer_is_not_billed(
-    gateway_url: str, db_pool: asyncpg.Pool, redis: redis_asyncio.Redis
+    gateway_url: str, db_pool: asyncpg.Pool, redis: redis_asyncio.Redis, stream: bool
 ) -> None:
-    """An answer that comes within the lazy watch's window (no watch task yet,
-    gateway/disconnect.py) still finds the client gone: unbilled, logged `cancelled`."""
+    """An answer (JSON, or a stream's opening) that comes within the lazy watch's window (no
+    watch task yet, gateway/disconnect.py) still finds the client gone: unbilled, logged
+    `cancelled`."""
     caller = await charged_caller(db_pool, quota=5)
-    provider_ms = 300  # within the gateway's 0.5 s before a JSON call's watch starts
-    await leave_once_admitted(gateway_url, redis, caller, provider_ms, stream=False)
+    provider_ms = 300  # within the gateway's 0.5 s before a call's watch starts
+    await leave_once_admitted(gateway_url, redis, caller, provider_ms, stream=stream)
     [event] = await wait_for_events(redis, caller, 1, timeout_s=5)
     assert int(event["latency_ms"]) >= provider_ms  # the provider did answer, unwatched
     assert (event["billable"], event["units"]) == ("0", "0")
     assert (event["status"], event["error_code"]) == ("cancelled", "client_disconnected")
     assert await quota_units(redis, caller) == 5
+
+
+async def test_a_client_that_leaves_a_short_stream_after_the_200_is_billed_as_cancelled(
+    gateway_url: str, db_pool: asyncpg.Pool, redis: redis_asyncio.Redis
+) -> None:
+    """A stream over within the lazy watch's window, its client gone after the 200: the
+    provider had answered, so billed (DESIGN.md), and logged `cancelled`, as when a watch
+    sees the client leave."""
+    caller = await charged_caller(db_pool, quota=5)
+    host, port = gateway_url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    content = "[[mock chunks=8 chunk_delay_ms=40]]"  # 0.28 s: within the 0.5 s
+    writer.write(raw_request(caller.agent.agent_id, caller.key.plaintext, content, stream=True))
+    await writer.drain()
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+    assert head.startswith(b"HTTP/1.1 200"), head
+    writer.close()  # the client goes away mid-stream
+    await writer.wait_closed()
+    [event] = await wait_for_events(redis, caller, 1, timeout_s=5)
+    assert (event["billable"], event["units"], event["charge"]) == ("1", "1", "quota")
+    assert (event["status"], event["error_code"]) == ("cancelled", "client_disconnected")
+    assert await quota_units(redis, caller) == 4
