@@ -3,6 +3,8 @@
     OPENBLAS_NUM_THREADS=1 python -m loadtests.retrieval_benchmark [--chunks 1000,100000]
                                                                    [--samples 300]
                                                                    [--text-budget N]
+                                                                   [--spread N]
+                                                                   [--agent-gin ROUNDS]
 
 Starts a throwaway Postgres (pgvector), applies the migrations, and then:
 
@@ -21,6 +23,15 @@ Starts a throwaway Postgres (pgvector), applies the migrations, and then:
    over the corpus's 240 chunks first (as an index shared by many agents makes them do).
    And the local model's time to embed a 30-word question, p50/p99 wall and CPU, on one
    thread.
+
+`--spread N` stores each size as N agents' chunks (one of them measured: a knowledge base
+among many in one table). `--agent-gin ROUNDS` only compares the full-text index of 0008 (on
+content_tsv) with a per-agent btree_gin one on (agent_id, content_tsv), in alternating rounds
+on the same data: the full-text half alone and the whole retrieval, backend CPU per query.
+Measured 2026-12-04 (load 6-13, 3 rounds of 300): 100,000 chunks over 100 agents, the per-agent
+index took the text half 0.57-0.73 -> 0.33-0.50 ms, the whole retrieval 2.93-3.13 -> 2.80-3.13
+ms; one agent of 100,000 chunks, 1.23-1.40 -> 1.43-1.53 ms and 4.97-5.17 -> 5.20-5.23 ms. Not
+adopted: within ~3% of a retrieval either way, for a new extension.
 
 The gateway end to end (added latency per knowledge call, plain calls beside them) is
 `python -m loadtests.knowledge_load`.
@@ -47,6 +58,7 @@ from common.db import create_pool
 from common.knowledge.embedding import pgvector_literal
 from common.knowledge.minilm import MiniLM
 from common.knowledge.retrieval import (
+    _HYBRID_SQL,
     DEFAULT_TEXT_BUDGET,
     SERVER_SETTINGS,
     Mode,
@@ -134,12 +146,13 @@ async def recall(db: asyncpg.Pool, model: MiniLM, text_budget: int) -> None:
 _FILL_TIMEOUT_S = 3600
 
 
-async def fill(db: asyncpg.Pool, agent_id: str, chunks: int) -> None:
-    """`chunks` chunks of random unit vectors and 60 words each, in SQL. The words follow a
-    power law over a 30,000-word vocabulary (the corpus's words at random ranks among
-    made-up ones), as words do in real text: a question's rarer words match few chunks and
-    its common ones many, which is what the full-text half's cost depends on."""
-    file_id = await add_file(db, agent_id, f"filler-{chunks}.txt")
+async def fill(db: asyncpg.Pool, agent_ids: list[str], chunks: int) -> None:
+    """`chunks` chunks for each agent, of random unit vectors and 60 words each, in SQL. The
+    words follow a power law over a 30,000-word vocabulary (the corpus's words at random
+    ranks among made-up ones), as words do in real text: a question's rarer words match few
+    chunks and its common ones many, which is what the full-text half's cost depends on.
+    Every agent draws from the same vocabulary (one language), so a question's lexemes
+    match chunks of every agent."""
     corpus = sorted({w.strip(".,:?").lower() for d in documents() for w in d.text.split()})
     rng = random.Random(7)
     vocabulary = corpus + [f"w{rng.randrange(36**5):x}" for _ in range(30_000 - len(corpus))]
@@ -152,26 +165,36 @@ async def fill(db: asyncpg.Pool, agent_id: str, chunks: int) -> None:
             "SELECT indexdef FROM pg_indexes WHERE indexname = 'knowledge_chunks_embedding_idx'"
         )
         await connection.execute("DROP INDEX IF EXISTS knowledge_chunks_embedding_idx")
-        for start in range(0, chunks, 20_000):
-            await connection.execute(
-                """INSERT INTO knowledge_chunks (agent_id, file_id, chunk_index, content,
-                                                 embedding, embedding_model, embedding_dimension)
-                   SELECT $1, $2, g,
-                          array_to_string(ARRAY(SELECT ($3::text[])[1 + floor(random() ^ 4
-                              * cardinality($3::text[]))::int] FROM generate_series(1, 60)
-                              WHERE g >= 0), ' '),
-                          (SELECT array_agg(random() - 0.5) FROM generate_series(1, 384)
-                           WHERE g >= 0)::vector,
-                          $4, 384
-                   FROM generate_series($5::int, $6::int) AS g""",
-                agent_id, file_id, vocabulary, MODEL, start, min(chunks, start + 20_000) - 1,
-                timeout=_FILL_TIMEOUT_S,
-            )  # fmt: skip
+        for agent_id in agent_ids:
+            await _fill_one(connection, agent_id, chunks, vocabulary)
         await connection.execute(index, timeout=_FILL_TIMEOUT_S)
-        await connection.execute(
-            "UPDATE knowledge_files SET chunk_count = $2 WHERE id = $1", file_id, chunks
-        )
         await connection.execute("VACUUM ANALYZE knowledge_chunks", timeout=_FILL_TIMEOUT_S)
+
+
+async def _fill_one(
+    connection: asyncpg.Connection, agent_id: str, chunks: int, vocabulary: list[str]
+) -> None:
+    file_id = await connection.fetchval(
+        """INSERT INTO knowledge_files (agent_id, filename, file_type, file_size, storage_key,
+                                        content_sha256, status, chunk_count, processed_at)
+           VALUES ($1, $2, 'txt', 1, $3, $4, 'ready', $5, now()) RETURNING id""",
+        agent_id, f"filler-{chunks}.txt", f"bench/{uuid.uuid4()}", uuid.uuid4().hex * 2, chunks,
+    )  # fmt: skip
+    for start in range(0, chunks, 20_000):
+        await connection.execute(
+            """INSERT INTO knowledge_chunks (agent_id, file_id, chunk_index, content,
+                                             embedding, embedding_model, embedding_dimension)
+               SELECT $1, $2, g,
+                      array_to_string(ARRAY(SELECT ($3::text[])[1 + floor(random() ^ 4
+                          * cardinality($3::text[]))::int] FROM generate_series(1, 60)
+                          WHERE g >= 0), ' '),
+                      (SELECT array_agg(random() - 0.5) FROM generate_series(1, 384)
+                       WHERE g >= 0)::vector,
+                      $4, 384
+               FROM generate_series($5::int, $6::int) AS g""",
+            agent_id, file_id, vocabulary, MODEL, start, min(chunks, start + 20_000) - 1,
+            timeout=_FILL_TIMEOUT_S,
+        )  # fmt: skip
 
 
 _NEAREST = """SELECT id FROM knowledge_chunks WHERE agent_id = $1 AND embedding_model = $3
@@ -193,16 +216,17 @@ async def vector_recall(
     return float(np.mean(found))
 
 
-async def fill_agents(db: asyncpg.Pool, sizes: list[int]) -> dict[int, str]:
-    """One agent per size, filled; the HNSW index is built once, over all of them."""
+async def fill_agents(db: asyncpg.Pool, sizes: list[int], spread: int = 1) -> dict[int, str]:
+    """For each size, `spread` agents of size / spread chunks each; the first is the one
+    measured. The HNSW index is built once per size, over all of them."""
     agents = {}
     for size in sizes:
-        agent = await make_agent(db)
+        ids = [(await make_agent(db)).agent_id for _ in range(spread)]
         started = time.perf_counter()
-        await fill(db, agent.agent_id, size)
-        print(f"  (filled {size} chunks and built the HNSW index in "
+        await fill(db, ids, size // spread)
+        print(f"  (filled {size} chunks over {spread} agent(s) and built the HNSW index in "
               f"{time.perf_counter() - started:.0f} s)")  # fmt: skip
-        agents[size] = agent.agent_id
+        agents[size] = ids[0]
     return agents
 
 
@@ -237,6 +261,93 @@ async def cost(db: asyncpg.Pool, model: MiniLM, agents: dict[int, str], samples:
               f" {statistics.mean(timings):>8.2f} {exactness:>17.2f} {cpu:>15.2f}")  # fmt: skip
 
 
+def _text_leg_sql() -> str:
+    """The full-text half of the retrieval statement alone (its lexeme choice and ranked
+    top candidates), parameters renumbered: $1 agent, $2 file ids, $3 candidates, $4 text,
+    $5 text budget."""
+    head, rest = _HYBRID_SQL.split("vector_hits AS (", 1)
+    text_hits = "text_hits AS (" + rest.split("text_hits AS (", 1)[1].split("fused AS (", 1)[0]
+    sql = head + text_hits.rstrip().rstrip(",") + "\nSELECT count(*) FROM text_hits"
+    for old, new in (("$4", "$2"), ("$5", "$3"), ("$6", "$4"), ("$7", "$5")):
+        sql = sql.replace(old, new)
+    return sql
+
+
+# The per-agent full-text index measured against the one migration 0008 made.
+_AGENT_GIN = "knowledge_chunks_agent_tsv_idx"
+_GLOBAL_GIN = "knowledge_chunks_content_tsv_idx"
+
+
+async def _use_only(connection: asyncpg.Connection, index: str) -> None:
+    """Let the planner see only one of the two full-text indexes (this throwaway server's
+    catalogue is edited directly: far quicker than rebuilding one for every round)."""
+    await connection.execute(
+        "UPDATE pg_index SET indisvalid = (indexrelid = $1::regclass)"
+        " WHERE indexrelid IN ($2::regclass, $3::regclass)",
+        index, _AGENT_GIN, _GLOBAL_GIN,
+    )  # fmt: skip
+
+
+async def agent_gin(db: asyncpg.Pool, model: MiniLM, agents: dict[int, str], samples: int,
+                    text_budget: int, *, rounds: int) -> None:  # fmt: skip
+    """The full-text half (alone, and the whole retrieval) with the global GIN index on
+    content_tsv (0008) against a btree_gin one on (agent_id, content_tsv), in alternating
+    rounds on the same data and connection: the Postgres backend's CPU per query."""
+    asked = questions()
+    vectors = model.embed([q.text for q in asked])
+    text_sql = _text_leg_sql()
+    async with db.acquire() as connection:
+        await connection.execute("CREATE EXTENSION IF NOT EXISTS btree_gin")
+        started = time.perf_counter()
+        await connection.execute(
+            f"CREATE INDEX IF NOT EXISTS {_AGENT_GIN} ON knowledge_chunks"
+            " USING gin (agent_id, content_tsv)",
+            timeout=_FILL_TIMEOUT_S,
+        )
+        size = await connection.fetchval("SELECT pg_relation_size($1::regclass)", _AGENT_GIN)
+        old_size = await connection.fetchval("SELECT pg_relation_size($1::regclass)", _GLOBAL_GIN)
+        print(f"\nper-agent GIN built in {time.perf_counter() - started:.0f} s: {size >> 20} MiB"
+              f" (the global one: {old_size >> 20} MiB)")  # fmt: skip
+        backend = await connection.fetchval("SELECT pg_backend_pid()")
+        print(
+            f"{'chunks':>10} {'round':>5} {'index':>9} {'text p50 ms':>12} {'text CPU ms':>12}"
+            f" {'all p50 ms':>11} {'all CPU ms':>11}   (* the plan uses neither index)"
+        )
+        for size_, agent_id in agents.items():
+            for round_ in range(rounds):
+                for label, index in (("global", _GLOBAL_GIN), ("per-agent", _AGENT_GIN)):
+                    await _use_only(connection, index)
+                    plan = await connection.fetchval(
+                        "EXPLAIN (FORMAT JSON) " + text_sql, agent_id, [], 20, asked[0].text,
+                        text_budget,
+                    )  # fmt: skip
+                    used = label if index in plan else label + "*"
+                    measured = []
+                    for leg in ("text", "all"):
+                        walls, cpu = [], 0.0
+                        for n in range(samples + 10):
+                            q = asked[n % len(asked)]
+                            if n == 10:
+                                cpu = backend_cpu_ms(backend)
+                            began = time.perf_counter()
+                            if leg == "text":
+                                await connection.fetchval(text_sql, agent_id, [], 20, q.text,
+                                                          text_budget)  # fmt: skip
+                            else:
+                                await retrieve(connection, Question(
+                                    agent_id, q.text, vectors[n % len(asked)], MODEL,
+                                    text_budget=text_budget))  # fmt: skip
+                            if n >= 10:
+                                walls.append((time.perf_counter() - began) * 1000)
+                        measured += [percentile(walls, 0.5),
+                                     (backend_cpu_ms(backend) - cpu) / samples]  # fmt: skip
+                    print(
+                        f"{size_:>10} {round_:>5} {used:>9} {measured[0]:>12.2f}"
+                        f" {measured[1]:>12.2f} {measured[2]:>11.2f} {measured[3]:>11.2f}"
+                    )
+        await _use_only(connection, _GLOBAL_GIN)
+
+
 async def embedding_cost(model: MiniLM, samples: int) -> None:
     print(f"\nembedding a {len(THIRTY_WORDS.split())}-word question (local model, one thread)")
     model.embed([THIRTY_WORDS])
@@ -250,7 +361,8 @@ async def embedding_cost(model: MiniLM, samples: int) -> None:
           f" CPU p50 {percentile(cpus, 0.5):.2f} ms")  # fmt: skip
 
 
-async def main(sizes: list[int], samples: int, text_budget: int) -> None:
+async def main(sizes: list[int], samples: int, text_budget: int, *, spread: int = 1,
+               agent_gin_rounds: int = 0) -> None:  # fmt: skip
     root = Path(tempfile.mkdtemp(prefix="agentlink-retrieval-"))
     root.chmod(0o755)  # noqa: ASYNC240 - set-up, before anything runs
     postgres = servers.PostgresServer(root / "postgres", free_port(), durable=False)
@@ -262,7 +374,11 @@ async def main(sizes: list[int], samples: int, text_budget: int) -> None:
             binary_vectors=True,  # as the gateway's pool sends the question's vector
         )  # fmt: skip
         model = MiniLM.load()
-        agents = await fill_agents(db, sizes)
+        agents = await fill_agents(db, sizes, spread)
+        if agent_gin_rounds:
+            await agent_gin(db, model, agents, samples, text_budget, rounds=agent_gin_rounds)
+            await db.close()
+            return
         # The filler's random vectors are all about as far from a question as from each
         # other; the shipped corpus's real ones are nearer to the corpus questions than any
         # of them. So, in the index, the recall corpus (another agent) stands before every
@@ -286,6 +402,16 @@ if __name__ == "__main__":
     parser.add_argument("--chunks", default="1000,100000")
     parser.add_argument("--samples", type=int, default=300)
     parser.add_argument("--text-budget", type=int, default=DEFAULT_TEXT_BUDGET)
+    parser.add_argument(
+        "--spread",
+        type=int,
+        default=1,
+        help="store each size as this many agents' chunks (one is measured)",
+    )
+    parser.add_argument("--agent-gin", type=int, default=0, metavar="ROUNDS",
+                        help="only compare the global full-text GIN index with a per-agent"
+                             " (btree_gin) one, in this many alternating rounds")  # fmt: skip
     args = parser.parse_args()
     sizes = [int(size) for size in args.chunks.split(",")]
-    asyncio.run(main(sizes, args.samples, args.text_budget))
+    asyncio.run(main(sizes, args.samples, args.text_budget, spread=args.spread,
+                     agent_gin_rounds=args.agent_gin))  # fmt: skip

@@ -23,6 +23,25 @@ from control_plane.knowledge.versions import knowledge_change
 if TYPE_CHECKING:  # the worker loads NumPy with its embedder only (control_plane/worker.py)
     from common.knowledge.embedding import Embedder
 
+# Up to $2 chunks whose vector is not of model $1, an old model's agent by agent. The job runs
+# every KNOWLEDGE_REEMBED_INTERVAL_S and nearly always finds nothing: "IS DISTINCT FROM" could
+# only be answered by reading every chunk, so it is asked as the three ranges around $1 (no
+# model, models sorting before it, after it) of knowledge_chunks_model_idx (migrations/0021),
+# each read in the index's order and only as far as the batch needs.
+OTHER_MODEL_CHUNKS_SQL = """
+SELECT id, agent_id::text AS agent_id, content FROM (
+    (SELECT id, agent_id, content FROM knowledge_chunks WHERE embedding_model IS NULL
+     ORDER BY embedding_model, agent_id, id LIMIT $2)
+    UNION ALL
+    (SELECT id, agent_id, content FROM knowledge_chunks WHERE embedding_model < $1
+     ORDER BY embedding_model, agent_id, id LIMIT $2)
+    UNION ALL
+    (SELECT id, agent_id, content FROM knowledge_chunks WHERE embedding_model > $1
+     ORDER BY embedding_model, agent_id, id LIMIT $2)
+) other_models
+LIMIT $2
+"""
+
 
 async def reembed_batch(
     db: asyncpg.Pool,
@@ -33,13 +52,7 @@ async def reembed_batch(
 ) -> int:
     """Re-embed up to one batch of chunks of another model; returns how many."""
     model = embedder.model
-    rows = await db.fetch(
-        """SELECT id, agent_id::text AS agent_id, content FROM knowledge_chunks
-           WHERE embedding_model IS DISTINCT FROM $1
-           ORDER BY agent_id, id LIMIT $2""",
-        model,
-        settings.embed_batch,
-    )
+    rows = await db.fetch(OTHER_MODEL_CHUNKS_SQL, model, settings.embed_batch)
     if not rows:
         return 0
     vectors = await embedder.embed([row["content"] for row in rows])

@@ -5,7 +5,9 @@ failures with reasons; re-embedding after a change of model; deletes."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import json
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import asyncpg
 import pytest
@@ -18,7 +20,7 @@ from common.knowledge.local_embedder import LocalEmbedder
 from common.knowledge.retrieval import Question, retrieve
 from common.knowledge.vectors import use_binary_vectors
 from control_plane.knowledge.ingest import KnowledgeIngester, KnowledgeMetrics
-from control_plane.knowledge.reembed import reembed_all
+from control_plane.knowledge.reembed import OTHER_MODEL_CHUNKS_SQL, reembed_all
 from control_plane.knowledge.settings import KnowledgeBaseSettings
 from tests.control_plane.knowledge.conftest import Creator
 from tests.control_plane.knowledge.pdfs import make_pdf
@@ -164,17 +166,22 @@ async def test_deleting_a_ready_file_bumps_the_version_and_hides_it(
     ) == 0  # fmt: skip
 
 
+# Models sorting before and after the current one, and none (a vector from before 0008): the
+# three ranges the job's query reads.
+@pytest.mark.parametrize("old_model", ["openai/old-model", "aaa/old-model", None])
 async def test_a_new_embedding_model_reembeds_every_chunk(
     *,
     creator: Creator, ingester: KnowledgeIngester, local_embedder: LocalEmbedder,
     db_pool: asyncpg.Pool, redis: redis_asyncio.Redis, knowledge_env: dict[str, str],
+    old_model: str | None,
 ) -> None:  # fmt: skip
     await creator.upload(("a.txt", b"Alpha paragraph.\n\n" * 3))
     await drain(ingester)
     await db_pool.execute(
-        "UPDATE knowledge_chunks SET embedding_model = 'openai/old-model' WHERE agent_id = $1",
-        creator.agent_id,
-    )
+        "UPDATE knowledge_chunks SET embedding_model = $2,"
+        " embedding_dimension = CASE WHEN $2::text IS NOT NULL THEN 384 END WHERE agent_id = $1",
+        creator.agent_id, old_model,
+    )  # fmt: skip
     before = await db_pool.fetchval(
         "SELECT knowledge_version FROM agents WHERE id = $1", creator.agent_id
     )
@@ -192,6 +199,33 @@ async def test_a_new_embedding_model_reembeds_every_chunk(
     )
     assert after > before
     assert await reembed_all(db_pool, redis, local_embedder, settings) == 0
+
+
+def plan_nodes(plan: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    yield plan
+    for child in plan.get("Plans", []):
+        yield from plan_nodes(child)
+
+
+async def test_the_reembed_job_reads_an_index_range_not_every_chunk(db_pool: asyncpg.Pool) -> None:
+    """The job's query (every KNOWLEDGE_REEMBED_INTERVAL_S) is answered from
+    knowledge_chunks_model_idx, as three ranges of it. (Sequential scans are priced out: the
+    test database is too small for the planner to prefer an index; at 100,000 chunks it does
+    by itself.)"""
+    async with db_pool.acquire() as connection, connection.transaction():
+        await connection.execute("SET LOCAL enable_seqscan = off")
+        explained = await connection.fetchval(
+            "EXPLAIN (FORMAT JSON) " + OTHER_MODEL_CHUNKS_SQL, "local/all-MiniLM-L6-v2", 64
+        )
+    if isinstance(explained, str):  # the pool decodes json itself, a plain connection does not
+        explained = json.loads(explained)
+    nodes = list(plan_nodes(explained[0]["Plan"]))
+    assert not [node for node in nodes if node["Node Type"] == "Seq Scan"]
+    probes = [node for node in nodes if "Index Name" in node]
+    assert len(probes) == 3, probes  # one per range, each bounded by the index
+    for probe in probes:
+        assert probe["Index Name"] == "knowledge_chunks_model_idx"
+        assert "embedding_model" in probe["Index Cond"]
 
 
 async def test_two_ingesters_never_process_one_file_twice(
