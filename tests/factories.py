@@ -9,8 +9,10 @@ from decimal import Decimal
 import asyncpg
 
 from common.domain import AdminRole, AgentConfig, KnowledgeSettings, ModelTarget
+from control_plane.admin import repository as admin
 from control_plane.agents import repository as agents
 from control_plane.auth import repository as auth
+from control_plane.creators import repository as creators
 from control_plane.developers import repository as developers
 from control_plane.reviews import repository as reviews
 from control_plane.toolbox import repository as toolbox
@@ -33,6 +35,10 @@ __all__ = [
     "make_key",
     "make_review",
     "make_user",
+    "set_rate_tier",
+    "set_user_status",
+    "set_wallet",
+    "shard_of",
     "use_trials",
 ]  # fmt: skip
 
@@ -66,6 +72,31 @@ async def make_developer(
         user = await _new_user(connection, "developer", tier)
         await auth.insert_quota(connection, user["id"], free_quota, total_quota=quota)
     return Developer(str(user["id"]), user["redis_shard"])
+
+
+async def shard_of(db: asyncpg.Pool, user_id: str) -> int:
+    """The Redis shard of an existing user (e.g. one registered through the API)."""
+    async with db.acquire() as connection:
+        user = await auth.user_by_id(connection, user_id)
+    assert user is not None, user_id
+    return int(user["redis_shard"])
+
+
+async def set_user_status(db: asyncpg.Pool, user_id: str, status: str) -> None:
+    """The user's status in Postgres only, as an admin's change writes it (Redis untouched)."""
+    async with db.acquire() as connection:
+        await admin.set_user_status(connection, user_id, status)
+
+
+async def set_rate_tier(db: asyncpg.Pool, user_id: str, tier: str) -> None:
+    async with db.acquire() as connection:
+        await admin.set_user_rate_tier(connection, user_id, tier)
+
+
+async def set_wallet(db: asyncpg.Pool, creator_id: str, address: str) -> None:
+    """A creator's payout wallet, as the creator's settings page writes it."""
+    async with db.acquire() as connection:
+        assert await creators.set_wallet_address(connection, creator_id, address)
 
 
 @dataclass(frozen=True)

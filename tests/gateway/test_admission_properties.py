@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 
 from common import keyspace
 from crypto.api_keys import SHARD_COUNT, generate_api_key
-from tests.factories import make_agent
+from tests.factories import make_agent, set_user_status
 from tests.gateway.helpers import (
     NO_BREAKER,
     Caller,
@@ -319,7 +319,7 @@ async def test_a_suspended_user_is_403(
     user_id = caller.developer.user_id
 
     async def suspend() -> None:
-        await db_pool.execute("UPDATE users SET status = 'suspended' WHERE id = $1", user_id)
+        await set_user_status(db_pool, user_id, "suspended")
         await redis.hset(keyspace.user_record(caller.shard, user_id), "status", "suspended")
 
     assert_error(await next_call_after(gateway_url, caller, suspend), 403, "40301")
@@ -331,9 +331,7 @@ async def test_a_user_suspended_before_the_first_call_is_403(
     gateway_url: str, db_pool: asyncpg.Pool
 ) -> None:
     caller = await make_caller(db_pool)
-    await db_pool.execute(
-        "UPDATE users SET status = 'suspended' WHERE id = $1", caller.developer.user_id
-    )
+    await set_user_status(db_pool, caller.developer.user_id, "suspended")
     async with httpx.AsyncClient() as client:
         assert_error(await chat(client, gateway_url, caller), 403, "40301")
 

@@ -18,7 +18,7 @@ from common.errors import ApiError
 from control_plane.admin.service import check_can_manage
 from tests.control_plane.admin.support import Admin, Gateways, audit_rows, put_status, user_token
 from tests.control_plane.api_client import admin_token, assert_error, bearer, register
-from tests.factories import Developer, make_account, make_agent, make_developer, make_key
+from tests.factories import Developer, make_account, make_agent, make_developer, make_key, shard_of
 
 U = "/api/v1/admin/users"
 
@@ -154,7 +154,7 @@ async def test_delete_anonymises_revokes_keys_and_sessions_and_frees_the_email(
     email = f"del-{uuid.uuid4().hex[:10]}@example.test"
     session = await register(client, email=email)
     user_id = session["user"]["id"]
-    shard = await db_pool.fetchval("SELECT redis_shard FROM users WHERE id = $1", user_id)
+    shard = await shard_of(db_pool, user_id)
     developer = Developer(user_id, shard)
     keys = [await make_key(db_pool, developer) for _ in range(2)]
     agent = await make_agent(db_pool)

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from control_plane.analytics import histogram
 from tests.control_plane.api_client import assert_error, bearer, register
 from tests.control_plane.earnings.helpers import Caller, agent_of, caller, event, ingest
-from tests.factories import Developer, make_key
+from tests.factories import Developer, make_key, shard_of
 
 DAY0 = datetime(2026, 2, 10, tzinfo=UTC)  # a fixed past window: nothing else writes there
 
@@ -229,7 +229,7 @@ async def test_developer_usage_is_exact_for_any_range_and_per_key(
     session = await register(module_client, "developer")
     headers = bearer(session["access_token"])
     user_id = session["user"]["id"]
-    shard = await db_pool.fetchval("SELECT redis_shard FROM users WHERE id = $1", user_id)
+    shard = await shard_of(db_pool, user_id)
     developer = Developer(user_id, shard)
     keys = [Caller(developer, await make_key(db_pool, developer)) for _ in range(2)]
     agent = await agent_of(db_pool, (await creator(module_client))[0], "0.25")

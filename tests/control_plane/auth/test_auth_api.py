@@ -11,6 +11,7 @@ import jwt
 import pytest
 
 from tests.control_plane.api_client import assert_error, bearer, fresh_email, register
+from tests.factories import set_user_status
 from tests.processes import TEST_JWT_SECRET
 
 
@@ -142,8 +143,7 @@ async def test_suspended_users_are_locked_out_at_once(
     client: httpx.AsyncClient, db_pool: asyncpg.Pool
 ) -> None:
     session = await register(client)
-    await db_pool.execute("UPDATE users SET status = 'suspended' WHERE id = $1",
-                          session["user"]["id"])  # fmt: skip
+    await set_user_status(db_pool, session["user"]["id"], "suspended")
     response = await client.post("/api/v1/auth/logout", headers=bearer(session["access_token"]),
                                  json={"refresh_token": session["refresh_token"]})  # fmt: skip
     assert_error(response, 403, "40301")

@@ -19,6 +19,7 @@ from control_plane.auth.tokens import decode_access_token, issue_access_token
 from control_plane.user_record_sync import sync_user_records
 from tests.control_plane.api_client import admin_token, assert_error, bearer, register
 from tests.control_plane.conftest import Backend
+from tests.factories import set_rate_tier, set_user_status
 from tests.processes import TEST_JWT_SECRET
 
 ME = "/api/v1/developers/me"
@@ -135,7 +136,7 @@ async def test_a_role_changed_in_sql_ends_tokens_through_postgres(
     stale = issue_access_token(TEST_JWT_SECRET, stale_gen, ttl_s=900)
     assert_error(await client.get(ADMIN_USERS, headers=bearer(stale)), 401, "40101")
     # An unrelated update does not bump it.
-    await db_pool.execute("UPDATE users SET rate_tier = 'paid' WHERE id = $1", user_id)
+    await set_rate_tier(db_pool, user_id, "paid")
     assert await db_pool.fetchval(
         "SELECT token_generation FROM users WHERE id = $1", user_id
     ) == 1  # fmt: skip
@@ -199,7 +200,7 @@ async def test_a_role_changed_in_sql_reaches_a_cached_record_through_the_worker_
     assert await db_pool.fetchval(queued, user_id) == 0
 
     # A suspension in plain SQL reaches the record too; an unrelated column queues nothing.
-    await db_pool.execute("UPDATE users SET status = 'suspended' WHERE id = $1", user_id)
+    await set_user_status(db_pool, user_id, "suspended")
     await sync_user_records(db_pool, redis)
     assert await redis.hget(record, "status") == b"suspended"
     await db_pool.execute("UPDATE users SET email_verified = true WHERE id = $1", user_id)

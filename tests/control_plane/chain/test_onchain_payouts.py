@@ -53,7 +53,7 @@ from tests.control_plane.chain.test_outbox import (
     run_until_killed,
 )
 from tests.control_plane.earnings.helpers import balances, earnings_settings, fund
-from tests.factories import make_user
+from tests.factories import make_user, set_wallet, shard_of
 from tests.processes import TEST_JWT_SECRET
 
 VAULT_FUNDS = 1_000 * 10**6  # a thousand of the 6-decimal local stablecoin
@@ -110,7 +110,7 @@ async def block(chain: PayoutChain, wallet: str, blocked: bool = True) -> None:
 async def creator_with(db: asyncpg.Pool, balance: Decimal, wallet: str | None) -> str:
     creator = await make_user(db, "creator")
     await fund(db, creator, balance)
-    await db.execute("UPDATE users SET wallet_address = $2 WHERE id = $1", creator, wallet)
+    await set_wallet(db, creator, wallet)
     return creator
 
 
@@ -169,7 +169,7 @@ def payout_api(
 
 
 async def bearer_for(db: asyncpg.Pool, user_id: str) -> dict[str, str]:
-    shard = await db.fetchval("SELECT redis_shard FROM users WHERE id = $1", user_id)
+    shard = await shard_of(db, user_id)
     principal = Principal(user_id, UserType.CREATOR, None, shard)
     return {"Authorization": f"Bearer {issue_access_token(TEST_JWT_SECRET, principal, ttl_s=900)}"}
 
@@ -251,13 +251,11 @@ async def test_the_wallet_is_checked_and_copied_when_the_withdrawal_is_requested
         await withdraw(chain_db, creator, "20")
     assert (await balances(chain_db, creator))["available_balance"] == Decimal(50)
 
-    await chain_db.execute(
-        "UPDATE users SET wallet_address = $2 WHERE id = $1", creator, wallet.lower()
-    )
+    await set_wallet(chain_db, creator, wallet.lower())
     withdrawal_id = await withdraw(chain_db, creator, "20")
     assert (await withdrawal(chain_db, withdrawal_id))["destination"] == wallet  # checksummed
     elsewhere = new_wallet()
-    await chain_db.execute("UPDATE users SET wallet_address = $2 WHERE id = $1", creator, elsewhere)
+    await set_wallet(chain_db, creator, elsewhere)
     await run_payouts(chain_db)
     await ChainOutbox(chain_db, payout_client, payout_settings).run_once()
     assert (await withdrawal(chain_db, withdrawal_id))["status"] == "completed"

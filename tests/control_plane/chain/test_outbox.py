@@ -27,7 +27,7 @@ from tests.control_plane.chain.conftest import (
     make_jobs_due,
     mine,
 )
-from tests.factories import make_agent
+from tests.factories import make_agent, set_wallet
 
 
 class WorkerKilled(BaseException):
@@ -78,9 +78,7 @@ async def settled_day(
 async def published_agent(db: asyncpg.Pool, wallet: str | None) -> str:
     agent = await make_agent(db)
     if wallet is not None:
-        await db.execute(
-            "UPDATE users SET wallet_address = $2 WHERE id = $1", agent.creator_id, wallet
-        )
+        await set_wallet(db, agent.creator_id, wallet)
     return agent.agent_id
 
 
@@ -342,7 +340,7 @@ async def test_no_wallet_waits_and_a_bad_checksum_is_never_minted_to(
     index = next(i for i, char in enumerate(wallet) if i > 1 and char.isalpha())
     flipped = wallet[:index] + wallet[index].swapcase() + wallet[index + 1 :]
     creator = await chain_db.fetchval("SELECT creator_id FROM agents WHERE id = $1", agent_id)
-    await chain_db.execute("UPDATE users SET wallet_address = $2 WHERE id = $1", creator, flipped)
+    await set_wallet(chain_db, creator, flipped)
     await make_jobs_due(chain_db)
     await outbox.run_once()
     job = await job_of(chain_db, agent_id)
@@ -350,7 +348,7 @@ async def test_no_wallet_waits_and_a_bad_checksum_is_never_minted_to(
     assert "checksum" in job["last_error"]
     assert job["tx_hash"] is None
     assert await chain_client.token(token_id_of(agent_id)) is None
-    await chain_db.execute("UPDATE users SET wallet_address = $2 WHERE id = $1", creator, wallet)
+    await set_wallet(chain_db, creator, wallet)
     await make_jobs_due(chain_db)
     await outbox.run_once()
     token = await chain_client.token(token_id_of(agent_id))

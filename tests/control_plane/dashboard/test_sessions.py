@@ -26,6 +26,7 @@ from control_plane.dashboard.settings import DashboardSettings
 from tests.control_plane.api_client import register
 from tests.control_plane.conftest import Backend
 from tests.control_plane.dashboard.conftest import PASSWORD, Browserless, Stack
+from tests.factories import set_user_status
 
 
 def _set_cookies(response: httpx.Response) -> dict[str, str]:
@@ -211,7 +212,7 @@ async def test_a_suspended_account_is_logged_out_on_its_next_page(
 ) -> None:
     email = await browserless.register("developer")
     user = await db_pool.fetchrow("SELECT id, redis_shard FROM users WHERE email = $1", email)
-    await db_pool.execute("UPDATE users SET status = 'suspended' WHERE id = $1", user["id"])
+    await set_user_status(db_pool, user["id"], "suspended")
     import redis.asyncio as redis_asyncio
 
     from common import keyspace

@@ -31,7 +31,7 @@ from devstack.servers import free_port
 from tests.control_plane.api_client import assert_error, bearer, register
 from tests.control_plane.conftest import Backend
 from tests.control_plane.developers.support import insert_calls
-from tests.factories import make_agent, make_developer, make_key
+from tests.factories import make_agent, make_developer, make_key, shard_of
 from tests.processes import TEST_JWT_SECRET, api_state
 
 KEYS = "/api/v1/developers/keys"
@@ -44,11 +44,6 @@ async def developer(client: httpx.AsyncClient) -> tuple[dict[str, str], str]:
     """A developer registered through the API: (auth headers, user id)."""
     body = await register(client, "developer")
     return bearer(body["access_token"]), body["user"]["id"]
-
-
-async def shard_of(db: asyncpg.Pool, user_id: str) -> int:
-    shard: int = await db.fetchval("SELECT redis_shard FROM users WHERE id = $1", user_id)
-    return shard
 
 
 async def create_key(client: httpx.AsyncClient, auth: dict[str, str], name: str = "ci") -> Any:

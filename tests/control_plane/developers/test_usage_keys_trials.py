@@ -12,7 +12,7 @@ from control_plane.auth.principal import Principal, UserType
 from control_plane.developers import session_keys
 from tests.control_plane.api_client import bearer, register
 from tests.control_plane.developers.support import control_state, insert_calls
-from tests.factories import make_agent
+from tests.factories import make_agent, shard_of
 
 
 async def _developer(client: httpx.AsyncClient) -> tuple[dict[str, str], str]:
@@ -46,7 +46,7 @@ async def test_trials_show_the_gateways_live_counters(
     client: httpx.AsyncClient, db_pool: asyncpg.Pool, redis_client: redis_asyncio.Redis
 ) -> None:
     auth, user_id = await _developer(client)
-    shard = await db_pool.fetchval("SELECT redis_shard FROM users WHERE id = $1", user_id)
+    shard = await shard_of(db_pool, user_id)
     tried, other = await make_agent(db_pool), await make_agent(db_pool)
     await db_pool.execute(
         "INSERT INTO trial_usage (user_id, agent_id, calls_used) VALUES ($1, $2, 1), ($1, $3, 3)",
@@ -67,7 +67,7 @@ async def test_playground_keys_are_listed_apart_and_do_not_count_against_the_cap
     control_env: dict[str, str],
 ) -> None:
     auth, user_id = await _developer(client)
-    shard = await db_pool.fetchval("SELECT redis_shard FROM users WHERE id = $1", user_id)
+    shard = await shard_of(db_pool, user_id)
     state = control_state(control_env, db_pool, redis_client)
     principal = Principal(user_id, UserType.DEVELOPER, None, shard)
     minted = await session_keys.current(state, principal, ttl_s=600)

@@ -25,7 +25,7 @@ from fake_payments import FakeCoinbase, FakeStripe
 from tests.control_plane.api_client import Admin, assert_error, bearer, register
 from tests.control_plane.developers.support import control_state
 from tests.control_plane.payments.support import live_quota, load_live_quota
-from tests.factories import Developer
+from tests.factories import Developer, shard_of
 from tests.processes import Served
 
 P = "/api/v1/payments"
@@ -254,7 +254,7 @@ async def test_a_manual_credit_is_audited_and_reaches_the_live_balance(
     admin = super_admin.headers
     me = (await api.get("/api/v1/developers/me",
                         headers=bearer(developer["access_token"]))).json()  # fmt: skip
-    shard = await db.fetchval("SELECT redis_shard FROM users WHERE id = $1", me["id"])
+    shard = await shard_of(db, me["id"])
     who = Developer(me["id"], shard)
     await load_live_quota(db, redis, who)
     path = f"{A}/users/{me['id']}/quota-credits"

@@ -24,7 +24,7 @@ from tests.control_plane.api_client import register as register_user
 from tests.control_plane.earnings.helpers import Caller, agent_of, event, ingest
 from tests.control_plane.webhooks.helpers import deliverer, drain, register, webhook_settings
 from tests.control_plane.webhooks.receiver import Receiver
-from tests.factories import TEST_KEYRING, Developer, make_key
+from tests.factories import TEST_KEYRING, Developer, make_key, shard_of
 
 
 @pytest.fixture(autouse=True)
@@ -259,7 +259,7 @@ async def test_key_revoked_and_quota_events_are_written_with_their_change(
     )  # again: no event
 
     # Quota: the developer has 100 free units; usage folded in by the worker crosses 3, then 0.
-    shard = await db_pool.fetchval("SELECT redis_shard FROM users WHERE id = $1", user_id)
+    shard = await shard_of(db_pool, user_id)
     me = Developer(user_id, shard)
     caller = Caller(me, await make_key(db_pool, me))
     agent = await agent_of(db_pool, (await register_user(module_client, "creator"))["user"]["id"])
@@ -300,7 +300,7 @@ async def test_agent_updates_reach_the_developers_who_called_it_and_nobody_else(
     bystander_hook = await endpoint(module_client, bystander_headers, receiver, ["agent.updated"],
                                     path="/bystander")  # fmt: skip
     receiver.secret = None
-    shard = await db_pool.fetchval("SELECT redis_shard FROM users WHERE id = $1", caller_id)
+    shard = await shard_of(db_pool, caller_id)
     me = Developer(caller_id, shard)
     from tests.factories import Agent as FactoryAgent
 
