@@ -66,7 +66,8 @@ async def locked_agent(
         locked: Locked | None = None
         try:
             async with connection.transaction():
-                row = owned(await repository.agent_for_update(connection, agent_id), principal)
+                found = await repository.agent(connection, agent_id, for_update=True)
+                row = owned(found, principal)
                 locked = Locked(connection, row, agent_id)
                 yield locked
         except BaseException:

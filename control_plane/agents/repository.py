@@ -74,19 +74,15 @@ async def insert_version(connection: DbConnection, agent_id: str, version: Versi
     )
 
 
-async def agent(connection: DbConnection, agent_id: str) -> asyncpg.Record | None:
+async def agent(
+    connection: DbConnection, agent_id: str, *, for_update: bool = False
+) -> asyncpg.Record | None:
+    """The agent row; `for_update` locks it until the transaction ends, so changes to one
+    agent serialise."""
+    lock = " FOR UPDATE" if for_update else ""
     return await fetch_optional(
         connection,
-        f"SELECT {_AGENT_COLUMNS} FROM agents WHERE id = $1",  # noqa: S608 - fixed column list
-        agent_id,
-    )
-
-
-async def agent_for_update(connection: DbConnection, agent_id: str) -> asyncpg.Record | None:
-    """The agent row, locked until the transaction ends: changes to one agent serialise."""
-    return await fetch_optional(
-        connection,
-        f"SELECT {_AGENT_COLUMNS} FROM agents WHERE id = $1 FOR UPDATE",  # noqa: S608
+        f"SELECT {_AGENT_COLUMNS} FROM agents WHERE id = $1{lock}",  # noqa: S608 - constants
         agent_id,
     )
 
