@@ -1,7 +1,8 @@
 """Knowledge agents end to end beyond the OpenAI format, over real HTTP with the official SDKs:
-an agent whose model is on the Anthropic provider gets the passages in Anthropic's `system`
-field (after the creator's prompt, before the developer's system text), JSON and streamed,
-called through the OpenAI SDK and through the gateway's Messages API (the Anthropic SDK); and
+an agent whose model is on the Anthropic (or Gemini) provider gets the passages in that
+provider's system field (Anthropic's `system`, Gemini's `systemInstruction`: after the
+creator's prompt, before the developer's system text), JSON and streamed, called through the
+OpenAI SDK and (Anthropic) through the gateway's Messages API, the Anthropic SDK; and
 the creator's opt-in guard of retrieved text catches a passage the model echoes across stream
 chunk boundaries and inside tool-call arguments, as the prompt guard does."""
 
@@ -31,7 +32,7 @@ FACT = (
 )
 QUESTION = "What is the override code of the Halden standing desk?"
 DEVELOPER = "DEVELOPER-SYSTEM-TEXT"
-MODELS = {"openai": "mock-model", "anthropic": "claude-mock"}
+MODELS = {"openai": "mock-model", "anthropic": "claude-mock", "google": "gemini-mock"}
 # Spans of the passage, none of them in the prompt: any of them reaching the client is a leak.
 LEAKED = ("seven four one nine", "emergency override code", "certified technicians")
 
@@ -78,26 +79,38 @@ async def _ready(
 
 
 async def last_request(mock_url: str, path: str, marker: str) -> dict[str, Any]:
-    """The body of the last request to `path` the mock received with `marker` in it."""
+    """The body of the last request to a path starting with `path` that the mock received
+    with `marker` in it."""
     async with httpx.AsyncClient(timeout=30) as http:
         requests = (await http.get(f"{mock_url}/_mock/requests")).json()
     return next(
-        r["body"] for r in reversed(requests) if r["path"] == path and marker in str(r["body"])
+        r["body"]
+        for r in reversed(requests)
+        if r["path"].startswith(path) and marker in str(r["body"])
     )
 
 
-def assert_injected_in_system(body: dict[str, Any], developer: str) -> None:
-    """Anthropic's request: the prompt, the passages, then the developer's text, as `system`
-    blocks; the turns hold only the user's message."""
-    texts = [block["text"] for block in body["system"]]
+# Where each provider's request keeps its system text, and its turns.
+SYSTEM_FIELDS: dict[str, tuple[str, Callable[[dict[str, Any]], list[str]], str]] = {
+    "anthropic": ("/v1/messages", lambda body: [b["text"] for b in body["system"]], "messages"),
+    "google": ("/v1beta/models/",
+               lambda body: [p["text"] for p in body["systemInstruction"]["parts"]], "contents"),
+}  # fmt: skip
+
+
+def assert_injected_in_system(provider: str, body: dict[str, Any], developer: str) -> None:
+    """The provider's own system field holds the prompt, the passages, then the developer's
+    text; the turns hold only the user's message."""
+    _, system_texts, turns = SYSTEM_FIELDS[provider]
+    texts = system_texts(body)
     assert len(texts) == 3, texts
     assert texts[0] == PROMPT
     assert texts[1].startswith("Excerpts from this assistant's knowledge base")
     assert "<<<KNOWLEDGE\n[1] from facts.txt\n" + FACT in texts[1]
     assert texts[1].endswith("KNOWLEDGE>>>")
     assert texts[2] == developer
-    assert [turn["role"] for turn in body["messages"]] == ["user"]
-    assert "KNOWLEDGE" not in str(body["messages"])
+    assert [turn["role"] for turn in body[turns]] == ["user"]
+    assert "KNOWLEDGE" not in str(body[turns])
 
 
 def assert_echoed_in_order(echoed: str, developer: str) -> None:
@@ -106,11 +119,12 @@ def assert_echoed_in_order(echoed: str, developer: str) -> None:
 
 
 @pytest.mark.parametrize("stream", [False, True], ids=["json", "stream"])
-async def test_an_anthropic_model_gets_the_passages_in_its_system_field_openai_sdk(
-    gateway_url: str, mock_provider_url: str, agents: Agents, stream: bool
+@pytest.mark.parametrize("provider", sorted(SYSTEM_FIELDS))
+async def test_the_providers_system_field_gets_the_passages_openai_sdk(
+    gateway_url: str, mock_provider_url: str, agents: Agents, provider: str, stream: bool
 ) -> None:
-    agent_id, key = await agents("anthropic")
-    developer = f"{DEVELOPER}-openai-{stream}"
+    agent_id, key = await agents(provider)
+    developer = f"{DEVELOPER}-openai-{provider}-{stream}"
     messages: Any = [{"role": "system", "content": developer},
                      {"role": "user", "content": f"{QUESTION} [[mock echo_system]]"}]  # fmt: skip
     async with agent_sdk(gateway_url, agent_id, key) as client:
@@ -123,8 +137,8 @@ async def test_an_anthropic_model_gets_the_passages_in_its_system_field_openai_s
             reply = await client.chat.completions.create(model="ignored", messages=messages)
             echoed = reply.choices[0].message.content or ""
     assert_echoed_in_order(echoed, developer)
-    assert_injected_in_system(await last_request(mock_provider_url, "/v1/messages", developer),
-                              developer)  # fmt: skip
+    body = await last_request(mock_provider_url, SYSTEM_FIELDS[provider][0], developer)
+    assert_injected_in_system(provider, body, developer)
 
 
 @pytest.mark.parametrize("stream", [False, True], ids=["json", "stream"])
@@ -148,8 +162,8 @@ async def test_an_anthropic_model_gets_the_passages_in_its_system_field_anthropi
             )
             echoed = "".join(block.text for block in message.content if block.type == "text")
     assert_echoed_in_order(echoed, developer)
-    assert_injected_in_system(await last_request(mock_provider_url, "/v1/messages", developer),
-                              developer)  # fmt: skip
+    body = await last_request(mock_provider_url, "/v1/messages", developer)
+    assert_injected_in_system("anthropic", body, developer)
 
 
 async def ask(
