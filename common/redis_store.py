@@ -117,6 +117,17 @@ def create_redis_cluster(
     )
 
 
+async def close_redis(client: RedisClient) -> None:
+    """Closes every connection of `client`. redis-py 8.1's `RedisCluster.aclose()` closes
+    nothing while a slot-map reload is pending, which a ConnectionError leaves behind (a node
+    that died): the nodes' connections are then closed here directly, the known nodes and the
+    startup nodes both (they are separate objects)."""
+    if isinstance(client, RedisCluster):
+        await client.nodes_manager.aclose()
+        await client.nodes_manager.aclose("startup_nodes")
+    await client.aclose()
+
+
 async def redis_answers(client: RedisClient) -> None:
     """Readiness: raises unless Redis serves. One node: it answers PING. A cluster: some
     primary answers and says `cluster_state:ok`, which it still does while another primary is

@@ -16,7 +16,7 @@ from common.db import create_pool
 from common.feature_flags import FeatureFlags
 from common.http_errors import envelope_exception_handlers
 from common.json_logging import configure_logging
-from common.redis_store import create_redis
+from common.redis_store import close_redis, create_redis
 from common.routing import by_path
 from control_plane.chain.client import ChainClient
 from control_plane.chain.job_metrics import ChainJobGauges
@@ -90,7 +90,7 @@ def create_app(
             if state.chain is not None:
                 await state.chain.aclose()
             await gateway.aclose()
-            await redis.aclose()
+            await close_redis(redis)
             await db.close()
 
     return Starlette(

@@ -57,7 +57,7 @@ from common.cancellation import raise_if_cancelled
 from common.db import create_pool
 from common.json_logging import configure_logging
 from common.knowledge.backends import build_embedder
-from common.redis_store import LuaScripts, create_redis
+from common.redis_store import LuaScripts, close_redis, create_redis
 from control_plane.chain.outbox import run_chain_outbox
 from control_plane.developers import session_keys
 from control_plane.earnings.payouts import build_providers
@@ -231,7 +231,7 @@ async def run_worker(
             await provider.aclose()
         if deliverer is not None:
             await deliverer.aclose()
-        await redis.aclose()
+        await close_redis(redis)
         await db.close()
         logger.info("worker stopped")
 

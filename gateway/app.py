@@ -22,7 +22,7 @@ from common.feature_flags import FeatureFlags
 from common.http_errors import envelope_exception_handlers
 from common.json_logging import configure_logging
 from common.knowledge.retrieval import SERVER_SETTINGS as RETRIEVAL_SERVER_SETTINGS
-from common.redis_store import LuaScripts, create_redis
+from common.redis_store import LuaScripts, close_redis, create_redis
 from crypto.envelope import KeyRing
 from gateway.admission import AdmissionLimits, Admitter
 from gateway.agent_configs import AgentConfigCache
@@ -179,7 +179,7 @@ def create_app(
             await hot_redis.aclose()
             await state.knowledge.aclose()
             state.tracing.shutdown()
-            await redis.aclose()
+            await close_redis(redis)
             await db.close()
 
     middleware = [

@@ -22,7 +22,7 @@ import redis.asyncio as redis_asyncio
 from prometheus_client import CollectorRegistry
 from redis.asyncio.cluster import RedisCluster
 
-from common.redis_store import create_redis
+from common.redis_store import close_redis, create_redis
 from control_plane.settings import ApiSettings, WorkerSettings
 from control_plane.state import ControlPlaneState
 from crypto.envelope import KeyRing
@@ -118,7 +118,7 @@ async def cluster_client_of(cluster: ValkeyCluster) -> AsyncIterator[RedisCluste
     try:
         yield client
     finally:
-        await client.aclose()
+        await close_redis(client)
 
 
 # -- gateway ---------------------------------------------------------------------------------
