@@ -201,12 +201,11 @@ async def ask(
 
 # The passage as the model's answer, cut into many chunks (boundaries inside words), or as a
 # tool call's arguments (JSON-escaped, split across argument deltas).
+IN_TEXT = {"reply": f"Sure: {FACT}", "chunks": "37"}
+IN_ARGUMENTS = {"reply": f"Sure: {FACT}", "tool_call": "search", "chunks": "29"}
 DIRECTIVES = [
-    pytest.param(render_directive({"reply": f"Sure: {FACT}", "chunks": "37"}), id="in-text"),
-    pytest.param(
-        render_directive({"reply": f"Sure: {FACT}", "tool_call": "search", "chunks": "29"}),
-        id="in-tool-arguments",
-    ),
+    pytest.param(render_directive(IN_TEXT), id="in-text"),
+    pytest.param(render_directive(IN_ARGUMENTS), id="in-tool-arguments"),
 ]
 
 
@@ -238,3 +237,32 @@ async def test_an_unguarded_passage_is_passed_through(
     assert FACT in text + decode_escapes(arguments)
     assert WITHHELD_NOTICE not in text
     assert finish != "content_filter"
+
+
+@pytest.mark.parametrize("stream", [True, False], ids=["stream", "json"])
+async def test_a_guarded_passage_is_withheld_from_the_anthropic_sdk_and_not_charged(
+    gateway_url: str, agents: Agents, stream: bool
+) -> None:
+    """The gateway's Messages API: the same guard, Anthropic's refusal, and no charge for a
+    withheld answer (as for a withheld prompt)."""
+    agent_id, key = await agents("anthropic", guarded=True)
+    question: Any = [{"role": "user", "content": f"{QUESTION} {render_directive(IN_TEXT)}"}]
+    async with anthropic.AsyncAnthropic(
+        base_url=f"{gateway_url}/proxy/v1/agents/{agent_id}", api_key=key, max_retries=0
+    ) as client:
+        if stream:
+            async with client.messages.stream(
+                model="any", max_tokens=300, messages=question
+            ) as events:
+                deltas = [event async for event in events if event.type == "message_delta"]
+                message = await events.get_final_message()
+            usage = deltas[-1].usage
+        else:
+            message = await client.messages.create(model="any", max_tokens=300, messages=question)
+            usage = message.usage  # type: ignore[assignment]
+    everything = message.model_dump_json()
+    for quote in LEAKED:
+        assert quote not in everything
+    assert WITHHELD_NOTICE in "".join(b.text for b in message.content if b.type == "text")
+    assert message.stop_reason == "refusal"
+    assert (usage.model_extra or {})["cost_units"] == 0
