@@ -60,7 +60,10 @@ class DeltaGuard:
     @property
     def held(self) -> bool:
         """Whether any field holds text not yet released."""
-        return bool(self.content.held) or any(field.held for field in self._others.values())
+        if self.content.held:
+            return True
+        others = self._others  # usually none: no generator for them
+        return bool(others) and any(field.held for field in others.values())
 
     def reads(self, delta: dict[str, Any]) -> bool:
         """Whether the guard must see this delta: it has text, or it may start a tool call

@@ -109,7 +109,7 @@ class SseLeakFilter:
     def feed(self, data: bytes) -> bytes:
         out: list[bytes] = []
         bare_events = self._framer.feed_bare(data)
-        if bare_events is None:  # CR, or blank lines of their own: the general framing
+        if bare_events is None:  # CR, blank lines of their own, multi-line events: in general
             for raw in self._framer.feed(data):
                 self._event(raw, out)
             return b"".join(out)
@@ -137,8 +137,9 @@ class SseLeakFilter:
                     elif released:
                         out += (self._open, orjson.dumps(released), self._close)
                     continue
-            # The usual one-line `data: ...` event, read in place; anything else whole.
-            if bare.startswith(b"data: ") and bare.find(b"\n") < 0:
+            # The usual `data: ...` event (one line: `feed_bare` hands out no other), read in
+            # place; anything else whole.
+            if bare.startswith(b"data: "):
                 if not self._plain_content(bare, None, out):
                     self._general(bare + b"\n\n", bare[6:], out)
             else:
