@@ -28,6 +28,7 @@ from gateway.admission import AdmissionLimits, Admitter
 from gateway.agent_configs import AgentConfigCache
 from gateway.api_keys import KeyGate
 from gateway.breaker import BreakerSettings, CircuitBreaker
+from gateway.client_usage import CallCosts
 from gateway.drain import Drain
 from gateway.hot_cluster import HotCluster
 from gateway.hot_redis import HotRedis, HotScripts
@@ -158,6 +159,7 @@ def create_app(
             knowledge=KnowledgeRetriever(db, flags, settings.knowledge, metrics.registry),
             flags=flags,
             drain=Drain(settings.shutdown_drain_s),
+            costs=CallCosts(settings.unit_price),
         )
         try:
             await scripts.preload()

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 
 def call_cost(call: Call) -> CallCost:
-    return CallCost.of(call.admission.units_charged, call.state.settings.unit_price)
+    return call.state.costs.of(call.admission.units_charged)
 
 
 class OpenAIEdge:

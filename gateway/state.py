@@ -11,6 +11,7 @@ from common.redis_store import LuaScripts, RedisClient
 from gateway.admission import Admitter
 from gateway.agent_configs import AgentConfigCache
 from gateway.api_keys import KeyGate
+from gateway.client_usage import CallCosts
 from gateway.drain import Drain
 from gateway.knowledge import KnowledgeRetriever
 from gateway.metrics import GatewayMetrics
@@ -38,3 +39,4 @@ class GatewayState:
     knowledge: KnowledgeRetriever  # step 4 for agents with a knowledge base
     flags: FeatureFlags  # maintenance_mode, enable_trial_mode, enable_rag: snapshot, off-path
     drain: Drain  # after SIGTERM: unready, streams cut at SHUTDOWN_DRAIN_S, commits awaited
+    costs: CallCosts  # what a call's units cost, at settings.unit_price
