@@ -28,6 +28,7 @@ __all__ = [
     "ApiKey",
     "Developer",
     "add_to_toolbox",
+    "agent_status",
     "make_account",
     "make_admin",
     "make_agent",
@@ -206,6 +207,14 @@ async def make_agent(
         if status != "draft":
             await agents.set_status(connection, agent_id, status)
     return Agent(agent_id, creator_id, config, price)
+
+
+async def agent_status(db: asyncpg.Pool, agent_id: str) -> str:
+    """The agent's status in Postgres, as the repository reads it."""
+    async with db.acquire() as connection:
+        row = await agents.agent(connection, agent_id)
+    assert row is not None, agent_id
+    return str(row["status"])
 
 
 async def add_to_toolbox(db: asyncpg.Pool, developer: Developer, *agents: Agent) -> None:

@@ -13,7 +13,7 @@ from common import keyspace
 from common.domain import AdminRole
 from tests.control_plane.admin.support import Admin, Gateways, audit_rows, put_status
 from tests.control_plane.api_client import admin_token, assert_error, bearer
-from tests.factories import make_account, make_agent
+from tests.factories import agent_status, make_account, make_agent
 
 AG = "/api/v1/admin/agents"
 
@@ -70,10 +70,7 @@ async def test_forced_suspension_holds_on_the_next_gateway_request(
     record = await gateways.redis.hgetall(keyspace.agent_record(agent.agent_id))
     # The gateway filled the record on the calls before (knowledge 0); suspension keeps that.
     assert record == {b"status": b"suspended", b"version": b"1", b"units": b"1", b"knowledge": b"0"}
-    assert (
-        await db_pool.fetchval("SELECT status FROM agents WHERE id = $1", agent.agent_id)
-        == "suspended"
-    )
+    assert await agent_status(db_pool, agent.agent_id) == "suspended"
 
     await put_status(client, f"{AG}/{agent.agent_id}", super_admin, {"status": "active"})
     assert await gateways.statuses(account, agent) == [200, 200]

@@ -25,6 +25,7 @@ from tests.control_plane.agents.helpers import (
     full_config,
 )
 from tests.control_plane.api_client import assert_error, bearer, register
+from tests.factories import agent_status
 from tests.processes import TEST_KEYRING
 
 AGENTS = "/api/v1/agents"
@@ -307,7 +308,7 @@ async def test_publish_and_unpublish_write_through_to_the_gateway_record(
     assert (await redis.hget(record, "status")) == b"inactive"
     again = await client.post(f"{AGENTS}/{agent_id}/publish", headers=headers)
     assert again.json()["published_at"] == first_published_at  # the first publication stands
-    assert await db_pool.fetchval("SELECT status FROM agents WHERE id = $1", agent_id) == "active"
+    assert await agent_status(db_pool, agent_id) == "active"
     twice = await client.post(f"{AGENTS}/{agent_id}/publish", headers=headers)
     assert twice.status_code == 200
     assert twice.json()["status"] == "active"

@@ -16,6 +16,7 @@ from common import keyspace
 from devstack.servers import free_port
 from tests.control_plane.agents.helpers import create_agent, creator_headers
 from tests.control_plane.api_client import assert_error
+from tests.factories import agent_status
 from tests.processes import serve_api
 
 AGENTS = "/api/v1/agents"
@@ -78,7 +79,7 @@ async def test_a_failed_commit_drops_the_gateway_record(
         await db_pool.execute(f"DROP TRIGGER {name} ON agents; DROP FUNCTION {name}();")
     assert_error(response, 500, "50001")
     assert await redis.exists(record) == 0
-    status = await db_pool.fetchval("SELECT status FROM agents WHERE id = $1", agent_id)
+    status = await agent_status(db_pool, agent_id)
     assert status == "draft"
     # Once the database accepts it, the same call works and the record is written again.
     retry = await client.post(f"{AGENTS}/{agent_id}/publish", headers=headers)

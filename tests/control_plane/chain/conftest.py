@@ -130,6 +130,11 @@ async def make_jobs_due(db: asyncpg.Pool) -> None:
     await db.execute("UPDATE chain_jobs SET next_attempt_at = now()")
 
 
+async def requeue_jobs(db: asyncpg.Pool) -> None:
+    """Every chain job pending and due again, whatever it reached (a re-queue by hand)."""
+    await db.execute("UPDATE chain_jobs SET status = 'pending', next_attempt_at = now()")
+
+
 async def forget_broadcasts(db: asyncpg.Pool) -> None:
     """As if the worker died after the chain mined its transactions but before any of it
     reached our rows: every job pending again, with no transaction of its own."""

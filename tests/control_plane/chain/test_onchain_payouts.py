@@ -42,6 +42,7 @@ from tests.control_plane.chain.conftest import (
     forget_broadcasts,
     make_jobs_due,
     mine,
+    requeue_jobs,
     serve_chain_api,
 )
 from tests.control_plane.chain.test_outbox import (
@@ -228,7 +229,7 @@ async def test_a_withdrawal_requested_over_http_is_paid_on_chain_to_the_cent(
     # Looking again, and re-queueing the job by hand, pays nothing more.
     nonce = await payout_client.confirmed_nonce()
     await run_payouts(chain_db)
-    await chain_db.execute("UPDATE chain_jobs SET status = 'pending', next_attempt_at = now()")
+    await requeue_jobs(chain_db)
     await outbox.run_once()
     assert await payout_client.confirmed_nonce() == nonce
     assert await payout_client.token_balance(wallet) == 20_000_000

@@ -26,6 +26,7 @@ from tests.control_plane.chain.conftest import (
     forget_broadcasts,
     make_jobs_due,
     mine,
+    requeue_jobs,
 )
 from tests.factories import make_agent, set_wallet
 
@@ -159,7 +160,7 @@ async def test_a_published_agent_is_minted_once_to_its_creator_and_written_back(
     assert found.tx_hash == job["tx_hash"]
     # Running again, and re-queueing the confirmed job by hand, sends nothing more.
     assert await outbox.run_once() == 0
-    await chain_db.execute("UPDATE chain_jobs SET status = 'pending', next_attempt_at = now()")
+    await requeue_jobs(chain_db)
     await outbox.run_once()
     assert await chain_client.confirmed_nonce() == nonce_before + 1
     assert (await job_of(chain_db, agent_id))["tx_hash"] == job["tx_hash"]
@@ -408,7 +409,7 @@ async def test_a_settlement_is_recorded_on_chain_once_with_its_amount_and_period
         == job["tx_hash"]
     )
     nonce = await chain_client.confirmed_nonce()
-    await chain_db.execute("UPDATE chain_jobs SET status = 'pending', next_attempt_at = now()")
+    await requeue_jobs(chain_db)
     await drain(outbox, chain_db)
     assert await chain_client.confirmed_nonce() == nonce
 

@@ -46,6 +46,14 @@ async def developer(client: httpx.AsyncClient) -> tuple[dict[str, str], str]:
     return bearer(body["access_token"]), body["user"]["id"]
 
 
+async def revoked_at_of(db: asyncpg.Pool, key_id: str) -> datetime | None:
+    """When the key was revoked in Postgres (None: it was not)."""
+    revoked: datetime | None = await db.fetchval(
+        "SELECT revoked_at FROM api_keys WHERE id = $1", key_id
+    )
+    return revoked
+
+
 async def create_key(client: httpx.AsyncClient, auth: dict[str, str], name: str = "ci") -> Any:
     response = await client.post(KEYS, json={"name": name}, headers=auth)
     assert response.status_code == 201, response.text
@@ -236,16 +244,12 @@ async def test_revoke_writes_the_gateway_record_and_is_idempotent(
     assert response.content == b""
     record = await key_record(redis, await shard_of(db_pool, user_id), key_hash)
     assert record["status"] == "revoked"
-    revoked_at = await db_pool.fetchval(
-        "SELECT revoked_at FROM api_keys WHERE id = $1", created["id"]
-    )
+    revoked_at = await revoked_at_of(db_pool, created["id"])
     assert revoked_at is not None
 
     again = await client.delete(f"{KEYS}/{created['id']}", headers=auth)
     assert again.status_code == 204
-    assert await db_pool.fetchval(
-        "SELECT revoked_at FROM api_keys WHERE id = $1", created["id"]
-    ) == revoked_at  # fmt: skip
+    assert await revoked_at_of(db_pool, created["id"]) == revoked_at
 
     [listed] = (await client.get(KEYS, headers=auth)).json()["keys"]
     assert listed["revoked"] is True
@@ -272,8 +276,7 @@ async def test_the_playground_key_is_minted_and_swept_on_the_users_shard(
     assert await session_keys.revoke_expired(db_pool, backend.redis, now_ms=later) >= 1
     assert (await key_record(backend.redis, principal.shard, key_hash))["status"] == "revoked"
     assert await backend.redis.zscore(keyspace.PLAYGROUND_KEY_EXPIRIES, minted.key_id) is None
-    revoked_at = "SELECT revoked_at FROM api_keys WHERE id = $1"
-    assert await db_pool.fetchval(revoked_at, minted.key_id) is not None
+    assert await revoked_at_of(db_pool, minted.key_id) is not None
 
 
 async def test_another_developers_key_is_not_found_and_stays_active(
@@ -283,9 +286,7 @@ async def test_another_developers_key_is_not_found_and_stays_active(
     other, _ = await developer(client)
     created = await create_key(client, owner)
     assert_error(await client.delete(f"{KEYS}/{created['id']}", headers=other), 404, "40404")
-    assert await db_pool.fetchval(
-        "SELECT revoked_at FROM api_keys WHERE id = $1", created["id"]
-    ) is None  # fmt: skip
+    assert await revoked_at_of(db_pool, created["id"]) is None
     for bad in ("not-a-uuid", "00000000-0000-0000-0000-000000000000", "1" * 36):
         assert_error(await client.delete(f"{KEYS}/{bad}", headers=owner), 404, "40404")
 
@@ -330,9 +331,7 @@ async def test_key_changes_fail_closed_when_redis_is_down(
         with pytest.raises(ApiError) as raised:
             await service.revoke_key(broken, principal, key.key_id)
         assert raised.value.code is ErrorCode.STORAGE_UNAVAILABLE
-        assert await db_pool.fetchval(
-            "SELECT revoked_at FROM api_keys WHERE id = $1", key.key_id
-        ) is None  # fmt: skip
+        assert await revoked_at_of(db_pool, key.key_id) is None
     finally:
         await dead.aclose()
     working = api_state(control_env, db_pool, redis)
