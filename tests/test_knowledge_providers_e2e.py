@@ -4,7 +4,8 @@ provider's system field (Anthropic's `system`, Gemini's `systemInstruction`: aft
 creator's prompt, before the developer's system text), JSON and streamed, called through the
 OpenAI SDK and (Anthropic) through the gateway's Messages API, the Anthropic SDK; and
 the creator's opt-in guard of retrieved text catches a passage the model echoes across stream
-chunk boundaries and inside tool-call arguments, as the prompt guard does."""
+chunk boundaries and inside tool-call arguments, as the prompt guard does, and so do MCP
+tool calls of the agent."""
 
 from __future__ import annotations
 
@@ -17,11 +18,13 @@ import httpx
 import pytest
 import pytest_asyncio
 
+from common.tool_names import tool_name
 from control_plane.knowledge.ingest import KnowledgeIngester
 from gateway.leak_guard import WITHHELD_NOTICE
 from gateway.leak_guard.json_text import decode_escapes
 from mock_provider.controls import render_directive
 from tests.gateway.helpers import agent_sdk, every_provider_at
+from tests.gateway.mcp.helpers import mcp_client, text_of
 from tests.knowledge_support import knowledge_ingester, ready_agent
 from tests.processes import Servers, gateway_env, serve_gateway
 
@@ -266,3 +269,24 @@ async def test_a_guarded_passage_is_withheld_from_the_anthropic_sdk_and_not_char
     assert WITHHELD_NOTICE in "".join(b.text for b in message.content if b.type == "text")
     assert message.stop_reason == "refusal"
     assert (usage.model_extra or {})["cost_units"] == 0
+
+
+@pytest.mark.parametrize("guarded", [False, True], ids=["echoed", "guarded"])
+async def test_an_mcp_tool_call_of_a_knowledge_agent_carries_and_guards_the_passages(
+    gateway_url: str, agents: Agents, guarded: bool
+) -> None:
+    """tools/call (the official MCP client) runs the chat pipeline: the passages after the
+    prompt, and the creator's guard over them."""
+    agent_id, key = await agents("openai", guarded=guarded)
+    directive = render_directive(IN_TEXT) if guarded else "[[mock echo_system]]"
+    async with mcp_client(gateway_url, key) as client:
+        result = await client.call_tool(
+            tool_name("Northwind support", agent_id), {"prompt": f"{QUESTION} {directive}"}
+        )
+    text = text_of(result)
+    if guarded:
+        assert not [quote for quote in LEAKED if quote in text]
+        assert WITHHELD_NOTICE in text
+    else:
+        assert not result.is_error, text
+        assert text.index(PROMPT) < text.index(FACT)
