@@ -390,6 +390,36 @@ def test_prefix_of_canary_is_held_until_it_diverges() -> None:
     assert scanner.leaked
 
 
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.sampled_from(["k", "K7", "7q", "xk", "qf3x", "f3", "k7qf", "a", "nope"]), max_size=8
+    )
+)
+def test_property_the_canary_prefix_held_is_the_longest_one_at_the_texts_end(
+    words: list[str],
+) -> None:
+    """Property: with no prompt to match, a text ending in a space is released up to the
+    words that hold the longest tail of its glued letters that is a proper prefix of the
+    canary (from any letter on: a word ending in "k" holds for "K7QF..."), nothing else."""
+    canary = "K7QF3XZP2M4A"
+    key = canary.lower()
+    glued = "".join(words).lower()
+    if key in glued:
+        return  # a leak: another property
+    scanner = NO_SECRETS.scanner(canary)
+    text = "".join(word + " " for word in words)
+    released = scanner.feed(text)
+    longest = max((n for n in range(1, len(key)) if glued.endswith(key[:n])), default=0)
+    held_words, covered = 0, 0
+    while covered < longest:
+        held_words += 1
+        covered += len(words[-held_words])
+    kept = "".join(word + " " for word in words[len(words) - held_words :]) if held_words else ""
+    assert released + kept == text
+    assert scanner.finish() == kept
+
+
 # --- SSE -----------------------------------------------------------------------------------------
 
 BASE = CHUNK_BASE
