@@ -88,6 +88,15 @@ async def axe_violations(page: Page, run_only: str = ALL_RULES) -> list[dict[str
     ]  # fmt: skip
 
 
+async def check_pages(page: Page, pages: tuple[tuple[str, str], ...]) -> list[str]:
+    """`check_page` on each (path, name) in turn."""
+    problems = []
+    for path, name in pages:
+        await page.goto(path)
+        problems += await check_page(page, name)
+    return problems
+
+
 async def check_page(page: Page, name: str) -> list[str]:
     """Screenshot the page in light and dark and run axe on both (every rule in light, the
     colour rules in dark); returns the problems."""

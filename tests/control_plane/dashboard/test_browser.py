@@ -30,6 +30,7 @@ from tests.control_plane.api_client import fresh_email
 from tests.control_plane.dashboard.browser import (
     SCREENSHOTS,
     check_page,
+    check_pages,
     ensure_chromium,
     launch_args,
 )
@@ -225,12 +226,11 @@ async def test_public_pages_in_light_and_dark_pass_axe(browser: Browser, base: s
     problems: list[str] = []
     agent_id = await published_by_a_new_creator(browser, base, "Publicly Checked", "p")
     async with person(browser, base) as anonymous:
-        for path, name in (("/", "landing"), ("/marketplace", "marketplace"),
-                           (f"/marketplace/{agent_id}", "agent detail"),
-                           ("/pricing", "pricing"), ("/login", "login"),
-                           ("/register", "register")):  # fmt: skip
-            await anonymous.goto(path)
-            problems += await check_page(anonymous, name)
+        problems += await check_pages(anonymous, (
+            ("/", "landing"), ("/marketplace", "marketplace"),
+            (f"/marketplace/{agent_id}", "agent detail"), ("/pricing", "pricing"),
+            ("/login", "login"), ("/register", "register"),
+        ))  # fmt: skip
     print(f"\ndashboard screenshots: {SCREENSHOTS}")
     assert problems == []
 
@@ -250,12 +250,10 @@ async def test_creator_studio_in_light_and_dark_passes_axe(
         problems += await check_page(creator, "creator versions")
         await creator.goto(f"/creator/agents/{agent_id}/versions/diff?from=1&to=2")
         problems += await check_page(creator, "creator version diff")
-        for path, name in (("/creator/agents", "creator agents"),
-                           ("/creator/analytics", "creator analytics"),
-                           ("/creator/earnings", "creator earnings"),
-                           ("/creator/profile", "creator profile")):  # fmt: skip
-            await creator.goto(path)
-            problems += await check_page(creator, name)
+        problems += await check_pages(creator, (
+            ("/creator/agents", "creator agents"), ("/creator/analytics", "creator analytics"),
+            ("/creator/earnings", "creator earnings"), ("/creator/profile", "creator profile"),
+        ))  # fmt: skip
         # Knowledge files: uploaded through the form, followed live while the worker runs.
         await creator.goto(f"/creator/agents/{agent_id}/knowledge")
         await creator.get_by_label(re.compile("^Files")).set_input_files(
@@ -315,12 +313,10 @@ async def test_developer_console_and_playground_pass_axe_down_to_phone_width(
         await developer.get_by_role("button", name="Send a test event").click()
         await expect(developer.locator("#deliveries")).to_contain_text("webhook.test")
         problems += await check_page(developer, "developer webhook deliveries")
-        for path, name in (("/developer/usage", "developer usage"),
-                           ("/developer/billing", "developer billing"),
-                           ("/playground", "playground picker"),
-                           ("/account", "account")):  # fmt: skip
-            await developer.goto(path)
-            problems += await check_page(developer, name)
+        problems += await check_pages(developer, (
+            ("/developer/usage", "developer usage"), ("/developer/billing", "developer billing"),
+            ("/playground", "playground picker"), ("/account", "account"),
+        ))  # fmt: skip
         # Phone width: nothing wider than the screen.
         await developer.set_viewport_size({"width": 360, "height": 780})
         for path, name in (("/developer/usage", "phone usage"),
@@ -342,14 +338,12 @@ async def test_admin_pages_in_light_and_dark_pass_axe(
     admin_email = await make_admin(db_pool, AdminRole.SUPER_ADMIN)
     async with person(browser, dashboard_stack.control_url) as admin:
         await log_in(admin, admin_email)
-        for path, name in (("/admin", "admin stats"), ("/admin/users", "admin users"),
-                           ("/admin/agents", "admin agents"),
-                           ("/admin/moderation", "admin moderation"),
-                           ("/admin/settlements", "admin settlements"),
-                           ("/admin/flags", "admin flags"), ("/admin/system", "admin system"),
-                           ("/admin/audit", "admin audit")):  # fmt: skip
-            await admin.goto(path)
-            problems += await check_page(admin, name)
+        problems += await check_pages(admin, (
+            ("/admin", "admin stats"), ("/admin/users", "admin users"),
+            ("/admin/agents", "admin agents"), ("/admin/moderation", "admin moderation"),
+            ("/admin/settlements", "admin settlements"), ("/admin/flags", "admin flags"),
+            ("/admin/system", "admin system"), ("/admin/audit", "admin audit"),
+        ))  # fmt: skip
     assert problems == []
 
 
