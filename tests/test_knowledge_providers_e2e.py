@@ -20,10 +20,11 @@ import pytest_asyncio
 
 from common.tool_names import tool_name
 from control_plane.knowledge.ingest import KnowledgeIngester
+from devstack.servers import free_port
 from gateway.leak_guard import WITHHELD_NOTICE
 from gateway.leak_guard.json_text import decode_escapes
 from mock_provider.controls import render_directive
-from tests.gateway.helpers import agent_sdk, every_provider_at
+from tests.gateway.helpers import agent_sdk, assert_error, chat_url, every_provider_at
 from tests.gateway.mcp.helpers import mcp_client, text_of
 from tests.knowledge_support import knowledge_ingester, ready_agent
 from tests.processes import Servers, gateway_env, serve_gateway
@@ -58,18 +59,19 @@ Agents = Callable[..., Awaitable[tuple[str, str]]]
 async def agents(
     db_pool: asyncpg.Pool, servers: Servers, control_url: str
 ) -> AsyncIterator[Agents]:
-    """`agents(provider, guarded)`: (agent id, key) of an agent on that provider with FACT as
-    its one ready file and `knowledge.leak_guard` as given; made once per module."""
-    made: dict[tuple[str, bool], tuple[str, str]] = {}
+    """`agents(provider, guarded, tag)`: (agent id, key) of an agent on that provider with FACT
+    as its one ready file and `knowledge.leak_guard` as given; made once per module (another
+    `tag`, another agent and developer)."""
+    made: dict[tuple[str, bool, str], tuple[str, str]] = {}
     async with (
         knowledge_ingester(db_pool, servers.redis_url) as ingester,
         httpx.AsyncClient(base_url=control_url, timeout=30) as api,
     ):
 
-        async def agent(provider: str, guarded: bool = False) -> tuple[str, str]:
-            if (provider, guarded) not in made:
-                made[provider, guarded] = await _ready(api, ingester, provider, guarded)
-            return made[provider, guarded]
+        async def agent(provider: str, guarded: bool = False, tag: str = "") -> tuple[str, str]:
+            if (provider, guarded, tag) not in made:
+                made[provider, guarded, tag] = await _ready(api, ingester, provider, guarded)
+            return made[provider, guarded, tag]
 
         yield agent
 
@@ -290,3 +292,46 @@ async def test_an_mcp_tool_call_of_a_knowledge_agent_carries_and_guards_the_pass
     else:
         assert not result.is_error, text
         assert text.index(PROMPT) < text.index(FACT)
+
+
+@pytest.fixture(scope="module")
+def embedding_down_url(
+    servers: Servers, database_url: str, mock_provider_url: str
+) -> Iterator[str]:
+    """A gateway whose embeddings endpoint (EMBEDDING_BACKEND=openai) does not answer."""
+    env = gateway_env(database_url, servers.redis_url, mock_provider_url,
+                      EMBEDDING_BACKEND="openai", EMBEDDING_API_KEY="mock-key",
+                      EMBEDDING_BASE_URL=f"http://127.0.0.1:{free_port()}/v1")  # fmt: skip
+    with serve_gateway(env) as url:
+        yield url
+
+
+async def trials_remaining(gateway_url: str, agent_id: str, key: str) -> int:
+    """The developer's free calls of the agent left after one more successful call."""
+    async with httpx.AsyncClient(timeout=30) as http:
+        response = await http.post(
+            chat_url(gateway_url, agent_id), headers={"Authorization": f"Bearer {key}"},
+            json={"messages": [{"role": "user", "content": QUESTION}]},
+        )  # fmt: skip
+    assert response.status_code == 200, response.text
+    return int(response.headers["x-agentlink-trials-remaining"])
+
+
+async def test_a_failed_retrieval_is_a_clean_503_that_costs_nothing(
+    gateway_url: str, embedding_down_url: str, agents: Agents
+) -> None:
+    """The question cannot be embedded: 503 `50302` (JSON and stream, before any byte), an
+    error body without the question or any passage, and no free call spent on it."""
+    agent_id, key = await agents("openai", tag="embedding-down")
+    before = await trials_remaining(gateway_url, agent_id, key)
+    async with httpx.AsyncClient(timeout=30) as http:
+        for stream in (False, True):
+            response = await http.post(
+                chat_url(embedding_down_url, agent_id), headers={"Authorization": f"Bearer {key}"},
+                json={"stream": stream, "messages": [{"role": "user", "content": QUESTION}]},
+            )  # fmt: skip
+            body = assert_error(response, 503, "50302")
+            assert "knowledge" in body["error"]["message"]
+            for text in (QUESTION, "Halden", *LEAKED):
+                assert text not in response.text
+    assert await trials_remaining(gateway_url, agent_id, key) == before - 1
