@@ -146,7 +146,7 @@ async def seed(database_url: str, sizes: list[int]) -> tuple[str, str, dict[int,
     for size in sizes:
         agent = await make_agent(db, leak_guard=False, knowledge=KnowledgeSettings(enabled=True))
         began = time.perf_counter()
-        await fill(db, agent.agent_id, size)
+        await fill(db, [agent.agent_id], size)
         await db.execute("UPDATE agents SET knowledge_version = 1 WHERE id = $1", agent.agent_id)
         print(f"filled {size} chunks in {time.perf_counter() - began:.0f} s", flush=True)
         agents[size] = agent.agent_id
