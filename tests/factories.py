@@ -36,6 +36,8 @@ __all__ = [
     "make_key",
     "make_review",
     "make_user",
+    "revoke_key",
+    "set_agent_status",
     "set_rate_tier",
     "set_user_status",
     "set_wallet",
@@ -92,6 +94,18 @@ async def set_user_status(db: asyncpg.Pool, user_id: str, status: str) -> None:
 async def set_rate_tier(db: asyncpg.Pool, user_id: str, tier: str) -> None:
     async with db.acquire() as connection:
         await admin.set_user_rate_tier(connection, user_id, tier)
+
+
+async def revoke_key(db: asyncpg.Pool, key_id: str) -> None:
+    """The key revoked in Postgres only (its Redis record untouched)."""
+    async with db.acquire() as connection:
+        await developers.revoke_key(connection, key_id)
+
+
+async def set_agent_status(db: asyncpg.Pool, agent_id: str, status: str) -> None:
+    """The agent's status in Postgres only (its Redis record untouched)."""
+    async with db.acquire() as connection:
+        await agents.set_status(connection, agent_id, status)
 
 
 async def set_wallet(db: asyncpg.Pool, creator_id: str, address: str) -> None:

@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 
 from common import keyspace
 from crypto.api_keys import SHARD_COUNT, generate_api_key
-from tests.factories import make_agent, set_user_status
+from tests.factories import make_agent, revoke_key, set_agent_status, set_user_status
 from tests.gateway.helpers import (
     NO_BREAKER,
     Caller,
@@ -134,7 +134,7 @@ async def test_a_key_revoked_before_its_first_use_is_401(
     gateway_url: str, db_pool: asyncpg.Pool
 ) -> None:
     caller = await make_caller(db_pool)
-    await db_pool.execute("UPDATE api_keys SET revoked_at = now() WHERE id = $1", caller.key.key_id)
+    await revoke_key(db_pool, caller.key.key_id)
     async with sdk(gateway_url, caller) as client:
         with pytest.raises(openai.AuthenticationError) as refused:
             await client.chat.completions.create(
@@ -283,7 +283,7 @@ async def test_unpublishing_takes_effect_on_the_next_request(
     agent_id = caller.agent.agent_id
 
     async def unpublish() -> None:  # as the control plane does: Postgres, then the Redis record
-        await db_pool.execute("UPDATE agents SET status = 'inactive' WHERE id = $1", agent_id)
+        await set_agent_status(db_pool, agent_id, "inactive")
         await redis.hset(keyspace.agent_record(agent_id), "status", "inactive")
 
     assert_error(await next_call_after(gateway_url, caller, unpublish), 404, "40401")
@@ -300,9 +300,7 @@ async def test_revocation_takes_effect_on_the_very_next_request(
         await client.chat.completions.create(
             model="x", messages=[{"role": "user", "content": "hi"}]
         )  # the key record is warm in Redis now
-        await db_pool.execute(
-            "UPDATE api_keys SET revoked_at = now() WHERE id = $1", caller.key.key_id
-        )
+        await revoke_key(db_pool, caller.key.key_id)
         await redis.hset(
             keyspace.api_key_record(caller.shard, caller.key.key_hash), "status", "revoked"
         )
