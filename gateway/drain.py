@@ -120,17 +120,19 @@ class Drain:
         """In the task relaying a stream: it is cancelled when the drain cuts streams."""
         return StreamCut(self)
 
-    @contextlib.contextmanager
-    def admitted_call(self) -> Iterator[None]:
-        """Around an admitted call, until its commit returned: what `settled` waits for."""
+    def admitted_call(self) -> Drain:
+        """Around an admitted call (`with`), until its commit returned: what `settled` waits
+        for. (The drain is its own context manager: no generator per call.)"""
+        return self
+
+    def __enter__(self) -> None:
         self._in_flight += 1
         self._idle.clear()
-        try:
-            yield
-        finally:
-            self._in_flight -= 1
-            if not self._in_flight:
-                self._idle.set()
+
+    def __exit__(self, *exc: object) -> None:
+        self._in_flight -= 1
+        if not self._in_flight:
+            self._idle.set()
 
     async def settled(self, timeout_s: float) -> bool:
         """At shutdown: wait up to `timeout_s` until every admitted call is committed; False

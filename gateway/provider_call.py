@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Iterator
-from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 
 from gateway.breaker import CircuitBreaker
@@ -52,6 +52,29 @@ class OpenStream:
             metrics.child(metrics.time_to_first_token, self.provider, self.model).observe(
                 time.perf_counter() - self.sent_at
             )
+
+
+class _Attempt:
+    """`with` it: entering asks the breaker (BreakerOpen if it refuses) and gives the time
+    the attempt started; leaving tells the breaker how it ended (a class, not a generator:
+    it is on every call)."""
+
+    __slots__ = ("_breaker", "_generation", "_name")
+
+    def __init__(self, breaker: CircuitBreaker, name: str) -> None:
+        self._breaker = breaker
+        self._name = name
+
+    def __enter__(self) -> float:
+        breaker = self._breaker
+        if not breaker.allow():
+            raise BreakerOpen(f"The {self._name} provider is failing; try again shortly.")
+        self._generation = breaker.generation  # a result from an older state is ignored
+        return time.perf_counter()
+
+    def __exit__(self, kind: object, error: BaseException | None, traceback: object) -> None:
+        failed = isinstance(error, ProviderError) and error.counts_as_failure
+        self._breaker.record(success=not failed, generation=self._generation)
 
 
 class GuardedProvider:
@@ -106,21 +129,9 @@ class GuardedProvider:
                 latency = self._metrics.child(self._metrics.provider_seconds, self.name, model)
                 latency.observe(time.perf_counter() - sent_at)
 
-    @contextmanager
-    def _attempt(self) -> Iterator[float]:
+    def _attempt(self) -> _Attempt:
         """One call the breaker allows (or refuses), and whose ending it then records."""
-        breaker = self._breaker
-        if not breaker.allow():
-            raise BreakerOpen(f"The {self.name} provider is failing; try again shortly.")
-        generation = breaker.generation  # a result from an older state is ignored
-        failed = False
-        try:
-            yield time.perf_counter()
-        except ProviderError as error:
-            failed = error.counts_as_failure
-            raise
-        finally:
-            breaker.record(success=not failed, generation=generation)
+        return _Attempt(self._breaker, self.name)
 
     async def aclose(self) -> None:
         await self._provider.aclose()
