@@ -236,16 +236,19 @@ async def run_worker(
         logger.info("worker stopped")
 
 
-def limit_blas_threads() -> None:
-    """One OpenBLAS thread, unless OPENBLAS_NUM_THREADS says otherwise. NumPy reads it once, when
-    first imported: here when the embedder is built (nothing the worker imports at start loads
-    it). Each batch is embedded on one thread of its own (EMBEDDING_THREADS of them); without
-    this NumPy's matrix products would each start a thread per core beside them."""
+def limit_native_threads() -> None:
+    """One OpenBLAS thread and no tokenizer thread pool, unless OPENBLAS_NUM_THREADS or
+    TOKENIZERS_PARALLELISM say otherwise. NumPy reads its variable once, when first imported:
+    here when the embedder is built (nothing the worker imports at start loads it). Each batch
+    is embedded on one thread of its own (EMBEDDING_THREADS of them); without this NumPy's
+    matrix products and the tokenizer's batches would each start a thread per core beside
+    them."""
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
 def main() -> None:
-    limit_blas_threads()
+    limit_native_threads()
     settings = WorkerSettings.from_env()
     configure_logging(settings.log_level)
 

@@ -152,7 +152,7 @@ from common.knowledge.backends import build_embedder
 from common.knowledge.settings import EmbeddingSettings
 
 assert "numpy" not in sys.modules, "the worker imports NumPy before it may limit its threads"
-worker.limit_blas_threads()
+worker.limit_native_threads()
 build_embedder(EmbeddingSettings.from_env({"EMBEDDING_RUNTIME": "numpy"})).embed_sync(["a b c"])
 (path,) = {line.split()[-1] for line in open("/proc/self/maps") if "openblas" in line}
 print(ctypes.CDLL(path).scipy_openblas_get_num_threads64_())

@@ -168,8 +168,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.nice:
         os.nice(args.nice)
     # One thread unless told otherwise: the batch is the unit of parallelism here, and more
-    # threads would take cores from the gateway's workers on the same host.
+    # threads would take cores from the gateway's workers on the same host. That holds for the
+    # tokenizer too: its batches would start a thread pool of one thread per core.
     os.environ["OPENBLAS_NUM_THREADS"] = str(args.threads)
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     from common.knowledge.minilm import MiniLM  # noqa: PLC0415 - after the thread count
 
     listener = _listen(path)

@@ -185,6 +185,26 @@ async def test_the_service_runs_the_configured_runtime(socket_path: Path, runtim
     assert gone(socket_path)
 
 
+@pytest.mark.parametrize("runtime", RUNTIMES)
+async def test_the_service_runs_on_its_one_thread(socket_path: Path, runtime: str) -> None:
+    """EMBEDDING_THREADS=1: after a batch of questions the service has its event loop's
+    thread and at most one more of ONNX Runtime's; the tokenizer started no pool of a thread
+    per core (it did: 4 and 3 threads on this 2-core box), nor did OpenBLAS."""
+    settings = EmbeddingSettings.from_env(
+        {"EMBEDDING_SOCKET": str(socket_path), "EMBEDDING_RUNTIME": runtime}
+    )
+    client = build_question_embedder(settings)
+    try:
+        await client.embed_question("start it")
+        await asyncio.gather(*(client.embed_question(f"{n}: {TEXTS[1]}") for n in range(16)))
+        (pid,) = service_pids(socket_path)
+        threads = len(os.listdir(f"/proc/{pid}/task"))
+        assert threads <= (2 if runtime == "onnx" else 1), threads
+    finally:
+        await client.aclose()
+    assert gone(socket_path)
+
+
 async def test_questions_beyond_the_bound_are_refused_at_once(socket_path: Path) -> None:
     client = build_question_embedder(EmbeddingSettings.from_env(
         {"EMBEDDING_SOCKET": str(socket_path), "EMBEDDING_MAX_PENDING": "2"}))  # fmt: skip
