@@ -49,7 +49,15 @@ from common.domain import KnowledgeSettings
 from common.migrations import migrate_url
 from devstack.servers import free_port
 from loadtests.retrieval_benchmark import THIRTY_WORDS, fill, percentile
-from loadtests.scratch import Scratch, cpu_seconds, gateway_env, scratch_servers, start, tree_cpu
+from loadtests.scratch import (
+    Scratch,
+    cpu_seconds,
+    gateway_env,
+    scratch_servers,
+    start,
+    start_mock_provider,
+    tree_cpu,
+)
 from tests.factories import make_account, make_agent
 
 
@@ -320,9 +328,9 @@ def run_load(args: argparse.Namespace, sizes: list[int], scratch: Scratch) -> No
     root, started = scratch.root, scratch.started
     database_url, redis_url = scratch.postgres.start(), scratch.valkey.start()
     key, plain_id, agents = asyncio.run(seed(database_url, sizes))
-    mock_port, gateway_port = free_port(), free_port()
-    started.append(start([sys.executable, "-m", "mock_provider", "--port", str(mock_port)],
-                         root / "mock.log", mock_port, dict(os.environ)))  # fmt: skip
+    mock, mock_port = start_mock_provider(root)
+    started.append(mock)
+    gateway_port = free_port()
     env = gateway_env(database_url, redis_url, mock_port,
                       EMBEDDING_THREADS="1", OPENBLAS_NUM_THREADS="1")  # fmt: skip
     gateway = start([sys.executable, "-m", "uvicorn", "--factory", "gateway.app:create_app",

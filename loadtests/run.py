@@ -46,6 +46,7 @@ from loadtests.scratch import (
     rss_mib,
     scratch_servers,
     start,
+    start_mock_provider,
     stop,
 )
 from loadtests.wrk import MODES, Result, Target, merged, wrk
@@ -164,9 +165,8 @@ def start_apps(
 ) -> tuple[list[Target], list[subprocess.Popen[bytes]]]:
     """Seed the database, then start the mock provider, the floor and the gateway."""
     key, agent_id = asyncio.run(seed(database_url))
-    mock_port, floor_port, gateway_port = free_port(), free_port(), free_port()
-    mock_argv = [sys.executable, "-m", "mock_provider", "--port", str(mock_port)]
-    mock_process = start(mock_argv, root / "mock.log", mock_port, dict(os.environ))
+    mock_process, mock_port = start_mock_provider(root)
+    floor_port, gateway_port = free_port(), free_port()
     mock_url = f"http://127.0.0.1:{mock_port}/v1/chat/completions"
     started = [mock_process]
     env = gateway_env(database_url, redis_url, mock_port)

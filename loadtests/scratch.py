@@ -67,6 +67,13 @@ def start(argv: list[str], log: Path, port: int, env: dict[str, str]) -> subproc
     return process
 
 
+def start_mock_provider(root: Path) -> tuple[subprocess.Popen[bytes], int]:
+    """The mock LLM provider on a free port, its log in `root`: the process and the port."""
+    port = free_port()
+    argv = [sys.executable, "-m", "mock_provider", "--port", str(port)]
+    return start(argv, root / "mock.log", port, dict(os.environ)), port
+
+
 def gateway_env(
     database_url: str, redis_url: str, mock_port: int, **overrides: str
 ) -> dict[str, str]:

@@ -20,18 +20,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import re
 import shutil
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
 from devstack import servers
 from devstack.servers import free_port
 from loadtests.run import CHECKOUT, request_bodies, seed, uvicorn_argv
-from loadtests.scratch import gateway_env, scratch_servers, start
+from loadtests.scratch import gateway_env, scratch_servers, start_mock_provider
 from loadtests.wrk import MODES, Target, wrk
 
 
@@ -68,9 +66,8 @@ def main() -> None:
         root = scratch.root
         database_url, redis_url = scratch.postgres.start(), scratch.valkey.start()
         key, agent_id = asyncio.run(seed(database_url))
-        mock_port = free_port()
-        mock_argv = [sys.executable, "-m", "mock_provider", "--port", str(mock_port)]
-        scratch.started.append(start(mock_argv, root / "mock.log", mock_port, dict(os.environ)))
+        mock, mock_port = start_mock_provider(root)
+        scratch.started.append(mock)
         env = gateway_env(
             database_url, redis_url, mock_port, RATE_LIMIT_PAID_PER_MIN="1000000000",
             # Generous: under callgrind a call takes ~50-100x longer.
