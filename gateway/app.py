@@ -43,6 +43,7 @@ from gateway.settings import GatewaySettings
 from gateway.settlement import Settler
 from gateway.sharded_admission import ShardedAdmitter, agent_read
 from gateway.state import GatewayState
+from gateway.timers import Timers
 from gateway.tracing import Tracing
 
 logger = logging.getLogger("agentlink.gateway")
@@ -114,6 +115,7 @@ def create_app(
         timeouts = ProviderTimeouts(
             complete_s=settings.upstream_timeout_s,
             first_byte_s=settings.stream_first_byte_timeout_s,
+            timers=Timers(),  # made in the loop, whose one timer they share
         )
         breaker_settings = BreakerSettings(
             failure_ratio=settings.breaker_failure_ratio,
@@ -160,6 +162,7 @@ def create_app(
             flags=flags,
             drain=Drain(settings.shutdown_drain_s),
             costs=CallCosts(settings.unit_price),
+            timers=timeouts.timers,
         )
         try:
             await scripts.preload()

@@ -20,6 +20,7 @@ from collections.abc import Coroutine
 
 from common.asgi import Receive
 from common.cancellation import TaskCanceller
+from gateway.timers import Timers
 
 # Messages a server may still hand over before it says the client left (uvicorn can answer
 # one empty `http.request` when the end of the body came in a read of its own).
@@ -65,11 +66,15 @@ class LazyDisconnectWatch:
 
     __slots__ = ("_receive", "_task", "_timer", "_watch")
 
-    def __init__(self, receive: Receive, after_s: float) -> None:
+    def __init__(self, receive: Receive, after_s: float, timers: Timers | None = None) -> None:
+        """`timers`: the gateway's (gateway/timers.py), else the loop's own."""
         self._receive = receive
         self._task = asyncio.current_task()
         self._watch: DisconnectWatch | None = None
-        self._timer = asyncio.get_running_loop().call_later(after_s, self._start)
+        call_later = (
+            timers.call_later if timers is not None else asyncio.get_running_loop().call_later
+        )
+        self._timer = call_later(after_s, self._start)
 
     def _start(self) -> None:
         self._watch = DisconnectWatch(self._receive, self._task)

@@ -315,7 +315,7 @@ async def _call_with_fallbacks(
 
 
 async def _complete(call: Call, edge: Edge) -> CallResult:
-    watch = LazyDisconnectWatch(edge.receive, _WATCH_AFTER_S)
+    watch = LazyDisconnectWatch(edge.receive, _WATCH_AFTER_S, call.state.timers)
     try:
         completion = await call.provider.complete(
             call.payload, model=call.model, headers=call.trace_headers
@@ -346,7 +346,7 @@ def _blocked(state: GatewayState, result: CallResult) -> CallResult:
 
 
 async def _relay_stream(call: Call, edge: Edge) -> CallResult:
-    watch = LazyDisconnectWatch(edge.receive, _WATCH_AFTER_S)
+    watch = LazyDisconnectWatch(edge.receive, _WATCH_AFTER_S, call.state.timers)
     drain = call.state.drain.watch_stream()
     sink: StreamSink | None = None
     leak_filter = (

@@ -19,6 +19,7 @@ from gateway.provider_call import GuardedProvider
 from gateway.records import RecordLoader
 from gateway.settings import GatewaySettings
 from gateway.settlement import Settler
+from gateway.timers import Timers
 from gateway.tracing import Tracing
 
 
@@ -40,3 +41,4 @@ class GatewayState:
     flags: FeatureFlags  # maintenance_mode, enable_trial_mode, enable_rag: snapshot, off-path
     drain: Drain  # after SIGTERM: unready, streams cut at SHUTDOWN_DRAIN_S, commits awaited
     costs: CallCosts  # what a call's units cost, at settings.unit_price
+    timers: Timers  # the per-call deadlines and watches, on one loop timer
