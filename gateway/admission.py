@@ -9,6 +9,7 @@ back the reservation and append the usage event.
 
 from __future__ import annotations
 
+import asyncio
 from collections import OrderedDict
 from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from common.feature_flags import FeatureFlags
 from common.records import SPEND_FIELD_TTL_MS
 from common.redis_store import ScriptSet
 from gateway.call_result import CallResult
+from gateway.hot_redis import HotScripts
 from gateway.records import RecordLoader
 
 # A fully cold call: key miss, user miss, agent miss, then the verdict. One spare for a
@@ -139,6 +141,7 @@ class Admitter:
         self._admit = scripts["admit"]
         self._admit_sharded = scripts["admit_sharded"]
         self._commit = scripts["commit"]
+        self._send_now = scripts.send_now if isinstance(scripts, HotScripts) else None
         self._loader = loader
         self._limits = limits
         self._flags = flags  # enable_trial_mode off: no free trials (admit.lua gets 0)
@@ -224,6 +227,17 @@ class Admitter:
                 raise ApiError(ErrorCode.STORAGE_UNAVAILABLE) from None
         raise ApiError(ErrorCode.STORAGE_UNAVAILABLE, "Could not load records; try again.")
 
+    def commit_sent(
+        self, admission: Admission, result: CallResult, *, latency_ms: int, request_id: str
+    ) -> asyncio.Future[Any] | None:
+        """`commit`, sent before this returns, as its reply's future: read by a callback,
+        no task or coroutine waits for it (gateway/settlement.py). None, nothing sent, when it
+        cannot go out at once (not the hot client, or no connection open yet): `commit` then."""
+        if self._send_now is None:
+            return None
+        keys, args = self._commit_call(admission, result, latency_ms, request_id)
+        return self._send_now("commit", keys=keys, args=args)
+
     def commit(
         self, admission: Admission, result: CallResult, *, latency_ms: int, request_id: str
     ) -> Awaitable[bool]:
@@ -231,6 +245,12 @@ class Admitter:
         (or reaped), when awaited. Over HotScripts the command is sent before this returns
         (gateway/hot_redis.py), so a commit awaited by a task of its own
         (gateway/settlement.py) does not wait for that task's first turn."""
+        keys, args = self._commit_call(admission, result, latency_ms, request_id)
+        return _as_bool(self._commit(keys=keys, args=args))
+
+    def _commit_call(
+        self, admission: Admission, result: CallResult, latency_ms: int, request_id: str
+    ) -> tuple[tuple[str, ...], list[str | int]]:
         shard, user_id = admission.shard, admission.user_id
         keys = self._commit_keys.get((shard, user_id))
         if keys is None:
@@ -249,7 +269,7 @@ class Admitter:
             latency_ms, result.error_code, request_id,
             min(usage.cached_input_tokens, usage.input_tokens) if usage else 0,
         ]  # fmt: skip
-        return _as_bool(self._commit(keys=keys, args=args))
+        return keys, args
 
 
 async def _as_bool(reply: Awaitable[Any]) -> bool:

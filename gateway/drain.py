@@ -29,7 +29,7 @@ import contextlib
 import logging
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from types import FrameType
 from typing import Any
 
@@ -120,16 +120,15 @@ class Drain:
         """In the task relaying a stream: it is cancelled when the drain cuts streams."""
         return StreamCut(self)
 
-    def admitted_call(self) -> Drain:
-        """Around an admitted call (`with`), until its commit returned: what `settled` waits
-        for. (The drain is its own context manager: no generator per call.)"""
-        return self
-
-    def __enter__(self) -> None:
+    def admitted_call(self) -> Callable[[], None]:
+        """An admitted call: in flight until the returned function is called, once, when its
+        commit returned (gateway/settlement.py): what `settled` waits for. (A bound method:
+        nothing made per call.)"""
         self._in_flight += 1
         self._idle.clear()
+        return self._release
 
-    def __exit__(self, *exc: object) -> None:
+    def _release(self) -> None:
         self._in_flight -= 1
         if not self._in_flight:
             self._idle.set()

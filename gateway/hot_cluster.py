@@ -99,6 +99,10 @@ class HotCluster:
         """`execute_on`, sent when awaited (a redirect or a map reload may come first)."""
         return self.execute_on(key, *parts)
 
+    def send_now(self, key: Arg, *parts: Arg) -> asyncio.Future[Any] | None:
+        """Never at once here: a command may be redirected (MOVED, ASK) or wait for the map."""
+        return None
+
     def _reload_soon(self) -> None:
         """In the background, so that calls on the primaries that answer never wait for it."""
         stale = self._stale_since

@@ -189,6 +189,15 @@ class HotRedis:
             return self.execute_on(key, *parts)
         return connection.send(encode_command(*parts))
 
+    def send_now(self, key: Arg, *parts: Arg) -> asyncio.Future[Any] | None:
+        """The command sent before this returns, and its reply's future; None (nothing sent)
+        when no connection is open: `send_on` or `execute_on` then, which connect."""
+        index, connection = self._take_slot()
+        if connection is None:
+            self._next = index  # the caller's `send_on` next takes this slot: connects it
+            return None
+        return connection.send(encode_command(*parts))
+
     async def execute_asking(self, *parts: Arg) -> Any:
         """ASKING, then `parts`, back to back on one connection: how a Redis Cluster node
         takes a command on a slot being migrated to it (gateway/hot_cluster.py)."""
@@ -228,6 +237,8 @@ class HotClient(Protocol):
 
     def send_on(self, key: Arg, *parts: Arg) -> Awaitable[Any]: ...
 
+    def send_now(self, key: Arg, *parts: Arg) -> asyncio.Future[Any] | None: ...
+
 
 class HotScripts:
     """The project's Lua scripts over `HotRedis` or `HotCluster`, used like `LuaScripts`:
@@ -251,6 +262,15 @@ class HotScripts:
             return _reply_or_eval(client, sent, source, keys, args)
 
         return run
+
+    def send_now(
+        self, name: str, *, keys: Sequence[Arg], args: Sequence[Arg]
+    ) -> asyncio.Future[Any] | None:
+        """EVALSHA sent before this returns, and its reply's future (a NOSCRIPT error is the
+        caller's to answer, with `scripts[name]`); None, nothing sent, when it cannot go out
+        at once (no connection open; a Redis Cluster, whose calls may be redirected)."""
+        sha, _ = self._scripts[name]
+        return self._client.send_now(keys[0], "EVALSHA", sha, len(keys), *keys, *args)
 
 
 async def _reply_or_eval(

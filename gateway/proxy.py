@@ -183,8 +183,7 @@ async def call_agent(
         request_id=telemetry.request_id,
     )  # fmt: skip
     telemetry.admitted()
-    with state.drain.admitted_call():  # a shutdown waits for its commit
-        telemetry.ended(await _serve(state, admission, chat, telemetry, edge))
+    telemetry.ended(await _serve(state, admission, chat, telemetry, edge))
 
 
 async def _serve(
@@ -194,7 +193,10 @@ async def _serve(
     telemetry: CallTelemetry,
     edge: Edge,
 ) -> CallResult:
-    """Steps 4 to 7 for an admitted call, committed exactly once however it ends."""
+    """Steps 4 to 7 for an admitted call, committed exactly once however it ends. The
+    call is in flight for the drain until its commit returned, which may be after the call
+    ended (gateway/settlement.py): a shutdown waits for it."""
+    in_flight = state.drain.admitted_call()
     result = NOT_ANSWERED
     try:
         cached = await state.agent_configs.get(admission.agent_id, admission.agent_version)
@@ -225,7 +227,7 @@ async def _serve(
         result = CallResult.cut_at_shutdown(status_sent=False)
         raise
     finally:
-        await _commit(state, admission, result, telemetry)
+        await _commit(state, admission, result, telemetry, in_flight)
 
 
 def _upstream_request(
@@ -437,7 +439,11 @@ async def _release_held(leak_filter: SseLeakFilter | None, sink: StreamSink) -> 
 
 
 async def _commit(
-    state: GatewayState, admission: Admission, result: CallResult, telemetry: CallTelemetry
+    state: GatewayState,
+    admission: Admission,
+    result: CallResult,
+    telemetry: CallTelemetry,
+    in_flight: Callable[[], None],
 ) -> None:
     await state.settler.settle(
         admission, result,
@@ -445,4 +451,5 @@ async def _commit(
         latency_ms=int((time.perf_counter() - telemetry.started) * 1000),
         # The reservation lives this long from admission, which came after `started`.
         deadline=telemetry.started + state.settings.reservation_s,
+        returned=in_flight,
     )  # fmt: skip
