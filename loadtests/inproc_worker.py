@@ -50,25 +50,36 @@ def _scope(path: str, key: str, body: bytes, state: dict[str, Any]) -> dict[str,
     }
 
 
-async def _one_call(app: Any, path: str, key: str, body: bytes, state: dict[str, Any]) -> None:
-    sent = False
-    forever = asyncio.Event()
-    status = 0
+class _Cycle:
+    """One request's `receive` as uvicorn's request cycle gives it: a bound method of an
+    object with `disconnected`, which the gateway reads instead of calling `receive`
+    (gateway/disconnect.py), so the harness measures what a uvicorn worker runs."""
 
-    async def receive() -> dict[str, Any]:
-        nonlocal sent
-        if not sent:
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        await forever.wait()
+    __slots__ = ("_body", "_forever", "_sent", "disconnected")
+
+    def __init__(self, body: bytes) -> None:
+        self._body = body
+        self._sent = False
+        self._forever = asyncio.Event()
+        self.disconnected = False
+
+    async def receive(self) -> dict[str, Any]:
+        if not self._sent:
+            self._sent = True
+            return {"type": "http.request", "body": self._body, "more_body": False}
+        await self._forever.wait()
         return {"type": "http.disconnect"}
+
+
+async def _one_call(app: Any, path: str, key: str, body: bytes, state: dict[str, Any]) -> None:
+    status = 0
 
     async def send(message: dict[str, Any]) -> None:
         nonlocal status
         if message["type"] == "http.response.start":
             status = message["status"]
 
-    await app(_scope(path, key, body, state), receive, send)
+    await app(_scope(path, key, body, state), _Cycle(body).receive, send)
     if status != 200:
         raise SystemExit(f"HTTP {status}")
 
