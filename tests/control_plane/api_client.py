@@ -50,6 +50,20 @@ async def admin_token(db: asyncpg.Pool, role: AdminRole | None) -> tuple[str, st
     return admin.user_id, issue_access_token(TEST_JWT_SECRET, principal, ttl_s=900)
 
 
+async def role_tokens(control_url: str, db: asyncpg.Pool | asyncpg.Connection) -> dict[str, str]:
+    """Access tokens of a new creator, a new developer (both through the API) and a new super
+    admin, by role name."""
+    async with httpx.AsyncClient(base_url=control_url, timeout=30) as client:
+        creator = await register(client, "creator")
+        developer = await register(client, "developer")
+    _, admin = await admin_token(db, AdminRole.SUPER_ADMIN)  # type: ignore[arg-type]
+    return {
+        "creator": creator["access_token"],
+        "developer": developer["access_token"],
+        "admin": admin,
+    }
+
+
 @dataclass(frozen=True)
 class Admin:
     user_id: str

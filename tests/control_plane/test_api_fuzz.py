@@ -16,9 +16,8 @@ from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import positive_data_acceptance, status_code_conformance
 
-from common.domain import AdminRole
 from control_plane.routes import OPENAPI
-from tests.control_plane.api_client import admin_token
+from tests.control_plane.api_client import role_tokens
 
 schema = schemathesis.openapi.from_dict(OPENAPI)
 CHECKS = [not_a_server_error, status_code_conformance, positive_data_acceptance]
@@ -40,28 +39,14 @@ SIGNED = {"/api/v1/payments/webhook/stripe", "/api/v1/payments/webhook/coinbase"
 
 @pytest.fixture(scope="module")
 def tokens(control_url: str, database_url: str) -> dict[str, str]:
-    import httpx
-
-    from tests.control_plane.api_client import fresh_email
-
-    found: dict[str, str] = {}
-    with httpx.Client(base_url=control_url) as client:
-        for user_type in ("creator", "developer"):
-            body = {"email": fresh_email(), "password": "fuzzing password", "user_type": user_type}
-            found[user_type] = client.post("/api/v1/auth/register", json=body).json()[
-                "access_token"
-            ]
-
-    async def make_admin() -> str:
+    async def made() -> dict[str, str]:
         db = await asyncpg.connect(database_url)
         try:
-            _, token = await admin_token(db, AdminRole.SUPER_ADMIN)  # type: ignore[arg-type]
+            return await role_tokens(control_url, db)
         finally:
             await db.close()
-        return token
 
-    found["admin"] = asyncio.run(make_admin())
-    return found
+    return asyncio.run(made())
 
 
 def _token_for(path: str, tokens: dict[str, str]) -> str:

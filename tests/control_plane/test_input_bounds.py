@@ -21,8 +21,7 @@ import pytest_asyncio
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from common.domain import AdminRole
-from tests.control_plane.api_client import admin_token, bearer, register
+from tests.control_plane.api_client import bearer, role_tokens
 from tests.processes import TEST_JWT_SECRET
 
 
@@ -92,15 +91,7 @@ CASES: list[tuple[str, str, str, dict[str, str] | None, Any]] = [
 
 @pytest_asyncio.fixture(scope="module")
 async def tokens(control_url: str, db_pool: asyncpg.Pool) -> dict[str, str]:
-    async with httpx.AsyncClient(base_url=control_url) as module_client:
-        creator = await register(module_client, "creator")
-        developer = await register(module_client, "developer")
-    _, admin = await admin_token(db_pool, AdminRole.SUPER_ADMIN)
-    return {
-        "creator": creator["access_token"],
-        "developer": developer["access_token"],
-        "admin": admin,
-    }
+    return await role_tokens(control_url, db_pool)
 
 
 def _assert_client_error(response: httpx.Response) -> None:
