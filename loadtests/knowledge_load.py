@@ -20,7 +20,8 @@ saturating, so any CPU the knowledge calls take shows), or with --plain-rate N a
 second on a fixed schedule (an open loop below saturation, as a service sees traffic; each
 latency counted from its scheduled start); the knowledge calls beside them from one closed
 loop, or with --knowledge-rate M at M calls per second. The output states these conditions
-(and the cores and load average) with every p99 beside knowledge calls.
+(and the cores and load average) with every p99 beside knowledge calls, and how much of the
+time the gateway worker waited for a CPU (its run queue, /proc/PID/schedstat).
 Each round prints its plain p50/p99 alone and beside; the summary gives the median of the
 rounds' p99s, alone and beside, and in how many rounds the p99 beside was the higher one
 ("the p99 of plain calls must not move": half of them, by chance, if it does not).
@@ -71,6 +72,11 @@ def rss_mib(pid: int) -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return 0.0
+
+
+def run_queue_seconds(pid: int) -> float:
+    """How long the process's main thread has waited for a CPU while runnable (schedstat)."""
+    return int(Path(f"/proc/{pid}/schedstat").read_text().split()[1]) / 1e9
 
 
 def children(pid: int) -> list[int]:
@@ -173,6 +179,10 @@ class Round:
     postgres_us: float  # Postgres' CPU per knowledge call
     worker_plain_us: float  # per plain call, the gateway worker alone (its event loop)
     worker_knowledge_us: float  # per knowledge call, likewise (the service's work excluded)
+    # The share of the A/B's time the worker was runnable but waited for a CPU, alone and
+    # beside: beyond a few % the box is oversubscribed, and p99 tells of its load.
+    waiting_alone: float
+    waiting_beside: float
 
     @property
     def added(self) -> tuple[float, float]:
@@ -245,13 +255,22 @@ class Load:
             mixed, _ = await asyncio.gather(alone(), self.knowledge(agent_id, self.knowledge_rate))
             return mixed
 
+        async def waiting(work: Awaitable[list[float]]) -> tuple[list[float], float]:
+            before, began = run_queue_seconds(self.pids[0]), time.monotonic()
+            timings = await work
+            waited = run_queue_seconds(self.pids[0]) - before
+            return timings, waited / (time.monotonic() - began)
+
         # A then B, B then A: a drift of the machine's load over the run hits both alike.
         if number % 2 == 0:
-            plain_alone, plain_beside = await alone(), await beside()
+            (plain_alone, wait_alone), (plain_beside, wait_beside) = (
+                await waiting(alone()), await waiting(beside()))  # fmt: skip
         else:
-            plain_beside, plain_alone = await beside(), await alone()
+            (plain_beside, wait_beside), (plain_alone, wait_alone) = (
+                await waiting(beside()), await waiting(alone()))  # fmt: skip
         return Round(plain_one, knowledge_one, plain_alone, plain_beside, cpu_plain,
-                     cpu_knowledge, postgres, worker_plain, worker_knowledge)  # fmt: skip
+                     cpu_knowledge, postgres, worker_plain, worker_knowledge, wait_alone,
+                     wait_beside)  # fmt: skip
 
 
 def pct(timings: list[float]) -> str:
@@ -303,7 +322,10 @@ def summarise(size: int, done: list[Round]) -> None:
           f" {median(r.cpu_plain_us for r in done) / 1000:.2f} ms), of which the worker's"
           f" own {median(r.worker_knowledge_us for r in done) / 1000:.2f} ms (plain"
           f" {median(r.worker_plain_us for r in done) / 1000:.2f} ms); Postgres"
-          f" {median(r.postgres_us for r in done) / 1000:.2f} ms")  # fmt: skip
+          f" {median(r.postgres_us for r in done) / 1000:.2f} ms"
+          f"\n  the gateway worker waited for a CPU {median(r.waiting_alone for r in done):.0%}"
+          f" of the time alone, {median(r.waiting_beside for r in done):.0%} beside (its run"
+          " queue wait: more than a few % means an oversubscribed box)")  # fmt: skip
 
 
 def main() -> None:
