@@ -25,19 +25,16 @@ if TYPE_CHECKING:  # the worker loads NumPy with its embedder only (control_plan
 
 # Up to $2 chunks whose vector is not of model $1, an old model's agent by agent. The job runs
 # every KNOWLEDGE_REEMBED_INTERVAL_S and nearly always finds nothing: "IS DISTINCT FROM" could
-# only be answered by reading every chunk, so it is asked as the three ranges around $1 (no
-# model, models sorting before it, after it) of knowledge_chunks_model_idx (migrations/0021),
-# each read in the index's order and only as far as the batch needs.
+# only be answered by reading every chunk, so it is asked as the two ranges around $1 of
+# knowledge_chunks_model_idx (migrations/0021; no model is '', before any), each read in the
+# index's order and only as far as the batch needs.
 OTHER_MODEL_CHUNKS_SQL = """
 SELECT id, agent_id::text AS agent_id, content FROM (
-    (SELECT id, agent_id, content FROM knowledge_chunks WHERE embedding_model IS NULL
-     ORDER BY embedding_model, agent_id, id LIMIT $2)
+    (SELECT id, agent_id, content FROM knowledge_chunks WHERE coalesce(embedding_model, '') < $1
+     ORDER BY coalesce(embedding_model, ''), agent_id, id LIMIT $2)
     UNION ALL
-    (SELECT id, agent_id, content FROM knowledge_chunks WHERE embedding_model < $1
-     ORDER BY embedding_model, agent_id, id LIMIT $2)
-    UNION ALL
-    (SELECT id, agent_id, content FROM knowledge_chunks WHERE embedding_model > $1
-     ORDER BY embedding_model, agent_id, id LIMIT $2)
+    (SELECT id, agent_id, content FROM knowledge_chunks WHERE coalesce(embedding_model, '') > $1
+     ORDER BY coalesce(embedding_model, ''), agent_id, id LIMIT $2)
 ) other_models
 LIMIT $2
 """

@@ -167,7 +167,7 @@ async def test_deleting_a_ready_file_bumps_the_version_and_hides_it(
 
 
 # Models sorting before and after the current one, and none (a vector from before 0008): the
-# three ranges the job's query reads.
+# two ranges the job's query reads (no model sorts first).
 @pytest.mark.parametrize("old_model", ["openai/old-model", "aaa/old-model", None])
 async def test_a_new_embedding_model_reembeds_every_chunk(
     *,
@@ -209,7 +209,7 @@ def plan_nodes(plan: dict[str, Any]) -> Iterator[dict[str, Any]]:
 
 async def test_the_reembed_job_reads_an_index_range_not_every_chunk(db_pool: asyncpg.Pool) -> None:
     """The job's query (every KNOWLEDGE_REEMBED_INTERVAL_S) is answered from
-    knowledge_chunks_model_idx, as three ranges of it. (Sequential scans are priced out: the
+    knowledge_chunks_model_idx, as two ranges of it. (Sequential scans are priced out: the
     test database is too small for the planner to prefer an index; at 100,000 chunks it does
     by itself.)"""
     async with db_pool.acquire() as connection, connection.transaction():
@@ -222,10 +222,27 @@ async def test_the_reembed_job_reads_an_index_range_not_every_chunk(db_pool: asy
     nodes = list(plan_nodes(explained[0]["Plan"]))
     assert not [node for node in nodes if node["Node Type"] == "Seq Scan"]
     probes = [node for node in nodes if "Index Name" in node]
-    assert len(probes) == 3, probes  # one per range, each bounded by the index
+    assert len(probes) == 2, probes  # one per range, each bounded by the index
     for probe in probes:
         assert probe["Index Name"] == "knowledge_chunks_model_idx"
-        assert "embedding_model" in probe["Index Cond"]
+        assert "COALESCE(embedding_model" in probe["Index Cond"]
+
+
+async def test_retrieval_does_not_use_the_reembed_index(db_pool: asyncpg.Pool) -> None:
+    """Retrieval's per-agent, per-model filter cannot match knowledge_chunks_model_idx (it is
+    over coalesce(embedding_model, '')), so it keeps the plans it was measured with."""
+    async with db_pool.acquire() as connection, connection.transaction():
+        await connection.execute("SET LOCAL enable_seqscan = off")
+        await connection.execute("SET LOCAL enable_bitmapscan = off")
+        explained = await connection.fetchval(
+            "EXPLAIN (FORMAT JSON) SELECT id FROM knowledge_chunks"
+            " WHERE agent_id = $1 AND embedding_model = $2 ORDER BY id LIMIT 20",
+            "00000000-0000-0000-0000-000000000000", "local/all-MiniLM-L6-v2",
+        )  # fmt: skip
+    if isinstance(explained, str):
+        explained = json.loads(explained)
+    used = {node.get("Index Name") for node in plan_nodes(explained[0]["Plan"])}
+    assert "knowledge_chunks_model_idx" not in used, used
 
 
 async def test_two_ingesters_never_process_one_file_twice(
