@@ -22,6 +22,10 @@ from types import TracebackType
 _COMPACT_AT = 512  # cancelled entries tolerated before a rebuild (when they are most)
 
 
+def _nothing() -> None:
+    return None
+
+
 class Timer:
     __slots__ = ("_timers", "callback", "cancelled")
 
@@ -33,6 +37,9 @@ class Timer:
     def cancel(self) -> None:
         if not self.cancelled:
             self.cancelled = True
+            # Let go of the callback at once, as the loop's own handles do: it holds the
+            # call (its task, its request), and the entry may wait in the heap till it is due.
+            self.callback = _nothing
             self._timers.dropped()
 
 
@@ -81,8 +88,9 @@ class Timers:
             if timer.cancelled:
                 self._cancelled -= 1
                 continue
+            callback, timer.callback = timer.callback, _nothing
             timer.cancelled = True  # fired: a later cancel() is a no-op
-            timer.callback()
+            callback()
         while heap and heap[0][2].cancelled:
             heapq.heappop(heap)
             self._cancelled -= 1

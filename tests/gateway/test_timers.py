@@ -5,6 +5,8 @@ asyncio.timeout's rules (TimeoutError at the deadline, someone else's cancellati
 from __future__ import annotations
 
 import asyncio
+import gc
+import weakref
 
 import pytest
 
@@ -42,6 +44,25 @@ async def test_cancelled_timers_do_not_pile_up() -> None:
     kept = timers.call_later(0.01, asyncio.Event().set)
     await asyncio.sleep(0.05)
     assert kept.cancelled  # fired (a fired timer counts as done)
+
+
+async def test_a_cancelled_or_fired_timer_lets_go_of_its_callback() -> None:
+    # The callback holds a call (its task, its request): an entry waiting in the heap till
+    # it is due must not keep it alive (RSS per worker went 75 -> 84 MiB under wrk when it did).
+    class Call:
+        def expire(self) -> None:
+            pass
+
+    timers = Timers()
+    cancelled, fired = Call(), Call()
+    gone = [weakref.ref(cancelled), weakref.ref(fired)]
+    timers.call_later(30, lambda: None)  # a live timer ahead of the cancelled one
+    timers.call_later(60, cancelled.expire).cancel()
+    timers.call_later(0.01, fired.expire)
+    del cancelled, fired
+    await asyncio.sleep(0.05)
+    gc.collect()
+    assert [ref() for ref in gone] == [None, None]
 
 
 async def test_a_deadline_raises_timeout_error_when_the_body_outlasts_it() -> None:
