@@ -81,9 +81,16 @@ class AgentConfigCache:
         return loaded
 
     async def _fetch(self, agent_id: str, version: int) -> bytes | None:
-        envelope: bytes | None = await self._db.fetchval(
-            "SELECT config_encrypted FROM agent_versions WHERE agent_id = $1 AND version = $2",
-            agent_id,
-            version,
-        )
+        try:
+            envelope: bytes | None = await self._db.fetchval(
+                "SELECT config_encrypted FROM agent_versions WHERE agent_id = $1 AND version = $2",
+                agent_id,
+                version,
+            )
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+            # Postgres down: the call was admitted (Redis) but cannot be served; a clear 503
+            # (the commit gives the admission back), not an unhandled 500.
+            raise ApiError(
+                ErrorCode.STORAGE_UNAVAILABLE, "The agent's configuration is unavailable."
+            ) from error
         return envelope

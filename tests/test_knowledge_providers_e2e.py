@@ -9,8 +9,12 @@ tool calls of the agent."""
 
 from __future__ import annotations
 
+import asyncio
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import anthropic
 import asyncpg
@@ -295,7 +299,7 @@ async def test_an_mcp_tool_call_of_a_knowledge_agent_carries_and_guards_the_pass
 
 
 @pytest.fixture(scope="module")
-def embedding_down_url(
+def embeddings_down_url(
     servers: Servers, database_url: str, mock_provider_url: str
 ) -> Iterator[str]:
     """A gateway whose embeddings endpoint (EMBEDDING_BACKEND=openai) does not answer."""
@@ -304,6 +308,47 @@ def embedding_down_url(
                       EMBEDDING_BASE_URL=f"http://127.0.0.1:{free_port()}/v1")  # fmt: skip
     with serve_gateway(env) as url:
         yield url
+
+
+@pytest.fixture(scope="module")
+def database_down_url(servers: Servers, mock_provider_url: str) -> Iterator[str]:
+    """A gateway whose Postgres does not answer (admission is Redis's; the agent's config,
+    read once per version, is not)."""
+    unreachable = f"postgresql://nobody@127.0.0.1:{free_port()}/none"
+    with serve_gateway(gateway_env(unreachable, servers.redis_url, mock_provider_url)) as url:
+        yield url
+
+
+def run_sql(database_url: str, *statements: str) -> None:
+    """Statements on a connection of their own, from sync code (a thread with its own loop)."""
+
+    async def run() -> None:
+        connection = await asyncpg.connect(database_url)
+        try:
+            for statement in statements:
+                await connection.execute(statement)
+        finally:
+            await connection.close()
+
+    with ThreadPoolExecutor(1) as thread:
+        thread.submit(asyncio.run, run()).result()
+
+
+@pytest.fixture(scope="module")
+def chunks_unreadable_url(
+    servers: Servers, database_url: str, mock_provider_url: str
+) -> Iterator[str]:
+    """A gateway that reads agent configs but may not read knowledge chunks (a role with no
+    grant on them): retrieval's query itself fails."""
+    role = f"no_chunks_{uuid.uuid4().hex[:8]}"
+    run_sql(database_url, f"CREATE ROLE {role} LOGIN", f"GRANT SELECT ON agent_versions TO {role}")
+    parts = urlsplit(database_url)
+    url = urlunsplit(parts._replace(netloc=f"{role}@{parts.hostname}:{parts.port}"))
+    try:
+        with serve_gateway(gateway_env(url, servers.redis_url, mock_provider_url)) as gateway:
+            yield gateway
+    finally:
+        run_sql(database_url, f"DROP OWNED BY {role}", f"DROP ROLE {role}")
 
 
 async def trials_remaining(gateway_url: str, agent_id: str, key: str) -> int:
@@ -317,21 +362,28 @@ async def trials_remaining(gateway_url: str, agent_id: str, key: str) -> int:
     return int(response.headers["x-agentlink-trials-remaining"])
 
 
+@pytest.mark.parametrize(
+    ("failing", "says"),
+    [("embeddings_down_url", "knowledge search"), ("chunks_unreadable_url", "knowledge base"),
+     ("database_down_url", "configuration")],
+)  # fmt: skip
 async def test_a_failed_retrieval_is_a_clean_503_that_costs_nothing(
-    gateway_url: str, embedding_down_url: str, agents: Agents
+    gateway_url: str, agents: Agents, request: pytest.FixtureRequest, failing: str, says: str
 ) -> None:
-    """The question cannot be embedded: 503 `50302` (JSON and stream, before any byte), an
-    error body without the question or any passage, and no free call spent on it."""
-    agent_id, key = await agents("openai", tag="embedding-down")
+    """The question cannot be embedded, the chunks cannot be searched, or Postgres is down
+    altogether (a 500 before): 503 `50302` (JSON and stream, before any byte), an error body
+    without the question or any passage, and no free call spent on it."""
+    failing_url = request.getfixturevalue(failing)
+    agent_id, key = await agents("openai", tag=failing)
     before = await trials_remaining(gateway_url, agent_id, key)
     async with httpx.AsyncClient(timeout=30) as http:
         for stream in (False, True):
             response = await http.post(
-                chat_url(embedding_down_url, agent_id), headers={"Authorization": f"Bearer {key}"},
+                chat_url(failing_url, agent_id), headers={"Authorization": f"Bearer {key}"},
                 json={"stream": stream, "messages": [{"role": "user", "content": QUESTION}]},
             )  # fmt: skip
             body = assert_error(response, 503, "50302")
-            assert "knowledge" in body["error"]["message"]
+            assert says in body["error"]["message"]
             for text in (QUESTION, "Halden", *LEAKED):
                 assert text not in response.text
     assert await trials_remaining(gateway_url, agent_id, key) == before - 1
