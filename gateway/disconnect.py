@@ -29,22 +29,13 @@ _PROBES = 3
 
 class DisconnectWatch(TaskCanceller):
     """Start it in the task to cancel (or name `task`); `stop()` it before that task answers
-    the client. `absorb_cancellation()` is True for the cancellation it made (client gone).
+    the client. `absorb_cancellation()` is True for the cancellation it made (client gone)."""
 
-    Its watching task is made at the loop's next turn, not at once: the task that starts a
-    watch goes on to send the provider request, which aiohttp writes from a task of its own
-    on Python 3.11 (started at once on 3.12+). Made later, the watch's first step runs
-    after that write instead of before it, off the call's critical path."""
-
-    __slots__ = ("_finished", "_starting", "_watcher")
+    __slots__ = ("_finished", "_watcher")
 
     def __init__(self, receive: Receive, task: asyncio.Task[object] | None = None) -> None:
         super().__init__(task)
         self._finished = False
-        self._watcher: asyncio.Task[None] | None = None
-        self._starting = asyncio.get_running_loop().call_soon(self._start, receive)
-
-    def _start(self, receive: Receive) -> None:
         self._watcher = asyncio.create_task(_wait_for_disconnect(receive))
         self._watcher.add_done_callback(self._on_disconnect)
 
@@ -55,10 +46,8 @@ class DisconnectWatch(TaskCanceller):
 
     def stop(self) -> None:
         self._finished = True
-        self._starting.cancel()
-        if self._watcher is not None:
-            self._watcher.remove_done_callback(self._on_disconnect)
-            self._watcher.cancel()
+        self._watcher.remove_done_callback(self._on_disconnect)
+        self._watcher.cancel()
 
 
 class LazyDisconnectWatch:
