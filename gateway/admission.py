@@ -243,8 +243,8 @@ class Admitter:
     ) -> Awaitable[bool]:
         """Settle the reservation as `result` says: True, or False if it was already settled
         (or reaped), when awaited. Over HotScripts the command is sent before this returns
-        (gateway/hot_redis.py), so a commit awaited by a task of its own
-        (gateway/settlement.py) does not wait for that task's first turn."""
+        (gateway/hot_redis.py), whenever it is awaited: a retry's task, after a reconnect,
+        or the call's own (gateway/settlement.py; `commit_sent` is the common case)."""
         keys, args = self._commit_call(admission, result, latency_ms, request_id)
         return _as_bool(self._commit(keys=keys, args=args))
 

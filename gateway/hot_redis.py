@@ -180,9 +180,9 @@ class HotRedis:
 
     def send_on(self, key: Arg, *parts: Arg) -> Awaitable[Any]:
         """`execute_on`, the command sent before this returns (not when first awaited) while
-        a connection is open: for a reply awaited in another task (the commit's,
-        gateway/settlement.py). Raises nothing itself; a closed connection reconnects when
-        the result is awaited."""
+        a connection is open: what every script call goes through (HotScripts), so a reply
+        awaited later, or by another task, was asked for at once. Raises nothing itself; a
+        closed connection reconnects when the result is awaited."""
         index, connection = self._take_slot()
         if connection is None:
             self._next = index  # `execute_on` takes this slot again: connects it
