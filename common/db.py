@@ -8,6 +8,14 @@ from asyncpg.pool import PoolConnectionProxy
 
 from common.knowledge.vectors import use_binary_vectors
 
+# What a query raises when Postgres cannot serve it (nothing listening, refused, the connection
+# lost): the gateway answers these 503 `50302` where it reads, never an unhandled 500.
+UNAVAILABLE_ERRORS: tuple[type[Exception], ...] = (
+    OSError,
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+)
+
 
 async def _init_connection(connection: asyncpg.Connection) -> None:
     # JSON columns come back as Python objects and go in from them, via orjson.

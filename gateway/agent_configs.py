@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import asyncpg
 
+from common.db import UNAVAILABLE_ERRORS
 from common.domain import AgentConfig
 from common.errors import ApiError, ErrorCode
 from crypto.envelope import KeyRing
@@ -87,7 +88,7 @@ class AgentConfigCache:
                 agent_id,
                 version,
             )
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+        except UNAVAILABLE_ERRORS as error:
             # Postgres down: the call was admitted (Redis) but cannot be served; a clear 503
             # (the commit gives the admission back), not an unhandled 500.
             raise ApiError(

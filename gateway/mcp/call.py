@@ -18,9 +18,8 @@ from __future__ import annotations
 
 from typing import Any
 
-import asyncpg
-
 from common.asgi import Receive, Scope, Send
+from common.db import UNAVAILABLE_ERRORS
 from common.errors import ApiError, ErrorCode
 from common.tool_names import agent_id_of
 from common.validation import invalid
@@ -129,6 +128,6 @@ async def _search(state: GatewayState, key_hash: str, arguments: object, edge: M
         )
     except ApiError as error:
         result = error_result(error)
-    except (asyncpg.PostgresError, OSError):
+    except UNAVAILABLE_ERRORS:
         result = error_result(ApiError(ErrorCode.STORAGE_UNAVAILABLE))
     await edge.send_json(result)

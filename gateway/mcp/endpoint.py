@@ -13,9 +13,8 @@ from __future__ import annotations
 
 from typing import Any
 
-import asyncpg
-
 from common.asgi import Receive, Scope, Send, read_body
+from common.db import UNAVAILABLE_ERRORS
 from common.errors import ApiError, ErrorCode
 from gateway.live_keys import live_key_owner
 from gateway.mcp import protocol, tools
@@ -99,7 +98,7 @@ async def _dispatch(state: GatewayState, key_hash: str, message: Message) -> dic
                 state.db, owner, key_hash,
                 unit_price=settings.unit_price, trial_calls=settings.trial_calls,
             )  # fmt: skip
-        except (asyncpg.PostgresError, OSError):
+        except UNAVAILABLE_ERRORS:
             raise ApiError(ErrorCode.STORAGE_UNAVAILABLE) from None
         return {"tools": listed}
     raise RpcError(protocol.METHOD_NOT_FOUND, f"Method not found: {str(method)[:64]}")

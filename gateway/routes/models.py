@@ -12,6 +12,7 @@ from __future__ import annotations
 import orjson
 
 from common.asgi import Receive, Scope, Send
+from common.db import UNAVAILABLE_ERRORS
 from common.errors import ApiError, ErrorCode
 from gateway.live_keys import live_key_owner
 from gateway.proxy import canonical_agent_id
@@ -33,9 +34,13 @@ class ModelsEndpoint:
         agent_id = canonical_agent_id(scope["path_params"]["agent_id"])
         row = None
         if agent_id is not None:
-            row = await state.db.fetchrow(
-                "SELECT status, created_at FROM agents WHERE id = $1", agent_id
-            )
+            try:
+                row = await state.db.fetchrow(
+                    "SELECT status, created_at FROM agents WHERE id = $1", agent_id
+                )
+            except UNAVAILABLE_ERRORS:
+                # Postgres down: a clear 503 (the key was Redis's), not an unhandled 500.
+                raise ApiError(ErrorCode.STORAGE_UNAVAILABLE) from None
         if row is None or row["status"] != "active":
             raise ApiError(ErrorCode.AGENT_NOT_FOUND)
         model = {
