@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 from redis.exceptions import RedisError
 
 from common import keyspace
+from common.db import UNAVAILABLE_ERRORS
 from common.errors import ApiError, ErrorCode
 from common.feature_flags import FeatureFlags
 from common.records import SPEND_FIELD_TTL_MS
@@ -30,6 +31,8 @@ from gateway.records import RecordLoader
 # record that expired between two attempts.
 _MAX_ATTEMPTS = 5
 _PLACEHOLDER_USER = "-"
+# A record load that fails: Redis away, or Postgres (a cold record is read from it).
+_LOAD_ERRORS: tuple[type[Exception], ...] = (RedisError, *UNAVAILABLE_ERRORS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,7 +226,7 @@ class Admitter:
                     await self._loader.load_agent(agent_id)
                 else:
                     raise _refusal(decoded)
-            except (RedisError, OSError):
+            except _LOAD_ERRORS:
                 raise ApiError(ErrorCode.STORAGE_UNAVAILABLE) from None
         raise ApiError(ErrorCode.STORAGE_UNAVAILABLE, "Could not load records; try again.")
 

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from redis.exceptions import RedisClusterException, RedisError
 
 from common import keyspace
+from common.db import UNAVAILABLE_ERRORS
 from common.errors import ApiError, ErrorCode
 from common.feature_flags import FeatureFlags
 from common.redis_store import ScriptSet
@@ -44,7 +45,11 @@ AgentRead = Callable[[str], Awaitable[Sequence[bytes | None]]]
 """HMGET of `AGENT_FIELDS` on the agent record named."""
 
 # A cluster client's own errors (no node holds the slot, say) are not RedisErrors.
-_STORAGE_ERRORS = (RedisError, RedisClusterException, OSError)
+_STORAGE_ERRORS: tuple[type[Exception], ...] = (
+    RedisError,
+    RedisClusterException,
+    *UNAVAILABLE_ERRORS,
+)
 
 
 @dataclass(frozen=True, slots=True)
