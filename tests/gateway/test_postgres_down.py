@@ -52,6 +52,7 @@ def database_hangs_up_url(servers: Servers, mock_provider_url: str) -> Iterator[
         with serve_gateway(env) as url:
             yield url
     finally:
+        listener.shutdown(socket.SHUT_RDWR)  # wakes the blocked accept(); close() alone does not
         listener.close()
         thread.join(5)
 
