@@ -332,7 +332,12 @@ async def _complete(call: Call, edge: Edge) -> CallResult:
     if watch.left_meanwhile():
         return CallResult.client_left(provider_answered=False)
     result = CallResult.answered(completion.usage)
-    answer = Answer.of(completion.body)  # parsed once: the guard and the edge read it
+    # Parsed once (by the adapter, or here): the guard and the edge read it.
+    answer = (
+        Answer.of(completion.body)
+        if completion.data is None
+        else Answer(completion.body, completion.data)
+    )
     shield = call.shield
     if shield is not None and shield.guard.check_answer(answer.data, shield.canary):
         withheld = withheld_object(answer.data)

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from gateway.providers.openai_wire import ChatCompletionRequest
@@ -32,10 +32,13 @@ class Usage:
 
 @dataclass(slots=True)
 class Completion:
-    """A finished non-streaming answer: the OpenAI-format body for the client, and usage."""
+    """A finished non-streaming answer: the OpenAI-format body for the client, and usage.
+    `data`: the body's JSON object when the adapter already parsed it (so the pipeline does
+    not parse it again); None: not parsed here, or not a JSON object."""
 
     body: bytes
     usage: Usage
+    data: dict[str, Any] | None = None
 
 
 # Client-ready SSE bytes, then the `Usage` of the completed answer as the last item.

@@ -51,6 +51,29 @@ def usage_of_answer(body: bytes) -> Usage:
     return _usage(answer.usage, finish_reasons_of(answer))
 
 
+def completion_of(body: bytes) -> Completion:
+    """A whole chat.completion body, parsed once: its JSON object (for the leak guard and the
+    edge) and the usage read from it, as `usage_of_answer` would have read it from the bytes
+    (the same structs, the same errors); ProviderUnavailable if it is unreadable."""
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        data = None
+    if not isinstance(data, dict):
+        # Not an object to orjson: msgspec's reading of the bytes decides, as before.
+        return completion_of(body)
+    try:
+        answer = msgspec.convert(data, ChatAnswer)
+    except msgspec.ValidationError:
+        raise ProviderUnavailable("The model provider sent an unreadable answer.") from None
+    usage = (
+        Usage(finish_reasons=finish_reasons_of(answer))
+        if answer.usage is None
+        else _usage(answer.usage, finish_reasons_of(answer))
+    )
+    return Completion(body=body, usage=usage, data=data)
+
+
 def usage_from_sse_tail(tail: bytes) -> Usage:
     """The usage of the last SSE event that carries one (OpenAI puts it in the final chunk),
     and the finish reasons of the last chunk that has them."""
@@ -114,7 +137,7 @@ class OpenAICompatibleProvider(HttpAdapter):
         self, request: ChatCompletionRequest, *, headers: dict[str, str]
     ) -> Completion:
         body = await self._post(self._url, orjson.dumps(request), headers)
-        return Completion(body=body, usage=usage_of_answer(body))
+        return completion_of(body)
 
     @contextlib.asynccontextmanager
     async def stream(
