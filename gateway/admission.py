@@ -23,6 +23,7 @@ from common.errors import ApiError, ErrorCode
 from common.feature_flags import FeatureFlags
 from common.records import SPEND_FIELD_TTL_MS
 from common.redis_store import ScriptSet
+from gateway.call_record import hot_record
 from gateway.call_result import CallResult
 from gateway.hot_redis import HotScripts
 from gateway.records import RecordLoader
@@ -44,7 +45,7 @@ class AdmissionLimits:
     trial_calls: int
 
 
-@dataclass(frozen=True, slots=True)
+@hot_record
 class Admission:
     call_id: str
     shard: int
@@ -91,7 +92,7 @@ class Admission:
         ]
 
 
-@dataclass(frozen=True, slots=True)
+@hot_record
 class AdmitReply:
     """admit.lua's reply, decoded here and nowhere else (the script lists the same order)."""
 

@@ -6,15 +6,14 @@ the answer completed, or the client left after that; never a failure, never a wi
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from common.errors import HTTP_STATUS, ErrorCode
 from common.usage_events import CallStatus
+from gateway.call_record import hot_record
 from gateway.providers.base import Usage
 from gateway.providers.errors import ProviderError, ProviderTimeout
 
 
-@dataclass(frozen=True, slots=True)
+@hot_record
 class CallResult:
     status: CallStatus
     billable: bool

@@ -10,7 +10,6 @@ each field, is the table in gateway/parameters.py.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from typing import cast
 
 import orjson
@@ -19,6 +18,7 @@ from common.domain import AgentConfig
 from common.errors import ApiError, ErrorCode
 from common.validation import INT64_MAX, INT64_MIN, MAX_NESTING
 from gateway import parameters
+from gateway.call_record import hot_record
 from gateway.parameters import FORWARDED, SAMPLING, TOKEN_CAPS
 from gateway.parameters import invalid as _invalid
 from gateway.providers.openai_wire import (
@@ -34,7 +34,7 @@ _CONTENT_PART_TYPES = frozenset({"text", "image_url", "input_audio", "file"})
 _READ_HERE = frozenset({"messages", "stream", "model", "stream_options", *SAMPLING, *TOKEN_CAPS})
 
 
-@dataclass(frozen=True, slots=True)
+@hot_record
 class ChatRequest:
     messages: list[ChatMessage]
     stream: bool

@@ -14,7 +14,7 @@ answer that is not billed (withheld by the leak guard).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from decimal import Decimal
 from typing import Any
 
@@ -22,12 +22,13 @@ import orjson
 
 from common.sse import EventFramer, data_object, event_data, split_events
 from common.validation import money_text
+from gateway.call_record import hot_record
 
 # A usage object, not OpenAI's `"usage":null` that every chunk of such a stream carries.
 _USAGE_OBJECT = (b'"usage":{', b'"usage": {')
 
 
-@dataclass(frozen=True, slots=True)
+@hot_record
 class CallCost:
     units: int
     usd: Decimal

@@ -10,11 +10,11 @@ endpoint's to write, in its own dialect.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
 
 from common.asgi import Receive
 from common.errors import ApiError
+from gateway.call_record import hot_record
 from gateway.leak_guard import completion_object
 from gateway.providers.errors import ProviderError
 
@@ -35,7 +35,7 @@ SSE_HEADERS = (
 JSON_HEADERS = ((b"content-type", b"application/json"),)
 
 
-@dataclass(frozen=True, slots=True)
+@hot_record
 class Answer:
     """A whole chat.completion: its bytes, and their JSON object parsed once, for the leak
     guard and then the edge (`data` None: not a JSON object, relayed as it came)."""

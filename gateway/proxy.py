@@ -28,7 +28,6 @@ import re
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 import orjson
@@ -40,6 +39,7 @@ from common.ids import uuid4_hex
 from crypto.api_keys import shard_of_key_hash
 from gateway.admission import Admission
 from gateway.agent_configs import CachedAgent
+from gateway.call_record import hot_record
 from gateway.call_result import NOT_ANSWERED, CallResult
 from gateway.call_telemetry import CallTelemetry
 from gateway.chat_request import (
@@ -69,7 +69,7 @@ logger = logging.getLogger("agentlink.access")
 EdgeT = TypeVar("EdgeT", bound=Edge)
 
 
-@dataclass(frozen=True, slots=True)
+@hot_record
 class Call:
     """One admitted call on its way to one provider (the agent's model or a fallback)."""
 
@@ -84,7 +84,7 @@ class Call:
     include_usage: bool = False  # the streaming client asked for the usage chunk
 
 
-@dataclass(frozen=True, slots=True)
+@hot_record
 class Shield:
     guard: LeakGuard
     canary: str

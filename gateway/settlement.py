@@ -19,7 +19,6 @@ import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any
 
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -27,6 +26,7 @@ from redis.exceptions import RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from gateway.admission import Admission, Admitter
+from gateway.call_record import hot_record
 from gateway.call_result import CallResult
 from gateway.metrics import GatewayMetrics
 
@@ -50,7 +50,7 @@ def _nothing() -> None:
     return None
 
 
-@dataclass(frozen=True, slots=True)
+@hot_record
 class _Commit:
     """A commit sent, whose reply a callback reads (`Settler._replied`)."""
 
